@@ -1,0 +1,3 @@
+from hyperflow.cli import main
+
+main()

@@ -1,0 +1,99 @@
+"""Test utilities: free ports, readiness waits, and processes stopped by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.02
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"condition not met within {timeout}s")
+
+
+def wait_http_ok(
+    url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Poll ``url`` until it answers 200; fail fast if ``proc`` exits first."""
+
+    def ready() -> bool:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} was ready")
+        try:
+            return httpx.get(url, timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, timeout=timeout, interval=0.05)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Stop exactly this process (and its process group if it leads one)."""
+    if proc.poll() is not None:
+        return
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        return
+    sig_target = pgid if pgid == proc.pid else None
+    with contextlib.suppress(ProcessLookupError):
+        if sig_target:
+            os.killpg(sig_target, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            if sig_target:
+                os.killpg(sig_target, signal.SIGKILL)
+            else:
+                proc.kill()
+        proc.wait(timeout=timeout)
+
+
+@contextlib.contextmanager
+def running(
+    args: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None, **kw: object
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``args`` in its own process group; always stop it (by PID) on exit."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.Popen(
+        list(args),
+        env=full_env,
+        cwd=cwd,
+        start_new_session=True,
+        **kw,  # type: ignore[arg-type]
+    )
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+def hyperflow_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hyperflow", *args]

@@ -1,0 +1,43 @@
+"""Tuner settings: one typed object, read once from the environment (``HYPERFLOW_`` prefix)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path.home() / ".hyperflow"
+
+
+class TunerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HYPERFLOW_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    # SQLAlchemy URL of the store; default: a SQLite file under ``home``.
+    database_url: str | None = None
+    # MLflow tracking URI; ``MLFLOW_TRACKING_URI`` wins, then this, then SQLite under ``home``.
+    mlflow_tracking_uri: str | None = None
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'hyperflow.db'}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return (
+            os.environ.get("MLFLOW_TRACKING_URI")
+            or self.mlflow_tracking_uri
+            or f"sqlite:///{self.home / 'mlflow.db'}"
+        )
+
+    @property
+    def trials_dir(self) -> Path:
+        return self.home / "trials"
+
+    def ensure_home(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
