@@ -1,0 +1,44 @@
+"""Spec errors that name the field: ``spec.predictor.minReplicas: must be >= 0``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem at one field; ``path`` uses the YAML (camelCase) names, ``a.b[0].c``."""
+
+    path: str
+    message: str
+    # 1-based document number in a multi-document file; None for a single document.
+    document: int | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.path}: {self.message}" if self.path else self.message
+        return f"document {self.document}: {text}" if self.document is not None else text
+
+
+class SpecError(ValueError):
+    """An InferenceService file or document is invalid; ``errors`` lists every problem."""
+
+    def __init__(self, errors: Sequence[FieldError], source: str | None = None) -> None:
+        self.errors = list(errors)
+        self.source = source
+        prefix = f"{source}: " if source else ""
+        super().__init__(prefix + "; ".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        return [str(e) for e in self.errors]
+
+
+def join_path(parts: Iterable[str | int]) -> str:
+    """``("spec", "containers", 0, "name")`` -> ``spec.containers[0].name``."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out

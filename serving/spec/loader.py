@@ -1,0 +1,124 @@
+"""Load InferenceServices from YAML/JSON files or dicts, with every error named by field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from serving.spec.errors import FieldError, SpecError, join_path
+from serving.spec.models import API_VERSION, KIND, MODEL_CLASS_ANNOTATION, InferenceService
+from serving.spec.validation import validate
+
+
+def load_inference_services(path: str | Path) -> list[InferenceService]:
+    """Every InferenceService in a (multi-document) YAML or JSON file.
+
+    Each service's ``base_dir`` is the file's folder (relative ``storageUri`` and custom
+    model modules resolve from there). Raises :class:`SpecError` listing all problems.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([FieldError("", "file not found")], source=source) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([FieldError("", f"cannot read file: {exc}")], source=source) from None
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise SpecError([FieldError("", _yaml_problem(exc))], source=source) from None
+    if not documents:
+        raise SpecError([FieldError("", "no InferenceService in file")], source=source)
+    base_dir = path.resolve().parent
+    services: list[InferenceService] = []
+    errors: list[FieldError] = []
+    numbered = len(documents) > 1
+    for number, document in enumerate(documents, start=1):
+        try:
+            services.append(parse_inference_service(document, base_dir=base_dir))
+        except SpecError as exc:
+            errors += [
+                FieldError(e.path, e.message, number if numbered else None) for e in exc.errors
+            ]
+    seen: dict[tuple[str, str], int] = {}
+    for number, isvc in enumerate(services, start=1):
+        key = (isvc.metadata.namespace, isvc.metadata.name)
+        if key in seen:
+            errors.append(
+                FieldError(
+                    "metadata.name",
+                    f"{isvc.metadata.name!r} is already defined by document {seen[key]}",
+                    number,
+                )
+            )
+        seen.setdefault(key, number)
+    if errors:
+        raise SpecError(errors, source=source)
+    return services
+
+
+def parse_inference_service(
+    data: dict[str, Any] | str, base_dir: Path | None = None
+) -> InferenceService:
+    """One InferenceService from a dict or a YAML/JSON string; raises :class:`SpecError`."""
+    if isinstance(data, str):
+        try:
+            data = yaml.safe_load(data)
+        except yaml.YAMLError as exc:
+            raise SpecError([FieldError("", _yaml_problem(exc))]) from None
+    if not isinstance(data, dict):
+        raise SpecError(
+            [FieldError("", f"an InferenceService must be a mapping, got {type(data).__name__}")]
+        )
+    kind = data.get("kind", KIND)
+    if kind != KIND:
+        raise SpecError([FieldError("kind", f"must be {KIND!r}, got {kind!r}")])
+    api_version = data.get("apiVersion", data.get("api_version", API_VERSION))
+    if isinstance(api_version, str) and not api_version.startswith("serving.kserve.io/"):
+        raise SpecError([FieldError("apiVersion", f"must be {API_VERSION!r}, got {api_version!r}")])
+    try:
+        isvc = InferenceService.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError([_field_error(e) for e in exc.errors()]) from None
+    errors = validate(isvc)
+    if errors:
+        raise SpecError(errors)
+    isvc.spec.predictor._isvc_model_class = isvc.metadata.annotations.get(MODEL_CLASS_ANNOTATION)
+    return isvc.with_base_dir(base_dir)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"invalid YAML: {problem}{where}"
+
+
+def _field_error(error: Any) -> FieldError:
+    path = join_path(error["loc"])
+    kind = error["type"]
+    given = error.get("input")
+    if kind == "missing":
+        message = "required"
+    elif kind == "extra_forbidden":
+        message = "unknown field"
+    elif kind == "enum":
+        message = f"must be one of {error['ctx']['expected']}, got {given!r}"
+    elif kind in ("int_parsing", "int_type", "int_from_float"):
+        message = f"must be an integer, got {given!r}"
+    elif kind in ("bool_parsing", "bool_type"):
+        message = f"must be true or false, got {given!r}"
+    elif kind in ("string_type",):
+        message = f"must be a string, got {given!r}"
+    elif kind in ("list_type",):
+        message = f"must be a list, got {type(given).__name__}"
+    elif kind in ("dict_type", "model_type", "model_attributes_type"):
+        message = f"must be a mapping, got {type(given).__name__}"
+    else:
+        text = error["msg"]
+        message = text[:1].lower() + text[1:]
+    return FieldError(path, message)
