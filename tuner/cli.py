@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 
-experiment_app = typer.Typer(help="Katib Experiments: validate, run, inspect.", no_args_is_help=True)
+experiment_app = typer.Typer(
+    help="Katib Experiments: validate, run, inspect.", no_args_is_help=True
+)
 suggestion_app = typer.Typer(help="The suggestion service.", no_args_is_help=True)
 
 err = Console(stderr=True)
@@ -35,7 +38,9 @@ def validate(
 @suggestion_app.command("serve")
 def suggestion_serve(
     port: int = typer.Option(8090, "--port", help="Port to listen on."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (non-loopback needs --token)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to bind (non-loopback needs --token)."
+    ),
     token: str | None = typer.Option(
         None, "--token", envvar="HYPERFLOW_API_TOKEN", help="Bearer token required from clients."
     ),
@@ -44,3 +49,333 @@ def suggestion_serve(
     from tuner.suggestion.http import serve
 
     serve(host=host, port=port, token=token)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+def _load_one(file: Path) -> Any:
+    from tuner.spec import SpecError, load_experiment
+
+    try:
+        return load_experiment(file)
+    except SpecError as exc:
+        err.print(f"[red]{file}: invalid[/red]")
+        for line in exc.lines():
+            err.print(f"  {line}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
+@experiment_app.command("run")
+def run(
+    file: Path = typer.Option(..., "-f", "--file", help="Katib Experiment YAML file."),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print the final Katib status object as JSON."
+    ),
+    suggestion_url: str | None = typer.Option(
+        None,
+        "--suggestion-url",
+        envvar="HYPERFLOW_SUGGESTION_URL",
+        help="Use a suggestion service over HTTP (hyperflow suggestion serve) instead of in-process.",
+    ),
+    no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log to MLflow."),
+) -> None:
+    """Run an experiment in the foreground (resumes it if it was interrupted)."""
+    from tuner.controller import ExperimentConflict
+    from tuner.progress import LiveProgress
+    from tuner.runner import run_experiment
+    from tuner.settings import TunerSettings
+    from tuner.status import experiment_object
+    from tuner.store import Store, StoreError
+    from tuner.types import ExperimentPhase
+
+    experiment = _load_one(file)
+    settings = TunerSettings()
+    console = Console(stderr=True)
+    try:
+        with LiveProgress(experiment, console) as progress:
+            outcome = run_experiment(
+                experiment,
+                settings=settings,
+                suggestion_url=suggestion_url,
+                track=not no_mlflow,
+                observer=progress,
+            )
+    except (ExperimentConflict, StoreError) as exc:
+        raise _fail(str(exc)) from None
+    record = outcome.record
+    store = Store(settings.store_url)
+    try:
+        trials = store.trials(record.uid)
+    finally:
+        store.close()
+    if json_output:
+        out.print_json(data=experiment_object(record, experiment.spec.objective, trials))
+    else:
+        _print_summary(console, experiment, record, trials, outcome.tracking)
+        if not record.phase.finished:
+            console.print("interrupted: run the same command again to resume", style="yellow")
+    if record.phase is ExperimentPhase.SUCCEEDED:
+        return
+    raise typer.Exit(1 if record.phase is ExperimentPhase.FAILED else 130)
+
+
+def _print_summary(
+    console: Console, experiment: Any, record: Any, trials: list[Any], tracking: str | None
+) -> None:
+    from tuner.status import best_trial
+
+    style = "green" if record.phase.value == "Succeeded" else "red"
+    console.print(
+        f"experiment [bold]{record.name}[/bold]: [{style}]{record.phase.value}[/] "
+        f"({record.reason}) — {record.message}",
+        highlight=False,
+    )
+    best = best_trial(experiment.spec.objective, trials)
+    if best is not None:
+        params = ", ".join(f"{k}={v}" for k, v in best.assignments.items())
+        console.print(
+            f"best trial [bold]{best.name}[/bold]: "
+            f"{experiment.spec.objective.objective_metric_name}={best.objective_value:.6g}  ({params})",
+            highlight=False,
+        )
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.phase.value] = counts.get(t.phase.value, 0) + 1
+    console.print("trials: " + ", ".join(f"{n} {k}" for k, n in counts.items()), highlight=False)
+    if tracking:
+        console.print(f"MLflow: {tracking}", highlight=False)
+
+
+def _open_store() -> Any:
+    from tuner.settings import TunerSettings
+    from tuner.store import Store
+
+    settings = TunerSettings()
+    settings.ensure_home()
+    return Store(settings.store_url)
+
+
+def _get_record(store: Any, name: str, namespace: str) -> Any:
+    record = store.get_experiment(namespace, name)
+    if record is None:
+        raise _fail(f"experiment {namespace}/{name} not found")
+    return record
+
+
+NamespaceOpt = typer.Option("default", "-n", "--namespace", help="Namespace of the experiment.")
+
+
+@experiment_app.command("list")
+def list_(
+    namespace: str | None = typer.Option(None, "-n", "--namespace", help="Only this namespace."),
+) -> None:
+    """List experiments in the store."""
+    from rich.table import Table
+
+    store = _open_store()
+    try:
+        records = store.list_experiments(namespace)
+        table = Table(box=None, header_style="bold")
+        for col in ("NAMESPACE", "NAME", "STATUS", "REASON", "TRIALS", "AGE"):
+            table.add_column(col)
+        for r in records:
+            table.add_row(
+                r.namespace,
+                r.name,
+                r.phase.value,
+                r.reason,
+                str(len(store.trials(r.uid))),
+                _age(r.created_at),
+            )
+        out.print(table)
+    finally:
+        store.close()
+
+
+def _age(ts: float) -> str:
+    import time
+
+    seconds = int(time.time() - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _experiment_model(record: Any) -> Any:
+    from tuner.spec.models import Experiment
+
+    return Experiment.model_validate(record.spec)
+
+
+@experiment_app.command("get")
+def get(
+    name: str,
+    namespace: str = NamespaceOpt,
+    output: str = typer.Option("table", "-o", "--output", help="table, json or yaml."),
+) -> None:
+    """Show an experiment's status (-o json|yaml: the Katib object)."""
+    from tuner.status import experiment_object
+
+    store = _open_store()
+    try:
+        record = _get_record(store, name, namespace)
+        trials = store.trials(record.uid)
+    finally:
+        store.close()
+    experiment = _experiment_model(record)
+    obj = experiment_object(record, experiment.spec.objective, trials)
+    if output == "json":
+        out.print_json(data=obj)
+    elif output == "yaml":
+        import yaml
+
+        out.print(yaml.safe_dump(obj, sort_keys=False), highlight=False, markup=False)
+    else:
+        _print_summary(out, experiment, record, trials, None)
+
+
+@experiment_app.command("describe")
+def describe(name: str, namespace: str = NamespaceOpt) -> None:
+    """Status, conditions, best trial and the trial table."""
+    from tuner.progress import trials_table
+    from tuner.status import conditions
+
+    store = _open_store()
+    try:
+        record = _get_record(store, name, namespace)
+        trials = store.trials(record.uid)
+    finally:
+        store.close()
+    experiment = _experiment_model(record)
+    _print_summary(out, experiment, record, trials, None)
+    out.print("\n[bold]Conditions[/bold]")
+    for c in conditions(record):
+        out.print(
+            f"  {c['type']:<10} {c['status']:<6} {c['reason']:<34} {c['lastTransitionTime']}  {c['message']}",
+            highlight=False,
+            markup=False,
+        )
+    out.print("\n[bold]Trials[/bold]")
+    from tuner.status import best_trial
+
+    b = best_trial(experiment.spec.objective, trials)
+    out.print(trials_table(experiment, trials, b.name if b else None))
+
+
+@experiment_app.command("trials")
+def trials_(
+    name: str,
+    namespace: str = NamespaceOpt,
+    output: str = typer.Option("table", "-o", "--output", help="table or json."),
+) -> None:
+    """List the trials of an experiment."""
+    from tuner.progress import trials_table
+    from tuner.status import best_trial, trial_object
+
+    store = _open_store()
+    try:
+        record = _get_record(store, name, namespace)
+        trials = store.trials(record.uid)
+    finally:
+        store.close()
+    experiment = _experiment_model(record)
+    if output == "json":
+        out.print_json(data=[trial_object(record, t) for t in trials])
+        return
+    b = best_trial(experiment.spec.objective, trials)
+    out.print(trials_table(experiment, trials, b.name if b else None))
+
+
+@experiment_app.command("best")
+def best(
+    name: str,
+    namespace: str = NamespaceOpt,
+    output: str = typer.Option("table", "-o", "--output", help="table or json."),
+) -> None:
+    """The current optimal trial (Katib's currentOptimalTrial)."""
+    from tuner.status import optimal_trial
+
+    store = _open_store()
+    try:
+        record = _get_record(store, name, namespace)
+        trials = store.trials(record.uid)
+    finally:
+        store.close()
+    experiment = _experiment_model(record)
+    optimal = optimal_trial(experiment.spec.objective, trials)
+    if output == "json":
+        out.print_json(data=optimal)
+        return
+    if not optimal["bestTrialName"]:
+        raise _fail(f"experiment {namespace}/{name} has no succeeded trial yet")
+    out.print(f"[bold]{optimal['bestTrialName']}[/bold]")
+    for a in optimal["parameterAssignments"]:
+        out.print(f"  {a['name']} = {a['value']}", highlight=False)
+    for m in optimal["observation"]["metrics"]:
+        out.print(
+            f"  {m['name']}: latest={m['latest']} min={m['min']} max={m['max']}", highlight=False
+        )
+
+
+@experiment_app.command("logs")
+def logs(
+    name: str = typer.Argument(..., help="Experiment name."),
+    trial: str | None = typer.Argument(
+        None, help="Trial name (default: the best, else the latest trial)."
+    ),
+    namespace: str = NamespaceOpt,
+) -> None:
+    """Print a trial's log (stdout and stderr of its process)."""
+    from tuner.status import best_trial
+
+    store = _open_store()
+    try:
+        record = _get_record(store, name, namespace)
+        trials = store.trials(record.uid)
+    finally:
+        store.close()
+    if not trials:
+        raise _fail(f"experiment {namespace}/{name} has no trials")
+    if trial is None:
+        chosen = best_trial(_experiment_model(record).spec.objective, trials) or trials[-1]
+    else:
+        matches = [t for t in trials if t.name == trial]
+        if not matches:
+            raise _fail(f"trial {trial} not found in experiment {namespace}/{name}")
+        chosen = matches[0]
+    log_file = Path(chosen.trial_dir) / "trial.log"
+    if not log_file.exists():
+        raise _fail(f"no log for trial {chosen.name} ({log_file})")
+    typer.echo(log_file.read_text(errors="replace"), nl=False)
+
+
+@experiment_app.command("delete")
+def delete(name: str, namespace: str = NamespaceOpt) -> None:
+    """Delete an experiment, its trials and their files (MLflow runs are kept)."""
+    import shutil
+
+    from tuner.settings import TunerSettings
+
+    store = _open_store()
+    try:
+        record = _get_record(store, name, namespace)
+        if record.controller_pid and not record.phase.finished:
+            import os
+
+            try:
+                os.kill(record.controller_pid, 0)
+                raise _fail(
+                    f"experiment {namespace}/{name} is running (pid {record.controller_pid}); stop it first"
+                )
+            except ProcessLookupError:
+                pass
+        store.delete_experiment(record.uid)
+    finally:
+        store.close()
+    folder = TunerSettings().home / "experiments" / namespace / name
+    shutil.rmtree(folder, ignore_errors=True)
+    out.print(f'experiment.kubeflow.org "{name}" deleted', highlight=False)

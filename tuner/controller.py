@@ -1,0 +1,632 @@
+"""The experiment controller: Katib's reconcile loop, run in one process.
+
+Each turn of the loop: collect new observations from running trials, apply the
+early-stopping rule, settle finished trials (Succeeded / Failed / MetricsUnavailable /
+EarlyStopped), decide whether the experiment is over (goal reached, max trials reached,
+too many failures, suggestions exhausted), and otherwise ask for new assignments and
+launch trials up to ``parallelTrialCount``.
+
+Crash safety: every state change is committed to the store *before* it is acted on. A
+trial row exists (phase Created, with its assignments) before its process is launched;
+observations are committed before they are logged or acknowledged. A controller killed
+with SIGKILL and started again on the same experiment re-attaches to trials still running
+(``TrialBackend.adopt``), collects only observations it had not stored, re-launches trials
+that were created but never started, and rebuilds the suggestion service from the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuner.backends.base import TrialBackend, TrialExit, TrialRun
+from tuner.earlystopping import MedianStop
+from tuner.results import (
+    final_metrics,
+    goal_reached,
+    is_better,
+    objective_value,
+    summarize,
+)
+from tuner.spec.models import Experiment, MetricsCollectorKind
+from tuner.store import ExperimentRecord, Store, StoreError, TrialRecord
+from tuner.suggestion import SuggestionClient
+from tuner.tracking import NullTracker, Tracker
+from tuner.trial_template import TemplateError, render_trial
+from tuner.types import ExperimentPhase, ExperimentReason, Observation, TrialPhase, TrialResult
+
+log = logging.getLogger(__name__)
+
+_TRIAL_REASONS = {
+    TrialPhase.CREATED: "TrialCreated",
+    TrialPhase.RUNNING: "TrialRunning",
+    TrialPhase.SUCCEEDED: "TrialSucceeded",
+    TrialPhase.FAILED: "TrialFailed",
+    TrialPhase.KILLED: "TrialKilled",
+    TrialPhase.EARLY_STOPPED: "TrialEarlyStopped",
+    TrialPhase.METRICS_UNAVAILABLE: "TrialMetricsUnavailable",
+}
+
+
+class ExperimentConflict(RuntimeError):
+    """The store already has an experiment of that name with a different spec."""
+
+
+@dataclass(slots=True)
+class TrialState:
+    """The controller's in-memory view of one trial (the store is the truth)."""
+
+    record: TrialRecord
+    observations: list[Observation] = field(default_factory=list)
+    objective_history: list[float] = field(default_factory=list)
+    launched: bool = False
+    kill_phase: TrialPhase | None = None
+    kill_message: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def phase(self) -> TrialPhase:
+        return self.record.phase
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """What a progress display needs, handed to the observer after every change."""
+
+    experiment: ExperimentRecord
+    trials: list[TrialRecord]
+    best_trial: str | None
+    best_value: float | None
+
+
+Observer = Callable[[Snapshot], None]
+
+
+class ExperimentController:
+    """Runs one experiment to completion (or until ``stop()``)."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        *,
+        store: Store,
+        backend: TrialBackend,
+        suggestion: SuggestionClient,
+        tracker: Tracker | None = None,
+        home: Path,
+        backend_kind: str = "local",
+        observer: Observer | None = None,
+        poll_interval: float = 0.05,
+    ) -> None:
+        self.experiment = experiment
+        self.spec = experiment.spec
+        self.store = store
+        self.backend = backend
+        self.suggestion = suggestion
+        self.tracker = tracker or NullTracker()
+        self.home = home
+        self.backend_kind = backend_kind
+        self.observer = observer
+        self.poll_interval = poll_interval
+        self.trials: dict[str, TrialState] = {}
+        self.best_trial: str | None = None
+        self.best_value: float | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._pushed: queue.SimpleQueue[tuple[str, list[Observation]]] = queue.SimpleQueue()
+        self._push_receiver: Any = None
+        self._median_stop = (
+            MedianStop.from_spec(self.spec.early_stopping, self.spec.objective)
+            if self.spec.early_stopping is not None
+            else None
+        )
+        self._median: float | None = None
+        self._metric_names = [
+            self.spec.objective.objective_metric_name,
+            *self.spec.objective.additional_metric_names,
+        ]
+        self._suggestions_exhausted = False
+        self.record: ExperimentRecord | None = None
+
+    # -- public --------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to stop: running trials are killed, the experiment stays resumable."""
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> ExperimentRecord:
+        record = self._open()
+        self.record = record
+        if record.phase.finished:
+            return record
+        pid = os.getpid()
+        self.store.claim(record.uid, pid)
+        try:
+            return self._run(record)
+        finally:
+            self.store.release(record.uid, pid)
+
+    @property
+    def experiment_dir(self) -> Path:
+        md = self.experiment.metadata
+        return self.home / "experiments" / md.namespace / md.name
+
+    # -- set-up --------------------------------------------------------------------
+
+    def _open(self) -> ExperimentRecord:
+        md = self.experiment.metadata
+        spec_dict = self.experiment.to_dict()
+        existing = self.store.get_experiment(md.namespace, md.name)
+        if existing is None:
+            base_dir = getattr(self.experiment, "base_dir", None)
+            return self.store.create_experiment(
+                md.namespace,
+                md.name,
+                spec_dict,
+                str(base_dir) if base_dir else None,
+                self.backend_kind,
+            )
+        if existing.spec.get("spec") != spec_dict.get("spec"):
+            raise ExperimentConflict(
+                f"experiment {md.namespace}/{md.name} already exists with a different spec; "
+                f"delete it first (hyperflow experiment delete {md.name} -n {md.namespace}) "
+                "or choose another metadata.name"
+            )
+        return existing
+
+    def _run(self, record: ExperimentRecord) -> ExperimentRecord:
+        uid = record.uid
+        from tuner.metrics import check_collector_supported
+
+        unsupported = check_collector_supported(self.spec.metrics_collector_spec)
+        if unsupported:
+            self.store.set_experiment_phase(
+                uid, ExperimentPhase.FAILED, ExperimentReason.FAILED, unsupported
+            )
+            return self.store.get_experiment_by_uid(uid)
+
+        self.experiment_dir.mkdir(parents=True, exist_ok=True)
+        self._load_trials(uid)
+        self.tracker.start_experiment(self.experiment, uid)
+        for state in self.trials.values():
+            if state.phase.finished:
+                continue
+            self.tracker.start_trial(state.name, state.record.assignments)
+        try:
+            self.suggestion.restore(
+                self.experiment, [self._result(s) for s in self.trials.values()]
+            )
+        except Exception as exc:  # an unsupported algorithm, an unreachable service
+            self.store.set_experiment_phase(
+                uid, ExperimentPhase.FAILED, ExperimentReason.FAILED, str(exc)
+            )
+            return self.store.get_experiment_by_uid(uid)
+
+        if self.spec.metrics_collector_spec.collector.kind is MetricsCollectorKind.PUSH:
+            self._start_push_receiver()
+        self.store.set_experiment_phase(
+            uid, ExperimentPhase.RUNNING, ExperimentReason.RUNNING, "Experiment is running"
+        )
+        self._resume_active_trials()
+        self._notify()
+        try:
+            return self._loop(uid)
+        finally:
+            self._shutdown()
+
+    def _load_trials(self, uid: str) -> None:
+        records = self.store.trials(uid)
+        observations = self.store.observations_by_trial(r.id for r in records)
+        objective = self.spec.objective
+        for r in records:
+            state = TrialState(record=r, observations=observations.get(r.id, []))
+            state.objective_history = [
+                o.value for o in state.observations if o.name == objective.objective_metric_name
+            ]
+            self.trials[r.name] = state
+            if (
+                r.phase is TrialPhase.SUCCEEDED
+                and r.objective_value is not None
+                and is_better(objective, r.objective_value, self.best_value)
+            ):
+                self.best_value, self.best_trial = r.objective_value, r.name
+        self._update_median()
+
+    def _resume_active_trials(self) -> None:
+        for state in self.trials.values():
+            if state.phase.finished:
+                continue
+            run = self._trial_run(state.record)
+            if run is None:
+                continue
+            started = Path(state.record.trial_dir, "pid").exists()
+            if self._push_receiver is not None:
+                self._push_receiver.register(state.name, state.record.push_token)
+            if state.phase is TrialPhase.RUNNING or started:
+                self.backend.adopt(run, skip_observations=state.record.collected_count)
+                state.launched = True
+                if state.phase is TrialPhase.CREATED:
+                    self._set_phase(state, TrialPhase.RUNNING, "Trial is running")
+            else:
+                self._launch(state, run)
+
+    def _start_push_receiver(self) -> None:
+        from tuner.metrics.push import PushReceiver
+
+        receiver = PushReceiver(self._on_pushed)
+        receiver.start()
+        url_file = self.experiment_dir / "push-url"
+        receiver.write_url_file(url_file)
+        self._push_receiver = receiver
+
+    def _on_pushed(self, trial_name: str, observations: list[Observation]) -> None:
+        """Runs on the push receiver's thread: commit first, then hand to the loop."""
+        state = self.trials.get(trial_name)
+        if state is None:
+            raise KeyError(f"unknown trial {trial_name}")
+        kept = [o for o in observations if o.name in self._metric_names]
+        self.store.add_observations(state.record.id, kept, collected=False)
+        self._pushed.put((trial_name, kept))
+        self._wake.set()
+
+    # -- the loop ------------------------------------------------------------------
+
+    def _loop(self, uid: str) -> ExperimentRecord:
+        idle = 0.001
+        backend_wait = getattr(self.backend, "wait", None)
+        while True:
+            changed = self._reconcile_trials()
+            done = self._check_completion(uid)
+            if done is not None:
+                return done
+            if self._stop.is_set():
+                self._kill_active(
+                    TrialPhase.KILLED, "Trial is killed: the experiment run was interrupted"
+                )
+                self._settle_all_killed()
+                return self.store.get_experiment_by_uid(uid)
+            launched = self._launch_new()
+            if changed or launched:
+                self._notify()
+                idle = 0.001
+                continue
+            if backend_wait is not None:
+                backend_wait(self.poll_interval)
+            else:
+                self._wake.wait(idle)
+                self._wake.clear()
+                idle = min(idle * 2, self.poll_interval)
+
+    def _active(self) -> list[TrialState]:
+        return [s for s in self.trials.values() if not s.phase.finished]
+
+    def _reconcile_trials(self) -> bool:
+        changed = False
+        while True:
+            try:
+                trial_name, observations = self._pushed.get_nowait()
+            except queue.Empty:
+                break
+            state = self.trials.get(trial_name)
+            if state is not None and observations:
+                self._take_observations(state, observations)
+                changed = True
+        for state in self._active():
+            if not state.launched:
+                continue
+            exit_ = self.backend.poll(state.name)
+            collected = self.backend.collect(state.name)
+            if collected:
+                kept = [o for o in collected if o.name in self._metric_names]
+                self.store.add_observations(state.record.id, collected, collected=True)
+                self._take_observations(state, kept)
+                changed = True
+            if exit_ is not None:
+                # A final collect after the exit: the backend flushes what the trial wrote last.
+                tail = self.backend.collect(state.name)
+                if tail:
+                    self.store.add_observations(state.record.id, tail, collected=True)
+                    self._take_observations(
+                        state, [o for o in tail if o.name in self._metric_names]
+                    )
+                self._finish(state, exit_)
+                changed = True
+        return changed
+
+    def _take_observations(self, state: TrialState, observations: list[Observation]) -> None:
+        state.observations.extend(observations)
+        self.tracker.log_observations(state.name, observations)
+        objective_name = self.spec.objective.objective_metric_name
+        new_objective = [o for o in observations if o.name == objective_name]
+        if not new_objective or state.phase.finished or state.kill_phase is not None:
+            return
+        for o in new_objective:
+            state.objective_history.append(o.value)
+            if self.spec.algorithm.algorithm_name == "hyperband":
+                step = o.step if o.step is not None else len(state.objective_history) - 1
+                if self.suggestion.report_intermediate(self.experiment, state.name, step, o.value):
+                    self._early_stop(state, f"pruned by hyperband at step {step}")
+                    return
+        if self._median_stop is not None and self._median_stop.should_stop(
+            state.objective_history, self._median
+        ):
+            self._early_stop(
+                state,
+                f"medianstop: {objective_name}={state.objective_history[-1]:g} is worse than "
+                f"the median {self._median:g} of succeeded trials",
+            )
+
+    def _early_stop(self, state: TrialState, message: str) -> None:
+        state.kill_phase, state.kill_message = TrialPhase.EARLY_STOPPED, message
+        self.backend.kill(state.name)
+
+    def _finish(self, state: TrialState, exit_: TrialExit) -> None:
+        objective = self.spec.objective
+        summaries = summarize(state.observations)
+        value = objective_value(objective, summaries)
+        metrics = {name: s.to_dict() for name, s in summaries.items()}
+        if state.kill_phase is not None:
+            phase, message = state.kill_phase, state.kill_message
+        elif not exit_.succeeded:
+            phase, message = TrialPhase.FAILED, f"Trial has failed: {exit_.message}"
+        elif value is None:
+            phase = TrialPhase.METRICS_UNAVAILABLE
+            message = (
+                f"Metrics are not available: no {objective.objective_metric_name!r} was reported"
+            )
+        else:
+            phase, message = TrialPhase.SUCCEEDED, "Trial has succeeded"
+        self._set_phase(
+            state,
+            phase,
+            message,
+            exit_code=exit_.exit_code,
+            metrics=metrics,
+            objective_value=value,
+        )
+        if self._push_receiver is not None:
+            self._push_receiver.unregister(state.name)
+        self.backend.release(state.name)
+        self.suggestion.report(self.experiment, self._result(state))
+        self.tracker.end_trial(
+            state.name, phase, final_metrics(objective, summaries), Path(state.record.trial_dir)
+        )
+        if phase is TrialPhase.SUCCEEDED and value is not None:
+            if is_better(objective, value, self.best_value):
+                self.best_value, self.best_trial = value, state.name
+            self._update_median()
+
+    def _update_median(self) -> None:
+        if self._median_stop is None:
+            return
+        histories = [
+            s.objective_history for s in self.trials.values() if s.phase is TrialPhase.SUCCEEDED
+        ]
+        self._median = self._median_stop.median(histories)
+
+    def _counts(self) -> dict[TrialPhase, int]:
+        counts = dict.fromkeys(TrialPhase, 0)
+        for s in self.trials.values():
+            counts[s.phase] += 1
+        return counts
+
+    def _check_completion(self, uid: str) -> ExperimentRecord | None:
+        spec = self.spec
+        counts = self._counts()
+        active = counts[TrialPhase.CREATED] + counts[TrialPhase.RUNNING]
+        completed = len(self.trials) - active
+        if goal_reached(spec.objective, self.best_value):
+            self._kill_active(TrialPhase.KILLED, "Trial is killed: the experiment reached its goal")
+            self._settle_all_killed()
+            return self._complete(
+                uid,
+                ExperimentPhase.SUCCEEDED,
+                ExperimentReason.GOAL_REACHED,
+                "Experiment has succeeded because Objective goal has reached",
+            )
+        if (
+            spec.max_failed_trial_count is not None
+            and counts[TrialPhase.FAILED] > spec.max_failed_trial_count
+        ):
+            self._kill_active(TrialPhase.KILLED, "Trial is killed: the experiment failed")
+            self._settle_all_killed()
+            return self._complete(
+                uid,
+                ExperimentPhase.FAILED,
+                ExperimentReason.MAX_FAILED_TRIALS_REACHED,
+                "Experiment has failed because max failed count has reached",
+            )
+        if spec.max_trial_count is not None and completed >= spec.max_trial_count:
+            return self._complete(
+                uid,
+                ExperimentPhase.SUCCEEDED,
+                ExperimentReason.MAX_TRIALS_REACHED,
+                "Experiment has succeeded because max trial count has reached",
+            )
+        if self._suggestions_exhausted and active == 0:
+            return self._complete(
+                uid,
+                ExperimentPhase.SUCCEEDED,
+                ExperimentReason.SUGGESTION_END_REACHED,
+                "Experiment has succeeded because suggestion service has reached the end",
+            )
+        return None
+
+    def _complete(
+        self, uid: str, phase: ExperimentPhase, reason: ExperimentReason, message: str
+    ) -> ExperimentRecord:
+        self.store.set_experiment_phase(uid, phase, reason, message)
+        best_metrics: dict[str, float] = {}
+        if self.best_trial is not None:
+            best = self.trials[self.best_trial]
+            best_metrics = final_metrics(self.spec.objective, summarize(best.observations))
+        self.tracker.end_experiment(phase, reason.value, self.best_trial, best_metrics)
+        self.suggestion.close(self.experiment.metadata.name)
+        self._notify()
+        return self.store.get_experiment_by_uid(uid)
+
+    def _launch_new(self) -> bool:
+        if self._suggestions_exhausted:
+            return False
+        spec = self.spec
+        active = len(self._active())
+        want = spec.parallel_trial_count - active
+        if spec.max_trial_count is not None:
+            want = min(want, spec.max_trial_count - len(self.trials))
+        if want <= 0:
+            return False
+        suggestions = self.suggestion.suggest(self.experiment, want)
+        if len(suggestions) < want:
+            self._suggestions_exhausted = True
+        record = self.record
+        assert record is not None
+        for suggestion in suggestions:
+            trial_dir = self.experiment_dir / suggestion.trial_name
+            trial = self.store.add_trial(
+                record.uid,
+                suggestion.trial_name,
+                len(self.trials),
+                dict(suggestion.assignments),
+                str(trial_dir),
+                secrets.token_hex(16),
+            )
+            state = TrialState(record=trial)
+            self.trials[trial.name] = state
+            self.tracker.start_trial(trial.name, trial.assignments)
+            run = self._trial_run(trial)
+            if run is not None:
+                if self._push_receiver is not None:
+                    self._push_receiver.register(trial.name, trial.push_token)
+                self._launch(state, run)
+        return bool(suggestions)
+
+    def _trial_run(self, trial: TrialRecord) -> TrialRun | None:
+        """The run description; a trial whose template cannot render fails right away."""
+        base_dir = getattr(self.experiment, "base_dir", None)
+        trial_dir = Path(trial.trial_dir)
+        env = {
+            "HYPERFLOW_TRIAL_NAME": trial.name,
+            "HYPERFLOW_EXPERIMENT_NAME": self.experiment.metadata.name,
+            "KATIB_TRIAL_NAME": trial.name,
+        }
+        if self._push_receiver is not None:
+            env["HYPERFLOW_PUSH_URL_FILE"] = str(self.experiment_dir / "push-url")
+            env["HYPERFLOW_PUSH_TOKEN"] = trial.push_token
+        command: list[str] | None = None
+        cwd = Path(base_dir) if base_dir else Path.cwd()
+        if self.backend_kind != "function":
+            try:
+                rendered = render_trial(self.experiment, trial.name, trial.assignments, cwd)
+            except (TemplateError, KeyError) as exc:
+                state = self.trials[trial.name]
+                self._set_phase(state, TrialPhase.FAILED, f"Trial has failed: {exc}")
+                self.suggestion.report(self.experiment, self._result(state))
+                self.tracker.end_trial(trial.name, TrialPhase.FAILED, {}, None)
+                return None
+            command = rendered.command
+            env.update(rendered.env)
+            cwd = rendered.cwd or cwd
+        return TrialRun(
+            experiment_name=self.experiment.metadata.name,
+            trial_name=trial.name,
+            command=command,
+            env=env,
+            cwd=cwd,
+            trial_dir=trial_dir,
+            assignments=dict(trial.assignments),
+            collector=self.spec.metrics_collector_spec,
+            metric_names=list(self._metric_names),
+        )
+
+    def _launch(self, state: TrialState, run: TrialRun) -> None:
+        self.backend.launch(run)
+        state.launched = True
+        self._set_phase(state, TrialPhase.RUNNING, "Trial is running")
+
+    def _set_phase(self, state: TrialState, phase: TrialPhase, message: str, **kw: Any) -> None:
+        self.store.set_trial_phase(state.record.id, phase, _TRIAL_REASONS[phase], message, **kw)
+        r = state.record
+        r.phase, r.reason, r.message = phase, _TRIAL_REASONS[phase], message
+        now = time.time()
+        if phase is TrialPhase.RUNNING:
+            r.started_at = now
+        if phase.finished:
+            r.completed_at = now
+            r.exit_code = kw.get("exit_code")
+            r.metrics = kw.get("metrics")
+            r.objective_value = kw.get("objective_value")
+
+    def _kill_active(self, phase: TrialPhase, message: str) -> None:
+        for state in self._active():
+            if state.kill_phase is None:
+                state.kill_phase, state.kill_message = phase, message
+            if state.launched:
+                self.backend.kill(state.name)
+
+    def _settle_all_killed(self, timeout: float = 15.0) -> None:
+        """Wait for killed trials to exit and record them (Killed / EarlyStopped)."""
+        deadline = time.monotonic() + timeout
+        while self._active() and time.monotonic() < deadline:
+            for state in self._active():
+                if not state.launched:
+                    self._set_phase(
+                        state, state.kill_phase or TrialPhase.KILLED, state.kill_message
+                    )
+                    continue
+                exit_ = self.backend.poll(state.name)
+                if exit_ is not None:
+                    tail = self.backend.collect(state.name)
+                    if tail:
+                        self.store.add_observations(state.record.id, tail, collected=True)
+                        state.observations.extend(o for o in tail if o.name in self._metric_names)
+                    self._finish(state, exit_)
+            time.sleep(0.01)
+
+    def _result(self, state: TrialState) -> TrialResult:
+        objective = self.spec.objective
+        steps = [
+            (o.step if o.step is not None else i, o.value)
+            for i, o in enumerate(
+                o for o in state.observations if o.name == objective.objective_metric_name
+            )
+        ]
+        return TrialResult(
+            trial_name=state.name,
+            assignments=dict(state.record.assignments),
+            phase=state.phase,
+            objective_value=state.record.objective_value,
+            intermediate=steps,
+        )
+
+    def _notify(self) -> None:
+        if self.observer is None or self.record is None:
+            return
+        try:
+            record = self.store.get_experiment_by_uid(self.record.uid)
+        except StoreError:
+            return
+        self.observer(
+            Snapshot(
+                experiment=record,
+                trials=[s.record for s in self.trials.values()],
+                best_trial=self.best_trial,
+                best_value=self.best_value,
+            )
+        )
+
+    def _shutdown(self) -> None:
+        if self._push_receiver is not None:
+            self._push_receiver.stop()
+            self._push_receiver = None

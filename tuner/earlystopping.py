@@ -1,0 +1,53 @@
+"""Katib's ``medianstop`` early-stopping rule.
+
+As Katib computes it: once ``min_trials_required`` trials have succeeded, take for each
+the average of its first ``start_step`` objective observations, and the median of those
+averages. A running trial that has reported at least ``start_step`` objective values and
+whose latest one is worse than that median is stopped (phase EarlyStopped).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tuner.spec.models import EarlyStoppingSpec, ObjectiveSpec, ObjectiveType
+
+DEFAULT_MIN_TRIALS_REQUIRED = 3
+DEFAULT_START_STEP = 4
+
+
+@dataclass(slots=True)
+class MedianStop:
+    objective: ObjectiveSpec
+    min_trials_required: int = DEFAULT_MIN_TRIALS_REQUIRED
+    start_step: int = DEFAULT_START_STEP
+
+    @classmethod
+    def from_spec(cls, spec: EarlyStoppingSpec, objective: ObjectiveSpec) -> MedianStop:
+        settings = spec.settings()
+        return cls(
+            objective=objective,
+            min_trials_required=int(
+                settings.get("min_trials_required", DEFAULT_MIN_TRIALS_REQUIRED)
+            ),
+            start_step=int(settings.get("start_step", DEFAULT_START_STEP)),
+        )
+
+    def median(self, succeeded_histories: Sequence[Sequence[float]]) -> float | None:
+        """The rule's threshold from the succeeded trials' objective histories."""
+        averages = [
+            statistics.fmean(h[: self.start_step]) for h in succeeded_histories if len(h) > 0
+        ]
+        if len(averages) < self.min_trials_required:
+            return None
+        return statistics.median(averages)
+
+    def should_stop(self, history: Sequence[float], median: float | None) -> bool:
+        if median is None or len(history) < self.start_step:
+            return False
+        latest = history[-1]
+        if self.objective.type is ObjectiveType.MINIMIZE:
+            return latest > median
+        return latest < median

@@ -1,0 +1,104 @@
+"""The live view of ``hyperflow experiment run``: a progress bar and the latest trials."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tuner.controller import Snapshot
+from tuner.spec.models import Experiment
+from tuner.types import TrialPhase
+
+PHASE_STYLE = {
+    TrialPhase.CREATED: "dim",
+    TrialPhase.RUNNING: "cyan",
+    TrialPhase.SUCCEEDED: "green",
+    TrialPhase.FAILED: "red",
+    TrialPhase.KILLED: "yellow",
+    TrialPhase.EARLY_STOPPED: "yellow",
+    TrialPhase.METRICS_UNAVAILABLE: "magenta",
+}
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def trials_table(
+    experiment: Experiment, trials: list[Any], best: str | None, limit: int | None = None
+) -> Table:
+    objective = experiment.spec.objective.objective_metric_name
+    params = [p.name for p in experiment.spec.parameters]
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("trial")
+    table.add_column("status")
+    for p in params:
+        table.add_column(p, justify="right")
+    table.add_column(objective, justify="right")
+    shown = trials if limit is None else trials[-limit:]
+    for t in shown:
+        value = "" if t.objective_value is None else format_value(t.objective_value)
+        name = f"{t.name} *" if t.name == best else t.name
+        table.add_row(
+            name,
+            f"[{PHASE_STYLE[t.phase]}]{t.phase.value}[/]",
+            *[format_value(t.assignments.get(p, "")) for p in params],
+            value,
+        )
+    return table
+
+
+class LiveProgress:
+    """Observer for the controller; renders at most ``fps`` times a second."""
+
+    def __init__(self, experiment: Experiment, console: Console, fps: float = 8.0) -> None:
+        self.experiment = experiment
+        self.console = console
+        self.min_interval = 1.0 / fps
+        self._last = 0.0
+        total = experiment.spec.max_trial_count
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[best]}"),
+            console=console,
+        )
+        self.task = self.progress.add_task(experiment.metadata.name, total=total, best="")
+        self.live = Live(console=console, auto_refresh=False, transient=False)
+        self._snapshot: Snapshot | None = None
+
+    def __enter__(self) -> LiveProgress:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._snapshot is not None:
+            self._render(self._snapshot)
+        self.live.__exit__(None, None, None)
+
+    def __call__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        now = time.monotonic()
+        if now - self._last < self.min_interval and not snapshot.experiment.phase.finished:
+            return
+        self._last = now
+        self._render(snapshot)
+
+    def _render(self, snapshot: Snapshot) -> None:
+        done = sum(1 for t in snapshot.trials if t.phase.finished)
+        best = ""
+        if snapshot.best_trial is not None and snapshot.best_value is not None:
+            metric = self.experiment.spec.objective.objective_metric_name
+            best = f"best {metric}={snapshot.best_value:.6g} ({snapshot.best_trial})"
+        self.progress.update(self.task, completed=done, best=best)
+        table = trials_table(self.experiment, snapshot.trials, snapshot.best_trial, limit=12)
+        self.live.update(Group(self.progress, table), refresh=True)

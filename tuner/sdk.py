@@ -1,0 +1,294 @@
+"""The Python SDK, shaped like Katib's ``KatibClient.tune``.
+
+    from tuner import sdk
+    from tuner.sdk import search
+
+    def objective(parameters):
+        return {"loss": (parameters["lr"] - 0.1) ** 2}
+
+    result = sdk.tune(
+        name="quadratic",
+        objective=objective,
+        parameters={"lr": search.double(min=0.001, max=1.0)},
+        objective_metric_name="loss",
+        objective_type="minimize",
+        max_trial_count=20,
+        parallel_trial_count=2,
+    )
+    print(result.best_parameters)
+
+Trials of a function run in a warm pool of worker processes (see
+:mod:`tuner.backends.function`), are stored like any other experiment's, and are logged
+to MLflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuner.settings import TunerSettings
+from tuner.spec.models import (
+    AlgorithmSetting,
+    AlgorithmSpec,
+    EarlyStoppingSpec,
+    Experiment,
+    ExperimentSpec,
+    FeasibleSpace,
+    MetricsCollectorSpec,
+    ObjectiveSpec,
+    ObjectMeta,
+    ParameterSpec,
+    ParameterType,
+    TrialTemplate,
+)
+from tuner.store import ExperimentRecord, TrialRecord
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSpace:
+    """A parameter's type and feasible space, before ``tune`` gives it a name."""
+
+    parameter_type: ParameterType
+    feasible_space: FeasibleSpace
+
+
+def _space(kind: ParameterType, **values: Any) -> SearchSpace:
+    data = {("list" if k == "values" else k): v for k, v in values.items() if v is not None}
+    return SearchSpace(kind, FeasibleSpace.model_validate(data))
+
+
+class search:
+    """Search-space helpers with Katib's SDK names: ``search.double(min=, max=)`` ..."""
+
+    @staticmethod
+    def double(
+        min: float, max: float, step: float | None = None, distribution: str | None = None
+    ) -> SearchSpace:
+        return _space(ParameterType.DOUBLE, min=min, max=max, step=step, distribution=distribution)
+
+    @staticmethod
+    def int(
+        min: int, max: int, step: int | None = None, distribution: str | None = None
+    ) -> SearchSpace:
+        return _space(ParameterType.INT, min=min, max=max, step=step, distribution=distribution)
+
+    @staticmethod
+    def categorical(list: Sequence[str]) -> SearchSpace:
+        return _space(ParameterType.CATEGORICAL, values=[str(v) for v in list])
+
+    @staticmethod
+    def discrete(list: Sequence[float]) -> SearchSpace:
+        return _space(ParameterType.DISCRETE, values=[str(v) for v in list])
+
+
+@dataclass(slots=True)
+class TuneResult:
+    """What ``tune`` returns: the stored experiment and its trials."""
+
+    experiment: ExperimentRecord
+    trials: list[TrialRecord]
+    status: dict[str, Any]
+    tracking: str | None = None
+    best_trial: TrialRecord | None = None
+    best_parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.experiment.phase.value == "Succeeded"
+
+
+def build_experiment(
+    *,
+    name: str,
+    parameters: dict[str, SearchSpace],
+    objective_metric_name: str,
+    objective_type: str = "maximize",
+    objective_goal: float | None = None,
+    additional_metric_names: Sequence[str] = (),
+    metric_strategies: dict[str, str] | None = None,
+    namespace: str = "default",
+    algorithm_name: str = "random",
+    algorithm_settings: dict[str, Any] | None = None,
+    max_trial_count: int | None = None,
+    parallel_trial_count: int | None = None,
+    max_failed_trial_count: int | None = None,
+    early_stopping: str | None = None,
+    early_stopping_settings: dict[str, Any] | None = None,
+) -> Experiment:
+    """The Katib Experiment ``tune`` runs (validated like a YAML file)."""
+    from tuner.spec import validate_experiment
+
+    params = []
+    for pname, space in parameters.items():
+        if not isinstance(space, SearchSpace):
+            raise TypeError(
+                f"parameters[{pname!r}]: use tuner.sdk.search.double/int/categorical/discrete"
+            )
+        params.append(
+            ParameterSpec(
+                name=pname,
+                parameter_type=space.parameter_type,
+                feasible_space=space.feasible_space.model_copy(),
+            )
+        )
+    spec = ExperimentSpec(
+        parameters=params,
+        objective=ObjectiveSpec.model_validate(
+            {
+                "type": objective_type,
+                "goal": objective_goal,
+                "objectiveMetricName": objective_metric_name,
+                "additionalMetricNames": list(additional_metric_names),
+                "metricStrategies": [
+                    {"name": k, "value": v} for k, v in (metric_strategies or {}).items()
+                ],
+            }
+        ),
+        algorithm=AlgorithmSpec(
+            algorithm_name=algorithm_name,
+            algorithm_settings=[
+                AlgorithmSetting(name=k, value=str(v))
+                for k, v in (algorithm_settings or {}).items()
+            ],
+        ),
+        early_stopping=EarlyStoppingSpec(
+            algorithm_name=early_stopping,
+            algorithm_settings=[
+                AlgorithmSetting(name=k, value=str(v))
+                for k, v in (early_stopping_settings or {}).items()
+            ],
+        )
+        if early_stopping
+        else None,
+        # Function trials have no container: a command stands in so the template is valid.
+        trial_template=TrialTemplate(command=["<python function>"]),
+        parallel_trial_count=parallel_trial_count or 3,
+        max_trial_count=max_trial_count,
+        max_failed_trial_count=max_failed_trial_count,
+        metrics_collector_spec=MetricsCollectorSpec(),
+    )
+    experiment = Experiment(metadata=ObjectMeta(name=name, namespace=namespace), spec=spec)
+    validate_experiment(experiment)
+    return experiment
+
+
+def tune(
+    name: str,
+    objective: Callable[..., Any],
+    parameters: dict[str, SearchSpace],
+    *,
+    objective_metric_name: str,
+    objective_type: str = "maximize",
+    objective_goal: float | None = None,
+    additional_metric_names: Sequence[str] = (),
+    metric_strategies: dict[str, str] | None = None,
+    namespace: str = "default",
+    algorithm_name: str = "random",
+    algorithm_settings: dict[str, Any] | None = None,
+    max_trial_count: int | None = None,
+    parallel_trial_count: int | None = None,
+    max_failed_trial_count: int | None = None,
+    early_stopping: str | None = None,
+    early_stopping_settings: dict[str, Any] | None = None,
+    track: bool = True,
+    progress: bool = False,
+    settings: TunerSettings | None = None,
+) -> TuneResult:
+    """Tune ``objective`` over ``parameters`` and return when the experiment ends.
+
+    ``objective`` receives the assignments as one dict (``def f(parameters)``) or as
+    keyword arguments (``def f(lr, momentum)``), and reports metrics by returning a dict,
+    printing ``name=value`` lines, or calling :func:`tuner.report.report`.
+    Running ``tune`` again with the same name resumes the stored experiment; trials that
+    were running when a previous process died are run again.
+    """
+    from tuner.backends.function import FunctionBackend
+    from tuner.runner import run_experiment
+
+    experiment = build_experiment(
+        name=name,
+        parameters=parameters,
+        objective_metric_name=objective_metric_name,
+        objective_type=objective_type,
+        objective_goal=objective_goal,
+        additional_metric_names=additional_metric_names,
+        metric_strategies=metric_strategies,
+        namespace=namespace,
+        algorithm_name=algorithm_name,
+        algorithm_settings=algorithm_settings,
+        max_trial_count=max_trial_count,
+        parallel_trial_count=parallel_trial_count,
+        max_failed_trial_count=max_failed_trial_count,
+        early_stopping=early_stopping,
+        early_stopping_settings=early_stopping_settings,
+    )
+    settings = settings or TunerSettings()
+    backend = FunctionBackend(objective, workers=experiment.spec.parallel_trial_count)
+    observer = None
+    live = None
+    if progress:
+        from rich.console import Console
+
+        from tuner.progress import LiveProgress
+
+        live = LiveProgress(experiment, Console(stderr=True))
+        observer = live
+    if live is not None:
+        with live:
+            outcome = run_experiment(
+                experiment,
+                settings=settings,
+                backend=backend,
+                backend_kind="function",
+                track=track,
+                observer=observer,
+            )
+    else:
+        outcome = run_experiment(
+            experiment, settings=settings, backend=backend, backend_kind="function", track=track
+        )
+    return _result(experiment, outcome.record, settings, outcome.tracking)
+
+
+def _result(
+    experiment: Experiment, record: ExperimentRecord, settings: TunerSettings, tracking: str | None
+) -> TuneResult:
+    from tuner.status import best_trial, experiment_object
+    from tuner.store import Store
+
+    store = Store(settings.store_url)
+    try:
+        trials = store.trials(record.uid)
+    finally:
+        store.close()
+    best = best_trial(experiment.spec.objective, trials)
+    return TuneResult(
+        experiment=record,
+        trials=trials,
+        status=experiment_object(record, experiment.spec.objective, trials)["status"],
+        tracking=tracking,
+        best_trial=best,
+        best_parameters=dict(best.assignments) if best else {},
+    )
+
+
+def get_optimal_hyperparameters(
+    name: str, namespace: str = "default", settings: TunerSettings | None = None
+) -> dict[str, Any]:
+    """Katib's ``get_optimal_hyperparameters``: the currentOptimalTrial of a stored experiment."""
+    from tuner.status import optimal_trial
+    from tuner.store import Store
+
+    settings = settings or TunerSettings()
+    store = Store(settings.store_url)
+    try:
+        record = store.get_experiment(namespace, name)
+        if record is None:
+            raise LookupError(f"experiment {namespace}/{name} not found")
+        trials = store.trials(record.uid)
+    finally:
+        store.close()
+    experiment = Experiment.model_validate(record.spec)
+    return optimal_trial(experiment.spec.objective, trials)

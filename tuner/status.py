@@ -1,0 +1,167 @@
+"""Katib-shaped status objects built from the store.
+
+``experiment_object`` returns what ``kubectl get experiment NAME -o json`` would show for
+a Katib Experiment: the spec plus ``status`` with conditions, trial counts and lists, and
+``currentOptimalTrial`` (metric values as strings, as Katib keeps them).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from tuner.spec.models import ObjectiveSpec, ObjectiveType
+from tuner.store import ExperimentRecord, TrialRecord
+from tuner.types import TrialPhase
+
+
+def rfc3339(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _num(value: float) -> str:
+    # Katib keeps metric values as strings.
+    return repr(float(value))
+
+
+def best_trial(objective: ObjectiveSpec, trials: list[TrialRecord]) -> TrialRecord | None:
+    best: TrialRecord | None = None
+    for t in trials:
+        if t.phase is not TrialPhase.SUCCEEDED or t.objective_value is None:
+            continue
+        if (
+            best is None
+            or best.objective_value is None
+            or (
+                objective.type is ObjectiveType.MINIMIZE
+                and t.objective_value < best.objective_value
+            )
+            or (
+                objective.type is ObjectiveType.MAXIMIZE
+                and t.objective_value > best.objective_value
+            )
+        ):
+            best = t
+    return best
+
+
+def trial_metrics(trial: TrialRecord) -> list[dict[str, str]]:
+    return [
+        {"name": name, "min": _num(m["min"]), "max": _num(m["max"]), "latest": _num(m["latest"])}
+        for name, m in (trial.metrics or {}).items()
+    ]
+
+
+def optimal_trial(objective: ObjectiveSpec, trials: list[TrialRecord]) -> dict[str, Any]:
+    best = best_trial(objective, trials)
+    if best is None:
+        return {"bestTrialName": "", "parameterAssignments": [], "observation": {"metrics": []}}
+    return {
+        "bestTrialName": best.name,
+        "parameterAssignments": [{"name": k, "value": str(v)} for k, v in best.assignments.items()],
+        "observation": {"metrics": trial_metrics(best)},
+    }
+
+
+_LISTS = {
+    TrialPhase.SUCCEEDED: "succeededTrialList",
+    TrialPhase.FAILED: "failedTrialList",
+    TrialPhase.KILLED: "killedTrialList",
+    TrialPhase.EARLY_STOPPED: "earlyStoppedTrialList",
+    TrialPhase.METRICS_UNAVAILABLE: "metricsUnavailableTrialList",
+    TrialPhase.RUNNING: "runningTrialList",
+    TrialPhase.CREATED: "pendingTrialList",
+}
+_COUNTS = {
+    TrialPhase.SUCCEEDED: "trialsSucceeded",
+    TrialPhase.FAILED: "trialsFailed",
+    TrialPhase.KILLED: "trialsKilled",
+    TrialPhase.EARLY_STOPPED: "trialsEarlyStopped",
+    TrialPhase.METRICS_UNAVAILABLE: "trialMetricsUnavailable",
+    TrialPhase.RUNNING: "trialsRunning",
+    TrialPhase.CREATED: "trialsPending",
+}
+
+
+def conditions(record: ExperimentRecord) -> list[dict[str, Any]]:
+    """Latest condition per type; only the current phase (and Created) is "True", as Katib."""
+    latest: dict[str, dict[str, Any]] = {}
+    for c in record.conditions:
+        latest[c.type] = {
+            "type": c.type,
+            "status": "False",
+            "reason": c.reason,
+            "message": c.message,
+            "lastTransitionTime": rfc3339(c.time),
+            "lastUpdateTime": rfc3339(c.time),
+        }
+    for type_, cond in latest.items():
+        if type_ == record.phase.value or type_ == "Created":
+            cond["status"] = "True"
+    return list(latest.values())
+
+
+def experiment_status(
+    record: ExperimentRecord, objective: ObjectiveSpec, trials: list[TrialRecord]
+) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "conditions": conditions(record),
+        "startTime": rfc3339(record.started_at),
+        "completionTime": rfc3339(record.completed_at),
+        "currentOptimalTrial": optimal_trial(objective, trials),
+        "trials": len(trials),
+    }
+    for phase, key in _COUNTS.items():
+        status[key] = sum(1 for t in trials if t.phase is phase)
+    for phase, key in _LISTS.items():
+        names = [t.name for t in trials if t.phase is phase]
+        if names:
+            status[key] = names
+    return {k: v for k, v in status.items() if v is not None}
+
+
+def experiment_object(
+    record: ExperimentRecord, objective: ObjectiveSpec, trials: list[TrialRecord]
+) -> dict[str, Any]:
+    obj = dict(record.spec)
+    obj["metadata"] = {
+        **obj.get("metadata", {}),
+        "uid": record.uid,
+        "creationTimestamp": rfc3339(record.created_at),
+    }
+    obj["status"] = experiment_status(record, objective, trials)
+    return obj
+
+
+def trial_object(experiment: ExperimentRecord, trial: TrialRecord) -> dict[str, Any]:
+    """A Katib Trial object (kubeflow.org/v1beta1 kind Trial)."""
+    return {
+        "apiVersion": "kubeflow.org/v1beta1",
+        "kind": "Trial",
+        "metadata": {
+            "name": trial.name,
+            "namespace": experiment.namespace,
+            "labels": {"katib.kubeflow.org/experiment": experiment.name},
+            "creationTimestamp": rfc3339(trial.created_at),
+        },
+        "spec": {
+            "parameterAssignments": [
+                {"name": k, "value": str(v)} for k, v in trial.assignments.items()
+            ],
+        },
+        "status": {
+            "conditions": [
+                {
+                    "type": trial.phase.value,
+                    "status": "True",
+                    "reason": trial.reason,
+                    "message": trial.message,
+                }
+            ],
+            "startTime": rfc3339(trial.started_at),
+            "completionTime": rfc3339(trial.completed_at),
+            "observation": {"metrics": trial_metrics(trial)},
+        },
+    }

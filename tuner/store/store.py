@@ -1,0 +1,386 @@
+"""The tuner store: SQLAlchemy over SQLite (default) or PostgreSQL.
+
+Contract: every method is one transaction, committed before it returns, so what a caller
+has been told is stored survives a crash of the process (SQLite in WAL mode keeps
+committed transactions across SIGKILL). Reads return plain records, never live ORM
+objects, so callers can keep them across threads and sessions.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import create_engine, event, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+
+from tuner.store.models import Base, ConditionRow, ExperimentRow, ObservationRow, TrialRow
+from tuner.types import ExperimentPhase, Observation, TrialPhase
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+@dataclass(slots=True)
+class Condition:
+    type: str
+    reason: str
+    message: str
+    time: float
+
+
+@dataclass(slots=True)
+class ExperimentRecord:
+    uid: str
+    namespace: str
+    name: str
+    spec: dict[str, Any]
+    base_dir: str | None
+    backend: str
+    phase: ExperimentPhase
+    reason: str
+    message: str
+    created_at: float
+    started_at: float | None
+    completed_at: float | None
+    controller_pid: int | None
+    conditions: list[Condition] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TrialRecord:
+    id: int
+    experiment_uid: str
+    name: str
+    seq: int
+    assignments: dict[str, Any]
+    phase: TrialPhase
+    reason: str
+    message: str
+    trial_dir: str
+    push_token: str
+    exit_code: int | None
+    metrics: dict[str, Any] | None
+    objective_value: float | None
+    observation_count: int
+    collected_count: int
+    created_at: float
+    started_at: float | None
+    completed_at: float | None
+
+
+def _experiment_record(row: ExperimentRow, with_conditions: bool = True) -> ExperimentRecord:
+    return ExperimentRecord(
+        uid=row.uid,
+        namespace=row.namespace,
+        name=row.name,
+        spec=row.spec,
+        base_dir=row.base_dir,
+        backend=row.backend,
+        phase=ExperimentPhase(row.phase),
+        reason=row.reason,
+        message=row.message,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+        controller_pid=row.controller_pid,
+        conditions=[Condition(c.type, c.reason, c.message, c.time) for c in row.conditions]
+        if with_conditions
+        else [],
+    )
+
+
+def _trial_record(row: TrialRow) -> TrialRecord:
+    return TrialRecord(
+        id=row.id,
+        experiment_uid=row.experiment_uid,
+        name=row.name,
+        seq=row.seq,
+        assignments=row.assignments,
+        phase=TrialPhase(row.phase),
+        reason=row.reason,
+        message=row.message,
+        trial_dir=row.trial_dir,
+        push_token=row.push_token,
+        exit_code=row.exit_code,
+        metrics=row.metrics,
+        objective_value=row.objective_value,
+        observation_count=row.observation_count,
+        collected_count=row.collected_count,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers (the CLI, the UI) never block the controller; NORMAL sync keeps every
+    # committed transaction across a process crash (only an OS crash could lose the tail).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_store_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    return engine
+
+
+class Store:
+    """Experiments, trials and observations; safe to share between threads."""
+
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
+        if engine is None:
+            if url is None:
+                raise ValueError("Store needs a database URL or an engine")
+            engine = create_store_engine(url)
+        self.engine = engine
+        Base.metadata.create_all(engine)
+        self._session = sessionmaker(engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- experiments ---------------------------------------------------------------
+
+    def get_experiment(self, namespace: str, name: str) -> ExperimentRecord | None:
+        with self._session() as s:
+            row = s.scalar(
+                select(ExperimentRow).where(
+                    ExperimentRow.namespace == namespace, ExperimentRow.name == name
+                )
+            )
+            return _experiment_record(row) if row else None
+
+    def get_experiment_by_uid(self, uid: str) -> ExperimentRecord:
+        with self._session() as s:
+            row = s.get(ExperimentRow, uid)
+            if row is None:
+                raise StoreError(f"no experiment with uid {uid}")
+            return _experiment_record(row)
+
+    def list_experiments(self, namespace: str | None = None) -> list[ExperimentRecord]:
+        with self._session() as s:
+            query = select(ExperimentRow).order_by(ExperimentRow.created_at)
+            if namespace is not None:
+                query = query.where(ExperimentRow.namespace == namespace)
+            return [_experiment_record(r) for r in s.scalars(query)]
+
+    def create_experiment(
+        self,
+        namespace: str,
+        name: str,
+        spec: dict[str, Any],
+        base_dir: str | None,
+        backend: str,
+    ) -> ExperimentRecord:
+        with self._session.begin() as s:
+            row = ExperimentRow(
+                namespace=namespace,
+                name=name,
+                spec=spec,
+                base_dir=base_dir,
+                backend=backend,
+                phase=ExperimentPhase.CREATED.value,
+                reason="ExperimentCreated",
+                message="Experiment is created",
+            )
+            row.conditions.append(
+                ConditionRow(
+                    type="Created", reason="ExperimentCreated", message="Experiment is created"
+                )
+            )
+            s.add(row)
+            s.flush()
+            return _experiment_record(row)
+
+    def set_experiment_phase(
+        self, uid: str, phase: ExperimentPhase, reason: str, message: str = ""
+    ) -> None:
+        now = time.time()
+        with self._session.begin() as s:
+            row = s.get(ExperimentRow, uid)
+            if row is None:
+                raise StoreError(f"no experiment with uid {uid}")
+            if row.phase == phase.value and row.reason == reason:
+                return
+            row.phase, row.reason, row.message = phase.value, reason, message
+            if phase is ExperimentPhase.RUNNING and row.started_at is None:
+                row.started_at = now
+            if phase.finished:
+                row.completed_at = now
+                row.controller_pid = None
+            s.add(
+                ConditionRow(
+                    experiment_uid=uid, type=phase.value, reason=reason, message=message, time=now
+                )
+            )
+
+    def claim(self, uid: str, pid: int) -> None:
+        """Mark ``pid`` as the controller of the experiment; refuse if another live one is."""
+        with self._session.begin() as s:
+            row = s.get(ExperimentRow, uid)
+            if row is None:
+                raise StoreError(f"no experiment with uid {uid}")
+            other = row.controller_pid
+            if other and other != pid and _pid_alive(other):
+                raise StoreError(
+                    f"experiment {row.namespace}/{row.name} is being run by another process (pid {other})"
+                )
+            row.controller_pid = pid
+
+    def release(self, uid: str, pid: int) -> None:
+        with self._session.begin() as s:
+            s.execute(
+                update(ExperimentRow)
+                .where(ExperimentRow.uid == uid, ExperimentRow.controller_pid == pid)
+                .values(controller_pid=None)
+            )
+
+    def delete_experiment(self, uid: str) -> None:
+        with self._session.begin() as s:
+            row = s.get(ExperimentRow, uid)
+            if row is not None:
+                s.delete(row)
+
+    # -- trials --------------------------------------------------------------------
+
+    def add_trial(
+        self,
+        experiment_uid: str,
+        name: str,
+        seq: int,
+        assignments: dict[str, Any],
+        trial_dir: str,
+        push_token: str,
+    ) -> TrialRecord:
+        with self._session.begin() as s:
+            row = TrialRow(
+                experiment_uid=experiment_uid,
+                name=name,
+                seq=seq,
+                assignments=assignments,
+                phase=TrialPhase.CREATED.value,
+                reason="TrialCreated",
+                message="Trial is created",
+                trial_dir=trial_dir,
+                push_token=push_token,
+            )
+            s.add(row)
+            s.flush()
+            return _trial_record(row)
+
+    def set_trial_phase(
+        self,
+        trial_id: int,
+        phase: TrialPhase,
+        reason: str,
+        message: str = "",
+        *,
+        exit_code: int | None = None,
+        metrics: dict[str, Any] | None = None,
+        objective_value: float | None = None,
+    ) -> None:
+        now = time.time()
+        values: dict[str, Any] = {"phase": phase.value, "reason": reason, "message": message}
+        if phase is TrialPhase.RUNNING:
+            values["started_at"] = now
+        if phase.finished:
+            values["completed_at"] = now
+            values["exit_code"] = exit_code
+            values["metrics"] = metrics
+            values["objective_value"] = objective_value
+        with self._session.begin() as s:
+            s.execute(update(TrialRow).where(TrialRow.id == trial_id).values(**values))
+
+    def trials(self, experiment_uid: str) -> list[TrialRecord]:
+        with self._session() as s:
+            rows = s.scalars(
+                select(TrialRow)
+                .where(TrialRow.experiment_uid == experiment_uid)
+                .order_by(TrialRow.seq)
+            )
+            return [_trial_record(r) for r in rows]
+
+    def get_trial(self, experiment_uid: str, name: str) -> TrialRecord | None:
+        with self._session() as s:
+            row = s.scalar(
+                select(TrialRow).where(
+                    TrialRow.experiment_uid == experiment_uid, TrialRow.name == name
+                )
+            )
+            return _trial_record(row) if row else None
+
+    # -- observations --------------------------------------------------------------
+
+    def add_observations(
+        self, trial_id: int, observations: Sequence[Observation], *, collected: bool
+    ) -> None:
+        """Store observations of one trial; ``collected``: read from its files (not pushed)."""
+        if not observations:
+            return
+        n = len(observations)
+        with self._session.begin() as s:
+            s.add_all(
+                ObservationRow(
+                    trial_id=trial_id,
+                    name=o.name,
+                    value=o.value,
+                    step=o.step,
+                    timestamp=o.timestamp,
+                )
+                for o in observations
+            )
+            counts: dict[str, Any] = {"observation_count": TrialRow.observation_count + n}
+            if collected:
+                counts["collected_count"] = TrialRow.collected_count + n
+            s.execute(update(TrialRow).where(TrialRow.id == trial_id).values(**counts))
+
+    def observations(self, trial_id: int) -> list[Observation]:
+        with self._session() as s:
+            rows = s.scalars(
+                select(ObservationRow)
+                .where(ObservationRow.trial_id == trial_id)
+                .order_by(ObservationRow.id)
+            )
+            return [Observation(r.name, r.value, r.step, r.timestamp) for r in rows]
+
+    def observations_by_trial(self, trial_ids: Iterable[int]) -> dict[int, list[Observation]]:
+        ids = list(trial_ids)
+        result: dict[int, list[Observation]] = {i: [] for i in ids}
+        if not ids:
+            return result
+        with self._session() as s:
+            rows = s.scalars(
+                select(ObservationRow)
+                .where(ObservationRow.trial_id.in_(ids))
+                .order_by(ObservationRow.id)
+            )
+            for r in rows:
+                result[r.trial_id].append(Observation(r.name, r.value, r.step, r.timestamp))
+        return result
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,149 @@
+"""Render a trial's command, environment and working directory from the trialTemplate.
+
+Katib substitutes ``${trialParameters.NAME}`` in the trialSpec with the assignment of the
+parameter the trial parameter references, and ``${trialSpec.Name}`` and friends with the
+trial's own metadata. Locally the primary container's ``command`` + ``args`` become the
+argv of a process; its ``env`` (plain ``value`` entries) becomes the process environment
+and ``workingDir`` its working directory (relative to the experiment file's folder).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuner.spec.models import Experiment
+
+_PLACEHOLDER = re.compile(r"\$\{(trialParameters|trialSpec)\.([^}]+)\}")
+
+
+class TemplateError(ValueError):
+    """The trial template cannot be turned into a local command."""
+
+
+@dataclass(slots=True)
+class RenderedTrial:
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    image: str | None = None
+
+
+def format_value(value: float | int | str) -> str:
+    """Katib passes assignments as strings; floats in their shortest round-trip form."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _containers(node: Any) -> list[dict[str, Any]]:
+    """Every container list in a Kubernetes object (Job, PyTorchJob, TFJob, ...)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "containers" and isinstance(value, list):
+                found.extend(c for c in value if isinstance(c, dict))
+            else:
+                found.extend(_containers(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_containers(item))
+    return found
+
+
+def primary_container(trial_spec: dict[str, Any], name: str | None) -> dict[str, Any]:
+    containers = _containers(trial_spec)
+    if not containers:
+        raise TemplateError("trialTemplate.trialSpec: no containers found")
+    if name is None:
+        if len(containers) == 1:
+            return containers[0]
+        raise TemplateError(
+            "trialTemplate.primaryContainerName: required when the trialSpec has several containers"
+        )
+    for container in containers:
+        if container.get("name") == name:
+            return container
+    raise TemplateError(
+        f"trialTemplate.primaryContainerName: no container named {name!r} in trialSpec"
+    )
+
+
+def render_trial(
+    experiment: Experiment,
+    trial_name: str,
+    assignments: dict[str, float | int | str],
+    base_dir: Path | None,
+) -> RenderedTrial:
+    template = experiment.spec.trial_template
+    if template is None:
+        raise TemplateError("spec.trialTemplate: required")
+    values = {
+        tp.name: format_value(assignments[tp.reference])
+        for tp in template.trial_parameters
+        if tp.reference in assignments
+    }
+    meta = {
+        "Name": trial_name,
+        "Namespace": experiment.metadata.namespace,
+        "Kind": "Job",
+        "APIVersion": "batch/v1",
+    }
+    if template.trial_spec is not None:
+        meta["Kind"] = str(template.trial_spec.get("kind", "Job"))
+        meta["APIVersion"] = str(template.trial_spec.get("apiVersion", "batch/v1"))
+
+    def substitute(text: str) -> str:
+        def repl(match: re.Match[str]) -> str:
+            kind, key = match.group(1), match.group(2)
+            if kind == "trialParameters":
+                if key not in values:
+                    raise TemplateError(f"trialTemplate: ${{trialParameters.{key}}} has no value")
+                return values[key]
+            if key in meta:
+                return meta[key]
+            labels = re.fullmatch(r"(Labels|Annotations)\[(.+)\]", key)
+            if labels:
+                source = (
+                    experiment.metadata.labels
+                    if labels.group(1) == "Labels"
+                    else experiment.metadata.annotations
+                )
+                return source.get(labels.group(2), "")
+            raise TemplateError(f"trialTemplate: unknown reference ${{trialSpec.{key}}}")
+
+        return _PLACEHOLDER.sub(repl, text)
+
+    cwd = base_dir
+    if template.command is not None:
+        command = [substitute(part) for part in template.command]
+        env = {k: substitute(v) for k, v in (template.env or {}).items()}
+        return RenderedTrial(command=command, env=env, cwd=cwd)
+    if template.trial_spec is None:
+        raise TemplateError(
+            "spec.trialTemplate: a configMap trial template cannot run locally; "
+            "use trialSpec or command"
+        )
+    container = primary_container(template.trial_spec, template.primary_container_name)
+    argv = [str(a) for a in (container.get("command") or [])] + [
+        str(a) for a in (container.get("args") or [])
+    ]
+    if not argv:
+        raise TemplateError(
+            f"trialTemplate.trialSpec: container {container.get('name')!r} has no command or args"
+        )
+    command = [substitute(part) for part in argv]
+    env: dict[str, str] = {}
+    for item in container.get("env") or []:
+        if isinstance(item, dict) and "name" in item and "value" in item:
+            env[str(item["name"])] = substitute(str(item["value"]))
+    working_dir = container.get("workingDir")
+    if working_dir:
+        wd = Path(substitute(str(working_dir)))
+        cwd = wd if wd.is_absolute() or base_dir is None else base_dir / wd
+    image = container.get("image")
+    return RenderedTrial(command=command, env=env, cwd=cwd, image=str(image) if image else None)
