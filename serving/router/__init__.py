@@ -1,0 +1,25 @@
+"""Router/activator: one ASGI app routing V1/V2 inference by model name to replicas,
+splitting canary traffic, holding requests while a revision scales up from zero."""
+
+from __future__ import annotations
+
+from serving.router.app import Router
+from serving.router.pool import Endpoint, RevisionPool, Unavailable
+from serving.router.server import serve_router
+from serving.router.service import CANARY, DEFAULT, RoutedService
+from serving.router.split import TrafficSplit
+from serving.router.upstream import UpstreamError, UpstreamPool
+
+__all__ = [
+    "CANARY",
+    "DEFAULT",
+    "Endpoint",
+    "RevisionPool",
+    "RoutedService",
+    "Router",
+    "TrafficSplit",
+    "Unavailable",
+    "UpstreamError",
+    "UpstreamPool",
+    "serve_router",
+]

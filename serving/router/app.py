@@ -1,0 +1,238 @@
+"""The router: one raw ASGI app on one port in front of every InferenceService.
+
+Routes ``/v1/models/{name}[:predict|:explain]`` and ``/v2/models/{name}/...`` by model
+name to the least-busy ready replica of the chosen revision (canary split per service),
+forwards the body byte for byte (binary-extension headers included) over pooled
+keep-alive connections and tags the response with ``x-hyperflow-revision``. It also
+answers ``/v1/models``, ``/v2``, ``/v2/health/live|ready`` and ``/metrics`` itself.
+
+Errors are JSON ``{"error": ...}``: 401 (token), 404 (unknown model or path), 413 (body
+over the limit), 503 (no replica in time, replica failed to load, replica broke off).
+Raw ASGI rather than a framework because this is the benchmark's hot path.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from serving.router.metrics import RouterMetrics
+from serving.router.pool import Endpoint, RevisionPool, Unavailable
+from serving.router.service import RoutedService
+from serving.router.upstream import HOP_BY_HOP, UpstreamError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON = [(b"content-type", b"application/json")]
+OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Router:
+    """ASGI callable. ``token`` (if set) is required as ``Authorization: Bearer``."""
+
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        max_body_bytes: int = 64 * 1024 * 1024,
+        upstream_timeout: float = 60.0,
+    ) -> None:
+        self.services: dict[str, RoutedService] = {}
+        self.token = token.encode() if token else None
+        self.max_body_bytes = max_body_bytes
+        self.upstream_timeout = upstream_timeout
+        self.metrics = RouterMetrics(self.pools)
+
+    def add(self, service: RoutedService) -> None:
+        self.services[service.name] = service
+
+    def pools(self) -> Iterator[RevisionPool]:
+        for svc in list(self.services.values()):
+            yield from svc.revisions
+
+    def ready(self) -> bool:
+        return all(
+            svc.default.endpoints or (svc.default.desired == 0 and not svc.default.failure)
+            for svc in self.services.values()
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            try:
+                await self._http(scope, receive, send)
+            except HTTPError as exc:
+                await _json(send, exc.status, {"error": exc.message})
+        elif kind == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    for pool in self.pools():
+                        pool.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if self.token is not None and path not in OPEN_PATHS:
+            self._check_token(scope)
+        if path.startswith("/v2/models/"):
+            name = path[11:].split("/", 1)[0]
+        elif path.startswith("/v1/models/"):
+            name = path[11:].split(":", 1)[0]
+            if "/" in name:
+                raise HTTPError(404, f"no route for {path}")
+        else:
+            await self._local(path, send)
+            return
+        svc = self.services.get(name)
+        if svc is None:
+            raise HTTPError(404, f"model {name!r} not found")
+        await self._proxy(svc, scope, receive, send)
+
+    def _check_token(self, scope: Scope) -> None:
+        assert self.token is not None
+        for k, v in scope["headers"]:
+            if k == b"authorization":
+                scheme, _, cred = v.partition(b" ")
+                if scheme.lower() == b"bearer" and hmac.compare_digest(cred.strip(), self.token):
+                    return
+                break
+        raise HTTPError(401, "missing or invalid bearer token")
+
+    async def _local(self, path: str, send: Send) -> None:
+        if path == "/v2/health/live":
+            await _json(send, 200, {"live": True})
+        elif path == "/v2/health/ready":
+            ready = self.ready()
+            await _json(send, 200 if ready else 503, {"ready": ready})
+        elif path in ("/v1/models", "/v1/models/"):
+            await _json(send, 200, {"models": sorted(self.services)})
+        elif path in ("/v2", "/v2/"):
+            await _json(
+                send, 200, {"name": "hyperflow-router", "version": "0.1.0", "extensions": []}
+            )
+        elif path == "/metrics":
+            body = generate_latest(self.metrics.registry)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+        else:
+            raise HTTPError(404, f"no route for {path}")
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self.max_body_bytes
+        for k, v in scope["headers"]:
+            if k == b"content-length":
+                try:
+                    declared = int(v)
+                except ValueError:
+                    raise HTTPError(400, "invalid content-length") from None
+                if declared > limit:
+                    raise HTTPError(413, f"request body over {limit} bytes")
+                break
+        msg = await receive()
+        body: bytes = msg.get("body", b"")
+        if not msg.get("more_body", False):
+            if len(body) > limit:
+                raise HTTPError(413, f"request body over {limit} bytes")
+            return body
+        parts = [body]
+        size = len(body)
+        while msg.get("more_body", False):
+            msg = await receive()
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise HTTPError(413, f"request body over {limit} bytes")
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def _proxy(self, svc: RoutedService, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        body = await self._read_body(scope, receive)
+        pool = svc.choose()
+        target: bytes = scope.get("raw_path") or scope["path"].encode()
+        if scope["query_string"]:
+            target = target + b"?" + scope["query_string"]
+        status = 503
+        pool.begin()
+        try:
+            try:
+                ep = await pool.acquire()
+            except Unavailable as exc:
+                raise HTTPError(503, str(exc)) from None
+            resp = await self._forward(pool, ep, scope["method"], target, scope["headers"], body)
+            status = resp.status
+            headers = [(k, v) for k, v in resp.headers if k not in HOP_BY_HOP]
+            headers.append((b"content-length", str(len(resp.body)).encode()))
+            headers.append((b"x-hyperflow-revision", pool.revision.encode()))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": resp.body})
+        finally:
+            pool.end()
+            self.metrics.observe(svc.name, pool.revision, status, time.perf_counter() - start)
+
+    async def _forward(
+        self,
+        pool: RevisionPool,
+        ep: Endpoint,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> Any:
+        fwd = [(k, v) for k, v in headers if k != b"authorization"]
+        for attempt in (0, 1):
+            cur = ep
+            cur.in_flight += 1
+            try:
+                return await cur.upstream.request(method, target, fwd, body, self.upstream_timeout)
+            except UpstreamError as exc:
+                # The replica may have died before the deployer noticed: try another one.
+                others = [e for e in pool.endpoints if e is not cur]
+                if attempt == 0 and others:
+                    ep = min(others, key=lambda e: e.in_flight)
+                    continue
+                raise HTTPError(503, f"{pool.service}/{pool.revision}: {exc}") from None
+            except TimeoutError:
+                raise HTTPError(
+                    503, f"{pool.service}: replica did not answer in {self.upstream_timeout:g}s"
+                ) from None
+            finally:
+                cur.in_flight -= 1
+        raise HTTPError(503, "unreachable")  # pragma: no cover
+
+
+async def _json(send: Send, status: int, payload: object) -> None:
+    body = orjson.dumps(payload)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*JSON, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,259 @@
+"""The router on a real port in front of real upstream processes on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serving.router import RevisionPool, RoutedService, Router
+from serving.router.server import router_server
+from tests.util import free_port, running, wait_http_ok, wait_until
+
+UPSTREAM = Path(__file__).with_name("test_router_upstream.py")
+
+
+@contextlib.contextmanager
+def upstream(
+    name: str, revision: str = "default", env: dict[str, str] | None = None
+) -> Iterator[int]:
+    port = free_port()
+    isvc = json.dumps({"metadata": {"name": name}})
+    args = [sys.executable, str(UPSTREAM), "--isvc-json", isvc, "--revision", revision]
+    with running([*args, "--port", str(port)], env=env) as proc:
+        wait_http_ok(f"http://127.0.0.1:{port}/v2/health/live", proc=proc)
+        yield port
+
+
+class RouterThread:
+    """The router's uvicorn server on its own loop in a thread (tests drive it over HTTP)."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.port = free_port()
+        self.server = router_server(router, "127.0.0.1", self.port)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.server.serve())
+
+    def call(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on the router's loop (pools are not thread-safe)."""
+        self.loop.call_soon_threadsafe(fn)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> RouterThread:
+        self.thread.start()
+        wait_until(lambda: self.server.started, timeout=10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def pool(name: str, revision: str, *ports: int, **kw: object) -> RevisionPool:
+    p = RevisionPool(name, revision, **kw)  # type: ignore[arg-type]
+    p.set_endpoints([("127.0.0.1", port) for port in ports])
+    return p
+
+
+@pytest.fixture(scope="module")
+def echo_ports() -> Iterator[tuple[int, int, int]]:
+    slow = {"UPSTREAM_SLEEP": "0.05"}
+    with (
+        upstream("echo") as a,
+        upstream("echo") as b,
+        upstream("echo", "canary") as c,
+        upstream("slow", env=slow) as s1,
+        upstream("slow", env=slow) as s2,
+    ):
+        yield a, b, c, s1, s2  # type: ignore[misc]
+
+
+def test_routes_v1_v2_by_name_and_answers_locally(echo_ports: tuple[int, ...]) -> None:
+    a, b, _, _, _ = echo_ports
+    router = Router()
+    router.add(RoutedService("echo", pool("echo", "default", a, b)))
+    with RouterThread(router) as rt, httpx.Client(base_url=rt.url) as c:
+        r = c.post("/v2/models/echo/infer?x=1", content=b'{"inputs": []}')
+        assert r.status_code == 200, r.text
+        assert r.headers["x-hyperflow-revision"] == "default"
+        assert r.headers["x-upstream"] == "1"
+        assert r.json()["path"] == "/v2/models/echo/infer" and r.json()["query"] == "x=1"
+        r = c.post("/v1/models/echo:predict", json={"instances": [[1, 2]]})
+        assert r.status_code == 200 and r.json()["path"] == "/v1/models/echo:predict"
+        assert c.get("/v1/models/echo").json()["method"] == "GET"
+        r = c.post("/v2/models/nope/infer", content=b"{}")
+        assert r.status_code == 404 and "nope" in r.json()["error"]
+        assert c.get("/v1/models/nope").status_code == 404
+        assert c.get("/elsewhere").json() == {"error": "no route for /elsewhere"}
+        assert c.get("/v1/models").json() == {"models": ["echo"]}
+        assert c.get("/v2/health/live").json() == {"live": True}
+        assert c.get("/v2/health/ready").json() == {"ready": True}
+        metrics = c.get("/metrics").text
+        assert (
+            'hyperflow_router_requests_total{code="200",revision="default",service="echo"}'
+            in metrics
+        )
+        assert 'hyperflow_router_ready_replicas{revision="default",service="echo"} 2.0' in metrics
+        assert "hyperflow_router_request_duration_seconds_bucket" in metrics
+
+
+def test_body_and_binary_headers_pass_through_unchanged(echo_ports: tuple[int, ...]) -> None:
+    a = echo_ports[0]
+    router = Router(max_body_bytes=1 << 20)
+    router.add(RoutedService("echo", pool("echo", "default", a)))
+    body = bytes(range(256)) * 1000
+    with RouterThread(router) as rt, httpx.Client(base_url=rt.url) as c:
+        r = c.post(
+            "/v2/models/echo/infer",
+            content=body,
+            headers={
+                "inference-header-content-length": "17",
+                "content-type": "application/octet-stream",
+            },
+        )
+        out = r.json()
+        assert out["body_len"] == len(body)
+        assert out["body_sha"] == hashlib.sha256(body).hexdigest()
+        assert out["binary_header"] == "17"
+        # Chunked upload (no content-length) is re-framed, not altered.
+        r = c.post("/v2/models/echo/infer", content=iter([body[:1000], body[1000:]]))
+        assert r.json()["body_sha"] == hashlib.sha256(body).hexdigest()
+        big = b"x" * ((1 << 20) + 1)
+        r = c.post("/v2/models/echo/infer", content=big)
+        assert r.status_code == 413 and "error" in r.json()
+        r = c.post("/v2/models/echo/infer", content=iter([big[:10], big[10:]]))
+        assert r.status_code == 413
+
+
+def test_canary_split_is_within_five_percent_over_2000_requests(
+    echo_ports: tuple[int, ...],
+) -> None:
+    a, b, canary, _, _ = echo_ports
+    router = Router()
+    router.add(
+        RoutedService(
+            "echo", pool("echo", "default", a, b), pool("echo", "canary", canary), canary_percent=10
+        )
+    )
+    served: Counter[str] = Counter()
+    upstream_says: Counter[str] = Counter()
+
+    async def drive() -> None:
+        limits = httpx.Limits(max_connections=16)
+        async with httpx.AsyncClient(base_url=rt.url, limits=limits) as c:
+            sem = asyncio.Semaphore(16)
+
+            async def one() -> None:
+                async with sem:
+                    r = await c.post("/v2/models/echo/infer", content=b"{}")
+                assert r.status_code == 200
+                served[r.headers["x-hyperflow-revision"]] += 1
+                upstream_says[r.json()["revision"]] += 1
+
+            await asyncio.gather(*(one() for _ in range(2000)))
+
+    with RouterThread(router) as rt:
+        asyncio.run(drive())
+    assert served == upstream_says
+    assert abs(served["canary"] / 2000 - 0.10) <= 0.05
+    assert served["canary"] == 200  # the accumulator is exact per 100 requests
+
+
+def test_least_in_flight_spreads_concurrent_requests(echo_ports: tuple[int, ...]) -> None:
+    s1, s2 = echo_ports[3], echo_ports[4]
+    router = Router()
+    router.add(RoutedService("slow", pool("slow", "default", s1, s2)))
+    ports: Counter[int] = Counter()
+
+    async def drive() -> None:
+        async with httpx.AsyncClient(base_url=rt.url) as c:
+            rs = await asyncio.gather(
+                *(c.post("/v2/models/slow/infer", content=b"{}") for _ in range(20))
+            )
+        for r in rs:
+            ports[r.json()["port"]] += 1
+
+    with RouterThread(router) as rt:
+        asyncio.run(drive())
+    assert set(ports) == {s1, s2}
+    assert abs(ports[s1] - ports[s2]) <= 4
+
+
+def test_token_required_and_stripped(echo_ports: tuple[int, ...]) -> None:
+    a = echo_ports[0]
+    router = Router(token="s3cret")
+    router.add(RoutedService("echo", pool("echo", "default", a)))
+    with RouterThread(router) as rt, httpx.Client(base_url=rt.url) as c:
+        assert c.get("/v2/health/live").status_code == 200  # probes stay open
+        r = c.post("/v2/models/echo/infer", content=b"{}")
+        assert r.status_code == 401 and "token" in r.json()["error"]
+        bad = {"authorization": "Bearer nope"}
+        assert c.post("/v2/models/echo/infer", content=b"{}", headers=bad).status_code == 401
+        good = {"authorization": "Bearer s3cret"}
+        r = c.post("/v2/models/echo/infer", content=b"{}", headers=good)
+        assert r.status_code == 200 and r.json()["has_auth"] is False
+        assert c.get("/metrics").status_code == 401
+    with pytest.raises(ValueError, match="token"):
+        router_server(Router(), "0.0.0.0", free_port())
+
+
+def test_activator_holds_until_a_replica_is_ready_and_times_out_otherwise(
+    echo_ports: tuple[int, ...],
+) -> None:
+    a = echo_ports[0]
+    pokes: list[str] = []
+    cold = RevisionPool("echo", "default", on_cold=lambda p: pokes.append(p.service))
+    never = RevisionPool("gone", "default", hold_timeout=0.3)
+    router = Router()
+    router.add(RoutedService("echo", cold))
+    router.add(RoutedService("gone", never))
+
+    async def drive() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=rt.url, timeout=10) as c:
+            tasks = [
+                asyncio.create_task(c.post("/v2/models/echo/infer", content=b"{}"))
+                for _ in range(20)
+            ]
+            await asyncio.sleep(0.3)
+            assert not any(t.done() for t in tasks)  # held, not failed
+            rt.call(lambda: cold.set_endpoints([("127.0.0.1", a)]))
+            return list(await asyncio.gather(*tasks))
+
+    with RouterThread(router) as rt:
+        rs = asyncio.run(drive())
+        assert [r.status_code for r in rs] == [200] * 20
+        assert pokes
+        r = httpx.post(f"{rt.url}/v2/models/gone/infer", content=b"{}")
+        assert r.status_code == 503 and "no ready replica" in r.json()["error"]
+        rt.call(lambda: never.set_status(starting=0, desired=1, failure="load failed: boom"))
+        wait_until(lambda: never.failure is not None, timeout=5)
+        r = httpx.get(f"{rt.url}/v2/models/gone/ready")
+        assert r.status_code == 503 and r.json() == {"error": "load failed: boom"}
+
+
+def test_dead_replica_is_skipped(echo_ports: tuple[int, ...]) -> None:
+    a = echo_ports[0]
+    router = Router()
+    dead_port = free_port()  # nothing listens there
+    router.add(RoutedService("echo", pool("echo", "default", dead_port, a)))
+    with RouterThread(router) as rt, httpx.Client(base_url=rt.url) as c:
+        for _ in range(6):
+            r = c.post("/v2/models/echo/infer", content=b"{}")
+            assert r.status_code == 200 and r.json()["port"] == a
