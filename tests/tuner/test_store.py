@@ -1,0 +1,84 @@
+"""The store against a real SQLite file: records, counts, claims, cascade deletes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tuner.store import Store, StoreError
+from tuner.types import ExperimentPhase, Observation, TrialPhase
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    yield s
+    s.close()
+
+
+def _experiment(store: Store, name: str = "exp") -> str:
+    return store.create_experiment("default", name, {"spec": {"x": 1}}, None, "local").uid
+
+
+def test_experiment_lifecycle_records_conditions(store: Store) -> None:
+    uid = _experiment(store)
+    store.set_experiment_phase(uid, ExperimentPhase.RUNNING, "ExperimentRunning", "running")
+    store.set_experiment_phase(uid, ExperimentPhase.RUNNING, "ExperimentRunning", "running")
+    store.set_experiment_phase(uid, ExperimentPhase.SUCCEEDED, "ExperimentMaxTrialsReached", "done")
+    record = store.get_experiment("default", "exp")
+    assert record is not None
+    assert record.phase is ExperimentPhase.SUCCEEDED
+    assert [c.type for c in record.conditions] == ["Created", "Running", "Succeeded"]
+    assert record.started_at is not None and record.completed_at is not None
+
+
+def test_names_are_unique_per_namespace(store: Store) -> None:
+    _experiment(store)
+    store.create_experiment("other", "exp", {}, None, "local")
+    with pytest.raises(Exception, match="UNIQUE"):
+        _experiment(store)
+
+
+def test_trials_and_observations(store: Store) -> None:
+    uid = _experiment(store)
+    t = store.add_trial(uid, "exp-a", 0, {"lr": 0.1}, "/tmp/x", "tok")
+    assert t.phase is TrialPhase.CREATED
+    store.add_observations(
+        t.id, [Observation("loss", 1.0, 0, 1.0), Observation("loss", 0.5, 1, 2.0)], collected=True
+    )
+    store.add_observations(t.id, [Observation("acc", 0.9, None, 3.0)], collected=False)
+    store.set_trial_phase(t.id, TrialPhase.RUNNING, "TrialRunning")
+    store.set_trial_phase(
+        t.id,
+        TrialPhase.SUCCEEDED,
+        "TrialSucceeded",
+        exit_code=0,
+        metrics={"loss": {}},
+        objective_value=0.5,
+    )
+    [record] = store.trials(uid)
+    assert record.observation_count == 3 and record.collected_count == 2
+    assert record.phase is TrialPhase.SUCCEEDED and record.objective_value == 0.5
+    assert record.started_at is not None and record.completed_at is not None
+    assert [o.value for o in store.observations(t.id)] == [1.0, 0.5, 0.9]
+    store.delete_experiment(uid)
+    assert store.trials(uid) == []
+    assert store.observations(t.id) == []
+
+
+def test_claim_refuses_a_live_other_controller(store: Store) -> None:
+    uid = _experiment(store)
+    store.claim(uid, os.getppid())  # a live process that is not us
+    with pytest.raises(StoreError, match="being run by another process"):
+        store.claim(uid, os.getpid())
+    store.release(uid, os.getppid())
+    store.claim(uid, os.getpid())
+
+
+def test_claim_takes_over_from_a_dead_controller(store: Store) -> None:
+    uid = _experiment(store)
+    store.claim(uid, 2**22 + 12345)  # no such pid
+    store.claim(uid, os.getpid())
+    assert store.get_experiment_by_uid(uid).controller_pid == os.getpid()
