@@ -1,0 +1,67 @@
+"""MLflow: a pyfunc model folder (the one holding ``MLmodel``), local or fetched from
+``runs:/`` / ``models:/`` by :mod:`serving.storage`.
+
+Inputs go to ``pyfunc.predict`` as a numpy array, or as a DataFrame with the signature's
+column names when the model was logged with a column-based signature.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from serving.runtimes.base import ArrayModel
+from serving.runtimes.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from serving.spec.models import PredictorSpec
+
+# Flavors whose predict is a read-only call on a fitted model: safe to call concurrently.
+_THREAD_SAFE_FLAVORS = frozenset({"sklearn", "xgboost", "lightgbm", "onnx"})
+
+
+class MLflowModel(ArrayModel):
+    # Arbitrary pyfunc code may keep state; serialised until load() learns the flavor.
+    thread_safe = False
+
+    def __init__(self, name: str, model_path: Path) -> None:
+        super().__init__(name)
+        self.model_path = model_path
+        self._model: Any = None
+        self._columns: list[str] | None = None
+
+    def load(self) -> bool:
+        path = self.model_path
+        if not (path / "MLmodel").is_file():
+            raise ModelLoadError(self.name, path, "not an MLflow model folder (no MLmodel file)")
+        import mlflow.pyfunc  # lazy: only mlflow replicas import it
+
+        try:
+            model = mlflow.pyfunc.load_model(str(path))
+        except Exception as exc:  # flavors raise anything from ImportError to pickle errors
+            raise ModelLoadError(self.name, path, f"{type(exc).__name__}: {exc}") from exc
+        schema = model.metadata.get_input_schema()
+        if schema is not None and not schema.is_tensor_spec() and schema.has_input_names():
+            self._columns = list(schema.input_names())
+        flavors = set(model.metadata.flavors) - {"python_function"}
+        self.thread_safe = bool(flavors) and flavors <= _THREAD_SAFE_FLAVORS
+        self._model = model
+        self.ready = True
+        return True
+
+    def predict_array(self, inputs: np.ndarray) -> np.ndarray:
+        data: Any = inputs
+        if self._columns is not None and inputs.ndim == 2:
+            import pandas as pd
+
+            data = pd.DataFrame(inputs, columns=self._columns)
+        return np.asarray(self._model.predict(data))
+
+
+def build(
+    name: str, predictor: PredictorSpec, model_path: Path | None, base_dir: Path | None
+) -> MLflowModel:
+    assert model_path is not None
+    return MLflowModel(name, model_path)

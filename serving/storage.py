@@ -1,0 +1,126 @@
+"""Where a model's files are: ``storageUri`` resolved to a local path.
+
+Supported: a local path (absolute, or relative to the InferenceService file's folder),
+``file://`` (same rules), and MLflow's ``runs:/<run_id>/<path>`` and
+``models:/<name>/<version|alias|stage>``, downloaded from the tracking server named by
+``MLFLOW_TRACKING_URI`` into a cache under ``$HYPERFLOW_HOME/models``. Cloud schemes
+(``gs://``, ``s3://``, ``https://``, ``pvc://`` ...) validate in a spec but are refused
+here, at deploy time, with the list of what is supported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+SUPPORTED_SCHEMES = ("local path", "file://", "runs:/", "models:/")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+# models:/name/3 names one immutable version; an alias or stage can move, so is re-fetched.
+_MODEL_VERSION = re.compile(r"^models:/[^/]+/\d+(/.*)?$")
+
+
+class StorageError(ValueError):
+    """A storageUri that cannot be used here (unsupported scheme, missing path ...)."""
+
+
+def storage_scheme(uri: str) -> str:
+    """``local``, ``file``, ``runs``, ``models`` or the URI's own (unsupported) scheme."""
+    match = _SCHEME.match(uri)
+    if match is None or len(match.group(1)) == 1:  # "C:\\..." is a path
+        return "local"
+    return match.group(1).lower()
+
+
+def check_storage_uri(uri: str) -> None:
+    """Raise :class:`StorageError` if the scheme is not supported (no I/O)."""
+    scheme = storage_scheme(uri)
+    if scheme not in ("local", "file", "runs", "models"):
+        raise StorageError(
+            f"storageUri {uri!r}: scheme '{scheme}://' is not supported locally; "
+            f"supported: {', '.join(SUPPORTED_SCHEMES)}"
+        )
+
+
+def resolve_storage_uri(uri: str, base_dir: Path | None, cache_dir: Path | None = None) -> Path:
+    """The local path holding the model's files; it exists when this returns.
+
+    Relative local paths resolve from ``base_dir`` (default: the working directory) and
+    must stay inside it; absolute paths are taken as written. MLflow URIs are downloaded
+    into ``cache_dir`` (default ``$HYPERFLOW_HOME/models``).
+    """
+    check_storage_uri(uri)
+    scheme = storage_scheme(uri)
+    if scheme in ("runs", "models"):
+        return _download_mlflow(uri, cache_dir or _default_cache_dir())
+    raw = uri[len("file://") :] if scheme == "file" else uri
+    if not raw:
+        raise StorageError(f"storageUri {uri!r}: empty path")
+    path = _local_path(uri, raw, base_dir)
+    if not path.exists():
+        raise StorageError(f"storageUri {uri!r}: {path} does not exist")
+    return path
+
+
+def _local_path(uri: str, raw: str, base_dir: Path | None) -> Path:
+    candidate = Path(raw).expanduser()
+    if candidate.is_absolute():
+        return Path(os.path.normpath(candidate))
+    root = Path(os.path.normpath((base_dir or Path.cwd()).absolute()))
+    path = Path(os.path.normpath(root / candidate))
+    # A relative path is relative to the service file's folder and may not climb out of it.
+    if path != root and root not in path.parents:
+        raise StorageError(
+            f"storageUri {uri!r}: a relative path must stay inside {root} "
+            "(use an absolute path for files elsewhere)"
+        )
+    return path
+
+
+def _default_cache_dir() -> Path:
+    home = os.environ.get("HYPERFLOW_HOME") or str(Path.home() / ".hyperflow")
+    return Path(home) / "models"
+
+
+def _download_mlflow(uri: str, cache_dir: Path) -> Path:
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    key = hashlib.sha256(f"{tracking_uri}\n{uri}".encode()).hexdigest()[:24]
+    target = cache_dir / key
+    immutable = uri.startswith("runs:/") or bool(_MODEL_VERSION.match(uri))
+    if immutable and target.exists():
+        return _only_child(target)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    import mlflow.artifacts  # lazy: mlflow is heavy and only needed for these schemes
+    from mlflow.exceptions import MlflowException
+
+    staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=cache_dir))
+    try:
+        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(staging))
+    except MlflowException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise StorageError(f"storageUri {uri!r}: {exc.message}") from None
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise StorageError(f"storageUri {uri!r}: download failed: {exc}") from None
+    # Publish atomically so concurrent replicas never see a half-written model.
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f"{key}.old.", dir=cache_dir))
+        target.rename(old / "x")
+    try:
+        staging.rename(target)
+    except OSError:
+        # Another replica published it first; use theirs.
+        shutil.rmtree(staging, ignore_errors=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return _only_child(target)
+
+
+def _only_child(folder: Path) -> Path:
+    # download_artifacts puts the artifact (a folder or file) inside dst_path.
+    children = [c for c in folder.iterdir() if not c.name.startswith(".")]
+    return children[0] if len(children) == 1 else folder
