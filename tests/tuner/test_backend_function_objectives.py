@@ -1,0 +1,84 @@
+"""Objective functions for the function-backend tests (no tests here).
+
+Kept apart from the test module so workers import only this small module by reference,
+not pytest and the test utilities.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def doubled(parameters: dict[str, float]) -> dict[str, float]:
+    return {"loss": parameters["x"] * 2, "ignored": 1.0}
+
+
+def added(x: float, y: float) -> float:
+    return x + y
+
+
+def single_keyword(x: float) -> dict[str, float]:
+    return {"loss": x}
+
+
+def config_dict(config: dict[str, float], scale: float = 1.0) -> dict[str, float]:
+    return {"loss": config["x"] * scale}
+
+
+def printer(parameters: dict[str, float]) -> None:
+    print(f"loss={parameters['x']}")
+    print("noise that is not a metric")
+    print("accuracy=0.75")
+
+
+def fd_writer(parameters: dict[str, float]) -> None:
+    # Below Python's sys.stdout: what a C extension or a child process would do.
+    os.write(1, b"raw fd line\n")
+    subprocess.run([sys.executable, "-c", "print('from a child process')"], check=True)
+
+
+def streamer(parameters: dict[str, float]) -> dict[str, float]:
+    from tuner.report import report
+
+    report(step=1, loss=3.0)
+    report(step=2, loss=2.0, unknown=9.0)
+    go = Path(os.environ["HYPERFLOW_TRIAL_DIR"]) / "go"
+    while not go.exists():  # the test lets us finish once it saw the values streamed
+        time.sleep(0.01)
+    return {"loss": 1.0}
+
+
+def failing(parameters: dict[str, float]) -> None:
+    raise ValueError(f"bad x {parameters['x']}")
+
+
+def pid(parameters: dict[str, float]) -> dict[str, float]:
+    return {"pid": float(os.getpid())}
+
+
+def sleeper(parameters: dict[str, float]) -> dict[str, float]:
+    time.sleep(parameters["seconds"])
+    return {"pid": float(os.getpid())}
+
+
+def dies(parameters: dict[str, float]) -> None:
+    os._exit(3)
+
+
+def environment(parameters: dict[str, float]) -> dict[str, float]:
+    leak = os.environ.get("LEAK")
+    os.environ["LEAK"] = "set by a trial"
+    Path("cwd.txt").write_text(os.getcwd())
+    names = ("HYPERFLOW_TRIAL_DIR", "HYPERFLOW_TRIAL_NAME", "HYPERFLOW_ARTIFACTS_DIR", "EXTRA")
+    (Path(os.environ["HYPERFLOW_ARTIFACTS_DIR"]) / "env.txt").write_text(
+        "\n".join(f"{n}={os.environ.get(n)}" for n in names)
+    )
+    return {"leaked": 1.0 if leak else 0.0}
+
+
+def noop(parameters: dict[str, float]) -> None:
+    return None

@@ -1,0 +1,100 @@
+"""Wire format between :class:`~tuner.backends.function.FunctionBackend` and its workers.
+
+One message is a 4-byte big-endian length followed by a pickled tuple whose first item is
+the message kind. The parent writes to the worker's stdin and reads its stdout; nothing
+else travels on these pipes (the worker moves its own fds 0/1 out of the way at start).
+
+Parent -> worker:
+    ``(INIT, sys_path)``                 extend the worker's ``sys.path`` to the parent's
+    ``(FUNCTION, key, payload)``         a cloudpickled function, cached under ``key``
+    ``(RUN, TrialOrder)``                run one trial; the worker is busy until ``DONE``
+Worker -> parent:
+    ``(OBSERVATIONS, trial, [Observation, ...])``  streamed while the trial runs
+    ``(DONE, trial, TrialOutcome)``                the trial finished (always the last word)
+
+EOF on the worker's stdin means "exit".
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from tuner.types import Observation
+
+# The backend puts its PID here so a worker can tell that it was orphaned at birth.
+PARENT_PID_ENV = "_HYPERFLOW_FUNC_WORKER_PARENT"
+
+INIT = "init"
+FUNCTION = "function"
+RUN = "run"
+OBSERVATIONS = "observations"
+DONE = "done"
+
+# Dict calling convention: ``fn(assignments)``; keyword convention: ``fn(**assignments)``.
+CALL_DICT = "dict"
+CALL_KWARGS = "kwargs"
+
+_HEADER = struct.Struct("!I")
+
+
+@dataclass(slots=True)
+class TrialOrder:
+    """Everything a worker needs to run one trial of a cached function."""
+
+    trial_name: str
+    function_key: int
+    call: str
+    assignments: dict[str, float | int | str]
+    env: dict[str, str]
+    cwd: str
+    trial_dir: str
+    metric_names: list[str]
+    # Parse ``name=value`` lines of the captured output (Katib StdOut collector)?
+    parse_stdout: bool = True
+    # Katib ``filter.metricsFormat`` regexps; empty = the collector's default.
+    stdout_filters: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TrialOutcome:
+    """How a trial ended, plus the observations only known at the end (printed, returned)."""
+
+    succeeded: bool
+    exit_code: int | None
+    message: str
+    observations: list[Observation] = field(default_factory=list)
+
+
+def send(stream: IO[bytes], message: tuple[Any, ...]) -> None:
+    """Write one framed message and flush; callers serialize concurrent writers."""
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def receive(stream: IO[bytes]) -> tuple[Any, ...] | None:
+    """Read one framed message; ``None`` on a clean or torn EOF."""
+    header = _read_exact(stream, _HEADER.size)
+    if header is None:
+        return None
+    (size,) = _HEADER.unpack(header)
+    payload = _read_exact(stream, size)
+    if payload is None:
+        return None
+    message: tuple[Any, ...] = pickle.loads(payload)
+    return message
+
+
+def _read_exact(stream: IO[bytes], size: int) -> bytes | None:
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining:
+        chunk = stream.read(remaining)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,482 @@
+"""Function trials: a Python objective run in a pool of warm worker processes.
+
+``FunctionBackend(fn, workers)`` runs trials whose ``run.command is None`` by calling
+``fn`` inside long-lived ``python -m tuner.backends._worker`` processes, so a trial costs
+a couple of pipe messages, not an interpreter start. Contracts (beyond ``TrialBackend``):
+
+* **Workers.** At most ``workers`` (the experiment's ``parallelTrialCount``), started
+  lazily on the first launch that finds none idle, reused across trials (the most recently
+  used idle one first), replaced lazily when one dies or is killed. Launching more trials
+  than workers queues them; they start as workers free up. ``fn`` is cloudpickled once
+  and sent once per worker; functions from ``__main__``, notebooks or modules the worker
+  cannot import travel by value, so the user's script is never re-run in a worker.
+* **Calling convention.** See :mod:`tuner.backends._func_calling`: ``fn(parameters)``
+  with one dict, or ``fn(**assignments)``.
+* **Metrics**, only ``run.metric_names`` kept: ``tuner.report.report(step=, **metrics)``
+  streams observations while the trial runs; ``name=value`` lines printed by the trial
+  (Katib StdOut format, when the collector kind is StdOut) and a returned dict of numbers
+  (or one number, for the objective, ``metric_names[0]``) arrive when it finishes, in
+  that order.
+* **Failures.** An exception fails the trial with ``message="ValueError: ..."`` (traceback
+  in the trial log) and keeps the worker; a worker that dies fails its trial with
+  ``"worker died (exit code N)"``; ``kill()`` ends the worker (SIGTERM, SIGKILL after
+  ``kill_grace`` seconds) and ``poll()`` says ``"killed"``.
+* **Restarts.** The pool dies with the controller process, so ``adopt()`` cannot
+  reattach: such a trial polls as ``TrialExit(False, None, "lost: controller restarted")``
+  and the controller decides whether to run it again.
+* **Waiting.** :meth:`FunctionBackend.wait` (optional, beyond ``TrialBackend``) blocks
+  until some trial has news (an unpolled exit or uncollected observations).
+* **Threads.** All methods are thread-safe; ``poll``/``collect`` never block on workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.machinery
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import cloudpickle
+
+from tuner.backends import _func_protocol as proto
+from tuner.backends._func_calling import CallingConvention
+from tuner.backends.base import TrialBackend, TrialExit, TrialRun
+from tuner.spec.models import MetricsCollectorKind
+from tuner.types import Observation
+
+WORKER_MODULE = "tuner.backends._worker"
+LOG_NAME = "trial.log"
+KILLED = "killed"
+LOST = "lost: controller restarted"
+CLOSED = "killed: backend closed"
+
+_FUNCTION_KEY = 0  # one function per backend; the worker caches by key all the same
+
+
+class FunctionBackend(TrialBackend):
+    """Run function trials in up to ``workers`` warm worker processes (see module doc)."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        workers: int = 1,
+        *,
+        kill_grace: float = 2.0,
+        python: str = sys.executable,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.fn = fn
+        self.max_workers = workers
+        self.kill_grace = kill_grace
+        self._python = python
+        self._calling = CallingConvention.of(fn)
+        self._payload = _pickle_function(fn)
+        self._cond = threading.Condition(threading.Lock())
+        self._trials: dict[str, _Trial] = {}
+        self._workers: list[_Worker] = []  # alive and usable (killed ones leave at once)
+        self._idle: list[_Worker] = []  # a stack: the warmest worker is reused first
+        self._queued: deque[_Trial] = deque()
+        self._news: set[str] = set()  # trials with an unpolled exit or uncollected data
+        self._doomed: list[_Worker] = []  # killed, maybe not yet reaped
+        self._closed = False
+        self._spawner = _Spawner()
+
+    # -- TrialBackend ------------------------------------------------------------------
+
+    def launch(self, run: TrialRun) -> None:
+        if run.command is not None:
+            raise ValueError(
+                f"trial {run.trial_name} has a command; FunctionBackend runs functions"
+            )
+        order = proto.TrialOrder(
+            trial_name=run.trial_name,
+            function_key=_FUNCTION_KEY,
+            call=self._calling.call_for(run.assignments.keys()),
+            assignments=dict(run.assignments),
+            env=dict(run.env),
+            cwd=str(run.cwd),
+            trial_dir=str(run.trial_dir),
+            metric_names=list(run.metric_names),
+            parse_stdout=run.collector.collector.kind == MetricsCollectorKind.STDOUT,
+            stdout_filters=_stdout_filters(run),
+        )
+        trial = _Trial(run=run, order=order)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("FunctionBackend is closed")
+            current = self._trials.get(run.trial_name)
+            if current is not None and current.exit is None:
+                raise ValueError(f"trial {run.trial_name} is already running")
+            self._trials[run.trial_name] = trial
+            self._queued.append(trial)
+        self._dispatch()
+
+    def poll(self, trial_name: str) -> TrialExit | None:
+        with self._cond:
+            trial = self._trials[trial_name]
+            if trial.exit is not None:
+                trial.exit_seen = True
+                self._update_news(trial)
+            return trial.exit
+
+    def collect(self, trial_name: str) -> list[Observation]:
+        with self._cond:
+            trial = self._trials[trial_name]
+            new = trial.observations[trial.collected :]
+            trial.collected = len(trial.observations)
+            self._update_news(trial)
+            return new
+
+    def kill(self, trial_name: str) -> None:
+        with self._cond:
+            trial = self._trials[trial_name]
+            if trial.exit is not None:
+                return
+            worker = trial.worker
+            if worker is None:  # still queued
+                self._queued.remove(trial)
+            else:
+                self._retire(worker)
+            self._finish(trial, TrialExit(succeeded=False, exit_code=None, message=KILLED))
+        if worker is not None:
+            self._terminate(worker)
+        self._dispatch()  # the freed slot may start a queued trial
+
+    def adopt(self, run: TrialRun, skip_observations: int) -> None:
+        # The worker that ran this trial died with the previous controller process.
+        trial = _Trial(run=run, order=None)
+        with self._cond:
+            self._trials[run.trial_name] = trial
+            self._finish(trial, TrialExit(succeeded=False, exit_code=None, message=LOST))
+
+    def log_path(self, trial_name: str) -> Path:
+        with self._cond:
+            return self._trials[trial_name].run.trial_dir / LOG_NAME
+
+    def release(self, trial_name: str) -> None:
+        with self._cond:
+            trial = self._trials.get(trial_name)
+            running = trial is not None and trial.exit is None
+        if running:
+            self.kill(trial_name)
+        with self._cond:
+            self._trials.pop(trial_name, None)
+            self._news.discard(trial_name)
+
+    def close(self) -> None:
+        """Stop every worker and wait for it: idle ones on EOF, busy ones by signal."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            workers = list(self._workers)
+            busy = [w for w in workers if w.trial is not None]
+            for worker in workers:
+                self._retire(worker)
+            for trial in [*self._queued, *(w.trial for w in busy if w.trial)]:
+                self._finish(trial, TrialExit(succeeded=False, exit_code=None, message=CLOSED))
+            self._queued.clear()
+            doomed = list(self._doomed)
+        for worker in busy:
+            worker.signal(signal.SIGTERM)
+        for worker in workers:
+            worker.close_stdin()
+        deadline = time.monotonic() + self.kill_grace
+        for worker in doomed:
+            if worker.proc is None:
+                continue  # a concurrent launch sees ``retired`` and kills it
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            worker.kill_if_alive()
+            worker.proc.wait()
+            worker.reader.join()
+        self._spawner.stop()
+
+    # -- optional ----------------------------------------------------------------------
+
+    def wait(self, timeout: float) -> None:
+        """Return once some trial has news (an unpolled exit, uncollected observations).
+
+        Returns at once if there is news already; news is consumed by ``poll`` (of a
+        finished trial) and ``collect``. Otherwise returns after ``timeout`` seconds.
+        """
+        with self._cond:
+            self._cond.wait_for(lambda: bool(self._news) or self._closed, timeout)
+
+    def worker_pids(self) -> list[int]:
+        """PIDs of the live, usable workers (busy or idle)."""
+        with self._cond:
+            return [w.proc.pid for w in self._workers]
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Hand queued trials to idle workers, starting workers while below the limit."""
+        while True:
+            with self._cond:
+                if self._closed or not self._queued:
+                    return
+                if self._idle:
+                    worker = self._idle.pop()
+                elif len(self._workers) < self.max_workers:
+                    # Reserve the slot now; the process starts outside the lock.
+                    worker = _Worker(self)
+                    self._workers.append(worker)
+                    self._doomed.append(worker)
+                else:
+                    return
+                trial = self._queued.popleft()
+                worker.trial = trial
+                trial.worker = worker
+            if worker.proc is None and not self._start(worker, trial):
+                continue
+            assert trial.order is not None
+            worker.send((proto.RUN, trial.order))
+
+    def _start(self, worker: _Worker, trial: _Trial) -> bool:
+        """Start ``worker``'s process; False (trial failed or gone) if it must not run."""
+        env = {**os.environ, proto.PARENT_PID_ENV: str(os.getpid())}
+        args = [self._python, "-m", WORKER_MODULE]
+        try:
+            # Spawned from one long-lived thread: PR_SET_PDEATHSIG fires when the *thread*
+            # that forked the worker ends, and the caller's thread may be short-lived.
+            proc = self._spawner.spawn(args, env)
+        except Exception as exc:
+            with self._cond:
+                self._retire(worker)
+                self._doomed.remove(worker)
+                self._finish(trial, TrialExit(False, None, f"cannot start a worker: {exc}"))
+            return False
+        worker.attach(proc)
+        with self._cond:
+            retired = worker.retired  # killed or closed while starting
+        if retired:
+            worker.kill_if_alive()
+            return False
+        worker.send((proto.INIT, list(sys.path)))
+        worker.send((proto.FUNCTION, _FUNCTION_KEY, self._payload))
+        return True
+
+    def _retire(self, worker: _Worker) -> None:
+        """Take a worker out of service (caller holds the lock)."""
+        worker.retired = True
+        if worker in self._workers:
+            self._workers.remove(worker)
+        if worker in self._idle:
+            self._idle.remove(worker)
+
+    def _terminate(self, worker: _Worker) -> None:
+        worker.signal(signal.SIGTERM)
+        timer = threading.Timer(self.kill_grace, worker.kill_if_alive)
+        timer.daemon = True
+        timer.start()
+
+    def _finish(self, trial: _Trial, exit: TrialExit) -> None:
+        """Record the exit unless one is recorded already (caller holds the lock)."""
+        if trial.exit is not None:
+            return
+        trial.exit = exit
+        if trial.worker is not None and trial.worker.trial is trial:
+            trial.worker.trial = None
+        self._news.add(trial.run.trial_name)
+        self._cond.notify_all()
+
+    def _update_news(self, trial: _Trial) -> None:
+        pending = (trial.exit is not None and not trial.exit_seen) or (
+            trial.collected < len(trial.observations)
+        )
+        if pending:
+            self._news.add(trial.run.trial_name)
+        else:
+            self._news.discard(trial.run.trial_name)
+
+    # Called by a worker's reader thread.
+
+    def _on_message(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        kind, trial_name = message[0], message[1]
+        with self._cond:
+            trial = self._trials.get(trial_name)
+            if trial is None or trial.worker is not worker:
+                return  # released, or a stale report of a killed trial
+            if kind == proto.OBSERVATIONS:
+                if trial.exit is None:
+                    trial.observations.extend(message[2])
+                    self._news.add(trial_name)
+                    self._cond.notify_all()
+                return
+            outcome: proto.TrialOutcome = message[2]
+            if trial.exit is None:
+                trial.observations.extend(outcome.observations)
+                self._finish(
+                    trial, TrialExit(outcome.succeeded, outcome.exit_code, outcome.message)
+                )
+            worker.trial = None
+            if worker in self._workers and not self._closed:
+                self._idle.append(worker)
+        self._dispatch()
+
+    def _on_exit(self, worker: _Worker) -> None:
+        code = worker.proc.wait()
+        with self._cond:
+            self._retire(worker)
+            if worker in self._doomed:
+                self._doomed.remove(worker)
+            trial = worker.trial
+            if trial is not None:
+                self._finish(
+                    trial,
+                    TrialExit(
+                        succeeded=False, exit_code=code, message=f"worker died (exit code {code})"
+                    ),
+                )
+        self._dispatch()
+
+
+@dataclass(eq=False, slots=True)
+class _Trial:
+    run: TrialRun
+    order: proto.TrialOrder | None
+    worker: _Worker | None = None
+    exit: TrialExit | None = None
+    exit_seen: bool = False
+    observations: list[Observation] = field(default_factory=list)
+    collected: int = 0
+
+
+class _Worker:
+    """One worker process, its write lock and its reader thread."""
+
+    def __init__(self, backend: FunctionBackend) -> None:
+        self._backend = backend
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.reader: threading.Thread
+        self.trial: _Trial | None = None
+        self.retired = False
+        self._send_lock = threading.Lock()
+
+    def attach(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.reader = threading.Thread(
+            target=self._read, name=f"hyperflow-func-worker-{proc.pid}", daemon=True
+        )
+        self.reader.start()
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        # A dead worker is noticed by its reader thread (EOF), which fails the trial.
+        with self._send_lock, contextlib.suppress(BrokenPipeError, ValueError, OSError):
+            proto.send(self.proc.stdin, message)
+
+    def close_stdin(self) -> None:
+        if self.proc is not None and self.proc.stdin is not None:
+            with self._send_lock, contextlib.suppress(OSError):
+                self.proc.stdin.close()
+
+    def signal(self, signum: int) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        # The worker leads its own process group: this also reaches the trial's children.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signum)
+
+    def kill_if_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.signal(signal.SIGKILL)
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        stdout: IO[bytes] = self.proc.stdout
+        try:
+            while (message := proto.receive(stdout)) is not None:
+                self._backend._on_message(self, message)
+        finally:
+            self._backend._on_exit(self)
+
+
+class _Spawner:
+    """A long-lived thread that starts worker processes (see ``FunctionBackend._start``)."""
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[
+            tuple[list[str], dict[str, str], Future[subprocess.Popen[bytes]]] | None
+        ] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    def spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("the backend is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name="hyperflow-func-spawner", daemon=True
+                )
+                self._thread.start()
+        future: Future[subprocess.Popen[bytes]] = Future()
+        self._requests.put((args, env, future))
+        return future.result()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._requests.put(None)
+            thread.join()
+
+    def _serve(self) -> None:
+        while (request := self._requests.get()) is not None:
+            args, env, future = request
+            try:
+                proc = subprocess.Popen(
+                    args,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    env=env,
+                    start_new_session=True,
+                )
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(proc)
+
+
+def _stdout_filters(run: TrialRun) -> list[str]:
+    source = run.collector.source
+    if source is None or source.filter is None:
+        return []
+    return list(source.filter.metrics_format)
+
+
+def _pickle_function(fn: Callable[..., Any]) -> bytes:
+    """Cloudpickle ``fn``, by value when a worker could not import its module."""
+    module_name = getattr(fn, "__module__", None)
+    if module_name and module_name != "__main__" and not _importable(module_name):
+        module = sys.modules.get(module_name)
+        if module is not None:
+            cloudpickle.register_pickle_by_value(module)
+    return cloudpickle.dumps(fn)
+
+
+def _importable(module_name: str) -> bool:
+    """Whether a fresh interpreter with our ``sys.path`` would find the module's file."""
+    module = sys.modules.get(module_name)
+    if module is None or getattr(module, "__spec__", None) is None:
+        return False
+    top = module_name.partition(".")[0]
+    if top in sys.builtin_module_names:
+        return True
+    return importlib.machinery.PathFinder.find_spec(top, sys.path) is not None
