@@ -1,0 +1,55 @@
+"""What the tracker queues: one immutable record per call, stamped with the call's time.
+
+Times are taken when the controller calls, not when the background writer gets to the
+record, so run start/end times are right however far behind the writer is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuner.spec.models import Experiment
+from tuner.types import ExperimentPhase, Observation, TrialPhase
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentStarted:
+    experiment: Experiment
+    uid: str
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrialStarted:
+    trial_name: str
+    assignments: dict[str, float | int | str]
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationsLogged:
+    trial_name: str
+    observations: tuple[Observation, ...]
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrialEnded:
+    trial_name: str
+    phase: TrialPhase
+    metrics: dict[str, float]
+    trial_dir: Path | None
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentEnded:
+    phase: ExperimentPhase
+    reason: str
+    best_trial_name: str | None
+    best_metrics: dict[str, float]
+    time_ms: int
+
+
+Event = ExperimentStarted | TrialStarted | ObservationsLogged | TrialEnded | ExperimentEnded

@@ -1,0 +1,428 @@
+"""Applies queued tracking events to MLflow: the only tuner module that imports mlflow.
+
+It is imported by the tracker's background thread, never at controller start-up (importing
+mlflow takes seconds). Two phases, so one MLflow round trip carries many calls:
+
+* :meth:`MlflowWriter.apply` folds an event into per-run buffers, in memory, no I/O;
+* :meth:`MlflowWriter.sync` writes the buffers: creates (or, on resume, finds) runs, one
+  ``log_batch`` per run with pending params/metrics/tags, artifacts, then final statuses.
+
+``sync`` raises on errors that may pass (network, locked database): the caller retries
+later and nothing buffered is lost, since each buffer is emptied only after its write
+succeeded. Errors MLflow reports as the data's fault (a changed param, a deleted run) are
+logged and the offending data is dropped, so one bad value cannot stall all tracking.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus, RunTag, ViewType
+from mlflow.exceptions import MlflowException
+from mlflow.utils.validation import (
+    MAX_ENTITIES_PER_BATCH,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAMS_TAGS_PER_BATCH,
+)
+
+from tuner.tracking import layout
+from tuner.tracking.events import (
+    Event,
+    ExperimentEnded,
+    ExperimentStarted,
+    ObservationsLogged,
+    TrialEnded,
+    TrialStarted,
+)
+
+logger = logging.getLogger(__name__)
+
+# MLflow error codes that mean "this request will never succeed": retrying cannot help.
+_PERMANENT_ERRORS = frozenset(
+    {
+        "INVALID_PARAMETER_VALUE",
+        "RESOURCE_ALREADY_EXISTS",
+        "RESOURCE_DOES_NOT_EXIST",
+        "INVALID_STATE",
+        "BAD_REQUEST",
+        "PERMISSION_DENIED",
+        "UNAUTHENTICATED",
+        "ENDPOINT_NOT_FOUND",
+        "NOT_FOUND",
+    }
+)
+
+
+def is_permanent(error: BaseException) -> bool:
+    return isinstance(error, MlflowException) and error.error_code in _PERMANENT_ERRORS
+
+
+def quiet_mlflow_logging() -> None:
+    """Keep MLflow's start-up chatter (schema creation, migrations) out of the CLI output."""
+    for name in ("mlflow.store.db.utils", "mlflow.store.db_migrations", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def default_artifact_root(tracking_uri: str) -> Path | None:
+    """Artifacts of a local SQLite store go next to the database file, not into ./mlruns."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix) or tracking_uri == prefix + ":memory:":
+        return None
+    db_path = Path(tracking_uri[len(prefix) :].split("?", 1)[0])
+    return db_path.resolve().parent / "mlartifacts"
+
+
+@dataclass
+class _Run:
+    """One MLflow run and what is waiting to be written to it."""
+
+    run_name: str
+    trial_name: str | None  # None: the experiment's parent run
+    start_ms: int
+    run_id: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: list[Metric] = field(default_factory=list)
+    # artifact file name -> text (the spec YAML)
+    texts: dict[str, str] = field(default_factory=dict)
+    trial_dir: Path | None = None
+    terminal: tuple[str, int] | None = None  # (MLflow status, end time ms)
+    steps: dict[str, int] = field(default_factory=dict)  # next step for step-less metrics
+    best_trial: str | None = None  # parent only: whose run id to tag at the end
+
+    @property
+    def pending(self) -> bool:
+        return bool(
+            self.run_id is None
+            or self.params
+            or self.tags
+            or self.metrics
+            or self.texts
+            or self.trial_dir is not None
+            or self.terminal is not None
+        )
+
+    def next_step(self, metric: str) -> int:
+        step = self.steps.get(metric, 0)
+        self.steps[metric] = step + 1
+        return step
+
+
+@dataclass(frozen=True, slots=True)
+class _Existing:
+    run_id: str
+    status: str
+
+
+class MlflowWriter:
+    """Buffers events per run and writes them to one MLflow tracking store. Not thread-safe:
+    owned by the tracker's background thread; ``describe``/``run_id`` only read strings."""
+
+    def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self._artifact_root = artifact_root or default_artifact_root(tracking_uri)
+        # Created on first sync: creating it opens the store (and may fail while a server
+        # or disk is unavailable, which must be retried like any other write).
+        self._client_instance: MlflowClient | None = None
+        self._start: ExperimentStarted | None = None
+        self.experiment_name: str | None = None
+        self.experiment_id: str | None = None
+        self._parent: _Run | None = None
+        self._trials: dict[str, _Run] = {}
+        # Runs found in the store for this uid (resume), by trial name; None: the parent.
+        self._existing: dict[str | None, _Existing] | None = None
+
+    @property
+    def _client(self) -> MlflowClient:
+        if self._client_instance is None:
+            self._client_instance = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._client_instance
+
+    # -- phase 1: fold events into buffers -------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, ExperimentStarted):
+            self._apply_start(event)
+            return
+        if self._start is None or self._parent is None:
+            logger.error("tracking: %s before start_experiment; dropped", type(event).__name__)
+            return
+        if isinstance(event, TrialStarted):
+            run = self._trial(event.trial_name, event.time_ms)
+            run.params.update(
+                {layout.key(k): layout.param_value(v) for k, v in event.assignments.items()}
+            )
+            run.tags[layout.TAG_STATUS] = "Running"
+        elif isinstance(event, ObservationsLogged):
+            run = self._trial(event.trial_name, event.time_ms)
+            for obs in event.observations:
+                metric = layout.key(obs.name)
+                step = obs.step if obs.step is not None else run.next_step(metric)
+                stamp = int(obs.timestamp * 1000) if obs.timestamp > 0 else event.time_ms
+                run.metrics.append(Metric(metric, float(obs.value), stamp, step))
+        elif isinstance(event, TrialEnded):
+            run = self._trial(event.trial_name, event.time_ms)
+            for name, value in event.metrics.items():
+                metric = layout.FINAL_METRIC_PREFIX + layout.key(name)
+                run.metrics.append(Metric(metric, float(value), event.time_ms, 0))
+            run.tags[layout.TAG_STATUS] = event.phase.value
+            run.trial_dir = event.trial_dir
+            run.terminal = (layout.trial_status(event.phase), event.time_ms)
+        elif isinstance(event, ExperimentEnded):
+            parent = self._parent
+            for name, value in event.best_metrics.items():
+                metric = layout.BEST_METRIC_PREFIX + layout.key(name)
+                parent.metrics.append(Metric(metric, float(value), event.time_ms, 0))
+            parent.tags[layout.TAG_STATUS] = event.phase.value
+            parent.tags[layout.TAG_REASON] = layout.tag_value(event.reason)
+            if event.best_trial_name is not None:
+                parent.tags[layout.TAG_BEST_TRIAL] = layout.tag_value(event.best_trial_name)
+                parent.best_trial = event.best_trial_name
+            parent.terminal = (layout.experiment_status(event.phase, event.reason), event.time_ms)
+
+    def _apply_start(self, event: ExperimentStarted) -> None:
+        if self._start is not None and self._start.uid != event.uid:
+            logger.error(
+                "tracking: one tracker records one experiment; ignoring start of uid %s",
+                event.uid,
+            )
+            return
+        self._start = event
+        experiment = event.experiment
+        if self._parent is None:
+            self._parent = _Run(
+                run_name=experiment.metadata.name, trial_name=None, start_ms=event.time_ms
+            )
+        self._parent.params.update(layout.parent_params(experiment))
+        self._parent.tags[layout.TAG_STATUS] = "Running"
+        self._parent.texts[layout.SPEC_ARTIFACT] = yaml.safe_dump(
+            experiment.to_dict(), sort_keys=False
+        )
+
+    def _trial(self, trial_name: str, time_ms: int) -> _Run:
+        # A trial seen first through its metrics (e.g. after a resume that skipped
+        # start_trial) still gets its run, found or created by name.
+        run = self._trials.get(trial_name)
+        if run is None:
+            run = _Run(run_name=trial_name, trial_name=trial_name, start_ms=time_ms)
+            self._trials[trial_name] = run
+        return run
+
+    # -- phase 2: write buffers --------------------------------------------------------------
+
+    @property
+    def pending(self) -> bool:
+        if self._start is None:
+            return False
+        if self.experiment_id is None:
+            return True
+        runs = [self._parent, *self._trials.values()]
+        return any(run is not None and run.pending for run in runs)
+
+    def sync(self) -> None:
+        """Write everything buffered; raises (keeping the rest buffered) on transient errors."""
+        if self._start is None or self._parent is None:
+            return
+        self._ensure_experiment(self._start)
+        runs = [self._parent, *self._trials.values()]
+        for run in runs:
+            if run.run_id is None:
+                self._ensure_run(run, self._start)
+        self._resolve_best_run(self._parent)
+        for run in runs:
+            if run.params or run.tags or run.metrics:
+                self._write_data(run)
+        for run in runs:
+            if run.texts or run.trial_dir is not None:
+                self._write_artifacts(run)
+            if run.terminal is not None:
+                self._write_terminal(run)
+
+    def _ensure_experiment(self, start: ExperimentStarted) -> None:
+        if self.experiment_id is not None:
+            return
+        experiment = start.experiment
+        name = layout.experiment_name(experiment)
+        found = self._client.get_experiment_by_name(name)
+        if found is not None and found.lifecycle_stage != "active":
+            name = layout.fallback_experiment_name(experiment, start.uid)
+            found = self._client.get_experiment_by_name(name)
+        if found is None:
+            location = None
+            if self._artifact_root is not None:
+                location = (self._artifact_root / name.replace(" ", "_")).as_uri()
+            try:
+                experiment_id = self._client.create_experiment(
+                    name, artifact_location=location, tags=layout.experiment_tags(experiment)
+                )
+            except MlflowException as error:
+                # Another process created it between our lookup and create.
+                if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                again = self._client.get_experiment_by_name(name)
+                if again is None:
+                    raise
+                experiment_id = again.experiment_id
+        else:
+            experiment_id = found.experiment_id
+        self._existing = self._find_runs(experiment_id, start.uid)
+        self.experiment_name = name
+        self.experiment_id = experiment_id
+
+    def _find_runs(self, experiment_id: str, uid: str) -> dict[str | None, _Existing]:
+        """This uid's runs already in the store (non-empty only when resuming)."""
+        escaped = uid.replace("'", "\\'")
+        query = f"tags.`{layout.TAG_UID}` = '{escaped}'"
+        found: dict[str | None, _Existing] = {}
+        token: str | None = None
+        while True:
+            page = self._client.search_runs(
+                [experiment_id],
+                filter_string=query,
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=1000,
+                page_token=token,
+            )
+            for run in page:
+                tags = run.data.tags
+                if tags.get(layout.TAG_RUN_TYPE) == layout.RUN_TYPE_EXPERIMENT:
+                    trial: str | None = None
+                else:
+                    trial = tags.get(layout.TAG_TRIAL)
+                    if trial is None:
+                        continue
+                # Oldest first wins if a crash ever left two runs for one key.
+                found[trial] = _Existing(run.info.run_id, run.info.status)
+            token = page.token
+            if not token:
+                return found
+
+    def _ensure_run(self, run: _Run, start: ExperimentStarted) -> None:
+        assert self.experiment_id is not None
+        existing = (self._existing or {}).get(run.trial_name)
+        if existing is not None:
+            if existing.status != layout.RUNNING:
+                # A resumed (e.g. restarted) experiment or trial is running again.
+                self._client.update_run(existing.run_id, status=layout.RUNNING)
+            run.run_id = existing.run_id
+            return
+        if run.trial_name is None:
+            tags = layout.parent_tags(start.experiment, start.uid)
+        else:
+            assert self._parent is not None and self._parent.run_id is not None
+            tags = layout.trial_tags(
+                start.experiment, start.uid, run.trial_name, self._parent.run_id
+            )
+        created = self._client.create_run(
+            self.experiment_id, start_time=run.start_ms, tags=tags, run_name=run.run_name
+        )
+        run.run_id = created.info.run_id
+
+    def _resolve_best_run(self, parent: _Run) -> None:
+        # The best trial's run id lets users (and serving: runs:/<id>/model) reach its model.
+        if parent.best_trial is None:
+            return
+        run = self._trials.get(parent.best_trial)
+        best_id = run.run_id if run is not None else None
+        if best_id is None and self._existing and parent.best_trial in self._existing:
+            best_id = self._existing[parent.best_trial].run_id
+        if best_id is not None:
+            parent.tags[layout.TAG_BEST_RUN_ID] = best_id
+        parent.best_trial = None
+
+    def _write_data(self, run: _Run) -> None:
+        assert run.run_id is not None
+        params = [Param(k, v) for k, v in run.params.items()]
+        tags = [RunTag(k, layout.tag_value(v)) for k, v in run.tags.items()]
+        metrics = run.metrics
+        try:
+            # Usually a single round trip; chunked only to respect MLflow's batch limits.
+            while params or tags or metrics:
+                p, params = params[:MAX_PARAMS_TAGS_PER_BATCH], params[MAX_PARAMS_TAGS_PER_BATCH:]
+                room = MAX_PARAMS_TAGS_PER_BATCH - len(p)
+                t, tags = tags[:room], tags[room:]
+                room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(p) - len(t))
+                m, metrics = metrics[:room], metrics[room:]
+                self._log_batch(run, m, p, t)
+                # Forget what was written, so a failure later in the loop retries only the rest.
+                for param in p:
+                    run.params.pop(param.key, None)
+                for tag in t:
+                    run.tags.pop(tag.key, None)
+                run.metrics = metrics
+        except Exception as error:
+            if not is_permanent(error):
+                raise
+            logger.error("tracking: MLflow rejected data of run %s: %s", run.run_name, error)
+            run.params.clear()
+            run.tags.clear()
+            run.metrics = []
+
+    def _log_batch(self, run: _Run, m: list[Metric], p: list[Param], t: list[RunTag]) -> None:
+        assert run.run_id is not None
+        try:
+            self._client.log_batch(run.run_id, metrics=m, params=p, tags=t, synchronous=True)
+        except MlflowException as error:
+            if not (p and error.error_code == "INVALID_PARAMETER_VALUE"):
+                raise
+            # Most likely a param whose value changed on resume (MLflow params are
+            # immutable): keep the original params, write the rest.
+            logger.error("tracking: params of run %s not updated: %s", run.run_name, error)
+            self._client.log_batch(run.run_id, metrics=m, tags=t, synchronous=True)
+
+    def _write_artifacts(self, run: _Run) -> None:
+        assert run.run_id is not None
+        try:
+            for name, text in list(run.texts.items()):
+                self._client.log_text(run.run_id, text, name)
+                del run.texts[name]
+            if run.trial_dir is not None:
+                log = run.trial_dir / layout.TRIAL_LOG
+                if log.is_file():
+                    self._client.log_artifact(run.run_id, str(log))
+                artifacts = run.trial_dir / layout.TRIAL_ARTIFACTS_DIR
+                if artifacts.is_dir() and any(artifacts.iterdir()):
+                    self._client.log_artifacts(run.run_id, str(artifacts))
+                run.trial_dir = None
+        except Exception as error:
+            if not is_permanent(error):
+                raise
+            logger.error("tracking: artifacts of run %s not stored: %s", run.run_name, error)
+            run.texts.clear()
+            run.trial_dir = None
+
+    def _write_terminal(self, run: _Run) -> None:
+        assert run.run_id is not None and run.terminal is not None
+        status, end_ms = run.terminal
+        try:
+            # The store call, not MlflowClient.set_terminated: that one re-reads the run and
+            # prints a "View run" line to stdout per run for HTTP stores.
+            self._client._tracking_client.store.update_run_info(
+                run.run_id,
+                run_status=RunStatus.from_string(status),
+                end_time=end_ms,
+                run_name=None,
+            )
+        except Exception as error:
+            if not is_permanent(error):
+                raise
+            logger.error("tracking: status of run %s not set: %s", run.run_name, error)
+        run.terminal = None
+
+    # -- read side ---------------------------------------------------------------------------
+
+    def run_id(self, trial_name: str | None) -> str | None:
+        run = self._parent if trial_name is None else self._trials.get(trial_name)
+        return run.run_id if run is not None else None
+
+    def describe(self) -> str:
+        if self.experiment_id is None or self._parent is None:
+            return f"MLflow tracking at {self.tracking_uri} (nothing written yet)"
+        return (
+            f"MLflow experiment '{self.experiment_name}' (id {self.experiment_id}), "
+            f"parent run {self._parent.run_id} (tracking: {self.tracking_uri})"
+        )
