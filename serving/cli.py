@@ -2,6 +2,52 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(help="KServe InferenceServices: validate, run locally.", no_args_is_help=True)
+
+
+@app.command("validate")
+def validate(
+    files: list[Path] = typer.Option(
+        ..., "-f", "--file", help="InferenceService YAML file (repeatable)."
+    ),
+) -> None:
+    """Check InferenceService files against KServe's rules; exit 1 with the field errors."""
+    from serving.runtimes import deploy_problems
+    from serving.spec import SpecError, load_inference_services
+
+    failed = False
+    for file in files:
+        try:
+            services = load_inference_services(file)
+        except SpecError as exc:
+            failed = True
+            typer.secho(f"{file}: invalid", fg="red", err=True)
+            for line in exc.lines():
+                typer.echo(f"  {line}", err=True)
+            continue
+        for isvc in services:
+            p = isvc.predictor
+            replicas = f"{p.effective_min_replicas}..{p.effective_max_replicas or 'unbounded'}"
+            extras = [f"canary {p.canary_traffic_percent}%"] * (
+                p.canary_traffic_percent is not None
+            )
+            extras += ["batcher"] * (p.batcher is not None)
+            summary = ", ".join(
+                [
+                    f"format {p.model_format or 'containers'}",
+                    f"protocol {p.protocol_version}",
+                    f"storageUri {p.storage_uri or '-'}",
+                    f"replicas {replicas}",
+                    f"{p.effective_scale_metric} target {isvc.autoscaling().target:g}",
+                    *extras,
+                ]
+            )
+            typer.echo(f"inferenceservice {isvc.name!r} is valid: {summary}")
+            for problem in deploy_problems(p):
+                typer.echo(f"  note: cannot run locally: {problem}")
+    if failed:
+        raise typer.Exit(1)

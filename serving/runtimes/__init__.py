@@ -77,7 +77,7 @@ def model_problems(predictor: PredictorSpec) -> list[str]:
         try:
             check_storage_uri(uri)
         except StorageError as exc:
-            problems.append(f"{where}.storageUri: {exc}")
+            problems.append(f"{where}: {exc}")
     return problems
 
 
