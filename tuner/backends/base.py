@@ -1,0 +1,108 @@
+"""The trial backend protocol: how the controller runs, watches and stops trials.
+
+A backend runs one trial per :class:`TrialRun` and reports back through polling; the
+controller (single thread) drives it. The contract every implementation guarantees:
+
+* ``launch`` never raises for a bad *command*: a command that cannot start (not found,
+  not executable) ends as ``TrialExit(succeeded=False, message=...)`` on a later ``poll``.
+  It may raise ``ValueError`` for a programming error (the same trial launched twice).
+* ``poll`` returns ``None`` while the trial runs, then the same :class:`TrialExit` on
+  every call until ``release``.
+* ``collect`` returns only the observations *new* since its previous call, in order.
+  The observations of a trial form a deterministic sequence: the i-th observation parsed
+  from its log or metrics file is always the same one, so a controller that stored the
+  first ``n`` can ``adopt(run, skip_observations=n)`` after a crash and never see them
+  twice. While the trial runs, ``collect`` streams; after ``poll`` reported the exit,
+  one more ``collect`` returns everything the trial wrote last.
+* ``kill`` stops the trial (SIGTERM to its process group, SIGKILL after a grace
+  period); it returns without waiting; ``poll`` then reports
+  ``TrialExit(succeeded=False, message="killed")``. Killing a finished trial is a no-op.
+* ``adopt`` re-attaches to a trial a previous controller process launched (still
+  running, or finished meanwhile). Backends that cannot reattach report the trial as
+  failed with a message saying so.
+* ``release`` forgets a finished trial; ``close`` kills every trial still running.
+
+Unknown trial names raise ``KeyError`` from ``poll``/``collect``/``log_path``;
+``kill`` and ``release`` of an unknown trial are no-ops.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tuner.spec.models import MetricsCollectorSpec
+from tuner.types import Observation
+
+KILLED = "killed"
+
+
+@dataclass
+class TrialRun:
+    """What the controller asks a backend to run."""
+
+    experiment_name: str
+    trial_name: str
+    # argv with ``${trialParameters.X}`` already substituted; None for function trials.
+    command: list[str] | None
+    # Extra environment (container env + HYPERFLOW_* vars) on top of ``os.environ``.
+    env: dict[str, str]
+    # Working directory: the experiment file's folder.
+    cwd: Path
+    # Per-trial folder for the log, the exit code and metrics files; created if missing.
+    trial_dir: Path
+    assignments: dict[str, float | int | str]
+    collector: MetricsCollectorSpec = field(default_factory=MetricsCollectorSpec)
+    # The objective and additional metric names: only these are collected.
+    metric_names: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TrialExit:
+    """How a trial ended. ``message`` is short and human readable, e.g.
+    ``"exit code 3: <last log line>"``, ``"command not found: foo"``, ``"killed"``."""
+
+    succeeded: bool
+    exit_code: int | None
+    message: str
+
+
+class TrialBackend(ABC):
+    """Runs trials; see the module docstring for the contract."""
+
+    @abstractmethod
+    def launch(self, run: TrialRun) -> None:
+        """Start the trial; a command that cannot start fails on the next ``poll``."""
+
+    @abstractmethod
+    def poll(self, trial_name: str) -> TrialExit | None:
+        """``None`` while the trial runs, its :class:`TrialExit` once it ended."""
+
+    @abstractmethod
+    def collect(self, trial_name: str) -> list[Observation]:
+        """Observations new since the previous call (all remaining ones after the exit)."""
+
+    @abstractmethod
+    def kill(self, trial_name: str) -> None:
+        """Stop the trial; ``poll`` then reports not-succeeded with message ``"killed"``."""
+
+    @abstractmethod
+    def adopt(self, run: TrialRun, skip_observations: int) -> None:
+        """Re-attach to a trial launched by a previous controller process.
+
+        The first ``skip_observations`` observations were already stored by that process
+        and must not be returned by ``collect`` again.
+        """
+
+    @abstractmethod
+    def log_path(self, trial_name: str) -> Path:
+        """The file holding the trial's combined stdout and stderr."""
+
+    @abstractmethod
+    def release(self, trial_name: str) -> None:
+        """Forget a finished trial and free what the backend holds for it."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Kill every trial still running and free the backend's resources."""
