@@ -1,0 +1,68 @@
+"""V2 model metadata, derived from the model where possible.
+
+Order of preference:
+1. the model's own ``metadata()`` method, if it has one, returning any of ``platform``,
+   ``versions``, ``inputs``, ``outputs`` (V2 ``$metadata_tensor`` dicts);
+2. for array models, an sklearn-style estimator found among the model's attributes:
+   ``n_features_in_`` gives input ``input-0`` of shape ``[-1, n]`` (FP64), ``classes_``
+   gives the output datatype (shape ``[-1]``);
+3. otherwise empty ``inputs``/``outputs`` (allowed: the model decides at request time).
+The ``platform`` defaults to the model's ``platform`` attribute, else ``""``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from serving.protocol.datatypes import datatype_of
+from serving.protocol.errors import InvalidInput
+from serving.runtimes.base import ArrayModel, Model
+
+
+def _find_estimator(model: Model) -> Any | None:
+    for value in vars(model).values():
+        if hasattr(value, "n_features_in_"):
+            return value
+    return None
+
+
+def derive_metadata(model: Model) -> dict[str, Any]:
+    """Everything but ``name``: ``versions``, ``platform``, ``inputs``, ``outputs``."""
+    meta: dict[str, Any] = {
+        "versions": [str(model.version)] if getattr(model, "version", None) else [],
+        "platform": str(getattr(model, "platform", "") or ""),
+        "inputs": [],
+        "outputs": [],
+    }
+    own = getattr(model, "metadata", None)
+    if callable(own):
+        provided = own()
+        if isinstance(provided, dict):
+            meta.update({k: provided[k] for k in meta if k in provided})
+            return meta
+    if isinstance(model, ArrayModel):
+        est = _find_estimator(model)
+        if est is not None:
+            n = int(est.n_features_in_)
+            meta["inputs"] = [{"name": "input-0", "datatype": "FP64", "shape": [-1, n]}]
+            out_type = "FP64"
+            classes = getattr(est, "classes_", None)
+            if classes is not None and hasattr(classes, "dtype"):
+                with contextlib.suppress(InvalidInput):
+                    out_type = datatype_of(classes.dtype)
+            meta["outputs"] = [{"name": "output-0", "datatype": out_type, "shape": [-1]}]
+            if not meta["platform"]:
+                meta["platform"] = type(est).__module__.split(".")[0]
+    return meta
+
+
+def expected_features(meta: dict[str, Any]) -> int | None:
+    """The fixed feature count of a single 2-D input, if the metadata states one."""
+    inputs = meta.get("inputs") or []
+    if len(inputs) != 1:
+        return None
+    shape = inputs[0].get("shape") or []
+    if len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0:
+        return int(shape[1])
+    return None
