@@ -51,3 +51,34 @@ def validate(
                 typer.echo(f"  note: cannot run locally: {problem}")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("run")
+def run(
+    files: list[Path] = typer.Option(
+        ...,
+        "-f",
+        "--file",
+        help="InferenceService YAML (repeatable). A second file with the same "
+        "metadata.name and canaryTrafficPercent is that service's canary revision.",
+    ),
+    port: int = typer.Option(8080, "--port", help="Router port (all services)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Router bind address."),
+    token: str | None = typer.Option(
+        None,
+        "--token",
+        envvar="HYPERFLOW_SERVE_TOKEN",
+        help="Bearer token required on requests; mandatory for a non-loopback --host.",
+    ),
+    tick: float = typer.Option(2.0, "--tick", help="Autoscaler tick interval, seconds."),
+) -> None:
+    """Run InferenceServices locally in the foreground: router, replicas, autoscaler."""
+    import os
+
+    from serving.local.runner import run as run_foreground
+
+    home = Path(os.environ.get("HYPERFLOW_HOME", Path.home() / ".hyperflow"))
+    code = run_foreground(
+        files, host=host, port=port, token=token, tick_interval=tick, log_dir=home / "serving-logs"
+    )
+    raise typer.Exit(code)
