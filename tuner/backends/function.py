@@ -20,7 +20,8 @@ a couple of pipe messages, not an interpreter start. Contracts (beyond ``TrialBa
 * **Failures.** An exception fails the trial with ``message="ValueError: ..."`` (traceback
   in the trial log) and keeps the worker; a worker that dies fails its trial with
   ``"worker died (exit code N)"``; ``kill()`` ends the worker (SIGTERM, SIGKILL after
-  ``kill_grace`` seconds) and ``poll()`` says ``"killed"``.
+  ``kill_grace`` seconds) and ``poll()`` says ``"killed"``, as it does for the trials
+  ``close()`` stops.
 * **Restarts.** The pool dies with the controller process, so ``adopt()`` cannot
   reattach: such a trial polls as ``TrialExit(False, None, "lost: controller restarted")``
   and the controller decides whether to run it again.
@@ -51,15 +52,13 @@ import cloudpickle
 
 from tuner.backends import _func_protocol as proto
 from tuner.backends._func_calling import CallingConvention
-from tuner.backends.base import TrialBackend, TrialExit, TrialRun
+from tuner.backends.base import KILLED, TrialBackend, TrialExit, TrialRun
 from tuner.spec.models import MetricsCollectorKind
 from tuner.types import Observation
 
 WORKER_MODULE = "tuner.backends._worker"
 LOG_NAME = "trial.log"
-KILLED = "killed"
 LOST = "lost: controller restarted"
-CLOSED = "killed: backend closed"
 
 _FUNCTION_KEY = 0  # one function per backend; the worker caches by key all the same
 
@@ -89,7 +88,7 @@ class FunctionBackend(TrialBackend):
         self._idle: list[_Worker] = []  # a stack: the warmest worker is reused first
         self._queued: deque[_Trial] = deque()
         self._news: set[str] = set()  # trials with an unpolled exit or uncollected data
-        self._doomed: list[_Worker] = []  # killed, maybe not yet reaped
+        self._unreaped: list[_Worker] = []  # every started worker until its reader reaps it
         self._closed = False
         self._spawner = _Spawner()
 
@@ -141,8 +140,8 @@ class FunctionBackend(TrialBackend):
 
     def kill(self, trial_name: str) -> None:
         with self._cond:
-            trial = self._trials[trial_name]
-            if trial.exit is not None:
+            trial = self._trials.get(trial_name)
+            if trial is None or trial.exit is not None:
                 return
             worker = trial.worker
             if worker is None:  # still queued
@@ -186,15 +185,15 @@ class FunctionBackend(TrialBackend):
             for worker in workers:
                 self._retire(worker)
             for trial in [*self._queued, *(w.trial for w in busy if w.trial)]:
-                self._finish(trial, TrialExit(succeeded=False, exit_code=None, message=CLOSED))
+                self._finish(trial, TrialExit(succeeded=False, exit_code=None, message=KILLED))
             self._queued.clear()
-            doomed = list(self._doomed)
+            unreaped = list(self._unreaped)
         for worker in busy:
             worker.signal(signal.SIGTERM)
         for worker in workers:
             worker.close_stdin()
         deadline = time.monotonic() + self.kill_grace
-        for worker in doomed:
+        for worker in unreaped:
             if worker.proc is None:
                 continue  # a concurrent launch sees ``retired`` and kills it
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -234,7 +233,7 @@ class FunctionBackend(TrialBackend):
                     # Reserve the slot now; the process starts outside the lock.
                     worker = _Worker(self)
                     self._workers.append(worker)
-                    self._doomed.append(worker)
+                    self._unreaped.append(worker)
                 else:
                     return
                 trial = self._queued.popleft()
@@ -256,8 +255,13 @@ class FunctionBackend(TrialBackend):
         except Exception as exc:
             with self._cond:
                 self._retire(worker)
-                self._doomed.remove(worker)
-                self._finish(trial, TrialExit(False, None, f"cannot start a worker: {exc}"))
+                self._unreaped.remove(worker)
+                self._finish(
+                    trial,
+                    TrialExit(
+                        succeeded=False, exit_code=None, message=f"cannot start a worker: {exc}"
+                    ),
+                )
             return False
         worker.attach(proc)
         with self._cond:
@@ -331,8 +335,8 @@ class FunctionBackend(TrialBackend):
         code = worker.proc.wait()
         with self._cond:
             self._retire(worker)
-            if worker in self._doomed:
-                self._doomed.remove(worker)
+            if worker in self._unreaped:
+                self._unreaped.remove(worker)
             trial = worker.trial
             if trial is not None:
                 self._finish(
