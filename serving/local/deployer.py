@@ -1,0 +1,228 @@
+"""Keeps one revision's replica processes at the autoscaler's desired count.
+
+Contract: a replica gets traffic only after its ``/v2/health/ready`` answered 200 (the
+router's pool holds ready replicas only); a replica that dies is replaced with
+exponential backoff; one whose model failed to load is kept (not ready, its reason in
+the pool's ``failure``) and counts toward the desired count, so it does not crash-loop;
+replicas removed by a scale-down are taken out of rotation first, drained, then stopped
+by PID. :meth:`shutdown` stops exactly the processes this deployer started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from serving.local.replica import ReplicaProcess, ReplicaState, free_port
+from serving.router.pool import RevisionPool
+
+ArgvFactory = Callable[[int], list[str]]
+EventSink = Callable[[str], None]
+
+
+class RevisionDeployer:
+    def __init__(
+        self,
+        pool: RevisionPool,
+        argv_for_port: ArgvFactory,
+        *,
+        initial: int = 1,
+        host: str = "127.0.0.1",
+        log_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        on_event: EventSink | None = None,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        drain_timeout: float = 30.0,
+    ) -> None:
+        self.pool = pool
+        self.argv_for_port = argv_for_port
+        self.host = host
+        self.log_dir = log_dir
+        self.env = env
+        self.on_event = on_event or (lambda _msg: None)
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.drain_timeout = drain_timeout
+        self.desired = initial
+        self.replicas: list[ReplicaProcess] = []
+        self.started_pids: list[int] = []
+        self.restarts = 0
+        self._crashes = 0
+        self._next_start = 0.0
+        self._last_failure: str | None = None
+        self._wake = asyncio.Event()
+        self._draining: set[asyncio.Task[None]] = set()
+        self._stopped = False
+        self._last_probe: dict[int, float] = {}
+
+    @property
+    def name(self) -> str:
+        return f"{self.pool.service}/{self.pool.revision}"
+
+    def set_desired(self, n: int) -> None:
+        if n != self.desired:
+            self.on_event(f"{self.name}: scale {self.desired} -> {n}")
+            self.desired = n
+            self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in ReplicaState}
+        for r in self.replicas:
+            out[r.state.value] += 1
+        return out
+
+    @property
+    def failure(self) -> str | None:
+        for r in self.replicas:
+            if r.state is ReplicaState.FAILED:
+                return r.reason
+        return self._last_failure if self._crashes else None
+
+    async def run(self) -> None:
+        """Reconcile until cancelled; faster while replicas are starting."""
+        async with httpx.AsyncClient() as client:
+            while not self._stopped:
+                await self.reconcile(client)
+                starting = any(r.state is ReplicaState.STARTING for r in self.replicas)
+                wait = 0.05 if starting or len(self.replicas) < self.desired else 0.5
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def reconcile(self, client: httpx.AsyncClient) -> None:
+        now = time.monotonic()
+        # 1. Reap replicas that died on their own.
+        for r in list(self.replicas):
+            if r.exited():
+                self.replicas.remove(r)
+                self._crashes += 1
+                self.restarts += 1
+                self._last_failure = f"{r.reason}{_log_tail(r.log_path)}"
+                delay = min(self.backoff_max, self.backoff_base * 2 ** (self._crashes - 1))
+                self._next_start = now + delay
+                self.on_event(
+                    f"{self.name}: replica pid {r.pid} :{r.port} exited "
+                    f"({self._last_failure}); restarting in {delay:.1f}s"
+                )
+
+        # 2. Probe: starting ones every tick, ready ones about once a second.
+        probes = []
+        for r in self.replicas:
+            due = r.state is ReplicaState.STARTING or (
+                r.state is ReplicaState.READY and now - self._last_probe.get(r.port, 0) >= 1.0
+            )
+            if due:
+                self._last_probe[r.port] = now
+                probes.append(self._probe(r, client))
+        if probes:
+            await asyncio.gather(*probes)
+
+        # 3. Scale towards the desired count.
+        live = [r for r in self.replicas if r.state is not ReplicaState.EXITED]
+        if len(live) < self.desired and time.monotonic() >= self._next_start:
+            for _ in range(self.desired - len(live)):
+                await self._spawn()
+        elif len(live) > self.desired:
+            for r in self._victims(live, len(live) - self.desired):
+                self.replicas.remove(r)
+                task = asyncio.create_task(self._drain_and_stop(r))
+                self._draining.add(task)
+                task.add_done_callback(self._draining.discard)
+
+        self._publish()
+
+    async def _probe(self, r: ReplicaProcess, client: httpx.AsyncClient) -> None:
+        before = r.state
+        after = await r.probe(client)
+        if after is before:
+            return
+        if after is ReplicaState.READY:
+            self._crashes = 0
+            self._last_failure = None
+            self.on_event(
+                f"{self.name}: replica pid {r.pid} :{r.port} ready "
+                f"in {time.monotonic() - r.started_at:.1f}s"
+            )
+        elif after is ReplicaState.FAILED:
+            self.on_event(f"{self.name}: replica pid {r.pid} :{r.port} not ready: {r.reason}")
+        elif after is ReplicaState.STARTING:
+            self.on_event(f"{self.name}: replica pid {r.pid} :{r.port} stopped answering")
+
+    async def _spawn(self) -> None:
+        port = free_port(self.host)
+        log = None
+        if self.log_dir is not None:
+            log = self.log_dir / f"{self.pool.service}-{self.pool.revision}-{port}.log"
+        r = ReplicaProcess(self.argv_for_port(port), self.host, port, log_path=log)
+        await r.start(self.env)
+        assert r.pid is not None
+        self.started_pids.append(r.pid)
+        self.replicas.append(r)
+        # Wake the loop the moment the process exits, not at the next tick.
+        proc = r.proc
+        assert proc is not None
+        task = asyncio.create_task(proc.wait())
+        task.add_done_callback(lambda _t: self._wake.set())
+        self.on_event(f"{self.name}: started replica pid {r.pid} on :{port}")
+
+    def _victims(self, live: list[ReplicaProcess], n: int) -> list[ReplicaProcess]:
+        # Replicas not serving go first (failed, then starting), then the least busy.
+        busy = {ep.key: ep.in_flight for ep in self.pool.endpoints}
+        rank = {ReplicaState.FAILED: 0, ReplicaState.STARTING: 1, ReplicaState.READY: 2}
+        ordered = sorted(live, key=lambda r: (rank.get(r.state, 0), busy.get(r.address, 0)))
+        return ordered[:n]
+
+    async def _drain_and_stop(self, r: ReplicaProcess) -> None:
+        # Out of rotation first, then let its in-flight requests finish, then stop it.
+        endpoint = next((ep for ep in self.pool.endpoints if ep.key == r.address), None)
+        self._publish()
+        deadline = time.monotonic() + self.drain_timeout
+        while endpoint is not None and endpoint.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await r.stop()
+        self.on_event(f"{self.name}: stopped replica pid {r.pid} :{r.port}")
+
+    def _publish(self) -> None:
+        ready = [r.address for r in self.replicas if r.state is ReplicaState.READY]
+        current = [ep.key for ep in self.pool.endpoints]
+        if ready != current:
+            self.pool.set_endpoints(ready)
+        starting = sum(1 for r in self.replicas if r.state is ReplicaState.STARTING)
+        starting += int(len(self.replicas) < self.desired)
+        self.pool.set_status(starting=starting, desired=self.desired, failure=self.failure)
+
+    async def shutdown(self) -> None:
+        """Stop every replica this deployer started (by PID) and wait for them."""
+        self._stopped = True
+        self._wake.set()
+        for task in list(self._draining):
+            task.cancel()
+        victims = list(self.replicas)
+        self.replicas.clear()
+        self.pool.set_endpoints([])
+        await asyncio.gather(*(r.stop() for r in victims), return_exceptions=True)
+
+
+def _log_tail(path: Path | None) -> str:
+    """The last non-empty line the replica wrote, to say why it died."""
+    if path is None or not path.exists():
+        return ""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 4096))
+            lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    lines = [ln for ln in lines if ln]
+    return f": {lines[-1][:300]}" if lines else ""

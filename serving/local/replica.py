@@ -1,0 +1,155 @@
+"""One replica process: started in its own process group, probed, stopped by its PID.
+
+States: ``starting`` (process up, model not ready yet) -> ``ready`` (``/v2/health/ready``
+answered 200) or ``failed`` (the replica answered 503 with an ``{"error": ...}`` reason:
+its model could not load; the process is kept so the reason stays visible instead of a
+crash loop) -> ``exited`` (the process died; the deployer replaces it with backoff).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Sequence
+from enum import StrEnum
+from pathlib import Path
+
+import httpx
+
+
+class ReplicaState(StrEnum):
+    STARTING = "starting"
+    READY = "ready"
+    FAILED = "failed"
+    EXITED = "exited"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class ReplicaProcess:
+    """A replica's OS process and what its probes last said."""
+
+    def __init__(
+        self, argv: Sequence[str], host: str, port: int, log_path: Path | None = None
+    ) -> None:
+        self.argv = list(argv)
+        self.host = host
+        self.port = port
+        self.log_path = log_path
+        self.state = ReplicaState.STARTING
+        self.reason: str | None = None
+        self.proc: asyncio.subprocess.Process | None = None
+        self.started_at = time.monotonic()
+        self.ready_at: float | None = None
+        self.probe_failures = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    async def start(self, env: dict[str, str] | None = None) -> None:
+        out: int | object = asyncio.subprocess.DEVNULL
+        log = None
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+            out = log
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                env={**os.environ, **(env or {})},
+                # Its own group: Ctrl-C in the terminal reaches only the runner, which
+                # then stops each replica itself, and a stop reaches the replica's children.
+                start_new_session=True,
+            )
+        finally:
+            if log is not None:
+                log.close()
+        self.started_at = time.monotonic()
+
+    def exited(self) -> bool:
+        if self.proc is None or self.proc.returncode is not None:
+            if self.state is not ReplicaState.EXITED:
+                self.state = ReplicaState.EXITED
+                code = self.proc.returncode if self.proc is not None else None
+                self.reason = self.reason or f"process exited with code {code}"
+            return True
+        return False
+
+    async def probe(self, client: httpx.AsyncClient) -> ReplicaState:
+        """Ask ``/v2/health/ready`` and update the state (no-op once exited)."""
+        if self.exited():
+            return self.state
+        url = f"http://{self.host}:{self.port}/v2/health/ready"
+        try:
+            r = await client.get(url, timeout=2.0)
+        except httpx.HTTPError:
+            # Not listening yet while starting; a ready replica that stops answering
+            # twice in a row is taken out of rotation until it answers again.
+            if self.state is ReplicaState.READY:
+                self.probe_failures += 1
+                if self.probe_failures >= 2:
+                    self.state = ReplicaState.STARTING
+            return self.state
+        self.probe_failures = 0
+        if r.status_code == 200:
+            if self.state is not ReplicaState.READY:
+                self.ready_at = time.monotonic()
+            self.state = ReplicaState.READY
+            self.reason = None
+            return self.state
+        reason = _error_reason(r)
+        if reason is not None:
+            self.state = ReplicaState.FAILED
+            self.reason = reason
+        elif self.state is ReplicaState.READY:
+            self.state = ReplicaState.STARTING
+        return self.state
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM this replica's process group, SIGKILL after ``timeout``; reap it."""
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+        self.state = ReplicaState.EXITED
+        self.reason = self.reason or "stopped"
+
+
+def _error_reason(r: httpx.Response) -> str | None:
+    """The load-failure reason from a not-ready answer, or None if it is still loading."""
+    try:
+        body = r.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    err = body.get("error")
+    if not isinstance(err, str) or not err:
+        return None
+    # Replicas answer {"error": "...loading..."} while the model is still loading.
+    if "loading" in err.lower() and "fail" not in err.lower():
+        return None
+    return err

@@ -1,0 +1,136 @@
+"""``hyperflow serve run``: the local deployment in the foreground with a status table.
+
+Prints a table of services, endpoints and replicas once everything started, logs each
+event (replica started/ready/failed/exited, scale decisions) and re-prints the table
+when it changes; SIGINT/SIGTERM stop the router and every replica it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from serving.local.deployment import LocalDeployment, RevisionStatus
+from serving.local.revisions import DEFAULT_TICK_INTERVAL, revision_specs
+from serving.router.server import is_loopback
+from serving.spec import InferenceService, SpecError, load_inference_services
+
+
+def status_table(statuses: list[RevisionStatus], base_url: str) -> Table:
+    table = Table(title=f"hyperflow serving on {base_url}", title_justify="left")
+    for col in ("service", "revision", "traffic", "replicas", "desired", "in-flight"):
+        table.add_column(col)
+    table.add_column("endpoints / status", overflow="fold")
+    for s in statuses:
+        replicas = f"{s.ready} ready"
+        if s.starting:
+            replicas += f", {s.starting} starting"
+        if s.failed:
+            replicas += f", {s.failed} failed"
+        note = f"{base_url}/v1/models/{s.service}:predict\n{base_url}/v2/models/{s.service}/infer"
+        if s.reason:
+            note += f"\n[red]not ready: {s.reason}[/red]"
+        if s.panicking:
+            note += "\n[yellow]autoscaler: panic mode[/yellow]"
+        table.add_row(
+            s.service,
+            s.revision,
+            f"{s.traffic}%",
+            replicas,
+            str(s.desired),
+            str(s.in_flight),
+            note,
+        )
+    return table
+
+
+def _key(statuses: list[RevisionStatus]) -> tuple[object, ...]:
+    return tuple((s.ready, s.starting, s.failed, s.desired, s.reason) for s in statuses)
+
+
+def load_files(files: list[Path]) -> list[InferenceService]:
+    isvcs: list[InferenceService] = []
+    for f in files:
+        isvcs.extend(load_inference_services(f))
+    return isvcs
+
+
+async def run_foreground(
+    files: list[Path],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    token: str | None = None,
+    tick_interval: float = DEFAULT_TICK_INTERVAL,
+    log_dir: Path | None = None,
+    console: Console | None = None,
+) -> int:
+    """Run until SIGINT/SIGTERM; returns the process exit code."""
+    out = console or Console()
+    if not is_loopback(host) and not token:
+        out.print(f"[red]error:[/red] binding to {host} (not loopback) requires --token")
+        return 2
+    try:
+        specs = revision_specs(load_files(files), tick_interval)
+    except SpecError as exc:
+        for line in exc.lines():
+            out.print(f"[red]error:[/red] {line}")
+        return 2
+    except OSError as exc:
+        out.print(f"[red]error:[/red] {exc}")
+        return 2
+
+    def event(msg: str) -> None:
+        out.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {msg}", highlight=False)
+
+    deployment = LocalDeployment(specs, token=token, log_dir=log_dir, on_event=event)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    shown = host if ":" not in host else f"[{host}]"
+    base_url = f"http://{shown}:{port}"
+
+    async def show_table() -> None:
+        await deployment.wait_ready()
+        last: tuple[object, ...] | None = None
+        while not stop.is_set():
+            statuses = deployment.status()
+            if _key(statuses) != last:
+                last = _key(statuses)
+                out.print(status_table(statuses, base_url))
+            await asyncio.sleep(0.5)
+
+    table_task: asyncio.Task[None] | None = None
+
+    def started() -> None:
+        nonlocal table_task
+        event(f"router listening on {base_url} (pid {os.getpid()})")
+        table_task = asyncio.create_task(show_table())
+
+    try:
+        await deployment.serve(host, port, started=started, stop=stop)
+    except (RuntimeError, OSError) as exc:
+        out.print(f"[red]error:[/red] {exc}")
+        return 1
+    finally:
+        if table_task is not None:
+            table_task.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    event(f"stopped; replicas stopped: {', '.join(map(str, deployment.started_pids())) or 'none'}")
+    return 0
+
+
+def run(files: list[Path], **kw: object) -> int:
+    """Blocking entry point on uvloop (the router's hot path wants it)."""
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run_foreground(files, **kw))  # type: ignore[arg-type]

@@ -1,0 +1,177 @@
+"""Local deployment end to end on loopback: replica processes (a stand-in model server
+with the replica's command line), the router, the autoscaler and the activator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+from serving.autoscaler import AutoscalerConfig
+from serving.local import LocalDeployment, RevisionSpec
+from tests.util import free_port
+
+UPSTREAM = Path(__file__).with_name("test_router_upstream.py")
+
+
+def fake_argv(spec: RevisionSpec, port: int) -> list[str]:
+    return [
+        sys.executable,
+        str(UPSTREAM),
+        "--isvc-json",
+        spec.isvc_json,
+        "--revision",
+        spec.revision,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
+
+def spec(name: str = "m", revision: str = "default", **scaling: object) -> RevisionSpec:
+    cfg = AutoscalerConfig(**{"tick_interval": 0.2, **scaling})  # type: ignore[arg-type]
+    return RevisionSpec(
+        service=name,
+        revision=revision,
+        isvc_json=json.dumps({"metadata": {"name": name}}),
+        base_dir=Path.cwd(),
+        autoscaling=cfg,
+    )
+
+
+@contextlib.asynccontextmanager
+async def deployed(
+    specs: list[RevisionSpec], env: dict[str, str] | None = None, **kw: object
+) -> AsyncIterator[tuple[LocalDeployment, str]]:
+    events: list[str] = []
+    dep = LocalDeployment(specs, argv=fake_argv, env=env, on_event=events.append, **kw)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    started = asyncio.Event()
+    port = free_port()
+    task = asyncio.create_task(dep.serve("127.0.0.1", port, started=started.set, stop=stop))
+    await asyncio.wait_for(started.wait(), 20)
+    try:
+        yield dep, f"http://127.0.0.1:{port}"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        for pid in dep.started_pids():
+            assert not _alive(pid), f"replica pid {pid} survived shutdown"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def until(pred: Callable[[], bool | Awaitable[bool]], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        res = pred()
+        if not isinstance(res, bool):
+            res = await res
+        if res:
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError("condition not met")
+
+
+def test_cold_start_from_zero_holds_requests_and_serves_all() -> None:
+    async def main() -> None:
+        s = spec(min_replicas=0, stable_window=1.0, scale_to_zero_grace=1.0)
+        env = {"UPSTREAM_READY_DELAY": "0.5"}
+        async with deployed([s], env=env) as (dep, url):
+            rev = dep.revisions[0]
+            await until(lambda: len(rev.pool.endpoints) == 1)
+            # No traffic: after the grace period the revision scales to zero.
+            await until(lambda: not rev.deployer.replicas, timeout=15)
+            assert rev.pool.endpoints == []
+            async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+                rs = await asyncio.gather(
+                    *(c.post("/v2/models/m/infer", content=b"{}") for _ in range(20))
+                )
+            assert [r.status_code for r in rs] == [200] * 20
+            assert len(rev.deployer.started_pids) == 2
+
+    asyncio.run(main())
+
+
+def test_replica_killed_is_restarted() -> None:
+    async def main() -> None:
+        async with deployed([spec()]) as (dep, url):
+            rev = dep.revisions[0]
+            await until(lambda: len(rev.pool.endpoints) == 1)
+            victim = rev.deployer.replicas[0].pid
+            assert victim is not None
+            os.kill(victim, signal.SIGKILL)
+            await until(lambda: bool(rev.pool.endpoints) and rev.deployer.replicas[0].pid != victim)
+            assert rev.deployer.restarts == 1
+            async with httpx.AsyncClient(base_url=url) as c:
+                r = await c.post("/v2/models/m/infer", content=b"{}")
+            assert r.status_code == 200 and r.json()["pid"] != victim
+
+    asyncio.run(main())
+
+
+def test_model_load_failure_is_visible_and_not_crash_looping() -> None:
+    async def main() -> None:
+        env = {"UPSTREAM_FAIL": "cannot load model: /nope/model.joblib not found"}
+        async with deployed([spec()], env=env, hold_timeout=2.0) as (dep, url):
+            rev = dep.revisions[0]
+            await until(lambda: rev.deployer.failure is not None)
+            assert "model.joblib" in (dep.status()[0].reason or "")
+            async with httpx.AsyncClient(base_url=url) as c:
+                r = await c.get("/v2/models/m/ready")
+                assert r.status_code == 503 and "model.joblib" in r.json()["error"]
+                r = await c.get("/v1/models/m")
+                assert r.status_code == 503 and "model.joblib" in r.json()["error"]
+                assert (await c.get("/v2/health/ready")).status_code == 503
+            await asyncio.sleep(1.0)
+            assert len(rev.deployer.started_pids) == 1  # kept, not restarted in a loop
+
+    asyncio.run(main())
+
+
+def test_load_scales_up_then_down() -> None:
+    async def main() -> None:
+        s = spec(
+            target=1.0,
+            stable_window=4.0,
+            panic_window_percentage=25.0,
+            min_replicas=1,
+            max_replicas=4,
+            tick_interval=0.25,
+        )
+        async with deployed([s], env={"UPSTREAM_SLEEP": "0.2"}) as (dep, url):
+            rev = dep.revisions[0]
+            await until(lambda: len(rev.pool.endpoints) == 1)
+            peak = 0
+            stop_at = time.monotonic() + 4.0
+            async with httpx.AsyncClient(base_url=url, timeout=10) as c:
+
+                async def worker() -> None:
+                    nonlocal peak
+                    while time.monotonic() < stop_at:
+                        r = await c.post("/v2/models/m/infer", content=b"{}")
+                        assert r.status_code == 200
+                        peak = max(peak, len(rev.pool.endpoints))
+
+                await asyncio.gather(*(worker() for _ in range(6)))
+            assert peak >= 3, f"expected scale up under load, peak ready {peak}"
+            assert rev.deployer.desired <= 4
+            # Quiet: back to minReplicas once the stable window drained (and panic ended).
+            await until(lambda: len(rev.deployer.replicas) == 1, timeout=20)
+
+    asyncio.run(main())
