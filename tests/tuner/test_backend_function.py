@@ -399,3 +399,19 @@ def test_many_noop_trials_are_cheap(make_backend: Factory, tmp_path: Path) -> No
     elapsed = time.monotonic() - started
     # Ray Tune needs ~1.4 s per trial here; 100 trials in 4 s is > 30x faster at 4-way.
     assert elapsed < 4.0, elapsed
+
+
+def test_a_trial_that_cannot_be_set_up_fails_and_the_worker_survives(
+    make_backend: Factory, tmp_path: Path
+) -> None:
+    backend = make_backend(objectives.pid)
+    run = trial_run(tmp_path, "t1", metric_names=("pid",))
+    run.cwd = tmp_path / "missing"
+    backend.launch(run)
+    exit_ = finish(backend, "t1")
+    assert not exit_.succeeded
+    assert exit_.message.startswith("cannot set up the trial: FileNotFoundError")
+    (pid,) = backend.worker_pids()
+    backend.launch(trial_run(tmp_path, "t2", metric_names=("pid",)))
+    assert finish(backend, "t2").succeeded
+    assert [o.value for o in backend.collect("t2")] == [pid]

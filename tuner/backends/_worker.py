@@ -91,7 +91,11 @@ class _Worker:
             self._load(message[1], message[2])
         elif kind == proto.RUN:
             order: proto.TrialOrder = message[1]
-            outcome = self._run(order)
+            try:
+                outcome = self._run(order)
+            except Exception as exc:  # the trial could not be set up: fail it, not us
+                message = f"cannot set up the trial: {_describe(exc)}"
+                outcome = proto.TrialOutcome(succeeded=False, exit_code=1, message=message)
             self._send((proto.DONE, order.trial_name, outcome))
         else:
             raise ValueError(f"unknown message kind {kind!r}")
@@ -216,6 +220,7 @@ def _extend_sys_path(paths: list[str]) -> None:
 @contextlib.contextmanager
 def _redirected(log_fd: int) -> Iterator[None]:
     _flush_std()
+    saved_streams = sys.stdout, sys.stderr
     saved_out, saved_err = os.dup(1), os.dup(2)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
@@ -223,6 +228,8 @@ def _redirected(log_fd: int) -> Iterator[None]:
         yield
     finally:
         _flush_std()
+        # A trial that swapped sys.stdout/sys.stderr does not keep them for the next one.
+        sys.stdout, sys.stderr = saved_streams
         os.dup2(saved_out, 1)
         os.dup2(saved_err, 2)
         os.close(saved_out)
