@@ -1,0 +1,114 @@
+"""One model-server replica process: ``python -m serving.replica --isvc-json '...' --port N``.
+
+Contract (what the local deployer relies on):
+- the InferenceService JSON (camelCase, as KServe) is parsed with :mod:`serving.spec`; an
+  invalid spec exits with status 2 and the field errors on stderr, before binding;
+- otherwise uvicorn (httptools + uvloop) binds ``--host``/``--port`` at once, so
+  ``/v2/health/live`` answers while the model loads in a background thread;
+  ``/v2/health/ready`` turns 200 when loading succeeds;
+- if the model cannot be created or loaded the process stays up, not ready, with the
+  error in the ``/v2/health/ready`` and ``/v2/models/{name}/ready`` bodies and in the log;
+- SIGTERM / SIGINT stop it cleanly (exit 0).
+The predictor's ``containerConcurrency`` and ``batcher`` apply; ``--revision`` only
+labels the log lines (the JSON passed already is that revision's spec).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from serving.runtimes.base import Model
+from serving.server import DEFAULT_MAX_BODY_BYTES, create_app
+
+log = logging.getLogger("serving.replica")
+
+
+class UnavailableModel(Model):
+    """Stands in for a model whose runtime could not even be created: every load fails
+    with that reason, so the replica reports it as not ready instead of exiting."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(name)
+        self.reason = reason
+
+    def load(self) -> bool:
+        raise RuntimeError(self.reason)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m serving.replica", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--isvc-json", required=True, help="the InferenceService as JSON (camelCase)")
+    p.add_argument("--revision", choices=["default", "canary"], default="default")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--base-dir", type=Path, default=None, help="root of relative storageUri")
+    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    p.add_argument("--log-level", default="info")
+    return p.parse_args(argv)
+
+
+def build_app(args: argparse.Namespace) -> Any:
+    """The ASGI app for ``args``; raises SpecError/ValueError only for an invalid spec."""
+    from serving.runtimes import create_model
+    from serving.spec import parse_inference_service
+
+    isvc = parse_inference_service(json.loads(args.isvc_json), base_dir=args.base_dir)
+    predictor = isvc.predictor
+    base_dir = args.base_dir if args.base_dir is not None else isvc.base_dir
+    try:
+        model: Model = create_model(isvc.name, predictor, base_dir)
+    except Exception as exc:  # unsupported format, missing storage: report, don't die
+        log.error("cannot create model %s: %s", isvc.name, exc)
+        model = UnavailableModel(isvc.name, f"{type(exc).__name__}: {exc}")
+    log.info(
+        "replica for %s (revision %s, format %s) on %s:%d",
+        isvc.name,
+        args.revision,
+        predictor.model_format,
+        args.host,
+        args.port,
+    )
+    return create_app(
+        model,
+        max_body_bytes=args.max_body_bytes,
+        batcher=predictor.batcher,
+        container_concurrency=int(predictor.container_concurrency or 0),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        app = build_app(args)
+    except (ValueError, json.JSONDecodeError) as exc:  # SpecError is a ValueError
+        print(f"invalid InferenceService: {exc}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=args.log_level.lower(),
+        backlog=2048,
+    )
+    uvicorn.Server(config).run()  # handles SIGTERM/SIGINT with a graceful shutdown
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
