@@ -6,15 +6,17 @@ name, so a Katib YAML file loads unchanged: ``spec.parallelTrialCount`` is
 they stay strings here (as the user wrote them) and are parsed by the helpers on
 :class:`FeasibleSpace`.
 
-Cross-field rules (Katib's webhook validation) live in :mod:`tuner.spec.validation`.
+Cross-field rules (Katib's webhook validation) and Katib's defaults live in
+:mod:`tuner.spec.validation`; loading from files in :mod:`tuner.spec.loader`.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from pydantic.alias_generators import to_camel
 
 API_VERSION = "kubeflow.org/v1beta1"
@@ -253,3 +255,16 @@ class Experiment(KatibModel):
     kind: str = KIND
     metadata: ObjectMeta
     spec: ExperimentSpec
+
+    # The folder of the file the experiment came from: trial commands run there and
+    # relative paths resolve from there. Not part of the Katib spec, so never serialised.
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @property
+    def base_dir(self) -> Path | None:
+        """Folder of the experiment file (None when built from a mapping without one)."""
+        return self._base_dir
+
+    @base_dir.setter
+    def base_dir(self, value: Path | str | None) -> None:
+        self._base_dir = Path(value) if value is not None else None
