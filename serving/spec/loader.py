@@ -34,18 +34,18 @@ def load_inference_services(path: str | Path) -> list[InferenceService]:
     if not documents:
         raise SpecError([FieldError("", "no InferenceService in file")], source=source)
     base_dir = path.resolve().parent
-    services: list[InferenceService] = []
+    parsed: list[tuple[int, InferenceService]] = []
     errors: list[FieldError] = []
     numbered = len(documents) > 1
     for number, document in enumerate(documents, start=1):
         try:
-            services.append(parse_inference_service(document, base_dir=base_dir))
+            parsed.append((number, parse_inference_service(document, base_dir=base_dir)))
         except SpecError as exc:
             errors += [
                 FieldError(e.path, e.message, number if numbered else None) for e in exc.errors
             ]
     seen: dict[tuple[str, str], int] = {}
-    for number, isvc in enumerate(services, start=1):
+    for number, isvc in parsed:
         key = (isvc.metadata.namespace, isvc.metadata.name)
         if key in seen:
             errors.append(
@@ -58,7 +58,7 @@ def load_inference_services(path: str | Path) -> list[InferenceService]:
         seen.setdefault(key, number)
     if errors:
         raise SpecError(errors, source=source)
-    return services
+    return [isvc for _, isvc in parsed]
 
 
 def parse_inference_service(
@@ -84,10 +84,10 @@ def parse_inference_service(
         isvc = InferenceService.model_validate(data)
     except ValidationError as exc:
         raise SpecError([_field_error(e) for e in exc.errors()]) from None
+    isvc.spec.predictor._isvc_model_class = isvc.metadata.annotations.get(MODEL_CLASS_ANNOTATION)
     errors = validate(isvc)
     if errors:
         raise SpecError(errors)
-    isvc.spec.predictor._isvc_model_class = isvc.metadata.annotations.get(MODEL_CLASS_ANNOTATION)
     return isvc.with_base_dir(base_dir)
 
 
