@@ -135,6 +135,25 @@ def test_printed_metrics_are_parsed_from_the_trial_log(
     assert backend.collect("t2") == []
 
 
+def test_printed_metrics_stream_while_the_trial_runs(make_backend: Factory, tmp_path: Path) -> None:
+    backend = make_backend(objectives.print_streamer)
+    run = trial_run(tmp_path, "t1")
+    backend.launch(run)
+    seen: list[Observation] = []
+
+    def streamed() -> bool:
+        backend.wait(0.5)
+        seen.extend(backend.collect("t1"))
+        return bool(seen)
+
+    wait_until(streamed, timeout=20)
+    assert backend.poll("t1") is None
+    assert [(o.name, o.value) for o in seen] == [("loss", 3.0)]
+    (run.trial_dir / "go").touch()
+    assert finish(backend, "t1").succeeded
+    assert [(o.name, o.value) for o in backend.collect("t1")] == [("loss", 1.0)]
+
+
 def test_file_descriptor_output_lands_in_the_trial_log(
     make_backend: Factory, tmp_path: Path
 ) -> None:

@@ -32,7 +32,15 @@ def config_dict(config: dict[str, float], scale: float = 1.0) -> dict[str, float
 def printer(parameters: dict[str, float]) -> None:
     print(f"loss={parameters['x']}")
     print("noise that is not a metric")
-    print("accuracy=0.75")
+    print("accuracy=0.75", end="")  # the last line needs no newline
+
+
+def print_streamer(parameters: dict[str, float]) -> None:
+    print("loss=3.0")
+    go = Path(os.environ["HYPERFLOW_TRIAL_DIR"]) / "go"
+    while not go.exists():  # the test lets us finish once it saw the value streamed
+        time.sleep(0.01)
+    print("loss=1.0")
 
 
 def fd_writer(parameters: dict[str, float]) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from tuner.types import Observation
 
@@ -27,14 +26,10 @@ def install_report_sink(sink: Sink) -> Iterator[None]:
         report.set_sink(None)
 
 
-def parse_printed(
-    log_path: Path, start: int, metric_names: list[str], filters: list[str]
-) -> list[Observation]:
-    """Katib StdOut observations in the log from byte ``start`` on (the trial's output)."""
+def stdout_line_parser(
+    metric_names: list[str], filters: list[str]
+) -> Callable[[str], list[Observation]]:
+    """Katib StdOut parsing of one printed line (``filters``: ``metricsFormat`` regexps)."""
     from tuner.metrics.stdout import StdOutParser
 
-    with open(log_path, "rb") as log:
-        log.seek(start)
-        text = log.read().decode("utf-8", errors="replace")
-    parser = StdOutParser(metric_names, filters or None)
-    return parser.parse(text)
+    return StdOutParser(metric_names, filters or None).parse

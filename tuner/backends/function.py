@@ -13,10 +13,10 @@ a couple of pipe messages, not an interpreter start. Contracts (beyond ``TrialBa
 * **Calling convention.** See :mod:`tuner.backends._func_calling`: ``fn(parameters)``
   with one dict, or ``fn(**assignments)``.
 * **Metrics**, only ``run.metric_names`` kept: ``tuner.report.report(step=, **metrics)``
-  streams observations while the trial runs; ``name=value`` lines printed by the trial
-  (Katib StdOut format, when the collector kind is StdOut) and a returned dict of numbers
-  (or one number, for the objective, ``metric_names[0]``) arrive when it finishes, in
-  that order.
+  and ``name=value`` lines printed by the trial (Katib StdOut format, when the collector
+  kind is StdOut; followed in the log every 50 ms) stream while the trial runs; a
+  returned dict of numbers (or one number: the objective, ``metric_names[0]``) comes
+  last, when it finishes.
 * **Failures.** An exception fails the trial with ``message="ValueError: ..."`` (traceback
   in the trial log) and keeps the worker; a worker that dies fails its trial with
   ``"worker died (exit code N)"``; ``kill()`` ends the worker (SIGTERM, SIGKILL after
