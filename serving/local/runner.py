@@ -33,7 +33,7 @@ def status_table(statuses: list[RevisionStatus], base_url: str) -> Table:
             replicas += f", {s.starting} starting"
         if s.failed:
             replicas += f", {s.failed} failed"
-        note = f"{base_url}/v1/models/{s.service}:predict\n{base_url}/v2/models/{s.service}/infer"
+        note = f"/v1/models/{s.service}:predict\n/v2/models/{s.service}/infer"
         if s.reason:
             note += f"\n[red]not ready: {s.reason}[/red]"
         if s.panicking:

@@ -33,6 +33,9 @@ def router_server(router: Router, host: str = "127.0.0.1", port: int = 8080) -> 
         log_level="warning",
         timeout_keep_alive=75,
         backlog=4096,
+        # The replica's own Date/Server headers pass through; adding ours would double them.
+        server_header=False,
+        date_header=False,
     )
     return uvicorn.Server(config)
 

@@ -1,0 +1,103 @@
+"""``hyperflow serve run`` with real replicas: serves V1/V2 with a canary, and SIGINT
+leaves no process behind (every PID it started is gone)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import joblib
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from tests.util import REPO, free_port, hyperflow_cmd, wait_http_ok, wait_until
+
+ISVC = """apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: iris
+spec:
+  predictor:
+{extra}    model:
+      modelFormat:
+        name: sklearn
+      storageUri: {uri}
+"""
+
+
+@pytest.fixture()
+def model_dir(tmp_path: Path) -> Path:
+    x, y = load_iris(return_X_y=True)
+    d = tmp_path / "model"
+    d.mkdir()
+    joblib.dump(LogisticRegression(max_iter=300).fit(x, y), d / "model.joblib")
+    return d
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_serve_run_canary_and_clean_sigint(tmp_path: Path, model_dir: Path) -> None:
+    (tmp_path / "v1.yaml").write_text(ISVC.format(extra="", uri="./model"))
+    (tmp_path / "canary.yaml").write_text(
+        ISVC.format(extra="    canaryTrafficPercent: 50\n", uri="./model")
+    )
+    port = free_port()
+    args = hyperflow_cmd(
+        "serve", "run", "-f", str(tmp_path / "v1.yaml"), "-f", str(tmp_path / "canary.yaml"),
+        "--port", str(port),
+    )  # fmt: skip
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http_ok(f"{url}/v2/health/live", timeout=60, proc=proc)
+        with httpx.Client(base_url=url, timeout=60) as c:
+            wait_until(lambda: c.get("/v2/models/iris/ready").status_code == 200, timeout=60)
+            seen: Counter[str] = Counter()
+            for _ in range(20):
+                r = c.post("/v1/models/iris:predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
+                assert r.status_code == 200, r.text
+                assert r.json()["predictions"] == [0]
+                seen[r.headers["x-hyperflow-revision"]] += 1
+            assert seen == {"default": 10, "canary": 10}
+            v2 = {
+                "inputs": [
+                    {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [6.7, 3.0, 5.2, 2.3]}
+                ]
+            }
+            r = c.post("/v2/models/iris/infer", json=v2)
+            assert r.status_code == 200, r.text
+            assert r.json()["outputs"][0]["data"] == [2]
+            assert c.get("/v1/models").json() == {"models": ["iris"]}
+    finally:
+        proc.send_signal(signal.SIGINT)  # the terminal's Ctrl-C goes to the runner only
+        out, _ = proc.communicate(timeout=30)
+    text = out.decode()
+    pids = [int(p) for p in re.findall(r"started replica pid (\d+)", text)]
+    assert len(pids) >= 2, text
+    assert proc.returncode == 0, text
+    assert "iris" in text and "canary" in text and "50%" in text  # the status table
+    wait_until(lambda: not any(_alive(p) for p in pids), timeout=10)
+
+
+def test_non_loopback_requires_token(tmp_path: Path, model_dir: Path) -> None:
+    (tmp_path / "v1.yaml").write_text(ISVC.format(extra="", uri="./model"))
+    args = hyperflow_cmd("serve", "run", "-f", str(tmp_path / "v1.yaml"), "--host", "0.0.0.0")
+    proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "requires --token" in proc.stdout + proc.stderr
