@@ -18,8 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from serving.runtimes.base import Model
@@ -106,8 +108,16 @@ def main(argv: list[str] | None = None) -> int:
         log_level=args.log_level.lower(),
         backlog=2048,
     )
-    uvicorn.Server(config).run()  # handles SIGTERM/SIGINT with a graceful shutdown
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
+    # handler that was installed before it: make that one a clean exit, not a kill.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
+    uvicorn.Server(config).run()
     return 0
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

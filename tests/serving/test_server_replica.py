@@ -1,0 +1,58 @@
+"""The replica process: stays up and not ready with the reason when the model can't load;
+exits cleanly on SIGTERM; an invalid spec exits 2 before binding."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.serving.test_triton_client import replica_cmd, sklearn_isvc
+from tests.util import REPO, free_port, running, wait_http_ok
+
+
+def test_load_failure_keeps_replica_live_not_ready(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = replica_cmd(sklearn_isvc("broken", empty), port)
+    with running(cmd, cwd=REPO, stderr=subprocess.PIPE) as proc:
+        wait_http_ok(f"{base}/v2/health/live", timeout=60, proc=proc)
+
+        def failed() -> bool:
+            r = httpx.get(f"{base}/v2/models/broken/ready")
+            return r.status_code == 503 and "failed to load" in r.json()["error"]
+
+        from tests.util import wait_until
+
+        wait_until(failed, timeout=30)
+        r = httpx.get(f"{base}/v2/health/ready")
+        assert r.status_code == 503 and r.json()["ready"] is False
+        assert "broken" in r.json()["error"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert b"failed to load" in proc.stderr.read()  # type: ignore[union-attr]
+
+
+def test_invalid_spec_exits_2() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "serving.replica",
+            "--isvc-json",
+            '{"kind": "InferenceService"}',
+            "--port",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "invalid InferenceService" in proc.stderr
