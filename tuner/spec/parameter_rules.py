@@ -81,7 +81,9 @@ def _check_range(
             errors.append(FieldError(f"{path}.{name}", str(exc)))
     low, high = bounds.get("min"), bounds.get("max")
     if low is not None and high is not None and (low > high or (low == high and not allow_empty)):
-        errors.append(FieldError(f"{path}.min", f"must be < max (got min {low}, max {high})"))
+        errors.append(
+            FieldError(f"{path}.min", f"must be < max (got min {space.min}, max {space.max})")
+        )
     if space.step is not None:
         try:
             step = parse_number(space.step, integer=integer)
@@ -100,7 +102,9 @@ def _check_range(
     distribution = space.distribution
     if distribution in _LOG and low is not None and low <= 0:
         errors.append(
-            FieldError(f"{path}.min", f"must be > 0 for distribution {distribution}; got {low}")
+            FieldError(
+                f"{path}.min", f"must be > 0 for distribution {distribution}; got {space.min!r}"
+            )
         )
     return errors
 

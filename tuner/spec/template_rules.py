@@ -96,7 +96,7 @@ def _check_trial_parameters(
     template: TrialTemplate, parameters: list[ParameterSpec]
 ) -> list[FieldError]:
     errors: list[FieldError] = []
-    parameter_names = [p.name for p in parameters]
+    parameter_names = list(dict.fromkeys(p.name for p in parameters))
     names: dict[str, int] = {}
     references: dict[str, int] = {}
     for i, tp in enumerate(template.trial_parameters):
@@ -127,7 +127,12 @@ def _check_trial_parameters(
             )
             continue
         references[tp.reference] = i
-        if tp.reference not in parameter_names and not is_meta_reference(tp.reference):
+        # As Katib: without parameters (reported elsewhere) references cannot be checked.
+        if (
+            parameter_names
+            and tp.reference not in parameter_names
+            and not is_meta_reference(tp.reference)
+        ):
             known = ", ".join(parameter_names) or "none"
             errors.append(
                 FieldError(

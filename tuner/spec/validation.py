@@ -188,10 +188,8 @@ def _check_counts(experiment: Experiment) -> list[FieldError]:
 
 
 def _check_algorithm(experiment: Experiment) -> list[FieldError]:
-    try:  # TEMPORARY until tuner.suggestion lands
-        from tuner.suggestion import validate_algorithm
-    except ImportError:
-        return []
+    # Imported here: tuner.suggestion imports tuner.spec.models.
+    from tuner.suggestion import validate_algorithm
 
     spec = experiment.spec
     problems = validate_algorithm(spec.algorithm, spec.parameters, spec.max_trial_count)
