@@ -16,7 +16,13 @@ from tests.tuner import test_backend_function_objectives as objectives
 from tests.util import REPO, wait_until
 from tuner.backends.base import TrialExit, TrialRun
 from tuner.backends.function import FunctionBackend
-from tuner.spec.models import CollectorSpec, MetricsCollectorKind, MetricsCollectorSpec
+from tuner.spec.models import (
+    CollectorSpec,
+    FileSystemPath,
+    MetricsCollectorKind,
+    MetricsCollectorSpec,
+    SourceSpec,
+)
 from tuner.types import Observation
 
 pytestmark = pytest.mark.timeout(60)
@@ -45,6 +51,7 @@ def trial_run(
     metric_names: tuple[str, ...] = ("loss",),
     env: dict[str, str] | None = None,
     kind: MetricsCollectorKind = MetricsCollectorKind.STDOUT,
+    source: SourceSpec | None = None,
 ) -> TrialRun:
     trial_dir = tmp_path / "trials" / name
     return TrialRun(
@@ -55,7 +62,7 @@ def trial_run(
         cwd=tmp_path,
         trial_dir=trial_dir,
         assignments=assignments if assignments is not None else {"x": 1.5},
-        collector=MetricsCollectorSpec(collector=CollectorSpec(kind=kind)),
+        collector=MetricsCollectorSpec(source=source, collector=CollectorSpec(kind=kind)),
         metric_names=list(metric_names),
     )
 
@@ -122,10 +129,7 @@ def test_printed_metrics_are_parsed_from_the_trial_log(
     backend = make_backend(objectives.printer)
     backend.launch(trial_run(tmp_path, "t1", {"x": 0.25}, ("loss", "accuracy")))
     assert finish(backend, "t1").succeeded
-    assert [(n, v) for n, v, _ in values(backend.collect("t1"))] == [
-        ("loss", 0.25),
-        ("accuracy", 0.75),
-    ]
+    assert values(backend.collect("t1")) == [("loss", 0.25, 0), ("accuracy", 0.75, 0)]
     assert "noise that is not a metric" in backend.log_path("t1").read_text()
     # With another collector kind the prints are only logged.
     backend.launch(
@@ -133,6 +137,17 @@ def test_printed_metrics_are_parsed_from_the_trial_log(
     )
     assert finish(backend, "t2").succeeded
     assert backend.collect("t2") == []
+
+
+def test_file_collector_reads_the_file_the_trial_writes(
+    make_backend: Factory, tmp_path: Path
+) -> None:
+    backend = make_backend(objectives.file_writer)
+    source = SourceSpec(file_system_path=FileSystemPath(path="metrics.txt"))
+    run = trial_run(tmp_path, "t1", {"x": 2.0}, kind=MetricsCollectorKind.FILE, source=source)
+    backend.launch(run)
+    assert finish(backend, "t1").succeeded
+    assert values(backend.collect("t1")) == [("loss", 2.0, 0), ("loss", 0.5, 1)]
 
 
 def test_printed_metrics_stream_while_the_trial_runs(make_backend: Factory, tmp_path: Path) -> None:

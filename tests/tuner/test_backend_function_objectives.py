@@ -43,6 +43,12 @@ def print_streamer(parameters: dict[str, float]) -> None:
     print("loss=1.0")
 
 
+def file_writer(parameters: dict[str, float]) -> None:
+    print("loss=9.0")  # not collected: the experiment's collector is File
+    metrics = Path(os.environ["HYPERFLOW_TRIAL_DIR"]) / "metrics.txt"
+    metrics.write_text(f"loss={parameters['x']}\nloss=0.5\n")
+
+
 def fd_writer(parameters: dict[str, float]) -> None:
     # Below Python's sys.stdout: what a C extension or a child process would do.
     os.write(1, b"raw fd line\n")

@@ -1,4 +1,4 @@
-"""The worker's bridges to the metrics code: the ``report()`` sink and StdOut parsing.
+"""The worker's bridges to the metrics code: the ``report()`` sink and the collectors.
 
 Kept in one module so the worker depends on ``tuner.report`` and ``tuner.metrics`` in
 exactly one place.
@@ -7,11 +7,15 @@ exactly one place.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+from tuner.spec.models import MetricsCollectorKind, MetricsCollectorSpec
 from tuner.types import Observation
 
 Sink = Callable[[list[Observation]], None]
+Reader = Callable[[bool], list[Observation]]
 
 
 @contextlib.contextmanager
@@ -26,10 +30,48 @@ def install_report_sink(sink: Sink) -> Iterator[None]:
         report.set_sink(None)
 
 
-def stdout_line_parser(
-    metric_names: list[str], filters: list[str]
-) -> Callable[[str], list[Observation]]:
-    """Katib StdOut parsing of one printed line (``filters``: ``metricsFormat`` regexps)."""
-    from tuner.metrics.stdout import StdOutParser
+def metrics_reader(
+    spec: MetricsCollectorSpec,
+    *,
+    log_path: Path,
+    log_start: int,
+    trial_dir: Path,
+    metric_names: list[str],
+) -> Reader | None:
+    """An incremental reader of the trial's collected metrics, or None if none are.
 
-    return StdOutParser(metric_names, filters or None).parse
+    StdOut parses the trial log from byte ``log_start`` on (earlier bytes belong to
+    earlier runs of the same trial); File reads the collector's file, its path expanded
+    with the trial's environment (call this inside it). Push and None collect nothing
+    here: ``report()`` streams through the sink either way.
+    """
+    kind = spec.collector.kind
+    if kind is MetricsCollectorKind.STDOUT:
+        from tuner.metrics.lines import StdOutParser
+        from tuner.metrics.tail import LineTailer
+
+        tailer = LineTailer(log_path)
+        tailer.offset = log_start
+        source = spec.source
+        filters = list(source.filter.metrics_format) if source and source.filter else []
+        parser = StdOutParser(metric_names, filters)
+
+        def read_log(final: bool) -> list[Observation]:
+            out: list[Observation] = []
+            for line in tailer.read(final):
+                out.extend(parser.parse_line(line))
+            return out
+
+        return read_log
+    if kind is MetricsCollectorKind.FILE:
+        from tuner.metrics.factory import make_collector
+
+        collector = make_collector(
+            spec,
+            log_path=log_path,
+            trial_dir=trial_dir,
+            metric_names=metric_names,
+            env=dict(os.environ),
+        )
+        return collector.collect
+    return None

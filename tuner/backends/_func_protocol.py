@@ -22,6 +22,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from tuner.spec.models import MetricsCollectorSpec
 from tuner.types import Observation
 
 # The backend puts its PID here so a worker can tell that it was orphaned at birth.
@@ -52,10 +53,8 @@ class TrialOrder:
     cwd: str
     trial_dir: str
     metric_names: list[str]
-    # Parse ``name=value`` lines of the captured output (Katib StdOut collector)?
-    parse_stdout: bool = True
-    # Katib ``filter.metricsFormat`` regexps; empty = the collector's default.
-    stdout_filters: list[str] = field(default_factory=list)
+    # StdOut: parse the trial's output; File: read the file it writes; else neither.
+    collector: MetricsCollectorSpec = field(default_factory=MetricsCollectorSpec)
 
 
 @dataclass(slots=True)

@@ -12,7 +12,8 @@ thread, until stdin reaches EOF. Contracts:
   plus ``HYPERFLOW_TRIAL_DIR``, ``HYPERFLOW_TRIAL_NAME`` and ``HYPERFLOW_ARTIFACTS_DIR``;
   the working directory is the trial's ``cwd``. All three are restored afterwards.
 * ``tuner.report.report()`` inside the trial streams observations to the parent at once;
-  ``name=value`` lines the trial prints stream too, parsed from the log as it grows.
+  so do the metrics the experiment's collector finds (StdOut: ``name=value`` lines
+  printed; File: the file the trial writes), read as they grow.
 * An exception in the function fails the trial (traceback in the trial log); the worker
   lives on. Only a signal or the end of stdin ends it.
 * The worker dies with its parent (``PR_SET_PDEATHSIG`` on Linux).
@@ -37,8 +38,8 @@ from typing import IO, Any
 import cloudpickle
 
 from tuner.backends import _func_protocol as proto
-from tuner.backends._func_metrics import install_report_sink, stdout_line_parser
-from tuner.backends._func_tail import LogFollower
+from tuner.backends._func_metrics import install_report_sink, metrics_reader
+from tuner.backends._func_tail import MetricsFollower
 from tuner.types import Observation
 
 _PR_SET_PDEATHSIG = 1
@@ -124,24 +125,28 @@ class _Worker:
         log_path = trial_dir / "trial.log"
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         stream = self._streamer(order.trial_name, frozenset(order.metric_names))
-        follower: LogFollower | None = None
+        follower: MetricsFollower | None = None
         try:
             start = os.lseek(log_fd, 0, os.SEEK_END)
-            if order.parse_stdout:
-                parse_line = stdout_line_parser(order.metric_names, order.stdout_filters)
-                follower = LogFollower(log_path, start, parse_line, stream)
-            with (
-                _redirected(log_fd),
-                _trial_environment(order, artifacts),
-                install_report_sink(stream),
-            ):
-                outcome, result = _call(fn, order)
-                returned = _returned_observations(result, order.metric_names)
+            with _redirected(log_fd), _trial_environment(order, artifacts):
+                read = metrics_reader(
+                    order.collector,
+                    log_path=log_path,
+                    log_start=start,
+                    trial_dir=trial_dir,
+                    metric_names=order.metric_names,
+                )
+                if read is not None:
+                    follower = MetricsFollower(read, stream)
+                with install_report_sink(stream):
+                    outcome, result = _call(fn, order)
+                    returned = _returned_observations(result, order.metric_names)
         finally:
             os.close(log_fd)
-            printed = follower.stop() if follower is not None else []
+            # After the redirection ended: everything the trial printed is flushed.
+            collected = follower.stop() if follower is not None else []
         wanted = set(order.metric_names)
-        outcome.observations.extend(o for o in printed if o.name in wanted)
+        outcome.observations.extend(o for o in collected if o.name in wanted)
         outcome.observations.extend(returned)
         return outcome
 

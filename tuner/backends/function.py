@@ -13,8 +13,9 @@ a couple of pipe messages, not an interpreter start. Contracts (beyond ``TrialBa
 * **Calling convention.** See :mod:`tuner.backends._func_calling`: ``fn(parameters)``
   with one dict, or ``fn(**assignments)``.
 * **Metrics**, only ``run.metric_names`` kept: ``tuner.report.report(step=, **metrics)``
-  and ``name=value`` lines printed by the trial (Katib StdOut format, when the collector
-  kind is StdOut; followed in the log every 50 ms) stream while the trial runs; a
+  and what the experiment's collector finds (StdOut: ``name=value`` lines the trial
+  prints; File: lines of the file it writes; followed every 50 ms) stream while the
+  trial runs; a
   returned dict of numbers (or one number: the objective, ``metric_names[0]``) comes
   last, when it finishes.
 * **Failures.** An exception fails the trial with ``message="ValueError: ..."`` (traceback
@@ -53,7 +54,6 @@ import cloudpickle
 from tuner.backends import _func_protocol as proto
 from tuner.backends._func_calling import CallingConvention
 from tuner.backends.base import KILLED, TrialBackend, TrialExit, TrialRun
-from tuner.spec.models import MetricsCollectorKind
 from tuner.types import Observation
 
 WORKER_MODULE = "tuner.backends._worker"
@@ -108,8 +108,7 @@ class FunctionBackend(TrialBackend):
             cwd=str(run.cwd),
             trial_dir=str(run.trial_dir),
             metric_names=list(run.metric_names),
-            parse_stdout=run.collector.collector.kind == MetricsCollectorKind.STDOUT,
-            stdout_filters=_stdout_filters(run),
+            collector=run.collector,
         )
         trial = _Trial(run=run, order=order)
         with self._cond:
@@ -456,13 +455,6 @@ class _Spawner:
                 future.set_exception(exc)
             else:
                 future.set_result(proc)
-
-
-def _stdout_filters(run: TrialRun) -> list[str]:
-    source = run.collector.source
-    if source is None or source.filter is None:
-        return []
-    return list(source.filter.metrics_format)
 
 
 def _pickle_function(fn: Callable[..., Any]) -> bytes:
