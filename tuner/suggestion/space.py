@@ -71,14 +71,12 @@ class Parameter:
 
         if self.type is ParameterType.INT:
             assert self.low is not None and self.high is not None
-            return IntDistribution(
-                int(self.low), int(self.high), log=self.log, step=int(self.step or 1)
-            )
+            step = 1 if self.log else int(self.step or 1)
+            return IntDistribution(int(self.low), int(self.high), log=self.log, step=step)
         if self.type is ParameterType.DOUBLE:
             assert self.low is not None and self.high is not None
-            return FloatDistribution(
-                float(self.low), float(self.high), log=self.log, step=self.step
-            )
+            step = None if self.log or self.step is None else float(self.step)
+            return FloatDistribution(float(self.low), float(self.high), log=self.log, step=step)
         return CategoricalDistribution(self.choices)
 
     def grid_values(self) -> list[Value] | None:
@@ -150,7 +148,7 @@ def parse_parameter(spec: ParameterSpec) -> Parameter:
         raise ValueError(f"parameter {spec.name!r} needs min and max")
     log = space.distribution in (Distribution.LOG_UNIFORM, Distribution.LOG_NORMAL)
     if log:
-        step = None
+        # optuna cannot combine log and step: the step only defines grid values.
         low = max(1, int(low)) if integer else max(1e-10, float(low))
     if step is not None and step <= 0:
         step = None
