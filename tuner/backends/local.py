@@ -1,0 +1,438 @@
+"""``LocalBackend``: each trial a local process, crash-safe.
+
+Layout of a trial's folder (``run.trial_dir``):
+
+* ``trial.log`` — the command's stdout and stderr (appended);
+* ``pid`` — ``"<pid> <start time>"`` of the trial's shell, written at launch;
+* ``exit_code`` — the command's exit status plus a newline, written when it ends;
+* ``launch_error`` — why the command could not start (not found, not executable);
+* ``artifacts/`` — for the trial's outputs (``$HYPERFLOW_ARTIFACTS_DIR``).
+
+The command runs as ``/bin/sh -c 'd=$1; shift; "$@"; c=$?; echo $c >"$d/exit_code"'``
+in a new session: argv reaches the command unchanged (never through a shell's parsing),
+the exit status lands in a file with no extra interpreter per trial, and the trial
+survives the controller being killed. A restarted controller ``adopt``\\ s it: finished
+<=> ``exit_code`` holds a complete line; a dead shell without one is "lost".
+
+Environment: ``os.environ`` + ``run.env`` + ``HYPERFLOW_TRIAL_DIR``,
+``HYPERFLOW_TRIAL_NAME``, ``HYPERFLOW_EXPERIMENT_NAME``, ``HYPERFLOW_ARTIFACTS_DIR``;
+``PYTHONUNBUFFERED=1`` unless set, so a Python trial's metrics stream as printed.
+``python``/``python3`` as argv[0] become ``sys.executable`` (hyperflow's environment).
+
+Not thread-safe: one controller thread drives it (as the controller does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuner.backends.base import KILLED, TrialBackend, TrialExit, TrialRun
+from tuner.metrics import Collector, NullCollector, make_collector
+from tuner.types import Observation
+
+LOG_NAME = "trial.log"
+PID_NAME = "pid"
+EXIT_NAME = "exit_code"
+LAUNCH_ERROR_NAME = "launch_error"
+ARTIFACTS_NAME = "artifacts"
+
+# $1 is the trial folder; the rest is the command. Only shell builtins after the
+# command, so a trial costs one fork more than running the command bare.
+_WRAPPER = 'd=$1; shift; "$@"; c=$?; echo $c >"$d/exit_code"; exit $c'
+_PYTHONS = frozenset({"python", "python3"})
+_MESSAGE_CHARS = 200
+
+
+@dataclass(eq=False)
+class _Trial:
+    run: TrialRun
+    collector: Collector
+    proc: subprocess.Popen[bytes] | None = None  # None when adopted or never started
+    pid: int | None = None
+    start_time: str | None = None
+    pidfd: int | None = None
+    exit: TrialExit | None = None
+    reported: bool = False  # ``poll`` has returned the exit
+    killed_at: float | None = None
+    sigkilled: bool = False
+
+    def close_pidfd(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+class LocalBackend(TrialBackend):
+    """Runs command trials as local processes (see the module docstring)."""
+
+    def __init__(self, kill_grace: float = 5.0) -> None:
+        self.kill_grace = kill_grace
+        self._trials: dict[str, _Trial] = {}
+
+    # -- TrialBackend ------------------------------------------------------------------
+
+    def launch(self, run: TrialRun) -> None:
+        if run.trial_name in self._trials:
+            raise ValueError(f"trial {run.trial_name} is already known to this backend")
+        if run.command is None:
+            raise ValueError(f"trial {run.trial_name} has no command; LocalBackend runs commands")
+        trial_dir = Path(os.path.abspath(run.trial_dir))
+        (trial_dir / ARTIFACTS_NAME).mkdir(parents=True, exist_ok=True)
+        for stale in (EXIT_NAME, LAUNCH_ERROR_NAME):
+            (trial_dir / stale).unlink(missing_ok=True)
+        env = trial_env(run, trial_dir)
+        trial = _Trial(run=run, collector=NullCollector())
+        self._trials[run.trial_name] = trial
+        try:
+            trial.collector = make_collector(
+                run.collector,
+                log_path=trial_dir / LOG_NAME,
+                trial_dir=trial_dir,
+                metric_names=run.metric_names,
+                env=env,
+            )
+        except ValueError as exc:
+            self._fail_launch(trial, trial_dir, str(exc))
+            return
+        argv = trial_argv(run.command)
+        problem = check_command(argv, Path(run.cwd), env.get("PATH", os.defpath))
+        if problem:
+            self._fail_launch(trial, trial_dir, problem)
+            return
+        log = open(trial_dir / LOG_NAME, "ab")  # noqa: SIM115 - closed right after the spawn
+        try:
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", _WRAPPER, "sh", str(trial_dir), *argv],
+                cwd=run.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:  # e.g. the working directory does not exist
+            self._fail_launch(trial, trial_dir, f"cannot start: {exc}")
+            return
+        finally:
+            log.close()
+        trial.proc, trial.pid = proc, proc.pid
+        trial.start_time = _start_time(proc.pid)
+        (trial_dir / PID_NAME).write_text(f"{proc.pid} {trial.start_time or '-'}\n")
+        trial.pidfd = _pidfd(proc.pid)
+
+    def poll(self, trial_name: str) -> TrialExit | None:
+        trial = self._trials[trial_name]
+        if trial.exit is None:
+            trial.exit = self._poll_killed(trial) if trial.killed_at else self._poll_running(trial)
+            if trial.exit is not None:
+                trial.close_pidfd()
+        if trial.exit is not None:
+            trial.reported = True
+        return trial.exit
+
+    def collect(self, trial_name: str) -> list[Observation]:
+        trial = self._trials[trial_name]
+        return trial.collector.collect(final=trial.exit is not None)
+
+    def kill(self, trial_name: str) -> None:
+        trial = self._trials.get(trial_name)
+        if trial is None or trial.exit is not None or trial.killed_at is not None:
+            return
+        trial.killed_at = time.monotonic()
+        if trial.pid is not None and self._group_alive(trial):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(trial.pid, signal.SIGTERM)
+
+    def adopt(self, run: TrialRun, skip_observations: int) -> None:
+        if run.trial_name in self._trials:
+            raise ValueError(f"trial {run.trial_name} is already known to this backend")
+        trial_dir = Path(os.path.abspath(run.trial_dir))
+        trial = _Trial(run=run, collector=NullCollector())
+        self._trials[run.trial_name] = trial
+        try:
+            trial.collector = make_collector(
+                run.collector,
+                log_path=trial_dir / LOG_NAME,
+                trial_dir=trial_dir,
+                metric_names=run.metric_names,
+                env=trial_env(run, trial_dir),
+            )
+        except ValueError as exc:
+            trial.exit = TrialExit(False, None, str(exc))
+            return
+        trial.collector.skip(skip_observations)
+        launch_error = _read_text(trial_dir / LAUNCH_ERROR_NAME)
+        if launch_error is not None:
+            trial.exit = TrialExit(False, None, launch_error.strip() or "cannot start")
+            return
+        pid_text = (_read_text(trial_dir / PID_NAME) or "").split()
+        if len(pid_text) == 2 and pid_text[0].isdigit():
+            trial.pid = int(pid_text[0])
+            trial.start_time = None if pid_text[1] == "-" else pid_text[1]
+            if _alive(trial.pid, trial.start_time):
+                trial.pidfd = _pidfd(trial.pid)
+        elif _read_exit_code(trial_dir) is None:
+            trial.exit = TrialExit(False, None, "lost: the trial never started (no pid file)")
+
+    def log_path(self, trial_name: str) -> Path:
+        return Path(os.path.abspath(self._trials[trial_name].run.trial_dir)) / LOG_NAME
+
+    def release(self, trial_name: str) -> None:
+        trial = self._trials.pop(trial_name, None)
+        if trial is None:
+            return
+        trial.close_pidfd()
+        if trial.proc is None or trial.pid is None:
+            return
+        if trial.proc.poll() is None or trial.exit is None:
+            # Released while running: nobody will watch it any more.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(trial.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                trial.proc.wait(timeout=self.kill_grace)
+            return
+        # Our shell has been reaped; processes the command left behind in its group
+        # would outlive the trial. The group id cannot be reused while they exist.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(trial.pid, 0)
+            os.killpg(trial.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        """Kill every running trial: SIGTERM, then SIGKILL after ``kill_grace`` seconds."""
+        for name in list(self._trials):
+            self.kill(name)
+        deadline = time.monotonic() + self.kill_grace + 5.0
+        while time.monotonic() < deadline:
+            if all(self.poll(name) is not None for name in list(self._trials)):
+                break
+            time.sleep(0.01)
+        for trial in self._trials.values():
+            trial.close_pidfd()
+        self._trials.clear()
+
+    # -- optional ----------------------------------------------------------------------
+
+    def wait(self, timeout: float) -> None:
+        """Return as soon as some trial's exit awaits ``poll``, or after ``timeout`` s.
+
+        Trial exits are watched through pidfds, so the controller learns of an exit at
+        once instead of at its next polling tick. Killed trials are polled on the tick.
+        """
+        watched: list[int] = []
+        for trial in self._trials.values():
+            if trial.exit is not None:
+                if not trial.reported:
+                    return
+            elif trial.pidfd is not None and trial.killed_at is None:
+                watched.append(trial.pidfd)
+        if not watched:
+            time.sleep(timeout)
+            return
+        poller = select.poll()
+        for fd in watched:
+            poller.register(fd, select.POLLIN)
+        poller.poll(max(0.0, timeout) * 1000)
+
+    def pid(self, trial_name: str) -> int | None:
+        """The PID (and process group id) of the trial's shell, if it started."""
+        return self._trials[trial_name].pid
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _fail_launch(self, trial: _Trial, trial_dir: Path, message: str) -> None:
+        # Written down so that a controller adopting this trial knows why it failed.
+        with open(trial_dir / LOG_NAME, "a", encoding="utf-8") as log:
+            log.write(message + "\n")
+        (trial_dir / LAUNCH_ERROR_NAME).write_text(message + "\n", encoding="utf-8")
+        trial.exit = TrialExit(succeeded=False, exit_code=None, message=message)
+
+    def _poll_running(self, trial: _Trial) -> TrialExit | None:
+        trial_dir = Path(os.path.abspath(trial.run.trial_dir))
+        if trial.proc is not None:
+            code = trial.proc.poll()
+            if code is None:
+                return None
+            if code < 0:
+                return TrialExit(False, None, f"killed by signal {_signal_name(-code)}")
+            return _exit(code, trial_dir)
+        # Adopted: check the file, then liveness, then the file again — the shell writes
+        # the file just before it exits.
+        code = _read_exit_code(trial_dir)
+        if code is None:
+            if trial.pid is not None and _alive(trial.pid, trial.start_time):
+                return None
+            code = _read_exit_code(trial_dir)
+            if code is None:
+                return TrialExit(False, None, "lost: the trial process ended without an exit code")
+        return _exit(code, trial_dir)
+
+    def _poll_killed(self, trial: _Trial) -> TrialExit | None:
+        if trial.proc is not None:
+            trial.proc.poll()  # reap our shell so it does not count as a group member
+        if trial.pid is None or not self._group_alive(trial):
+            code = trial.proc.returncode if trial.proc is not None else None
+            return TrialExit(False, code if code is not None and code >= 0 else None, KILLED)
+        assert trial.killed_at is not None
+        if not trial.sigkilled and time.monotonic() - trial.killed_at >= self.kill_grace:
+            trial.sigkilled = True
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(trial.pid, signal.SIGKILL)
+        return None
+
+    def _group_alive(self, trial: _Trial) -> bool:
+        """Whether any live (non-zombie) process is in the trial's process group."""
+        assert trial.pid is not None
+        try:
+            os.killpg(trial.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return group_has_live_members(trial.pid)
+
+
+def trial_env(run: TrialRun, trial_dir: Path) -> dict[str, str]:
+    """The trial's environment (module docstring)."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update(run.env)
+    env["HYPERFLOW_TRIAL_DIR"] = str(trial_dir)
+    env["HYPERFLOW_TRIAL_NAME"] = run.trial_name
+    env["HYPERFLOW_EXPERIMENT_NAME"] = run.experiment_name
+    env["HYPERFLOW_ARTIFACTS_DIR"] = str(trial_dir / ARTIFACTS_NAME)
+    return env
+
+
+def trial_argv(command: list[str]) -> list[str]:
+    """``command`` with ``python``/``python3`` replaced by hyperflow's interpreter."""
+    argv = [str(a) for a in command]
+    if argv and argv[0] in _PYTHONS:
+        argv[0] = sys.executable
+    return argv
+
+
+def check_command(argv: list[str], cwd: Path, path: str) -> str | None:
+    """Why ``argv`` cannot start (a short message), or None if it can."""
+    if not argv or not argv[0]:
+        return "empty command"
+    exe = argv[0]
+    if os.sep in exe:
+        full = exe if os.path.isabs(exe) else os.path.join(cwd, exe)
+        if not os.path.isfile(full):
+            return f"command not found: {exe}"
+        if not os.access(full, os.X_OK):
+            return f"command not executable: {exe}"
+        return None
+    if shutil.which(exe, path=path) is None:
+        return f"command not found: {exe}"
+    return None
+
+
+def group_has_live_members(pgid: int) -> bool:
+    """Scan /proc for a non-zombie process in group ``pgid`` (True where /proc is absent)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    wanted = str(pgid)
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        stat = _proc_stat(int(entry))
+        if stat is not None and len(stat) > 2 and stat[2] == wanted and stat[0] not in "ZX":
+            return True
+    return False
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name: [state, ppid, pgrp, ...]."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rfind(b")") + 2 :].decode("ascii", errors="replace").split()
+
+
+def _start_time(pid: int) -> str | None:
+    stat = _proc_stat(pid)
+    # Field 22 of /proc/<pid>/stat (1-based) is the start time; index 19 after the name.
+    return stat[19] if stat is not None and len(stat) > 19 else None
+
+
+def _alive(pid: int, start_time: str | None) -> bool:
+    """Whether ``pid`` is still the (non-zombie) process that had ``start_time``."""
+    stat = _proc_stat(pid)
+    if stat is None:
+        if os.path.isdir("/proc/self"):
+            return False
+        try:  # no /proc: trust the PID
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    if stat[0] in "ZX":
+        return False
+    return start_time is None or (len(stat) > 19 and stat[19] == start_time)
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+
+
+def _read_exit_code(trial_dir: Path) -> int | None:
+    """The exit status in ``exit_code``; None while absent or not completely written."""
+    text = _read_text(trial_dir / EXIT_NAME)
+    if text is None or not text.endswith("\n") or not text.strip().isdigit():
+        return None
+    return int(text.strip())
+
+
+def _exit(code: int, trial_dir: Path) -> TrialExit:
+    if code == 0:
+        return TrialExit(True, 0, "exit code 0")
+    last = _last_line(trial_dir / LOG_NAME)
+    return TrialExit(False, code, f"exit code {code}: {last}" if last else f"exit code {code}")
+
+
+def _last_line(log_path: Path) -> str:
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            tail = f.read()
+    except OSError:
+        return ""
+    for line in reversed(tail.decode("utf-8", errors="replace").splitlines()):
+        line = line.strip()
+        if line:
+            return line if len(line) <= _MESSAGE_CHARS else line[: _MESSAGE_CHARS - 3] + "..."
+    return ""
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)
