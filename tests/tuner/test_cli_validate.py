@@ -1,0 +1,87 @@
+"""``hyperflow experiment validate -f FILE``: exit 0 when valid, 1 with field errors, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.util import REPO, hyperflow_cmd
+
+MALFORMED = Path(__file__).parent / "malformed"
+
+GOOD = """
+apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata: {name: quadratic}
+spec:
+  objective: {type: minimize, objectiveMetricName: loss}
+  algorithm: {algorithmName: tpe}
+  maxTrialCount: 8
+  parameters:
+    - {name: x, parameterType: double, feasibleSpace: {min: "-5", max: "5"}}
+  trialTemplate:
+    command: [python, quadratic.py, "--x=${trialParameters.x}"]
+    trialParameters: [{name: x, reference: x}]
+"""
+
+
+def validate(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        hyperflow_cmd("experiment", "validate", "-f", str(path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        # rich wraps at 80 columns when not on a terminal; keep each error on one line.
+        env={**os.environ, "COLUMNS": "400"},
+    )
+
+
+def test_valid_file_exits_zero(tmp_path: Path) -> None:
+    path = tmp_path / "good.yaml"
+    path.write_text(GOOD)
+    result = validate(path)
+    assert result.returncode == 0, result.stderr
+    assert "experiment 'quadratic' is valid" in result.stdout
+
+
+# One process per case is slow on a shared machine; a handful covers every failure class.
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("objective-type-typo.yaml", "spec.objective.type: must be one of minimize, maximize"),
+        ("bad-yaml-syntax.yaml", "invalid YAML: mapping values are not allowed here at line 8"),
+        ("binary-garbage.yaml", "not UTF-8 text"),
+        ("parameter-min-huge.yaml", "spec.parameters[0].feasibleSpace.min: must be a finite"),
+        ("grid-too-small.yaml", "spec.maxTrialCount: grid needs maxTrialCount (20)"),
+    ],
+)
+def test_invalid_file_exits_one_with_field_message(name: str, expected: str) -> None:
+    result = validate(MALFORMED / name)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert expected in output
+    assert "Traceback" not in output
+
+
+def test_missing_file_exits_one(tmp_path: Path) -> None:
+    result = validate(tmp_path / "absent.yaml")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "file not found" in output
+    assert "Traceback" not in output
+
+
+def test_multi_document_errors_name_the_document(tmp_path: Path) -> None:
+    bad = yaml.safe_load(GOOD)
+    bad["metadata"]["name"] = "second"
+    bad["spec"]["parallelTrialCount"] = 0
+    path = tmp_path / "two.yaml"
+    path.write_text(GOOD + "---\n" + yaml.safe_dump(bad))
+    result = validate(path)
+    assert result.returncode == 1
+    assert "document[1].spec.parallelTrialCount: must be >= 1; got 0" in result.stderr
