@@ -1,0 +1,328 @@
+"""LocalBackend with real processes, real files and a real controller crash (SIGKILL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.util import wait_until
+from tuner.backends.base import TrialExit, TrialRun
+from tuner.backends.local import LocalBackend, group_has_live_members
+from tuner.spec.models import (
+    CollectorSpec,
+    FileFormat,
+    FileSystemPath,
+    MetricsCollectorKind,
+    MetricsCollectorSpec,
+    SourceSpec,
+)
+from tuner.types import Observation
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_run(
+    tmp: Path,
+    name: str,
+    command: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    collector: MetricsCollectorSpec | None = None,
+    metric_names: tuple[str, ...] = ("loss",),
+) -> TrialRun:
+    return TrialRun(
+        experiment_name="exp",
+        trial_name=name,
+        command=command,
+        env=env or {},
+        cwd=tmp,
+        trial_dir=tmp / "trials" / name,
+        assignments={"x": 1.0},
+        collector=collector or MetricsCollectorSpec(),
+        metric_names=list(metric_names),
+    )
+
+
+def script(tmp: Path, name: str, body: str) -> str:
+    path = tmp / name
+    path.write_text(textwrap.dedent(body))
+    return str(path)
+
+
+def wait_exit(backend: LocalBackend, name: str, timeout: float = 20.0) -> TrialExit:
+    result: list[TrialExit] = []
+
+    def done() -> bool:
+        exit_ = backend.poll(name)
+        if exit_ is not None:
+            result.append(exit_)
+        return bool(result)
+
+    wait_until(done, timeout=timeout)
+    return result[0]
+
+
+# Waits for a file named on the command line, so tests control when a trial proceeds.
+WAIT_FOR = """
+import os, sys, time
+def wait_for(path):
+    while not os.path.exists(path):
+        time.sleep(0.01)
+"""
+
+
+@pytest.fixture
+def backend() -> Iterator[LocalBackend]:
+    b = LocalBackend(kill_grace=0.5)
+    yield b
+    b.close()
+
+
+def test_streams_stdout_metrics_then_the_rest_after_exit(
+    tmp_path: Path, backend: LocalBackend
+) -> None:
+    go = tmp_path / "go"
+    trial = script(
+        tmp_path,
+        "trial.py",
+        WAIT_FOR
+        + """
+print("epoch=0 loss=1.5 accuracy=0.2")
+wait_for(sys.argv[1])
+sys.stdout.write("2024-05-01T12:00:00Z loss=0.5")  # no newline: flushed at exit
+""",
+    )
+    run = make_run(tmp_path, "t1", ["python", trial, str(go)], metric_names=("loss", "accuracy"))
+    backend.launch(run)
+    seen: list[Observation] = []
+    wait_until(lambda: bool(seen.extend(backend.collect("t1")) or seen))
+    assert backend.poll("t1") is None
+    assert [(o.name, o.value, o.step) for o in seen] == [("loss", 1.5, 0), ("accuracy", 0.2, 0)]
+    go.touch()
+    exit_ = wait_exit(backend, "t1")
+    assert exit_ == TrialExit(True, 0, "exit code 0")
+    (last,) = backend.collect("t1")
+    assert (last.name, last.value, last.step, last.timestamp) == ("loss", 0.5, 1, 1714564800.0)
+    assert backend.collect("t1") == []
+    assert backend.log_path("t1") == run.trial_dir / "trial.log"
+    assert (run.trial_dir / "exit_code").read_text() == "0\n"
+
+
+def test_environment_cwd_and_python_resolution(tmp_path: Path, backend: LocalBackend) -> None:
+    code = (
+        "import json, os, sys; print(json.dumps({'exe': sys.executable, 'cwd': os.getcwd(),"
+        " 'env': {k: v for k, v in os.environ.items() if k.startswith(('HYPERFLOW_', 'MY_'))}}))"
+    )
+    run = make_run(tmp_path, "env", ["python3", "-c", code], env={"MY_VAR": "a b 'c'"})
+    backend.launch(run)
+    assert wait_exit(backend, "env").succeeded
+    info = json.loads(backend.log_path("env").read_text())
+    assert info["exe"] == sys.executable
+    assert Path(info["cwd"]) == tmp_path
+    assert info["env"]["MY_VAR"] == "a b 'c'"
+    assert info["env"]["HYPERFLOW_TRIAL_NAME"] == "env"
+    assert info["env"]["HYPERFLOW_EXPERIMENT_NAME"] == "exp"
+    assert Path(info["env"]["HYPERFLOW_TRIAL_DIR"]) == run.trial_dir
+    assert Path(info["env"]["HYPERFLOW_ARTIFACTS_DIR"]) == run.trial_dir / "artifacts"
+    assert (run.trial_dir / "artifacts").is_dir()
+
+
+def test_argv_is_passed_through_unparsed(tmp_path: Path, backend: LocalBackend) -> None:
+    argv = ["$HOME", "a b", "'q'", '"; echo pwned', "*", ""]
+    run = make_run(tmp_path, "argv", ["/bin/echo", *argv])
+    backend.launch(run)
+    assert wait_exit(backend, "argv").succeeded
+    assert backend.log_path("argv").read_text() == " ".join(argv) + "\n"
+
+
+def test_command_not_found_and_relative_commands(tmp_path: Path, backend: LocalBackend) -> None:
+    backend.launch(make_run(tmp_path, "nf", ["no-such-command-xyz", "--flag"]))
+    backend.launch(make_run(tmp_path, "nf-rel", ["./missing.sh"]))
+    (tmp_path / "ok.sh").write_text("#!/bin/sh\necho loss=0.25\n")
+    (tmp_path / "ok.sh").chmod(0o755)
+    (tmp_path / "noexec.sh").write_text("#!/bin/sh\n")
+    backend.launch(make_run(tmp_path, "rel", ["./ok.sh"]))
+    backend.launch(make_run(tmp_path, "noexec", ["./noexec.sh"]))
+    assert backend.poll("nf") == TrialExit(False, None, "command not found: no-such-command-xyz")
+    assert backend.poll("nf-rel") == TrialExit(False, None, "command not found: ./missing.sh")
+    assert backend.poll("noexec") == TrialExit(False, None, "command not executable: ./noexec.sh")
+    assert wait_exit(backend, "rel").succeeded
+    assert [o.value for o in backend.collect("rel")] == [0.25]
+    assert "command not found" in backend.log_path("nf").read_text()
+
+
+def test_nonzero_exit_reports_code_and_last_line(tmp_path: Path, backend: LocalBackend) -> None:
+    code = (
+        "import sys; print('loss=2'); print('ValueError: bad things', file=sys.stderr); sys.exit(3)"
+    )
+    backend.launch(make_run(tmp_path, "bad", ["python", "-c", code]))
+    exit_ = wait_exit(backend, "bad")
+    assert exit_ == TrialExit(False, 3, "exit code 3: ValueError: bad things")
+    assert [o.value for o in backend.collect("bad")] == [2.0]
+
+
+def test_kill_stops_the_whole_process_group(tmp_path: Path, backend: LocalBackend) -> None:
+    child_pid = tmp_path / "child.pid"
+    trial = script(
+        tmp_path,
+        "stubborn.py",
+        """
+import os, signal, subprocess, sys, time
+# A child that ignores SIGTERM: only the SIGKILL after the grace period stops it.
+child = subprocess.Popen([sys.executable, "-c",
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"],
+    stdout=subprocess.PIPE)
+child.stdout.readline()
+open(sys.argv[1] + ".tmp", "w").write(str(child.pid))
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(60)
+""",
+    )
+    backend.launch(make_run(tmp_path, "k", ["python", trial, str(child_pid)]))
+    wait_until(child_pid.exists)
+    pgid = backend.pid("k")
+    assert pgid is not None and group_has_live_members(pgid)
+    start = time.monotonic()
+    backend.kill("k")
+    exit_ = wait_exit(backend, "k")
+    assert exit_.succeeded is False and exit_.message == "killed"
+    assert time.monotonic() - start >= backend.kill_grace  # the child needed the SIGKILL
+    assert not group_has_live_members(pgid)
+    backend.kill("k")  # killing a finished trial is a no-op
+    assert backend.poll("k") == exit_
+
+
+def test_wait_returns_when_a_trial_exits(tmp_path: Path, backend: LocalBackend) -> None:
+    backend.launch(make_run(tmp_path, "quick", ["/bin/true"]))
+    start = time.monotonic()
+    backend.wait(20.0)
+    assert time.monotonic() - start < 10.0
+    assert wait_exit(backend, "quick").succeeded
+    backend.release("quick")
+    with pytest.raises(KeyError):
+        backend.poll("quick")
+
+
+def test_file_collector_json_in_trial_dir(tmp_path: Path, backend: LocalBackend) -> None:
+    collector = MetricsCollectorSpec(
+        collector=CollectorSpec(kind=MetricsCollectorKind.FILE),
+        source=SourceSpec(
+            file_system_path=FileSystemPath(path="metrics.jsonl", format=FileFormat.JSON)
+        ),
+    )
+    code = (
+        "import json, os\n"
+        "with open(os.path.join(os.environ['HYPERFLOW_TRIAL_DIR'], 'metrics.jsonl'), 'a') as f:\n"
+        "    for e in range(3): f.write(json.dumps({'epoch': e, 'loss': 1.0 / (e + 1)}) + '\\n')\n"
+        "print('loss=99')"  # stdout is not the File collector's source
+    )
+    backend.launch(make_run(tmp_path, "f", ["python", "-c", code], collector=collector))
+    assert wait_exit(backend, "f").succeeded
+    assert [(o.step, o.value) for o in backend.collect("f")] == [(0, 1.0), (1, 0.5), (2, 1 / 3)]
+
+
+CONTROLLER = """
+import sys
+from pathlib import Path
+from tuner.backends.base import TrialRun
+from tuner.backends.local import LocalBackend
+tmp, trial, go = sys.argv[1:4]
+run = TrialRun("exp", "crash", ["python", trial, go], {}, Path(tmp), Path(tmp) / "trials" / "crash", {})
+backend = LocalBackend()
+backend.launch(run)
+print(backend.pid("crash"), flush=True)
+sys.stdin.read()  # wait to be SIGKILLed
+"""
+
+
+def test_adopt_after_controller_is_sigkilled(tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    trial = script(
+        tmp_path,
+        "long.py",
+        WAIT_FOR
+        + """
+print("loss=3"); print("loss=2")
+wait_for(sys.argv[1])
+print("loss=1")
+sys.exit(5)
+""",
+    )
+    controller = subprocess.Popen(
+        [sys.executable, "-c", CONTROLLER, str(tmp_path), trial, str(go)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+    )
+    try:
+        assert controller.stdout is not None
+        trial_pid = int(controller.stdout.readline())
+        log = tmp_path / "trials" / "crash" / "trial.log"
+        wait_until(lambda: log.exists() and log.read_text().count("loss=") == 2)
+    finally:
+        controller.send_signal(signal.SIGKILL)
+        controller.wait()
+    os.kill(trial_pid, 0)  # the trial survived its controller
+
+    run = make_run(tmp_path, "crash", ["python", trial, str(go)])
+    backend = LocalBackend(kill_grace=0.5)
+    try:
+        backend.adopt(run, skip_observations=2)
+        assert backend.collect("crash") == []  # the two stored ones are not returned again
+        assert backend.poll("crash") is None
+        go.touch()
+        exit_ = wait_exit(backend, "crash")
+        assert exit_ == TrialExit(False, 5, "exit code 5: loss=1")
+        assert [(o.value, o.step) for o in backend.collect("crash")] == [(1.0, 2)]
+    finally:
+        backend.close()
+
+
+def test_adopt_finished_lost_and_killed_trials(tmp_path: Path) -> None:
+    first = LocalBackend(kill_grace=0.5)
+    done = make_run(tmp_path, "done", ["python", "-c", "print('loss=7')"])
+    first.launch(done)
+    sleeper = make_run(tmp_path, "sleeper", ["sleep", "60"])
+    first.launch(sleeper)
+    missing = make_run(tmp_path, "missing", ["no-such-command-xyz"])
+    first.launch(missing)
+    wait_until(lambda: (done.trial_dir / "exit_code").exists())
+    del first  # the "controller" goes away without killing anything
+
+    # A trial whose shell died without writing its exit code (e.g. killed with the machine).
+    lost = make_run(tmp_path, "lost", ["whatever"])
+    lost.trial_dir.mkdir(parents=True)
+    gone = subprocess.Popen(["/bin/true"])
+    gone.wait()
+    (lost.trial_dir / "pid").write_text(f"{gone.pid} -\n")
+
+    second = LocalBackend(kill_grace=0.5)
+    try:
+        second.adopt(done, skip_observations=0)
+        second.adopt(sleeper, skip_observations=0)
+        second.adopt(missing, skip_observations=0)
+        second.adopt(lost, skip_observations=0)
+        assert second.poll("done") == TrialExit(True, 0, "exit code 0")
+        assert [o.value for o in second.collect("done")] == [7.0]
+        assert second.poll("missing") == TrialExit(
+            False, None, "command not found: no-such-command-xyz"
+        )
+        lost_exit = second.poll("lost")
+        assert lost_exit is not None and lost_exit.message.startswith("lost")
+        assert second.poll("sleeper") is None
+        pgid = second.pid("sleeper")
+        assert pgid is not None
+        second.kill("sleeper")
+        assert wait_exit(second, "sleeper").message == "killed"
+        assert not group_has_live_members(pgid)
+    finally:
+        second.close()
