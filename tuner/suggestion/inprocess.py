@@ -157,10 +157,11 @@ class InProcessSuggestionClient(SuggestionClient):
             raise InvalidRequest(f"trial {result.trial_name!r} appears twice")
         state.numbers[result.trial_name] = -1
         params: dict[str, Any] = {}
-        for name, dist in state.distributions.items():
+        by_name = state.space.by_name()
+        for name in state.distributions:
             if name not in result.assignments:
                 raise InvalidRequest(f"trial {result.trial_name!r} has no value for {name!r}")
-            param = state.space.by_name()[name]
+            param = by_name[name]
             try:
                 value = param.typed(result.assignments[name])
             except (TypeError, ValueError):
