@@ -21,6 +21,7 @@ import logging
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +46,17 @@ logger = logging.getLogger(__name__)
 # Bounds the wait at interpreter exit when the owner never called close().
 _EXIT_FLUSH_TIMEOUT = 10.0
 _WAKE = object()  # queued by flush/close to get the writer out of a blocking get()
+
+
+def _quiet_mlflow() -> None:
+    """Keep MLflow's chatter out of the controller's output.
+
+    Its INFO lines on database creation/migration and the deprecation warnings its own
+    modules trigger (e.g. SQLAlchemy's) are about MLflow, not the user's experiment.
+    """
+    for name in ("mlflow.store.db.utils", "mlflow.store.db_migrations", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module=r"mlflow(\.|$)")
 
 
 def _now_ms() -> int:
@@ -189,9 +201,9 @@ class MlflowTracker(Tracker):
 
     def _open_writer(self) -> MlflowWriter | None:
         try:
-            from tuner.tracking.mlflow_writer import MlflowWriter, quiet_mlflow_logging
+            _quiet_mlflow()
+            from tuner.tracking.mlflow_writer import MlflowWriter
 
-            quiet_mlflow_logging()
             writer = MlflowWriter(self.tracking_uri, self._artifact_root)
         except Exception:
             # Without a writer, events are discarded (and flush returns): tracking must

@@ -61,12 +61,6 @@ def is_permanent(error: BaseException) -> bool:
     return isinstance(error, MlflowException) and error.error_code in _PERMANENT_ERRORS
 
 
-def quiet_mlflow_logging() -> None:
-    """Keep MLflow's start-up chatter (schema creation, migrations) out of the CLI output."""
-    for name in ("mlflow.store.db.utils", "mlflow.store.db_migrations", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def default_artifact_root(tracking_uri: str) -> Path | None:
     """Artifacts of a local SQLite store go next to the database file, not into ./mlruns."""
     prefix = "sqlite:///"
