@@ -371,3 +371,44 @@ def test_spec_error_lines_and_str() -> None:
     assert error.lines() == ["spec.a: bad", "file problem"]
     assert str(error) == "spec.a: bad\nfile problem"
     assert isinstance(error, ValueError)
+
+
+def test_non_string_keys_and_container_names() -> None:
+    data = base()
+    data["spec"][7] = "x"
+    assert errors_of(data) == ["spec: field names must be strings; got 7"]
+    data = base()
+    template = data["spec"]["trialTemplate"]
+    del template["command"], template["env"]
+    template["trialParameters"] = []
+    template["primaryContainerName"] = "main"
+    template["trialSpec"] = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "spec": {"template": {"spec": {"containers": [{"command": ["python", "t.py"]}]}}},
+    }
+    assert errors_of(data) == [
+        "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].name: "
+        "required: a container name",
+        "spec.trialTemplate.primaryContainerName: no container named 'main' in trialSpec "
+        "(found: None)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d["spec"].__setitem__("parameters", [{}] * 3),
+        lambda d: d["spec"].__setitem__("trialTemplate", {"trialSpec": [1, 2]}),
+        lambda d: d["spec"]["objective"].__setitem__("goal", "1e999"),
+        lambda d: d["spec"]["algorithm"].__setitem__("algorithmSettings", [{"name": None}]),
+        lambda d: d.__setitem__("metadata", None),
+        lambda d: d["spec"].__setitem__(
+            "metricsCollectorSpec", {"source": {"filter": {"metricsFormat": "("}}}
+        ),
+    ],
+)
+def test_odd_shapes_raise_spec_error_only(mutate: Any) -> None:
+    data = base()
+    mutate(data)
+    assert errors_of(data)  # a SpecError with at least one line, nothing else

@@ -18,7 +18,7 @@ from tuner.spec.errors import FieldError, join_path
 
 # pydantic appends the member type of a union to ``loc`` (``port.int``, ``port.str``);
 # those tags are not fields and must not reach the user.
-_UNION_TAG = re.compile(r"^(int|str|float|bool|none|[a-z-]+\[.*\])$")
+_UNION_TAG = re.compile(r"^(int|str|float|bool|none|\[key\]|[a-z-]+\[.*\])$")
 
 
 def field_errors(exc: ValidationError, root: type[BaseModel]) -> list[FieldError]:
@@ -27,6 +27,13 @@ def field_errors(exc: ValidationError, root: type[BaseModel]) -> list[FieldError
     out: list[FieldError] = []
     for error in exc.errors():
         loc = [p for p in error["loc"] if not (isinstance(p, str) and _UNION_TAG.match(p))]
+        if error["type"] == "invalid_key" and loc:
+            # The key itself is the problem: name the mapping that holds it.
+            path = join_path(loc[:-1])
+            if path not in seen:
+                seen.add(path)
+                out.append(FieldError(path, f"field names must be strings; got {loc[-1]!r}"))
+            continue
         path = join_path(loc)
         if path in seen:
             continue

@@ -216,6 +216,8 @@ def _check_trial_spec(template: TrialTemplate) -> list[FieldError]:
     for container_path, container in found:
         if not isinstance(container, dict):
             errors.append(FieldError(container_path, "must be a mapping"))
+        elif not isinstance(container.get("name"), str) or not container["name"]:
+            errors.append(FieldError(f"{container_path}.name", "required: a container name"))
     if not template.primary_container_name:
         return errors
     primary = [
