@@ -18,11 +18,13 @@ rewrites the URL file the trials read the URL from).
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import math
 import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -68,8 +70,7 @@ class PushReceiver:
         """Listen (on a free port unless ``port``) in a daemon thread; return the base URL."""
         if self._server is not None:
             raise RuntimeError("push receiver already started")
-        server = ThreadingHTTPServer((self.host, port), _Handler)
-        server.daemon_threads = True
+        server = _Server((self.host, port), _Handler)
         server.receiver = self  # type: ignore[attr-defined]
         self._server = server
         self._thread = threading.Thread(
@@ -90,6 +91,7 @@ class PushReceiver:
             return
         server.shutdown()
         server.server_close()
+        server.close_connections()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -112,6 +114,40 @@ class PushReceiver:
         if not hmac.compare_digest(expected.encode(), token.encode()):
             return 401
         return None
+
+
+class _Server(ThreadingHTTPServer):
+    """Tracks its connections so ``stop`` can close kept-alive ones: a stopped receiver
+    must not go on accepting observations on a connection opened before."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self.stopped = False
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            if self.stopped:
+                self.shutdown_request(request)
+                return
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            self.stopped = True
+            connections, self._connections = list(self._connections), set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _BadRequest(ValueError):
@@ -191,6 +227,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         except ValueError as exc:
             self._answer(400, {"error": f"bad JSON: {exc}"})
+            return
+        if self.server.stopped:  # type: ignore[attr-defined]
+            self._answer(503, {"error": "push receiver is stopping"}, close=True)
             return
         try:
             receiver.on_observations(trial, observations)
