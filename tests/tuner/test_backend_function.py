@@ -221,7 +221,7 @@ def test_an_exception_fails_the_trial_and_the_worker_survives(
 
 def test_workers_are_reused_across_trials(make_backend: Factory, tmp_path: Path) -> None:
     backend = make_backend(objectives.pid, workers=2)
-    pids = set()
+    pids: set[int] = set()
     for i in range(4):
         backend.launch(trial_run(tmp_path, f"t{i}", metric_names=("pid",)))
         assert finish(backend, f"t{i}").succeeded

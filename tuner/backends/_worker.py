@@ -97,8 +97,8 @@ class _Worker:
             try:
                 outcome = self._run(order)
             except Exception as exc:  # the trial could not be set up: fail it, not us
-                message = f"cannot set up the trial: {_describe(exc)}"
-                outcome = proto.TrialOutcome(succeeded=False, exit_code=1, message=message)
+                reason = f"cannot set up the trial: {_describe(exc)}"
+                outcome = proto.TrialOutcome(succeeded=False, exit_code=1, message=reason)
             self._send((proto.DONE, order.trial_name, outcome))
         else:
             raise ValueError(f"unknown message kind {kind!r}")

@@ -216,7 +216,7 @@ class FunctionBackend(TrialBackend):
     def worker_pids(self) -> list[int]:
         """PIDs of the live, usable workers (busy or idle)."""
         with self._cond:
-            return [w.proc.pid for w in self._workers]
+            return [w.proc.pid for w in self._workers if w.proc is not None]
 
     # -- internals ---------------------------------------------------------------------
 
@@ -331,6 +331,7 @@ class FunctionBackend(TrialBackend):
         self._dispatch()
 
     def _on_exit(self, worker: _Worker) -> None:
+        assert worker.proc is not None
         code = worker.proc.wait()
         with self._cond:
             self._retire(worker)
@@ -404,6 +405,9 @@ class _Worker:
         try:
             while (message := proto.receive(stdout)) is not None:
                 self._backend._on_message(self, message)
+        except BaseException:
+            self.kill_if_alive()  # a garbled pipe: this worker cannot be trusted any more
+            raise
         finally:
             self._backend._on_exit(self)
 
@@ -464,7 +468,8 @@ def _pickle_function(fn: Callable[..., Any]) -> bytes:
         module = sys.modules.get(module_name)
         if module is not None:
             cloudpickle.register_pickle_by_value(module)
-    return cloudpickle.dumps(fn)
+    payload: bytes = cloudpickle.dumps(fn)
+    return payload
 
 
 def _importable(module_name: str) -> bool:
