@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import yaml
 
 from serving.runtimes.base import ArrayModel
 from serving.runtimes.errors import ModelLoadError
@@ -23,7 +24,7 @@ _THREAD_SAFE_FLAVORS = frozenset({"sklearn", "xgboost", "lightgbm", "onnx"})
 
 
 class MLflowModel(ArrayModel):
-    # Arbitrary pyfunc code may keep state; serialised until load() learns the flavor.
+    # Arbitrary pyfunc code may keep state: serialised unless the flavor is known safe.
     thread_safe = False
 
     def __init__(self, name: str, model_path: Path) -> None:
@@ -31,6 +32,8 @@ class MLflowModel(ArrayModel):
         self.model_path = model_path
         self._model: Any = None
         self._columns: list[str] | None = None
+        # The data plane reads thread_safe before load(): decide from the MLmodel file.
+        self.thread_safe = _safe_flavors(_flavors(model_path / "MLmodel"))
 
     def load(self) -> bool:
         path = self.model_path
@@ -45,8 +48,7 @@ class MLflowModel(ArrayModel):
         schema = model.metadata.get_input_schema()
         if schema is not None and not schema.is_tensor_spec() and schema.has_input_names():
             self._columns = list(schema.input_names())
-        flavors = set(model.metadata.flavors) - {"python_function"}
-        self.thread_safe = bool(flavors) and flavors <= _THREAD_SAFE_FLAVORS
+        self.thread_safe = _safe_flavors(set(model.metadata.flavors))
         self._model = model
         self.ready = True
         return True
@@ -58,6 +60,20 @@ class MLflowModel(ArrayModel):
 
             data = pd.DataFrame(inputs, columns=self._columns)
         return np.asarray(self._model.predict(data))
+
+
+def _flavors(mlmodel: Path) -> set[str]:
+    try:
+        data = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return set()  # load() reports the problem with the path
+    flavors = data.get("flavors") if isinstance(data, dict) else None
+    return set(flavors) if isinstance(flavors, dict) else set()
+
+
+def _safe_flavors(flavors: set[str]) -> bool:
+    framework = flavors - {"python_function"}
+    return bool(framework) and framework <= _THREAD_SAFE_FLAVORS
 
 
 def build(

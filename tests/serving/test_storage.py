@@ -104,6 +104,7 @@ def test_mlflow_runs_and_models_uris(tmp_path: Path, hyperflow_home: Path) -> No
             },
         }
         model = create_model("iris", parse_inference_service(data).predictor, None)
+        assert model.thread_safe is True  # known before load(): an sklearn flavor
         model.load()
         np.testing.assert_array_equal(
             model.predict(features[:5].tolist()), clf.predict(features[:5])
