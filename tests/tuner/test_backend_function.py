@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import sys
@@ -290,6 +291,27 @@ def test_closures_and_lambdas_travel_by_value(make_backend: Factory, tmp_path: P
     backend.launch(trial_run(tmp_path, "t1", {"x": 2.0}))
     assert finish(backend, "t1").succeeded
     assert values(backend.collect("t1")) == [("loss", 6.0, None)]
+
+
+def test_functions_of_modules_workers_cannot_import_travel_by_value(
+    make_backend: Factory, tmp_path: Path
+) -> None:
+    # Loaded from a path that is not on sys.path, as notebooks and plugin loaders do.
+    source = tmp_path / "elsewhere" / "hyperflow_test_unimportable.py"
+    source.parent.mkdir()
+    source.write_text("def objective(parameters):\n    return {'loss': parameters['x'] + 100}\n")
+    spec = importlib.util.spec_from_file_location("hyperflow_test_unimportable", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        backend = make_backend(module.objective)
+    finally:
+        del sys.modules[spec.name]
+    backend.launch(trial_run(tmp_path, "t1", {"x": 1.0}))
+    assert finish(backend, "t1").succeeded
+    assert values(backend.collect("t1")) == [("loss", 101.0, None)]
 
 
 def test_trial_environment_cwd_and_their_restoration(make_backend: Factory, tmp_path: Path) -> None:
