@@ -41,8 +41,8 @@ class PredictRunner:
         concurrency: int = 0,
         max_workers: int | None = None,
         warmup: int = 16,
-        inline_below: float = 0.0003,
-        offload_above: float = 0.002,
+        inline_below: float = 0.001,
+        offload_above: float = 0.005,
     ) -> None:
         self._fixed = inline if thread_safe else False
         self._inline = bool(self._fixed)
