@@ -3,16 +3,19 @@
 Layout of a trial's folder (``run.trial_dir``):
 
 * ``trial.log`` — the command's stdout and stderr (appended);
-* ``pid`` — ``"<pid> <start time>"`` of the trial's shell, written at launch;
-* ``exit_code`` — the command's exit status plus a newline, written when it ends;
+* ``pid`` — a line ``"<pid> <start time>"`` of the trial's shell, appended at launch,
+  and a line ``"exit <status>"`` appended by that shell when the command ends;
 * ``launch_error`` — why the command could not start (not found, not executable);
-* ``artifacts/`` — for the trial's outputs (``$HYPERFLOW_ARTIFACTS_DIR``).
+* ``artifacts/`` — ``$HYPERFLOW_ARTIFACTS_DIR``, for the trial's outputs. Not created
+  by the backend (a directory costs milliseconds per trial on some disks): a trial that
+  saves artifacts runs ``os.makedirs(os.environ["HYPERFLOW_ARTIFACTS_DIR"], exist_ok=True)``.
 
-The command runs as ``/bin/sh -c 'd=$1; shift; "$@"; c=$?; echo $c >"$d/exit_code"'``
+The command runs as ``/bin/sh -c 'd=$1; shift; "$@"; c=$?; echo "exit $c" >>"$d/pid"'``
 in a new session: argv reaches the command unchanged (never through a shell's parsing),
-the exit status lands in a file with no extra interpreter per trial, and the trial
-survives the controller being killed. A restarted controller ``adopt``\\ s it: finished
-<=> ``exit_code`` holds a complete line; a dead shell without one is "lost".
+the exit status lands in a file with no extra interpreter per trial (appending, so no
+file is created or truncated on the way out), and the trial survives the controller
+being killed. A restarted controller ``adopt``\\ s it: finished <=> ``pid`` holds a
+complete ``exit`` line; a dead shell without one is "lost".
 
 Environment: ``os.environ`` + ``run.env`` + ``HYPERFLOW_TRIAL_DIR``,
 ``HYPERFLOW_TRIAL_NAME``, ``HYPERFLOW_EXPERIMENT_NAME``, ``HYPERFLOW_ARTIFACTS_DIR``;
@@ -41,13 +44,12 @@ from tuner.types import Observation
 
 LOG_NAME = "trial.log"
 PID_NAME = "pid"
-EXIT_NAME = "exit_code"
 LAUNCH_ERROR_NAME = "launch_error"
 ARTIFACTS_NAME = "artifacts"
 
 # $1 is the trial folder; the rest is the command. Only shell builtins after the
 # command, so a trial costs one fork more than running the command bare.
-_WRAPPER = 'd=$1; shift; "$@"; c=$?; echo $c >"$d/exit_code"; exit $c'
+_WRAPPER = 'd=$1; shift; "$@"; c=$?; echo "exit $c" >>"$d/pid"; exit $c'
 _PYTHONS = frozenset({"python", "python3"})
 _MESSAGE_CHARS = 200
 
@@ -86,8 +88,8 @@ class LocalBackend(TrialBackend):
         if run.command is None:
             raise ValueError(f"trial {run.trial_name} has no command; LocalBackend runs commands")
         trial_dir = Path(os.path.abspath(run.trial_dir))
-        (trial_dir / ARTIFACTS_NAME).mkdir(parents=True, exist_ok=True)
-        for stale in (EXIT_NAME, LAUNCH_ERROR_NAME):
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (PID_NAME, LAUNCH_ERROR_NAME):
             (trial_dir / stale).unlink(missing_ok=True)
         env = trial_env(run, trial_dir)
         trial = _Trial(run=run, collector=NullCollector())
@@ -126,7 +128,9 @@ class LocalBackend(TrialBackend):
             log.close()
         trial.proc, trial.pid = proc, proc.pid
         trial.start_time = _start_time(proc.pid)
-        (trial_dir / PID_NAME).write_text(f"{proc.pid} {trial.start_time or '-'}\n")
+        # Appended: the shell may already have appended its exit line.
+        with open(trial_dir / PID_NAME, "a", encoding="ascii") as pid_file:
+            pid_file.write(f"{proc.pid} {trial.start_time or '-'}\n")
         trial.pidfd = _pidfd(proc.pid)
 
     def poll(self, trial_name: str) -> TrialExit | None:
@@ -174,13 +178,12 @@ class LocalBackend(TrialBackend):
         if launch_error is not None:
             trial.exit = TrialExit(False, None, launch_error.strip() or "cannot start")
             return
-        pid_text = (_read_text(trial_dir / PID_NAME) or "").split()
-        if len(pid_text) == 2 and pid_text[0].isdigit():
-            trial.pid = int(pid_text[0])
-            trial.start_time = None if pid_text[1] == "-" else pid_text[1]
-            if _alive(trial.pid, trial.start_time):
-                trial.pidfd = _pidfd(trial.pid)
-        elif _read_exit_code(trial_dir) is None:
+        pid, start_time, code = _read_pid_file(trial_dir)
+        if pid is not None:
+            trial.pid, trial.start_time = pid, start_time
+            if code is None and _alive(pid, start_time):
+                trial.pidfd = _pidfd(pid)
+        elif code is None:
             trial.exit = TrialExit(False, None, "lost: the trial never started (no pid file)")
 
     def log_path(self, trial_name: str) -> Path:
@@ -401,12 +404,27 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
+def _read_pid_file(trial_dir: Path) -> tuple[int | None, str | None, int | None]:
+    """(pid, start time, exit status) from the ``pid`` file; None for what it lacks.
+
+    Only complete (newline-terminated) lines count: the file may be being written.
+    """
+    text = _read_text(trial_dir / PID_NAME) or ""
+    pid: int | None = None
+    start_time: str | None = None
+    code: int | None = None
+    for line in text.split("\n")[:-1]:
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == "exit" and fields[1].isdigit():
+            code = int(fields[1])
+        elif len(fields) == 2 and fields[0].isdigit():
+            pid, start_time = int(fields[0]), None if fields[1] == "-" else fields[1]
+    return pid, start_time, code
+
+
 def _read_exit_code(trial_dir: Path) -> int | None:
-    """The exit status in ``exit_code``; None while absent or not completely written."""
-    text = _read_text(trial_dir / EXIT_NAME)
-    if text is None or not text.endswith("\n") or not text.strip().isdigit():
-        return None
-    return int(text.strip())
+    """The exit status the trial's shell appended to ``pid``; None until it did."""
+    return _read_pid_file(trial_dir)[2]
 
 
 def _exit(code: int, trial_dir: Path) -> TrialExit:
