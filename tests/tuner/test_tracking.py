@@ -6,8 +6,10 @@ every test works on its own copy.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -66,7 +68,13 @@ UID = "0b5e6c1a-7d2f-4c3e-9a61-1f2e3d4c5b6a"
 @pytest.fixture(scope="module")
 def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    # WAL makes MLflow's schema creation several times faster on a busy disk.
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
     MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    # Everything into the main file, so that copying that one file copies the store.
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return path
 
 
@@ -395,10 +403,40 @@ def test_a_hundred_trials_take_seconds_not_minutes(tracker: MlflowTracker) -> No
         tracker.end_trial(name, TrialPhase.SUCCEEDED, {"accuracy": 0.4}, None)
     started = time.monotonic()
     assert tracker.flush(timeout=60)
-    # 2-4 s on a shared 2-core machine (one log_batch per run; SQLite commits dominate);
+    # 1-5 s on a shared 2-core machine (one log_batch per run and cycle);
     # a round trip per call or per metric would take ten times as long.
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 15
     client = MlflowClient(tracking_uri=tracker.tracking_uri)
     run_id = tracker.run_id("digits-099")
     assert run_id is not None
     assert len(client.get_metric_history(run_id, "loss")) == 5
+
+
+def test_data_mlflow_rejects_is_reported_and_does_not_stall_the_rest(
+    tracker: MlflowTracker, store: tuple[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    uri, _ = store
+    tracker.start_experiment(EXPERIMENT, UID)
+    tracker.start_trial("digits-a", {"lr": 0.01, "optimizer": "adam"})
+    tracker.start_trial("digits-b", {"lr": 0.05, "optimizer": "sgd"})
+    assert tracker.flush(timeout=60)
+    client = MlflowClient(tracking_uri=uri)
+    a_id, b_id = tracker.run_id("digits-a"), tracker.run_id("digits-b")
+    assert a_id is not None and b_id is not None
+    client.delete_run(a_id)  # a user deletes a run while the experiment runs
+
+    with caplog.at_level(logging.ERROR, logger="tuner.tracking"):
+        tracker.log_observations("digits-a", [obs("accuracy", 0.5, 1, 1e9)])
+        tracker.end_trial("digits-a", TrialPhase.SUCCEEDED, {"accuracy": 0.5}, None)
+        # MLflow params are immutable: a changed value cannot be written ...
+        tracker.start_trial("digits-b", {"lr": 0.07, "optimizer": "sgd"})
+        # ... but the run's metrics and status still are.
+        tracker.log_observations("digits-b", [obs("accuracy", 0.6, 1, 1e9)])
+        tracker.end_trial("digits-b", TrialPhase.SUCCEEDED, {"accuracy": 0.6}, None)
+        assert tracker.flush(timeout=60)
+    assert len(caplog.records) >= 2
+
+    b = client.get_run(b_id)
+    assert b.data.params["lr"] == "0.05"
+    assert b.data.metrics["accuracy"] == 0.6
+    assert b.info.status == "FINISHED"

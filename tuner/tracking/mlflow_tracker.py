@@ -68,7 +68,10 @@ class MlflowTracker(Tracker):
 
     ``artifact_root``: where a new MLflow experiment's artifacts go (a local directory);
     by default ``mlartifacts/`` next to a SQLite store's database file, and the tracking
-    server's default otherwise.
+    server's default otherwise. ``sqlite_wal``: switch a SQLite store to WAL mode, which
+    makes writes about ten times faster (see :func:`~tuner.tracking.mlflow_writer.use_wal`).
+    ``batch_interval`` (s) is how long calls accumulate between writes; failed writes are
+    retried after ``initial_backoff`` s, doubling up to ``max_backoff`` s.
     """
 
     def __init__(
@@ -79,12 +82,14 @@ class MlflowTracker(Tracker):
         batch_interval: float = 0.5,
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
+        sqlite_wal: bool = True,
     ) -> None:
         self.tracking_uri = tracking_uri
         self._artifact_root = artifact_root
         self._batch_interval = batch_interval
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
+        self._sqlite_wal = sqlite_wal
         self._queue: queue.SimpleQueue[tuple[int, object]] = queue.SimpleQueue()
         self._cond = threading.Condition()
         self._enqueued = 0  # sequence number of the last queued event
@@ -204,7 +209,9 @@ class MlflowTracker(Tracker):
             _quiet_mlflow()
             from tuner.tracking.mlflow_writer import MlflowWriter
 
-            writer = MlflowWriter(self.tracking_uri, self._artifact_root)
+            writer = MlflowWriter(
+                self.tracking_uri, self._artifact_root, sqlite_wal=self._sqlite_wal
+            )
         except Exception:
             # Without a writer, events are discarded (and flush returns): tracking must
             # never take the controller down.

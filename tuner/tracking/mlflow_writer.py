@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from mlflow import MlflowClient
@@ -28,6 +29,7 @@ from mlflow.utils.validation import (
     MAX_METRICS_PER_BATCH,
     MAX_PARAMS_TAGS_PER_BATCH,
 )
+from sqlalchemy import event
 
 from tuner.tracking import layout
 from tuner.tracking.events import (
@@ -70,6 +72,40 @@ def default_artifact_root(tracking_uri: str) -> Path | None:
     return db_path.resolve().parent / "mlartifacts"
 
 
+def use_wal(client: MlflowClient) -> None:
+    """Put a SQLite store in WAL mode with ``synchronous=NORMAL``.
+
+    MLflow commits several times per call; with SQLite's default rollback journal every
+    commit waits for fsyncs (tens of ms on a busy disk: 100 trials took 10-20 s). In WAL
+    mode with NORMAL sync a commit is a write to the WAL file: it survives a crash of the
+    process (the case the controller recovers from), only an OS crash or power cut may lose
+    the last commits. WAL mode is a property of the database file and persists; readers
+    such as ``mlflow ui`` keep working. Skipped (debug log) if the file cannot switch, e.g.
+    on a network file system or while another process holds a lock.
+    """
+    # The store object is MLflow-internal, but it is the only way to its engine.
+    engine = getattr(client._tracking_client.store, "engine", None)
+    if engine is None or engine.dialect.name != "sqlite":
+        return
+
+    def normal_sync(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    try:
+        with engine.connect() as connection:
+            mode = connection.exec_driver_sql("PRAGMA journal_mode=WAL").scalar()
+        if str(mode).lower() != "wal":
+            logger.debug("tracking: SQLite store stays in %s journal mode", mode)
+            return
+        event.listen(engine, "connect", normal_sync)
+        # Pooled connections predate the listener; new ones get NORMAL sync.
+        engine.dispose()
+    except Exception as error:
+        logger.debug("tracking: SQLite store not switched to WAL: %s", error)
+
+
 @dataclass
 class _Run:
     """One MLflow run and what is waiting to be written to it."""
@@ -88,17 +124,15 @@ class _Run:
     steps: dict[str, int] = field(default_factory=dict)  # next step for step-less metrics
     best_trial: str | None = None  # parent only: whose run id to tag at the end
 
-    @property
-    def pending(self) -> bool:
-        return bool(
-            self.run_id is None
-            or self.params
-            or self.tags
-            or self.metrics
-            or self.texts
-            or self.trial_dir is not None
-            or self.terminal is not None
-        )
+    rejected: bool = False  # MLflow refused to create/find it: its data is dropped
+
+    def drop(self) -> None:
+        self.params.clear()
+        self.tags.clear()
+        self.metrics = []
+        self.texts.clear()
+        self.trial_dir = None
+        self.terminal = None
 
     def next_step(self, metric: str) -> int:
         step = self.steps.get(metric, 0)
@@ -116,8 +150,11 @@ class MlflowWriter:
     """Buffers events per run and writes them to one MLflow tracking store. Not thread-safe:
     owned by the tracker's background thread; ``describe``/``run_id`` only read strings."""
 
-    def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
+    def __init__(
+        self, tracking_uri: str, artifact_root: Path | None = None, *, sqlite_wal: bool = True
+    ) -> None:
         self.tracking_uri = tracking_uri
+        self._sqlite_wal = sqlite_wal
         self._artifact_root = artifact_root or default_artifact_root(tracking_uri)
         # Created on first sync: creating it opens the store (and may fail while a server
         # or disk is unavailable, which must be retried like any other write).
@@ -129,21 +166,31 @@ class MlflowWriter:
         self._trials: dict[str, _Run] = {}
         # Runs found in the store for this uid (resume), by trial name; None: the parent.
         self._existing: dict[str | None, _Existing] | None = None
+        # Set when MLflow refuses the experiment itself: nothing can be written any more.
+        self.disabled = False
 
     @property
     def _client(self) -> MlflowClient:
         if self._client_instance is None:
-            self._client_instance = MlflowClient(tracking_uri=self.tracking_uri)
+            client = MlflowClient(tracking_uri=self.tracking_uri)
+            if self._sqlite_wal and self.tracking_uri.startswith("sqlite:"):
+                use_wal(client)
+            self._client_instance = client
         return self._client_instance
 
     # -- phase 1: fold events into buffers -------------------------------------------------
 
     def apply(self, event: Event) -> None:
+        if self.disabled:
+            return
         if isinstance(event, ExperimentStarted):
             self._apply_start(event)
             return
         if self._start is None or self._parent is None:
             logger.error("tracking: %s before start_experiment; dropped", type(event).__name__)
+            return
+        trial_name = getattr(event, "trial_name", None)
+        if trial_name is not None and self._trial(trial_name, event.time_ms).rejected:
             return
         if isinstance(event, TrialStarted):
             run = self._trial(event.trial_name, event.time_ms)
@@ -208,25 +255,38 @@ class MlflowWriter:
 
     # -- phase 2: write buffers --------------------------------------------------------------
 
-    @property
-    def pending(self) -> bool:
-        if self._start is None:
-            return False
-        if self.experiment_id is None:
-            return True
-        runs = [self._parent, *self._trials.values()]
-        return any(run is not None and run.pending for run in runs)
-
     def sync(self) -> None:
         """Write everything buffered; raises (keeping the rest buffered) on transient errors."""
-        if self._start is None or self._parent is None:
+        if self.disabled or self._start is None or self._parent is None:
             return
-        self._ensure_experiment(self._start)
-        runs = [self._parent, *self._trials.values()]
-        for run in runs:
-            if run.run_id is None:
-                self._ensure_run(run, self._start)
+        try:
+            self._ensure_experiment(self._start)
+            if self._parent.run_id is None:
+                self._ensure_run(self._parent, self._start)
+        except Exception as error:
+            if not is_permanent(error):
+                raise
+            logger.error(
+                "tracking: MLflow at %s refused the experiment; tracking off: %s",
+                self.tracking_uri,
+                error,
+            )
+            self.disabled = True
+            for run in [self._parent, *self._trials.values()]:
+                run.drop()
+            return
+        for run in self._trials.values():
+            if run.run_id is None and not run.rejected:
+                try:
+                    self._ensure_run(run, self._start)
+                except Exception as error:
+                    if not is_permanent(error):
+                        raise
+                    logger.error("tracking: no MLflow run for %s: %s", run.run_name, error)
+                    run.rejected = True
+                    run.drop()
         self._resolve_best_run(self._parent)
+        runs = [run for run in [self._parent, *self._trials.values()] if not run.rejected]
         for run in runs:
             if run.params or run.tags or run.metrics:
                 self._write_data(run)
