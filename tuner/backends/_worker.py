@@ -85,6 +85,7 @@ class _Worker:
         self._send_lock = threading.Lock()  # report() may be called from the trial's threads
         self._functions: dict[int, Callable[..., Any]] = {}
         self._load_errors: dict[int, str] = {}
+        self._follower = MetricsFollower()
 
     def handle(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -125,7 +126,7 @@ class _Worker:
         log_path = trial_dir / "trial.log"
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         stream = self._streamer(order.trial_name, frozenset(order.metric_names))
-        follower: MetricsFollower | None = None
+        following = False
         try:
             start = os.lseek(log_fd, 0, os.SEEK_END)
             with _redirected(log_fd), _trial_environment(order, artifacts):
@@ -137,14 +138,15 @@ class _Worker:
                     metric_names=order.metric_names,
                 )
                 if read is not None:
-                    follower = MetricsFollower(read, stream)
+                    self._follower.start(read, stream)
+                    following = True
                 with install_report_sink(stream):
                     outcome, result = _call(fn, order)
                     returned = _returned_observations(result, order.metric_names)
         finally:
             os.close(log_fd)
             # After the redirection ended: everything the trial printed is flushed.
-            collected = follower.stop() if follower is not None else []
+            collected = self._follower.stop() if following else []
         wanted = set(order.metric_names)
         outcome.observations.extend(o for o in collected if o.name in wanted)
         outcome.observations.extend(returned)
