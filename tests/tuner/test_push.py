@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from tuner.report import PushError, report, set_sink
 from tuner.spec.models import CollectorSpec, MetricsCollectorKind, MetricsCollectorSpec
 from tuner.types import Observation
 
+REPO = Path(__file__).resolve().parents[2]
 PUSH = MetricsCollectorSpec(collector=CollectorSpec(kind=MetricsCollectorKind.PUSH))
 
 
@@ -193,3 +196,15 @@ def test_trial_reports_across_a_receiver_restart(tmp_path: Path) -> None:
     assert [o.value for _, o in received if o.name == "loss"] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
     # Steps 2.. were refused by the stopped receiver and retried against the new one.
     assert [o.step for _, o in restarted_store.received] == [2, 2, 3, 3, 4, 4]
+
+
+def test_report_imports_only_the_standard_library() -> None:
+    code = (
+        "import sys, tuner.report; "
+        "heavy = [m for m in ('pydantic', 'httpx', 'tuner.types', 'tuner.spec', 'http.client') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    assert out.strip() == "[]"
