@@ -220,6 +220,32 @@ def test_an_exception_fails_the_trial_and_the_worker_survives(
     assert backend.worker_pids() == [pid]
 
 
+def test_sys_exit_ends_the_trial_like_a_process_exit(make_backend: Factory, tmp_path: Path) -> None:
+    backend = make_backend(objectives.exits)
+    backend.launch(trial_run(tmp_path, "ok", {"code": 0}))
+    assert finish(backend, "ok") == TrialExit(succeeded=True, exit_code=0, message="exited")
+    assert values(backend.collect("ok")) == [("loss", 0.5, 0)]
+    backend.launch(trial_run(tmp_path, "bad", {"code": 2}))
+    assert finish(backend, "bad") == TrialExit(False, 2, "SystemExit: 2")
+    assert len(backend.worker_pids()) == 1
+
+
+def test_return_values_that_are_no_metrics_are_ignored_with_a_note(
+    make_backend: Factory, tmp_path: Path
+) -> None:
+    backend = make_backend(objectives.returns_junk)
+    backend.launch(trial_run(tmp_path, "dict", {"x": 1}, ("loss", "accuracy")))
+    assert finish(backend, "dict").succeeded
+    assert values(backend.collect("dict")) == [("accuracy", 0.5, None)]
+    assert "ignoring returned metric 'loss'" in backend.log_path("dict").read_text()
+    backend.launch(trial_run(tmp_path, "tuple", {"x": 0}))
+    assert finish(backend, "tuple").succeeded
+    assert backend.collect("tuple") == []
+    assert "ignoring the objective's return value of type tuple" in (
+        backend.log_path("tuple").read_text()
+    )
+
+
 def test_workers_are_reused_across_trials(make_backend: Factory, tmp_path: Path) -> None:
     backend = make_backend(objectives.pid, workers=2)
     pids: set[int] = set()

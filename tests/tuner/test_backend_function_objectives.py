@@ -79,6 +79,15 @@ def sleeper(parameters: dict[str, float]) -> dict[str, float]:
     return {"pid": float(os.getpid())}
 
 
+def exits(parameters: dict[str, float]) -> None:
+    print("loss=0.5")
+    sys.exit(int(parameters["code"]))
+
+
+def returns_junk(parameters: dict[str, float]) -> object:
+    return {"loss": "not a number", "accuracy": 0.5} if parameters["x"] else ("a", "tuple")
+
+
 def dies(parameters: dict[str, float]) -> None:
     os._exit(3)
 
