@@ -67,8 +67,8 @@ class MlflowTracker(Tracker):
     """Records an experiment in the MLflow tracking store at ``tracking_uri``.
 
     ``artifact_root``: where a new MLflow experiment's artifacts go (a local directory);
-    by default ``mlartifacts/`` next to a SQLite store's database file, and the tracking
-    server's default otherwise. ``sqlite_wal``: switch a SQLite store to WAL mode, which
+    by default ``mlartifacts/`` next to a SQLite store's database file. Ignored for an
+    ``http(s)://`` tracking server, which chooses artifact locations itself. ``sqlite_wal``: switch a SQLite store to WAL mode, which
     makes writes about ten times faster (see :func:`~tuner.tracking.mlflow_writer.use_wal`).
     ``batch_interval`` (s) is how long calls accumulate between writes; failed writes are
     retried after ``initial_backoff`` s, doubling up to ``max_backoff`` s.

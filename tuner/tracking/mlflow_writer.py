@@ -155,7 +155,12 @@ class MlflowWriter:
     ) -> None:
         self.tracking_uri = tracking_uri
         self._sqlite_wal = sqlite_wal
-        self._artifact_root = artifact_root or default_artifact_root(tracking_uri)
+        # A tracking server decides (and serves) artifact locations itself; a local
+        # directory named by this client would be unreachable for the server's UI.
+        remote = tracking_uri.startswith(("http://", "https://", "databricks"))
+        self._artifact_root = (
+            None if remote else artifact_root or default_artifact_root(tracking_uri)
+        )
         # Created on first sync: creating it opens the store (and may fail while a server
         # or disk is unavailable, which must be retried like any other write).
         self._client_instance: MlflowClient | None = None
