@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from serving.runtimes.base import ArrayModel
 from serving.runtimes.errors import ModelLoadError
@@ -56,7 +56,7 @@ class MLflowModel(ArrayModel):
     def predict_array(self, inputs: np.ndarray) -> np.ndarray:
         data: Any = inputs
         if self._columns is not None and inputs.ndim == 2:
-            import pandas as pd
+            import pandas as pd  # type: ignore[import-untyped]
 
             data = pd.DataFrame(inputs, columns=self._columns)
         return np.asarray(self._model.predict(data))

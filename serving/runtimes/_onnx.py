@@ -46,7 +46,7 @@ class ONNXModel(ArrayModel):
         self._output_name = ""
 
     def load(self) -> bool:
-        import onnxruntime as ort  # lazy: only onnx replicas import it
+        import onnxruntime as ort  # type: ignore[import-untyped]  # lazy: onnx replicas only
 
         path = find_model_file(self.name, self.model_path, EXTENSIONS)
         try:

@@ -39,7 +39,7 @@ class SKLearnModel(ArrayModel):
         return cls(name, model_path, predict_proba=flag.strip().lower() == "true")
 
     def load(self) -> bool:
-        import joblib  # lazy: only sklearn replicas pay for it
+        import joblib  # type: ignore[import-untyped]  # lazy: only sklearn replicas
 
         path = find_model_file(self.name, self.model_path, EXTENSIONS)
         try:
