@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -317,6 +318,17 @@ def test_closures_and_lambdas_travel_by_value(make_backend: Factory, tmp_path: P
     backend.launch(trial_run(tmp_path, "t1", {"x": 2.0}))
     assert finish(backend, "t1").succeeded
     assert values(backend.collect("t1")) == [("loss", 6.0, None)]
+
+
+def test_an_unpicklable_objective_is_refused_at_once() -> None:
+    lock = threading.Lock()
+
+    def objective(parameters: dict[str, float]) -> None:
+        with lock:
+            pass
+
+    with pytest.raises(TypeError, match="cannot send the objective"):
+        FunctionBackend(objective, 1)
 
 
 def test_functions_of_modules_workers_cannot_import_travel_by_value(

@@ -64,7 +64,10 @@ _FUNCTION_KEY = 0  # one function per backend; the worker caches by key all the 
 
 
 class FunctionBackend(TrialBackend):
-    """Run function trials in up to ``workers`` warm worker processes (see module doc)."""
+    """Run function trials in up to ``workers`` warm worker processes (see module doc).
+
+    Raises ``TypeError`` right away if ``fn`` cannot be pickled for the workers.
+    """
 
     def __init__(
         self,
@@ -468,7 +471,13 @@ def _pickle_function(fn: Callable[..., Any]) -> bytes:
         module = sys.modules.get(module_name)
         if module is not None:
             cloudpickle.register_pickle_by_value(module)
-    payload: bytes = cloudpickle.dumps(fn)
+    try:
+        payload: bytes = cloudpickle.dumps(fn)
+    except Exception as exc:  # e.g. a closure over a lock, a socket, an open file
+        raise TypeError(
+            f"cannot send the objective {getattr(fn, '__qualname__', fn)!r} to worker "
+            f"processes: {type(exc).__name__}: {exc}; create such objects inside it"
+        ) from exc
     return payload
 
 
