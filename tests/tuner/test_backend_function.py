@@ -219,6 +219,10 @@ def test_an_exception_fails_the_trial_and_the_worker_survives(
     backend.launch(trial_run(tmp_path, "t2", {"x": 8}))
     assert finish(backend, "t2").message == "ValueError: bad x 8"
     assert backend.worker_pids() == [pid]
+    # Messages stay one short line; the log keeps the whole text.
+    backend.launch(trial_run(tmp_path, "t3", {"x": -1}))
+    assert finish(backend, "t3").message == "RuntimeError: first line ..."
+    assert "details details" in backend.log_path("t3").read_text()
 
 
 def test_sys_exit_ends_the_trial_like_a_process_exit(make_backend: Factory, tmp_path: Path) -> None:

@@ -67,6 +67,8 @@ def streamer(parameters: dict[str, float]) -> dict[str, float]:
 
 
 def failing(parameters: dict[str, float]) -> None:
+    if parameters["x"] < 0:
+        raise RuntimeError("first line\n" + "details " * 100)
     raise ValueError(f"bad x {parameters['x']}")
 
 

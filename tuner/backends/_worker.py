@@ -184,8 +184,15 @@ def _call(fn: Callable[..., Any], order: proto.TrialOrder) -> tuple[proto.TrialO
     return proto.TrialOutcome(True, 0, "completed"), result
 
 
+_MAX_MESSAGE = 300
+
+
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
+    """``"ValueError: bad lr"``: a trial message is one short line; the log has the rest."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    if len(text) > _MAX_MESSAGE or len(lines) > 1:
+        text = text[:_MAX_MESSAGE].rstrip() + " ..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
