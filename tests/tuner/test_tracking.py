@@ -440,3 +440,57 @@ def test_data_mlflow_rejects_is_reported_and_does_not_stall_the_rest(
     assert b.data.params["lr"] == "0.05"
     assert b.data.metrics["accuracy"] == 0.6
     assert b.info.status == "FINISHED"
+
+
+CRASHING_CONTROLLER = """
+import sys, time
+from tuner.spec.models import Experiment
+from tuner.tracking import MlflowTracker
+from tuner.types import Observation
+from tests.tuner.test_tracking import SPEC, UID
+
+tracker = MlflowTracker(sys.argv[1], batch_interval=0.01)
+tracker.start_experiment(Experiment.model_validate(SPEC), UID)
+tracker.start_trial("digits-a", {"lr": 0.01, "optimizer": "adam"})
+tracker.log_observations("digits-a", [Observation("loss", 1.0, 0, 1e9)])
+assert tracker.flush(timeout=60)
+print("flushed", flush=True)
+step = 1
+while True:  # keeps logging (and writing) until it is killed
+    tracker.log_observations("digits-a", [Observation("loss", 1.0 / step, step, 1e9 + step)])
+    step += 1
+    time.sleep(0.001)
+"""
+
+
+def test_resume_after_sigkill_keeps_flushed_data_and_the_runs(store: tuple[str, Path]) -> None:
+    uri, root = store
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_CONTROLLER, uri],
+        cwd=Path(__file__).parents[2],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"flushed\n"
+    finally:
+        proc.kill()  # SIGKILL, mid-write
+        proc.wait(timeout=30)
+
+    tracker = MlflowTracker(uri, root)
+    tracker.start_experiment(EXPERIMENT, UID)
+    tracker.start_trial("digits-a", {"lr": 0.01, "optimizer": "adam"})
+    tracker.log_observations("digits-a", [obs("loss", 1.0, 0, 1e9)])  # reported again
+    tracker.end_trial("digits-a", TrialPhase.SUCCEEDED, {"loss": 0.1}, None)
+    assert tracker.flush(timeout=60)
+    tracker.close(timeout=30)
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("digits")
+    assert experiment is not None
+    runs = runs_of(client, experiment.experiment_id)
+    assert set(runs) == {"digits", "digits-a"}
+    steps = [step for step, _, _ in history(client, runs["digits-a"], "loss")]
+    assert steps[0] == 0 and steps.count(0) == 1
+    assert steps == sorted(set(steps))  # whatever was written before the kill, once
+    assert runs["digits-a"].info.status == "FINISHED"
