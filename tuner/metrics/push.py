@@ -51,7 +51,7 @@ class PushReceiver:
         self.max_body = max_body
         self._tokens: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.url: str | None = None
 
@@ -80,12 +80,12 @@ class PushReceiver:
             name="hyperflow-push-receiver",
         )
         self._thread.start()
-        host, bound_port = server.server_address[:2]
-        self.url = f"http://{host}:{bound_port}"
+        bound_port = server.server_address[1]
+        self.url = f"http://{self.host}:{bound_port}"
         return self.url
 
     def stop(self) -> None:
-        """Stop listening; requests in flight finish on their own threads."""
+        """Stop listening and close open connections; nothing is accepted afterwards."""
         server, self._server = self._server, None
         if server is None:
             return
