@@ -10,7 +10,7 @@ import pytest
 
 with warnings.catch_warnings():
     # starlette asks for `httpx2`, which is not installed; httpx still works.
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
 from tests.tuner.test_suggestion_algorithms import ALL_CELLS, GRID, cell
