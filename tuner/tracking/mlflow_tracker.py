@@ -11,7 +11,9 @@ Crash semantics: everything logged before a :meth:`MlflowTracker.flush` that ret
 is in MLflow. Events of the last cycle (about ``batch_interval`` seconds) before a SIGKILL
 may be missing; the hyperflow store, not MLflow, is the record the controller resumes from.
 Re-logging the same observations after a resume (same name, value, step and timestamp) does
-not duplicate them in a SQL store, which ignores identical metric rows.
+not duplicate them in a SQL store, which ignores identical metric rows. Observations
+without a step are numbered per metric by the tracker, and that numbering restarts at 0 in
+a new tracker: metrics that must resume cleanly should carry their own steps.
 """
 
 from __future__ import annotations
