@@ -15,9 +15,8 @@ a couple of pipe messages, not an interpreter start. Contracts (beyond ``TrialBa
 * **Metrics**, only ``run.metric_names`` kept: ``tuner.report.report(step=, **metrics)``
   and what the experiment's collector finds (StdOut: ``name=value`` lines the trial
   prints; File: lines of the file it writes; followed every 50 ms) stream while the
-  trial runs; a
-  returned dict of numbers (or one number: the objective, ``metric_names[0]``) comes
-  last, when it finishes.
+  trial runs; a returned dict of numbers (or one number: the objective,
+  ``metric_names[0]``) comes last, when it finishes.
 * **Failures.** An exception fails the trial with ``message="ValueError: ..."`` (traceback
   in the trial log) and keeps the worker; a worker that dies fails its trial with
   ``"worker died (exit code N)"``; ``kill()`` ends the worker (SIGTERM, SIGKILL after
@@ -36,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import importlib.machinery
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -44,15 +42,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import cloudpickle
 
 from tuner.backends import _func_protocol as proto
 from tuner.backends._func_calling import CallingConvention
+from tuner.backends._func_process import Spawner, WorkerProcess
 from tuner.backends.base import KILLED, TrialBackend, TrialExit, TrialRun
 from tuner.types import Observation
 
@@ -87,13 +85,13 @@ class FunctionBackend(TrialBackend):
         self._payload = _pickle_function(fn)
         self._cond = threading.Condition(threading.Lock())
         self._trials: dict[str, _Trial] = {}
-        self._workers: list[_Worker] = []  # alive and usable (killed ones leave at once)
-        self._idle: list[_Worker] = []  # a stack: the warmest worker is reused first
+        self._workers: list[WorkerProcess] = []  # alive and usable; killed ones leave at once
+        self._idle: list[WorkerProcess] = []  # a stack: the warmest worker is reused first
         self._queued: deque[_Trial] = deque()
         self._news: set[str] = set()  # trials with an unpolled exit or uncollected data
-        self._unreaped: list[_Worker] = []  # every started worker until its reader reaps it
+        self._unreaped: list[WorkerProcess] = []  # started, not yet reaped by its reader
         self._closed = False
-        self._spawner = _Spawner()
+        self._spawner = Spawner()
 
     # -- TrialBackend ------------------------------------------------------------------
 
@@ -233,7 +231,7 @@ class FunctionBackend(TrialBackend):
                     worker = self._idle.pop()
                 elif len(self._workers) < self.max_workers:
                     # Reserve the slot now; the process starts outside the lock.
-                    worker = _Worker(self)
+                    worker = WorkerProcess(self._on_message, self._on_exit)
                     self._workers.append(worker)
                     self._unreaped.append(worker)
                 else:
@@ -246,13 +244,11 @@ class FunctionBackend(TrialBackend):
             assert trial.order is not None
             worker.send((proto.RUN, trial.order))
 
-    def _start(self, worker: _Worker, trial: _Trial) -> bool:
+    def _start(self, worker: WorkerProcess, trial: _Trial) -> bool:
         """Start ``worker``'s process; False (trial failed or gone) if it must not run."""
         env = {**os.environ, proto.PARENT_PID_ENV: str(os.getpid())}
         args = [self._python, "-m", WORKER_MODULE]
         try:
-            # Spawned from one long-lived thread: PR_SET_PDEATHSIG fires when the *thread*
-            # that forked the worker ends, and the caller's thread may be short-lived.
             proc = self._spawner.spawn(args, env)
         except Exception as exc:
             with self._cond:
@@ -275,7 +271,7 @@ class FunctionBackend(TrialBackend):
         worker.send((proto.FUNCTION, _FUNCTION_KEY, self._payload))
         return True
 
-    def _retire(self, worker: _Worker) -> None:
+    def _retire(self, worker: WorkerProcess) -> None:
         """Take a worker out of service (caller holds the lock)."""
         worker.retired = True
         if worker in self._workers:
@@ -283,7 +279,7 @@ class FunctionBackend(TrialBackend):
         if worker in self._idle:
             self._idle.remove(worker)
 
-    def _terminate(self, worker: _Worker) -> None:
+    def _terminate(self, worker: WorkerProcess) -> None:
         worker.signal(signal.SIGTERM)
         timer = threading.Timer(self.kill_grace, worker.kill_if_alive)
         timer.daemon = True
@@ -308,9 +304,9 @@ class FunctionBackend(TrialBackend):
         else:
             self._news.discard(trial.run.trial_name)
 
-    # Called by a worker's reader thread.
+    # Called by a worker's reader thread (see WorkerProcess).
 
-    def _on_message(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+    def _on_message(self, worker: WorkerProcess, message: tuple[Any, ...]) -> None:
         kind, trial_name = message[0], message[1]
         with self._cond:
             trial = self._trials.get(trial_name)
@@ -333,7 +329,7 @@ class FunctionBackend(TrialBackend):
                 self._idle.append(worker)
         self._dispatch()
 
-    def _on_exit(self, worker: _Worker) -> None:
+    def _on_exit(self, worker: WorkerProcess) -> None:
         assert worker.proc is not None
         code = worker.proc.wait()
         with self._cond:
@@ -355,113 +351,11 @@ class FunctionBackend(TrialBackend):
 class _Trial:
     run: TrialRun
     order: proto.TrialOrder | None
-    worker: _Worker | None = None
+    worker: WorkerProcess | None = None
     exit: TrialExit | None = None
     exit_seen: bool = False
     observations: list[Observation] = field(default_factory=list)
     collected: int = 0
-
-
-class _Worker:
-    """One worker process, its write lock and its reader thread."""
-
-    def __init__(self, backend: FunctionBackend) -> None:
-        self._backend = backend
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.reader: threading.Thread
-        self.trial: _Trial | None = None
-        self.retired = False
-        self._send_lock = threading.Lock()
-
-    def attach(self, proc: subprocess.Popen[bytes]) -> None:
-        self.proc = proc
-        self.reader = threading.Thread(
-            target=self._read, name=f"hyperflow-func-worker-{proc.pid}", daemon=True
-        )
-        self.reader.start()
-
-    def send(self, message: tuple[Any, ...]) -> None:
-        assert self.proc is not None and self.proc.stdin is not None
-        # A dead worker is noticed by its reader thread (EOF), which fails the trial.
-        with self._send_lock, contextlib.suppress(BrokenPipeError, ValueError, OSError):
-            proto.send(self.proc.stdin, message)
-
-    def close_stdin(self) -> None:
-        if self.proc is not None and self.proc.stdin is not None:
-            with self._send_lock, contextlib.suppress(OSError):
-                self.proc.stdin.close()
-
-    def signal(self, signum: int) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        # The worker leads its own process group: this also reaches the trial's children.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signum)
-
-    def kill_if_alive(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.signal(signal.SIGKILL)
-
-    def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        stdout: IO[bytes] = self.proc.stdout
-        try:
-            while (message := proto.receive(stdout)) is not None:
-                self._backend._on_message(self, message)
-        except BaseException:
-            self.kill_if_alive()  # a garbled pipe: this worker cannot be trusted any more
-            raise
-        finally:
-            self._backend._on_exit(self)
-
-
-class _Spawner:
-    """A long-lived thread that starts worker processes (see ``FunctionBackend._start``)."""
-
-    def __init__(self) -> None:
-        self._requests: queue.SimpleQueue[
-            tuple[list[str], dict[str, str], Future[subprocess.Popen[bytes]]] | None
-        ] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._stopped = False
-        self._lock = threading.Lock()
-
-    def spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        with self._lock:
-            if self._stopped:
-                raise RuntimeError("the backend is closed")
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._serve, name="hyperflow-func-spawner", daemon=True
-                )
-                self._thread.start()
-        future: Future[subprocess.Popen[bytes]] = Future()
-        self._requests.put((args, env, future))
-        return future.result()
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._requests.put(None)
-            thread.join()
-
-    def _serve(self) -> None:
-        while (request := self._requests.get()) is not None:
-            args, env, future = request
-            try:
-                proc = subprocess.Popen(
-                    args,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    env=env,
-                    start_new_session=True,
-                )
-            except BaseException as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(proc)
 
 
 def _pickle_function(fn: Callable[..., Any]) -> bytes:
