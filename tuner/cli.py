@@ -13,8 +13,9 @@ experiment_app = typer.Typer(
 )
 suggestion_app = typer.Typer(help="The suggestion service.", no_args_is_help=True)
 
-err = Console(stderr=True)
-out = Console()
+# soft_wrap: long lines (field errors, paths) stay whole when output is not a terminal.
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 @experiment_app.command("validate")
@@ -93,7 +94,7 @@ def run(
 
     experiment = _load_one(file)
     settings = TunerSettings()
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         with LiveProgress(experiment, console) as progress:
             outcome = run_experiment(

@@ -84,6 +84,8 @@ class LiveProgress:
         if self._snapshot is not None:
             self._render(self._snapshot)
         self.live.__exit__(None, None, None)
+        if not self.console.is_terminal:
+            self.console.print()
 
     def __call__(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot

@@ -14,12 +14,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import create_engine, event, select, update
+from sqlalchemy import bindparam, create_engine, event, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from tuner.store.models import Base, ConditionRow, ExperimentRow, ObservationRow, TrialRow
 from tuner.types import ExperimentPhase, Observation, TrialPhase
+
+_TRIALS = TrialRow.__table__
+_OBSERVATIONS = ObservationRow.__table__
+# Statements built once and executed with parameters: building them per call is most of
+# the cost of a write when trials are short.
+_INSERT_TRIAL = insert(_TRIALS)
+_INSERT_OBSERVATIONS = insert(_OBSERVATIONS)
+_UPDATE_TRIAL = update(_TRIALS).where(_TRIALS.c.id == bindparam("b_id"))
+_COUNT_OBSERVATIONS = _UPDATE_TRIAL.values(
+    observation_count=_TRIALS.c.observation_count + bindparam("b_n"),
+    collected_count=_TRIALS.c.collected_count + bindparam("b_collected"),
+)
 
 
 class StoreError(RuntimeError):
@@ -269,21 +281,45 @@ class Store:
         trial_dir: str,
         push_token: str,
     ) -> TrialRecord:
-        with self._session.begin() as s:
-            row = TrialRow(
-                experiment_uid=experiment_uid,
-                name=name,
-                seq=seq,
-                assignments=assignments,
-                phase=TrialPhase.CREATED.value,
-                reason="TrialCreated",
-                message="Trial is created",
-                trial_dir=trial_dir,
-                push_token=push_token,
-            )
-            s.add(row)
-            s.flush()
-            return _trial_record(row)
+        # Core statements on the hot paths: the ORM unit of work costs milliseconds per
+        # trial, which shows when trials are short.
+        now = time.time()
+        values = {
+            "experiment_uid": experiment_uid,
+            "name": name,
+            "seq": seq,
+            "assignments": assignments,
+            "phase": TrialPhase.CREATED.value,
+            "reason": "TrialCreated",
+            "message": "Trial is created",
+            "trial_dir": trial_dir,
+            "push_token": push_token,
+            "observation_count": 0,
+            "collected_count": 0,
+            "created_at": now,
+        }
+        with self.engine.begin() as conn:
+            trial_id = conn.execute(_INSERT_TRIAL, values).inserted_primary_key[0]
+        return TrialRecord(
+            id=int(trial_id),
+            experiment_uid=experiment_uid,
+            name=name,
+            seq=seq,
+            assignments=assignments,
+            phase=TrialPhase.CREATED,
+            reason="TrialCreated",
+            message="Trial is created",
+            trial_dir=trial_dir,
+            push_token=push_token,
+            exit_code=None,
+            metrics=None,
+            objective_value=None,
+            observation_count=0,
+            collected_count=0,
+            created_at=now,
+            started_at=None,
+            completed_at=None,
+        )
 
     def set_trial_phase(
         self,
@@ -305,8 +341,8 @@ class Store:
             values["exit_code"] = exit_code
             values["metrics"] = metrics
             values["objective_value"] = objective_value
-        with self._session.begin() as s:
-            s.execute(update(TrialRow).where(TrialRow.id == trial_id).values(**values))
+        with self.engine.begin() as conn:
+            conn.execute(_UPDATE_TRIAL, {"b_id": trial_id, **values})
 
     def trials(self, experiment_uid: str) -> list[TrialRecord]:
         with self._session() as s:
@@ -335,21 +371,24 @@ class Store:
         if not observations:
             return
         n = len(observations)
-        with self._session.begin() as s:
-            s.add_all(
-                ObservationRow(
-                    trial_id=trial_id,
-                    name=o.name,
-                    value=o.value,
-                    step=o.step,
-                    timestamp=o.timestamp,
-                )
-                for o in observations
+        with self.engine.begin() as conn:
+            conn.execute(
+                _INSERT_OBSERVATIONS,
+                [
+                    {
+                        "trial_id": trial_id,
+                        "name": o.name,
+                        "value": o.value,
+                        "step": o.step,
+                        "timestamp": o.timestamp,
+                    }
+                    for o in observations
+                ],
             )
-            counts: dict[str, Any] = {"observation_count": TrialRow.observation_count + n}
-            if collected:
-                counts["collected_count"] = TrialRow.collected_count + n
-            s.execute(update(TrialRow).where(TrialRow.id == trial_id).values(**counts))
+            conn.execute(
+                _COUNT_OBSERVATIONS,
+                {"b_id": trial_id, "b_n": n, "b_collected": n if collected else 0},
+            )
 
     def observations(self, trial_id: int) -> list[Observation]:
         with self._session() as s:
