@@ -262,6 +262,21 @@ def test_workers_are_reused_across_trials(make_backend: Factory, tmp_path: Path)
     assert backend.worker_pids() == list(pids)
 
 
+def test_prestarted_workers_take_the_first_trials(make_backend: Factory, tmp_path: Path) -> None:
+    backend = make_backend(objectives.pid, workers=2)
+    backend.prestart()
+    started = backend.worker_pids()
+    assert len(started) == 2
+    backend.prestart()  # already at the limit: nothing more
+    assert backend.worker_pids() == started
+    for name in ("a", "b"):
+        backend.launch(trial_run(tmp_path, name, metric_names=("pid",)))
+    for name in ("a", "b"):
+        assert finish(backend, name).succeeded
+        assert int(backend.collect(name)[0].value) in started
+    assert backend.worker_pids() == started
+
+
 def test_kill_ends_the_worker_and_a_new_one_takes_over(
     make_backend: Factory, tmp_path: Path
 ) -> None:

@@ -214,6 +214,32 @@ class FunctionBackend(TrialBackend):
         with self._cond:
             self._cond.wait_for(lambda: bool(self._news) or self._closed, timeout)
 
+    def prestart(self, count: int | None = None) -> None:
+        """Start idle workers now, up to ``count`` (default: ``workers``) in all.
+
+        Optional: workers otherwise start on the first launches. Called while the caller
+        still sets up (imports, store, suggestion), it overlaps worker boots with that, so
+        the first trials start at once. Returns once the processes are forked; they
+        import in the background. A worker that fails to start is dropped silently here;
+        the next launch tries again and fails its trial with the reason.
+        """
+        target = self.max_workers if count is None else min(count, self.max_workers)
+        with self._cond:
+            if self._closed:
+                return
+            new = [
+                WorkerProcess(self._on_message, self._on_exit)
+                for _ in range(target - len(self._workers))
+            ]
+            self._workers.extend(new)
+            self._unreaped.extend(new)
+        for worker in new:
+            if self._start(worker, None):
+                with self._cond:
+                    if not worker.retired:
+                        self._idle.append(worker)
+        self._dispatch()  # trials launched meanwhile waited for these workers
+
     def worker_pids(self) -> list[int]:
         """PIDs of the live, usable workers (busy or idle)."""
         with self._cond:
@@ -244,8 +270,8 @@ class FunctionBackend(TrialBackend):
             assert trial.order is not None
             worker.send((proto.RUN, trial.order))
 
-    def _start(self, worker: WorkerProcess, trial: _Trial) -> bool:
-        """Start ``worker``'s process; False (trial failed or gone) if it must not run."""
+    def _start(self, worker: WorkerProcess, trial: _Trial | None) -> bool:
+        """Start ``worker``'s process; False (``trial`` failed, or gone) if it cannot run."""
         env = {**os.environ, proto.PARENT_PID_ENV: str(os.getpid())}
         args = [self._python, "-m", WORKER_MODULE]
         try:
@@ -254,12 +280,9 @@ class FunctionBackend(TrialBackend):
             with self._cond:
                 self._retire(worker)
                 self._unreaped.remove(worker)
-                self._finish(
-                    trial,
-                    TrialExit(
-                        succeeded=False, exit_code=None, message=f"cannot start a worker: {exc}"
-                    ),
-                )
+                if trial is not None:
+                    message = f"cannot start a worker: {exc}"
+                    self._finish(trial, TrialExit(False, None, message))
             return False
         worker.attach(proc)
         with self._cond:
