@@ -15,12 +15,13 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 SUPPORTED_SCHEMES = ("local path", "file://", "runs:/", "models:/")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-# models:/name/3 names one immutable version; an alias or stage can move, so is re-fetched.
-_MODEL_VERSION = re.compile(r"^models:/[^/]+/\d+(/.*)?$")
+# models:/name/3 names one immutable version; an alias or stage is pinned to one first.
+_MODEL_VERSION = re.compile(r"^models:/[^/@]+/\d+(/.*)?$")
 
 
 class StorageError(ValueError):
@@ -86,38 +87,63 @@ def _default_cache_dir() -> Path:
 
 
 def _download_mlflow(uri: str, cache_dir: Path) -> Path:
-    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
-    key = hashlib.sha256(f"{tracking_uri}\n{uri}".encode()).hexdigest()[:24]
-    target = cache_dir / key
-    immutable = uri.startswith("runs:/") or bool(_MODEL_VERSION.match(uri))
-    if immutable and target.exists():
-        return _only_child(target)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     import mlflow.artifacts  # lazy: mlflow is heavy and only needed for these schemes
     from mlflow.exceptions import MlflowException
 
+    try:
+        pinned = _pin_version(uri)
+    except MlflowException as exc:
+        raise StorageError(f"storageUri {uri!r}: {exc.message}") from None
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    key = hashlib.sha256(f"{tracking_uri}\n{pinned}".encode()).hexdigest()[:24]
+    target = cache_dir / key
+    # A run artifact or a model version never changes: fetched once, shared by replicas.
+    if target.exists():
+        return _only_child(target)
+    cache_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=cache_dir))
     try:
-        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(staging))
+        mlflow.artifacts.download_artifacts(artifact_uri=pinned, dst_path=str(staging))
     except MlflowException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise StorageError(f"storageUri {uri!r}: {exc.message}") from None
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise StorageError(f"storageUri {uri!r}: download failed: {exc}") from None
-    # Publish atomically so concurrent replicas never see a half-written model.
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f"{key}.old.", dir=cache_dir))
-        target.rename(old / "x")
     try:
+        # Atomic publish: a concurrent replica sees no folder or a complete one.
         staging.rename(target)
     except OSError:
-        # Another replica published it first; use theirs.
-        shutil.rmtree(staging, ignore_errors=True)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # another replica published it first
     return _only_child(target)
+
+
+def _pin_version(uri: str) -> str:
+    """``models:/name@alias`` / ``models:/name/Stage`` / ``models:/name/latest`` as the
+    ``models:/name/<version>`` they point at now; other URIs are already immutable."""
+    if not uri.startswith("models:/") or _MODEL_VERSION.match(uri):
+        return uri
+    from mlflow import MlflowClient
+
+    rest = uri[len("models:/") :].strip("/")
+    client = MlflowClient()
+    if "@" in rest:
+        name, alias = rest.split("@", 1)
+        return f"models:/{name}/{client.get_model_version_by_alias(name, alias).version}"
+    if "/" not in rest:
+        return uri  # models:/m-<id>, a logged model (MLflow 3): immutable
+    name, stage = rest.split("/", 1)
+    if stage.lower() == "latest":
+        quoted = name.replace("'", "\\'")
+        versions = client.search_model_versions(filter_string=f"name='{quoted}'")
+    else:
+        with warnings.catch_warnings():
+            # Stages are deprecated in MLflow but still what models:/name/Production means.
+            warnings.simplefilter("ignore", FutureWarning)
+            versions = client.get_latest_versions(name, stages=[stage])
+    if not versions:
+        raise StorageError(f"storageUri {uri!r}: no version of model {name!r} in stage {stage!r}")
+    return f"models:/{name}/{max(int(v.version) for v in versions)}"
 
 
 def _only_child(folder: Path) -> Path:

@@ -111,6 +111,15 @@ def test_mlflow_runs_and_models_uris(tmp_path: Path, hyperflow_home: Path) -> No
         )
         assert model.thread_safe is True  # an sklearn flavor
 
+    # An alias is pinned to the version it points at now; moving it fetches the new one.
+    first = resolve_storage_uri("models:/iris@champion", None)
+    assert first == resolve_storage_uri(f"models:/iris/{version.version}", None)
+    second = mlflow.register_model(f"runs:/{run.info.run_id}/model", "iris")
+    MlflowClient().set_registered_model_alias("iris", "champion", second.version)
+    moved = resolve_storage_uri("models:/iris@champion", None)
+    assert moved != first and moved == resolve_storage_uri("models:/iris/latest", None)
+    assert first.exists()  # a replica still serving the old version keeps its files
+
     # An immutable URI is served from the cache once fetched.
     cached = resolve_storage_uri(f"runs:/{run.info.run_id}/model", None)
     MlflowClient().delete_run(run.info.run_id)
