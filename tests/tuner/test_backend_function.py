@@ -47,6 +47,19 @@ def make_backend() -> Iterator[Factory]:
         backend.close()
 
 
+@pytest.fixture(scope="module")
+def shared() -> Iterator[FunctionBackend]:
+    """One warm worker for tests of single-trial behaviour (a worker boot costs 0.3-1 s)."""
+    backend = FunctionBackend(objectives.dispatch, 1)
+    yield backend
+    backend.close()
+
+
+def shared_run(objective: str, *args: Any, **kw: Any) -> TrialRun:
+    """A trial of ``objectives.<objective>`` on the ``shared`` backend."""
+    return trial_run(*args, **{**kw, "objective": objective})
+
+
 def trial_run(
     tmp_path: Path,
     name: str,
@@ -55,8 +68,13 @@ def trial_run(
     env: dict[str, str] | None = None,
     kind: MetricsCollectorKind = MetricsCollectorKind.STDOUT,
     source: SourceSpec | None = None,
+    objective: str | None = None,
 ) -> TrialRun:
+    """A function trial; ``objective`` picks the function of the ``shared`` backend."""
     trial_dir = tmp_path / "trials" / name
+    assignments = dict(assignments if assignments is not None else {"x": 1.5})
+    if objective is not None:
+        assignments["objective"] = objective
     return TrialRun(
         experiment_name="exp",
         trial_name=name,
@@ -64,7 +82,7 @@ def trial_run(
         env=env or {},
         cwd=tmp_path,
         trial_dir=trial_dir,
-        assignments=assignments if assignments is not None else {"x": 1.5},
+        assignments=assignments,
         collector=MetricsCollectorSpec(source=source, collector=CollectorSpec(kind=kind)),
         metric_names=list(metric_names),
     )
@@ -94,10 +112,10 @@ def alive(pid: int) -> bool:
 
 
 def test_returned_dict_keeps_only_the_experiments_metrics(
-    make_backend: Factory, tmp_path: Path
+    shared: FunctionBackend, tmp_path: Path
 ) -> None:
-    backend = make_backend(objectives.doubled)
-    backend.launch(trial_run(tmp_path, "t1"))
+    backend = shared
+    backend.launch(shared_run("doubled", tmp_path, "t1"))
     exit_ = finish(backend, "t1")
     assert exit_ == TrialExit(succeeded=True, exit_code=0, message="completed")
     assert values(backend.collect("t1")) == [("loss", 3.0, None)]
@@ -128,35 +146,41 @@ def test_calling_conventions(make_backend: Factory, tmp_path: Path) -> None:
 
 
 def test_printed_metrics_are_parsed_from_the_trial_log(
-    make_backend: Factory, tmp_path: Path
+    shared: FunctionBackend, tmp_path: Path
 ) -> None:
-    backend = make_backend(objectives.printer)
-    backend.launch(trial_run(tmp_path, "t1", {"x": 0.25}, ("loss", "accuracy")))
+    backend = shared
+    backend.launch(shared_run("printer", tmp_path, "t1", {"x": 0.25}, ("loss", "accuracy")))
     assert finish(backend, "t1").succeeded
     assert values(backend.collect("t1")) == [("loss", 0.25, 0), ("accuracy", 0.75, 0)]
     assert "noise that is not a metric" in backend.log_path("t1").read_text()
     # With another collector kind the prints are only logged.
     backend.launch(
-        trial_run(tmp_path, "t2", {"x": 0.25}, ("loss",), kind=MetricsCollectorKind.PUSH)
+        shared_run(
+            "printer", tmp_path, "t2", {"x": 0.25}, ("loss",), kind=MetricsCollectorKind.PUSH
+        )
     )
     assert finish(backend, "t2").succeeded
     assert backend.collect("t2") == []
 
 
 def test_file_collector_reads_the_file_the_trial_writes(
-    make_backend: Factory, tmp_path: Path
+    shared: FunctionBackend, tmp_path: Path
 ) -> None:
-    backend = make_backend(objectives.file_writer)
+    backend = shared
     source = SourceSpec(file_system_path=FileSystemPath(path="metrics.txt"))
-    run = trial_run(tmp_path, "t1", {"x": 2.0}, kind=MetricsCollectorKind.FILE, source=source)
+    run = shared_run(
+        "file_writer", tmp_path, "t1", {"x": 2.0}, kind=MetricsCollectorKind.FILE, source=source
+    )
     backend.launch(run)
     assert finish(backend, "t1").succeeded
     assert values(backend.collect("t1")) == [("loss", 2.0, 0), ("loss", 0.5, 1)]
 
 
-def test_printed_metrics_stream_while_the_trial_runs(make_backend: Factory, tmp_path: Path) -> None:
-    backend = make_backend(objectives.print_streamer)
-    run = trial_run(tmp_path, "t1")
+def test_printed_metrics_stream_while_the_trial_runs(
+    shared: FunctionBackend, tmp_path: Path
+) -> None:
+    backend = shared
+    run = shared_run("print_streamer", tmp_path, "t1")
     backend.launch(run)
     seen: list[Observation] = []
 
@@ -174,10 +198,10 @@ def test_printed_metrics_stream_while_the_trial_runs(make_backend: Factory, tmp_
 
 
 def test_file_descriptor_output_lands_in_the_trial_log(
-    make_backend: Factory, tmp_path: Path
+    shared: FunctionBackend, tmp_path: Path
 ) -> None:
-    backend = make_backend(objectives.fd_writer)
-    backend.launch(trial_run(tmp_path, "t1"))
+    backend = shared
+    backend.launch(shared_run("fd_writer", tmp_path, "t1"))
     assert finish(backend, "t1").succeeded
     log = backend.log_path("t1").read_text()
     assert "raw fd line" in log
@@ -185,10 +209,10 @@ def test_file_descriptor_output_lands_in_the_trial_log(
 
 
 def test_report_streams_intermediate_values_while_the_trial_runs(
-    make_backend: Factory, tmp_path: Path
+    shared: FunctionBackend, tmp_path: Path
 ) -> None:
-    backend = make_backend(objectives.streamer)
-    run = trial_run(tmp_path, "t1")
+    backend = shared
+    run = shared_run("streamer", tmp_path, "t1")
     backend.launch(run)
     seen: list[Observation] = []
 
@@ -206,44 +230,46 @@ def test_report_streams_intermediate_values_while_the_trial_runs(
 
 
 def test_an_exception_fails_the_trial_and_the_worker_survives(
-    make_backend: Factory, tmp_path: Path
+    shared: FunctionBackend, tmp_path: Path
 ) -> None:
-    backend = make_backend(objectives.failing)
-    backend.launch(trial_run(tmp_path, "t1", {"x": 7}))
+    backend = shared
+    backend.launch(shared_run("failing", tmp_path, "t1", {"x": 7}))
     exit_ = finish(backend, "t1")
     assert exit_ == TrialExit(succeeded=False, exit_code=1, message="ValueError: bad x 7")
     log = backend.log_path("t1").read_text()
     assert "Traceback (most recent call last)" in log
     assert "ValueError: bad x 7" in log
     (pid,) = backend.worker_pids()
-    backend.launch(trial_run(tmp_path, "t2", {"x": 8}))
+    backend.launch(shared_run("failing", tmp_path, "t2", {"x": 8}))
     assert finish(backend, "t2").message == "ValueError: bad x 8"
     assert backend.worker_pids() == [pid]
     # Messages stay one short line; the log keeps the whole text.
-    backend.launch(trial_run(tmp_path, "t3", {"x": -1}))
+    backend.launch(shared_run("failing", tmp_path, "t3", {"x": -1}))
     assert finish(backend, "t3").message == "RuntimeError: first line ..."
     assert "details details" in backend.log_path("t3").read_text()
 
 
-def test_sys_exit_ends_the_trial_like_a_process_exit(make_backend: Factory, tmp_path: Path) -> None:
-    backend = make_backend(objectives.exits)
-    backend.launch(trial_run(tmp_path, "ok", {"code": 0}))
+def test_sys_exit_ends_the_trial_like_a_process_exit(
+    shared: FunctionBackend, tmp_path: Path
+) -> None:
+    backend = shared
+    backend.launch(shared_run("exits", tmp_path, "ok", {"code": 0}))
     assert finish(backend, "ok") == TrialExit(succeeded=True, exit_code=0, message="exited")
     assert values(backend.collect("ok")) == [("loss", 0.5, 0)]
-    backend.launch(trial_run(tmp_path, "bad", {"code": 2}))
+    backend.launch(shared_run("exits", tmp_path, "bad", {"code": 2}))
     assert finish(backend, "bad") == TrialExit(False, 2, "SystemExit: 2")
     assert len(backend.worker_pids()) == 1
 
 
 def test_return_values_that_are_no_metrics_are_ignored_with_a_note(
-    make_backend: Factory, tmp_path: Path
+    shared: FunctionBackend, tmp_path: Path
 ) -> None:
-    backend = make_backend(objectives.returns_junk)
-    backend.launch(trial_run(tmp_path, "dict", {"x": 1}, ("loss", "accuracy")))
+    backend = shared
+    backend.launch(shared_run("returns_junk", tmp_path, "dict", {"x": 1}, ("loss", "accuracy")))
     assert finish(backend, "dict").succeeded
     assert values(backend.collect("dict")) == [("accuracy", 0.5, None)]
     assert "ignoring returned metric 'loss'" in backend.log_path("dict").read_text()
-    backend.launch(trial_run(tmp_path, "tuple", {"x": 0}))
+    backend.launch(shared_run("returns_junk", tmp_path, "tuple", {"x": 0}))
     assert finish(backend, "tuple").succeeded
     assert backend.collect("tuple") == []
     assert "ignoring the objective's return value of type tuple" in (
@@ -371,12 +397,16 @@ def test_functions_of_modules_workers_cannot_import_travel_by_value(
     assert values(backend.collect("t1")) == [("loss", 101.0, None)]
 
 
-def test_trial_environment_cwd_and_their_restoration(make_backend: Factory, tmp_path: Path) -> None:
-    backend = make_backend(objectives.environment)
+def test_trial_environment_cwd_and_their_restoration(
+    shared: FunctionBackend, tmp_path: Path
+) -> None:
+    backend = shared
     for name in ("t1", "t2"):
         cwd = tmp_path / f"cwd-{name}"
         cwd.mkdir()
-        run = trial_run(tmp_path, name, metric_names=("leaked",), env={"EXTRA": name})
+        run = shared_run(
+            "environment", tmp_path, name, metric_names=("leaked",), env={"EXTRA": name}
+        )
         run.cwd = cwd
         backend.launch(run)
         assert finish(backend, name).succeeded
@@ -422,9 +452,9 @@ def test_wait_returns_on_news_and_otherwise_times_out(
     assert time.monotonic() - started >= 0.1
 
 
-def test_release_forgets_the_trial(make_backend: Factory, tmp_path: Path) -> None:
-    backend = make_backend(objectives.noop)
-    backend.launch(trial_run(tmp_path, "t1"))
+def test_release_forgets_the_trial(shared: FunctionBackend, tmp_path: Path) -> None:
+    backend = shared
+    backend.launch(shared_run("noop", tmp_path, "t1"))
     assert finish(backend, "t1").succeeded
     backend.release("t1")
     with pytest.raises(KeyError):
@@ -565,3 +595,18 @@ def test_many_noop_trials_are_cheap(make_backend: Factory, tmp_path: Path) -> No
     # Ray Tune needs ~1.4 s per trial here: 35 s for 100 trials at 4-way. Typically
     # ~0.2 s here; the bound leaves room for a loaded machine.
     assert elapsed < 2.0, elapsed
+
+
+def test_a_trial_that_cannot_be_set_up_fails_and_the_worker_survives(
+    shared: FunctionBackend, tmp_path: Path
+) -> None:
+    run = shared_run("pid", tmp_path, "t1", metric_names=("pid",))
+    run.cwd = tmp_path / "missing"
+    shared.launch(run)
+    exit_ = finish(shared, "t1")
+    assert not exit_.succeeded
+    assert exit_.message.startswith("cannot set up the trial: FileNotFoundError")
+    (pid,) = shared.worker_pids()
+    shared.launch(shared_run("pid", tmp_path, "t2", metric_names=("pid",)))
+    assert finish(shared, "t2").succeeded
+    assert [o.value for o in shared.collect("t2")] == [pid]

@@ -11,6 +11,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+
+def dispatch(parameters: dict[str, Any]) -> Any:
+    """Run the objective named by ``parameters["objective"]``: many tests, one worker."""
+    return globals()[parameters["objective"]](parameters)
 
 
 def doubled(parameters: dict[str, float]) -> dict[str, float]:
