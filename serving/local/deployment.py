@@ -179,30 +179,16 @@ class LocalDeployment:
         started: Callable[[], None] | None = None,
         stop: asyncio.Event | None = None,
     ) -> None:
-        """Run router + replicas until ``stop`` is set (or the server exits); clean up."""
+        """Run router + replicas until ``stop`` is set; then stop everything it started."""
         server = router_server(self.router, host, port)
-        # The runner owns signals: it turns SIGINT/SIGTERM into ``stop``.
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
         await self.start()
-        serve_task = asyncio.create_task(server.serve())
         try:
-            while not server.started:
-                if serve_task.done():
-                    await serve_task
-                    raise RuntimeError(f"router could not bind {host}:{port}")
-                await asyncio.sleep(0.02)
+            await server.start()
             if started is not None:
                 started()
-            if stop is None:
-                await serve_task
-            else:
-                stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait({serve_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                stopper.cancel()
+            await (stop or asyncio.Event()).wait()
         finally:
-            server.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(serve_task, 10)
+            await server.close()
             await self.shutdown()
 
     # --- status ----------------------------------------------------------------------

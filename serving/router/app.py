@@ -1,14 +1,18 @@
-"""The router: one raw ASGI app on one port in front of every InferenceService.
+"""The router: routing, auth and proxying for every InferenceService behind one port.
 
 Routes ``/v1/models/{name}[:predict|:explain]`` and ``/v2/models/{name}/...`` by model
 name to the least-busy ready replica of the chosen revision (canary split per service),
 forwards the body byte for byte (binary-extension headers included) over pooled
-keep-alive connections and tags the response with ``x-hyperflow-revision``. It also
-answers ``/v1/models``, ``/v2``, ``/v2/health/live|ready`` and ``/metrics`` itself.
+keep-alive connections and tags the response with ``x-hyperflow-revision``. It answers
+``/v1/models``, ``/v2``, ``/v2/health/live|ready`` and ``/metrics`` itself.
 
 Errors are JSON ``{"error": ...}``: 401 (token), 404 (unknown model or path), 413 (body
 over the limit), 503 (no replica in time, replica failed to load, replica broke off).
-Raw ASGI rather than a framework because this is the benchmark's hot path.
+
+:meth:`Router.handle` is the transport-free core (request in, response out). Two
+transports use it: :mod:`serving.router.http` (an httptools protocol, what ``serve run``
+binds: one write per response) and this class's ASGI ``__call__`` (mountable anywhere,
+used in-process).
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from serving.router.metrics import RouterMetrics
 from serving.router.pool import Endpoint, RevisionPool, Unavailable
 from serving.router.service import RoutedService
-from serving.router.upstream import HOP_BY_HOP, UpstreamError
+from serving.router.upstream import HOP_BY_HOP, Response, UpstreamError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
 
 JSON = [(b"content-type", b"application/json")]
 OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
@@ -41,9 +46,16 @@ class HTTPError(Exception):
         self.status = status
         self.message = message
 
+    def response(self) -> Response:
+        return Response(self.status, list(JSON), orjson.dumps({"error": self.message}))
+
+
+def json_response(status: int, payload: object) -> Response:
+    return Response(status, list(JSON), orjson.dumps(payload))
+
 
 class Router:
-    """ASGI callable. ``token`` (if set) is required as ``Authorization: Bearer``."""
+    """Routes by model name. ``token`` (if set) is required as ``Authorization: Bearer``."""
 
     def __init__(
         self,
@@ -71,45 +83,37 @@ class Router:
             for svc in self.services.values()
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            try:
-                await self._http(scope, receive, send)
-            except HTTPError as exc:
-                await _json(send, exc.status, {"error": exc.message})
-        elif kind == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    for pool in self.pools():
-                        pool.close()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+    def close(self) -> None:
+        for pool in self.pools():
+            pool.close()
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
-        if self.token is not None and path not in OPEN_PATHS:
-            self._check_token(scope)
-        if path.startswith("/v2/models/"):
-            name = path[11:].split("/", 1)[0]
-        elif path.startswith("/v1/models/"):
-            name = path[11:].split(":", 1)[0]
-            if "/" in name:
-                raise HTTPError(404, f"no route for {path}")
-        else:
-            await self._local(path, send)
-            return
-        svc = self.services.get(name)
-        if svc is None:
-            raise HTTPError(404, f"model {name!r} not found")
-        await self._proxy(svc, scope, receive, send)
+    # --- the core ----------------------------------------------------------------------
+    async def handle(
+        self, method: str, path: str, target: bytes, headers: Headers, body: bytes
+    ) -> Response:
+        """Answer one request. ``target`` is the raw path + query to forward; ``headers``
+        have lower-case names. Never raises for a client or replica problem."""
+        try:
+            if self.token is not None and path not in OPEN_PATHS:
+                self._check_token(headers)
+            if path.startswith("/v2/models/"):
+                name = path[11:].split("/", 1)[0]
+            elif path.startswith("/v1/models/"):
+                name = path[11:].split(":", 1)[0]
+                if "/" in name:
+                    raise HTTPError(404, f"no route for {path}")
+            else:
+                return self._local(path)
+            svc = self.services.get(name)
+            if svc is None:
+                raise HTTPError(404, f"model {name!r} not found")
+            return await self._proxy(svc, method, target, headers, body)
+        except HTTPError as exc:
+            return exc.response()
 
-    def _check_token(self, scope: Scope) -> None:
+    def _check_token(self, headers: Headers) -> None:
         assert self.token is not None
-        for k, v in scope["headers"]:
+        for k, v in headers:
             if k == b"authorization":
                 scheme, _, cred = v.partition(b" ")
                 if scheme.lower() == b"bearer" and hmac.compare_digest(cred.strip(), self.token):
@@ -117,66 +121,28 @@ class Router:
                 break
         raise HTTPError(401, "missing or invalid bearer token")
 
-    async def _local(self, path: str, send: Send) -> None:
+    def _local(self, path: str) -> Response:
         if path == "/v2/health/live":
-            await _json(send, 200, {"live": True})
-        elif path == "/v2/health/ready":
+            return json_response(200, {"live": True})
+        if path == "/v2/health/ready":
             ready = self.ready()
-            await _json(send, 200 if ready else 503, {"ready": ready})
-        elif path in ("/v1/models", "/v1/models/"):
-            await _json(send, 200, {"models": sorted(self.services)})
-        elif path in ("/v2", "/v2/"):
-            await _json(
-                send, 200, {"name": "hyperflow-router", "version": "0.1.0", "extensions": []}
+            return json_response(200 if ready else 503, {"ready": ready})
+        if path in ("/v1/models", "/v1/models/"):
+            return json_response(200, {"models": sorted(self.services)})
+        if path in ("/v2", "/v2/"):
+            return json_response(
+                200, {"name": "hyperflow-router", "version": "0.1.0", "extensions": []}
             )
-        elif path == "/metrics":
+        if path == "/metrics":
             body = generate_latest(self.metrics.registry)
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-        else:
-            raise HTTPError(404, f"no route for {path}")
+            return Response(200, [(b"content-type", CONTENT_TYPE_LATEST.encode())], body)
+        raise HTTPError(404, f"no route for {path}")
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        limit = self.max_body_bytes
-        for k, v in scope["headers"]:
-            if k == b"content-length":
-                try:
-                    declared = int(v)
-                except ValueError:
-                    raise HTTPError(400, "invalid content-length") from None
-                if declared > limit:
-                    raise HTTPError(413, f"request body over {limit} bytes")
-                break
-        msg = await receive()
-        body: bytes = msg.get("body", b"")
-        if not msg.get("more_body", False):
-            if len(body) > limit:
-                raise HTTPError(413, f"request body over {limit} bytes")
-            return body
-        parts = [body]
-        size = len(body)
-        while msg.get("more_body", False):
-            msg = await receive()
-            chunk = msg.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise HTTPError(413, f"request body over {limit} bytes")
-            parts.append(chunk)
-        return b"".join(parts)
-
-    async def _proxy(self, svc: RoutedService, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _proxy(
+        self, svc: RoutedService, method: str, target: bytes, headers: Headers, body: bytes
+    ) -> Response:
         start = time.perf_counter()
-        body = await self._read_body(scope, receive)
         pool = svc.choose()
-        target: bytes = scope.get("raw_path") or scope["path"].encode()
-        if scope["query_string"]:
-            target = target + b"?" + scope["query_string"]
         status = 503
         pool.begin()
         try:
@@ -184,13 +150,12 @@ class Router:
                 ep = await pool.acquire()
             except Unavailable as exc:
                 raise HTTPError(503, str(exc)) from None
-            resp = await self._forward(pool, ep, scope["method"], target, scope["headers"], body)
+            resp = await self._forward(pool, ep, method, target, headers, body)
             status = resp.status
-            headers = [(k, v) for k, v in resp.headers if k not in HOP_BY_HOP]
-            headers.append((b"content-length", str(len(resp.body)).encode()))
-            headers.append((b"x-hyperflow-revision", pool.revision.encode()))
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": resp.body})
+            out = [(k, v) for k, v in resp.headers if k not in HOP_BY_HOP]
+            out.append((b"x-hyperflow-revision", pool.revision.encode()))
+            resp.headers = out
+            return resp
         finally:
             pool.end()
             self.metrics.observe(svc.name, pool.revision, status, time.perf_counter() - start)
@@ -201,9 +166,9 @@ class Router:
         ep: Endpoint,
         method: str,
         target: bytes,
-        headers: list[tuple[bytes, bytes]],
+        headers: Headers,
         body: bytes,
-    ) -> Any:
+    ) -> Response:
         fwd = [(k, v) for k, v in headers if k != b"authorization"]
         for attempt in (0, 1):
             cur = ep
@@ -225,14 +190,54 @@ class Router:
                 cur.in_flight -= 1
         raise HTTPError(503, "unreachable")  # pragma: no cover
 
+    # --- ASGI transport --------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            try:
+                body = await self._read_body(scope, receive)
+            except HTTPError as exc:
+                resp = exc.response()
+            else:
+                target: bytes = scope.get("raw_path") or scope["path"].encode()
+                if scope["query_string"]:
+                    target = target + b"?" + scope["query_string"]
+                resp = await self.handle(
+                    scope["method"], scope["path"], target, scope["headers"], body
+                )
+            headers = [*resp.headers, (b"content-length", str(len(resp.body)).encode())]
+            await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+            await send({"type": "http.response.body", "body": resp.body})
+        elif kind == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    self.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
 
-async def _json(send: Send, status: int, payload: object) -> None:
-    body = orjson.dumps(payload)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*JSON, (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self.max_body_bytes
+        for k, v in scope["headers"]:
+            if k == b"content-length":
+                try:
+                    declared = int(v)
+                except ValueError:
+                    raise HTTPError(400, "invalid content-length") from None
+                if declared > limit:
+                    raise HTTPError(413, f"request body over {limit} bytes")
+                break
+        parts: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            msg = await receive()
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise HTTPError(413, f"request body over {limit} bytes")
+            parts.append(chunk)
+            more = msg.get("more_body", False)
+        return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -1,4 +1,4 @@
-"""Run the router on uvicorn (uvloop + httptools, no access log: it is the hot path)."""
+"""Binding the router: the httptools front end (default) or uvicorn for the ASGI app."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import ipaddress
 import uvicorn
 
 from serving.router.app import Router
+from serving.router.http import RouterServer
 
 
 def is_loopback(host: str) -> bool:
@@ -18,10 +19,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def router_server(router: Router, host: str = "127.0.0.1", port: int = 8080) -> uvicorn.Server:
-    """A uvicorn server for ``router``; refuses a non-loopback bind without a token."""
+def check_bind(router: Router, host: str) -> None:
+    """Refuse a non-loopback bind without a token."""
     if not is_loopback(host) and router.token is None:
         raise ValueError(f"binding to {host} (not loopback) requires a token")
+
+
+def router_server(router: Router, host: str = "127.0.0.1", port: int = 8080) -> RouterServer:
+    """The router's own HTTP/1.1 server (what ``serve run`` uses); call ``await start()``."""
+    check_bind(router, host)
+    return RouterServer(router, host, port)
+
+
+def asgi_server(router: Router, host: str = "127.0.0.1", port: int = 8080) -> uvicorn.Server:
+    """The same router as an ASGI app on uvicorn (uvloop + httptools, no access log)."""
+    check_bind(router, host)
     config = uvicorn.Config(
         router,
         host=host,
@@ -41,4 +53,12 @@ def router_server(router: Router, host: str = "127.0.0.1", port: int = 8080) -> 
 
 
 async def serve_router(router: Router, host: str = "127.0.0.1", port: int = 8080) -> None:
-    await router_server(router, host, port).serve()
+    """Serve until cancelled."""
+    import asyncio
+
+    server = router_server(router, host, port)
+    await server.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.close()

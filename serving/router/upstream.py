@@ -28,6 +28,8 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
         b"content-length",
         b"host",
+        # The router has the whole body already; a replica's interim 100 would only confuse.
+        b"expect",
     }
 )
 
@@ -83,6 +85,11 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if self._parser.get_status_code() < 200:
+            # An interim (1xx) response: the final one follows on the same connection.
+            self._headers = []
+            self._body = []
+            return
         fut = self._future
         self._future = None
         if not self._parser.should_keep_alive():

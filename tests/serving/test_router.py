@@ -35,22 +35,21 @@ def upstream(
 
 
 class RouterThread:
-    """The router's uvicorn server on its own loop in a thread (tests drive it over HTTP)."""
+    """The router's server on its own loop in a thread (tests drive it over HTTP)."""
 
     def __init__(self, router: Router) -> None:
         self.router = router
-        self.port = free_port()
-        self.server = router_server(router, "127.0.0.1", self.port)
+        self.server = router_server(router, "127.0.0.1", 0)
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.server.serve())
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def call(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the router's loop (pools are not thread-safe)."""
         self.loop.call_soon_threadsafe(fn)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
 
     @property
     def url(self) -> str:
@@ -58,11 +57,12 @@ class RouterThread:
 
     def __enter__(self) -> RouterThread:
         self.thread.start()
-        wait_until(lambda: self.server.started, timeout=10)
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
+        asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
 
 
@@ -156,8 +156,10 @@ def test_canary_split_is_within_five_percent_over_2000_requests(
     upstream_says: Counter[str] = Counter()
 
     async def drive() -> None:
-        limits = httpx.Limits(max_connections=16)
-        async with httpx.AsyncClient(base_url=rt.url, limits=limits) as c:
+        # In-process transport to the router (one loop, no thread hand-offs), real
+        # sockets from the router to the replicas: fast, and the split is what is tested.
+        transport = httpx.ASGITransport(app=router)
+        async with httpx.AsyncClient(transport=transport, base_url="http://router") as c:
             sem = asyncio.Semaphore(16)
 
             async def one() -> None:
@@ -168,9 +170,9 @@ def test_canary_split_is_within_five_percent_over_2000_requests(
                 upstream_says[r.json()["revision"]] += 1
 
             await asyncio.gather(*(one() for _ in range(2000)))
+        router.close()
 
-    with RouterThread(router) as rt:
-        asyncio.run(drive())
+    asyncio.run(drive())
     assert served == upstream_says
     assert abs(served["canary"] / 2000 - 0.10) <= 0.05
     assert served["canary"] == 200  # the accumulator is exact per 100 requests
@@ -257,3 +259,57 @@ def test_dead_replica_is_skipped(echo_ports: tuple[int, ...]) -> None:
         for _ in range(6):
             r = c.post("/v2/models/echo/infer", content=b"{}")
             assert r.status_code == 200 and r.json()["port"] == a
+
+
+def test_asgi_transport_serves_the_same_router(echo_ports: tuple[int, ...]) -> None:
+    a = echo_ports[0]
+    router = Router(max_body_bytes=100)
+
+    async def main() -> None:
+        router.add(RoutedService("echo", pool("echo", "default", a)))
+        transport = httpx.ASGITransport(app=router)
+        async with httpx.AsyncClient(transport=transport, base_url="http://router") as c:
+            r = await c.post("/v2/models/echo/infer?q=1", content=b"{}")
+            assert r.status_code == 200 and r.headers["x-hyperflow-revision"] == "default"
+            assert r.json()["query"] == "q=1"
+            assert (await c.post("/v2/models/echo/infer", content=b"x" * 101)).status_code == 413
+            assert (await c.get("/v2/models/nope/ready")).status_code == 404
+            assert (await c.get("/v1/models")).json() == {"models": ["echo"]}
+        router.close()
+
+    asyncio.run(main())
+
+
+def test_http_front_end_edge_cases(echo_ports: tuple[int, ...]) -> None:
+    """Pipelining, Expect: 100-continue, Connection: close and garbage, on a raw socket."""
+    import socket
+
+    a = echo_ports[0]
+    router = Router()
+    router.add(RoutedService("echo", pool("echo", "default", a)))
+    with RouterThread(router) as rt:
+        req = b"POST /v2/models/echo/infer HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}"
+        with socket.create_connection(("127.0.0.1", rt.port), timeout=10) as s:
+            s.sendall(req * 3)  # pipelined: three answers, in order
+            data = b""
+            while data.count(b"HTTP/1.1 200") < 3:
+                chunk = s.recv(65536)
+                assert chunk
+                data += chunk
+        with socket.create_connection(("127.0.0.1", rt.port), timeout=10) as s:
+            s.sendall(
+                b"POST /v2/models/echo/infer HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n"
+                b"expect: 100-continue\r\nconnection: close\r\n\r\n"
+            )
+            assert s.recv(100).startswith(b"HTTP/1.1 100 Continue")
+            s.sendall(b"{}")
+            data = b""
+            while chunk := s.recv(65536):  # the server closes after the answer
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 200 OK") and b"connection: close" in data
+        with socket.create_connection(("127.0.0.1", rt.port), timeout=10) as s:
+            s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 400") and b'"error"' in data
