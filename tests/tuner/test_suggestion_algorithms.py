@@ -183,3 +183,35 @@ def test_search_space_mapping(feasible: dict[str, object], kind: str, expected: 
     )
     [param] = SearchSpace.from_specs([spec]).parameters
     assert repr(param.distribution()) == expected
+
+
+def test_concurrent_calls_are_thread_safe() -> None:
+    import threading
+
+    client = InProcessSuggestionClient()
+    experiments = [make_experiment("tpe", name=f"e{i}") for i in range(2)]
+    names: list[str] = []
+    errors: list[BaseException] = []
+
+    def work(experiment_index: int) -> None:
+        experiment = experiments[experiment_index]
+        try:
+            for _ in range(15):
+                [s] = client.suggest(experiment, 1)
+                names.append(s.trial_name)
+                client.report_intermediate(experiment, s.trial_name, 0, 1.0)
+                client.report(
+                    experiment,
+                    TrialResult(s.trial_name, s.assignments, TrialPhase.SUCCEEDED, 1.0),
+                )
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i % 2,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(names) == len(set(names)) == 60
+    assert client.counts("ns", "e0") == client.counts("ns", "e1") == (30, 30)

@@ -96,4 +96,8 @@ class SuggestionClient(ABC):
 
     @abstractmethod
     def close(self, experiment_name: str) -> None:
-        """Forget the experiment's state (the experiment ended or was deleted)."""
+        """Forget the experiment's state (the experiment ended or was deleted).
+
+        Takes only the name (as the controller knows it): the state of an experiment of
+        that name in every namespace is dropped.
+        """

@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
+from optuna.study import StudyDirection
 from optuna.trial import Trial, TrialState
 
 from tuner.spec.models import Experiment, ObjectiveType
@@ -94,7 +95,11 @@ def _new_state(experiment: Experiment) -> ExperimentState:
             pruner = algorithm.create_pruner(settings, space) or optuna.pruners.NopPruner()
     except UnsupportedAlgorithm as exc:
         raise NotSupported(str(exc)) from None
-    direction = "maximize" if spec.objective.type is ObjectiveType.MAXIMIZE else "minimize"
+    direction = (
+        StudyDirection.MAXIMIZE
+        if spec.objective.type is ObjectiveType.MAXIMIZE
+        else StudyDirection.MINIMIZE
+    )
     study = optuna.create_study(sampler=sampler, pruner=pruner, direction=direction)
     fixed = algorithm.fixed_assignments(settings, space)
     distributions = {

@@ -16,7 +16,7 @@ Choices where Katib and optuna differ (documented in docs/readme/suggestion.md):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -71,8 +71,8 @@ class Parameter:
 
         if self.type is ParameterType.INT:
             assert self.low is not None and self.high is not None
-            step = 1 if self.log else int(self.step or 1)
-            return IntDistribution(int(self.low), int(self.high), log=self.log, step=step)
+            int_step = 1 if self.log else int(self.step or 1)
+            return IntDistribution(int(self.low), int(self.high), log=self.log, step=int_step)
         if self.type is ParameterType.DOUBLE:
             assert self.low is not None and self.high is not None
             step = None if self.log or self.step is None else float(self.step)
@@ -105,16 +105,16 @@ class Parameter:
         # The epsilon keeps 0.01..0.05 step 0.005 at 9 values despite float rounding.
         return max(0, math.floor((float(self.high) - float(self.low)) / step + 1e-9)) + 1
 
-    def typed(self, value: object) -> Value:
+    def typed(self, value: Value) -> Value:
         """``value`` (from optuna, JSON or a store) as this parameter's Python type."""
         if self.type is ParameterType.INT:
-            return int(float(value)) if isinstance(value, str) else int(value)  # type: ignore[arg-type]
+            return int(float(value)) if isinstance(value, str) else int(value)
         if self.type is ParameterType.DOUBLE:
-            return float(value)  # type: ignore[arg-type]
+            return float(value)
         if self.type is ParameterType.CATEGORICAL:
             return str(value)
         # discrete: the list entry that equals the value, so ints stay ints.
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)
         for choice in self.choices:
             if float(choice) == number:
                 return choice
@@ -175,7 +175,7 @@ class SearchSpace:
     def by_name(self) -> dict[str, Parameter]:
         return {p.name: p for p in self.parameters}
 
-    def typed(self, assignments: dict[str, object]) -> dict[str, Value]:
+    def typed(self, assignments: Mapping[str, Value]) -> dict[str, Value]:
         """Assignments typed per parameter; unknown names are dropped."""
         params = self.by_name()
         return {k: params[k].typed(v) for k, v in assignments.items() if k in params}
