@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from serving.router.app import Router
 from serving.router.pool import Endpoint, RevisionPool, Unavailable
-from serving.router.server import serve_router
+from serving.router.server import asgi_server, router_server, serve_router
 from serving.router.service import CANARY, DEFAULT, RoutedService
 from serving.router.split import TrafficSplit
 from serving.router.upstream import UpstreamError, UpstreamPool
@@ -21,5 +21,7 @@ __all__ = [
     "Unavailable",
     "UpstreamError",
     "UpstreamPool",
+    "asgi_server",
+    "router_server",
     "serve_router",
 ]
