@@ -25,7 +25,9 @@ class AutoscalerConfig:
 
     ``target`` is per replica, in the unit of ``metric`` (in-flight requests or requests
     per second); the autoscaler aims at ``target * target_utilization_percentage / 100``.
-    ``max_replicas == 0`` means unbounded, as in Knative.
+    ``max_replicas == 0`` means unbounded, as in Knative. ``scale_down_delay`` holds a
+    scale-down until the lower count has been wanted for that long (Knative's
+    ``scale-down-delay``: the max over that trailing window is applied).
     """
 
     metric: ScaleMetric = "concurrency"
@@ -40,6 +42,7 @@ class AutoscalerConfig:
     max_replicas: int = 0
     initial_replicas: int = 1
     scale_to_zero_grace: float = 30.0
+    scale_down_delay: float = 0.0
     tick_interval: float = 2.0
 
     def __post_init__(self) -> None:
@@ -55,6 +58,8 @@ class AutoscalerConfig:
             raise ValueError("panic threshold must be > 0")
         if self.max_scale_up_rate <= 1 or self.max_scale_down_rate <= 1:
             raise ValueError("max scale up/down rates must be > 1")
+        if self.scale_down_delay < 0:
+            raise ValueError("scale down delay must be >= 0")
         if self.min_replicas < 0 or self.max_replicas < 0:
             raise ValueError("replica bounds must be >= 0")
         if self.max_replicas and self.min_replicas > self.max_replicas:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 
 from serving.autoscaler.config import AutoscalerConfig
 from serving.autoscaler.decision import Observation, ScaleDecision, ScalerState, decide
@@ -27,6 +29,7 @@ class Autoscaler:
         self._started_at = clock()
         self._last_traffic: float | None = None
         self.last_decision: ScaleDecision | None = None
+        self._recent: deque[tuple[float, int]] = deque()
 
     def record(self, value: float, now: float | None = None) -> None:
         """Add one sample (mean in-flight requests, or requests/s, over the last tick)."""
@@ -50,5 +53,22 @@ class Autoscaler:
             started_at=self._started_at,
         )
         decision, self._state = decide(cfg, self._state, obs)
+        if cfg.scale_down_delay > 0:
+            decision = self._delay_scale_down(t, decision)
         self.last_decision = decision
         return decision
+
+    def _delay_scale_down(self, now: float, decision: ScaleDecision) -> ScaleDecision:
+        """Apply the max desired count of the trailing ``scale_down_delay`` window."""
+        self._recent.append((now, decision.desired))
+        cutoff = now - self.config.scale_down_delay
+        while self._recent and self._recent[0][0] <= cutoff:
+            self._recent.popleft()
+        held = max(n for _, n in self._recent)
+        if held == decision.desired:
+            return decision
+        return replace(
+            decision,
+            desired=held,
+            reason=f"{decision.reason}; scale-down delayed ({decision.desired} wanted)",
+        )

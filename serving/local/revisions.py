@@ -54,6 +54,7 @@ def autoscaler_config(isvc: InferenceService, tick_interval: float) -> Autoscale
         max_replicas=a.max_replicas or 0,
         initial_replicas=a.initial_scale,
         scale_to_zero_grace=a.scale_to_zero_grace,
+        scale_down_delay=a.scale_down_delay,
         tick_interval=tick_interval,
     )
 

@@ -149,6 +149,19 @@ def test_rps_metric_uses_same_math() -> None:
     assert out[-1] == 3
 
 
+def test_scale_down_delay_holds_the_higher_count() -> None:
+    scaler, clock = make(stable_window=6.0, scale_down_delay=10.0, min_replicas=1)
+    drive(scaler, clock, [35.0] * 6, ready=5)
+    out = drive(scaler, clock, [0.0] * 30, ready=5)
+    high = max(out[:5])
+    # Without the delay the count halves per tick once the window drains; with it, the
+    # count wanted 10 s ago still applies.
+    first_drop = next(i for i, n in enumerate(out) if n < high)
+    assert first_drop >= 9
+    assert out[-1] == 1
+    assert scaler.last_decision is not None
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -156,6 +169,7 @@ def test_rps_metric_uses_same_math() -> None:
         {"target_utilization_percentage": 0},
         {"min_replicas": 3, "max_replicas": 2},
         {"max_scale_down_rate": 1.0},
+        {"scale_down_delay": -1.0},
     ],
 )
 def test_invalid_config_rejected(bad: dict[str, object]) -> None:
