@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 
@@ -32,6 +35,30 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A pre-exec hook that has Linux SIGTERM the replica if the runner dies.
+
+    A runner that is SIGKILLed cannot stop its replicas; the kernel can
+    (``PR_SET_PDEATHSIG``), so even then no replica outlives it. None elsewhere.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+    prctl = libc.prctl
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+    return hook
+
+
+_PREEXEC = _parent_death_signal()
 
 
 class ReplicaProcess:
@@ -76,6 +103,7 @@ class ReplicaProcess:
                 # Its own group: Ctrl-C in the terminal reaches only the runner, which
                 # then stops each replica itself, and a stop reaches the replica's children.
                 start_new_session=True,
+                preexec_fn=_PREEXEC,
             )
         finally:
             if log is not None:

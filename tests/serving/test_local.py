@@ -176,3 +176,42 @@ def test_load_scales_up_then_down() -> None:
             await until(lambda: len(rev.deployer.replicas) == 1, timeout=20)
 
     asyncio.run(main())
+
+
+RUNNER = """
+import asyncio, sys
+sys.path.insert(0, {repo!r})
+from tests.serving.test_local import fake_argv, spec
+from serving.local import LocalDeployment
+
+async def main():
+    dep = LocalDeployment([spec(min_replicas=2)], argv=fake_argv)
+    await dep.start()
+    await dep.wait_ready(30)
+    print(" ".join(map(str, dep.started_pids())), flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def test_replicas_do_not_outlive_a_killed_runner() -> None:
+    import subprocess
+
+    from tests.util import REPO
+
+    code = RUNNER.format(repo=str(REPO))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert proc.stdout is not None
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+    finally:
+        proc.kill()  # SIGKILL: the runner gets no chance to clean up
+        proc.wait(10)
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in pids)
