@@ -201,9 +201,19 @@ class ExperimentController:
         self._load_trials(uid)
         self.tracker.start_experiment(self.experiment, uid)
         for state in self.trials.values():
-            if state.phase.finished:
-                continue
             self.tracker.start_trial(state.name, state.record.assignments)
+            if state.phase.finished:
+                # The tracker writes in the background: a crash may have come before a
+                # finished trial's run was written. Re-sending is idempotent (runs are found
+                # by tag, metrics of the same step and time are not logged twice).
+                self.tracker.log_observations(state.name, state.observations)
+                summaries = summarize(state.observations)
+                self.tracker.end_trial(
+                    state.name,
+                    state.phase,
+                    final_metrics(self.spec.objective, summaries),
+                    Path(state.record.trial_dir),
+                )
         try:
             self.suggestion.restore(
                 self.experiment, [self._result(s) for s in self.trials.values()]
