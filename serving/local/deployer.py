@@ -58,6 +58,7 @@ class RevisionDeployer:
         self._last_failure: str | None = None
         self._wake = asyncio.Event()
         self._draining: set[asyncio.Task[None]] = set()
+        self._retiring: list[ReplicaProcess] = []
         self._stopped = False
         self._last_probe: dict[int, float] = {}
 
@@ -134,6 +135,7 @@ class RevisionDeployer:
         elif len(live) > self.desired:
             for r in self._victims(live, len(live) - self.desired):
                 self.replicas.remove(r)
+                self._retiring.append(r)
                 task = asyncio.create_task(self._drain_and_stop(r))
                 self._draining.add(task)
                 task.add_done_callback(self._draining.discard)
@@ -189,6 +191,7 @@ class RevisionDeployer:
         while endpoint is not None and endpoint.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await r.stop()
+        self._retiring.remove(r)
         self.on_event(f"{self.name}: stopped replica pid {r.pid} :{r.port}")
 
     def _publish(self) -> None:
@@ -206,8 +209,10 @@ class RevisionDeployer:
         self._wake.set()
         for task in list(self._draining):
             task.cancel()
-        victims = list(self.replicas)
+        # Replicas still draining from a scale-down are stopped here too.
+        victims = [*self.replicas, *self._retiring]
         self.replicas.clear()
+        self._retiring.clear()
         self.pool.set_endpoints([])
         await asyncio.gather(*(r.stop() for r in victims), return_exceptions=True)
 
