@@ -264,7 +264,14 @@ class ExperimentController:
             started = Path(state.record.trial_dir, "pid").exists()
             if self._push_receiver is not None:
                 self._push_receiver.register(state.name, state.record.push_token)
-            if state.phase is TrialPhase.RUNNING or started:
+            if self.backend_kind == "function":
+                # A function trial dies with the process that ran it: run it again from
+                # scratch, under the same name, dropping what its lost run had reported.
+                self.store.reset_trial_observations(state.record.id)
+                state.observations.clear()
+                state.objective_history.clear()
+                self._launch(state, run)
+            elif state.phase is TrialPhase.RUNNING or started:
                 self.backend.adopt(run, skip_observations=state.record.collected_count)
                 state.launched = True
                 if state.phase is TrialPhase.CREATED:

@@ -82,3 +82,12 @@ def test_claim_takes_over_from_a_dead_controller(store: Store) -> None:
     store.claim(uid, 2**22 + 12345)  # no such pid
     store.claim(uid, os.getpid())
     assert store.get_experiment_by_uid(uid).controller_pid == os.getpid()
+
+
+def test_reset_trial_observations(store: Store) -> None:
+    uid = _experiment(store)
+    t = store.add_trial(uid, "exp-a", 0, {}, "/tmp/x", "tok")
+    store.add_observations(t.id, [Observation("loss", 1.0, 0, 1.0)], collected=True)
+    store.reset_trial_observations(t.id)
+    [record] = store.trials(uid)
+    assert store.observations(t.id) == [] and record.observation_count == record.collected_count == 0

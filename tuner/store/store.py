@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, create_engine, event, insert, select, update
+from sqlalchemy import bindparam, create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
@@ -388,6 +388,14 @@ class Store:
             conn.execute(
                 _COUNT_OBSERVATIONS,
                 {"b_id": trial_id, "b_n": n, "b_collected": n if collected else 0},
+            )
+
+    def reset_trial_observations(self, trial_id: int) -> None:
+        """Forget a trial's observations (it is about to run again from the start)."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(_OBSERVATIONS).where(_OBSERVATIONS.c.trial_id == trial_id))
+            conn.execute(
+                _UPDATE_TRIAL, {"b_id": trial_id, "observation_count": 0, "collected_count": 0}
             )
 
     def observations(self, trial_id: int) -> list[Observation]:
