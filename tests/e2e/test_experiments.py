@@ -1,0 +1,372 @@
+"""Experiments end to end: real trial processes, the real store, the real collectors.
+
+Each test writes tiny trial scripts into ``tmp_path`` and runs a Katib Experiment through
+:func:`tuner.runner.run_experiment` (what ``hyperflow experiment run`` calls), then reads
+the outcome back from the SQLite store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.util import REPO, hyperflow_cmd
+from tuner.runner import run_experiment
+from tuner.settings import TunerSettings
+from tuner.spec import parse_experiment
+from tuner.store import ExperimentRecord, Store, TrialRecord
+
+EXAMPLES = REPO / "examples" / "experiments"
+
+
+def _experiment(
+    name: str,
+    command: list[str],
+    parameters: list[dict[str, Any]],
+    *,
+    algorithm: str = "grid",
+    metric: str = "loss",
+    objective_type: str = "minimize",
+    **spec: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "objective": {"type": objective_type, "objectiveMetricName": metric},
+        "algorithm": {"algorithmName": algorithm},
+        "parallelTrialCount": 2,
+        "parameters": parameters,
+        "trialTemplate": {
+            "trialParameters": [{"name": p["name"], "reference": p["name"]} for p in parameters],
+            "command": command,
+        },
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "kubeflow.org/v1beta1",
+        "kind": "Experiment",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+def _categorical(name: str, values: list[str]) -> dict[str, Any]:
+    return {"name": name, "parameterType": "categorical", "feasibleSpace": {"list": values}}
+
+
+def _script(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text).lstrip())
+    path.chmod(0o755)
+    return path
+
+
+def _run(
+    data: dict[str, Any], base_dir: Path, **kw: Any
+) -> tuple[ExperimentRecord, list[TrialRecord]]:
+    experiment = parse_experiment(data, base_dir=base_dir)
+    outcome = run_experiment(experiment, track=kw.pop("track", False), **kw)
+    return outcome.record, _trials(outcome.record.uid)
+
+
+def _trials(uid: str) -> list[TrialRecord]:
+    store = Store(TunerSettings().store_url)
+    try:
+        return store.trials(uid)
+    finally:
+        store.close()
+
+
+def _observations(trial: TrialRecord) -> list[Any]:
+    store = Store(TunerSettings().store_url)
+    try:
+        return store.observations(trial.id)
+    finally:
+        store.close()
+
+
+def _by(trials: list[TrialRecord], param: str) -> dict[str, TrialRecord]:
+    return {str(t.assignments[param]): t for t in trials}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _phases(trials: list[TrialRecord]) -> list[tuple[str, dict[str, Any], str, str]]:
+    return [(t.name, t.assignments, t.phase.value, t.message) for t in trials]
+
+
+# -- 1. failures -------------------------------------------------------------------
+
+
+def test_failed_trials_are_recorded_and_the_experiment_goes_on(tmp_path: Path) -> None:
+    _script(tmp_path, "good", "#!/bin/sh\necho loss=0.25\n")
+    _script(tmp_path, "good2", "#!/bin/sh\necho loss=0.5\n")
+    _script(tmp_path, "crash", "#!/bin/sh\necho 'boom: out of cheese' >&2\nexit 3\n")
+    _script(tmp_path, "silent", "#!/bin/sh\necho accuracy=0.9\n")
+    progs = ["./good", "./crash", "./silent", "./nope", "./good2"]
+    data = _experiment(
+        "failures",
+        ["${trialParameters.prog}"],
+        [_categorical("prog", progs)],
+        maxFailedTrialCount=5,
+    )
+    record, trials = _run(data, tmp_path)
+    assert record.phase.value == "Succeeded", (record.reason, record.message)
+    assert record.reason == "ExperimentSuggestionEndReached"
+    by = _by(trials, "prog")
+    assert sorted(by) == sorted(progs), _phases(trials)
+    assert by["./good"].phase.value == "Succeeded" and by["./good"].objective_value == 0.25
+    assert by["./good2"].phase.value == "Succeeded"
+    nope = by["./nope"]
+    assert nope.phase.value == "Failed" and "command not found" in nope.message, nope.message
+    crash = by["./crash"]
+    assert crash.phase.value == "Failed" and crash.exit_code == 3
+    assert "exit code 3" in crash.message and "out of cheese" in crash.message, crash.message
+    silent = by["./silent"]
+    assert silent.phase.value == "MetricsUnavailable", silent.message
+    assert "loss" in silent.message
+
+
+def test_too_many_failures_fail_the_experiment_and_run_exits_1(tmp_path: Path) -> None:
+    _script(tmp_path, "crash", "#!/bin/sh\nexit 2\n")
+    data = _experiment(
+        "too-many-failures",
+        ["./crash", "${trialParameters.x}"],
+        [_categorical("x", ["a", "b", "c", "d", "e", "f"])],
+        parallelTrialCount=1,
+        maxFailedTrialCount=1,
+    )
+    path = tmp_path / "experiment.yaml"
+    path.write_text(json.dumps(data))
+    done = subprocess.run(
+        hyperflow_cmd("experiment", "run", "-f", str(path), "--json", "--no-mlflow"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    status = json.loads(done.stdout)["status"]
+    [failed] = [c for c in status["conditions"] if c["type"] == "Failed"]
+    assert failed["status"] == "True" and failed["reason"] == "ExperimentMaxFailedTrialsReached"
+    # Katib: the experiment fails once failures *exceed* maxFailedTrialCount.
+    assert status["trialsFailed"] == 2 and status["trials"] == 2
+
+
+# -- 2. goal ----------------------------------------------------------------------
+
+
+def test_goal_reached_kills_the_running_trials(tmp_path: Path) -> None:
+    _script(tmp_path, "fast", "#!/bin/sh\necho loss=0.01\n")
+    # The slow ones would run for a minute; their shell waits on a child sleep.
+    _script(tmp_path, "slow", "#!/bin/sh\necho loss=5\nsleep 60\necho loss=4\n")
+    _script(tmp_path, "slow2", "#!/bin/sh\nsleep 60\n")
+    data = _experiment(
+        "goal",
+        ["${trialParameters.prog}"],
+        [_categorical("prog", ["./slow", "./slow2", "./fast"])],
+        parallelTrialCount=3,
+        maxTrialCount=3,
+    )
+    data["spec"]["objective"]["goal"] = 0.1
+    record, trials = _run(data, tmp_path)
+    assert record.phase.value == "Succeeded"
+    assert record.reason == "ExperimentGoalReached", record.message
+    by = _by(trials, "prog")
+    assert by["./fast"].phase.value == "Succeeded"
+    for slow in ("./slow", "./slow2"):
+        assert by[slow].phase.value == "Killed", _phases(trials)
+        pid = int(Path(by[slow].trial_dir, "pid").read_text().split()[0])
+        assert not _alive(pid), f"{slow} (pid {pid}) outlived the experiment"
+    assert len(trials) == 3
+
+
+# -- 3. grid -----------------------------------------------------------------------
+
+
+GRID_PARAMS = [
+    {"name": "a", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "3"}},
+    _categorical("b", ["p", "q"]),
+]
+
+
+def test_grid_runs_each_combination_once(tmp_path: Path) -> None:
+    _script(tmp_path, "t", '#!/bin/sh\necho "loss=$1"\n')
+    data = _experiment(
+        "grid",
+        ["./t", "${trialParameters.a}", "${trialParameters.b}"],
+        GRID_PARAMS,
+        maxTrialCount=6,
+    )
+    record, trials = _run(data, tmp_path)
+    assert record.phase.value == "Succeeded" and record.reason == "ExperimentMaxTrialsReached"
+    combos = [(str(t.assignments["a"]), str(t.assignments["b"])) for t in trials]
+    assert sorted(combos) == sorted((str(a), b) for a in (1, 2, 3) for b in "pq"), combos
+    assert all(t.phase.value == "Succeeded" for t in trials)
+
+
+def test_grid_without_max_trials_ends_when_exhausted(tmp_path: Path) -> None:
+    _script(tmp_path, "t", '#!/bin/sh\necho "loss=$1"\n')
+    data = _experiment(
+        "grid-exhausted", ["./t", "${trialParameters.a}", "${trialParameters.b}"], GRID_PARAMS
+    )
+    record, trials = _run(data, tmp_path)
+    assert record.phase.value == "Succeeded"
+    assert record.reason == "ExperimentSuggestionEndReached", record.message
+    combos = {(str(t.assignments["a"]), t.assignments["b"]) for t in trials}
+    assert len(trials) == 6 == len(combos)
+
+
+# -- 4. push -------------------------------------------------------------------------
+
+
+def test_push_collector_stores_steps(tmp_path: Path) -> None:
+    _script(
+        tmp_path,
+        "push.py",
+        """
+        import sys
+        from tuner.report import report
+
+        x = float(sys.argv[1])
+        for i in range(4):
+            report(loss=x / (i + 1), step=i)
+        print("loss=12345")  # stdout is not the collector here
+        """,
+    )
+    data = _experiment(
+        "push",
+        ["python", "push.py", "${trialParameters.x}"],
+        [_categorical("x", ["1", "2"])],
+        metricsCollectorSpec={"collector": {"kind": "Push"}},
+    )
+    record, trials = _run(data, tmp_path)
+    assert record.phase.value == "Succeeded", record.message
+    assert len(trials) == 2
+    for t in trials:
+        assert t.phase.value == "Succeeded", t.message
+        obs = _observations(t)
+        x = float(t.assignments["x"])
+        assert [(o.step, o.value) for o in obs if o.name == "loss"] == [
+            (i, x / (i + 1)) for i in range(4)
+        ]
+        assert t.objective_value == x / 4  # Katib's default strategy for minimize: min
+
+
+# -- 5. file collector -------------------------------------------------------------
+
+
+def test_file_collector_example_json(tmp_path: Path) -> None:
+    shutil.copy(EXAMPLES / "hartmann_file.py", tmp_path)
+    data = yaml.safe_load((EXAMPLES / "file-collector.yaml").read_text())
+    # bayesianoptimization imports torch (slow to start): random keeps this test quick.
+    data["spec"]["algorithm"] = {"algorithmName": "random"}
+    data["spec"]["maxTrialCount"] = 2
+    record, trials = _run(data, tmp_path)
+    assert record.phase.value == "Succeeded", record.message
+    assert len(trials) == 2 and all(t.phase.value == "Succeeded" for t in trials), _phases(trials)
+    for t in trials:
+        steps = [o.step for o in _observations(t) if o.name == "loss"]
+        assert len(steps) >= 2 and steps == sorted(steps), steps
+
+
+def test_file_collector_text_with_katib_filter(tmp_path: Path) -> None:
+    _script(
+        tmp_path,
+        "train.py",
+        """
+        import os, sys
+        lr = float(sys.argv[1])
+        with open(os.path.join(os.environ["HYPERFLOW_TRIAL_DIR"], "train.log"), "w") as f:
+            for epoch in range(3):
+                f.write(f"epoch {epoch} done\\n")
+                f.write("{metricName: accuracy, metricValue: %.4f}\\n" % (0.5 + lr * epoch))
+                f.write("{metricName: loss, metricValue: %.4f}\\n" % (1.0 - lr * epoch))
+        """,
+    )
+    data = _experiment(
+        "file-text",
+        ["python", "train.py", "${trialParameters.lr}"],
+        [_categorical("lr", ["0.1", "0.2"])],
+        metric="accuracy",
+        objective_type="maximize",
+        metricsCollectorSpec={
+            "source": {
+                "filter": {
+                    "metricsFormat": ["{metricName: ([\\w|-]+), metricValue: ((-?\\d+)(\\.\\d+)?)}"]
+                },
+                "fileSystemPath": {"path": "train.log", "kind": "File"},
+            },
+            "collector": {"kind": "File"},
+        },
+    )
+    data["spec"]["objective"]["additionalMetricNames"] = ["loss"]
+    record, trials = _run(data, tmp_path)
+    assert record.phase.value == "Succeeded", record.message
+    by = _by(trials, "lr")
+    assert set(by) == {"0.1", "0.2"}, _phases(trials)
+    best = by["0.2"]
+    assert best.phase.value == "Succeeded", best.message
+    assert best.objective_value == 0.9  # max of 0.5, 0.7, 0.9
+    assert best.metrics is not None and best.metrics["loss"]["latest"] == 0.6
+    assert [o.value for o in _observations(best) if o.name == "accuracy"] == [0.5, 0.7, 0.9]
+
+
+# -- 6. early stopping ---------------------------------------------------------------
+
+
+def test_medianstop_early_stops_bad_trials(tmp_path: Path) -> None:
+    _script(
+        tmp_path,
+        "steps.py",
+        """
+        import sys, time
+        base = {"good": 0.1, "bad1": 5.0, "bad2": 6.0, "bad3": 7.0}[sys.argv[1]]
+        for step in range(40 if sys.argv[1] != "good" else 3):
+            print(f"loss={base + 0.001 * step}", flush=True)
+            time.sleep(0.05 if sys.argv[1] == "good" else 0.25)
+        """,
+    )
+    data = _experiment(
+        "medianstop",
+        ["python", "steps.py", "${trialParameters.q}"],
+        [_categorical("q", ["good", "bad1", "bad2", "bad3"])],
+        parallelTrialCount=1,
+        earlyStopping={
+            "algorithmName": "medianstop",
+            "algorithmSettings": [
+                {"name": "min_trials_required", "value": "1"},
+                {"name": "start_step", "value": "2"},
+            ],
+        },
+    )
+    record, trials = _run(data, tmp_path)
+    assert record.phase.value == "Succeeded", record.message
+    by = _by(trials, "q")
+    assert by["good"].phase.value == "Succeeded"
+    stopped = [t for t in trials if t.phase.value == "EarlyStopped"]
+    # Whatever the order, every bad trial after the good one is worse than the median.
+    assert stopped, _phases(trials)
+    assert all(t.assignments["q"].startswith("bad") for t in stopped)
+    for t in stopped:
+        assert "medianstop" in t.message
+        # stopped long before its 40 steps
+        assert len([o for o in _observations(t) if o.name == "loss"]) < 20
+        pid = int(Path(t.trial_dir, "pid").read_text().split()[0])
+        assert not _alive(pid)
