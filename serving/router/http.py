@@ -54,6 +54,7 @@ class RouterProtocol(asyncio.Protocol):
         self.busy = False
         self.closing = False
         self.rejected = False
+        self.reject_message = ""
         self.task: asyncio.Task[None] | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------------
@@ -107,9 +108,12 @@ class RouterProtocol(asyncio.Protocol):
         req = self.current
         if req is None or self.closing:
             return
-        if self.rejected:
-            return
         self.size += len(body)
+        if self.rejected:
+            # Drain a bounded amount so the 413 can be delivered; past that, cut it off.
+            if self.size > 2 * self.router.max_body_bytes + (1 << 20):
+                self._answer_413()
+            return
         if self.size > self.router.max_body_bytes:
             self._reject_body(f"request body over {self.router.max_body_bytes} bytes")
             return
@@ -119,9 +123,9 @@ class RouterProtocol(asyncio.Protocol):
         req = self.current
         self.current = None
         if self.rejected:
-            # The over-limit body has been read (and dropped) so the client sees the 413.
-            if self.transport is not None:
-                self.transport.close()
+            # The over-limit body has been read and dropped: answer now, then close.
+            # (Answering before the body is in makes clients reuse or reset the socket.)
+            self._answer_413()
             return
         if req is None or self.closing:
             return
@@ -165,20 +169,22 @@ class RouterProtocol(asyncio.Protocol):
             t.close()
 
     def _reject_body(self, message: str) -> None:
-        """413 now; the rest of the body is read and dropped, then the connection closes."""
+        """Drop this request's body as it arrives; answer 413 once it has been read."""
         self.rejected = True
+        self.reject_message = message
         self.queue.clear()
         if self.current is not None:
             self.current.body.clear()
-        if self.busy:
-            self.closing = True
+
+    def _answer_413(self) -> None:
+        self.closing = True
+        if self.busy:  # an earlier pipelined request is still being answered
             if self.transport is not None:
                 self.transport.close()
             return
-        resp = Response(
-            413, [(b"content-type", b"application/json")], orjson.dumps({"error": message})
-        )
-        self._write(resp, keep_alive=True, head_only=False)
+        headers = [(b"content-type", b"application/json")]
+        body = orjson.dumps({"error": self.reject_message})
+        self._write(Response(413, headers, body), keep_alive=False, head_only=False)
 
     def _fail(self, status: int, message: str) -> None:
         """Answer an unrecoverable request error and close (the stream is out of sync)."""
