@@ -1,0 +1,208 @@
+"""``hyperflow experiment run|list|get|describe|trials|best|logs|delete`` on a real store.
+
+``run`` is a real ``hyperflow`` process; the read-only commands go through the same typer
+app in-process (typer's CliRunner) to keep the suite quick, plus one real process to check
+that an unknown name fails cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from typer.testing import CliRunner
+
+from hyperflow.cli import app
+from tests.util import REPO, free_port, hyperflow_cmd, running, wait_http_ok
+
+TRIAL = textwrap.dedent(
+    """
+    import sys
+    x = float(sys.argv[1])
+    print(f"trial says hello x={x}", flush=True)
+    print(f"loss={(x - 0.3) ** 2:.6f}")
+    print(f"loss={(x - 0.3) ** 2 / 2:.6f}")
+    """
+)
+
+
+def _spec(name: str = "cli-exp", max_trials: int = 3) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubeflow.org/v1beta1",
+        "kind": "Experiment",
+        "metadata": {"name": name},
+        "spec": {
+            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+            "algorithm": {
+                "algorithmName": "random",
+                "algorithmSettings": [{"name": "random_state", "value": "7"}],
+            },
+            "parallelTrialCount": 2,
+            "maxTrialCount": max_trials,
+            "parameters": [
+                {"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}
+            ],
+            "trialTemplate": {
+                "trialParameters": [{"name": "x", "reference": "x"}],
+                "command": ["python", "trial.py", "${trialParameters.x}"],
+            },
+        },
+    }
+
+
+def _write(folder: Path, spec: dict[str, Any], name: str = "experiment.yaml") -> Path:
+    (folder / "trial.py").write_text(TRIAL)
+    path = folder / name
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        hyperflow_cmd("experiment", *args),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _cli(*args: str) -> Any:
+    result = CliRunner().invoke(app, ["experiment", *args])
+    # A clean failure is typer.Exit (SystemExit); anything else is a crash.
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        result.exception,
+        result.output,
+    )
+    return result
+
+
+def test_run_json_then_every_read_command(tmp_path: Path) -> None:
+    path = _write(tmp_path, _spec())
+    done = _run("run", "-f", str(path), "--json", "--no-mlflow")
+    assert done.returncode == 0, done.stderr[-3000:]
+    obj = json.loads(done.stdout)
+    assert obj["kind"] == "Experiment" and obj["metadata"]["name"] == "cli-exp"
+    status = obj["status"]
+    assert status["trials"] == 3 == status["trialsSucceeded"]
+    assert len(status["succeededTrialList"]) == 3
+    assert status["trialsFailed"] == 0
+    types = {c["type"]: c for c in status["conditions"]}
+    assert types["Succeeded"]["status"] == "True"
+    assert types["Succeeded"]["reason"] == "ExperimentMaxTrialsReached"
+    assert types["Created"]["status"] == "True" and types["Running"]["status"] == "False"
+    assert status["startTime"] and status["completionTime"]
+    optimal = status["currentOptimalTrial"]
+    best_name = optimal["bestTrialName"]
+    assert best_name in status["succeededTrialList"]
+    [x] = optimal["parameterAssignments"]
+    assert x["name"] == "x" and isinstance(x["value"], str)
+    [metric] = optimal["observation"]["metrics"]
+    assert metric["name"] == "loss"
+    assert all(isinstance(metric[k], str) for k in ("min", "max", "latest"))
+    xv = float(x["value"])
+    assert float(metric["max"]) == round((xv - 0.3) ** 2, 6)
+    assert float(metric["min"]) == float(metric["latest"]) == round((xv - 0.3) ** 2 / 2, 6)
+
+    listed = _cli("list")
+    assert listed.exit_code == 0 and "cli-exp" in listed.output and "Succeeded" in listed.output
+
+    as_json = _cli("get", "cli-exp", "-o", "json")
+    assert as_json.exit_code == 0
+    assert json.loads(as_json.output)["status"] == status
+    as_yaml = _cli("get", "cli-exp", "-o", "yaml")
+    assert as_yaml.exit_code == 0
+    assert yaml.safe_load(as_yaml.output)["status"] == status
+    table = _cli("get", "cli-exp")
+    assert table.exit_code == 0 and best_name in table.output
+
+    described = _cli("describe", "cli-exp")
+    assert described.exit_code == 0
+    for word in ("Conditions", "ExperimentMaxTrialsReached", *status["succeededTrialList"]):
+        assert word in described.output
+
+    trials = _cli("trials", "cli-exp", "-o", "json")
+    assert trials.exit_code == 0
+    objs = json.loads(trials.output)
+    assert sorted(t["metadata"]["name"] for t in objs) == sorted(status["succeededTrialList"])
+    assert all(t["kind"] == "Trial" for t in objs)
+    assert all(t["status"]["conditions"][0]["type"] == "Succeeded" for t in objs)
+
+    best = _cli("best", "cli-exp")
+    assert best.exit_code == 0 and best_name in best.output and "loss" in best.output
+    best_json = _cli("best", "cli-exp", "-o", "json")
+    assert json.loads(best_json.output) == optimal
+
+    logs = _cli("logs", "cli-exp")
+    assert logs.exit_code == 0 and f"x={xv}" in logs.output, logs.output
+    other = next(n for n in status["succeededTrialList"] if n != best_name)
+    other_logs = _cli("logs", "cli-exp", other)
+    assert other_logs.exit_code == 0 and "trial says hello" in other_logs.output
+
+    # Running the finished experiment again returns the stored result at once.
+    started = time.monotonic()
+    again = _run("run", "-f", str(path), "--json", "--no-mlflow")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout)["status"] == status
+    assert time.monotonic() - started < 30
+
+    # The same name with a different spec is refused.
+    changed = _write(tmp_path, _spec(max_trials=4), "changed.yaml")
+    refused = _run("run", "-f", str(changed), "--no-mlflow")
+    assert refused.returncode == 1
+    assert "already exists with a different spec" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    deleted = _cli("delete", "cli-exp")
+    assert deleted.exit_code == 0 and "deleted" in deleted.output
+    assert "cli-exp" not in _cli("list").output
+    gone = _cli("get", "cli-exp")
+    assert gone.exit_code == 1 and "not found" in gone.output
+
+
+def test_unknown_names_fail_cleanly(tmp_path: Path) -> None:
+    for args in (
+        ["get", "nope"],
+        ["get", "nope", "-o", "json"],
+        ["describe", "nope"],
+        ["trials", "nope"],
+        ["best", "nope"],
+        ["logs", "nope"],
+        ["delete", "nope"],
+    ):
+        result = _cli(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "not found" in result.output, (args, result.output)
+
+    path = _write(tmp_path, _spec(max_trials=2))
+    ran = _cli("run", "-f", str(path), "--no-mlflow")
+    assert ran.exit_code == 0, ran.output
+    unknown_trial = _cli("logs", "cli-exp", "cli-exp-nosuchtrial")
+    assert unknown_trial.exit_code == 1 and "not found" in unknown_trial.output
+
+    # and in a real process: a message on stderr, no traceback
+    real = _run("describe", "nope")
+    assert real.returncode == 1
+    assert "not found" in real.stderr and "Traceback" not in real.stderr
+
+
+def test_run_with_suggestion_service(tmp_path: Path) -> None:
+    port = free_port()
+    path = _write(tmp_path, _spec(name="remote-suggest", max_trials=3))
+    with running(
+        hyperflow_cmd("suggestion", "serve", "--port", str(port)),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as server:
+        url = f"http://127.0.0.1:{port}"
+        wait_http_ok(f"{url}/api/v1/suggestion/healthz", timeout=30, proc=server)
+        done = _run("run", "-f", str(path), "--json", "--no-mlflow", "--suggestion-url", url)
+    assert done.returncode == 0, done.stderr[-3000:]
+    status = json.loads(done.stdout)["status"]
+    assert status["trials"] == 3 == status["trialsSucceeded"]
