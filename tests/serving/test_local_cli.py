@@ -101,3 +101,19 @@ def test_non_loopback_requires_token(tmp_path: Path, model_dir: Path) -> None:
     proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "requires --token" in proc.stdout + proc.stderr
+
+
+def test_invalid_file_exits_2_with_field_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(ISVC.format(extra="    minReplicas: -1\n", uri="./model"))
+    proc = subprocess.run(
+        hyperflow_cmd("serve", "run", "-f", str(bad)),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.returncode == 2
+    assert "minReplicas" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
