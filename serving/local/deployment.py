@@ -92,7 +92,11 @@ class LocalDeployment:
         for spec in specs:
             cfg = spec.autoscaling
             pool = RevisionPool(
-                spec.service, spec.revision, hold_timeout=hold_timeout, on_cold=self._poke
+                spec.service,
+                spec.revision,
+                hold_timeout=hold_timeout,
+                request_timeout=spec.timeout,
+                on_cold=self._poke,
             )
             pool.desired = cfg.initial_replicas
             deployer = RevisionDeployer(

@@ -31,6 +31,7 @@ class RevisionSpec:
     autoscaling: AutoscalerConfig
     canary_percent: int = 0
     container_concurrency: int = 0
+    timeout: float | None = None
 
 
 def autoscaler_config(isvc: InferenceService, tick_interval: float) -> AutoscalerConfig:
@@ -103,6 +104,7 @@ def revision_specs(
                 autoscaling=autoscaler_config(isvc, tick_interval),
                 canary_percent=percent or 0,
                 container_concurrency=isvc.spec.predictor.container_concurrency or 0,
+                timeout=float(isvc.spec.predictor.timeout) if isvc.spec.predictor.timeout else None,
             )
         )
     return out

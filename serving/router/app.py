@@ -170,11 +170,12 @@ class Router:
         body: bytes,
     ) -> Response:
         fwd = [(k, v) for k, v in headers if k != b"authorization"]
+        timeout = pool.request_timeout or self.upstream_timeout
         for attempt in (0, 1):
             cur = ep
             cur.in_flight += 1
             try:
-                return await cur.upstream.request(method, target, fwd, body, self.upstream_timeout)
+                return await cur.upstream.request(method, target, fwd, body, timeout)
             except UpstreamError as exc:
                 # The replica may have died before the deployer noticed: try another one.
                 others = [e for e in pool.endpoints if e is not cur]
@@ -184,7 +185,7 @@ class Router:
                 raise HTTPError(503, f"{pool.service}/{pool.revision}: {exc}") from None
             except TimeoutError:
                 raise HTTPError(
-                    503, f"{pool.service}: replica did not answer in {self.upstream_timeout:g}s"
+                    503, f"{pool.service}: replica did not answer in {timeout:g}s"
                 ) from None
             finally:
                 cur.in_flight -= 1

@@ -46,6 +46,7 @@ class RevisionPool:
         *,
         hold_timeout: float = 60.0,
         max_held: int = 1000,
+        request_timeout: float | None = None,
         on_cold: Callable[[RevisionPool], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -53,6 +54,8 @@ class RevisionPool:
         self.revision = revision
         self.hold_timeout = hold_timeout
         self.max_held = max_held
+        # Per-revision replica answer timeout (the predictor's ``timeout``); None: router's.
+        self.request_timeout = request_timeout
         self.on_cold = on_cold
         self._clock = clock
         self.endpoints: list[Endpoint] = []

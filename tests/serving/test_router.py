@@ -313,3 +313,13 @@ def test_http_front_end_edge_cases(echo_ports: tuple[int, ...]) -> None:
             while chunk := s.recv(65536):
                 data += chunk
             assert data.startswith(b"HTTP/1.1 400") and b'"error"' in data
+
+
+def test_replica_timeout_is_a_503(echo_ports: tuple[int, ...]) -> None:
+    s1 = echo_ports[3]  # sleeps 50 ms per inference
+    router = Router()
+    router.add(RoutedService("slow", pool("slow", "default", s1, request_timeout=0.01)))
+    with RouterThread(router) as rt, httpx.Client(base_url=rt.url) as c:
+        r = c.post("/v2/models/slow/infer", content=b"{}")
+        assert r.status_code == 503 and "did not answer in 0.01s" in r.json()["error"]
+        assert c.get("/v2/models/slow/ready").status_code == 200  # the pool still works
