@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuner.settings import TunerSettings
+from tuner.spec.errors import FieldError, SpecError
 from tuner.spec.models import (
     AlgorithmSetting,
     AlgorithmSpec,
@@ -54,9 +55,22 @@ class SearchSpace:
     feasible_space: FeasibleSpace
 
 
+def _validated(model: type[Any], data: dict[str, Any], prefix: str) -> Any:
+    """``model.model_validate(data)``, a SpecError naming the field instead of pydantic's."""
+    from pydantic import ValidationError
+
+    from tuner.spec.errors import prefixed
+    from tuner.spec.pydantic_errors import field_errors
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(prefixed(prefix, field_errors(exc, model))) from None
+
+
 def _space(kind: ParameterType, **values: Any) -> SearchSpace:
     data = {("list" if k == "values" else k): v for k, v in values.items() if v is not None}
-    return SearchSpace(kind, FeasibleSpace.model_validate(data))
+    return SearchSpace(kind, _validated(FeasibleSpace, data, "feasibleSpace"))
 
 
 class search:
@@ -120,11 +134,21 @@ def build_experiment(
     """The Katib Experiment ``tune`` runs (validated like a YAML file)."""
     from tuner.spec import validate_experiment
 
+    if not isinstance(parameters, dict):
+        raise SpecError(
+            [FieldError("parameters", "must be a dict of name -> tuner.sdk.search.<type>(...)")]
+        )
     params = []
     for pname, space in parameters.items():
         if not isinstance(space, SearchSpace):
-            raise TypeError(
-                f"parameters[{pname!r}]: use tuner.sdk.search.double/int/categorical/discrete"
+            raise SpecError(
+                [
+                    FieldError(
+                        f"parameters[{pname!r}]",
+                        "use tuner.sdk.search.double/int/categorical/discrete; "
+                        f"got {type(space).__name__}",
+                    )
+                ]
             )
         params.append(
             ParameterSpec(
@@ -135,7 +159,8 @@ def build_experiment(
         )
     spec = ExperimentSpec(
         parameters=params,
-        objective=ObjectiveSpec.model_validate(
+        objective=_validated(
+            ObjectiveSpec,
             {
                 "type": objective_type,
                 "goal": objective_goal,
@@ -144,7 +169,8 @@ def build_experiment(
                 "metricStrategies": [
                     {"name": k, "value": v} for k, v in (metric_strategies or {}).items()
                 ],
-            }
+            },
+            "spec.objective",
         ),
         algorithm=AlgorithmSpec(
             algorithm_name=algorithm_name,
