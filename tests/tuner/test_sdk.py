@@ -1,0 +1,216 @@
+"""``tuner.sdk.tune``: real worker processes, the real store, a real MLflow store (once)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from tuner.report import report
+from tuner.sdk import build_experiment, get_optimal_hyperparameters, search, tune
+from tuner.settings import TunerSettings
+from tuner.spec import SpecError
+from tuner.store import Store
+
+
+def quadratic(parameters: dict[str, Any]) -> dict[str, float]:
+    return {"loss": (parameters["x"] - 0.3) ** 2, "other": 1.0}
+
+
+def printing(x: float) -> None:
+    print(f"loss={(x - 0.3) ** 2}")
+
+
+def streaming(parameters: dict[str, Any]) -> None:
+    for step in range(3):
+        report(loss=parameters["x"] + step, step=step)
+
+
+def typed(n: int, color: str, rate: float) -> dict[str, float]:
+    # Wrong types fail the trial (an AssertionError), which the test would see.
+    assert type(n) is int, (type(n), n)
+    assert type(color) is str and color in ("red", "blue"), color
+    assert type(rate) is float and rate in (0.5, 2.0), rate
+    return {"score": n * rate}
+
+
+def flaky(parameters: dict[str, Any]) -> dict[str, float]:
+    if parameters["mode"] == "boom":
+        raise ValueError("bad mode boom")
+    return {"loss": 1.0 if parameters["mode"] == "a" else 2.0}
+
+
+def _observations(trial_id: int) -> list[Any]:
+    store = Store(TunerSettings().store_url)
+    try:
+        return store.observations(trial_id)
+    finally:
+        store.close()
+
+
+def test_dict_returning_function() -> None:
+    result = tune(
+        "sdk-dict",
+        quadratic,
+        {"x": search.double(min=0, max=1)},
+        objective_metric_name="loss",
+        objective_type="minimize",
+        additional_metric_names=["other"],
+        max_trial_count=4,
+        parallel_trial_count=2,
+        track=False,
+    )
+    assert result.succeeded, result.experiment.message
+    assert len(result.trials) == 4 and all(t.phase.value == "Succeeded" for t in result.trials)
+    best = min(result.trials, key=lambda t: t.objective_value)
+    assert result.best_trial is not None and result.best_trial.name == best.name
+    assert result.best_parameters == best.assignments
+    assert best.metrics is not None and best.metrics["other"]["latest"] == 1.0
+    assert result.status["trialsSucceeded"] == 4
+    assert result.status["currentOptimalTrial"]["bestTrialName"] == best.name
+
+    optimal = get_optimal_hyperparameters("sdk-dict")
+    assert optimal["bestTrialName"] == best.name
+    assert optimal["parameterAssignments"] == [{"name": "x", "value": str(best.assignments["x"])}]
+    with pytest.raises(LookupError, match="not found"):
+        get_optimal_hyperparameters("no-such-experiment")
+
+
+def test_printed_metrics_and_keyword_arguments() -> None:
+    result = tune(
+        "sdk-print",
+        printing,
+        {"x": search.double(min=0, max=1)},
+        objective_metric_name="loss",
+        objective_type="minimize",
+        max_trial_count=2,
+        parallel_trial_count=1,
+        track=False,
+    )
+    assert result.succeeded
+    for t in result.trials:
+        assert t.phase.value == "Succeeded", t.message
+        assert t.objective_value == pytest.approx((t.assignments["x"] - 0.3) ** 2)
+
+
+def test_report_streams_steps() -> None:
+    result = tune(
+        "sdk-report",
+        streaming,
+        {"x": search.double(min=0, max=1)},
+        objective_metric_name="loss",
+        objective_type="minimize",
+        max_trial_count=2,
+        parallel_trial_count=2,
+        track=False,
+    )
+    assert result.succeeded
+    for t in result.trials:
+        assert t.phase.value == "Succeeded", t.message
+        x = t.assignments["x"]
+        obs = [(o.step, o.value) for o in _observations(t.id) if o.name == "loss"]
+        assert obs == [(0, x), (1, x + 1), (2, x + 2)]
+        assert t.objective_value == pytest.approx(x)  # minimize: min over the steps
+
+
+def test_search_types_reach_the_function() -> None:
+    result = tune(
+        "sdk-types",
+        typed,
+        {
+            "n": search.int(min=1, max=3),
+            "color": search.categorical(["red", "blue"]),
+            "rate": search.discrete([0.5, 2.0]),
+        },
+        objective_metric_name="score",
+        algorithm_name="grid",
+        max_trial_count=5,
+        parallel_trial_count=2,
+        track=False,
+    )
+    assert [t.phase.value for t in result.trials] == ["Succeeded"] * 5, [
+        t.message for t in result.trials
+    ]
+
+
+def test_an_exception_fails_the_trial_and_the_experiment_goes_on() -> None:
+    result = tune(
+        "sdk-flaky",
+        flaky,
+        {"mode": search.categorical(["a", "boom", "b"])},
+        objective_metric_name="loss",
+        objective_type="minimize",
+        algorithm_name="grid",
+        parallel_trial_count=1,
+        max_failed_trial_count=2,
+        track=False,
+    )
+    assert result.succeeded, result.experiment.message
+    by = {t.assignments["mode"]: t for t in result.trials}
+    assert by["boom"].phase.value == "Failed"
+    assert "ValueError: bad mode boom" in by["boom"].message
+    assert by["a"].phase.value == by["b"].phase.value == "Succeeded"
+    assert result.best_parameters == {"mode": "a"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"objective_type": "minimise"}, "spec.objective.type"),
+        ({"parameters": {"x": 3}}, "parameters['x']"),
+        ({"parameters": [search.double(0, 1)]}, "parameters"),
+        ({"parameters": {"x": search.double(min=1, max=0)}}, "feasibleSpace.min"),
+        ({"parameters": {}}, "spec.parameters"),
+        ({"algorithm_name": "nope"}, "spec.algorithm.algorithmName"),
+    ],
+)
+def test_bad_arguments_raise_spec_errors(kwargs: dict[str, Any], field: str) -> None:
+    args: dict[str, Any] = {
+        "name": "bad",
+        "parameters": {"x": search.double(min=0, max=1)},
+        "objective_metric_name": "loss",
+        **kwargs,
+    }
+    with pytest.raises(SpecError) as info:
+        build_experiment(**args)
+    assert field in str(info.value)
+    assert "pydantic" not in str(info.value)
+
+
+def test_bad_search_spaces_raise_spec_errors() -> None:
+    with pytest.raises(SpecError, match="distribution"):
+        search.double(min=0, max=1, distribution="gaussian")
+    with pytest.raises(SpecError, match="must not be empty"):
+        build_experiment(
+            name="bad",
+            parameters={"c": search.categorical([])},
+            objective_metric_name="loss",
+        )
+
+
+def test_mlflow_one_run_per_trial() -> None:
+    import mlflow
+
+    result = tune(
+        "sdk-mlflow",
+        quadratic,
+        {"x": search.double(min=0, max=1)},
+        objective_metric_name="loss",
+        objective_type="minimize",
+        max_trial_count=2,
+        parallel_trial_count=2,
+        track=True,
+    )
+    assert result.succeeded and result.tracking
+    client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name("sdk-mlflow")
+    runs = client.search_runs([exp.experiment_id], max_results=50)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(runs) - len(children) == 1
+    assert sorted(r.info.run_name for r in children) == sorted(t.name for t in result.trials)
+    for run in children:
+        trial = next(t for t in result.trials if t.name == run.info.run_name)
+        assert run.info.status == "FINISHED"
+        assert float(run.data.params["x"]) == pytest.approx(trial.assignments["x"])
+        assert run.data.metrics["loss"] == pytest.approx(trial.objective_value)
