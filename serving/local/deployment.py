@@ -96,6 +96,7 @@ class LocalDeployment:
                 spec.revision,
                 hold_timeout=hold_timeout,
                 request_timeout=spec.timeout,
+                capacity=spec.container_concurrency,
                 on_cold=self._poke,
             )
             pool.desired = cfg.initial_replicas

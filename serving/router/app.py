@@ -173,7 +173,7 @@ class Router:
         timeout = pool.request_timeout or self.upstream_timeout
         for attempt in (0, 1):
             cur = ep
-            cur.in_flight += 1
+            pool.enter(cur)
             try:
                 return await cur.upstream.request(method, target, fwd, body, timeout)
             except UpstreamError as exc:
@@ -188,7 +188,7 @@ class Router:
                     503, f"{pool.service}: replica did not answer in {timeout:g}s"
                 ) from None
             finally:
-                cur.in_flight -= 1
+                pool.leave(cur)
         raise HTTPError(503, "unreachable")  # pragma: no cover
 
     # --- ASGI transport --------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 
 from serving.router.upstream import UpstreamPool
@@ -47,6 +48,7 @@ class RevisionPool:
         hold_timeout: float = 60.0,
         max_held: int = 1000,
         request_timeout: float | None = None,
+        capacity: int = 0,
         on_cold: Callable[[RevisionPool], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -56,10 +58,13 @@ class RevisionPool:
         self.max_held = max_held
         # Per-revision replica answer timeout (the predictor's ``timeout``); None: router's.
         self.request_timeout = request_timeout
+        # containerConcurrency: at most this many in flight per replica (0: no limit);
+        # beyond it requests wait here for a free slot, as at Knative's activator.
+        self.capacity = capacity
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self.on_cold = on_cold
         self._clock = clock
         self.endpoints: list[Endpoint] = []
-        self._ready = asyncio.Event()
         self._rr = 0
         self.held = 0
         self.failure: str | None = None
@@ -85,9 +90,7 @@ class RevisionPool:
         self.endpoints = new
         if new:
             self.failure = None
-            self._ready.set()
-        else:
-            self._ready.clear()
+            self._wake(len(self._waiters))
 
     def set_status(self, *, starting: int, desired: int, failure: str | None) -> None:
         """Replicas being started, the autoscaler's count, and why replicas fail (if so)."""
@@ -109,50 +112,84 @@ class RevisionPool:
     def end(self) -> None:
         self._change(-1)
 
+    def _wake(self, n: int) -> None:
+        while n > 0 and self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                n -= 1
+
+    def enter(self, ep: Endpoint) -> None:
+        ep.in_flight += 1
+
+    def leave(self, ep: Endpoint) -> None:
+        """A request to ``ep`` finished: a waiter for a free slot may go."""
+        ep.in_flight -= 1
+        if self._waiters:
+            self._wake(1)
+
     def pick(self) -> Endpoint | None:
-        """The ready replica with the fewest in-flight requests (round-robin on ties)."""
+        """The ready replica with the fewest in-flight requests (round-robin on ties),
+        or None if there is none or all are at ``capacity``."""
         eps = self.endpoints
         n = len(eps)
         if n == 0:
             return None
         if n == 1:
-            return eps[0]
-        self._rr = (self._rr + 1) % n
-        best = eps[self._rr]
-        for i in range(n):
-            ep = eps[(self._rr + i) % n]
-            if ep.in_flight < best.in_flight:
-                best = ep
+            best = eps[0]
+        else:
+            self._rr = (self._rr + 1) % n
+            best = eps[self._rr]
+            for i in range(n):
+                ep = eps[(self._rr + i) % n]
+                if ep.in_flight < best.in_flight:
+                    best = ep
+        if self.capacity and best.in_flight >= self.capacity:
+            return None
         return best
 
     async def acquire(self) -> Endpoint:
-        """A ready replica, holding the caller while there is none (activator)."""
+        """A ready replica with a free slot, holding the caller until there is one.
+
+        The caller must :meth:`enter` the endpoint before its next ``await`` and
+        :meth:`leave` it when done, so slots are counted exactly.
+        """
         ep = self.pick()
         if ep is not None:
             return ep
-        if self.failure and not self.starting:
+        if not self.endpoints and self.failure and not self.starting:
             raise Unavailable(self.failure)
         if self.held >= self.max_held:
             raise Unavailable(f"{self.service}: too many requests waiting for a replica")
         self.held += 1
+        loop = asyncio.get_running_loop()
         try:
-            if self.on_cold is not None:
-                self.on_cold(self)
+            if not self.endpoints and self.on_cold is not None:
+                self.on_cold(self)  # scale from zero: the autoscaler decides now
             deadline = self._clock() + self.hold_timeout
             while (ep := self.pick()) is None:
                 remaining = deadline - self._clock()
                 if remaining <= 0:
+                    what = "free replica slot" if self.endpoints else "ready replica"
                     raise Unavailable(
-                        f"{self.service}: no ready replica within {self.hold_timeout:g}s"
+                        f"{self.service}: no {what} within {self.hold_timeout:g}s"
                         + (f" ({self.failure})" if self.failure else "")
                     )
+                fut: asyncio.Future[None] = loop.create_future()
+                self._waiters.append(fut)
                 try:
-                    await asyncio.wait_for(self._ready.wait(), remaining)
+                    await asyncio.wait_for(fut, remaining)
                 except TimeoutError:
                     continue
+                finally:
+                    if not fut.done():
+                        fut.cancel()
             return ep
         finally:
             self.held -= 1
+            # A slot this waiter was woken for but did not take goes to the next one.
+            if self._waiters and self.pick() is not None:
+                self._wake(1)
 
     def sample(self) -> tuple[float, float]:
         """(mean concurrency, requests/s) since the previous sample; resets the window."""

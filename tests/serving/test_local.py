@@ -94,8 +94,9 @@ def test_cold_start_from_zero_holds_requests_and_serves_all() -> None:
         env = {"UPSTREAM_READY_DELAY": "0.5"}
         async with deployed([s], env=env) as (dep, url):
             rev = dep.revisions[0]
-            await until(lambda: len(rev.pool.endpoints) == 1)
-            # No traffic: after the grace period the revision scales to zero.
+            # Starts at initial scale 1; with no traffic, after the grace period (on a
+            # slow machine possibly before that replica was even ready) it goes to zero.
+            await until(lambda: rev.deployer.started_pids != [], timeout=15)
             await until(lambda: not rev.deployer.replicas, timeout=15)
             assert rev.pool.endpoints == []
             async with httpx.AsyncClient(base_url=url, timeout=30) as c:

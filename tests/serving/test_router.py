@@ -8,6 +8,7 @@ import hashlib
 import json
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -323,3 +324,32 @@ def test_replica_timeout_is_a_503(echo_ports: tuple[int, ...]) -> None:
         r = c.post("/v2/models/slow/infer", content=b"{}")
         assert r.status_code == 503 and "did not answer in 0.01s" in r.json()["error"]
         assert c.get("/v2/models/slow/ready").status_code == 200  # the pool still works
+
+
+def test_container_concurrency_is_a_hard_per_replica_limit(echo_ports: tuple[int, ...]) -> None:
+    s1 = echo_ports[3]  # sleeps 50 ms per inference
+    limited = pool("slow", "default", s1, capacity=1)
+    router = Router()
+    router.add(RoutedService("slow", limited))
+    peak = 0
+
+    async def drive() -> float:
+        nonlocal peak
+        transport = httpx.ASGITransport(app=router)
+        async with httpx.AsyncClient(transport=transport, base_url="http://r") as c:
+            t0 = time.perf_counter()
+            tasks = [
+                asyncio.create_task(c.post("/v2/models/slow/infer", content=b"{}"))
+                for _ in range(6)
+            ]
+            while not all(t.done() for t in tasks):
+                peak = max(peak, limited.endpoints[0].in_flight)
+                await asyncio.sleep(0.005)
+            assert [t.result().status_code for t in tasks] == [200] * 6
+            elapsed = time.perf_counter() - t0
+        router.close()
+        return elapsed
+
+    elapsed = asyncio.run(drive())
+    assert peak == 1
+    assert elapsed >= 6 * 0.05  # one at a time on the single replica
