@@ -90,6 +90,7 @@ def run(
     from tuner.settings import TunerSettings
     from tuner.status import experiment_object
     from tuner.store import Store, StoreError
+    from tuner.suggestion.base import SuggestionError
     from tuner.types import ExperimentPhase
 
     experiment = _load_one(file)
@@ -106,6 +107,8 @@ def run(
             )
     except (ExperimentConflict, StoreError) as exc:
         raise _fail(str(exc)) from None
+    except SuggestionError as exc:
+        raise _fail(f"{exc} (the experiment was not finished: run again to resume)") from None
     record = outcome.record
     store = Store(settings.store_url)
     try:

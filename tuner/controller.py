@@ -39,6 +39,7 @@ from tuner.results import (
 from tuner.spec.models import Experiment, MetricsCollectorKind
 from tuner.store import ExperimentRecord, Store, StoreError, TrialRecord
 from tuner.suggestion import SuggestionClient
+from tuner.suggestion.http_client import ServiceError
 from tuner.tracking import NullTracker, Tracker
 from tuner.trial_template import TemplateError, render_trial
 from tuner.types import ExperimentPhase, ExperimentReason, Observation, TrialPhase, TrialResult
@@ -218,7 +219,11 @@ class ExperimentController:
             self.suggestion.restore(
                 self.experiment, [self._result(s) for s in self.trials.values()]
             )
-        except Exception as exc:  # an unsupported algorithm, an unreachable service
+        except ServiceError:
+            # The service is down or broken: not the experiment's fault. It stays as it
+            # is (resumable); the caller reports the error.
+            raise
+        except Exception as exc:  # an unsupported algorithm, a spec the service rejects
             self.store.set_experiment_phase(
                 uid, ExperimentPhase.FAILED, ExperimentReason.FAILED, str(exc)
             )
@@ -233,6 +238,14 @@ class ExperimentController:
         self._notify()
         try:
             return self._loop(uid)
+        except ServiceError:
+            # The suggestion service went away mid-run: stop as an interrupt would (running
+            # trials Killed, the experiment resumable), then let the caller report it.
+            self._kill_active(
+                TrialPhase.KILLED, "Trial is killed: the suggestion service is unavailable"
+            )
+            self._settle_all_killed()
+            raise
         finally:
             self._shutdown()
 
@@ -490,7 +503,12 @@ class ExperimentController:
             best = self.trials[self.best_trial]
             best_metrics = final_metrics(self.spec.objective, summarize(best.observations))
         self.tracker.end_experiment(phase, reason.value, self.best_trial, best_metrics)
-        self.suggestion.close(self.experiment.metadata.name)
+        try:
+            self.suggestion.close(self.experiment.metadata.name)
+        except (
+            ServiceError
+        ) as exc:  # the outcome is stored; freeing the service's state is best effort
+            log.warning("could not release the suggestion state of %s: %s", uid, exc)
         self._notify()
         return self.store.get_experiment_by_uid(uid)
 
