@@ -153,6 +153,11 @@ def _print_summary(
         console.print(f"MLflow: {tracking}", highlight=False)
 
 
+def _check_output(output: str, allowed: tuple[str, ...]) -> None:
+    if output not in allowed:
+        raise _fail(f"unknown output format {output!r}; use one of: {', '.join(allowed)}")
+
+
 def _open_store() -> Any:
     from tuner.settings import TunerSettings
     from tuner.store import Store
@@ -224,6 +229,7 @@ def get(
     """Show an experiment's status (-o json|yaml: the Katib object)."""
     from tuner.status import experiment_object
 
+    _check_output(output, ("table", "json", "yaml"))
     store = _open_store()
     try:
         record = _get_record(store, name, namespace)
@@ -280,6 +286,7 @@ def trials_(
     from tuner.progress import trials_table
     from tuner.status import best_trial, trial_object
 
+    _check_output(output, ("table", "json"))
     store = _open_store()
     try:
         record = _get_record(store, name, namespace)
@@ -303,6 +310,7 @@ def best(
     """The current optimal trial (Katib's currentOptimalTrial)."""
     from tuner.status import optimal_trial
 
+    _check_output(output, ("table", "json"))
     store = _open_store()
     try:
         record = _get_record(store, name, namespace)
