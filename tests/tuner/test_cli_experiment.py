@@ -183,6 +183,9 @@ def test_unknown_names_fail_cleanly(tmp_path: Path) -> None:
     assert ran.exit_code == 0, ran.output
     unknown_trial = _cli("logs", "cli-exp", "cli-exp-nosuchtrial")
     assert unknown_trial.exit_code == 1 and "not found" in unknown_trial.output
+    for args in (["get", "cli-exp"], ["trials", "cli-exp"], ["best", "cli-exp"]):
+        bad_format = _cli(*args, "-o", "xml")
+        assert bad_format.exit_code == 1 and "unknown output format" in bad_format.output
 
     # and in a real process: a message on stderr, no traceback
     real = _run("describe", "nope")
