@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from http import HTTPStatus
 from urllib.parse import unquote
@@ -21,6 +22,8 @@ import orjson
 
 from serving.router.app import Router
 from serving.router.upstream import Response
+
+log = logging.getLogger("serving.router")
 
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
@@ -94,15 +97,18 @@ class RouterProtocol(asyncio.Protocol):
         req.method = self.parser.get_method().decode()
         req.keep_alive = self.parser.should_keep_alive()
         limit = self.router.max_body_bytes
+        expect = any(k == b"expect" and v.lower() == b"100-continue" for k, v in req.headers)
         for k, v in req.headers:
             if k == b"content-length":
                 if not v.isdigit():
                     raise httptools.HttpParserError("invalid content-length")
                 if int(v) > limit:
                     self._reject_body(f"request body over {limit} bytes")
+                    if expect:  # the client waits for us before sending the body
+                        self._answer_413()
                     return
-            elif k == b"expect" and v.lower() == b"100-continue":
-                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if expect:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         req = self.current
@@ -144,7 +150,12 @@ class RouterProtocol(asyncio.Protocol):
                 if "%" in path:
                     path = unquote(path)
                 body = req.body[0] if len(req.body) == 1 else b"".join(req.body)
-                resp = await self.router.handle(req.method, path, req.url, req.headers, body)
+                try:
+                    resp = await self.router.handle(req.method, path, req.url, req.headers, body)
+                except Exception as exc:  # a bug, not a client error: JSON, never a traceback
+                    log.exception("router failed on %s %s", req.method, path)
+                    payload = orjson.dumps({"error": f"internal error: {type(exc).__name__}"})
+                    resp = Response(500, [(b"content-type", b"application/json")], payload)
                 self._write(resp, req.keep_alive, req.method == "HEAD")
                 if not req.keep_alive:
                     return

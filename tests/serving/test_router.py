@@ -353,3 +353,24 @@ def test_container_concurrency_is_a_hard_per_replica_limit(echo_ports: tuple[int
     elapsed = asyncio.run(drive())
     assert peak == 1
     assert elapsed >= 6 * 0.05  # one at a time on the single replica
+
+
+def test_expect_continue_over_the_limit_is_answered_without_the_body(
+    echo_ports: tuple[int, ...],
+) -> None:
+    import socket
+
+    router = Router(max_body_bytes=10)
+    router.add(RoutedService("echo", pool("echo", "default", echo_ports[0])))
+    with (
+        RouterThread(router) as rt,
+        socket.create_connection(("127.0.0.1", rt.port), timeout=10) as s,
+    ):
+        s.sendall(
+            b"POST /v2/models/echo/infer HTTP/1.1\r\nhost: x\r\ncontent-length: 11\r\n"
+            b"expect: 100-continue\r\n\r\n"
+        )
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 413") and b"over 10 bytes" in data
