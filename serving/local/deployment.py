@@ -186,9 +186,9 @@ class LocalDeployment:
     ) -> None:
         """Run router + replicas until ``stop`` is set; then stop everything it started."""
         server = router_server(self.router, host, port)
-        await self.start()
+        await server.start()  # bind first: a taken port fails before any replica starts
         try:
-            await server.start()
+            await self.start()
             if started is not None:
                 started()
             await (stop or asyncio.Event()).wait()

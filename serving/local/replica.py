@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -87,7 +88,7 @@ class ReplicaProcess:
         return (self.host, self.port)
 
     async def start(self, env: dict[str, str] | None = None) -> None:
-        out: int | object = asyncio.subprocess.DEVNULL
+        out: int | IO[bytes] = asyncio.subprocess.DEVNULL
         log = None
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
