@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.util import REPO, hyperflow_cmd
@@ -24,6 +25,22 @@ from tuner.spec import parse_experiment
 from tuner.store import ExperimentRecord, Store, TrialRecord
 
 EXAMPLES = REPO / "examples" / "experiments"
+
+
+@pytest.fixture
+def mlflow_db(tmp_path_factory: pytest.TempPathFactory, hyperflow_home: Path) -> Path:
+    """A real MLflow SQLite store, its schema migrated once per session (that takes ~10 s)."""
+    import mlflow
+
+    template = tmp_path_factory.getbasetemp() / "mlflow-schema" / "mlflow.db"
+    if not template.exists():
+        template.parent.mkdir(exist_ok=True)
+        partial = template.with_name("partial.db")
+        mlflow.MlflowClient(f"sqlite:///{partial}").search_experiments()
+        partial.rename(template)
+    db = hyperflow_home / "mlflow.db"  # conftest points MLFLOW_TRACKING_URI here
+    shutil.copy(template, db)
+    return db
 
 
 def _experiment(
@@ -370,3 +387,31 @@ def test_medianstop_early_stops_bad_trials(tmp_path: Path) -> None:
         assert len([o for o in _observations(t) if o.name == "loss"]) < 20
         pid = int(Path(t.trial_dir, "pid").read_text().split()[0])
         assert not _alive(pid)
+
+
+# -- 10. the demo experiment -------------------------------------------------------------
+
+
+def test_sklearn_digits_example_logs_the_best_model(tmp_path: Path, mlflow_db: Path) -> None:
+    import mlflow
+
+    shutil.copy(EXAMPLES / "train_digits.py", tmp_path)
+    data = yaml.safe_load((EXAMPLES / "sklearn-digits.yaml").read_text())
+    data["spec"]["maxTrialCount"] = data["spec"]["parallelTrialCount"] = 2
+    record, trials = _run(data, tmp_path, track=True)
+    assert record.phase.value == "Succeeded", record.message
+    assert record.reason in ("ExperimentMaxTrialsReached", "ExperimentGoalReached")
+    assert all(t.phase.value in ("Succeeded", "Killed") for t in trials), _phases(trials)
+    succeeded = [t for t in trials if t.phase.value == "Succeeded"]
+    best = max(succeeded, key=lambda t: t.objective_value)
+    assert 0 < best.objective_value <= 1
+
+    client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name("sklearn-digits")
+    [run] = client.search_runs(
+        [exp.experiment_id], filter_string=f"attributes.run_name = '{best.name}'"
+    )
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["accuracy"] == pytest.approx(best.objective_value)
+    artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert "model.joblib" in artifacts, artifacts

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,22 @@ from tuner.sdk import build_experiment, get_optimal_hyperparameters, search, tun
 from tuner.settings import TunerSettings
 from tuner.spec import SpecError
 from tuner.store import Store
+
+
+@pytest.fixture
+def mlflow_db(tmp_path_factory: pytest.TempPathFactory, hyperflow_home: Path) -> Path:
+    """A real MLflow SQLite store, its schema migrated once per session (that takes ~10 s)."""
+    import mlflow
+
+    template = tmp_path_factory.getbasetemp() / "mlflow-schema" / "mlflow.db"
+    if not template.exists():
+        template.parent.mkdir(exist_ok=True)
+        partial = template.with_name("partial.db")
+        mlflow.MlflowClient(f"sqlite:///{partial}").search_experiments()
+        partial.rename(template)
+    db = hyperflow_home / "mlflow.db"  # conftest points MLFLOW_TRACKING_URI here
+    shutil.copy(template, db)
+    return db
 
 
 def quadratic(parameters: dict[str, Any]) -> dict[str, float]:
@@ -189,7 +207,7 @@ def test_bad_search_spaces_raise_spec_errors() -> None:
         )
 
 
-def test_mlflow_one_run_per_trial() -> None:
+def test_mlflow_one_run_per_trial(mlflow_db: Path) -> None:
     import mlflow
 
     result = tune(
