@@ -200,7 +200,9 @@ class RevisionDeployer:
         if ready != current:
             self.pool.set_endpoints(ready)
         starting = sum(1 for r in self.replicas if r.state is ReplicaState.STARTING)
-        starting += int(len(self.replicas) < self.desired)
+        # A replacement pending its backoff counts as starting (requests wait for it),
+        # unless replicas keep crashing: then requests fail at once with the reason.
+        starting += int(len(self.replicas) < self.desired and self._crashes < 3)
         self.pool.set_status(starting=starting, desired=self.desired, failure=self.failure)
 
     async def shutdown(self) -> None:

@@ -17,6 +17,7 @@ import httpx
 
 from serving.autoscaler import AutoscalerConfig
 from serving.local import LocalDeployment, RevisionSpec
+from serving.router.pool import Unavailable
 from tests.util import free_port
 
 UPSTREAM = Path(__file__).with_name("test_router_upstream.py")
@@ -216,3 +217,35 @@ def test_replicas_do_not_outlive_a_killed_runner() -> None:
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(p) for p in pids)
+
+
+def test_crash_looping_replica_backs_off_and_reports_why() -> None:
+    def crashing(spec: RevisionSpec, port: int) -> list[str]:
+        code = "import sys; print('boom: model server cannot start', file=sys.stderr); sys.exit(3)"
+        return [sys.executable, "-c", code]
+
+    async def main(log_dir: Path) -> None:
+        events: list[str] = []
+        dep = LocalDeployment([spec()], argv=crashing, log_dir=log_dir, on_event=events.append)
+        await dep.start()
+        try:
+            rev = dep.revisions[0]
+            await until(lambda: rev.deployer.restarts >= 3, timeout=20)
+            reason = rev.deployer.failure or ""
+            assert "exited with code 3" in reason and "boom" in reason
+            # Backoff: 0.5 s, 1 s, 2 s ... so only a handful of starts in this time.
+            assert len(rev.deployer.started_pids) <= 5
+            try:
+                await asyncio.wait_for(rev.pool.acquire(), 5)
+            except Unavailable as exc:
+                assert "boom" in str(exc)
+            else:
+                raise AssertionError("a crash-looping revision must not take requests")
+            assert any("restarting in" in e for e in events)
+        finally:
+            await dep.shutdown()
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(main(Path(tmp)))
