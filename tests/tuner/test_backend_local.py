@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -325,3 +326,62 @@ def test_adopt_finished_lost_and_killed_trials(tmp_path: Path) -> None:
         assert not group_has_live_members(pgid)
     finally:
         second.close()
+
+
+def test_a_trial_started_before_the_controller_wrote_its_pid_is_adopted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A controller killed right after spawning a trial, before writing the ``pid`` line.
+
+    The restarted controller launches again only trials without a ``pid`` file: the
+    running trial must have one, or it would run twice.
+    """
+    import tuner.backends.local as local
+
+    class ControllerKilled(BaseException):
+        pass
+
+    spawned: list[int] = []
+
+    def die(pid: int) -> None:
+        spawned.append(pid)
+        raise ControllerKilled
+
+    go = tmp_path / "go"
+    trial = script(
+        tmp_path, "trial.py", WAIT_FOR + "print('loss=3', flush=True)\nwait_for(sys.argv[1])\n"
+    )
+    run = make_run(tmp_path, "t1", ["python", trial, str(go)])
+    first = LocalBackend(kill_grace=0.5)
+    monkeypatch.setattr(local, "_start_time", die)
+    with pytest.raises(ControllerKilled):
+        first.launch(run)
+    monkeypatch.undo()
+    [pid] = spawned
+    try:
+        wait_until(lambda: "loss=3" in (run.trial_dir / "trial.log").read_text(), timeout=20)
+        assert (run.trial_dir / "pid").exists(), "the restart would launch the trial again"
+        second = LocalBackend(kill_grace=0.5)
+        try:
+            second.adopt(run, skip_observations=0)
+            assert second.pid("t1") == pid
+            assert second.poll("t1") is None
+            assert [o.value for o in second.collect("t1")] == [3.0]
+            go.touch()
+            assert wait_exit(second, "t1") == TrialExit(True, 0, "exit code 0")
+        finally:
+            second.close()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
+def test_pid_file_keeps_the_start_time_whatever_order_the_lines_land_in(tmp_path: Path) -> None:
+    from tuner.backends.local import _read_pid_file
+
+    (tmp_path / "pid").write_text("42 12345\n42 -\nexit 3\n")
+    assert _read_pid_file(tmp_path) == (42, "12345", 3)
+    (tmp_path / "pid").write_text("42 -\n42 12345\n")
+    assert _read_pid_file(tmp_path) == (42, "12345", None)

@@ -3,14 +3,16 @@
 Layout of a trial's folder (``run.trial_dir``):
 
 * ``trial.log`` — the command's stdout and stderr (appended);
-* ``pid`` — a line ``"<pid> <start time>"`` of the trial's shell, appended at launch,
-  and a line ``"exit <status>"`` appended by that shell when the command ends;
+* ``pid`` — a line ``"<pid> -"`` the trial's shell appends before the command starts,
+  a line ``"<pid> <start time>"`` appended by the launching controller, and a line
+  ``"exit <status>"`` appended by that shell when the command ends;
 * ``launch_error`` — why the command could not start (not found, not executable);
 * ``artifacts/`` — ``$HYPERFLOW_ARTIFACTS_DIR``, for the trial's outputs. Not created
   by the backend (a directory costs milliseconds per trial on some disks): a trial that
   saves artifacts runs ``os.makedirs(os.environ["HYPERFLOW_ARTIFACTS_DIR"], exist_ok=True)``.
 
-The command runs as ``/bin/sh -c 'd=$1; shift; "$@"; c=$?; echo "exit $c" >>"$d/pid"'``
+The command runs as ``/bin/sh -c 'd=$1; shift; echo "$$ -" >>"$d/pid"; "$@"; c=$?;
+echo "exit $c" >>"$d/pid"'``
 in a new session: argv reaches the command unchanged (never through a shell's parsing),
 the exit status lands in a file with no extra interpreter per trial (appending, so no
 file is created or truncated on the way out), and the trial survives the controller
@@ -47,9 +49,11 @@ PID_NAME = "pid"
 LAUNCH_ERROR_NAME = "launch_error"
 ARTIFACTS_NAME = "artifacts"
 
-# $1 is the trial folder; the rest is the command. Only shell builtins after the
-# command, so a trial costs one fork more than running the command bare.
-_WRAPPER = 'd=$1; shift; "$@"; c=$?; echo "exit $c" >>"$d/pid"; exit $c'
+# $1 is the trial folder; the rest is the command. Only shell builtins around the
+# command, so a trial costs one fork more than running the command bare. The shell
+# records its own PID before the command starts: a controller killed between the spawn
+# and writing the ``pid`` line itself must not find "never started" and launch it again.
+_WRAPPER = 'd=$1; shift; echo "$$ -" >>"$d/pid"; "$@"; c=$?; echo "exit $c" >>"$d/pid"; exit $c'
 _PYTHONS = frozenset({"python", "python3"})
 _MESSAGE_CHARS = 200
 
@@ -418,7 +422,11 @@ def _read_pid_file(trial_dir: Path) -> tuple[int | None, str | None, int | None]
         if len(fields) == 2 and fields[0] == "exit" and fields[1].isdigit():
             code = int(fields[1])
         elif len(fields) == 2 and fields[0].isdigit():
-            pid, start_time = int(fields[0]), None if fields[1] == "-" else fields[1]
+            line_pid, line_start = int(fields[0]), None if fields[1] == "-" else fields[1]
+            # The shell's own "<pid> -" line may land after the controller's line with
+            # the start time: it must not erase that start time.
+            if line_pid != pid or line_start is not None:
+                pid, start_time = line_pid, line_start
     return pid, start_time, code
 
 
