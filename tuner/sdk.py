@@ -24,9 +24,10 @@ to MLflow.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuner.settings import TunerSettings
 from tuner.spec.errors import FieldError, SpecError
@@ -45,6 +46,9 @@ from tuner.spec.models import (
     TrialTemplate,
 )
 from tuner.store import ExperimentRecord, TrialRecord
+
+if TYPE_CHECKING:
+    from tuner.progress import LiveProgress
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,28 +256,21 @@ def tune(
     )
     settings = settings or TunerSettings()
     backend = FunctionBackend(objective, workers=experiment.spec.parallel_trial_count)
-    observer = None
-    live = None
+    live: LiveProgress | None = None
     if progress:
         from rich.console import Console
 
         from tuner.progress import LiveProgress
 
         live = LiveProgress(experiment, Console(stderr=True))
-        observer = live
-    if live is not None:
-        with live:
-            outcome = run_experiment(
-                experiment,
-                settings=settings,
-                backend=backend,
-                backend_kind="function",
-                track=track,
-                observer=observer,
-            )
-    else:
+    with live if live is not None else contextlib.nullcontext():
         outcome = run_experiment(
-            experiment, settings=settings, backend=backend, backend_kind="function", track=track
+            experiment,
+            settings=settings,
+            backend=backend,
+            backend_kind="function",
+            track=track,
+            observer=live,
         )
     return _result(experiment, outcome.record, settings, outcome.tracking)
 
