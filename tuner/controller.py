@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import re
 import secrets
 import threading
 import time
@@ -37,7 +38,7 @@ from tuner.results import (
     summarize,
 )
 from tuner.spec.models import Experiment, MetricsCollectorKind
-from tuner.store import ExperimentRecord, Store, StoreError, TrialRecord
+from tuner.store import ExperimentRecord, Store, TrialRecord
 from tuner.suggestion import SuggestionClient
 from tuner.suggestion.http_client import ServiceError
 from tuner.tracking import NullTracker, Tracker
@@ -55,6 +56,11 @@ _TRIAL_REASONS = {
     TrialPhase.EARLY_STOPPED: "TrialEarlyStopped",
     TrialPhase.METRICS_UNAVAILABLE: "TrialMetricsUnavailable",
 }
+
+
+# Katib's trial names are Kubernetes object names (DNS-1123 labels); here they are also
+# folder names, so nothing that could climb out of the experiment's folder.
+_TRIAL_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,251}[a-z0-9])?")
 
 
 class ExperimentConflict(RuntimeError):
@@ -121,6 +127,11 @@ class ExperimentController:
         self.observer = observer
         self.poll_interval = poll_interval
         self.trials: dict[str, TrialState] = {}
+        # Kept up to date by _add_state/_set_phase, so a turn of the loop costs O(running
+        # trials), not O(all trials): a 10,000-trial grid would otherwise be quadratic.
+        self._running: dict[str, TrialState] = {}
+        self._phase_counts: dict[TrialPhase, int] = dict.fromkeys(TrialPhase, 0)
+        self._records: list[TrialRecord] = []
         self.best_trial: str | None = None
         self.best_value: float | None = None
         self._stop = threading.Event()
@@ -193,7 +204,7 @@ class ExperimentController:
 
         unsupported = check_collector_supported(self.spec.metrics_collector_spec)
         if unsupported:
-            self.store.set_experiment_phase(
+            self._set_experiment_phase(
                 uid, ExperimentPhase.FAILED, ExperimentReason.FAILED, unsupported
             )
             return self.store.get_experiment_by_uid(uid)
@@ -224,14 +235,14 @@ class ExperimentController:
             # is (resumable); the caller reports the error.
             raise
         except Exception as exc:  # an unsupported algorithm, a spec the service rejects
-            self.store.set_experiment_phase(
+            self._set_experiment_phase(
                 uid, ExperimentPhase.FAILED, ExperimentReason.FAILED, str(exc)
             )
             return self.store.get_experiment_by_uid(uid)
 
         if self.spec.metrics_collector_spec.collector.kind is MetricsCollectorKind.PUSH:
             self._start_push_receiver()
-        self.store.set_experiment_phase(
+        self._set_experiment_phase(
             uid, ExperimentPhase.RUNNING, ExperimentReason.RUNNING, "Experiment is running"
         )
         self._resume_active_trials()
@@ -258,7 +269,7 @@ class ExperimentController:
             state.objective_history = [
                 o.value for o in state.observations if o.name == objective.objective_metric_name
             ]
-            self.trials[r.name] = state
+            self._add_state(state)
             if (
                 r.phase is TrialPhase.SUCCEEDED
                 and r.objective_value is not None
@@ -275,8 +286,6 @@ class ExperimentController:
             if run is None:
                 continue
             started = Path(state.record.trial_dir, "pid").exists()
-            if self._push_receiver is not None:
-                self._push_receiver.register(state.name, state.record.push_token)
             if self.backend_kind == "function":
                 # A function trial dies with the process that ran it: run it again from
                 # scratch, under the same name, dropping what its lost run had reported.
@@ -296,6 +305,11 @@ class ExperimentController:
         from tuner.metrics.push import PushReceiver
 
         receiver = PushReceiver(self._on_pushed)
+        # Trials still running from before a restart read the new address as soon as the
+        # URL file is written: their tokens must be accepted from that moment on, not only
+        # once _resume_active_trials gets to them (a 404 fails their report()).
+        for state in self._running.values():
+            receiver.register(state.name, state.record.push_token)
         receiver.start()
         url_file = self.experiment_dir / "push-url"
         receiver.write_url_file(url_file)
@@ -339,20 +353,32 @@ class ExperimentController:
                 self._wake.clear()
                 idle = min(idle * 2, self.poll_interval)
 
-    def _active(self) -> list[TrialState]:
-        return [s for s in self.trials.values() if not s.phase.finished]
+    def _add_state(self, state: TrialState) -> None:
+        self.trials[state.name] = state
+        self._records.append(state.record)
+        self._phase_counts[state.phase] += 1
+        if not state.phase.finished:
+            self._running[state.name] = state
 
-    def _reconcile_trials(self) -> bool:
+    def _active(self) -> list[TrialState]:
+        """Trials not finished yet (Created or Running), in creation order."""
+        return list(self._running.values())
+
+    def _take_pushed(self) -> bool:
+        """Hand the observations the push receiver committed to their trials."""
         changed = False
         while True:
             try:
                 trial_name, observations = self._pushed.get_nowait()
             except queue.Empty:
-                break
+                return changed
             state = self.trials.get(trial_name)
             if state is not None and observations:
                 self._take_observations(state, observations)
                 changed = True
+
+    def _reconcile_trials(self) -> bool:
+        changed = self._take_pushed()
         for state in self._active():
             if not state.launched:
                 continue
@@ -364,6 +390,9 @@ class ExperimentController:
                 self._take_observations(state, kept)
                 changed = True
             if exit_ is not None:
+                # What the trial pushed (and was acknowledged) before it exited is queued by
+                # now, possibly since the queue was last read at the top of this turn.
+                self._take_pushed()
                 # A final collect after the exit: the backend flushes what the trial wrote last.
                 tail = self.backend.collect(state.name)
                 if tail:
@@ -447,10 +476,7 @@ class ExperimentController:
         self._median = self._median_stop.median(histories)
 
     def _counts(self) -> dict[TrialPhase, int]:
-        counts = dict.fromkeys(TrialPhase, 0)
-        for s in self.trials.values():
-            counts[s.phase] += 1
-        return counts
+        return dict(self._phase_counts)
 
     def _check_completion(self, uid: str) -> ExperimentRecord | None:
         spec = self.spec
@@ -497,7 +523,7 @@ class ExperimentController:
     def _complete(
         self, uid: str, phase: ExperimentPhase, reason: ExperimentReason, message: str
     ) -> ExperimentRecord:
-        self.store.set_experiment_phase(uid, phase, reason, message)
+        self._set_experiment_phase(uid, phase, reason, message)
         best_metrics: dict[str, float] = {}
         if self.best_trial is not None:
             best = self.trials[self.best_trial]
@@ -516,13 +542,14 @@ class ExperimentController:
         if self._suggestions_exhausted:
             return False
         spec = self.spec
-        active = len(self._active())
+        active = len(self._running)
         want = spec.parallel_trial_count - active
         if spec.max_trial_count is not None:
             want = min(want, spec.max_trial_count - len(self.trials))
         if want <= 0:
             return False
         suggestions = self.suggestion.suggest(self.experiment, want)
+        self._check_trial_names([s.trial_name for s in suggestions])
         if len(suggestions) < want:
             self._suggestions_exhausted = True
         record = self.record
@@ -538,7 +565,7 @@ class ExperimentController:
                 secrets.token_hex(16),
             )
             state = TrialState(record=trial)
-            self.trials[trial.name] = state
+            self._add_state(state)
             self.tracker.start_trial(trial.name, trial.assignments)
             run = self._trial_run(trial)
             if run is not None:
@@ -546,6 +573,23 @@ class ExperimentController:
                     self._push_receiver.register(trial.name, trial.push_token)
                 self._launch(state, run)
         return bool(suggestions)
+
+    def _check_trial_names(self, names: list[str]) -> None:
+        """Refuse names a (remote) suggestion service must not hand out.
+
+        A trial's name is a folder under the experiment's and a unique key in the store: a
+        name like ``../x`` would put a trial's files (and a later ``delete``) outside the
+        experiment's folder, a repeated one would make the store refuse the trial.
+        """
+        seen: set[str] = set()
+        for name in names:
+            if not isinstance(name, str) or not _TRIAL_NAME.fullmatch(name):
+                raise ServiceError(
+                    f"the suggestion service returned an invalid trial name {name!r}"
+                )
+            if name in self.trials or name in seen:
+                raise ServiceError(f"the suggestion service returned trial name {name!r} twice")
+            seen.add(name)
 
     def _trial_run(self, trial: TrialRecord) -> TrialRun | None:
         """The run description; a trial whose template cannot render fails right away."""
@@ -566,6 +610,8 @@ class ExperimentController:
                 rendered = render_trial(self.experiment, trial.name, trial.assignments, cwd)
             except (TemplateError, KeyError) as exc:
                 state = self.trials[trial.name]
+                if self._push_receiver is not None:
+                    self._push_receiver.unregister(trial.name)
                 self._set_phase(state, TrialPhase.FAILED, f"Trial has failed: {exc}")
                 self.suggestion.report(self.experiment, self._result(state))
                 self.tracker.end_trial(trial.name, TrialPhase.FAILED, {}, None)
@@ -593,6 +639,10 @@ class ExperimentController:
     def _set_phase(self, state: TrialState, phase: TrialPhase, message: str, **kw: Any) -> None:
         self.store.set_trial_phase(state.record.id, phase, _TRIAL_REASONS[phase], message, **kw)
         r = state.record
+        self._phase_counts[r.phase] -= 1
+        self._phase_counts[phase] += 1
+        if phase.finished:
+            self._running.pop(state.name, None)
         r.phase, r.reason, r.message = phase, _TRIAL_REASONS[phase], message
         now = time.time()
         if phase is TrialPhase.RUNNING:
@@ -622,6 +672,7 @@ class ExperimentController:
                     continue
                 exit_ = self.backend.poll(state.name)
                 if exit_ is not None:
+                    self._take_pushed()
                     tail = self.backend.collect(state.name)
                     if tail:
                         self.store.add_observations(state.record.id, tail, collected=True)
@@ -645,17 +696,21 @@ class ExperimentController:
             intermediate=steps,
         )
 
+    def _set_experiment_phase(
+        self, uid: str, phase: ExperimentPhase, reason: str, message: str
+    ) -> None:
+        self.store.set_experiment_phase(uid, phase, reason, message)
+        # Only this controller changes the experiment while it runs: keep its record here
+        # instead of reading it back from the store on every change of a trial.
+        self.record = self.store.get_experiment_by_uid(uid)
+
     def _notify(self) -> None:
         if self.observer is None or self.record is None:
             return
-        try:
-            record = self.store.get_experiment_by_uid(self.record.uid)
-        except StoreError:
-            return
         self.observer(
             Snapshot(
-                experiment=record,
-                trials=[s.record for s in self.trials.values()],
+                experiment=self.record,
+                trials=list(self._records),
                 best_trial=self.best_trial,
                 best_value=self.best_value,
             )

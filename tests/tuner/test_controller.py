@@ -1,0 +1,259 @@
+"""The controller's bookkeeping against a scripted backend: no processes, a real store.
+
+The backend below ends trials when the test says so and hands back what the test queued,
+so races that real processes hit only now and then (a push acknowledged between two
+steps of a loop turn, a restart between two steps) happen on every run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tuner.backends.base import TrialBackend, TrialExit, TrialRun
+from tuner.controller import ExperimentController, Snapshot, TrialState
+from tuner.metrics.push import PushReceiver
+from tuner.spec import parse_experiment
+from tuner.spec.models import Experiment
+from tuner.store import Store
+from tuner.suggestion import InProcessSuggestionClient
+from tuner.suggestion.base import Suggestion
+from tuner.suggestion.http_client import ServiceError
+from tuner.types import ExperimentPhase, Observation, TrialPhase
+
+EXIT_0 = TrialExit(True, 0, "exit code 0")
+
+
+class ScriptedBackend(TrialBackend):
+    """Every trial ends at its first poll; ``before_exit`` runs just before that."""
+
+    def __init__(self, loss: Callable[[TrialRun], float | None] | None = None) -> None:
+        self.runs: dict[str, TrialRun] = {}
+        self.adopted: list[str] = []
+        self.before_exit: Callable[[str], None] | None = None
+        self._loss = loss
+        self._pending: dict[str, list[Observation]] = {}
+
+    def launch(self, run: TrialRun) -> None:
+        self.runs[run.trial_name] = run
+        value = self._loss(run) if self._loss else None
+        self._pending[run.trial_name] = (
+            [] if value is None else [Observation("loss", value, 0, time.time())]
+        )
+
+    def adopt(self, run: TrialRun, skip_observations: int) -> None:
+        self.adopted.append(run.trial_name)
+        self.launch(run)
+
+    def poll(self, trial_name: str) -> TrialExit | None:
+        if self.before_exit is not None:
+            self.before_exit(trial_name)
+        return EXIT_0
+
+    def collect(self, trial_name: str) -> list[Observation]:
+        out, self._pending[trial_name] = self._pending[trial_name], []
+        return out
+
+    def kill(self, trial_name: str) -> None:
+        pass
+
+    def log_path(self, trial_name: str) -> Path:
+        return Path(self.runs[trial_name].trial_dir) / "trial.log"
+
+    def release(self, trial_name: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def experiment(name: str = "ctl", *, collector: str = "StdOut", **spec: Any) -> Experiment:
+    body: dict[str, Any] = {
+        "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+        "algorithm": {"algorithmName": "grid"},
+        "parallelTrialCount": 2,
+        "maxTrialCount": 4,
+        "metricsCollectorSpec": {"collector": {"kind": collector}},
+        "parameters": [
+            {"name": "x", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "9"}}
+        ],
+        "trialTemplate": {
+            "trialParameters": [{"name": "x", "reference": "x"}],
+            "command": ["true", "${trialParameters.x}"],
+        },
+    }
+    body.update(spec)
+    return parse_experiment(
+        {
+            "apiVersion": "kubeflow.org/v1beta1",
+            "kind": "Experiment",
+            "metadata": {"name": name},
+            "spec": body,
+        }
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    yield s
+    s.close()
+
+
+def controller(
+    exp: Experiment,
+    store: Store,
+    backend: TrialBackend,
+    home: Path,
+    suggestion: Any = None,
+    observer: Callable[[Snapshot], None] | None = None,
+) -> ExperimentController:
+    return ExperimentController(
+        exp,
+        store=store,
+        backend=backend,
+        suggestion=suggestion or InProcessSuggestionClient(),
+        home=home,
+        observer=observer,
+    )
+
+
+def test_a_push_acknowledged_just_before_the_trial_exits_counts(
+    tmp_path: Path, store: Store
+) -> None:
+    """report() got its 200, then the trial exited, both after this turn read the queue."""
+    exp = experiment(collector="Push", maxTrialCount=2)
+    backend = ScriptedBackend()
+    ctl = controller(exp, store, backend, tmp_path)
+
+    def push_then_exit(trial_name: str) -> None:
+        x = float(backend.runs[trial_name].assignments["x"])
+        ctl._on_pushed(trial_name, [Observation("loss", x, 0, time.time())])
+
+    backend.before_exit = push_then_exit
+    record = ctl.run()
+    trials = store.trials(record.uid)
+    assert [(t.phase, t.objective_value) for t in trials] == [
+        (TrialPhase.SUCCEEDED, float(t.assignments["x"])) for t in trials
+    ], [(t.name, t.phase, t.message) for t in trials]
+    assert record.phase is ExperimentPhase.SUCCEEDED
+
+
+def test_running_trials_can_push_as_soon_as_a_restarted_controller_publishes_its_url(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exp = experiment(collector="Push", maxTrialCount=1, parallelTrialCount=1)
+    # What a controller killed mid-run leaves: a Running trial with its push token.
+    uid = store.create_experiment("default", "ctl", exp.to_dict(), None, "local").uid
+    trial_dir = tmp_path / "experiments" / "default" / "ctl" / "ctl-running1"
+    trial = store.add_trial(uid, "ctl-running1", 0, {"x": 3}, str(trial_dir), "tok3n")
+    store.set_trial_phase(trial.id, TrialPhase.RUNNING, "TrialRunning")
+
+    answers: list[int | None] = []
+    write_url_file = PushReceiver.write_url_file
+
+    def publish(self: PushReceiver, path: Path) -> None:
+        # From here on the trial reads the new address and pushes to it.
+        answers.append(self._check_token("ctl-running1", "tok3n"))
+        write_url_file(self, path)
+
+    monkeypatch.setattr(PushReceiver, "write_url_file", publish)
+    backend = ScriptedBackend(loss=lambda run: 0.5)
+    record = controller(exp, store, backend, tmp_path).run()
+    assert answers == [None], "the running trial's push would be refused (404)"
+    assert backend.adopted == ["ctl-running1"]
+    assert record.phase is ExperimentPhase.SUCCEEDED
+
+
+class RenamingClient(InProcessSuggestionClient):
+    """A suggestion service that hands out a name of its choosing."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def suggest(self, experiment: Experiment, count: int) -> list[Suggestion]:
+        return [Suggestion(self.name, s.assignments) for s in super().suggest(experiment, count)]
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "ctl-/../../x", "CTL-UPPER", ""])
+def test_a_trial_name_from_the_service_never_becomes_a_path_outside_the_experiment(
+    tmp_path: Path, store: Store, name: str
+) -> None:
+    exp = experiment(parallelTrialCount=1)
+    backend = ScriptedBackend()
+    home = tmp_path / "home"
+    with pytest.raises(ServiceError, match="invalid trial name"):
+        controller(exp, store, backend, home, suggestion=RenamingClient(name)).run()
+    assert backend.runs == {}
+    record = store.get_experiment("default", "ctl")
+    assert record is not None and store.trials(record.uid) == []
+    assert not record.phase.finished  # resumable once the service behaves
+
+
+def test_a_repeated_trial_name_from_the_service_is_refused(tmp_path: Path, store: Store) -> None:
+    exp = experiment(parallelTrialCount=2)
+    with pytest.raises(ServiceError, match="twice"):
+        controller(
+            exp, store, ScriptedBackend(), tmp_path, suggestion=RenamingClient("ctl-same0000")
+        ).run()
+
+
+def test_a_loop_turn_does_not_look_at_finished_trials(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 10,000 finished trials a turn must cost what it costs with none (no O(n))."""
+    exp = experiment(maxTrialCount=None, parallelTrialCount=3)
+    backend = ScriptedBackend(loss=lambda run: 1.0)
+    ctl = controller(exp, store, backend, tmp_path)
+    ctl.record = store.create_experiment("default", "ctl", exp.to_dict(), None, "local")
+    from tuner.store import TrialRecord
+
+    for i in range(10_000):
+        record = TrialRecord(
+            i, ctl.record.uid, f"old-{i}", i, {"x": 1}, TrialPhase.SUCCEEDED, "", "", "", "",
+            0, None, 1.0, 1, 1, 0.0, 0.0, 0.0,
+        )  # fmt: skip
+        ctl._add_state(TrialState(record=record))
+    reads = 0
+    phase = TrialState.phase
+
+    def counting(self: TrialState) -> TrialPhase:
+        nonlocal reads
+        reads += 1
+        return phase.fget(self)  # type: ignore[attr-defined, no-any-return]
+
+    monkeypatch.setattr(TrialState, "phase", property(counting))
+    ctl._reconcile_trials()
+    assert ctl._check_completion(ctl.record.uid) is None
+    ctl._active()
+    assert ctl._counts()[TrialPhase.SUCCEEDED] == 10_000
+    assert reads < 100
+
+
+def test_progress_snapshots_do_not_read_the_experiment_back_per_change(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exp = experiment(maxTrialCount=9, parallelTrialCount=1)
+    snapshots: list[Snapshot] = []
+    reads = 0
+    get = Store.get_experiment_by_uid
+
+    def counting(self: Store, uid: str) -> Any:
+        nonlocal reads
+        reads += 1
+        return get(self, uid)
+
+    monkeypatch.setattr(Store, "get_experiment_by_uid", counting)
+    backend = ScriptedBackend(loss=lambda run: float(run.assignments["x"]))
+    record = controller(exp, store, backend, tmp_path, observer=snapshots.append).run()
+    assert record.reason == "ExperimentMaxTrialsReached"
+    assert len(snapshots) > 9 and reads <= 4
+    last = snapshots[-1]
+    assert last.experiment.phase is ExperimentPhase.SUCCEEDED
+    assert len(last.trials) == 9 and all(t.phase.finished for t in last.trials)
+    assert last.best_value == 1.0
