@@ -34,6 +34,7 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/suggest.py
 	$(BIN)/python benchmarks/trials.py
+	$(BIN)/python benchmarks/serving.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
