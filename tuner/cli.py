@@ -214,6 +214,16 @@ def _age(ts: float) -> str:
     return f"{seconds}s"
 
 
+def _load(name: str, namespace: str) -> tuple[Any, list[Any]]:
+    """The stored experiment and its trials; exit 1 with a message if there is none."""
+    store = _open_store()
+    try:
+        record = _get_record(store, name, namespace)
+        return record, store.trials(record.uid)
+    finally:
+        store.close()
+
+
 def _experiment_model(record: Any) -> Any:
     from tuner.spec.models import Experiment
 
@@ -230,12 +240,7 @@ def get(
     from tuner.status import experiment_object
 
     _check_output(output, ("table", "json", "yaml"))
-    store = _open_store()
-    try:
-        record = _get_record(store, name, namespace)
-        trials = store.trials(record.uid)
-    finally:
-        store.close()
+    record, trials = _load(name, namespace)
     experiment = _experiment_model(record)
     obj = experiment_object(record, experiment.spec.objective, trials)
     if output == "json":
@@ -252,14 +257,9 @@ def get(
 def describe(name: str, namespace: str = NamespaceOpt) -> None:
     """Status, conditions, best trial and the trial table."""
     from tuner.progress import trials_table
-    from tuner.status import conditions
+    from tuner.status import best_trial, conditions
 
-    store = _open_store()
-    try:
-        record = _get_record(store, name, namespace)
-        trials = store.trials(record.uid)
-    finally:
-        store.close()
+    record, trials = _load(name, namespace)
     experiment = _experiment_model(record)
     _print_summary(out, experiment, record, trials, None)
     out.print("\n[bold]Conditions[/bold]")
@@ -270,8 +270,6 @@ def describe(name: str, namespace: str = NamespaceOpt) -> None:
             markup=False,
         )
     out.print("\n[bold]Trials[/bold]")
-    from tuner.status import best_trial
-
     b = best_trial(experiment.spec.objective, trials)
     out.print(trials_table(experiment, trials, b.name if b else None))
 
@@ -287,12 +285,7 @@ def trials_(
     from tuner.status import best_trial, trial_object
 
     _check_output(output, ("table", "json"))
-    store = _open_store()
-    try:
-        record = _get_record(store, name, namespace)
-        trials = store.trials(record.uid)
-    finally:
-        store.close()
+    record, trials = _load(name, namespace)
     experiment = _experiment_model(record)
     if output == "json":
         out.print_json(data=[trial_object(record, t) for t in trials])
@@ -311,12 +304,7 @@ def best(
     from tuner.status import optimal_trial
 
     _check_output(output, ("table", "json"))
-    store = _open_store()
-    try:
-        record = _get_record(store, name, namespace)
-        trials = store.trials(record.uid)
-    finally:
-        store.close()
+    record, trials = _load(name, namespace)
     experiment = _experiment_model(record)
     optimal = optimal_trial(experiment.spec.objective, trials)
     if output == "json":
@@ -344,12 +332,7 @@ def logs(
     """Print a trial's log (stdout and stderr of its process)."""
     from tuner.status import best_trial
 
-    store = _open_store()
-    try:
-        record = _get_record(store, name, namespace)
-        trials = store.trials(record.uid)
-    finally:
-        store.close()
+    record, trials = _load(name, namespace)
     if not trials:
         raise _fail(f"experiment {namespace}/{name} has no trials")
     if trial is None:
