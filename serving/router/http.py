@@ -5,7 +5,14 @@ ASGI plumbing and in two socket writes per response (head, then body). This prot
 parses with httptools, hands the request to :meth:`Router.handle` and writes the whole
 response with one ``write``. Keep-alive, ``Expect: 100-continue``, pipelined requests
 (answered in order), ``Connection: close`` and the body limit (413) are handled here;
-anything unparsable gets a 400 and the connection is closed.
+anything unparsable gets a 400.
+
+A 413 or 400 ends the connection, and it is always *answered* first: after the answers to
+any earlier pipelined requests, as soon as the problem is known (with
+``connection: close``), and the connection is then closed *lingering*: our side is
+half-closed and whatever the client still sends (the rest of an over-size body) is read
+and dropped until the client closes or goes quiet. Closing a socket with unread input
+makes the kernel send a reset, which can destroy the answer before the client reads it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,10 @@ from serving.router.upstream import Response
 log = logging.getLogger("serving.router")
 
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+_JSON = [(b"content-type", b"application/json")]
+
+LINGER_IDLE = 2.0  # a lingering connection closes once the client is quiet this long
+LINGER_MAX = 10.0  # ... and in any case this long after the error answer
 
 
 def _head(status: int) -> bytes:
@@ -33,7 +44,7 @@ def _head(status: int) -> bytes:
 
 
 class _Request:
-    __slots__ = ("body", "headers", "keep_alive", "method", "url")
+    __slots__ = ("body", "error", "headers", "keep_alive", "method", "url")
 
     def __init__(self) -> None:
         self.url = b""
@@ -41,6 +52,7 @@ class _Request:
         self.body: list[bytes] = []
         self.method = ""
         self.keep_alive = True
+        self.error: Response | None = None  # set: answer this, then close (lingering)
 
 
 class RouterProtocol(asyncio.Protocol):
@@ -55,9 +67,12 @@ class RouterProtocol(asyncio.Protocol):
         self.size = 0
         self.queue: deque[_Request] = deque()
         self.busy = False
-        self.closing = False
-        self.rejected = False
-        self.reject_message = ""
+        self.closing = False  # no further requests are read (an error, or the peer left)
+        self.lost = False
+        self.lingering = False
+        self.linger_handle: asyncio.TimerHandle | None = None
+        self.linger_start = 0.0
+        self.last_data = 0.0
         self.task: asyncio.Task[None] | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------------
@@ -68,15 +83,26 @@ class RouterProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
         self.closing = True
+        self.lost = True
         self.queue.clear()
+        if self.linger_handle is not None:
+            self.linger_handle.cancel()
 
     def data_received(self, data: bytes) -> None:
+        if self.closing:
+            # After an error answer: the rest of the client's request is read and dropped.
+            if self.lingering:
+                self.last_data = asyncio.get_running_loop().time()
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(400, "protocol upgrades are not supported")
+            self._reject(400, "protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
-            self._fail(400, f"malformed HTTP request: {exc}")
+            self._reject(400, f"malformed HTTP request: {exc}")
+
+    def eof_received(self) -> bool | None:
+        return None  # the client is done sending: close (after our pending writes)
 
     # --- httptools callbacks -----------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -94,6 +120,8 @@ class RouterProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         req = self.current
         assert req is not None and self.transport is not None
+        if self.closing:
+            return
         req.method = self.parser.get_method().decode()
         req.keep_alive = self.parser.should_keep_alive()
         limit = self.router.max_body_bytes
@@ -103,9 +131,8 @@ class RouterProtocol(asyncio.Protocol):
                 if not v.isdigit():
                     raise httptools.HttpParserError("invalid content-length")
                 if int(v) > limit:
-                    self._reject_body(f"request body over {limit} bytes")
-                    if expect:  # the client waits for us before sending the body
-                        self._answer_413()
+                    # Answered now (no 100 Continue); any body that follows is dropped.
+                    self._reject(413, f"request body over {limit} bytes")
                     return
         if expect:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -115,26 +142,19 @@ class RouterProtocol(asyncio.Protocol):
         if req is None or self.closing:
             return
         self.size += len(body)
-        if self.rejected:
-            # Drain a bounded amount so the 413 can be delivered; past that, cut it off.
-            if self.size > 2 * self.router.max_body_bytes + (1 << 20):
-                self._answer_413()
-            return
         if self.size > self.router.max_body_bytes:
-            self._reject_body(f"request body over {self.router.max_body_bytes} bytes")
+            self._reject(413, f"request body over {self.router.max_body_bytes} bytes")
             return
         req.body.append(body)
 
     def on_message_complete(self) -> None:
         req = self.current
         self.current = None
-        if self.rejected:
-            # The over-limit body has been read and dropped: answer now, then close.
-            # (Answering before the body is in makes clients reuse or reset the socket.)
-            self._answer_413()
-            return
         if req is None or self.closing:
             return
+        self._enqueue(req)
+
+    def _enqueue(self, req: _Request) -> None:
         self.queue.append(req)
         if not self.busy:
             self.busy = True
@@ -143,8 +163,11 @@ class RouterProtocol(asyncio.Protocol):
     # --- serving ---------------------------------------------------------------------
     async def _serve(self) -> None:
         try:
-            while self.queue and not self.closing:
+            while self.queue and not self.lost:
                 req = self.queue.popleft()
+                if req.error is not None:  # everything before it has been answered
+                    self._write(req.error, keep_alive=False, head_only=False)
+                    return
                 parsed = httptools.parse_url(req.url)
                 path = parsed.path.decode("latin-1")
                 if "%" in path:
@@ -177,36 +200,47 @@ class RouterProtocol(asyncio.Protocol):
             parts.append(resp.body)
         t.write(b"".join(parts))
         if not keep_alive:
-            t.close()
+            if self.closing:  # an error answer: the client may still be sending
+                self._linger()
+            else:
+                t.close()
 
-    def _reject_body(self, message: str) -> None:
-        """Drop this request's body as it arrives; answer 413 once it has been read."""
-        self.rejected = True
-        self.reject_message = message
-        self.queue.clear()
-        if self.current is not None:
-            self.current.body.clear()
-
-    def _answer_413(self) -> None:
-        self.closing = True
-        if self.busy:  # an earlier pipelined request is still being answered
-            if self.transport is not None:
-                self.transport.close()
+    def _reject(self, status: int, message: str) -> None:
+        """Stop reading requests; answer ``status`` after the requests before this one."""
+        if self.closing:
             return
-        headers = [(b"content-type", b"application/json")]
-        body = orjson.dumps({"error": self.reject_message})
-        self._write(Response(413, headers, body), keep_alive=False, head_only=False)
-
-    def _fail(self, status: int, message: str) -> None:
-        """Answer an unrecoverable request error and close (the stream is out of sync)."""
         self.closing = True
-        self.queue.clear()
-        body = orjson.dumps({"error": message})
-        resp = Response(status, [(b"content-type", b"application/json")], body)
-        if not self.busy:
-            self._write(resp, keep_alive=False, head_only=False)
-        elif self.transport is not None:
-            self.transport.close()
+        self.current = None
+        err = _Request()
+        err.error = Response(status, list(_JSON), orjson.dumps({"error": message}))
+        self._enqueue(err)
+
+    def _linger(self) -> None:
+        """Half-close; drop what the client still sends; close when it is done or quiet."""
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        self.lingering = True
+        if t.can_write_eof():
+            t.write_eof()
+        loop = asyncio.get_running_loop()
+        self.linger_start = self.last_data = loop.time()
+        self.linger_handle = loop.call_later(LINGER_IDLE, self._linger_check)
+
+    def _linger_check(self) -> None:
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        now = asyncio.get_running_loop().time()
+        idle_until = self.last_data + LINGER_IDLE
+        if now >= idle_until or now >= self.linger_start + LINGER_MAX:
+            if t.get_write_buffer_size():  # the client does not even read: give up
+                t.abort()
+            else:
+                t.close()
+            return
+        wake = min(idle_until, self.linger_start + LINGER_MAX)
+        self.linger_handle = asyncio.get_running_loop().call_at(wake, self._linger_check)
 
 
 class RouterServer:

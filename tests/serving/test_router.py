@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import re
+import socket
 import sys
 import threading
 import time
@@ -139,8 +141,11 @@ def test_body_and_binary_headers_pass_through_unchanged(echo_ports: tuple[int, .
         big = b"x" * ((1 << 20) + 1)
         r = c.post("/v2/models/echo/infer", content=big)
         assert r.status_code == 413 and "error" in r.json()
+        # The router closes after a 413: it must say so, or the client reuses a dead socket.
+        assert r.headers["connection"] == "close"
         r = c.post("/v2/models/echo/infer", content=iter([big[:10], big[10:]]))
-        assert r.status_code == 413
+        assert r.status_code == 413 and r.headers["connection"] == "close"
+        assert c.get("/v2/health/live").status_code == 200  # a fresh connection
 
 
 def test_canary_split_is_within_five_percent_over_2000_requests(
@@ -374,3 +379,52 @@ def test_expect_continue_over_the_limit_is_answered_without_the_body(
         while chunk := s.recv(65536):
             data += chunk
         assert data.startswith(b"HTTP/1.1 413") and b"over 10 bytes" in data
+
+
+def _read_to_eof(s: socket.socket) -> bytes:
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    return data
+
+
+def test_over_limit_body_is_answered_413_while_the_client_is_still_sending() -> None:
+    """The 413 is sent before the close, and the close never cuts off a client that is
+    still sending (which resets the connection and can destroy the answer)."""
+    router = Router(max_body_bytes=1024)
+    size = 4 << 20  # well past anything the router buffers
+    heads = {
+        "content-length": b"content-length: %d\r\n" % size,
+        "expect": b"content-length: %d\r\nexpect: 100-continue\r\n" % size,
+        "chunked": b"transfer-encoding: chunked\r\n",
+    }
+    with RouterThread(router) as rt:
+        for kind, head in heads.items():
+            with socket.create_connection(("127.0.0.1", rt.port), timeout=10) as s:
+                s.sendall(b"POST /v2/models/echo/infer HTTP/1.1\r\nhost: x\r\n" + head + b"\r\n")
+                piece = b"x" * 65536
+                if kind == "chunked":
+                    piece = b"10000\r\n" + piece + b"\r\n"
+                for _ in range(size // 65536):  # a client that sends it all, then reads
+                    s.sendall(piece)
+                if kind == "chunked":
+                    s.sendall(b"0\r\n\r\n")
+                data = _read_to_eof(s)
+            head_part, _, body = data.partition(b"\r\n\r\n")
+            assert head_part.startswith(b"HTTP/1.1 413"), (kind, data[:200])
+            assert b"connection: close" in head_part, kind  # never reused by the client
+            assert json.loads(body) == {"error": "request body over 1024 bytes"}, kind
+
+
+def test_errors_after_pipelined_requests_answer_those_first() -> None:
+    router = Router(max_body_bytes=1024)
+    live = b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\n\r\n"
+    big = b"POST /v2/models/m/infer HTTP/1.1\r\nhost: x\r\ncontent-length: 2000\r\n\r\n"
+    with RouterThread(router) as rt:
+        for tail, status in ((big + b"x" * 2000, b"413"), (b"NOT HTTP AT ALL\r\n\r\n", b"400")):
+            with socket.create_connection(("127.0.0.1", rt.port), timeout=10) as s:
+                s.sendall(live * 2 + tail)
+                data = _read_to_eof(s)
+            statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)
+            assert statuses == [b"200", b"200", status], data
+            assert data.endswith(b"}") and b'"error"' in data.rsplit(b"\r\n\r\n", 1)[1]
