@@ -118,6 +118,14 @@ def run(
     if json_output:
         out.print_json(data=experiment_object(record, experiment.spec.objective, trials))
     else:
+        if outcome.already_finished:
+            console.print(
+                f"experiment {record.namespace}/{record.name} had already finished; this is its "
+                f"stored result (hyperflow experiment delete {record.name} -n {record.namespace} "
+                "to run it again)",
+                style="yellow",
+                highlight=False,
+            )
         _print_summary(console, experiment, record, trials, outcome.tracking)
         if not record.phase.finished:
             console.print("interrupted: run the same command again to resume", style="yellow")

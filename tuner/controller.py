@@ -150,6 +150,7 @@ class ExperimentController:
         ]
         self._suggestions_exhausted = False
         self.record: ExperimentRecord | None = None
+        self.already_finished = False
 
     # -- public --------------------------------------------------------------------
 
@@ -162,6 +163,9 @@ class ExperimentController:
         record = self._open()
         self.record = record
         if record.phase.finished:
+            # Already ran to the end: the stored result is the answer (Katib keeps a
+            # finished experiment as it is; delete it to run it again).
+            self.already_finished = True
             return record
         pid = os.getpid()
         self.store.claim(record.uid, pid)

@@ -23,6 +23,8 @@ from tuner.tracking import MlflowTracker, NullTracker, Tracker
 class RunOutcome:
     record: ExperimentRecord
     tracking: str | None
+    # True when the store already had this experiment finished: nothing was run.
+    already_finished: bool = False
 
 
 def make_suggestion_client(url: str | None, store: Store, namespace: str) -> SuggestionClient:
@@ -119,4 +121,6 @@ def run_experiment(
         backend.close()
         tracker.close()
         store.close()
+    if controller.already_finished:
+        return RunOutcome(record=record, tracking=None, already_finished=True)
     return RunOutcome(record=record, tracking=tracker.describe() if track else None)
