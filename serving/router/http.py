@@ -35,6 +35,7 @@ log = logging.getLogger("serving.router")
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _JSON = [(b"content-type", b"application/json")]
 
+MAX_HEAD_BYTES = 64 * 1024  # request target + headers; past it a 414 or 431
 LINGER_IDLE = 2.0  # a lingering connection closes once the client is quiet this long
 LINGER_MAX = 10.0  # ... and in any case this long after the error answer
 
@@ -65,6 +66,7 @@ class RouterProtocol(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.current: _Request | None = None
         self.size = 0
+        self.head_size = 0
         self.queue: deque[_Request] = deque()
         self.busy = False
         self.closing = False  # no further requests are read (an error, or the peer left)
@@ -108,19 +110,29 @@ class RouterProtocol(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.current = _Request()
         self.size = 0
+        self.head_size = 0
 
     def on_url(self, url: bytes) -> None:
-        assert self.current is not None
+        if self.current is None or self.closing:
+            return
+        self.head_size += len(url)
+        if self.head_size > MAX_HEAD_BYTES:
+            self._reject(414, f"request target over {MAX_HEAD_BYTES} bytes")
+            return
         self.current.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        assert self.current is not None
+        if self.current is None or self.closing:
+            return
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > MAX_HEAD_BYTES:
+            self._reject(431, f"request target and headers over {MAX_HEAD_BYTES} bytes")
+            return
         self.current.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         req = self.current
-        assert req is not None and self.transport is not None
-        if self.closing:
+        if req is None or self.transport is None or self.closing:
             return
         req.method = self.parser.get_method().decode()
         req.keep_alive = self.parser.should_keep_alive()
@@ -168,8 +180,17 @@ class RouterProtocol(asyncio.Protocol):
                 if req.error is not None:  # everything before it has been answered
                     self._write(req.error, keep_alive=False, head_only=False)
                     return
-                parsed = httptools.parse_url(req.url)
-                path = parsed.path.decode("latin-1")
+                try:
+                    path = httptools.parse_url(req.url).path.decode("latin-1")
+                except httptools.HttpParserInvalidURLError:
+                    # The message itself was well framed: answer it, keep the connection.
+                    err = orjson.dumps({"error": "invalid request target"})
+                    self._write(
+                        Response(400, list(_JSON), err), req.keep_alive, req.method == "HEAD"
+                    )
+                    if not req.keep_alive:
+                        return
+                    continue
                 if "%" in path:
                     path = unquote(path)
                 body = req.body[0] if len(req.body) == 1 else b"".join(req.body)

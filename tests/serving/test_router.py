@@ -428,3 +428,28 @@ def test_errors_after_pipelined_requests_answer_those_first() -> None:
             statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)
             assert statuses == [b"200", b"200", status], data
             assert data.endswith(b"}") and b'"error"' in data.rsplit(b"\r\n\r\n", 1)[1]
+
+
+def test_unparsable_target_and_oversized_head_are_json_4xx() -> None:
+    """A target httptools cannot parse, or a request line/headers past the head limit, get
+    a JSON 4xx (they used to kill the connection's task and leave the client hanging)."""
+    router = Router()
+    cases = {
+        b"GET http://[::1 HTTP/1.1\r\nhost: x\r\n\r\n": b"400",
+        b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nhost: x\r\n\r\n": b"414",
+        b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\nx: " + b"a" * 70_000 + b"\r\n\r\n": b"431",
+    }
+    with RouterThread(router) as rt:
+        for request, status in cases.items():
+            with socket.create_connection(("127.0.0.1", rt.port), timeout=5) as s:
+                s.sendall(request + b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+                data = b""
+                while data.count(b"HTTP/1.1") < (2 if status == b"400" else 1):
+                    chunk = s.recv(65536)
+                    assert chunk, (status, data)
+                    data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 " + status), data[:200]
+            assert b'"error"' in body
+            if status == b"400":  # the stream is intact: the next request is answered
+                assert data.rstrip().endswith(b'{"live":true}'), data
