@@ -97,12 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    config = uvicorn.Config(
+    from serving.server.http import uvicorn_config
+
+    config = uvicorn_config(
         app,
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
+        args.host,
+        args.port,
         lifespan="on",
         access_log=False,
         log_level=args.log_level.lower(),

@@ -8,6 +8,7 @@ import uvicorn
 
 from serving.router.app import Router
 from serving.router.http import RouterServer
+from serving.server.http import uvicorn_config
 
 
 def is_loopback(host: str) -> bool:
@@ -34,12 +35,10 @@ def router_server(router: Router, host: str = "127.0.0.1", port: int = 8080) -> 
 def asgi_server(router: Router, host: str = "127.0.0.1", port: int = 8080) -> uvicorn.Server:
     """The same router as an ASGI app on uvicorn (uvloop + httptools, no access log)."""
     check_bind(router, host)
-    config = uvicorn.Config(
+    config = uvicorn_config(
         router,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
+        host,
+        port,
         lifespan="on",
         access_log=False,
         log_level="warning",

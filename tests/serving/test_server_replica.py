@@ -56,3 +56,38 @@ def test_invalid_spec_exits_2() -> None:
     )
     assert proc.returncode == 2
     assert "invalid InferenceService" in proc.stderr
+
+
+def test_malformed_http_is_a_json_400_from_the_replica(tmp_path: Path) -> None:
+    """What uvicorn answers itself (unparsable requests) is JSON too; a WebSocket upgrade
+    is not attempted (plain HTTP, answered by the app)."""
+    import json
+    import socket
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    port = free_port()
+    with running(replica_cmd(sklearn_isvc("m", empty), port), cwd=REPO) as proc:
+        wait_http_ok(f"http://127.0.0.1:{port}/v2/health/live", timeout=60, proc=proc)
+        upgrade = (
+            b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\n"
+            b"upgrade: websocket\r\nsec-websocket-version: 13\r\n\r\n"
+        )
+        cases = {
+            b"NOT HTTP AT ALL\r\n\r\n": 400,
+            b"POST /v2/models/m/infer HTTP/1.1\r\nhost: x\r\ncontent-length: x\r\n\r\n": 400,
+            upgrade: 200,
+        }
+        for request, status in cases.items():
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(request)
+                data = b""
+                while b"\r\n\r\n" not in data or not data.endswith(b"}"):
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 %d" % status), (request[:40], data[:300])
+            assert b"content-type: application/json" in head.lower(), data[:300]
+            assert json.loads(body), data[:300]
