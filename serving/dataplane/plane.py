@@ -299,7 +299,11 @@ class DataPlane:
                     "stacks several inputs column-wise"
                 )
             n = rows.pop()
+            if n == 0:  # reshape(0, -1) cannot infer the columns
+                raise InvalidInput("the inputs have no rows to predict")
             x = np.hstack([a.reshape(n, -1) for a in arrays])
+        if x.ndim >= 1 and x.shape[0] == 0:
+            raise InvalidInput("the input has no rows to predict")
         self._check_features(e, x)
         return x
 

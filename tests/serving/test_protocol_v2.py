@@ -313,6 +313,23 @@ BAD_BODIES: list[tuple[str, Any, int, str]] = [
     ),
     ("no data", {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32"}]}, 400, "data"),
     (
+        "zero rows",
+        {"inputs": [{"name": "x", "shape": [0, 4], "datatype": "FP32", "data": []}]},
+        400,
+        "no rows",
+    ),
+    (
+        "zero rows in two inputs",
+        {
+            "inputs": [
+                {"name": "a", "shape": [0, 2], "datatype": "FP32", "data": []},
+                {"name": "b", "shape": [0, 2], "datatype": "FP32", "data": []},
+            ]
+        },
+        400,
+        "no rows",
+    ),
+    (
         "id not a string",
         {
             "id": 5,
