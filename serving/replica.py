@@ -8,6 +8,8 @@ Contract (what the local deployer relies on):
   ``/v2/health/ready`` turns 200 when loading succeeds;
 - if the model cannot be created or loaded the process stays up, not ready, with the
   error in the ``/v2/health/ready`` and ``/v2/models/{name}/ready`` bodies and in the log;
+- a non-loopback ``--host`` needs ``--token`` (exit 2 otherwise); with a token, every
+  request but the health probes needs ``Authorization: Bearer <token>``;
 - SIGTERM / SIGINT stop it cleanly (exit 0).
 The predictor's ``containerConcurrency`` and ``batcher`` apply; ``--revision`` only
 labels the log lines (the JSON passed already is that revision's spec).
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -48,7 +51,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--isvc-json", required=True, help="the InferenceService as JSON (camelCase)")
     p.add_argument("--revision", choices=["default", "canary"], default="default")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="anything but loopback needs a token")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("HYPERFLOW_REPLICA_TOKEN") or None,
+        help="require 'Authorization: Bearer <token>' (health probes stay open); "
+        "default: $HYPERFLOW_REPLICA_TOKEN",
+    )
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--base-dir", type=Path, default=None, help="root of relative storageUri")
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
@@ -82,6 +91,7 @@ def build_app(args: argparse.Namespace) -> Any:
         max_body_bytes=args.max_body_bytes,
         batcher=predictor.batcher,
         container_concurrency=int(predictor.container_concurrency or 0),
+        token=args.token,
     )
 
 
@@ -90,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from serving.router.server import is_loopback
+
+    if not is_loopback(args.host) and not args.token:
+        print(f"binding to {args.host} (not loopback) requires a token", file=sys.stderr)
+        return 2
     try:
         app = build_app(args)
     except (ValueError, json.JSONDecodeError) as exc:  # SpecError is a ValueError

@@ -32,6 +32,10 @@ class ReplicaState(StrEnum):
     EXITED = "exited"
 
 
+def _inherited_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "HYPERFLOW_REPLICA_TOKEN"}
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -100,7 +104,9 @@ class ReplicaProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
-                env={**os.environ, **(env or {})},
+                # Local replicas sit behind the router on loopback, which does not
+                # forward credentials: a stray replica token would lock it out.
+                env={**_inherited_env(), **(env or {})},
                 # Its own group: Ctrl-C in the terminal reaches only the runner, which
                 # then stops each replica itself, and a stop reaches the replica's children.
                 start_new_session=True,

@@ -49,6 +49,12 @@ class NotFound(ServingError):
     status = 404
 
 
+class Unauthorized(ServingError):
+    """A token is required and the request has none, or a wrong one (401)."""
+
+    status = 401
+
+
 class MethodNotAllowed(ServingError):
     """The endpoint exists but not for this HTTP method (405)."""
 

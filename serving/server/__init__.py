@@ -19,6 +19,7 @@ def create_app(
     container_concurrency: int = 0,
     inline: bool | None = None,
     load_on_startup: bool = True,
+    token: str | None = None,
 ) -> ModelServerApp:
     """An ASGI app serving ``model`` over V1 and V2.
 
@@ -28,12 +29,16 @@ def create_app(
     in threads (False) or decide by measured latency (None, see serving.dataplane.runner).
     Models not yet ready are loaded in a background thread on ASGI lifespan startup when
     ``load_on_startup``; in-process tests without lifespan pass loaded models.
+    ``token``: when set, every request but the health probes needs
+    ``Authorization: Bearer <token>`` (else a 401).
     """
     models = [model] if isinstance(model, Model) else list(model)
     plane = DataPlane(
         models, batcher=batcher, container_concurrency=container_concurrency, inline=inline
     )
-    return ModelServerApp(plane, max_body_bytes=max_body_bytes, load_on_startup=load_on_startup)
+    return ModelServerApp(
+        plane, max_body_bytes=max_body_bytes, load_on_startup=load_on_startup, token=token
+    )
 
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "ModelServerApp", "create_app"]

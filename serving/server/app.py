@@ -14,6 +14,7 @@ server is live at once and ready when loading ends.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
@@ -23,7 +24,7 @@ import orjson
 
 from serving.dataplane.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serving.dataplane.plane import DataPlane
-from serving.protocol.errors import MethodNotAllowed, NotFound, ServingError
+from serving.protocol.errors import MethodNotAllowed, NotFound, ServingError, Unauthorized
 from serving.server.body import (
     ClientDisconnected,
     check_json_content_type,
@@ -36,6 +37,7 @@ log = logging.getLogger("serving.server")
 
 _perf = time.perf_counter
 _JSON = b"application/json"
+_OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 _OCTET = b"application/octet-stream"
 
 
@@ -70,8 +72,10 @@ class ModelServerApp:
         *,
         max_body_bytes: int,
         load_on_startup: bool = True,
+        token: str | None = None,
     ) -> None:
         self.plane = plane
+        self.token = token.encode() if token else None
         self.max_body_bytes = max_body_bytes
         self.load_on_startup = load_on_startup
         self._loader: threading.Thread | None = None
@@ -111,6 +115,8 @@ class ModelServerApp:
         method: str = scope["method"]
         parts = scope["path"].strip("/").split("/")
         try:
+            if self.token is not None and scope["path"] not in _OPEN_PATHS:
+                self._check_token(scope)
             if method == "POST":
                 await self._post(parts, scope, receive, send)
             elif method in ("GET", "HEAD"):
@@ -127,6 +133,16 @@ class ModelServerApp:
         except Exception as e:
             log.exception("unhandled error on %s %s", method, scope["path"])
             await _send(send, 500, orjson.dumps({"error": f"internal error: {type(e).__name__}"}))
+
+    def _check_token(self, scope: dict[str, Any]) -> None:
+        assert self.token is not None
+        for k, v in scope["headers"]:
+            if k == b"authorization":
+                scheme, _, cred = v.partition(b" ")
+                if scheme.lower() == b"bearer" and hmac.compare_digest(cred.strip(), self.token):
+                    return
+                break
+        raise Unauthorized("missing or invalid bearer token")
 
     def _get(self, parts: list[str]) -> tuple[int, bytes, bytes]:
         """GET routes; returns (status, body, content type)."""

@@ -3,6 +3,7 @@ exits cleanly on SIGTERM; an invalid spec exits 2 before binding."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -91,3 +92,43 @@ def test_malformed_http_is_a_json_400_from_the_replica(tmp_path: Path) -> None:
             assert head.startswith(b"HTTP/1.1 %d" % status), (request[:40], data[:300])
             assert b"content-type: application/json" in head.lower(), data[:300]
             assert json.loads(body), data[:300]
+
+
+REPLICA = [sys.executable, "-m", "serving.replica"]
+
+
+def test_non_loopback_replica_needs_a_token() -> None:
+    proc = subprocess.run(
+        [*REPLICA, "--isvc-json", "{}", "--host", "0.0.0.0", "--port", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HYPERFLOW_REPLICA_TOKEN": ""},
+    )
+    assert proc.returncode == 2
+    assert "requires a token" in proc.stderr
+
+
+def test_replica_token_is_required_except_on_health_probes() -> None:
+    from serving.server import create_app
+    from tests.serving.test_dataplane_support import SklearnModel, loaded, run
+
+    app = create_app(loaded(SklearnModel("iris")), token="s3cret")
+    body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]}
+
+    async def go(c: httpx.AsyncClient) -> list[int]:
+        ok = {"authorization": "Bearer s3cret"}
+        return [
+            (await c.get("/v2/health/live")).status_code,
+            (await c.get("/v2/health/ready")).status_code,
+            (await c.get("/v2/models/iris")).status_code,
+            (await c.post("/v2/models/iris/infer", json=body)).status_code,
+            (
+                await c.post("/v2/models/iris/infer", json=body, headers={"authorization": "x"})
+            ).status_code,
+            (await c.post("/v2/models/iris/infer", json=body, headers=ok)).status_code,
+            (await c.get("/metrics", headers=ok)).status_code,
+        ]
+
+    assert run(go, app) == [200, 200, 401, 401, 401, 200, 200]
