@@ -265,7 +265,7 @@ def get(
 def describe(name: str, namespace: str = NamespaceOpt) -> None:
     """Status, conditions, best trial and the trial table."""
     from tuner.progress import trials_table
-    from tuner.status import best_trial, conditions
+    from tuner.status import conditions
 
     record, trials = _load(name, namespace)
     experiment = _experiment_model(record)
@@ -278,8 +278,7 @@ def describe(name: str, namespace: str = NamespaceOpt) -> None:
             markup=False,
         )
     out.print("\n[bold]Trials[/bold]")
-    b = best_trial(experiment.spec.objective, trials)
-    out.print(trials_table(experiment, trials, b.name if b else None))
+    out.print(trials_table(experiment, trials))
 
 
 @experiment_app.command("trials")
@@ -290,7 +289,7 @@ def trials_(
 ) -> None:
     """List the trials of an experiment."""
     from tuner.progress import trials_table
-    from tuner.status import best_trial, trial_object
+    from tuner.status import trial_object
 
     _check_output(output, ("table", "json"))
     record, trials = _load(name, namespace)
@@ -298,8 +297,7 @@ def trials_(
     if output == "json":
         out.print_json(data=[trial_object(record, t) for t in trials])
         return
-    b = best_trial(experiment.spec.objective, trials)
-    out.print(trials_table(experiment, trials, b.name if b else None))
+    out.print(trials_table(experiment, trials))
 
 
 @experiment_app.command("best")

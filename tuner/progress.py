@@ -32,8 +32,14 @@ def format_value(value: Any) -> str:
 
 
 def trials_table(
-    experiment: Experiment, trials: list[Any], best: str | None, limit: int | None = None
+    experiment: Experiment, trials: list[Any], best: str | None = None, limit: int | None = None
 ) -> Table:
+    """The trial table; ``best`` (marked with *) defaults to the best succeeded trial."""
+    if best is None:
+        from tuner.status import best_trial
+
+        found = best_trial(experiment.spec.objective, trials)
+        best = found.name if found else None
     objective = experiment.spec.objective.objective_metric_name
     params = [p.name for p in experiment.spec.parameters]
     table = Table(box=None, pad_edge=False, header_style="bold")
