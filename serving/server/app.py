@@ -206,53 +206,56 @@ class ModelServerApp:
     async def _infer_v2(
         self, name: str, version: str | None, scope: dict[str, Any], receive: Any, send: Any
     ) -> None:
-        plane = self.plane
-        label = name if name in plane._entries else "_unknown"
-        inflight = plane.metrics.inflight_child(label)
-        inflight.inc()
-        t0 = _perf()
-        status = 200
-        try:
+        with _Observed(self.plane, name, "v2"):
             body, headers = await self._read(scope, receive)
             header_length = parse_header_length(headers.get("inference-header-content-length"))
             check_json_content_type(headers.get("content-type"), header_length is not None)
-            out, json_len = await plane.infer_v2(name, version, body, header_length, headers)
+            out, json_len = await self.plane.infer_v2(name, version, body, header_length, headers)
             if json_len is None:
                 await _send(send, 200, out)
             else:
                 extra = [(b"inference-header-content-length", str(json_len).encode())]
                 await _send(send, 200, out, _OCTET, extra)
-        except ServingError as e:
-            status = e.status
-            raise
-        except Exception:
-            status = 500
-            raise
-        finally:
-            inflight.dec()
-            plane.metrics.observe_request(label, "v2", status, _perf() - t0)
 
     async def _predict_v1(self, name: str, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        plane = self.plane
-        label = name if name in plane._entries else "_unknown"
-        inflight = plane.metrics.inflight_child(label)
-        inflight.inc()
-        t0 = _perf()
-        status = 200
-        try:
+        with _Observed(self.plane, name, "v1"):
             body, headers = await self._read(scope, receive)
             check_json_content_type(headers.get("content-type"), False)
-            out = await plane.predict_v1(name, body, headers)
+            out = await self.plane.predict_v1(name, body, headers)
             await _send(send, 200, out)
-        except ServingError as e:
-            status = e.status
-            raise
-        except Exception:
+
+
+class _Observed:
+    """In-flight gauge and request count/latency around one predict or infer request.
+
+    The status recorded is 200, the :class:`ServingError`'s status, or 500 for anything
+    else; exceptions propagate unchanged. A plain class, not a generator context manager:
+    it is on every request's path.
+    """
+
+    __slots__ = ("_inflight", "_label", "_metrics", "_protocol", "_t0")
+
+    def __init__(self, plane: DataPlane, name: str, protocol: str) -> None:
+        self._metrics = plane.metrics
+        self._label = name if name in plane._entries else "_unknown"
+        self._protocol = protocol
+        self._inflight = self._metrics.inflight_child(self._label)
+        self._t0 = 0.0
+
+    def __enter__(self) -> _Observed:
+        self._inflight.inc()
+        self._t0 = _perf()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            status = 200
+        elif isinstance(exc, ServingError):
+            status = exc.status
+        else:
             status = 500
-            raise
-        finally:
-            inflight.dec()
-            plane.metrics.observe_request(label, "v1", status, _perf() - t0)
+        self._inflight.dec()
+        self._metrics.observe_request(self._label, self._protocol, status, _perf() - self._t0)
 
 
 def _model_path(parts: list[str]) -> tuple[str, str | None, str]:
