@@ -1,6 +1,6 @@
 """``hyperflow serve run``: the local deployment in the foreground with a status table.
 
-Prints a table of services, endpoints and replicas once everything started, logs each
+Prints a table of services, endpoints and replicas as soon as the router listens, logs each
 event (replica started/ready/failed/exited, scale decisions) and re-prints the table
 when it changes; SIGINT/SIGTERM stop the router and every replica it started.
 """
@@ -98,7 +98,8 @@ async def run_foreground(
     base_url = f"http://{shown}:{port}"
 
     async def show_table() -> None:
-        await deployment.wait_ready()
+        # Printed at once (replicas starting), then again on every change, so
+        # what is served is on screen even if the user stops before it is ready.
         last: tuple[object, ...] | None = None
         while not stop.is_set():
             statuses = deployment.status()
