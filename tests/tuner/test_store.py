@@ -90,4 +90,6 @@ def test_reset_trial_observations(store: Store) -> None:
     store.add_observations(t.id, [Observation("loss", 1.0, 0, 1.0)], collected=True)
     store.reset_trial_observations(t.id)
     [record] = store.trials(uid)
-    assert store.observations(t.id) == [] and record.observation_count == record.collected_count == 0
+    assert (
+        store.observations(t.id) == [] and record.observation_count == record.collected_count == 0
+    )

@@ -6,10 +6,8 @@ every test works on its own copy.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -63,28 +61,6 @@ SPEC = {
 }
 EXPERIMENT = Experiment.model_validate(SPEC)
 UID = "0b5e6c1a-7d2f-4c3e-9a61-1f2e3d4c5b6a"
-
-
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    # WAL makes MLflow's schema creation several times faster on a busy disk.
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        db.execute("PRAGMA journal_mode=WAL")
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    # Everything into the main file, so that copying that one file copies the store.
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return path
-
-
-@pytest.fixture
-def store(template_db: Path, tmp_path: Path) -> tuple[str, Path]:
-    """A fresh, initialised MLflow store: (tracking URI, artifact root)."""
-    db = tmp_path / "store" / "mlflow.db"
-    db.parent.mkdir()
-    shutil.copy(template_db, db)
-    return f"sqlite:///{db}", tmp_path / "store" / "mlartifacts"
 
 
 @pytest.fixture

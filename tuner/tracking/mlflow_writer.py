@@ -4,8 +4,10 @@ It is imported by the tracker's background thread, never at controller start-up 
 mlflow takes seconds). Two phases, so one MLflow round trip carries many calls:
 
 * :meth:`MlflowWriter.apply` folds an event into per-run buffers, in memory, no I/O;
-* :meth:`MlflowWriter.sync` writes the buffers: creates (or, on resume, finds) runs, one
-  ``log_batch`` per run with pending params/metrics/tags, artifacts, then final statuses.
+* :meth:`MlflowWriter.sync` writes the buffers: trials that started and ended since the
+  last cycle are inserted whole, many runs in one transaction, where the store is SQL
+  (:mod:`tuner.tracking.mlflow_bulk`); other runs are created (or, on resume, found), get
+  one ``log_batch`` with pending params/metrics/tags, artifacts, then final statuses.
 
 ``sync`` raises on errors that may pass (network, locked database): the caller retries
 later and nothing buffered is lost, since each buffer is emptied only after its write
@@ -24,6 +26,7 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag, ViewType
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.utils.validation import (
     MAX_ENTITIES_PER_BATCH,
     MAX_METRICS_PER_BATCH,
@@ -40,6 +43,7 @@ from tuner.tracking.events import (
     TrialEnded,
     TrialStarted,
 )
+from tuner.tracking.mlflow_bulk import BulkRunWriter, FinishedRun, new_run_id, run_artifact_uri
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +65,13 @@ _PERMANENT_ERRORS = frozenset(
 
 def is_permanent(error: BaseException) -> bool:
     return isinstance(error, MlflowException) and error.error_code in _PERMANENT_ERRORS
+
+
+def _is_transient_db_error(error: BaseException) -> bool:
+    """A database that is locked, busy or unreachable: worth retrying."""
+    from sqlalchemy.exc import DisconnectionError, OperationalError, TimeoutError
+
+    return isinstance(error, OperationalError | DisconnectionError | TimeoutError)
 
 
 def default_artifact_root(tracking_uri: str) -> Path | None:
@@ -114,6 +125,8 @@ class _Run:
     trial_name: str | None  # None: the experiment's parent run
     start_ms: int
     run_id: str | None = None
+    artifact_uri: str | None = None  # known from create/search: no get_run per artifact
+    bulk_id: str | None = None  # run id reserved for a bulk insert (kept across retries)
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     metrics: list[Metric] = field(default_factory=list)
@@ -144,6 +157,7 @@ class _Run:
 class _Existing:
     run_id: str
     status: str
+    artifact_uri: str
 
 
 class MlflowWriter:
@@ -164,6 +178,8 @@ class MlflowWriter:
         # Created on first sync: creating it opens the store (and may fail while a server
         # or disk is unavailable, which must be retried like any other write).
         self._client_instance: MlflowClient | None = None
+        self._bulk: BulkRunWriter | None = None
+        self._artifact_location: str | None = None  # the MLflow experiment's
         self._start: ExperimentStarted | None = None
         self.experiment_name: str | None = None
         self.experiment_id: str | None = None
@@ -180,6 +196,7 @@ class MlflowWriter:
             client = MlflowClient(tracking_uri=self.tracking_uri)
             if self._sqlite_wal and self.tracking_uri.startswith("sqlite:"):
                 use_wal(client)
+            self._bulk = BulkRunWriter.for_client(client)
             self._client_instance = client
         return self._client_instance
 
@@ -280,6 +297,7 @@ class MlflowWriter:
             for run in [self._parent, *self._trials.values()]:
                 run.drop()
             return
+        self._insert_finished(self._start)
         for run in self._trials.values():
             if run.run_id is None and not run.rejected:
                 try:
@@ -310,8 +328,8 @@ class MlflowWriter:
         if found is not None and found.lifecycle_stage != "active":
             name = layout.fallback_experiment_name(experiment, start.uid)
             found = self._client.get_experiment_by_name(name)
+        location: str | None = None
         if found is None:
-            location = None
             if self._artifact_root is not None:
                 location = (self._artifact_root / name.replace(" ", "_")).as_uri()
             try:
@@ -326,8 +344,11 @@ class MlflowWriter:
                 if again is None:
                     raise
                 experiment_id = again.experiment_id
+            location = self._client.get_experiment(experiment_id).artifact_location
         else:
             experiment_id = found.experiment_id
+            location = found.artifact_location
+        self._artifact_location = location
         self._existing = self._find_runs(experiment_id, start.uid)
         self.experiment_name = name
         self.experiment_id = experiment_id
@@ -355,7 +376,7 @@ class MlflowWriter:
                     if trial is None:
                         continue
                 # Oldest first wins if a crash ever left two runs for one key.
-                found[trial] = _Existing(run.info.run_id, run.info.status)
+                found[trial] = _Existing(run.info.run_id, run.info.status, run.info.artifact_uri)
             token = page.token
             if not token:
                 return found
@@ -368,6 +389,7 @@ class MlflowWriter:
                 # A resumed (e.g. restarted) experiment or trial is running again.
                 self._client.update_run(existing.run_id, status=layout.RUNNING)
             run.run_id = existing.run_id
+            run.artifact_uri = existing.artifact_uri
             return
         if run.trial_name is None:
             tags = layout.parent_tags(start.experiment, start.uid)
@@ -380,6 +402,7 @@ class MlflowWriter:
             self.experiment_id, start_time=run.start_ms, tags=tags, run_name=run.run_name
         )
         run.run_id = created.info.run_id
+        run.artifact_uri = created.info.artifact_uri
 
     def _resolve_best_run(self, parent: _Run) -> None:
         # The best trial's run id lets users (and serving: runs:/<id>/model) reach its model.
@@ -440,12 +463,7 @@ class MlflowWriter:
                 self._client.log_text(run.run_id, text, name)
                 del run.texts[name]
             if run.trial_dir is not None:
-                log = run.trial_dir / layout.TRIAL_LOG
-                if log.is_file():
-                    self._client.log_artifact(run.run_id, str(log))
-                artifacts = run.trial_dir / layout.TRIAL_ARTIFACTS_DIR
-                if artifacts.is_dir() and any(artifacts.iterdir()):
-                    self._client.log_artifacts(run.run_id, str(artifacts))
+                self._copy_trial_files(run, run.trial_dir)
                 run.trial_dir = None
         except Exception as error:
             if not is_permanent(error):
@@ -453,6 +471,114 @@ class MlflowWriter:
             logger.error("tracking: artifacts of run %s not stored: %s", run.run_name, error)
             run.texts.clear()
             run.trial_dir = None
+
+    def _copy_trial_files(self, run: _Run, trial_dir: Path) -> None:
+        """The trial log and the trial's ``artifacts/`` folder into the run's artifacts."""
+        log = trial_dir / layout.TRIAL_LOG
+        artifacts = trial_dir / layout.TRIAL_ARTIFACTS_DIR
+        has_log = log.is_file()
+        has_artifacts = artifacts.is_dir() and any(artifacts.iterdir())
+        if not (has_log or has_artifacts):
+            return
+        if run.artifact_uri is not None:
+            # Straight to the artifact repository: MlflowClient.log_artifact would first
+            # read the whole run back from the store just to find this URI.
+            repo = get_artifact_repository(run.artifact_uri)
+            if has_log:
+                repo.log_artifact(str(log))
+            if has_artifacts:
+                repo.log_artifacts(str(artifacts))
+            return
+        assert run.run_id is not None
+        if has_log:
+            self._client.log_artifact(run.run_id, str(log))
+        if has_artifacts:
+            self._client.log_artifacts(run.run_id, str(artifacts))
+
+    def _insert_finished(self, start: ExperimentStarted) -> None:
+        """Trials that started and ended since the last cycle: whole runs, one transaction."""
+        if self._bulk is None or self._artifact_location is None:
+            return
+        assert self._parent is not None and self._parent.run_id is not None
+        existing = self._existing or {}
+        batch: dict[str, tuple[_Run, FinishedRun]] = {}
+        for run in self._trials.values():
+            if (
+                run.run_id is not None
+                or run.rejected
+                or run.terminal is None
+                or run.texts
+                or run.trial_name is None
+                or run.trial_name in existing
+            ):
+                continue
+            tags = layout.trial_tags(
+                start.experiment, start.uid, run.trial_name, self._parent.run_id
+            )
+            tags.update({k: layout.tag_value(v) for k, v in run.tags.items()})
+            status, end_ms = run.terminal
+            finished = FinishedRun(
+                run_name=run.run_name,
+                start_ms=run.start_ms,
+                end_ms=end_ms,
+                status=status,
+                params=dict(run.params),
+                tags=tags,
+                metrics=list(run.metrics),
+            )
+            try:
+                BulkRunWriter.validate(finished)
+            except MlflowException as error:
+                # The public API path below reports (and drops) what MLflow refuses.
+                logger.debug("tracking: run %s not bulk-inserted: %s", run.run_name, error)
+                continue
+            if run.bulk_id is None:
+                run.bulk_id = new_run_id()
+            run.artifact_uri = run_artifact_uri(self._artifact_location, run.bulk_id)
+            batch[run.bulk_id] = (run, finished)
+        if not batch:
+            return
+        # Files first: a crash between the two leaves a folder no run points to, never a
+        # run whose log is missing. A retry reuses the run ids, so the same folders.
+        for run, _ in batch.values():
+            if run.trial_dir is not None:
+                try:
+                    self._copy_trial_files(run, run.trial_dir)
+                except Exception as error:
+                    if not is_permanent(error):
+                        raise
+                    logger.error(
+                        "tracking: artifacts of run %s not stored: %s", run.run_name, error
+                    )
+        try:
+            self._bulk.insert(
+                self.experiment_id or "",
+                self._artifact_location,
+                {run_id: finished for run_id, (_, finished) in batch.items()},
+            )
+        except Exception as error:
+            if is_permanent(error):
+                # E.g. the experiment was deleted meanwhile: the public API says so per run.
+                logger.debug("tracking: bulk insert refused: %s", error)
+                for run, _ in batch.values():
+                    run.artifact_uri = None
+                return
+            if _is_transient_db_error(error):
+                raise
+            # Anything else means this MLflow's tables are not what the bulk writer
+            # expects: use the public API from now on.
+            logger.warning("tracking: bulk insert into MLflow failed, using its API: %s", error)
+            self._bulk = None
+            for run, _ in batch.values():
+                run.artifact_uri = None
+            return
+        for run_id, (run, _) in batch.items():
+            run.run_id = run_id
+            run.params.clear()
+            run.tags.clear()
+            run.metrics = []
+            run.trial_dir = None
+            run.terminal = None
 
     def _write_terminal(self, run: _Run) -> None:
         assert run.run_id is not None and run.terminal is not None
