@@ -63,14 +63,22 @@ class CountingModel(ArrayModel):
 
 
 class SlowModel(ArrayModel):
-    """Sleeps synchronously: must not block the event loop."""
+    """Blocks its thread synchronously until released: must not block the event loop.
 
-    def __init__(self, name: str = "slow", seconds: float = 2.0) -> None:
+    ``started`` is set once a predict is running; the test sets ``release`` to let it
+    finish (a predict gives up after ``seconds`` so a failed test cannot hang a thread).
+    """
+
+    def __init__(self, name: str = "slow", seconds: float = 60.0) -> None:
         super().__init__(name)
         self.seconds = seconds
+        self.started = threading.Event()
+        self.release = threading.Event()
 
     def predict_array(self, inputs: np.ndarray) -> np.ndarray:
-        time.sleep(self.seconds)
+        self.started.set()
+        if not self.release.wait(self.seconds):
+            raise TimeoutError(f"{self.name}: not released within {self.seconds}s")
         return inputs
 
 

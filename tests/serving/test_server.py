@@ -19,7 +19,7 @@ from serving.dataplane.runner import PredictRunner
 from serving.runtimes.base import ArrayModel
 from serving.server import create_app
 from tests.serving.test_dataplane_support import SklearnModel, SlowModel, loaded, run
-from tests.util import free_port, wait_http_ok
+from tests.util import free_port, wait_http_ok, wait_until
 
 
 @contextmanager
@@ -41,24 +41,27 @@ def serving(app: Any) -> Iterator[str]:
 
 
 def test_slow_predict_does_not_block_health_or_metadata() -> None:
-    app = create_app(loaded(SlowModel("slow", seconds=2.0)))
+    model = loaded(SlowModel("slow"))
+    app = create_app(model)
     body = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}
     with serving(app) as base, ThreadPoolExecutor(2) as pool:
-        slow = pool.submit(httpx.post, f"{base}/v2/models/slow/infer", json=body, timeout=10)
-        time.sleep(0.3)  # let the slow predict start (not a readiness wait)
-        with httpx.Client(base_url=base) as c:
-            for url in (
-                "/v2/health/live",
-                "/v2/health/ready",
-                "/v2/models/slow",
-                "/v2/models/slow/ready",
-            ):
-                t0 = time.perf_counter()
-                r = c.get(url)
-                elapsed = time.perf_counter() - t0
-                assert r.status_code == 200, url
-                assert elapsed < 0.1, (url, elapsed)
+        slow = pool.submit(httpx.post, f"{base}/v2/models/slow/infer", json=body, timeout=60)
+        try:
+            wait_until(model.started.is_set, timeout=30)
+            # The predict is blocked until released: a blocked event loop would leave
+            # these unanswered (a read timeout), however fast or slow the machine is.
+            with httpx.Client(base_url=base, timeout=10) as c:
+                for url in (
+                    "/v2/health/live",
+                    "/v2/health/ready",
+                    "/v2/models/slow",
+                    "/v2/models/slow/ready",
+                ):
+                    r = c.get(url)
+                    assert r.status_code == 200, url
             assert not slow.done()
+        finally:
+            model.release.set()
         assert slow.result().status_code == 200
 
 
