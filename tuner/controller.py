@@ -534,7 +534,8 @@ class ExperimentController:
             best_metrics = final_metrics(self.spec.objective, summarize(best.observations))
         self.tracker.end_experiment(phase, reason.value, self.best_trial, best_metrics)
         try:
-            self.suggestion.close(self.experiment.metadata.name)
+            meta = self.experiment.metadata
+            self.suggestion.close(meta.namespace, meta.name)
         except (
             ServiceError
         ) as exc:  # the outcome is stored; freeing the service's state is best effort

@@ -232,9 +232,13 @@ def test_restore_rejects_assignments_outside_the_space(algorithm: str) -> None:
         )
 
 
-def test_close_forgets_the_experiment(algorithm: str) -> None:
+def test_close_forgets_the_experiment_in_its_namespace_only(algorithm: str) -> None:
     client = InProcessSuggestionClient()
     client.suggest(make_experiment(algorithm), 1)
+    other = make_experiment(algorithm).model_copy(deep=True)
+    other.metadata.namespace = "team-b"  # same name, another user's namespace
+    client.suggest(other, 2)
     assert client.counts("ns", "exp") == (1, 0)
-    client.close("exp")
+    client.close("ns", "exp")
     assert client.counts("ns", "exp") is None
+    assert client.counts("team-b", "exp") == (2, 0)

@@ -57,8 +57,11 @@ def test_suggest_report_roundtrip_in_process(api: TestClient) -> None:
         },
     )
     assert r.json() == {"prune": False}
-    assert api.delete(f"{PREFIX}/experiments/exp").status_code == 200
+    assert api.delete(f"{PREFIX}/experiments/other/exp").status_code == 200  # not this one
     r = api.post(f"{EXP}/suggest", json={"count": 1, "known": 2, "told": 1})
+    assert r.status_code == 200
+    assert api.delete(EXP).json() == {"closed": "ns/exp"}
+    r = api.post(f"{EXP}/suggest", json={"count": 1, "known": 3, "told": 1})
     assert r.status_code == 409 and r.json()["reason"] == "restore"
 
 
@@ -219,7 +222,7 @@ def test_real_service_restart_is_recovered_through_restore() -> None:
             while more := client.suggest(experiment, 5):
                 seen += [cell(s.assignments) for s in more]
             assert len(seen) == 18 and set(seen) == ALL_CELLS
-            client.close("exp")
+            client.close("ns", "exp")
             # a client without history cannot rebuild an experiment that has trials
             blind = HttpSuggestionClient(url)
             blind._counts["ns/exp"] = (3, 1)

@@ -95,9 +95,6 @@ class SuggestionClient(ABC):
         """An intermediate objective value; True when the trial should be stopped."""
 
     @abstractmethod
-    def close(self, experiment_name: str) -> None:
-        """Forget the experiment's state (the experiment ended or was deleted).
-
-        Takes only the name (as the controller knows it): the state of an experiment of
-        that name in every namespace is dropped.
-        """
+    def close(self, namespace: str, name: str) -> None:
+        """Forget the state of experiment ``namespace/name`` (it ended or was deleted);
+        an experiment of the same name in another namespace keeps its state."""

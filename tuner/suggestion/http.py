@@ -8,7 +8,7 @@ Endpoints (JSON, under ``/api/v1/suggestion``)::
     POST   /experiments/{namespace}/{name}/suggest          {"count", "known", "told"}
     POST   /experiments/{namespace}/{name}/report           {"result", "known", "told"}
     POST   /experiments/{namespace}/{name}/intermediate     {"trialName", "step", "value", ...}
-    DELETE /experiments/{name}                              forget the experiment
+    DELETE /experiments/{namespace}/{name}                  forget the experiment
 
 The service is stateful per experiment. Every call but ``restore`` carries the caller's
 ``known`` (trials asked or restored) and ``told`` (trials reported) counts; when the service
@@ -250,10 +250,10 @@ def create_app(token: str | None = None, max_body: int = DEFAULT_MAX_BODY) -> Fa
         prune = client.report_intermediate(experiment, trial_name, step, float(value))
         return _json({"prune": prune})
 
-    @app.delete(f"{PREFIX}/experiments/{{name}}")
-    def close(name: str) -> Response:
-        client.close(name)
-        return _json({"closed": name})
+    @app.delete(f"{PREFIX}/experiments/{{namespace}}/{{name}}")
+    def close(namespace: str, name: str) -> Response:
+        client.close(namespace, name)
+        return _json({"closed": f"{namespace}/{name}"})
 
     app.add_middleware(GuardMiddleware, token=token, max_body=max_body)
     return app

@@ -154,16 +154,15 @@ class HttpSuggestionClient(SuggestionClient):
             data = self._call(experiment, "intermediate", body)
         return bool(data["prune"])
 
-    def close(self, experiment_name: str) -> None:
+    def close(self, namespace: str, name: str) -> None:
         try:
-            response = self._http.delete(f"{PREFIX}/experiments/{experiment_name}")
+            response = self._http.delete(f"{PREFIX}/experiments/{namespace}/{name}")
         except httpx.HTTPError as exc:
             raise ServiceError(f"suggestion service unreachable: {exc}") from exc
         if response.status_code != 200:
             self._raise(response)
         with self._lock:
-            for key in [k for k in self._counts if k.split("/", 1)[1] == experiment_name]:
-                del self._counts[key]
+            self._counts.pop(f"{namespace}/{name}", None)
 
     def shutdown(self) -> None:
         """Close the HTTP connection pool."""

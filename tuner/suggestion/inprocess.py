@@ -268,10 +268,9 @@ class InProcessSuggestionClient(SuggestionClient):
                 return False
             return bool(trial.should_prune())
 
-    def close(self, experiment_name: str) -> None:
+    def close(self, namespace: str, name: str) -> None:
         with self._lock:
-            for key in [k for k in self._states if k.split("/", 1)[1] == experiment_name]:
-                del self._states[key]
+            self._states.pop(f"{namespace}/{name}", None)
 
     # -- introspection used by the HTTP service and tests --------------------------------
 
