@@ -280,7 +280,7 @@ class ExperimentController:
                 and is_better(objective, r.objective_value, self.best_value)
             ):
                 self.best_value, self.best_trial = r.objective_value, r.name
-        self._update_median()
+        self._rebuild_median()
 
     def _resume_active_trials(self) -> None:
         for state in self.trials.values():
@@ -469,15 +469,18 @@ class ExperimentController:
         if phase is TrialPhase.SUCCEEDED and value is not None:
             if is_better(objective, value, self.best_value):
                 self.best_value, self.best_trial = value, state.name
-            self._update_median()
+            if self._median_stop is not None:
+                self._median = self._median_stop.add_succeeded(state.objective_history)
 
-    def _update_median(self) -> None:
+    def _rebuild_median(self) -> None:
+        """On start or resume: the rule's threshold from every trial that succeeded."""
         if self._median_stop is None:
             return
-        histories = [
-            s.objective_history for s in self.trials.values() if s.phase is TrialPhase.SUCCEEDED
-        ]
-        self._median = self._median_stop.median(histories)
+        self._median_stop.reset()
+        for s in self.trials.values():
+            if s.phase is TrialPhase.SUCCEEDED:
+                self._median_stop.add_succeeded(s.objective_history)
+        self._median = self._median_stop.threshold()
 
     def _counts(self) -> dict[TrialPhase, int]:
         return dict(self._phase_counts)

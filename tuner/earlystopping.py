@@ -8,9 +8,10 @@ whose latest one is worse than that median is stopped (phase EarlyStopped).
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tuner.spec.models import EarlyStoppingSpec, ObjectiveSpec, ObjectiveType
 
@@ -23,6 +24,9 @@ class MedianStop:
     objective: ObjectiveSpec
     min_trials_required: int = DEFAULT_MIN_TRIALS_REQUIRED
     start_step: int = DEFAULT_START_STEP
+    # Sorted averages of the succeeded trials added so far: each finish is an O(log n)
+    # search (plus a memmove), not a recount over every succeeded trial.
+    _averages: list[float] = field(default_factory=list, repr=False)
 
     @classmethod
     def from_spec(cls, spec: EarlyStoppingSpec, objective: ObjectiveSpec) -> MedianStop:
@@ -43,6 +47,22 @@ class MedianStop:
         if len(averages) < self.min_trials_required:
             return None
         return statistics.median(averages)
+
+    def add_succeeded(self, history: Sequence[float]) -> float | None:
+        """Count one more succeeded trial; the threshold (:meth:`median`) of all added."""
+        if len(history) > 0:
+            bisect.insort(self._averages, statistics.fmean(history[: self.start_step]))
+        return self.threshold()
+
+    def reset(self) -> None:
+        self._averages.clear()
+
+    def threshold(self) -> float | None:
+        averages, n = self._averages, len(self._averages)
+        if n == 0 or n < self.min_trials_required:
+            return None
+        mid = n // 2
+        return averages[mid] if n % 2 else (averages[mid - 1] + averages[mid]) / 2
 
     def should_stop(self, history: Sequence[float], median: float | None) -> bool:
         if median is None or len(history) < self.start_step:

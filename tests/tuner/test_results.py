@@ -66,3 +66,10 @@ def test_median_stop() -> None:
     assert not rule.should_stop([5.0], median)  # before start_step
     assert rule.should_stop([5.0, 4.0], median)
     assert not rule.should_stop([5.0, 1.5], median)
+    # Incrementally, as the controller adds each succeeded trial: the same thresholds.
+    assert rule.add_succeeded([1.0, 1.0, 9.0]) is None
+    assert rule.add_succeeded([3.0, 3.0]) == 2.0  # even count: mean of the middle two
+    assert rule.add_succeeded([2.0, 2.0]) == median
+    assert rule.add_succeeded([]) == median  # no objective value: not counted
+    rule.reset()
+    assert rule.threshold() is None
