@@ -319,15 +319,22 @@ class ExperimentController:
         receiver.write_url_file(url_file)
         self._push_receiver = receiver
 
-    def _on_pushed(self, trial_name: str, observations: list[Observation]) -> None:
-        """Runs on the push receiver's thread: commit first, then hand to the loop."""
+    def _on_pushed(
+        self, trial_name: str, observations: list[Observation], key: str | None = None
+    ) -> bool:
+        """Runs on the push receiver's thread: commit first, then hand to the loop.
+
+        False (nothing stored or handed on) when the request ``key`` was stored before.
+        """
         state = self.trials.get(trial_name)
         if state is None:
             raise KeyError(f"unknown trial {trial_name}")
         kept = [o for o in observations if o.name in self._metric_names]
-        self.store.add_observations(state.record.id, kept, collected=False)
+        if not self.store.add_observations(state.record.id, kept, collected=False, request_key=key):
+            return False
         self._pushed.put((trial_name, kept))
         self._wake.set()
+        return True
 
     # -- the loop ------------------------------------------------------------------
 

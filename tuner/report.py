@@ -9,8 +9,10 @@ Usage inside a trial (a command trial run by hyperflow, or an SDK function trial
         report(step=epoch, loss=loss, accuracy=accuracy)
 
 Each call sends one observation per metric, stamped with the current time, and returns
-once the controller has committed them (at-least-once: if the controller dies after
-committing but before answering, the retried call may store a value twice).
+once the controller has committed them. Exactly once: every call carries its own
+``Idempotency-Key``, which the controller commits with the values, so a call retried
+after a lost answer (the controller died between committing and answering) is not
+stored twice.
 
 Transport, in order:
 
@@ -32,6 +34,7 @@ import math
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -108,7 +111,11 @@ def _post(observations: list[dict[str, Any]]) -> None:
         )
     token = os.environ.get("HYPERFLOW_PUSH_TOKEN", "")
     body = json.dumps({"observations": observations}).encode()
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {token}",
+        "Idempotency-Key": uuid.uuid4().hex,  # the same on every retry of this call
+    }
     path = f"/v1/trials/{quote(trial, safe='')}/observations"
     deadline = time.monotonic() + float(os.environ.get("HYPERFLOW_PUSH_RETRY_SECONDS", "60"))
     delay = 0.02

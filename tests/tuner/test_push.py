@@ -27,18 +27,29 @@ PUSH = MetricsCollectorSpec(collector=CollectorSpec(kind=MetricsCollectorKind.PU
 
 
 class Store:
-    """Stands in for the controller's store: records what on_observations received."""
+    """Stands in for the controller's store: records what on_observations received
+    (idempotency keys as the real store does; the real store is tested in test_store)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.received: list[tuple[str, Observation]] = []
-        self.fail = False
+        self.keys: list[str | None] = []  # every call's key, duplicates included
+        self.fail = 0  # the next ``fail`` calls raise before storing
+        self.lose_answers = 0  # the next calls store, then fail as a lost answer would
 
-    def __call__(self, trial: str, observations: list[Observation]) -> None:
-        if self.fail:
-            raise RuntimeError("database is locked")
+    def __call__(self, trial: str, observations: list[Observation], key: str | None) -> bool:
         with self.lock:
+            self.keys.append(key)
+            if self.fail:
+                self.fail -= 1
+                raise RuntimeError("database is locked")
+            if key is not None and key in self.keys[:-1] and not self.lose_answers:
+                return False
             self.received.extend((trial, o) for o in observations)
+            if self.lose_answers:
+                self.lose_answers -= 1
+                raise RuntimeError("committed, but the answer never left")
+            return True
 
 
 @pytest.fixture
@@ -86,12 +97,39 @@ def test_receiver_accepts_and_rejects(receiver: PushReceiver, store: Store) -> N
     bad_value = {"observations": [{"name": "loss", "value": "high"}]}
     assert "loss" in error(post(receiver.url, "t1", bad_value, token), 400)
     assert error(httpx.get(f"{receiver.url}/v1/trials/t1/observations"), 405)
-    store.fail = True
-    assert "database is locked" in error(post(receiver.url, "t1", ok, token), 500)
-    store.fail = False
+    store.fail = 1
+    assert "database is locked" in error(post(receiver.url, "t1", ok, token), 503)
+    bad_key = httpx.post(
+        f"{receiver.url}/v1/trials/t1/observations",
+        json=ok,
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "a/b"},
+    )
+    assert "Idempotency-Key" in error(bad_key, 400)
     receiver.unregister("t1")
     assert error(post(receiver.url, "t1", ok, token), 404)
     assert len(store.received) == 1
+
+
+def test_a_retried_report_is_stored_once(
+    tmp_path: Path, receiver: PushReceiver, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = receiver.register("t1")
+    url_file = tmp_path / "push-url"
+    receiver.write_url_file(url_file)
+    monkeypatch.setenv("HYPERFLOW_PUSH_URL_FILE", str(url_file))
+    monkeypatch.setenv("HYPERFLOW_TRIAL_NAME", "t1")
+    monkeypatch.setenv("HYPERFLOW_PUSH_TOKEN", token)
+    # The first attempt is committed but its answer is lost (503 here; a controller crash
+    # in real life): report() retries with the same key and the value is not stored again.
+    store.lose_answers = 1
+    try:
+        report(step=0, loss=0.5)
+        report(step=1, loss=0.25)
+    finally:
+        report_module._drop_connection()
+    first, retry, second = store.keys
+    assert first is not None and first == retry and second != first
+    assert [(o.step, o.value) for _, o in store.received] == [(0, 0.5), (1, 0.25)]
 
 
 def test_report_needs_a_trial_and_finite_numbers(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -84,6 +84,32 @@ def test_claim_takes_over_from_a_dead_controller(store: Store) -> None:
     assert store.get_experiment_by_uid(uid).controller_pid == os.getpid()
 
 
+def test_a_push_request_key_stores_its_observations_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    store = Store(url)
+    uid = _experiment(store)
+    t = store.add_trial(uid, "exp-a", 0, {}, "/tmp/x", "tok")
+    other = store.add_trial(uid, "exp-b", 1, {}, "/tmp/y", "tok")
+    loss = [Observation("loss", 0.5, 0, 1.0)]
+    assert store.add_observations(t.id, loss, collected=False, request_key="k1")
+    assert not store.add_observations(t.id, loss, collected=False, request_key="k1")
+    assert store.add_observations(other.id, loss, collected=False, request_key="k1")  # per trial
+    store.close()
+    # The retry reaches a restarted controller: the key was committed with the values.
+    store = Store(url)
+    assert not store.add_observations(t.id, loss, collected=False, request_key="k1")
+    assert store.add_observations(t.id, loss, collected=False, request_key="k2")
+    [a, b] = store.trials(uid)
+    assert (a.observation_count, b.observation_count) == (2, 1)
+    assert len(store.observations(t.id)) == 2
+    with pytest.raises(Exception, match="FOREIGN KEY"):  # not mistaken for a duplicate
+        store.add_observations(999, loss, collected=False, request_key="k1")
+    store.delete_experiment(uid)
+    with store.engine.connect() as conn:  # keys go with their trials
+        assert conn.exec_driver_sql("SELECT count(*) FROM tuner_push_requests").scalar() == 0
+    store.close()
+
+
 def test_reset_trial_observations(store: Store) -> None:
     uid = _experiment(store)
     t = store.add_trial(uid, "exp-a", 0, {}, "/tmp/x", "tok")

@@ -4,11 +4,15 @@
 ``{"observations": [{"name": str, "value": number, "step": int | null,
 "timestamp": number | null}, ...]}``. Answers:
 
-* 200 ``{"accepted": n}`` only after ``on_observations(trial, observations)`` returned
-  (the controller commits them to its store inside it), so a 200 means committed;
-* 400 bad JSON or bad observations (non-finite values included), 401 bad token,
-  404 unknown trial or path, 405 other methods, 411/413 missing length or a body over
-  ``max_body`` (1 MiB), 500 if ``on_observations`` raised — always a JSON
+* 200 ``{"accepted": n}`` only after ``on_observations(trial, observations, key)``
+  returned (the controller commits them to its store inside it), so a 200 means
+  committed; ``{"accepted": 0, "duplicate": true}`` when it returned False: a request
+  with this ``Idempotency-Key`` header was stored before (a retry whose first answer was
+  lost, e.g. in a controller crash), so nothing is stored twice;
+* 400 bad JSON, bad observations (non-finite values included) or a bad
+  ``Idempotency-Key`` (1-64 letters, digits, ``-``, ``_``), 401 bad token, 404 unknown
+  trial or path, 405 other methods, 411/413 missing length or a body over ``max_body``
+  (1 MiB), 503 if ``on_observations`` raised (not stored: retry) — always a JSON
   ``{"error": ...}`` body.
 
 Tokens are per trial; :meth:`PushReceiver.register` accepts a token the controller
@@ -23,6 +27,7 @@ import hmac
 import json
 import math
 import os
+import re
 import secrets
 import socket
 import threading
@@ -35,7 +40,9 @@ from urllib.parse import unquote
 
 from tuner.types import Observation
 
-OnObservations = Callable[[str, list[Observation]], None]
+# (trial, observations, idempotency key or None) -> False if the key was seen before.
+OnObservations = Callable[[str, list[Observation], str | None], bool]
+_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 MAX_BODY = 1 << 20
 _PREFIX = "/v1/trials/"
@@ -210,6 +217,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(413, {"error": f"body over {receiver.max_body} bytes"}, close=True)
             return
         body = self.rfile.read(length)
+        key = self.headers.get("Idempotency-Key")
+        if key is not None and not _KEY.fullmatch(key):
+            self._answer(400, {"error": "Idempotency-Key: 1-64 of A-Z a-z 0-9 - _"})
+            return
         auth = self.headers.get("Authorization", "")
         token = auth[7:] if auth.startswith("Bearer ") else ""
         status = receiver._check_token(trial, token)
@@ -232,9 +243,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(503, {"error": "push receiver is stopping"}, close=True)
             return
         try:
-            receiver.on_observations(trial, observations)
-        except Exception as exc:  # the controller could not commit: the client may retry
-            self._answer(500, {"error": f"observations not stored: {exc}"})
+            stored = receiver.on_observations(trial, observations, key)
+        except Exception as exc:  # the controller could not commit: the client retries
+            self._answer(503, {"error": f"observations not stored: {exc}"})
+            return
+        if not stored:
+            self._answer(200, {"accepted": 0, "duplicate": True})
             return
         self._answer(200, {"accepted": len(observations)})
 

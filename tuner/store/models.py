@@ -104,6 +104,9 @@ class TrialRow(Base):
     observations: Mapped[list[ObservationRow]] = relationship(
         back_populates="trial", cascade="all, delete-orphan", order_by="ObservationRow.id"
     )
+    push_requests: Mapped[list[PushRequestRow]] = relationship(
+        back_populates="trial", cascade="all, delete-orphan"
+    )
 
 
 class ObservationRow(Base):
@@ -120,3 +123,16 @@ class ObservationRow(Base):
     timestamp: Mapped[float] = mapped_column(Float)
 
     trial: Mapped[TrialRow] = relationship(back_populates="observations")
+
+
+class PushRequestRow(Base):
+    """The idempotency key of a stored push request: its retry is not stored again."""
+
+    __tablename__ = "tuner_push_requests"
+
+    trial_id: Mapped[int] = mapped_column(
+        ForeignKey("tuner_trials.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    trial: Mapped[TrialRow] = relationship(back_populates="push_requests")

@@ -16,9 +16,17 @@ from typing import Any
 
 from sqlalchemy import bindparam, create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from tuner.store.models import Base, ConditionRow, ExperimentRow, ObservationRow, TrialRow
+from tuner.store.models import (
+    Base,
+    ConditionRow,
+    ExperimentRow,
+    ObservationRow,
+    PushRequestRow,
+    TrialRow,
+)
 from tuner.types import ExperimentPhase, Observation, TrialPhase
 
 _TRIALS = TrialRow.__table__
@@ -27,6 +35,11 @@ _OBSERVATIONS = ObservationRow.__table__
 # the cost of a write when trials are short.
 _INSERT_TRIAL = insert(_TRIALS)
 _INSERT_OBSERVATIONS = insert(_OBSERVATIONS)
+_PUSH_REQUESTS = PushRequestRow.__table__
+_INSERT_PUSH_REQUEST = insert(_PUSH_REQUESTS)
+_PUSH_REQUEST_SEEN = select(_PUSH_REQUESTS.c.key).where(
+    _PUSH_REQUESTS.c.trial_id == bindparam("trial_id"), _PUSH_REQUESTS.c.key == bindparam("key")
+)
 _UPDATE_TRIAL = update(_TRIALS).where(_TRIALS.c.id == bindparam("b_id"))
 _COUNT_OBSERVATIONS = _UPDATE_TRIAL.values(
     observation_count=_TRIALS.c.observation_count + bindparam("b_n"),
@@ -365,13 +378,48 @@ class Store:
     # -- observations --------------------------------------------------------------
 
     def add_observations(
-        self, trial_id: int, observations: Sequence[Observation], *, collected: bool
+        self,
+        trial_id: int,
+        observations: Sequence[Observation],
+        *,
+        collected: bool,
+        request_key: str | None = None,
+    ) -> bool:
+        """Store observations of one trial; ``collected``: read from its files (not pushed).
+
+        ``request_key``: the idempotency key of the push request that carried them. It is
+        committed with them, and a request whose key is already stored (a retry after a
+        lost answer, even across a controller restart) stores nothing: False.
+        """
+        if not observations and request_key is None:
+            return True
+        try:
+            self._insert_observations(trial_id, observations, collected, request_key)
+        except IntegrityError:
+            if request_key is None:
+                raise
+            with self.engine.connect() as conn:
+                seen = conn.execute(
+                    _PUSH_REQUEST_SEEN, {"trial_id": trial_id, "key": request_key}
+                ).first()
+            if seen is None:  # some other constraint failed
+                raise
+            return False
+        return True
+
+    def _insert_observations(
+        self,
+        trial_id: int,
+        observations: Sequence[Observation],
+        collected: bool,
+        request_key: str | None,
     ) -> None:
-        """Store observations of one trial; ``collected``: read from its files (not pushed)."""
-        if not observations:
-            return
         n = len(observations)
         with self.engine.begin() as conn:
+            if request_key is not None:
+                conn.execute(_INSERT_PUSH_REQUEST, {"trial_id": trial_id, "key": request_key})
+            if not observations:
+                return
             conn.execute(
                 _INSERT_OBSERVATIONS,
                 [
