@@ -6,6 +6,7 @@ every test works on its own copy.
 
 from __future__ import annotations
 
+import getpass
 import logging
 import shutil
 import subprocess
@@ -170,7 +171,10 @@ def test_layout_of_experiment_parent_and_trial_runs(
     )
 
     a, b, c = runs["digits-a"], runs["digits-b"], runs["digits-c"]
+    user = getpass.getuser()
+    assert (parent.data.tags["mlflow.user"], parent.info.user_id) == (user, user)
     for trial in (a, b, c):
+        assert (trial.data.tags["mlflow.user"], trial.info.user_id) == (user, user)
         assert trial.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert trial.data.tags["hyperflow.trial"] == trial.info.run_name
         assert trial.data.tags["hyperflow.uid"] == UID

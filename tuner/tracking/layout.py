@@ -10,6 +10,7 @@ Pure functions with no MLflow import, so the layout is readable (and testable) o
 
 from __future__ import annotations
 
+import getpass
 import re
 
 from tuner.spec.models import Experiment
@@ -30,6 +31,8 @@ TAG_RUN_TYPE = "hyperflow.run_type"
 RUN_TYPE_EXPERIMENT = "experiment"
 RUN_TYPE_TRIAL = "trial"
 TAG_PARENT_RUN_ID = "mlflow.parentRunId"
+# MLflow's "User" column (what mlflow.start_run records from the OS user).
+TAG_USER = "mlflow.user"
 
 SPEC_ARTIFACT = "experiment.yaml"
 TRIAL_LOG = "trial.log"
@@ -57,6 +60,14 @@ _TRIAL_STATUS = {
     TrialPhase.KILLED: KILLED,
     TrialPhase.EARLY_STOPPED: KILLED,
 }
+
+
+def current_user() -> str:
+    """The OS user name, as MLflow's own run context resolves it."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry and no $USER (some containers)
+        return "unknown"
 
 
 def key(name: str) -> str:

@@ -179,6 +179,7 @@ class MlflowWriter:
         # or disk is unavailable, which must be retried like any other write).
         self._client_instance: MlflowClient | None = None
         self._bulk: BulkRunWriter | None = None
+        self._user = layout.current_user()
         self._artifact_location: str | None = None  # the MLflow experiment's
         self._start: ExperimentStarted | None = None
         self.experiment_name: str | None = None
@@ -398,6 +399,7 @@ class MlflowWriter:
             tags = layout.trial_tags(
                 start.experiment, start.uid, run.trial_name, self._parent.run_id
             )
+        tags[layout.TAG_USER] = self._user
         created = self._client.create_run(
             self.experiment_id, start_time=run.start_ms, tags=tags, run_name=run.run_name
         )
@@ -515,6 +517,7 @@ class MlflowWriter:
             tags = layout.trial_tags(
                 start.experiment, start.uid, run.trial_name, self._parent.run_id
             )
+            tags[layout.TAG_USER] = self._user
             tags.update({k: layout.tag_value(v) for k, v in run.tags.items()})
             status, end_ms = run.terminal
             finished = FinishedRun(
