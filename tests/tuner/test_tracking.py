@@ -331,9 +331,11 @@ def test_calls_never_block_when_the_server_is_unreachable(
         durations.append(time.perf_counter() - started)
     tracker.end_experiment(ExperimentPhase.SUCCEEDED, "ExperimentGoalReached", "t1", {})
     durations.sort()
-    # Each call only queues; generous bounds because the machine is shared.
-    assert durations[len(durations) // 2] < 0.02
-    assert durations[-1] < 0.5
+    # Each call only queues (microseconds). A call that waited for MLflow would take
+    # seconds: its HTTP client retries with backoff. The bounds leave room for a loaded
+    # 2-core machine, where this thread also competes with the writer importing mlflow.
+    assert durations[len(durations) // 2] < 0.05
+    assert durations[-1] < 2.0
     assert not tracker.flush(timeout=0.2)
     started = time.monotonic()
     with caplog.at_level(logging.ERROR, logger="tuner.tracking"):
