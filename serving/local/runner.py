@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from serving.local.deployment import LocalDeployment, RevisionStatus
@@ -79,8 +80,9 @@ async def run_foreground(
     try:
         specs = revision_specs(load_files(files), tick_interval)
     except SpecError as exc:
+        where = f"{exc.source}: " if exc.source else ""  # which file, when one is to blame
         for line in exc.lines():
-            out.print(f"[red]error:[/red] {line}")
+            out.print(f"[red]error:[/red] {escape(where + line)}", highlight=False)
         return 2
     except OSError as exc:
         out.print(f"[red]error:[/red] {exc}")

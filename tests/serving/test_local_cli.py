@@ -117,3 +117,17 @@ def test_invalid_file_exits_2_with_field_errors(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "minReplicas" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    proc = subprocess.run(
+        hyperflow_cmd("serve", "run", "-f", str(missing)),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+    assert proc.returncode == 2
+    assert f"error: {missing}: file not found" in proc.stdout + proc.stderr
