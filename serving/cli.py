@@ -73,11 +73,10 @@ def run(
     tick: float = typer.Option(2.0, "--tick", help="Autoscaler tick interval, seconds."),
 ) -> None:
     """Run InferenceServices locally in the foreground: router, replicas, autoscaler."""
-    import os
-
     from serving.local.runner import run as run_foreground
+    from serving.settings import hyperflow_home
 
-    home = Path(os.environ.get("HYPERFLOW_HOME", Path.home() / ".hyperflow"))
+    home = hyperflow_home()
     code = run_foreground(
         files, host=host, port=port, token=token, tick_interval=tick, log_dir=home / "serving-logs"
     )

@@ -2,8 +2,9 @@
 
 Supported: a local path (absolute, or relative to the InferenceService file's folder),
 ``file://`` (same rules), and MLflow's ``runs:/<run_id>/<path>`` and
-``models:/<name>/<version|alias|stage>``, downloaded from the tracking server named by
-``MLFLOW_TRACKING_URI`` into a cache under ``$HYPERFLOW_HOME/models``. Cloud schemes
+``models:/<name>/<version|alias|stage>``, downloaded from the MLflow store the tuner logs
+to (``MLFLOW_TRACKING_URI``, else ``$HYPERFLOW_HOME/mlflow.db``: see
+:mod:`serving.settings`) into a cache under ``$HYPERFLOW_HOME/models``. Cloud schemes
 (``gs://``, ``s3://``, ``https://``, ``pvc://`` ...) validate in a spec but are refused
 here, at deploy time, with the list of what is supported.
 """
@@ -17,6 +18,8 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+
+from serving.settings import hyperflow_home, mlflow_tracking_uri
 
 SUPPORTED_SCHEMES = ("local path", "file://", "runs:/", "models:/")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
@@ -82,19 +85,19 @@ def _local_path(uri: str, raw: str, base_dir: Path | None) -> Path:
 
 
 def _default_cache_dir() -> Path:
-    home = os.environ.get("HYPERFLOW_HOME") or str(Path.home() / ".hyperflow")
-    return Path(home) / "models"
+    return hyperflow_home() / "models"
 
 
 def _download_mlflow(uri: str, cache_dir: Path) -> Path:
     import mlflow.artifacts  # lazy: mlflow is heavy and only needed for these schemes
     from mlflow.exceptions import MlflowException
 
+    tracking_uri = mlflow_tracking_uri()
+    registry_uri = os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri
     try:
-        pinned = _pin_version(uri)
+        pinned = _pin_version(uri, tracking_uri, registry_uri)
     except MlflowException as exc:
         raise StorageError(f"storageUri {uri!r}: {exc.message}") from None
-    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
     key = hashlib.sha256(f"{tracking_uri}\n{pinned}".encode()).hexdigest()[:24]
     target = cache_dir / key
     # A run artifact or a model version never changes: fetched once, shared by replicas.
@@ -103,7 +106,12 @@ def _download_mlflow(uri: str, cache_dir: Path) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=cache_dir))
     try:
-        mlflow.artifacts.download_artifacts(artifact_uri=pinned, dst_path=str(staging))
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=pinned,
+            dst_path=str(staging),
+            tracking_uri=tracking_uri,
+            registry_uri=registry_uri,
+        )
     except MlflowException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise StorageError(f"storageUri {uri!r}: {exc.message}") from None
@@ -118,7 +126,7 @@ def _download_mlflow(uri: str, cache_dir: Path) -> Path:
     return _only_child(target)
 
 
-def _pin_version(uri: str) -> str:
+def _pin_version(uri: str, tracking_uri: str, registry_uri: str) -> str:
     """``models:/name@alias`` / ``models:/name/Stage`` / ``models:/name/latest`` as the
     ``models:/name/<version>`` they point at now; other URIs are already immutable."""
     if not uri.startswith("models:/") or _MODEL_VERSION.match(uri):
@@ -126,7 +134,7 @@ def _pin_version(uri: str) -> str:
     from mlflow import MlflowClient
 
     rest = uri[len("models:/") :].strip("/")
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
     if "@" in rest:
         name, alias = rest.split("@", 1)
         return f"models:/{name}/{client.get_model_version_by_alias(name, alias).version}"

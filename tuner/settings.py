@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-def _default_home() -> Path:
-    return Path.home() / ".hyperflow"
+from serving.settings import default_home, mlflow_tracking_uri
 
 
 class TunerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HYPERFLOW_", extra="ignore")
 
-    home: Path = Field(default_factory=_default_home)
+    home: Path = Field(default_factory=default_home)
     # SQLAlchemy URL of the store; default: a SQLite file under ``home``.
     database_url: str | None = None
     # MLflow tracking URI; ``MLFLOW_TRACKING_URI`` wins, then this, then SQLite under ``home``.
@@ -28,11 +25,8 @@ class TunerSettings(BaseSettings):
 
     @property
     def tracking_uri(self) -> str:
-        return (
-            os.environ.get("MLFLOW_TRACKING_URI")
-            or self.mlflow_tracking_uri
-            or f"sqlite:///{self.home / 'mlflow.db'}"
-        )
+        # The same resolution as serving's, which loads these runs' models (runs:/...).
+        return mlflow_tracking_uri(self.home, self.mlflow_tracking_uri or "")
 
     @property
     def trials_dir(self) -> Path:

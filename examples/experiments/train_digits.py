@@ -1,7 +1,8 @@
 """Train an SVM on scikit-learn's bundled digits data set; print accuracy per fold.
 
 Katib's StdOut collector reads the ``accuracy=<value>`` lines. The fitted model is saved
-to $HYPERFLOW_ARTIFACTS_DIR (when set), so it ends up in the trial's MLflow run.
+as ``model/model.joblib`` under $HYPERFLOW_ARTIFACTS_DIR (when set), so it ends up in the
+trial's MLflow run, servable as ``storageUri: runs:/<run id>/model`` (format sklearn).
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def main() -> None:
     final = SVC(C=args.C, gamma=args.gamma, kernel=args.kernel).fit(X, y)
     artifacts = os.environ.get("HYPERFLOW_ARTIFACTS_DIR")
     if artifacts:
-        Path(artifacts).mkdir(parents=True, exist_ok=True)
-        joblib.dump(final, Path(artifacts) / "model.joblib")
+        model_dir = Path(artifacts) / "model"
+        model_dir.mkdir(parents=True, exist_ok=True)
+        joblib.dump(final, model_dir / "model.joblib")
 
 
 if __name__ == "__main__":

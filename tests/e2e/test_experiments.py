@@ -392,8 +392,15 @@ def test_medianstop_early_stops_bad_trials(tmp_path: Path) -> None:
 # -- 10. the demo experiment -------------------------------------------------------------
 
 
-def test_sklearn_digits_example_logs_the_best_model(tmp_path: Path, mlflow_db: Path) -> None:
+def test_sklearn_digits_example_logs_the_best_model(
+    tmp_path: Path, mlflow_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import mlflow
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from serving.runtimes import create_model
+    from serving.spec import parse_inference_service
 
     shutil.copy(EXAMPLES / "train_digits.py", tmp_path)
     data = yaml.safe_load((EXAMPLES / "sklearn-digits.yaml").read_text())
@@ -413,5 +420,29 @@ def test_sklearn_digits_example_logs_the_best_model(tmp_path: Path, mlflow_db: P
     )
     assert run.info.status == "FINISHED"
     assert run.data.metrics["accuracy"] == pytest.approx(best.objective_value)
-    artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
-    assert "model.joblib" in artifacts, artifacts
+    artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "model")]
+    assert artifacts == ["model/model.joblib"], artifacts
+
+    # Tune, then serve: with only HYPERFLOW_HOME set (no MLFLOW_TRACKING_URI), serving
+    # finds the run in the store the tuner logged to.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.chdir(tmp_path)
+    isvc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "digits"},
+        "spec": {
+            "predictor": {
+                "model": {
+                    "modelFormat": {"name": "sklearn"},
+                    "storageUri": f"runs:/{run.info.run_id}/model",
+                }
+            }
+        },
+    }
+    model = create_model("digits", parse_inference_service(isvc).predictor, None)
+    model.load()
+    X, y = load_digits(return_X_y=True)
+    predicted = np.asarray(model.predict((X[:50] / 16.0).tolist()))
+    assert (predicted == y[:50]).mean() > 0.8
+    assert not (tmp_path / "mlflow.db").exists()  # no stray store in the working directory
