@@ -47,7 +47,6 @@ log = logging.getLogger("serving.dataplane")
 
 SERVER_NAME = "hyperflow"
 SERVER_VERSION = "0.1.0"
-EXTENSIONS = ["binary_tensor_data"]
 
 _perf = time.perf_counter
 
@@ -203,7 +202,7 @@ class DataPlane:
         return {"ready": True}
 
     def server_metadata(self) -> dict[str, Any]:
-        return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": EXTENSIONS}
+        return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": list(v2.EXTENSIONS)}
 
     def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
         e = self.entry(name, version, need_ready=False)

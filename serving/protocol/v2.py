@@ -32,6 +32,9 @@ from serving.protocol.infer_type import (
     RequestedOutput,
 )
 
+# What ``GET /v2`` advertises: the replica implements it here, the router passes it through.
+EXTENSIONS: tuple[str, ...] = ("binary_tensor_data",)
+
 _DUMPS_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 

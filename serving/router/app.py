@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from serving.protocol.v2 import EXTENSIONS
 from serving.router.metrics import RouterMetrics
 from serving.router.pool import Endpoint, RevisionPool, Unavailable
 from serving.router.service import RoutedService
@@ -130,9 +131,10 @@ class Router:
         if path in ("/v1/models", "/v1/models/"):
             return json_response(200, {"models": sorted(self.services)})
         if path in ("/v2", "/v2/"):
-            return json_response(
-                200, {"name": "hyperflow-router", "version": "0.1.0", "extensions": []}
-            )
+            # Binary tensor bodies and their headers are forwarded unchanged, so the
+            # router offers what its replicas offer.
+            meta = {"name": "hyperflow-router", "version": "0.1.0", "extensions": EXTENSIONS}
+            return json_response(200, meta)
         if path == "/metrics":
             body = generate_latest(self.metrics.registry)
             return Response(200, [(b"content-type", CONTENT_TYPE_LATEST.encode())], body)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import joblib
+import numpy as np
+import orjson
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -84,6 +86,33 @@ def test_serve_run_canary_and_clean_sigint(tmp_path: Path, model_dir: Path) -> N
             assert r.status_code == 200, r.text
             assert r.json()["outputs"][0]["data"] == [2]
             assert c.get("/v1/models").json() == {"models": ["iris"]}
+            # The router advertises the binary tensor extension, and it works through it.
+            assert c.get("/v2").json()["extensions"] == ["binary_tensor_data"]
+            tensor = np.array([[6.7, 3.0, 5.2, 2.3]], dtype="<f8").tobytes()
+            head = orjson.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "x",
+                            "shape": [1, 4],
+                            "datatype": "FP64",
+                            "parameters": {"binary_data_size": len(tensor)},
+                        }
+                    ],
+                    "parameters": {"binary_data_output": True},
+                }
+            )
+            r = c.post(
+                "/v2/models/iris/infer",
+                content=head + tensor,
+                headers={
+                    "content-type": "application/octet-stream",
+                    "Inference-Header-Content-Length": str(len(head)),
+                },
+            )
+            assert r.status_code == 200, r.text
+            json_len = int(r.headers["inference-header-content-length"])
+            assert np.frombuffer(r.content[json_len:], dtype="<i8").tolist() == [2]
     finally:
         proc.send_signal(signal.SIGINT)  # the terminal's Ctrl-C goes to the runner only
         out, _ = proc.communicate(timeout=30)

@@ -108,6 +108,8 @@ def test_routes_v1_v2_by_name_and_answers_locally(echo_ports: tuple[int, ...]) -
         assert c.get("/v1/models").json() == {"models": ["echo"]}
         assert c.get("/v2/health/live").json() == {"live": True}
         assert c.get("/v2/health/ready").json() == {"ready": True}
+        # Binary tensor bodies pass through (next test): advertised as the replicas do.
+        assert c.get("/v2").json()["extensions"] == ["binary_tensor_data"]
         metrics = c.get("/metrics").text
         assert (
             'hyperflow_router_requests_total{code="200",revision="default",service="echo"}'
