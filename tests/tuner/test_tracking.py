@@ -367,6 +367,19 @@ def test_importing_the_package_does_not_import_mlflow() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
 
 
+def test_a_tracker_that_records_nothing_never_loads_mlflow(tmp_path: Path) -> None:
+    """E.g. re-running an experiment that had finished: no seconds-long mlflow import."""
+    code = (
+        "import sys, time; from tuner.tracking import MlflowTracker; "
+        f"t = MlflowTracker('sqlite:///{tmp_path}/mlflow.db'); "
+        "assert t.flush(timeout=1); started = time.monotonic(); t.close(); "
+        "assert time.monotonic() - started < 1, 'close() waited'; "
+        "assert 'mlflow' not in sys.modules; assert t.describe().endswith('(nothing written yet)')"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 def test_a_hundred_trials_take_seconds_not_minutes(tracker: MlflowTracker) -> None:
     tracker.start_experiment(EXPERIMENT, UID)
     assert tracker.flush(timeout=60)  # store set-up is not what is measured

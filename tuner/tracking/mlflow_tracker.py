@@ -100,9 +100,9 @@ class MlflowTracker(Tracker):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._writer: MlflowWriter | None = None
-        self._thread = threading.Thread(target=self._run, name="hyperflow-mlflow", daemon=True)
-        self._thread.start()
-        atexit.register(self._close_at_exit)
+        # Started by the first event: a tracker that records nothing (e.g. the experiment
+        # had finished already) never imports mlflow, which takes seconds.
+        self._thread: threading.Thread | None = None
 
     # -- the controller's side: enqueue only ------------------------------------------------
 
@@ -114,6 +114,12 @@ class MlflowTracker(Tracker):
             self._enqueued += 1
             # Under the lock so queue order equals sequence order.
             self._queue.put((self._enqueued, event))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="hyperflow-mlflow", daemon=True
+                )
+                self._thread.start()
+                atexit.register(self._close_at_exit)
 
     def start_experiment(self, experiment: Experiment, uid: str) -> None:
         self._put(ExperimentStarted(experiment, uid, _now_ms()))
@@ -160,6 +166,9 @@ class MlflowTracker(Tracker):
             if self._closed:
                 return
             self._closed = True
+            thread = self._thread
+        if thread is None:  # nothing was ever recorded
+            return
         atexit.unregister(self._close_at_exit)
         deadline = None if timeout is None else time.monotonic() + timeout
         flushed = self.flush(timeout)
@@ -167,7 +176,7 @@ class MlflowTracker(Tracker):
         self._wake.set()
         self._queue.put((0, _WAKE))
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        self._thread.join(remaining)
+        thread.join(remaining)
         if not flushed:
             with self._cond:
                 lost = self._enqueued - self._written
