@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -42,3 +43,13 @@ def join_path(parts: Iterable[str | int]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+def unknown_field(name: str, known: Iterable[str], message: str = "unknown field") -> str:
+    """``message``, plus ``; did you mean 'storageUri'?`` when a known name is close.
+
+    Case is ignored (``storageURI`` means ``storageUri``, not ``storage``).
+    """
+    by_lower = {k.lower(): k for k in sorted(known)}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    return f"{message}; did you mean {by_lower[close[0]]!r}?" if close else message

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml  # type: ignore[import-untyped]
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from serving.spec.errors import FieldError, SpecError, join_path
+from serving.spec.errors import FieldError, SpecError, join_path, unknown_field
 from serving.spec.models import API_VERSION, KIND, MODEL_CLASS_ANNOTATION, InferenceService
-from serving.spec.validation import validate
+from serving.spec.validation import unknown_component_fields, validate
 
 
 def load_inference_services(path: str | Path) -> list[InferenceService]:
@@ -83,7 +83,12 @@ def parse_inference_service(
     try:
         isvc = InferenceService.model_validate(data)
     except ValidationError as exc:
-        raise SpecError([_field_error(e) for e in exc.errors()]) from None
+        # Unknown predictor fields are checked after parsing; report them now as well, so
+        # a file with several typos needs one round of fixes, not one per kind of field.
+        errors = [_field_error(e) for e in exc.errors()]
+        seen = {e.path for e in errors}
+        errors += [e for e in unknown_component_fields(data) if e.path not in seen]
+        raise SpecError(errors) from None
     isvc.spec.predictor._isvc_model_class = isvc.metadata.annotations.get(MODEL_CLASS_ANNOTATION)
     errors = validate(isvc)
     if errors:
@@ -105,7 +110,8 @@ def _field_error(error: Any) -> FieldError:
     if kind == "missing":
         message = "required"
     elif kind == "extra_forbidden":
-        message = "unknown field"
+        loc = error["loc"]
+        message = unknown_field(str(loc[-1]), _field_names(loc[:-1]))
     elif kind == "enum":
         message = f"must be one of {error['ctx']['expected']}, got {given!r}"
     elif kind in ("int_parsing", "int_type", "int_from_float"):
@@ -122,3 +128,27 @@ def _field_error(error: Any) -> FieldError:
         text = error["msg"]
         message = text[:1].lower() + text[1:]
     return FieldError(path, message)
+
+
+def _field_names(loc: tuple[str | int, ...]) -> list[str]:
+    """The YAML names of the fields of the object at ``loc`` (empty if not a model)."""
+    model: type[BaseModel] | None = InferenceService
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue  # a list index: the item has the list's model
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        model = _model_in(field.annotation) if field is not None else None
+    if model is None:
+        return []
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model inside ``X``, ``X | None`` or ``list[X] | None``."""
+    pending = [annotation]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            return current
+        pending += get_args(current)
+    return None

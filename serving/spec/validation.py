@@ -8,9 +8,11 @@ scale metric or protocol can run on this machine is decided at deploy time
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import Any
 
 from serving.spec.autoscaling import autoscaling_errors
-from serving.spec.errors import FieldError
+from serving.spec.errors import FieldError, unknown_field
 from serving.spec.models import (
     API_VERSION,
     FRAMEWORK_KEYS,
@@ -18,8 +20,10 @@ from serving.spec.models import (
     MODEL_CLASS_ANNOTATION,
     POD_SPEC_FIELDS,
     ComponentSpec,
+    ExplainerSpec,
     InferenceService,
     PredictorSpec,
+    TransformerSpec,
     is_class_ref,
 )
 
@@ -61,6 +65,43 @@ def validate(isvc: InferenceService) -> list[FieldError]:
     return errors
 
 
+def unknown_component_fields(data: Any) -> list[FieldError]:
+    """Unknown keys of a raw document's predictor, transformer and explainer.
+
+    The same rule :func:`validate` applies to a parsed service, for a document that failed
+    to parse elsewhere, so every unknown field is reported at once.
+    """
+    spec = data.get("spec") if isinstance(data, dict) else None
+    if not isinstance(spec, dict):
+        return []
+    errors: list[FieldError] = []
+    for key, kind in (
+        ("predictor", PredictorSpec),
+        ("transformer", TransformerSpec),
+        ("explainer", ExplainerSpec),
+    ):
+        component = spec.get(key)
+        if isinstance(component, dict):
+            fields = kind.model_fields
+            modelled = set(fields) | {f.alias for f in fields.values() if f.alias}
+            extra = [k for k in component if isinstance(k, str) and k not in modelled]
+            errors += _unknown_pod_fields(f"spec.{key}", extra, kind)
+    return errors
+
+
+def _unknown_pod_fields(
+    path: str, keys: Iterable[str], kind: type[ComponentSpec]
+) -> list[FieldError]:
+    # Keys that are not component fields must be Kubernetes PodSpec fields.
+    known = {f.alias or name for name, f in kind.model_fields.items()} | POD_SPEC_FIELDS
+    message = "unknown field (not an InferenceService component or Kubernetes PodSpec field)"
+    return [
+        FieldError(f"{path}.{key}", unknown_field(key, known, message))
+        for key in keys
+        if key not in POD_SPEC_FIELDS
+    ]
+
+
 def _predictor(predictor: PredictorSpec) -> list[FieldError]:
     path = "spec.predictor"
     errors = _component(path, predictor)
@@ -79,15 +120,7 @@ def _predictor(predictor: PredictorSpec) -> list[FieldError]:
 
 
 def _component(path: str, component: ComponentSpec) -> list[FieldError]:
-    errors: list[FieldError] = []
-    for key in component.pod_fields():
-        if key not in POD_SPEC_FIELDS:
-            errors.append(
-                FieldError(
-                    f"{path}.{key}",
-                    "unknown field (not an InferenceService component or Kubernetes PodSpec field)",
-                )
-            )
+    errors = _unknown_pod_fields(path, component.pod_fields(), type(component))
     if component.min_replicas is not None and component.min_replicas < 0:
         errors.append(FieldError(f"{path}.minReplicas", "must be >= 0"))
     if component.max_replicas < 0:

@@ -360,7 +360,11 @@ MALFORMED: list[tuple[str, Any, str]] = [
         "x",
         "spec.predictor.model.modelFormat.flavour: unknown field",
     ),
-    (f"{MODEL}/storageURI", "m", "spec.predictor.model.storageURI: unknown field"),
+    (
+        f"{MODEL}/storageURI",
+        "m",
+        "spec.predictor.model.storageURI: unknown field; did you mean 'storageUri'?",
+    ),
     (f"{MODEL}/storageUri", "", "spec.predictor.model.storageUri: must not be empty"),
     (
         f"{MODEL}/protocolVersion",
@@ -448,6 +452,26 @@ def test_max_zero_means_unbounded_and_min_zero_is_scale_to_zero() -> None:
     )
     assert isvc.predictor.effective_min_replicas == 0
     assert isvc.predictor.effective_max_replicas is None
+
+
+def test_every_unknown_field_is_reported_at_once_with_a_hint() -> None:
+    # storageURI fails parsing; minReplica (a predictor key, which may be a PodSpec field)
+    # is checked after parsing: both are reported in one round.
+    data = isvc_dict(
+        minReplica=0,
+        model={"modelFormat": {"name": "sklearn"}, "storageURI": "./m"},
+        batcher={"maxBatch": 8},
+    )
+    data["spec"]["transformer"] = {"containers": [{"image": "t"}], "xyzzy": 1}
+    with pytest.raises(SpecError) as info:
+        parse_inference_service(data)
+    pod = "unknown field (not an InferenceService component or Kubernetes PodSpec field)"
+    assert sorted(info.value.lines()) == [
+        "spec.predictor.batcher.maxBatch: unknown field; did you mean 'maxBatchSize'?",
+        f"spec.predictor.minReplica: {pod}; did you mean 'minReplicas'?",
+        "spec.predictor.model.storageURI: unknown field; did you mean 'storageUri'?",
+        f"spec.transformer.xyzzy: {pod}",
+    ]
 
 
 def test_every_error_is_reported_at_once() -> None:

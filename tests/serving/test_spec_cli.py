@@ -57,6 +57,24 @@ def test_invalid_file_exits_1_with_field_errors(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
+def test_unknown_fields_are_reported_together_with_hints(tmp_path: Path) -> None:
+    bad = tmp_path / "typos.yaml"
+    bad.write_text(
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\n"
+        "metadata: {name: iris}\n"
+        "spec:\n  predictor:\n    minReplica: 0\n"
+        "    model: {modelFormat: {name: sklearn}, storageURI: ./m}\n"
+    )
+    result = runner.invoke(app, ["validate", "-f", str(bad)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{bad}: invalid",
+        "  spec.predictor.model.storageURI: unknown field; did you mean 'storageUri'?",
+        "  spec.predictor.minReplica: unknown field (not an InferenceService component or "
+        "Kubernetes PodSpec field); did you mean 'minReplicas'?",
+    ]
+
+
 def test_one_bad_file_among_good_ones_exits_1(tmp_path: Path) -> None:
     result = runner.invoke(
         app,
