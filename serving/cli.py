@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from serving.spec import FieldError, InferenceService
 
 app = typer.Typer(help="KServe InferenceServices: validate, run locally.", no_args_is_help=True)
 
@@ -23,13 +27,21 @@ def validate(
     for file in files:
         try:
             services = load_inference_services(file)
+            numbered = len(services) > 1
+            checked = [
+                _check_local_storage(isvc, number if numbered else None)
+                for number, isvc in enumerate(services, start=1)
+            ]
+            storage_errors = [error for errors, _ in checked for error in errors]
+            if storage_errors:  # what deploy would refuse: invalid here already
+                raise SpecError(storage_errors, source=str(file))
         except SpecError as exc:
             failed = True
             typer.secho(f"{file}: invalid", fg="red", err=True)
             for line in exc.lines():
                 typer.echo(f"  {line}", err=True)
             continue
-        for isvc in services:
+        for isvc, (_, storage_notes) in zip(services, checked, strict=True):
             p = isvc.predictor
             replicas = f"{p.effective_min_replicas}..{p.effective_max_replicas or 'unbounded'}"
             extras = [f"canary {p.canary_traffic_percent}%"] * (
@@ -49,8 +61,33 @@ def validate(
             typer.echo(f"inferenceservice {isvc.name!r} is valid: {summary}")
             for problem in deploy_problems(p):
                 typer.echo(f"  note: cannot run locally: {problem}")
+            for note in storage_notes:
+                typer.echo(f"  note: {note}")
     if failed:
         raise typer.Exit(1)
+
+
+def _check_local_storage(
+    isvc: InferenceService, document: int | None
+) -> tuple[list[FieldError], list[str]]:
+    """A local storageUri checked by deploy time's own rule: one that escapes the file's
+    folder is an error (deploy refuses it); a missing one is a note (it may be created)."""
+    from serving.spec import FieldError
+    from serving.storage import StorageError, local_storage_path, storage_scheme
+
+    impl = isvc.predictor.implementation
+    uri = isvc.predictor.storage_uri
+    if impl is None or uri is None or storage_scheme(uri) not in ("local", "file"):
+        return [], []
+    try:
+        path = local_storage_path(uri, isvc.base_dir)
+    except StorageError as exc:
+        key = isvc.predictor.implementations()[0]
+        field = "storageUri" if impl.storage_uri is not None else "storage.path"
+        return [FieldError(f"spec.predictor.{key}.{field}", str(exc), document)], []
+    if not path.exists():
+        return [], [f"storageUri {uri} does not exist (yet): {path}"]
+    return [], []
 
 
 @app.command("run")

@@ -60,13 +60,22 @@ def resolve_storage_uri(uri: str, base_dir: Path | None, cache_dir: Path | None 
     scheme = storage_scheme(uri)
     if scheme in ("runs", "models"):
         return _download_mlflow(uri, cache_dir or _default_cache_dir())
-    raw = uri[len("file://") :] if scheme == "file" else uri
-    if not raw:
-        raise StorageError(f"storageUri {uri!r}: empty path")
-    path = _local_path(uri, raw, base_dir)
+    path = local_storage_path(uri, base_dir)
     if not path.exists():
         raise StorageError(f"storageUri {uri!r}: {path} does not exist")
     return path
+
+
+def local_storage_path(uri: str, base_dir: Path | None) -> Path:
+    """Where a local or ``file://`` storageUri points; it need not exist (yet).
+
+    Raises :class:`StorageError` as :func:`resolve_storage_uri` does for an empty path or a
+    relative path that climbs out of ``base_dir``.
+    """
+    raw = uri[len("file://") :] if storage_scheme(uri) == "file" else uri
+    if not raw:
+        raise StorageError(f"storageUri {uri!r}: empty path")
+    return _local_path(uri, raw, base_dir)
 
 
 def _local_path(uri: str, raw: str, base_dir: Path | None) -> Path:

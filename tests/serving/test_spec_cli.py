@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from serving.cli import app
+from serving.storage import StorageError, resolve_storage_uri
 from tests.util import REPO, SHARED, hyperflow_cmd
 
 runner = CliRunner()
@@ -73,6 +74,44 @@ def test_unknown_fields_are_reported_together_with_hints(tmp_path: Path) -> None
         "  spec.predictor.minReplica: unknown field (not an InferenceService component or "
         "Kubernetes PodSpec field); did you mean 'minReplicas'?",
     ]
+
+
+def _isvc_file(folder: Path, uri: str) -> Path:
+    path = folder / "isvc.yaml"
+    path.write_text(
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\n"
+        "metadata: {name: iris}\n"
+        f"spec:\n  predictor:\n    model: {{modelFormat: {{name: sklearn}}, storageUri: {uri}}}\n"
+    )
+    return path
+
+
+def test_missing_local_storage_is_a_note_and_still_valid(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", "-f", str(_isvc_file(tmp_path, "./nomodel"))])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"  note: storageUri ./nomodel does not exist (yet): {tmp_path / 'nomodel'}"
+        in result.stdout.splitlines()
+    )
+    (tmp_path / "nomodel").mkdir()
+    result = runner.invoke(app, ["validate", "-f", str(_isvc_file(tmp_path, "./nomodel"))])
+    assert result.exit_code == 0 and "note:" not in result.stdout
+
+
+def test_storage_that_climbs_out_is_refused_as_at_deploy_time(tmp_path: Path) -> None:
+    folder = tmp_path / "a" / "b"
+    folder.mkdir(parents=True)
+    (tmp_path / "x").mkdir()  # it exists, but outside the file's folder
+    with pytest.raises(StorageError) as deploy:
+        resolve_storage_uri("../../x", folder)
+    path = _isvc_file(folder, "../../x")
+    result = runner.invoke(app, ["validate", "-f", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{path}: invalid",
+        f"  spec.predictor.model.storageUri: {deploy.value}",
+    ]
+    assert "a relative path must stay inside" in str(deploy.value)
 
 
 def test_one_bad_file_among_good_ones_exits_1(tmp_path: Path) -> None:
