@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -23,6 +24,8 @@ PHASE_STYLE = {
     TrialPhase.EARLY_STOPPED: "yellow",
     TrialPhase.METRICS_UNAVAILABLE: "magenta",
 }
+# Phases whose message says nothing the status column does not ("Trial is running").
+_QUIET_PHASES = frozenset({TrialPhase.CREATED, TrialPhase.RUNNING, TrialPhase.SUCCEEDED})
 
 
 def format_value(value: Any) -> str:
@@ -49,7 +52,12 @@ def trials_table(
         table.add_column(p, justify="right")
     table.add_column(objective, justify="right")
     shown = trials if limit is None else trials[-limit:]
-    for t in shown:
+    # Why a trial did not succeed (command not found, exit code, no metric, stopped early)
+    # is worth a column as soon as one shown trial has such a reason.
+    reasons = [_reason(t) for t in shown]
+    if any(reasons):
+        table.add_column("reason", overflow="fold", max_width=60)
+    for t, reason in zip(shown, reasons, strict=True):
         value = "" if t.objective_value is None else format_value(t.objective_value)
         name = f"{t.name} *" if t.name == best else t.name
         table.add_row(
@@ -57,8 +65,19 @@ def trials_table(
             f"[{PHASE_STYLE[t.phase]}]{t.phase.value}[/]",
             *[format_value(t.assignments.get(p, "")) for p in params],
             value,
+            *([reason] if any(reasons) else []),
         )
     return table
+
+
+def _reason(trial: Any) -> str:
+    if trial.phase in _QUIET_PHASES:
+        return ""
+    message = str(getattr(trial, "message", "") or "")
+    # "Trial has failed: command not found: x" -> the part the status does not say.
+    if message.startswith("Trial ") and ": " in message:
+        message = message.split(": ", 1)[1]
+    return escape(message)
 
 
 class LiveProgress:

@@ -8,6 +8,7 @@ that an unknown name fails cleanly.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import textwrap
 import time
@@ -213,3 +214,27 @@ def test_run_with_suggestion_service(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     status = json.loads(done.stdout)["status"]
     assert status["trials"] == 3 == status["trialsSucceeded"]
+
+
+def test_failed_trials_show_why_in_the_tables(tmp_path: Path) -> None:
+    spec = _spec("cli-failing", max_trials=2)
+    spec["spec"]["maxFailedTrialCount"] = 1
+    spec["spec"]["trialTemplate"]["command"] = ["nosuchcmd-hf", "${trialParameters.x}"]
+    path = _write(tmp_path, spec)
+    run = subprocess.run(
+        hyperflow_cmd("experiment", "run", "--no-mlflow", "-f", str(path)),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    shown = run.stdout + run.stderr  # the live view and table go to the terminal (stderr)
+    assert run.returncode == 1, shown
+    assert "reason" in shown and "command not found: nosuchcmd-hf" in shown, shown
+    listed = _cli("trials", "cli-failing")
+    assert "command not found: nosuchcmd-hf" in listed.output, listed.output
+    # A table of trials that all succeeded has no reason column.
+    ok = _write(tmp_path, _spec("cli-fine", max_trials=2), "fine.yaml")
+    assert _run("run", "--no-mlflow", "-f", str(ok)).returncode == 0
+    assert "reason" not in _cli("trials", "cli-fine").output
