@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from tuner.spec.models import Experiment
 
 experiment_app = typer.Typer(
     help="Katib Experiments: validate, run, inspect.", no_args_is_help=True
@@ -34,6 +37,26 @@ def validate(
         raise typer.Exit(1) from None
     for experiment in experiments:
         out.print(f"experiment {experiment.metadata.name!r} is valid", highlight=False)
+        # Valid Katib, but refused by `experiment run` here: say so now, not at run time.
+        for problem in _local_problems(experiment):
+            out.print(f"  note: cannot run locally: {problem}", highlight=False)
+
+
+def _local_problems(experiment: Experiment) -> list[str]:
+    from tuner.metrics import check_collector_supported
+    from tuner.suggestion.algorithms import get_algorithm
+
+    spec = experiment.spec
+    problems = []
+    if not get_algorithm(spec.algorithm.algorithm_name).supported:
+        problems.append(
+            f"algorithm {spec.algorithm.algorithm_name} is not supported by the local "
+            "suggestion service"
+        )
+    collector = check_collector_supported(spec.metrics_collector_spec)
+    if collector is not None:
+        problems.append(collector)
+    return problems
 
 
 @suggestion_app.command("serve")
@@ -156,7 +179,8 @@ def _print_summary(
     counts: dict[str, int] = {}
     for t in trials:
         counts[t.phase.value] = counts.get(t.phase.value, 0) + 1
-    console.print("trials: " + ", ".join(f"{n} {k}" for k, n in counts.items()), highlight=False)
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items()) or "none"
+    console.print(f"trials: {summary}", highlight=False)
     if tracking:
         console.print(f"MLflow: {tracking}", highlight=False)
 

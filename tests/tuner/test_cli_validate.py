@@ -47,6 +47,33 @@ def test_valid_file_exits_zero(tmp_path: Path) -> None:
     result = validate(path)
     assert result.returncode == 0, result.stderr
     assert "experiment 'quadratic' is valid" in result.stdout
+    assert "note:" not in result.stdout
+
+
+def test_valid_katib_that_cannot_run_locally_gets_a_note(tmp_path: Path) -> None:
+    data = yaml.safe_load(GOOD)
+    data["spec"]["algorithm"] = {
+        "algorithmName": "pbt",
+        "algorithmSettings": [
+            {"name": "suggestion_trial_dir", "value": "/var/log/katib/checkpoints/"},
+            {"name": "n_population", "value": "5"},
+            {"name": "truncation_threshold", "value": "0.2"},
+        ],
+    }
+    data["spec"]["metricsCollectorSpec"] = {
+        "collector": {"kind": "TensorFlowEvent"},
+        "source": {"fileSystemPath": {"path": "/tmp/tb", "kind": "Directory"}},
+    }
+    path = tmp_path / "pbt.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = validate(path)
+    assert result.returncode == 0, result.stderr  # a valid Katib file
+    notes = [line.strip() for line in result.stdout.splitlines() if "note:" in line]
+    assert notes == [
+        "note: cannot run locally: algorithm pbt is not supported by the local suggestion service",
+        "note: cannot run locally: metrics collector kind TensorFlowEvent is not supported by "
+        "local trials; use StdOut, File, Push or None",
+    ]
 
 
 # One process per case is slow on a shared machine; a handful covers every failure class.
