@@ -25,6 +25,7 @@ to MLflow.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,8 @@ from tuner.spec.models import (
     TrialTemplate,
 )
 from tuner.store import ExperimentRecord, TrialRecord
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from tuner.progress import LiveProgress
@@ -111,6 +114,8 @@ class TuneResult:
     tracking: str | None = None
     best_trial: TrialRecord | None = None
     best_parameters: dict[str, Any] = field(default_factory=dict)
+    # True when the store had this experiment finished already: nothing ran this time.
+    already_finished: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -272,7 +277,19 @@ def tune(
             track=track,
             observer=live,
         )
-    return _result(experiment, outcome.record, settings, outcome.tracking)
+    if outcome.already_finished:
+        meta = experiment.metadata
+        logger.warning(
+            "experiment %s/%s had already finished; returning its stored result "
+            "(delete it, e.g. `hyperflow experiment delete %s -n %s`, to run it again)",
+            meta.namespace,
+            meta.name,
+            meta.name,
+            meta.namespace,
+        )
+    result = _result(experiment, outcome.record, settings, outcome.tracking)
+    result.already_finished = outcome.already_finished
+    return result
 
 
 def _result(

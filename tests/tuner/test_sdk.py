@@ -67,19 +67,27 @@ def _observations(trial_id: int) -> list[Any]:
         store.close()
 
 
-def test_dict_returning_function() -> None:
-    result = tune(
-        "sdk-dict",
-        quadratic,
-        {"x": search.double(min=0, max=1)},
-        objective_metric_name="loss",
-        objective_type="minimize",
-        additional_metric_names=["other"],
-        max_trial_count=4,
-        parallel_trial_count=2,
-        track=False,
-    )
+def test_dict_returning_function(caplog: pytest.LogCaptureFixture) -> None:
+    def run() -> Any:
+        return tune(
+            "sdk-dict",
+            quadratic,
+            {"x": search.double(min=0, max=1)},
+            objective_metric_name="loss",
+            objective_type="minimize",
+            additional_metric_names=["other"],
+            max_trial_count=4,
+            parallel_trial_count=2,
+            track=False,
+        )
+
+    result = run()
     assert result.succeeded, result.experiment.message
+    assert not result.already_finished
+    with caplog.at_level("WARNING", logger="tuner.sdk"):
+        again = run()  # the stored result, said out loud
+    assert again.already_finished and again.experiment.uid == result.experiment.uid
+    assert "had already finished; returning its stored result" in caplog.text
     assert len(result.trials) == 4 and all(t.phase.value == "Succeeded" for t in result.trials)
     best = min(result.trials, key=lambda t: t.objective_value)
     assert result.best_trial is not None and result.best_trial.name == best.name
