@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -62,6 +63,17 @@ def load_files(files: list[Path]) -> list[InferenceService]:
     return isvcs
 
 
+# Piped into a file or a pager, rich would wrap the table at 80 columns.
+PIPED_WIDTH = 160
+
+
+def _console() -> Console:
+    """The terminal's width on a terminal; ``$COLUMNS``, else 160 columns, when piped."""
+    if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
+        return Console(width=PIPED_WIDTH)
+    return Console()
+
+
 async def run_foreground(
     files: list[Path],
     *,
@@ -73,7 +85,7 @@ async def run_foreground(
     console: Console | None = None,
 ) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
-    out = console or Console()
+    out = console or _console()
     if not is_loopback(host) and not token:
         out.print(f"[red]error:[/red] binding to {host} (not loopback) requires --token")
         return 2

@@ -18,7 +18,8 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from tests.util import REPO, free_port, hyperflow_cmd, wait_http_ok, wait_until
+from serving.local.runner import _console
+from tests.util import REPO, free_port, hyperflow_cmd, running, wait_http_ok, wait_until
 
 ISVC = """apiVersion: serving.kserve.io/v1beta1
 kind: InferenceService
@@ -160,3 +161,48 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert f"error: {missing}: file not found" in proc.stdout + proc.stderr
+
+
+def _serve_piped(tmp_path: Path, yaml_text: str, *extra: str) -> tuple[list[str], Path, int]:
+    (tmp_path / "isvc.yaml").write_text(yaml_text)
+    port = free_port()
+    args = hyperflow_cmd(
+        "serve", "run", "-f", str(tmp_path / "isvc.yaml"), "--port", str(port), *extra
+    )
+    return args, tmp_path / "out.txt", port
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_piped_status_table_is_wide(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not a terminal and no COLUMNS: 160 columns, so no cell of the table wraps.
+    monkeypatch.delenv("COLUMNS", raising=False)
+    yaml_text = ISVC.format(extra="", uri="./model").replace("name: iris", "name: sklearn-iris")
+    args, out, port = _serve_piped(tmp_path, yaml_text)
+    with (
+        out.open("wb") as sink,
+        running(args, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT) as proc,
+    ):
+        url = f"http://127.0.0.1:{port}/v2/models/sklearn-iris/ready"
+        wait_http_ok(url, timeout=60, proc=proc)
+        wait_until(lambda: "1 ready" in out.read_text(), timeout=30)
+        _stop(proc)
+    lines = out.read_text().splitlines()
+    assert any("endpoints / status" in line for line in lines), lines
+    row = [line for line in lines if "/v1/models/sklearn-iris:predict" in line]
+    assert any("sklearn-iris" in r.split("/v1/")[0] and "1 ready" in r for r in row), lines
+    assert max(len(line) for line in lines) <= 160
+
+
+def test_console_width_when_piped(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pytest's stdout is not a terminal: COLUMNS wins if set, else 160 columns.
+    monkeypatch.setenv("COLUMNS", "100")
+    assert _console().width == 100
+    monkeypatch.delenv("COLUMNS")
+    assert _console().width == 160
