@@ -52,6 +52,8 @@ class RevisionDeployer:
         self.desired = initial
         self.replicas: list[ReplicaProcess] = []
         self.started_pids: list[int] = []
+        # The replicas shutdown() found running and stopped (not those stopped earlier).
+        self.shutdown_pids: list[int] = []
         self.restarts = 0
         self._crashes = 0
         self._next_start = 0.0
@@ -213,6 +215,9 @@ class RevisionDeployer:
             task.cancel()
         # Replicas still draining from a scale-down are stopped here too.
         victims = [*self.replicas, *self._retiring]
+        self.shutdown_pids = [
+            r.pid for r in victims if r.pid is not None and r.proc and r.proc.returncode is None
+        ]
         self.replicas.clear()
         self._retiring.clear()
         self.pool.set_endpoints([])

@@ -226,4 +226,9 @@ class LocalDeployment:
         return out
 
     def started_pids(self) -> list[int]:
+        """Every replica started this session, including ones already stopped."""
         return [pid for r in self.revisions for pid in r.deployer.started_pids]
+
+    def shutdown_pids(self) -> list[int]:
+        """The replicas :meth:`shutdown` found running and stopped."""
+        return [pid for r in self.revisions for pid in r.deployer.shutdown_pids]

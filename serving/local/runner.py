@@ -139,7 +139,17 @@ async def run_foreground(
             table_task.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    event(f"stopped; replicas stopped: {', '.join(map(str, deployment.started_pids())) or 'none'}")
+    # Only what this shutdown stopped: scale-downs already logged their own "stopped replica".
+    pids = deployment.shutdown_pids()
+    if pids:
+        what = (
+            "1 replica stopped now: pid"
+            if len(pids) == 1
+            else f"{len(pids)} replicas stopped now: pids"
+        )
+        event(f"stopped; {what} {', '.join(map(str, pids))}")
+    else:
+        event("stopped; no replica was running")
     return 0
 
 

@@ -200,6 +200,39 @@ def test_piped_status_table_is_wide(
     assert max(len(line) for line in lines) <= 160
 
 
+def test_stop_line_names_only_the_replicas_it_stopped(tmp_path: Path, model_dir: Path) -> None:
+    # Scale to zero after a 6 s window, then a cold start: two replicas started, the
+    # first already stopped by the autoscaler; the stop line names the second only.
+    yaml_text = ISVC.format(extra="    minReplicas: 0\n", uri="./model").replace(
+        "  name: iris\n",
+        "  name: iris\n  annotations:\n"
+        "    autoscaling.knative.dev/window: 6s\n"
+        "    autoscaling.knative.dev/scale-to-zero-pod-retention-period: 0s\n",
+    )
+    args, out, port = _serve_piped(tmp_path, yaml_text, "--tick", "0.2")
+    env = {"COLUMNS": "200"}
+    with (
+        out.open("wb") as sink,
+        running(args, env=env, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT) as proc,
+    ):
+        wait_http_ok(f"http://127.0.0.1:{port}/v2/health/live", timeout=60, proc=proc)
+        scaled_down = re.compile(r"stopped replica pid (\d+)")
+        wait_until(lambda: scaled_down.search(out.read_text()) is not None, timeout=60)
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/models/iris:predict",
+            json={"instances": [[5.1, 3.5, 1.4, 0.2]]},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        _stop(proc)
+    text = out.read_text()
+    first, second = (int(p) for p in re.findall(r"started replica pid (\d+)", text))
+    match = scaled_down.search(text)
+    assert match is not None and int(match.group(1)) == first, text
+    assert f"stopped; 1 replica stopped now: pid {second}\n" in text, text
+    wait_until(lambda: not _alive(first) and not _alive(second), timeout=10)
+
+
 def test_console_width_when_piped(monkeypatch: pytest.MonkeyPatch) -> None:
     # pytest's stdout is not a terminal: COLUMNS wins if set, else 160 columns.
     monkeypatch.setenv("COLUMNS", "100")
