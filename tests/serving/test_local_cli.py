@@ -178,6 +178,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     assert proc.returncode == 0
 
 
+def _ready_row(line: str) -> bool:
+    return "│" in line and "sklearn-iris:predict" in line and "│ 1 ready" in line
+
+
 def test_piped_status_table_is_wide(
     tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -191,7 +195,8 @@ def test_piped_status_table_is_wide(
     ):
         url = f"http://127.0.0.1:{port}/v2/models/sklearn-iris/ready"
         wait_http_ok(url, timeout=60, proc=proc)
-        wait_until(lambda: "1 ready" in out.read_text(), timeout=30)
+        # A table row, not an event line (":40121 ready in 4.1s" also contains "1 ready").
+        wait_until(lambda: any(_ready_row(line) for line in out.read_text().splitlines()))
         _stop(proc)
     lines = out.read_text().splitlines()
     assert any("endpoints / status" in line for line in lines), lines
