@@ -97,3 +97,18 @@ def running(
 
 def hyperflow_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "hyperflow", *args]
+
+
+def run_hyperflow(
+    *args: str, timeout: float = 60, columns: int = 400
+) -> subprocess.CompletedProcess[str]:
+    """``hyperflow ARGS`` run from the repository to the end, output as text. rich wraps at
+    80 columns when not on a terminal: ``COLUMNS`` keeps each message on one line."""
+    return subprocess.run(
+        hyperflow_cmd(*args),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": str(columns)},
+    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.util import REPO, hyperflow_cmd
+from tests.util import REPO, run_hyperflow
 from tuner.runner import run_experiment
 from tuner.settings import TunerSettings
 from tuner.spec import parse_experiment
@@ -170,13 +169,7 @@ def test_too_many_failures_fail_the_experiment_and_run_exits_1(tmp_path: Path) -
     )
     path = tmp_path / "experiment.yaml"
     path.write_text(json.dumps(data))
-    done = subprocess.run(
-        hyperflow_cmd("experiment", "run", "-f", str(path), "--json", "--no-mlflow"),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_hyperflow("experiment", "run", "-f", str(path), "--json", "--no-mlflow")
     assert done.returncode == 1, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     status = json.loads(done.stdout)["status"]

@@ -126,7 +126,9 @@ def test_sigint_stops_trials_cleanly(tmp_path: Path, hyperflow_home: Path) -> No
             lambda: sum(t.phase.value == "Running" for t in _trials(hyperflow_home)) == 2,
             timeout=60,
         )
-        pids = [int(Path(t.trial_dir, "pid").read_text().split()[0]) for t in _trials(hyperflow_home)]
+        pids = [
+            int(Path(t.trial_dir, "pid").read_text().split()[0]) for t in _trials(hyperflow_home)
+        ]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 130
     for pid in pids:

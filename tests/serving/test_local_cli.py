@@ -19,7 +19,15 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from serving.local.runner import _console
-from tests.util import REPO, free_port, hyperflow_cmd, running, wait_http_ok, wait_until
+from tests.util import (
+    REPO,
+    free_port,
+    hyperflow_cmd,
+    run_hyperflow,
+    running,
+    wait_http_ok,
+    wait_until,
+)
 
 ISVC = """apiVersion: serving.kserve.io/v1beta1
 kind: InferenceService
@@ -136,14 +144,7 @@ def test_non_loopback_requires_token(tmp_path: Path, model_dir: Path) -> None:
 def test_invalid_file_exits_2_with_field_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(ISVC.format(extra="    minReplicas: -1\n", uri="./model"))
-    proc = subprocess.run(
-        hyperflow_cmd("serve", "run", "-f", str(bad)),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    proc = run_hyperflow("serve", "run", "-f", str(bad))
     assert proc.returncode == 2
     assert "minReplicas" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
@@ -151,14 +152,7 @@ def test_invalid_file_exits_2_with_field_errors(tmp_path: Path) -> None:
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
-    proc = subprocess.run(
-        hyperflow_cmd("serve", "run", "-f", str(missing)),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "400"},
-    )
+    proc = run_hyperflow("serve", "run", "-f", str(missing))
     assert proc.returncode == 2
     assert f"error: {missing}: file not found" in proc.stdout + proc.stderr
 

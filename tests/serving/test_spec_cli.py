@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ from typer.testing import CliRunner
 
 from serving.cli import app
 from serving.storage import StorageError, resolve_storage_uri
-from tests.util import REPO, SHARED, hyperflow_cmd
+from tests.util import REPO, SHARED, run_hyperflow
 
 runner = CliRunner()
 
@@ -133,13 +132,7 @@ def test_one_bad_file_among_good_ones_exits_1(tmp_path: Path) -> None:
 def test_real_cli_never_prints_a_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("a: [")
-    proc = subprocess.run(
-        hyperflow_cmd("serve", "validate", "-f", str(bad)),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_hyperflow("serve", "validate", "-f", str(bad))
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "invalid YAML" in proc.stderr
 

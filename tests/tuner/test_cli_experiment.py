@@ -8,7 +8,6 @@ that an unknown name fails cleanly.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import textwrap
 import time
@@ -19,7 +18,7 @@ import yaml
 from typer.testing import CliRunner
 
 from hyperflow.cli import app
-from tests.util import REPO, free_port, hyperflow_cmd, running, wait_http_ok
+from tests.util import REPO, free_port, hyperflow_cmd, run_hyperflow, running, wait_http_ok
 
 TRIAL = textwrap.dedent(
     """
@@ -64,13 +63,7 @@ def _write(folder: Path, spec: dict[str, Any], name: str = "experiment.yaml") ->
 
 
 def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        hyperflow_cmd("experiment", *args),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_hyperflow("experiment", *args, timeout=timeout)
 
 
 def _cli(*args: str) -> Any:
@@ -221,14 +214,7 @@ def test_failed_trials_show_why_in_the_tables(tmp_path: Path) -> None:
     spec["spec"]["maxFailedTrialCount"] = 1
     spec["spec"]["trialTemplate"]["command"] = ["nosuchcmd-hf", "${trialParameters.x}"]
     path = _write(tmp_path, spec)
-    run = subprocess.run(
-        hyperflow_cmd("experiment", "run", "--no-mlflow", "-f", str(path)),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    run = _run("run", "--no-mlflow", "-f", str(path))
     shown = run.stdout + run.stderr  # the live view and table go to the terminal (stderr)
     assert run.returncode == 1, shown
     assert "reason" in shown and "command not found: nosuchcmd-hf" in shown, shown

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.util import REPO, hyperflow_cmd
+from tests.util import run_hyperflow
 
 MALFORMED = Path(__file__).parent / "malformed"
 
@@ -30,15 +29,7 @@ spec:
 
 
 def validate(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        hyperflow_cmd("experiment", "validate", "-f", str(path)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        # rich wraps at 80 columns when not on a terminal; keep each error on one line.
-        env={**os.environ, "COLUMNS": "400"},
-    )
+    return run_hyperflow("experiment", "validate", "-f", str(path))
 
 
 def test_valid_file_exits_zero(tmp_path: Path) -> None:
