@@ -349,6 +349,32 @@ def best(
         out.print(
             f"  {m['name']}: latest={m['latest']} min={m['min']} max={m['max']}", highlight=False
         )
+    _print_servable(
+        experiment, record, next(t for t in trials if t.name == optimal["bestTrialName"])
+    )
+
+
+def _print_servable(experiment: Any, record: Any, trial: Any) -> None:
+    """What the trial saved to $HYPERFLOW_ARTIFACTS_DIR, as storageUris of its MLflow run."""
+    saved = Path(trial.trial_dir, "artifacts")
+    entries = sorted(p.name for p in saved.iterdir()) if saved.is_dir() else []
+    if not entries:
+        return
+    from tuner.settings import TunerSettings
+    from tuner.tracking.lookup import trial_run_id
+
+    settings = TunerSettings()
+    try:
+        run_id = trial_run_id(settings.tracking_uri, experiment, record.uid, trial.name)
+    except Exception as exc:  # MLflow unreachable: the rest of the answer stands
+        err.print(f"note: MLflow at {settings.tracking_uri} not readable: {exc}", highlight=False)
+        return
+    if run_id is None:
+        out.print(f"  saved: {', '.join(entries)} (in {saved}; no MLflow run)", highlight=False)
+        return
+    out.print(f"  MLflow run: {run_id}", highlight=False)
+    for entry in entries:
+        out.print(f"  storageUri: runs:/{run_id}/{entry}", highlight=False)
 
 
 @experiment_app.command("logs")

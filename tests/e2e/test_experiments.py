@@ -391,7 +391,9 @@ def test_sklearn_digits_example_logs_the_best_model(
     import mlflow
     import numpy as np
     from sklearn.datasets import load_digits
+    from typer.testing import CliRunner
 
+    from hyperflow.cli import app
     from serving.runtimes import create_model
     from serving.spec import parse_inference_service
 
@@ -420,6 +422,11 @@ def test_sklearn_digits_example_logs_the_best_model(
     # finds the run in the store the tuner logged to.
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     monkeypatch.chdir(tmp_path)
+    # `experiment best` says where the best trial's model is, ready for a storageUri.
+    shown = CliRunner().invoke(app, ["experiment", "best", "sklearn-digits"])
+    assert shown.exit_code == 0, shown.output
+    assert f"MLflow run: {run.info.run_id}" in shown.output, shown.output
+    assert f"storageUri: runs:/{run.info.run_id}/model" in shown.output, shown.output
     isvc = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
