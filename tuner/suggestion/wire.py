@@ -46,6 +46,9 @@ def result_from_json(data: Any) -> TrialResult:
         raise InvalidRequest("assignments must map names to numbers or strings")
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise InvalidRequest("objectiveValue must be a number or null")
+    if any(step < 0 for step, _ in intermediate):
+        # optuna refuses negative steps: a client mistake, not a server error
+        raise InvalidRequest("intermediate steps must be integers >= 0")
     return TrialResult(
         trial_name=name,
         assignments=dict(assignments),
