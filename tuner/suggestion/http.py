@@ -13,7 +13,8 @@ Endpoints (JSON, under ``/api/v1/suggestion``)::
 The service is stateful per experiment. Every call but ``restore`` carries the caller's
 ``known`` (trials asked or restored) and ``told`` (trials reported) counts; when the service
 holds no state for the experiment (it restarted) or its counts differ, it answers 409 and
-the client re-sends the history through ``restore``. Errors are ``{"error": ...}`` with a
+the client re-sends the history through ``restore``. ``count`` is at most
+:data:`MAX_SUGGEST_COUNT`. Errors are ``{"error": ...}`` with a
 4xx status. Requests need ``Authorization: Bearer <token>`` when a token is set (healthz
 excepted); bodies over ``max_body`` bytes are refused with 413.
 """
@@ -50,6 +51,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024  # a restore of tens of thousands of trials fits
+# One suggest call asks the algorithm ``count`` times while holding the experiment's lock;
+# the controller asks for at most parallelTrialCount. Unbounded, {"count": 2**63} would pin
+# a worker thread and grow memory until the process dies.
+MAX_SUGGEST_COUNT = 10_000
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -220,6 +225,8 @@ def create_app(token: str | None = None, max_body: int = DEFAULT_MAX_BODY) -> Fa
     async def suggest(namespace: str, name: str, request: Request) -> Response:
         data = await _body(request)
         count = _int(data, "count")
+        if count > MAX_SUGGEST_COUNT:
+            raise InvalidRequest(f"'count' must be <= {MAX_SUGGEST_COUNT}")
         experiment = checked(namespace, name, data)
         # Off the event loop: a GP or CMA-ES ask can take a while.
         suggestions = await run_in_threadpool(client.suggest, experiment, count)
