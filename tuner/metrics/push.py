@@ -45,6 +45,7 @@ OnObservations = Callable[[str, list[Observation], str | None], bool]
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 MAX_BODY = 1 << 20
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1  # what the store's INTEGER column holds
 _PREFIX = "/v1/trials/"
 _SUFFIX = "/observations"
 
@@ -172,21 +173,39 @@ def parse_observations(payload: Any, now: float) -> list[Observation]:
         name, value = item.get("name"), item.get("value")
         if not isinstance(name, str) or not name:
             raise _BadRequest("observation name must be a non-empty string")
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800"): the store cannot keep it
+            raise _BadRequest("observation name must be valid Unicode") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _BadRequest(f"metric {name!r}: value must be a number")
-        if not math.isfinite(value):
-            raise _BadRequest(f"metric {name!r}: value must be finite")
+        value = _finite(value, f"metric {name!r}: value")
         step = item.get("step")
-        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
-            raise _BadRequest(f"metric {name!r}: step must be an integer or null")
+        if step is not None and (
+            isinstance(step, bool)
+            or not isinstance(step, int)
+            or not _INT64_MIN <= step <= _INT64_MAX
+        ):
+            raise _BadRequest(f"metric {name!r}: step must be a 64-bit integer or null")
         timestamp = item.get("timestamp")
         if timestamp is None:
             timestamp = now
         elif isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
             raise _BadRequest(f"metric {name!r}: timestamp must be a number")
-        elif not math.isfinite(timestamp):
-            raise _BadRequest(f"metric {name!r}: timestamp must be finite")
-        out.append(Observation(name, float(value), step, float(timestamp)))
+        else:
+            timestamp = _finite(timestamp, f"metric {name!r}: timestamp")
+        out.append(Observation(name, value, step, timestamp))
+    return out
+
+
+def _finite(number: float, what: str) -> float:
+    """``number`` as a finite float; JSON integers too large for a float are refused."""
+    try:
+        out = float(number)
+    except OverflowError:
+        raise _BadRequest(f"{what} must be finite") from None
+    if not math.isfinite(out):
+        raise _BadRequest(f"{what} must be finite")
     return out
 
 
@@ -238,6 +257,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         except ValueError as exc:
             self._answer(400, {"error": f"bad JSON: {exc}"})
+            return
+        except RecursionError:  # [[[[...]]]] nested past the interpreter's stack
+            self._answer(400, {"error": "bad JSON: nested too deeply"})
             return
         if self.server.stopped:  # type: ignore[attr-defined]
             self._answer(503, {"error": "push receiver is stopping"}, close=True)
