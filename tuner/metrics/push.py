@@ -33,6 +33,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,8 @@ def _reject_constant(name: str) -> float:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: report() reuses its connection
+    # An unparsable request line is answered with a status line, not HTTP/0.9 style.
+    default_request_version = "HTTP/1.1"
     server_version = "hyperflow-push"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -228,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         trial = unquote(path[len(_PREFIX) : -len(_SUFFIX)])
         length_header = self.headers.get("Content-Length")
-        if length_header is None or not length_header.isdigit():
+        if length_header is None or not (length_header.isascii() and length_header.isdigit()):
             self._answer(411, {"error": "Content-Length required"}, close=True)
             return
         length = int(length_header)
@@ -277,7 +280,19 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._drain_and_answer(405, {"error": "use POST"})
 
-    do_PUT = do_DELETE = do_PATCH = do_GET
+    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own answers (bad request line, 414, 431, unknown method, HTTP/2) are
+        JSON like every other here; an unknown method is a 405 (not 501) and an unsupported
+        HTTP version a 400 (not 505): both are the client's mistake."""
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            code, message = HTTPStatus.METHOD_NOT_ALLOWED, "use POST"
+        elif code == HTTPStatus.HTTP_VERSION_NOT_SUPPORTED:
+            code = HTTPStatus.BAD_REQUEST
+        if message is None:
+            message = HTTPStatus(code).phrase
+        self._answer(code, {"error": message}, close=True)
 
     def _drain_and_answer(self, status: int, body: dict[str, Any]) -> None:
         # Without reading the body we cannot keep the connection for the next request.
@@ -292,4 +307,5 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
