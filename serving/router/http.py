@@ -140,8 +140,10 @@ class RouterProtocol(asyncio.Protocol):
         expect = any(k == b"expect" and v.lower() == b"100-continue" for k, v in req.headers)
         for k, v in req.headers:
             if k == b"content-length":
+                v = v.strip(b" \t")  # llhttp keeps trailing whitespace in the value
                 if not v.isdigit():
-                    raise httptools.HttpParserError("invalid content-length")
+                    self._reject(400, "invalid content-length")
+                    return
                 if int(v) > limit:
                     # Answered now (no 100 Continue); any body that follows is dropped.
                     self._reject(413, f"request body over {limit} bytes")
