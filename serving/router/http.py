@@ -5,7 +5,9 @@ ASGI plumbing and in two socket writes per response (head, then body). This prot
 parses with httptools, hands the request to :meth:`Router.handle` and writes the whole
 response with one ``write``. Keep-alive, ``Expect: 100-continue``, pipelined requests
 (answered in order), ``Connection: close`` and the body limit (413) are handled here;
-anything unparsable gets a 400.
+anything unparsable gets a 400. Protocol upgrades (``Upgrade``, ``CONNECT``) are not made:
+the request is answered as an HTTP/1.1 one (a 400 if it has a body), then the connection
+closes.
 
 A 413 or 400 ends the connection, and it is always *answered* first: after the answers to
 any earlier pipelined requests, as soon as the problem is known (with
@@ -99,7 +101,7 @@ class RouterProtocol(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._reject(400, "protocol upgrades are not supported")
+            self._upgrade_requested()
         except httptools.HttpParserError as exc:
             self._reject(400, f"malformed HTTP request: {exc}")
 
@@ -237,6 +239,29 @@ class RouterProtocol(asyncio.Protocol):
         err = _Request()
         err.error = Response(status, list(_JSON), orjson.dumps({"error": message}))
         self._enqueue(err)
+
+    def _upgrade_requested(self) -> None:
+        """llhttp stops after a request asking to switch protocols (``Upgrade`` with
+        ``Connection: upgrade``, or ``CONNECT``): whatever follows its head is not HTTP/1.1
+        any more. No upgrade is made: that request (the last queued: the serving task has
+        not run since it completed) is answered as usual, and the connection then closed.
+        llhttp does not read the body of such a request, so one announcing a body gets a 400
+        instead of being forwarded without it."""
+        if self.closing:
+            return
+        if not self.queue:
+            self._reject(400, "protocol upgrades are not supported")
+            return
+        self.closing = True
+        self.current = None
+        req = self.queue[-1]
+        req.keep_alive = False
+        if any(
+            k == b"transfer-encoding" or (k == b"content-length" and v.strip(b" \t") != b"0")
+            for k, v in req.headers
+        ):
+            message = b'{"error":"protocol upgrades are not supported"}'
+            req.error = Response(400, list(_JSON), message)
 
     def _linger(self) -> None:
         """Half-close; drop what the client still sends; close when it is done or quiet."""
