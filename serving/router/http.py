@@ -74,6 +74,7 @@ class RouterProtocol(asyncio.Protocol):
         self.closing = False  # no further requests are read (an error, or the peer left)
         self.lost = False
         self.lingering = False
+        self.eof = False  # the client half-closed: close once the queue is answered
         self.linger_handle: asyncio.TimerHandle | None = None
         self.linger_start = 0.0
         self.last_data = 0.0
@@ -106,7 +107,12 @@ class RouterProtocol(asyncio.Protocol):
             self._reject(400, f"malformed HTTP request: {exc}")
 
     def eof_received(self) -> bool | None:
-        return None  # the client is done sending: close (after our pending writes)
+        """The client is done sending (it may still read). Requests already received are
+        answered first: returning None would close the transport before they are."""
+        if self.busy or self.queue:
+            self.eof = True
+            return True  # keep the write side open; _serve closes when the queue is done
+        return None
 
     # --- httptools callbacks -----------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -209,6 +215,9 @@ class RouterProtocol(asyncio.Protocol):
                     return
         finally:
             self.busy = False
+            t = self.transport
+            if self.eof and not self.queue and t is not None and not t.is_closing():
+                t.close()
 
     def _write(self, resp: Response, keep_alive: bool, head_only: bool) -> None:
         t = self.transport
