@@ -4,7 +4,8 @@ Contracts:
 - ``tensor_from_json(data, datatype, shape)`` accepts nested or flat row-major data whose
   element count equals ``prod(shape)`` and returns an array of exactly ``shape``. Integer
   and BOOL tensors are strict (no floats in INT32, no out-of-range values); FP tensors
-  coerce numbers and booleans as numpy does. BYTES tensors are object arrays of the JSON
+  coerce numbers and booleans as numpy does, but a finite value too large for FP16/FP32
+  is refused rather than turned into infinity. BYTES tensors are object arrays of the JSON
   elements (``str``) — or of ``bytes`` when they arrived binary.
 - Binary data is little-endian, row-major, no padding; BOOL is one byte per element;
   BYTES elements are a 4-byte little-endian unsigned length followed by the bytes.
@@ -105,7 +106,11 @@ def tensor_from_json(data: Any, datatype: str, shape: tuple[int, ...], name: str
         kind = dt.kind
         if kind == "f":
             # The hot path: one pass from Python floats to the target dtype.
-            arr = np.asarray(data, dtype=dt)
+            if dt.itemsize == 8:
+                arr = np.asarray(data, dtype=dt)
+            else:  # a finite number past FP16/FP32's range would silently become inf
+                with np.errstate(over="raise"):
+                    arr = np.asarray(data, dtype=dt)
         elif kind == "O":
             arr = np.empty(0, dtype=object) if not data else np.asarray(data, dtype=object)
             if arr.size and not all(isinstance(v, (str, bytes)) for v in arr.flat):
@@ -132,6 +137,8 @@ def tensor_from_json(data: Any, datatype: str, shape: tuple[int, ...], name: str
                 arr = arr.astype(dt, copy=False)
     except InvalidInput:
         raise
+    except FloatingPointError:
+        raise InvalidInput(f"input {name!r}: value out of range for {datatype}") from None
     except (ValueError, TypeError, OverflowError) as e:
         raise InvalidInput(f"input {name!r}: data does not fit datatype {datatype}: {e}") from e
     if arr.dtype.kind == "O" and dt.kind != "O":
