@@ -1,7 +1,7 @@
 """V1 (TensorFlow-Serving-style, as KServe) codec: ``{"instances"|"inputs": [...]}`` ->
 ``{"predictions": [...]}``.
 
-Array models get ``np.asarray(instances)``; a ragged or non-numeric list is a 400.
+Array models get ``np.asarray(instances)``; a ragged, non-numeric or empty list is a 400.
 Custom models get the parsed dict; what they return is sent as-is when it is a dict,
 else wrapped as ``{"predictions": ...}`` (KServe's get_predict_response).
 """
@@ -38,6 +38,8 @@ def instances_array(payload: dict[str, Any]) -> np.ndarray:
         raise InvalidInput(f"instances must be a rectangular numeric array: {e}") from e
     if arr.dtype.kind not in "biuf":
         raise InvalidInput("instances must be a rectangular numeric array")
+    if arr.shape[0] == 0:  # as V2's "no rows": estimators fail on an empty batch
+        raise InvalidInput("the request has no instances to predict")
     return arr
 
 
