@@ -38,6 +38,9 @@ _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _JSON = [(b"content-type", b"application/json")]
 
 MAX_HEAD_BYTES = 64 * 1024  # request target + headers; past it a 414 or 431
+# Bytes of one head fed to the parser before it must be complete (the backstop for header
+# lines httptools buffers whole; < 3x this is ever held, as a new head may start mid-piece).
+HEAD_FEED_LIMIT = 2 * MAX_HEAD_BYTES
 LINGER_IDLE = 2.0  # a lingering connection closes once the client is quiet this long
 LINGER_MAX = 10.0  # ... and in any case this long after the error answer
 
@@ -69,6 +72,9 @@ class RouterProtocol(asyncio.Protocol):
         self.current: _Request | None = None
         self.size = 0
         self.head_size = 0
+        self.in_head = True  # between requests or in one's head: see data_received
+        self.head_fed = 0  # bytes of the current head fed to the parser (approximately)
+        self.heads_done = 0
         self.queue: deque[_Request] = deque()
         self.busy = False
         self.closing = False  # no further requests are read (an error, or the peer left)
@@ -99,6 +105,26 @@ class RouterProtocol(asyncio.Protocol):
             if self.lingering:
                 self.last_data = asyncio.get_running_loop().time()
             return
+        # httptools buffers a header line whole before calling on_header (where the head
+        # limit is checked), so an endless header line would grow without bound. While in
+        # a request head the parser is therefore fed at most the rest of HEAD_FEED_LIMIT
+        # at a time; a head not complete by then is a 431.
+        while data and not self.closing:
+            if not self.in_head:
+                self._feed(data)
+                return
+            budget = HEAD_FEED_LIMIT - self.head_fed
+            piece, data = data[:budget], data[budget:]
+            heads_done = self.heads_done
+            self._feed(piece)
+            if self.heads_done != heads_done:
+                self.head_fed = 0  # a head ended in this piece: the budget starts over
+            else:
+                self.head_fed += len(piece)
+                if self.head_fed >= HEAD_FEED_LIMIT and self.in_head:
+                    self._reject(431, f"request target and headers over {MAX_HEAD_BYTES} bytes")
+
+    def _feed(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -139,6 +165,8 @@ class RouterProtocol(asyncio.Protocol):
         self.current.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.heads_done += 1
         req = self.current
         if req is None or self.transport is None or self.closing:
             return
@@ -170,6 +198,7 @@ class RouterProtocol(asyncio.Protocol):
         req.body.append(body)
 
     def on_message_complete(self) -> None:
+        self.in_head, self.head_fed = True, 0
         req = self.current
         self.current = None
         if req is None or self.closing:
