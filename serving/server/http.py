@@ -2,25 +2,101 @@
 
 uvicorn answers an unparsable request itself, with a ``text/plain`` 400; every other
 error of the model server is ``{"error": ...}`` JSON, so :class:`JSONErrorsProtocol`
-answers those the same way. WebSocket upgrades are off (``ws="none"``): the V1/V2
-protocols are plain HTTP, and an ``Upgrade`` header is then ignored, not negotiated.
+answers those the same way. It also bounds the request head (target + headers), which
+uvicorn's httptools protocol would otherwise buffer without limit. WebSocket upgrades are
+off (``ws="none"``): the V1/V2 protocols are plain HTTP, and an ``Upgrade`` header is then
+ignored, not negotiated.
 """
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+MAX_HEAD_BYTES = 64 * 1024  # request target + headers, as the router; past it a 414 or 431
+HEAD_FEED_LIMIT = 2 * MAX_HEAD_BYTES  # fed to the parser before the head must be complete
+
+
+class _HeadTooLarge(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
 
 class JSONErrorsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol; the 400 for a malformed request is JSON."""
+    """uvicorn's httptools protocol; the 400 for a malformed request is JSON, and a request
+    target or header block over :data:`MAX_HEAD_BYTES` is a JSON 414 or 431 (httptools
+    itself buffers headers without any limit)."""
+
+    _head_size = 0  # target + header bytes the parser reported for this request
+    _head_error: _HeadTooLarge | None = None
+    _in_head = True  # between requests or in one's head
+    _head_fed = 0  # bytes of the current head fed to the parser
+    _heads_done = 0
+
+    def data_received(self, data: bytes) -> None:
+        # httptools buffers a header line whole before calling on_header, so an endless
+        # header line would grow without bound: while in a request head, feed the parser
+        # at most the rest of HEAD_FEED_LIMIT at a time (the router does the same).
+        while data and not self.transport.is_closing():
+            if not self._in_head:
+                super().data_received(data)
+                return
+            budget = HEAD_FEED_LIMIT - self._head_fed
+            piece, data = data[:budget], data[budget:]
+            heads_done = self._heads_done
+            super().data_received(piece)
+            if self._heads_done != heads_done:
+                self._head_fed = 0
+            else:
+                self._head_fed += len(piece)
+                if self._head_fed >= HEAD_FEED_LIMIT and self._in_head:
+                    self._head_error = _HeadTooLarge(
+                        431, f"request target and headers over {MAX_HEAD_BYTES} bytes"
+                    )
+                    self.send_400_response("")
+                    return
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_size = 0
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._heads_done += 1
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_head, self._head_fed = True, 0
+        super().on_message_complete()
+
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        if self._head_size > MAX_HEAD_BYTES:
+            self._head_error = _HeadTooLarge(414, f"request target over {MAX_HEAD_BYTES} bytes")
+            raise self._head_error  # httptools turns it into an HttpParserError: answered below
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > MAX_HEAD_BYTES:
+            self._head_error = _HeadTooLarge(
+                431, f"request target and headers over {MAX_HEAD_BYTES} bytes"
+            )
+            raise self._head_error
+        super().on_header(name, value)
 
     def send_400_response(self, msg: str) -> None:
-        body = orjson.dumps({"error": f"malformed HTTP request: {msg}"})
-        content = [b"HTTP/1.1 400 Bad Request\r\n"]
+        status, message = 400, f"malformed HTTP request: {msg}"
+        if self._head_error is not None:
+            status, message = self._head_error.status, self._head_error.message
+        body = orjson.dumps({"error": message})
+        content = [b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
         content.extend(
