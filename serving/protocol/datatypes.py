@@ -4,9 +4,10 @@ Contracts:
 - ``tensor_from_json(data, datatype, shape)`` accepts nested or flat row-major data whose
   element count equals ``prod(shape)`` and returns an array of exactly ``shape``. Integer
   and BOOL tensors are strict (no floats in INT32, no out-of-range values); FP tensors
-  coerce numbers and booleans as numpy does, but a finite value too large for FP16/FP32
-  is refused rather than turned into infinity. BYTES tensors are object arrays of the JSON
-  elements (``str``) — or of ``bytes`` when they arrived binary.
+  coerce numbers and booleans as numpy does; in a request, an element that would become
+  NaN or infinity (``null``, a finite value too large for FP16/FP32) is refused. BYTES
+  tensors are object arrays of the JSON elements (``str``) — or of ``bytes`` when they
+  arrived binary.
 - Binary data is little-endian, row-major, no padding; BOOL is one byte per element;
   BYTES elements are a 4-byte little-endian unsigned length followed by the bytes.
 All failures raise :class:`InvalidInput` (a 400).
@@ -97,8 +98,15 @@ def _all_ints(data: list[Any]) -> bool:
     return all(type(v) is int for v in flat)
 
 
-def tensor_from_json(data: Any, datatype: str, shape: tuple[int, ...], name: str) -> np.ndarray:
-    """Convert the ``data`` list of a V2 tensor into an array of ``shape`` (see module doc)."""
+def tensor_from_json(
+    data: Any, datatype: str, shape: tuple[int, ...], name: str, *, request: bool = False
+) -> np.ndarray:
+    """Convert the ``data`` list of a V2 tensor into an array of ``shape`` (see module doc).
+
+    ``request``: the data was parsed from a request body, where JSON cannot express NaN or
+    infinity: an FP element that becomes one (``null``, ``"nan"``, or a number past
+    FP16/FP32's range) is then refused instead of reaching the model as NaN or inf.
+    """
     dt = dtype_of(datatype)
     if not isinstance(data, list):
         raise InvalidInput(f"input {name!r}: 'data' must be a JSON array")
@@ -106,11 +114,12 @@ def tensor_from_json(data: Any, datatype: str, shape: tuple[int, ...], name: str
         kind = dt.kind
         if kind == "f":
             # The hot path: one pass from Python floats to the target dtype.
-            if dt.itemsize == 8:
-                arr = np.asarray(data, dtype=dt)
-            else:  # a finite number past FP16/FP32's range would silently become inf
-                with np.errstate(over="raise"):
-                    arr = np.asarray(data, dtype=dt)
+            arr = np.asarray(data, dtype=dt)
+            # x . 0 is NaN iff some element is NaN or inf (else 0): the cheapest such test.
+            if request and np.vdot(arr, np.zeros(arr.shape, dt)) != 0:
+                if np.isinf(arr).any():  # a number past FP16/FP32's range (numpy warns)
+                    raise InvalidInput(f"input {name!r}: value out of range for {datatype}")
+                raise InvalidInput(f"input {name!r}: {datatype} data must be numbers, not null")
         elif kind == "O":
             arr = np.empty(0, dtype=object) if not data else np.asarray(data, dtype=object)
             if arr.size and not all(isinstance(v, (str, bytes)) for v in arr.flat):
@@ -137,8 +146,6 @@ def tensor_from_json(data: Any, datatype: str, shape: tuple[int, ...], name: str
                 arr = arr.astype(dt, copy=False)
     except InvalidInput:
         raise
-    except FloatingPointError:
-        raise InvalidInput(f"input {name!r}: value out of range for {datatype}") from None
     except (ValueError, TypeError, OverflowError) as e:
         raise InvalidInput(f"input {name!r}: data does not fit datatype {datatype}: {e}") from e
     if arr.dtype.kind == "O" and dt.kind != "O":

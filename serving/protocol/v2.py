@@ -98,7 +98,7 @@ def decode_infer_request(
         else:
             if "data" not in raw:
                 raise InvalidInput(f"input {name!r} has neither 'data' nor binary_data_size")
-            arr = tensor_from_json(raw["data"], datatype, shape, name)
+            arr = tensor_from_json(raw["data"], datatype, shape, name, request=True)
         inp = InferInput(name, list(shape), datatype, None, params)
         inp._array = arr
         inputs.append(inp)
