@@ -288,10 +288,13 @@ def serve(host: str, port: int, token: str | None) -> None:
         )
     import uvicorn
 
-    uvicorn.run(
-        create_app(token=token),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-    )
+    uvicorn.Server(server_config(create_app(token=token), host, port)).run()
+
+
+def server_config(app: Any, host: str, port: int) -> Any:
+    """The uvicorn config ``serve`` runs ``app`` with: the model server's (its protocol
+    answers unparsable requests with JSON 400s and bounds request heads, which stock
+    uvicorn buffers without limit)."""
+    from serving.server.http import uvicorn_config
+
+    return uvicorn_config(app, host, port, log_level="warning", access_log=False)
