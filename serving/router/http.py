@@ -9,6 +9,11 @@ anything unparsable gets a 400. Protocol upgrades (``Upgrade``, ``CONNECT``) are
 the request is answered as an HTTP/1.1 one (a 400 if it has a body), then the connection
 closes.
 
+A client that sends nothing for ``IDLE_TIMEOUT`` seconds while nothing of its is being
+answered loses the connection: quietly between requests (a keep-alive connection left
+open), with a 408 in the middle of a request (a slow or stalled sender cannot hold a
+connection and its buffers forever).
+
 A 413 or 400 ends the connection, and it is always *answered* first: after the answers to
 any earlier pipelined requests, as soon as the problem is known (with
 ``connection: close``), and the connection is then closed *lingering*: our side is
@@ -43,6 +48,7 @@ MAX_HEAD_BYTES = 64 * 1024  # request target + headers; past it a 414 or 431
 HEAD_FEED_LIMIT = 2 * MAX_HEAD_BYTES
 LINGER_IDLE = 2.0  # a lingering connection closes once the client is quiet this long
 LINGER_MAX = 10.0  # ... and in any case this long after the error answer
+IDLE_TIMEOUT = 60.0  # no bytes from the client this long, nothing in flight: close (408)
 
 
 def _head(status: int) -> bytes:
@@ -85,11 +91,15 @@ class RouterProtocol(asyncio.Protocol):
         self.linger_start = 0.0
         self.last_data = 0.0
         self.task: asyncio.Task[None] | None = None
+        self.idle_handle: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.connections.add(self)
+        loop = asyncio.get_running_loop()
+        self.last_data = loop.time()
+        self.idle_handle = loop.call_later(IDLE_TIMEOUT, self._idle_check)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
@@ -98,13 +108,13 @@ class RouterProtocol(asyncio.Protocol):
         self.queue.clear()
         if self.linger_handle is not None:
             self.linger_handle.cancel()
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
 
     def data_received(self, data: bytes) -> None:
+        self.last_data = asyncio.get_running_loop().time()
         if self.closing:
-            # After an error answer: the rest of the client's request is read and dropped.
-            if self.lingering:
-                self.last_data = asyncio.get_running_loop().time()
-            return
+            return  # after an error answer: the rest of the client's request is dropped
         # httptools buffers a header line whole before calling on_header (where the head
         # limit is checked), so an endless header line would grow without bound. While in
         # a request head the parser is therefore fed at most the rest of HEAD_FEED_LIMIT
@@ -300,6 +310,27 @@ class RouterProtocol(asyncio.Protocol):
         ):
             message = b'{"error":"protocol upgrades are not supported"}'
             req.error = Response(400, list(_JSON), message)
+
+    def _idle_check(self) -> None:
+        """Close a connection whose client has been silent ``IDLE_TIMEOUT`` seconds while
+        nothing of it was being answered (answers in flight are bounded upstream)."""
+        self.idle_handle = None
+        if self.lost or self.lingering:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = self.last_data + IDLE_TIMEOUT
+        if self.busy or self.queue or loop.time() < deadline:
+            wake = max(deadline, loop.time() + IDLE_TIMEOUT / 4)
+            self.idle_handle = loop.call_at(wake, self._idle_check)
+            return
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        if self.current is not None or not self.in_head or self.head_fed:
+            # In the middle of a request: say why before closing.
+            self._reject(408, f"no data from the client for {IDLE_TIMEOUT:g} s")
+            return
+        t.close()
 
     def _linger(self) -> None:
         """Half-close; drop what the client still sends; close when it is done or quiet."""

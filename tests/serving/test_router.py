@@ -323,6 +323,55 @@ def test_http_front_end_edge_cases(echo_ports: tuple[int, ...]) -> None:
             assert data.startswith(b"HTTP/1.1 400") and b'"error"' in data
 
 
+def _read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):  # until the router closes the connection
+        data += chunk
+    return data
+
+
+def test_silent_clients_lose_their_connection(
+    echo_ports: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from serving.router import http as front_end
+
+    monkeypatch.setattr(front_end, "IDLE_TIMEOUT", 0.5)
+    slow = echo_ports[3]  # answers after 50 ms
+    router = Router()
+    router.add(RoutedService("slow", pool("slow", "default", slow)))
+    infer = b"POST /v2/models/slow/infer HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}"
+    with RouterThread(router) as rt:
+        # A request head that never ends: a 408 with a JSON error, then the close.
+        with socket.create_connection(("127.0.0.1", rt.port), timeout=10) as s:
+            s.sendall(b"POST /v2/models/slow/infer HTTP/1.1\r\nhost: x\r\n")
+            data = _read_all(s)
+        assert data.startswith(b"HTTP/1.1 408") and b"no data from the client" in data, data
+        # A body that stops short: the same.
+        with socket.create_connection(("127.0.0.1", rt.port), timeout=10) as s:
+            s.sendall(infer[:-1])
+            assert _read_all(s).startswith(b"HTTP/1.1 408")
+        # Answered, then left open and quiet: closed without a word.
+        with socket.create_connection(("127.0.0.1", rt.port), timeout=10) as s:
+            s.sendall(infer)
+            data = _read_all(s)
+        assert data.startswith(b"HTTP/1.1 200") and data.count(b"HTTP/1.1") == 1, data
+        # Activity keeps a connection: requests 0.1 s apart (well under the timeout), for
+        # longer than the timeout in all, on one connection are all answered.
+        with socket.create_connection(("127.0.0.1", rt.port), timeout=10) as s:
+            for _ in range(6):
+                s.sendall(infer)
+                assert s.recv(65536).startswith(b"HTTP/1.1 200")
+                time.sleep(0.1)
+    # An answer that takes longer than the timeout is not cut short: nothing of the
+    # client's is missing, the router is the one waiting.
+    with upstream("slow", env={"UPSTREAM_SLEEP": "1.0"}) as slower:
+        router = Router()
+        router.add(RoutedService("slow", pool("slow", "default", slower)))
+        with RouterThread(router) as rt, httpx.Client(base_url=rt.url, timeout=30) as c:
+            r = c.post("/v2/models/slow/infer", content=b"{}")
+            assert r.status_code == 200, r.text
+
+
 def test_replica_timeout_is_a_503(echo_ports: tuple[int, ...]) -> None:
     s1 = echo_ports[3]  # sleeps 50 ms per inference
     router = Router()
