@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import contextlib
+import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,3 +16,28 @@ def hyperflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HYPERFLOW_HOME", str(home))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
     return home
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store with its schema created, once per session (that takes ~10 s):
+    tests copy the file instead of migrating a store each."""
+    from mlflow import MlflowClient  # imported here: most tests never need it
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    # WAL makes MLflow's schema creation several times faster on a busy disk.
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    # Everything into the main file, so that copying that one file copies the store.
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+@pytest.fixture
+def mlflow_db(mlflow_template: Path, hyperflow_home: Path) -> Path:
+    """A real, initialised MLflow store where MLFLOW_TRACKING_URI points (see above)."""
+    db = hyperflow_home / "mlflow.db"
+    shutil.copy(mlflow_template, db)
+    return db

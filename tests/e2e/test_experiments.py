@@ -26,22 +26,6 @@ from tuner.store import ExperimentRecord, Store, TrialRecord
 EXAMPLES = REPO / "examples" / "experiments"
 
 
-@pytest.fixture
-def mlflow_db(tmp_path_factory: pytest.TempPathFactory, hyperflow_home: Path) -> Path:
-    """A real MLflow SQLite store, its schema migrated once per session (that takes ~10 s)."""
-    import mlflow
-
-    template = tmp_path_factory.getbasetemp() / "mlflow-schema" / "mlflow.db"
-    if not template.exists():
-        template.parent.mkdir(exist_ok=True)
-        partial = template.with_name("partial.db")
-        mlflow.MlflowClient(f"sqlite:///{partial}").search_experiments()
-        partial.rename(template)
-    db = hyperflow_home / "mlflow.db"  # conftest points MLFLOW_TRACKING_URI here
-    shutil.copy(template, db)
-    return db
-
-
 def _experiment(
     name: str,
     command: list[str],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +13,6 @@ from tuner.sdk import build_experiment, get_optimal_hyperparameters, search, tun
 from tuner.settings import TunerSettings
 from tuner.spec import SpecError
 from tuner.store import Store
-
-
-@pytest.fixture
-def mlflow_db(tmp_path_factory: pytest.TempPathFactory, hyperflow_home: Path) -> Path:
-    """A real MLflow SQLite store, its schema migrated once per session (that takes ~10 s)."""
-    import mlflow
-
-    template = tmp_path_factory.getbasetemp() / "mlflow-schema" / "mlflow.db"
-    if not template.exists():
-        template.parent.mkdir(exist_ok=True)
-        partial = template.with_name("partial.db")
-        mlflow.MlflowClient(f"sqlite:///{partial}").search_experiments()
-        partial.rename(template)
-    db = hyperflow_home / "mlflow.db"  # conftest points MLFLOW_TRACKING_URI here
-    shutil.copy(template, db)
-    return db
 
 
 def quadratic(parameters: dict[str, Any]) -> dict[str, float]:

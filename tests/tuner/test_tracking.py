@@ -287,7 +287,7 @@ def test_flush_waits_for_everything_queued_before_it(
 
 
 def test_store_unavailable_at_first_then_everything_is_written(
-    template_db: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    mlflow_template: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A file stands where the database's directory should be: every write fails until
     # the directory replaces it.
@@ -302,7 +302,7 @@ def test_store_unavailable_at_first_then_everything_is_written(
         assert not tracker.flush(timeout=0.5)
         db.parent.unlink()
         db.parent.mkdir()
-        shutil.copy(template_db, db)
+        shutil.copy(mlflow_template, db)
         assert tracker.flush(timeout=60)
     tracker.close(timeout=30)
     assert any("failed" in r.getMessage() for r in caplog.records)
