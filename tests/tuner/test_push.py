@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,6 +130,38 @@ def test_a_retried_report_is_stored_once(
         report_module._drop_connection()
     first, retry, second = store.keys
     assert first is not None and first == retry and second != first
+    assert [(o.step, o.value) for _, o in store.received] == [(0, 0.5), (1, 0.25)]
+
+
+def test_silent_clients_lose_their_connection_and_report_reconnects(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from tuner.metrics import push
+
+    monkeypatch.setattr(push._Handler, "timeout", 0.3)
+    receiver = PushReceiver(store)
+    receiver.start()
+    try:
+        assert receiver.url is not None
+        token = receiver.register("t1")
+        port = int(receiver.url.rsplit(":", 1)[1])
+        # A request that stops halfway: the receiver drops it instead of waiting forever.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"POST /v1/trials/t1/observations HTTP/1.1\r\nContent-Length: 50\r\n\r\n{")
+            assert s.recv(1024) == b""  # closed, well before the socket's own 10 s
+        url_file = tmp_path / "push-url"
+        receiver.write_url_file(url_file)
+        monkeypatch.setenv("HYPERFLOW_PUSH_URL_FILE", str(url_file))
+        monkeypatch.setenv("HYPERFLOW_TRIAL_NAME", "t1")
+        monkeypatch.setenv("HYPERFLOW_PUSH_TOKEN", token)
+        report(step=0, loss=0.5)
+        time.sleep(0.6)  # the kept-alive connection is closed by the receiver meanwhile
+        report(step=1, loss=0.25)  # ... and report() reconnects
+    finally:
+        report_module._drop_connection()
+        receiver.stop()
     assert [(o.step, o.value) for _, o in store.received] == [(0, 0.5), (1, 0.25)]
 
 

@@ -46,6 +46,7 @@ OnObservations = Callable[[str, list[Observation], str | None], bool]
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 MAX_BODY = 1 << 20
+READ_TIMEOUT = 60.0  # seconds without a byte from a client before its connection closes
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1  # what the store's INTEGER column holds
 _PREFIX = "/v1/trials/"
 _SUFFIX = "/observations"
@@ -216,6 +217,9 @@ def _reject_constant(name: str) -> float:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: report() reuses its connection
+    # A client silent this long (idle between requests, or stalled mid-request) loses its
+    # connection and handler thread; report() reconnects on its next call.
+    timeout = READ_TIMEOUT
     # An unparsable request line is answered with a status line, not HTTP/0.9 style.
     default_request_version = "HTTP/1.1"
     server_version = "hyperflow-push"
