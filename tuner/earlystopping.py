@@ -39,17 +39,8 @@ class MedianStop:
             start_step=int(settings.get("start_step", DEFAULT_START_STEP)),
         )
 
-    def median(self, succeeded_histories: Sequence[Sequence[float]]) -> float | None:
-        """The rule's threshold from the succeeded trials' objective histories."""
-        averages = [
-            statistics.fmean(h[: self.start_step]) for h in succeeded_histories if len(h) > 0
-        ]
-        if len(averages) < self.min_trials_required:
-            return None
-        return statistics.median(averages)
-
     def add_succeeded(self, history: Sequence[float]) -> float | None:
-        """Count one more succeeded trial; the threshold (:meth:`median`) of all added."""
+        """Count one more succeeded trial's objective history; the new :meth:`threshold`."""
         if len(history) > 0:
             bisect.insort(self._averages, statistics.fmean(history[: self.start_step]))
         return self.threshold()
@@ -58,6 +49,7 @@ class MedianStop:
         self._averages.clear()
 
     def threshold(self) -> float | None:
+        """The median of the added trials' averages; None before ``min_trials_required``."""
         averages, n = self._averages, len(self._averages)
         if n == 0 or n < self.min_trials_required:
             return None

@@ -60,16 +60,15 @@ def test_median_stop() -> None:
         }
     )
     rule = MedianStop.from_spec(spec, _objective())
-    assert rule.median([[1.0, 1.0, 9.0]]) is None  # fewer than min_trials_required
-    median = rule.median([[1.0, 1.0, 9.0], [3.0, 3.0], [2.0, 2.0]])
+    # Added one by one, as the controller adds each succeeded trial.
+    assert rule.add_succeeded([1.0, 1.0, 9.0]) is None  # fewer than min_trials_required
+    assert rule.add_succeeded([3.0, 3.0]) == 2.0  # even count: mean of the middle two
+    median = rule.add_succeeded([2.0, 2.0])
     assert median == 2.0  # averages of the first start_step values: 1, 3, 2
+    assert rule.add_succeeded([]) == median  # no objective value: not counted
+    assert rule.threshold() == median
     assert not rule.should_stop([5.0], median)  # before start_step
     assert rule.should_stop([5.0, 4.0], median)
     assert not rule.should_stop([5.0, 1.5], median)
-    # Incrementally, as the controller adds each succeeded trial: the same thresholds.
-    assert rule.add_succeeded([1.0, 1.0, 9.0]) is None
-    assert rule.add_succeeded([3.0, 3.0]) == 2.0  # even count: mean of the middle two
-    assert rule.add_succeeded([2.0, 2.0]) == median
-    assert rule.add_succeeded([]) == median  # no objective value: not counted
     rule.reset()
     assert rule.threshold() is None
