@@ -70,6 +70,12 @@ def current_user() -> str:
         return "unknown"
 
 
+def tag_equals(tag: str, value: str) -> str:
+    """An MLflow search filter clause: run tag ``tag`` equals ``value`` (quotes escaped)."""
+    escaped = value.replace("'", "\\'")
+    return f"tags.`{tag}` = '{escaped}'"
+
+
 def key(name: str) -> str:
     """A metric/param key MLflow accepts: invalid characters become ``_``."""
     cleaned = _INVALID_KEY_CHARS.sub("_", name).strip() or "_"

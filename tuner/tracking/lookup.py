@@ -15,8 +15,9 @@ def trial_run_id(tracking_uri: str, experiment: Experiment, uid: str, trial: str
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    uid_q, trial_q = uid.replace("'", "\\'"), trial.replace("'", "\\'")
-    query = f"tags.`{layout.TAG_UID}` = '{uid_q}' and tags.`{layout.TAG_TRIAL}` = '{trial_q}'"
+    query = (
+        f"{layout.tag_equals(layout.TAG_UID, uid)} and {layout.tag_equals(layout.TAG_TRIAL, trial)}"
+    )
     # The plain name, or the one the writer falls back to when a user deleted the first.
     for name in (
         layout.experiment_name(experiment),

@@ -356,8 +356,7 @@ class MlflowWriter:
 
     def _find_runs(self, experiment_id: str, uid: str) -> dict[str | None, _Existing]:
         """This uid's runs already in the store (non-empty only when resuming)."""
-        escaped = uid.replace("'", "\\'")
-        query = f"tags.`{layout.TAG_UID}` = '{escaped}'"
+        query = layout.tag_equals(layout.TAG_UID, uid)
         found: dict[str | None, _Existing] = {}
         token: str | None = None
         while True:
