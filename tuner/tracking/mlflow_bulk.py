@@ -21,7 +21,6 @@ the public API and compares them.
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +37,6 @@ from sqlalchemy.engine import Engine
 logger = logging.getLogger(__name__)
 
 _ARTIFACTS_FOLDER = "artifacts"  # SqlAlchemyStore.ARTIFACTS_FOLDER_NAME
-_MAX_FLOAT = 1.7976931348623157e308  # what MLflow stores for +/-inf (SQL has no inf)
 
 # Columns this module writes; the capability check requires each of them.
 _RUN_COLUMNS = {
@@ -71,20 +69,12 @@ def run_artifact_uri(experiment_artifact_location: str, run_id: str) -> str:
     return append_to_uri_path(experiment_artifact_location, run_id, _ARTIFACTS_FOLDER)
 
 
-def _sanitized(value: float) -> tuple[bool, float]:
-    """(is_nan, value) as SqlAlchemyStore.sanitize_metric_value stores them."""
-    if math.isnan(value):
-        return True, 0.0
-    if math.isinf(value):
-        return False, _MAX_FLOAT if value > 0 else -_MAX_FLOAT
-    return False, value
-
-
 class BulkRunWriter:
     """Inserts :class:`FinishedRun` s into one MLflow experiment of a SQL store."""
 
-    def __init__(self, engine: Engine, tables: dict[str, Any]) -> None:
+    def __init__(self, engine: Engine, tables: dict[str, Any], store: Any) -> None:
         self._engine = engine
+        self._store = store  # for MLflow's own NaN/inf handling of metric values
         self._t = tables
 
     @classmethod
@@ -118,7 +108,7 @@ class BulkRunWriter:
                 if missing:
                     logger.debug("tracking: no bulk writes, %s lacks %s", name, missing)
                     return None
-            return cls(store.engine, tables)
+            return cls(store.engine, tables, store)
         except Exception as error:  # an MLflow without these internals
             logger.debug("tracking: no bulk writes: %s", error)
             return None
@@ -175,7 +165,7 @@ class BulkRunWriter:
             seen: set[tuple[str, int, int, bool, float]] = set()
             latest: dict[str, dict[str, Any]] = {}
             for metric in run.metrics:
-                is_nan, value = _sanitized(float(metric.value))
+                is_nan, value = self._store.sanitize_metric_value(float(metric.value))
                 identity = (metric.key, metric.timestamp, metric.step, is_nan, value)
                 if identity in seen:  # the metrics primary key; MLflow drops repeats too
                     continue
