@@ -417,3 +417,46 @@ def test_serve_run_refuses_a_bad_port_range(workdir: Path) -> None:
     )
     assert r.returncode == 2
     assert "--replica-ports" in r.stdout and "FIRST <= LAST" in r.stdout
+
+
+def test_a_refused_connection_makes_the_deployer_probe_the_replica_again() -> None:
+    from tests.serving.test_local import spec
+
+    events: list[str] = []
+
+    async def main() -> None:
+        async with local_deployed([spec()], events=events) as (dep, _url):
+            rev = dep.revisions[0]
+            await until(lambda: len(rev.pool.endpoints) == 1, timeout=30)
+            (replica,) = rev.deployer.replicas
+            rev.pool.mark_unreachable(rev.pool.endpoints[0])  # what the router does
+            assert rev.pool.endpoints == [] and replica.state.value == "starting"
+            # Alive after all: its next probe puts it back in rotation.
+            await until(lambda: len(rev.pool.endpoints) == 1, timeout=30)
+            assert rev.deployer.replicas == [replica] and rev.deployer.restarts == 0
+            assert any("refused a connection" in e for e in events)
+
+    asyncio.run(main())
+
+
+def test_revision_not_ready_by_its_progress_deadline_is_failed() -> None:
+    never_listens = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+    async def main() -> None:
+        deployer = RevisionDeployer(
+            RevisionPool("m", "default"), lambda _l: never_listens, progress_deadline=0.5
+        )
+        task = asyncio.create_task(deployer.run())
+        try:
+            await until(lambda: deployer.state == "Failed", timeout=20)
+            assert "no replica became ready within 0.5s (progress deadline" in (
+                deployer.failure or ""
+            )
+            assert len(deployer.replicas) == 1  # still given its chance to become ready
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await deployer.shutdown()
+
+    asyncio.run(main())
