@@ -184,8 +184,7 @@ def _find_or_create(
         if owner_alive(candidate) and candidate.owner_pid != pid:
             if run_name is not None:
                 raise PipelineError(
-                    f"pipeline run {run_name} is running (pid {candidate.owner_pid}); "
-                    "stop it first"
+                    f"pipeline run {run_name} is running (pid {candidate.owner_pid}); stop it first"
                 )
             continue
         expected = (candidate.owner_pid, candidate.owner_started)
