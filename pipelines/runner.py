@@ -118,8 +118,14 @@ def run_pipeline(
     from_cli: bool = False,
     observer: Callable[[Any], None] | None = None,
     on_start: Callable[[RunRecord, Any], None] | None = None,
+    function_backend: Any = None,
 ) -> PipelineRun:
-    """Run (or resume) a pipeline in the foreground; see the module docstring."""
+    """Run (or resume) a pipeline in the foreground; see the module docstring.
+
+    ``function_backend``: a :class:`~tuner.backends.function.FunctionBackend` of
+    :func:`pipelines._lightweight.execute` to run lightweight components in, shared
+    between runs (the caller closes it); by default each run has its own pool.
+    """
     spec, where = load_pipeline(source, pipeline)
     args = pipeline_arguments(spec, dict(arguments or {}), from_cli=from_cli)
     settings = settings or TunerSettings()
@@ -146,7 +152,9 @@ def run_pipeline(
         )
         if record.finished:
             return PipelineRun(record, store.tasks(record.uid), flat_outputs(record.outputs))
-        return _execute(store, settings, record, args, track, resumed, observer, on_start)
+        return _execute(
+            store, settings, record, args, track, resumed, observer, on_start, function_backend
+        )
     finally:
         store.close()
 
@@ -219,6 +227,7 @@ def _execute(
     resumed: bool,
     observer: Callable[[Any], None] | None,
     on_start: Callable[[RunRecord, Any], None] | None,
+    shared_functions: Any,
 ) -> PipelineRun:
     from pipelines import _lightweight
     from pipelines.orchestrator import Orchestrator
@@ -227,8 +236,11 @@ def _execute(
     from tuner.backends.local import LocalBackend
 
     Path(record.pipeline_root).mkdir(parents=True, exist_ok=True)
-    functions = FunctionBackend(_lightweight.execute, workers=record.parallelism)
-    functions.prestart(min(record.parallelism, _lightweight_count(record.spec)))
+    if shared_functions is not None:
+        functions = shared_functions
+    else:
+        functions = FunctionBackend(_lightweight.execute, workers=record.parallelism)
+        functions.prestart(min(record.parallelism, _lightweight_count(record.spec)))
     processes = LocalBackend()
     tracker: PipelineTracker | None = None
     if track:
@@ -270,7 +282,8 @@ def _execute(
                 state, message = "FAILED", str(exc)
     finally:
         processes.close()
-        functions.close()
+        if shared_functions is None:
+            functions.close()
         mlflow_run = tracker.run_id() if tracker is not None else None
         store.update_run(
             record.uid,
