@@ -253,7 +253,7 @@ def test_mixed_parameters_through_two_nested_pipelines(run):
 
 @dsl.component
 def pair() -> NamedTuple("outputs", val1=str, val2=str):  # type: ignore[valid-type]
-    outputs = NamedTuple("outputs", val1=str, val2=str)
+    outputs = NamedTuple("outputs", val1=str, val2=str)  # noqa: UP014 (as KFP users write it)
     return outputs("foo", "bar")
 
 
@@ -491,7 +491,7 @@ def join_ints(ints: list[int]) -> str:
 def lucky_number(add_drumroll: bool = True, trials: list[int] = [1, 2, 3]) -> str:  # noqa: B006
     with dsl.ParallelFor(trials) as trial:
         num = number(trial=trial)
-        with dsl.If(add_drumroll == True):  # noqa: E712
+        with dsl.If(add_drumroll == True):  # noqa: E712, SIM117 (nested groups on purpose)
             with dsl.If(trial == 3):
                 say(text="drumroll")
         with dsl.If(num.output < 5000):

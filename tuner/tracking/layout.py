@@ -31,6 +31,10 @@ TAG_BEST_RUN_ID = "hyperflow.best_run_id"
 TAG_RUN_TYPE = "hyperflow.run_type"
 RUN_TYPE_EXPERIMENT = "experiment"
 RUN_TYPE_TRIAL = "trial"
+RUN_TYPE_PIPELINE_RUN = "pipeline_run"
+RUN_TYPE_PIPELINE_TASK = "pipeline_task"
+# Run types of parent runs (the others are nested runs keyed by TAG_TRIAL).
+PARENT_RUN_TYPES = frozenset({RUN_TYPE_EXPERIMENT, RUN_TYPE_PIPELINE_RUN})
 TAG_PARENT_RUN_ID = "mlflow.parentRunId"
 # MLflow's "User" column (what mlflow.start_run records from the OS user).
 TAG_USER = "mlflow.user"

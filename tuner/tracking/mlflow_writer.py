@@ -373,7 +373,7 @@ class MlflowWriter:
             )
             for run in page:
                 tags = run.data.tags
-                if tags.get(layout.TAG_RUN_TYPE) == layout.RUN_TYPE_EXPERIMENT:
+                if tags.get(layout.TAG_RUN_TYPE) in layout.PARENT_RUN_TYPES:
                     trial: str | None = None
                 else:
                     trial = tags.get(layout.TAG_TRIAL)
