@@ -142,6 +142,7 @@ class Orchestrator:
         tracker: PipelineTracker | None = None,
         observer: Observer | None = None,
         cpu_capacity: float | None = None,
+        task_env: dict[str, str] | None = None,
     ) -> None:
         self.store = store
         self.run_record = run
@@ -156,6 +157,8 @@ class Orchestrator:
         self.tracker = tracker
         self.observer = observer
         self.cpu_capacity = cpu_capacity if cpu_capacity is not None else float(os.cpu_count() or 1)
+        # The run's settings (home, store, MLflow) for tasks that use hyperflow themselves.
+        self.task_env = dict(task_env or {})
         self.previous: dict[str, TaskRecord] = {t.path: t for t in store.tasks(run.uid)}
         self.scopes: list[Scope] = []
         self.running: list[Node] = []
@@ -737,7 +740,10 @@ class Orchestrator:
             self._finish(node, "FAILED", str(exc), failed=True)
             return
         node.executor_input = executor_input
-        env = {e["name"]: str(e.get("value", "")) for e in container.get("env", [])}
+        env = {
+            **self.task_env,
+            **{e["name"]: str(e.get("value", "")) for e in container.get("env", [])},
+        }
         node.trial = f"{self.run_record.uid}:{node.path}:{node.attempts}"
         light = lightweight(container)
         if node.started_at is None:

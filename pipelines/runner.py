@@ -270,6 +270,11 @@ def _execute(
         process_backend=processes,
         tracker=tracker,
         observer=observer,
+        task_env={
+            "HYPERFLOW_HOME": str(settings.home),
+            "HYPERFLOW_DATABASE_URL": settings.store_url,
+            "MLFLOW_TRACKING_URI": settings.tracking_uri,
+        },
     )
     if on_start is not None:
         on_start(record, orchestrator)
