@@ -63,6 +63,7 @@ _METRIC_LIKE = METRICS_SCHEMAS | {
     "system.ClassificationMetrics",
     "system.SlicedClassificationMetrics",
 }
+_PLACEHOLDER = re.compile(r"\{\{\$\.inputs\.parameters\['([^']+)'\]\}\}")
 _SELECTOR_KEY = re.compile(r'\[\s*"((?:\\.|[^"\\])*)"\s*\]')
 
 Outputs = dict[str, Any]  # {"parameters": {...}, "artifacts": {name: [artifact, ...]}}
@@ -367,6 +368,11 @@ class Orchestrator:
             else:
                 raise PipelineError(f"{where}: unsupported input source {sorted(source)}")
             params[name] = _typed(params[name], definitions.get(name))
+        for name, source in spec_inputs.get("parameters", {}).items():
+            constant = source.get("runtimeValue", {}).get("constant")
+            if isinstance(constant, str) and "{{$.inputs.parameters[" in constant:
+                # f-strings over pipeline channels: the channels are inputs of this task.
+                params[name] = _PLACEHOLDER.sub(lambda m: _as_text(params.get(m[1])), constant)
         artifact_definitions = node.component.get("inputDefinitions", {}).get("artifacts", {})
         artifacts: dict[str, list[dict[str, Any]]] = {}
         for name, source in spec_inputs.get("artifacts", {}).items():
@@ -1072,8 +1078,12 @@ def _select(value: Any, selector: str, where: str) -> Any:
     return value
 
 
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _resolve_metadata(metadata: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    pattern = re.compile(r"\{\{\$\.inputs\.parameters\['([^']+)'\]\}\}")
+    pattern = _PLACEHOLDER
 
     def resolve(value: Any) -> Any:
         if isinstance(value, str):

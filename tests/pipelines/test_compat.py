@@ -729,3 +729,17 @@ def with_collected_artifacts() -> str:
 def test_collected_artifacts_in_item_order(run):
     result = run(with_collected_artifacts)
     assert result.output == "0,1,2"
+
+
+# -- f-strings over pipeline channels -------------------------------------------------------------
+
+
+@dsl.pipeline
+def f_strings(prefix: str = "run") -> list[str]:
+    with dsl.ParallelFor(["a", "b"]) as family:
+        named = echo(message=f"{prefix}-{family}")
+    return dsl.Collected(named.output)
+
+
+def test_f_string_arguments_resolve_their_channels(run):
+    assert run(f_strings, {"prefix": "digits"}).output == ["digits-a", "digits-b"]
