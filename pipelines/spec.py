@@ -113,15 +113,17 @@ def _pipeline_from_python(path: Path, wanted: str | None) -> Any:
         raise PipelineError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    sys.path.insert(0, str(path.parent.resolve()))
+    # The file's folder stays importable (as a script's is), for this process and the
+    # task workers it starts: components may import modules next to the pipeline file.
+    folder = str(path.parent.resolve())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             spec.loader.exec_module(module)
     except Exception as exc:
         raise PipelineError(f"{path} does not load: {type(exc).__name__}: {exc}") from None
-    finally:
-        sys.path.remove(str(path.parent.resolve()))
     found = {
         attr: value
         for attr, value in vars(module).items()
@@ -155,11 +157,9 @@ def _used_as_components(found: dict[str, Any]) -> set[str]:
     used: set[str] = set()
     for attr, value in found.items():
         components = value.pipeline_spec.components
-        names = {v.name for k, v in found.items() if k != attr}
         for other_attr, other in found.items():
             if other_attr != attr and f"comp-{other.name}" in components:
                 used.add(other_attr)
-        del names
     return used
 
 

@@ -1,6 +1,8 @@
 """The tune and deploy components."""
 
 # No `from __future__ import annotations`: kfp reads the components' annotations.
+from pathlib import Path
+
 import pytest
 from kfp import dsl
 from kfp.dsl import Dataset, Model, Output
@@ -118,3 +120,19 @@ def test_inference_service_object_is_kserve_v1beta1():
             }
         },
     }
+
+
+def test_digits_example_loads_and_compiles():
+    from pipelines.spec import load_pipeline
+
+    root = Path(__file__).resolve().parents[2] / "examples" / "pipelines" / "digits.py"
+    spec, _ = load_pipeline(root)
+    assert spec["pipelineInfo"]["name"] == "digits"
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert inputs["deploy"] == {
+        "defaultValue": False,
+        "isOptional": True,
+        "parameterType": "BOOLEAN",
+    }
+    tasks = spec["root"]["dag"]["tasks"]
+    assert {"load-data", "for-loop-2", "pick-best", "train", "evaluate"} <= set(tasks)
