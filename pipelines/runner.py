@@ -126,13 +126,47 @@ def run_pipeline(
     :func:`pipelines._lightweight.execute` to run lightweight components in, shared
     between runs (the caller closes it); by default each run has its own pool.
     """
+    parallelism = parallelism or os.cpu_count() or 1
+    if parallelism < 1:
+        raise PipelineError(f"parallelism must be at least 1, got {parallelism}")
+    own_pool = None
+    if function_backend is None:
+        # Workers boot (a second or so) while the pipeline loads and compiles.
+        from pipelines import _lightweight
+        from tuner.backends.function import FunctionBackend
+
+        own_pool = FunctionBackend(_lightweight.execute, workers=parallelism)
+        own_pool.prestart(min(parallelism, 2))
+    try:
+        return _run(
+            source, arguments, pipeline, parallelism, cache, run_name, namespace, settings,
+            track, from_cli, observer, on_start, function_backend or own_pool,
+        )  # fmt: skip
+    finally:
+        if own_pool is not None:
+            own_pool.close()
+
+
+def _run(
+    source: Any,
+    arguments: dict[str, Any] | None,
+    pipeline: str | None,
+    parallelism: int,
+    cache: bool,
+    run_name: str | None,
+    namespace: str,
+    settings: TunerSettings | None,
+    track: bool,
+    from_cli: bool,
+    observer: Callable[[Any], None] | None,
+    on_start: Callable[[RunRecord, Any], None] | None,
+    functions: Any,
+) -> PipelineRun:
     spec, where = load_pipeline(source, pipeline)
     args = pipeline_arguments(spec, dict(arguments or {}), from_cli=from_cli)
     settings = settings or TunerSettings()
     settings.ensure_home()
-    parallelism = parallelism or os.cpu_count() or 1
-    if parallelism < 1:
-        raise PipelineError(f"parallelism must be at least 1, got {parallelism}")
+    functions.prestart(min(parallelism, _lightweight_count(spec)))
     pipeline_name = spec["pipelineInfo"]["name"]
     resume_key = digest({"spec": spec, "arguments": args, "cache": cache, "ns": namespace})
     store = PipelineStore(settings.store_url)
@@ -153,7 +187,7 @@ def run_pipeline(
         if record.finished:
             return PipelineRun(record, store.tasks(record.uid), flat_outputs(record.outputs))
         return _execute(
-            store, settings, record, args, track, resumed, observer, on_start, function_backend
+            store, settings, record, args, track, resumed, observer, on_start, functions
         )
     finally:
         store.close()
@@ -227,20 +261,13 @@ def _execute(
     resumed: bool,
     observer: Callable[[Any], None] | None,
     on_start: Callable[[RunRecord, Any], None] | None,
-    shared_functions: Any,
+    functions: Any,
 ) -> PipelineRun:
-    from pipelines import _lightweight
     from pipelines.orchestrator import Orchestrator
     from pipelines.tracking import PipelineLayout, PipelineTracker
-    from tuner.backends.function import FunctionBackend
     from tuner.backends.local import LocalBackend
 
     Path(record.pipeline_root).mkdir(parents=True, exist_ok=True)
-    if shared_functions is not None:
-        functions = shared_functions
-    else:
-        functions = FunctionBackend(_lightweight.execute, workers=record.parallelism)
-        functions.prestart(min(record.parallelism, _lightweight_count(record.spec)))
     processes = LocalBackend()
     tracker: PipelineTracker | None = None
     if track:
@@ -287,8 +314,6 @@ def _execute(
                 state, message = "FAILED", str(exc)
     finally:
         processes.close()
-        if shared_functions is None:
-            functions.close()
         mlflow_run = tracker.run_id() if tracker is not None else None
         store.update_run(
             record.uid,
