@@ -99,11 +99,18 @@ def run_kfp(pipeline, arguments, root: Path) -> float:
     return elapsed
 
 
-def run_hyperflow(pipeline, arguments, parallelism: int, track: bool) -> float:
+def run_hyperflow(pipeline, arguments, parallelism: int, track: bool, pool=None) -> float:
     import pipelines
 
     started = time.perf_counter()
-    result = pipelines.run(pipeline, arguments, parallelism=parallelism, cache=False, track=track)
+    result = pipelines.run(
+        pipeline,
+        arguments,
+        parallelism=parallelism,
+        cache=False,
+        track=track,
+        function_backend=pool,
+    )
     elapsed = time.perf_counter() - started
     assert result.succeeded, result.run.message
     return elapsed
