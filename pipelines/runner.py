@@ -9,16 +9,12 @@ the command again creates a new run, whose unchanged tasks are cache hits.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from pipelines.spec import PipelineError, digest, load_pipeline, pipeline_arguments
@@ -266,6 +262,7 @@ def _execute(
     from pipelines.orchestrator import Orchestrator
     from pipelines.tracking import PipelineLayout, PipelineTracker
     from tuner.backends.local import LocalBackend
+    from tuner.runner import interrupts_stop
 
     Path(record.pipeline_root).mkdir(parents=True, exist_ok=True)
     processes = LocalBackend()
@@ -305,9 +302,10 @@ def _execute(
     )
     if on_start is not None:
         on_start(record, orchestrator)
-    state, message, outputs = "FAILED", "", {}
+    state, message = "FAILED", ""
+    outputs: dict[str, Any] = {}
     try:
-        with _interrupts_stop(orchestrator):
+        with interrupts_stop(orchestrator):
             try:
                 state, message, outputs = orchestrator.run(args)
             except PipelineError as exc:
@@ -341,23 +339,3 @@ def _lightweight_count(spec: dict[str, Any]) -> int:
 
     executors = spec.get("deploymentSpec", {}).get("executors", {}).values()
     return sum(1 for e in executors if "container" in e and lightweight(e["container"]))
-
-
-@contextlib.contextmanager
-def _interrupts_stop(orchestrator: Any) -> Iterator[None]:
-    """SIGINT/SIGTERM stop the run cleanly: running tasks killed, the run CANCELED."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous: dict[int, Any] = {}
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        orchestrator.stop()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, prev in previous.items():
-            signal.signal(sig, prev)

@@ -175,7 +175,7 @@ class PipelineStore:
                 )
                 .values(owner_pid=pid, owner_started=started)
             )
-            return bool(result.rowcount)
+            return bool(getattr(result, "rowcount", 0))
 
     def delete_run(self, uid: str) -> None:
         with self._session.begin() as s:

@@ -72,8 +72,8 @@ with warnings.catch_warnings():
             model_path=model.path,
         )
         model.metadata.update(metadata)
-        outputs = namedtuple("TuneOutputs", ["best_parameters", "best_objective_value"])
-        return outputs(best_parameters, best_value)
+        TuneOutputs = namedtuple("TuneOutputs", ["best_parameters", "best_objective_value"])
+        return TuneOutputs(best_parameters, best_value)
 
     @dsl.component
     def deploy(

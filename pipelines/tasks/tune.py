@@ -55,12 +55,13 @@ def search_space(parameters: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"parameters[{name!r}]: expected a dict with 'type' and its range")
         kind = spec["type"]
         options = {k: v for k, v in spec.items() if k != "type"}
-        maker = {
+        makers: dict[str, Callable[..., Any]] = {
             "double": search.double,
             "int": search.int,
             "categorical": search.categorical,
             "discrete": search.discrete,
-        }.get(kind)
+        }
+        maker = makers.get(kind)
         if maker is None:
             raise ValueError(
                 f"parameters[{name!r}].type: {kind!r} is not double, int, categorical or discrete"

@@ -231,3 +231,14 @@ def test_store_keeps_run_tasks_inputs_and_outputs(run):
     assert Path(produced["uri"]).read_text() == "kept"
     assert tasks["count-calls"].inputs["artifacts"]["data"][0]["uri"] == produced["uri"]
     assert tasks["count-calls"].outputs["parameters"] == {"Output": "kept"}
+
+
+def test_compiled_yaml_runs_like_the_function(run, tmp_path):
+    from kfp import compiler
+
+    path = tmp_path / "naps.yaml"
+    compiler.Compiler().compile(four_naps, str(path))
+    result = run(path, {"seconds": 0.0})
+    assert result.state == "SUCCEEDED"
+    assert result.run.source == str(path)
+    assert sorted(t.outputs["parameters"]["Output"] for t in result.tasks) == list("abcd")
