@@ -92,9 +92,20 @@ def run_kfp(pipeline, arguments, root: Path) -> float:
     from kfp import local
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    started = time.perf_counter()
-    task = pipeline(**arguments)
-    elapsed = time.perf_counter() - started
+    # kfp.local logs every task's executor input and output on stdout: keep the table readable.
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    try:
+        started = time.perf_counter()
+        task = pipeline(**arguments)
+        elapsed = time.perf_counter() - started
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
     assert task.output is not None
     return elapsed
 
