@@ -21,19 +21,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-if "kfp" not in sys.modules:
-    # A fresh worker: import kfp as its runtime does in a KFP container (without the
-    # compiler and client, which import the kubernetes client: seconds, not milliseconds).
+_main = sys.modules.get("__main__")
+IN_WORKER = getattr(getattr(_main, "__spec__", None), "name", None) == "tuner.backends._worker"
+if IN_WORKER:
+    # Loaded by a warm worker when it starts: import kfp now, before the first task, and
+    # as its runtime does in a KFP container (without the compiler and client, which
+    # import the kubernetes client: seconds, not milliseconds). The orchestrator's process
+    # only pickles a reference to ``execute`` and imports kfp in full.
     os.environ["_KFP_RUNTIME"] = "true"
-
-# At import: a worker loads this module (and kfp) when it starts, before its first task.
-from kfp.dsl import executor as component_executor
+    import kfp.dsl.executor  # noqa: F401
 
 MODULE_NAME = "ephemeral_component"
 
 
 def execute(task: dict[str, Any]) -> None:
-    """``task``: ``executor_input`` (JSON text), ``source``, ``function``, ``task_dir``."""
+    """``task``: ``executor_input`` (JSON text), ``source``, ``function``, ``task_dir``,
+    ``paths`` (folders to import from during the task: the pipeline file's)."""
+    from kfp.dsl import executor as component_executor
+
     _log_like_kfp()
     program_dir = Path(task["task_dir"]) / "program"
     program_dir.mkdir(parents=True, exist_ok=True)
@@ -46,7 +51,9 @@ def execute(task: dict[str, Any]) -> None:
     module = importlib.util.module_from_spec(spec)
     previous = sys.modules.get(MODULE_NAME)
     sys.modules[MODULE_NAME] = module
-    sys.path.insert(0, str(program_dir))
+    # The program's folder (as kfp's executor_main does), then the pipeline file's folder.
+    added = [p for p in [str(program_dir), *task.get("paths", [])] if p not in sys.path]
+    sys.path[:0] = added
     try:
         spec.loader.exec_module(module)
         function = getattr(module, function_name)
@@ -56,8 +63,9 @@ def execute(task: dict[str, Any]) -> None:
         output_file = executor.execute()
         logging.info(f"Wrote executor output file to {output_file}.")
     finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(str(program_dir))
+        for path in added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(path)
         if previous is None:
             sys.modules.pop(MODULE_NAME, None)
         else:

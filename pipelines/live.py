@@ -103,3 +103,5 @@ class LiveTasks:
         with self._lock:
             self._live.update(self._render())
         self._live.__exit__(exc_type, exc, tb)
+        if not self.console.is_terminal:
+            self.console.print()  # the last render ends without a newline off a terminal

@@ -144,6 +144,7 @@ class Orchestrator:
         observer: Observer | None = None,
         cpu_capacity: float | None = None,
         task_env: dict[str, str] | None = None,
+        import_paths: list[str] | None = None,
     ) -> None:
         self.store = store
         self.run_record = run
@@ -160,6 +161,8 @@ class Orchestrator:
         self.cpu_capacity = cpu_capacity if cpu_capacity is not None else float(os.cpu_count() or 1)
         # The run's settings (home, store, MLflow) for tasks that use hyperflow themselves.
         self.task_env = dict(task_env or {})
+        # Folders tasks import from (the pipeline file's, as for a script).
+        self.import_paths = list(import_paths or [])
         self.previous: dict[str, TaskRecord] = {t.path: t for t in store.tasks(run.uid)}
         self.scopes: list[Scope] = []
         self.running: list[Node] = []
@@ -778,6 +781,7 @@ class Orchestrator:
                     "source": light.source,
                     "function": light.function,
                     "task_dir": str(task_dir),
+                    "paths": self.import_paths,
                 },
             )
             node.backend = self.functions
@@ -800,6 +804,11 @@ class Orchestrator:
             if not argv:
                 self._finish(node, "FAILED", f"task {node.path}: the container has no command")
                 return
+            if self.import_paths:
+                inherited = env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+                env["PYTHONPATH"] = os.pathsep.join([*self.import_paths, inherited]).rstrip(
+                    os.pathsep
+                )
             run = TrialRun(
                 experiment_name=self.run_record.name,
                 trial_name=node.trial,

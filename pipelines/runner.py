@@ -294,6 +294,9 @@ def _execute(
         process_backend=processes,
         tracker=tracker,
         observer=observer,
+        import_paths=[str(Path(record.source).resolve().parent)]
+        if record.source.endswith(".py")
+        else [],
         task_env={
             "HYPERFLOW_HOME": str(settings.home),
             "HYPERFLOW_DATABASE_URL": settings.store_url,

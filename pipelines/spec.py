@@ -113,8 +113,8 @@ def _pipeline_from_python(path: Path, wanted: str | None) -> Any:
         raise PipelineError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    # The file's folder stays importable (as a script's is), for this process and the
-    # task workers it starts: components may import modules next to the pipeline file.
+    # The file's folder stays importable (as a script's is); tasks get it too (the
+    # orchestrator's import_paths): components may import modules next to the file.
     folder = str(path.parent.resolve())
     if folder not in sys.path:
         sys.path.insert(0, folder)
