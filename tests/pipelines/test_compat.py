@@ -9,9 +9,12 @@ from typing import NamedTuple, Optional
 
 from kfp import dsl
 from kfp.dsl import (
+    HTML,
     Artifact,
+    ClassificationMetrics,
     Dataset,
     Input,
+    Markdown,
     Metrics,
     Model,
     Output,
@@ -743,3 +746,70 @@ def f_strings(prefix: str = "run") -> list[str]:
 
 def test_f_string_arguments_resolve_their_channels(run):
     assert run(f_strings, {"prefix": "digits"}).output == ["digits-a", "digits-b"]
+
+
+# -- artifact types: ClassificationMetrics, HTML, Markdown ---------------------------------------
+
+
+@dsl.component
+def reports(
+    classification: Output[ClassificationMetrics], html: Output[HTML], markdown: Output[Markdown]
+):
+    classification.log_confusion_matrix(["cat", "dog"], [[9, 1], [2, 8]])
+    with open(html.path, "w") as f:
+        f.write("<h1>report</h1>")
+    with open(markdown.path, "w") as f:
+        f.write("# report")
+
+
+@dsl.pipeline
+def artifact_types():
+    reports()
+
+
+def test_classification_metrics_html_markdown(run):
+    outputs = run(artifact_types).task("reports").outputs["artifacts"]
+    matrix = outputs["classification"][0]
+    assert matrix["type"]["schemaTitle"] == "system.ClassificationMetrics"
+    assert matrix["metadata"]["confusionMatrix"]["rows"] == [
+        {"row": [9, 1]},
+        {"row": [2, 8]},
+    ]
+    assert Path(outputs["html"][0]["uri"]).read_text() == "<h1>report</h1>"
+    assert outputs["markdown"][0]["type"]["schemaTitle"] == "system.Markdown"
+
+
+# -- pipeline_with_parallelfor_parallelism: at most `parallelism` iterations at once --------------
+
+
+@dsl.component
+def slow_echo(message: str) -> str:
+    import time
+
+    time.sleep(0.3)
+    return message
+
+
+@dsl.component
+def numbers(n: int) -> list:
+    return list(range(n))
+
+
+@dsl.pipeline
+def loop_parallelism(n: int = 4):
+    with dsl.ParallelFor(numbers(n=n).output, parallelism=2) as item:
+        slow_echo(message=f"item {item}").set_caching_options(False)
+
+
+def test_parallelfor_parallelism_bounds_iterations(run):
+    result = run(loop_parallelism, parallelism=4)
+    echoes = [t for t in result.tasks if t.name == "slow-echo"]
+    assert sorted(t.outputs["parameters"]["Output"] for t in echoes) == [
+        f"item {i}" for i in range(4)
+    ]
+    events = sorted([(t.started_at, 1) for t in echoes] + [(t.finished_at, -1) for t in echoes])
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak == 2
