@@ -36,7 +36,8 @@ MODULE_NAME = "ephemeral_component"
 
 def execute(task: dict[str, Any]) -> None:
     """``task``: ``executor_input`` (JSON text), ``source``, ``function``, ``task_dir``,
-    ``paths`` (folders to import from during the task: the pipeline file's)."""
+    ``paths`` (``os.pathsep``-joined folders to import from during the task: the pipeline
+    file's)."""
     from kfp.dsl import executor as component_executor
 
     _log_like_kfp()
@@ -52,7 +53,8 @@ def execute(task: dict[str, Any]) -> None:
     previous = sys.modules.get(MODULE_NAME)
     sys.modules[MODULE_NAME] = module
     # The program's folder (as kfp's executor_main does), then the pipeline file's folder.
-    added = [p for p in [str(program_dir), *task.get("paths", [])] if p not in sys.path]
+    paths = [p for p in task.get("paths", "").split(os.pathsep) if p]
+    added = [p for p in [str(program_dir), *paths] if p not in sys.path]
     sys.path[:0] = added
     try:
         spec.loader.exec_module(module)

@@ -34,7 +34,6 @@ outputs come from the store) and runs again the ones that were running.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -45,28 +44,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines import cel
+from pipelines import cel, executor_io
+from pipelines.cache import cache_key
 from pipelines.spec import (
     PipelineError,
     cpu_amount,
     default_value,
-    digest,
     lightweight,
     missing_packages,
 )
 from pipelines.store import TASK_DONE, PipelineStore, RunRecord, TaskRecord
-from pipelines.tracking import METRICS_SCHEMAS, PipelineTracker
+from pipelines.tracking import PipelineTracker
 from tuner.backends.base import TrialBackend, TrialExit, TrialRun
 
 ALL_COMPLETED = "ALL_UPSTREAM_TASKS_COMPLETED"
-_METRIC_LIKE = METRICS_SCHEMAS | {
-    "system.ClassificationMetrics",
-    "system.SlicedClassificationMetrics",
-}
 _PLACEHOLDER = re.compile(r"\{\{\$\.inputs\.parameters\['([^']+)'\]\}\}")
 _SELECTOR_KEY = re.compile(r'\[\s*"((?:\\.|[^"\\])*)"\s*\]')
 
-Outputs = dict[str, Any]  # {"parameters": {...}, "artifacts": {name: [artifact, ...]}}
+Outputs = executor_io.Outputs
 Observer = Callable[["Node"], None]
 
 
@@ -370,7 +365,7 @@ class Orchestrator:
                 params[name] = self._final_status(scope.nodes.get(producer_name), producer_name)
             else:
                 raise PipelineError(f"{where}: unsupported input source {sorted(source)}")
-            params[name] = _typed(params[name], definitions.get(name))
+            params[name] = executor_io.typed(params[name], definitions.get(name))
         for name, source in spec_inputs.get("parameters", {}).items():
             constant = source.get("runtimeValue", {}).get("constant")
             if isinstance(constant, str) and "{{$.inputs.parameters[" in constant:
@@ -712,7 +707,8 @@ class Orchestrator:
                 return
         enabled = node.task.get("cachingOptions", {}).get("enableCache", False)
         if self.cache_enabled and enabled:
-            node.cache_key = self._cache_key(node, container)
+            custom = node.task.get("cachingOptions", {}).get("cacheKey")
+            node.cache_key = cache_key(node.component, container, node.inputs, custom)
             if self._reuse(node):
                 return
         node.queued = True
@@ -744,7 +740,9 @@ class Orchestrator:
             (task_dir / "executor_output.json").unlink()
         node.attempts += 1
         try:
-            executor_input = self._executor_input(node, task_dir)
+            executor_input = executor_io.executor_input(
+                node.component, node.inputs, task_dir, f"task {node.path}"
+            )
         except PipelineError as exc:
             self._finish(node, "FAILED", str(exc), failed=True)
             return
@@ -781,7 +779,7 @@ class Orchestrator:
                     "source": light.source,
                     "function": light.function,
                     "task_dir": str(task_dir),
-                    "paths": self.import_paths,
+                    "paths": os.pathsep.join(self.import_paths),
                 },
             )
             node.backend = self.functions
@@ -822,53 +820,13 @@ class Orchestrator:
         self.running.append(node)
         node.backend.launch(run)
 
-    def _executor_input(self, node: Node, task_dir: Path) -> dict[str, Any]:
-        definitions = node.component.get("inputDefinitions", {})
-        given = node.inputs["parameters"]
-        values: dict[str, Any] = {}
-        for name, definition in definitions.get("parameters", {}).items():
-            if name in given:
-                values[name] = given[name]
-                continue
-            has_default, value = default_value(definition)
-            if has_default:
-                values[name] = value
-            elif not definition.get("isOptional"):
-                raise PipelineError(f"task {node.path}: no value for input {name}")
-        for name, value in given.items():
-            values.setdefault(name, value)  # injected pipeline channels (f-strings)
-        outputs = node.component.get("outputDefinitions", {})
-        return {
-            "inputs": {
-                "parameterValues": values,
-                "artifacts": {k: {"artifacts": v} for k, v in node.inputs["artifacts"].items()},
-            },
-            "outputs": {
-                "parameters": {
-                    name: {"outputFile": str(task_dir / "outputs" / name)}
-                    for name in outputs.get("parameters", {})
-                },
-                "artifacts": {
-                    name: {
-                        "artifacts": [
-                            {
-                                "name": name,
-                                "type": definition.get("artifactType", {}),
-                                "uri": str(task_dir / "artifacts" / name),
-                                "metadata": {},
-                            }
-                        ]
-                    }
-                    for name, definition in outputs.get("artifacts", {}).items()
-                },
-                "outputFile": str(task_dir / "executor_output.json"),
-            },
-        }
-
     def _attempt_ended(self, node: Node, exit: TrialExit) -> None:
         if exit.succeeded:
             try:
-                node.outputs = self._read_outputs(node)
+                assert node.executor_input is not None
+                node.outputs = executor_io.read_outputs(
+                    node.component, node.executor_input, f"task {node.path}"
+                )
             except PipelineError as exc:
                 self._finish(node, "FAILED", str(exc), failed=True)
                 return
@@ -890,89 +848,7 @@ class Orchestrator:
             return
         self._finish(node, "FAILED", message, failed=True)
 
-    def _read_outputs(self, node: Node) -> Outputs:
-        assert node.executor_input is not None
-        where = f"task {node.path}"
-        definitions = node.component.get("outputDefinitions", {})
-        outputs_spec = node.executor_input["outputs"]
-        written: dict[str, Any] = {}
-        output_file = Path(outputs_spec["outputFile"])
-        if output_file.is_file():
-            try:
-                written = json.loads(output_file.read_text() or "{}")
-            except json.JSONDecodeError as exc:
-                raise PipelineError(f"{where}: executor output is not JSON: {exc}") from None
-        params: dict[str, Any] = {}
-        for name, definition in definitions.get("parameters", {}).items():
-            kind = definition.get("parameterType", "STRING")
-            path = Path(outputs_spec["parameters"][name]["outputFile"])
-            if name in written.get("parameterValues", {}):
-                value = written["parameterValues"][name]
-            elif path.is_file():
-                text = path.read_text()
-                try:
-                    if kind == "STRING":
-                        value = text
-                    elif kind == "BOOLEAN":
-                        value = json.loads(text.lower())
-                    else:
-                        value = json.loads(text)
-                except json.JSONDecodeError:
-                    raise PipelineError(
-                        f"{where}: output {name} ({kind}) in {path} is not valid: {text[:80]!r}"
-                    ) from None
-            else:
-                raise PipelineError(f"{where}: the component did not produce its output {name}")
-            params[name] = _typed(value, definition)
-        artifacts: dict[str, list[dict[str, Any]]] = {}
-        for name, spec in outputs_spec["artifacts"].items():
-            declared = spec["artifacts"]
-            reported = written.get("artifacts", {}).get(name, {}).get("artifacts")
-            items = []
-            for index, artifact in enumerate(declared):
-                item = dict(artifact)
-                if reported and index < len(reported):
-                    item["uri"] = reported[index].get("uri", item["uri"])
-                    item["metadata"] = reported[index].get("metadata", {}) or {}
-                schema = item.get("type", {}).get("schemaTitle", "")
-                if schema not in _METRIC_LIKE and not os.path.exists(item["uri"]):
-                    raise PipelineError(
-                        f"{where}: the component did not write its output artifact {name} "
-                        f"({schema}) to {item['uri']}"
-                    )
-                items.append(item)
-            artifacts[name] = items
-        return {"parameters": params, "artifacts": artifacts}
-
     # -- caching ---------------------------------------------------------------------------
-
-    def _cache_key(self, node: Node, container: dict[str, Any]) -> str:
-        custom = node.task.get("cachingOptions", {}).get("cacheKey")
-        component = {
-            "inputDefinitions": node.component.get("inputDefinitions", {}),
-            "outputDefinitions": node.component.get("outputDefinitions", {}),
-            "container": container,
-        }
-        if custom:
-            return digest({"component": component, "custom": custom})
-        artifacts = {
-            name: [
-                {
-                    "type": a.get("type", {}).get("schemaTitle", ""),
-                    "content": content_digest(a.get("uri", "")),
-                    "metadata": a.get("metadata", {}),
-                }
-                for a in items
-            ]
-            for name, items in node.inputs["artifacts"].items()
-        }
-        return digest(
-            {
-                "component": component,
-                "parameters": node.inputs["parameters"],
-                "artifacts": artifacts,
-            }
-        )
 
     def _reuse(self, node: Node) -> bool:
         assert node.cache_key is not None
@@ -982,7 +858,7 @@ class Orchestrator:
                 os.path.exists(a["uri"])
                 for items in outputs.get("artifacts", {}).values()
                 for a in items
-                if a.get("type", {}).get("schemaTitle") not in _METRIC_LIKE
+                if a.get("type", {}).get("schemaTitle") not in executor_io.METRIC_LIKE
             )
             if not present:
                 continue
@@ -1064,15 +940,6 @@ def _has_fallback(definition: dict[str, Any] | None) -> bool:
     )
 
 
-def _typed(value: Any, definition: dict[str, Any] | None) -> Any:
-    if definition is None:
-        return value
-    kind = definition.get("parameterType")
-    if kind == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
 def _select(value: Any, selector: str, where: str) -> Any:
     """``parseJson(string_value)["a"]["b"]`` on a loop item (a dict, or its JSON text)."""
     if isinstance(value, str) and selector.startswith("parseJson"):
@@ -1147,20 +1014,3 @@ def _check_acyclic(scope: Scope, path: str) -> None:
 
     for name in scope.nodes:
         visit(name, [])
-
-
-def content_digest(uri: str) -> str:
-    """SHA-256 of a file, or of a directory's relative paths and file contents."""
-    path = Path(uri)
-    hasher = hashlib.sha256()
-    if path.is_file():
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                hasher.update(chunk)
-        return hasher.hexdigest()
-    if path.is_dir():
-        for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            hasher.update(str(file.relative_to(path)).encode() + b"\0")
-            hasher.update(content_digest(str(file)).encode())
-        return "dir:" + hasher.hexdigest()
-    return "absent:" + uri
