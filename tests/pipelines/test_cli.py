@@ -109,6 +109,34 @@ def test_kill_9_then_the_same_command_resumes(pipeline_file: Path, tmp_path: Pat
     assert done["status"]["outputs"]["parameters"] == {"Output": "first done, slow done"}
 
 
+def test_ctrl_c_cancels_the_run_and_its_running_tasks(pipeline_file: Path, tmp_path: Path):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    command = [
+        sys.executable, "-m", "hyperflow", "pipeline", "run", "-f", str(pipeline_file),
+        "--pipeline", "resumable", "--arg", f"folder={folder}", "--no-track",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        _wait_for(lambda: (folder / "slow-starts").exists())
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert b"CANCELED" in stderr
+    run = json.loads(_cli("pipeline", "get", _only_run_name()).stdout)
+    assert run["status"]["state"] == "CANCELED"
+    assert {t["path"]: t["state"] for t in run["status"]["tasks"]} == {
+        "first": "SUCCEEDED",
+        "slow": "CANCELED",
+    }
+
+
 def _only_run_name() -> str:
     from pipelines.store import PipelineStore
     from tuner.settings import TunerSettings
