@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -80,6 +80,7 @@ def run(
     command again after the process died resumes the run.
     """
     from pipelines.live import LiveTasks
+    from pipelines.objects import run_object
     from pipelines.runner import run_pipeline
     from pipelines.spec import PipelineError
 
@@ -116,7 +117,7 @@ def run(
     if result.tracking:
         err.print(f"MLflow: {result.tracking}", markup=False, highlight=False)
     if as_json:
-        out.print_json(data=_run_object(record, result.tasks))
+        out.print_json(data=run_object(record, result.tasks))
     if record.state == "CANCELED":
         raise typer.Exit(130)
     if record.state != "SUCCEEDED":
@@ -148,53 +149,6 @@ def list_(namespace: str = NAMESPACE) -> None:
     out.print(table)
 
 
-def _run_object(record: RunRecord, tasks: list[Any]) -> dict[str, Any]:
-    """A KFP-like run object (apiVersion/kind/metadata/spec/status)."""
-    return {
-        "apiVersion": "hyperflow.io/v1",
-        "kind": "PipelineRun",
-        "metadata": {
-            "name": record.name,
-            "namespace": record.namespace,
-            "uid": record.uid,
-            "creationTimestamp": record.created_at,
-        },
-        "spec": {
-            "pipelineName": record.pipeline_name,
-            "arguments": record.arguments,
-            "parallelism": record.parallelism,
-            "cache": record.cache,
-            "source": record.source,
-        },
-        "status": {
-            "state": record.state,
-            "message": record.message,
-            "startedAt": record.started_at,
-            "finishedAt": record.finished_at,
-            "outputs": record.outputs,
-            "pipelineRoot": record.pipeline_root,
-            "mlflowRunId": record.mlflow_run_id,
-            "tasks": [
-                {
-                    "path": t.path,
-                    "kind": t.kind,
-                    "component": t.component,
-                    "state": t.state,
-                    "message": t.message,
-                    "attempts": t.attempts,
-                    "cachedFrom": t.cached_from,
-                    "startedAt": t.started_at,
-                    "finishedAt": t.finished_at,
-                    "inputs": t.inputs,
-                    "outputs": t.outputs,
-                    "details": t.details,
-                }
-                for t in tasks
-            ],
-        },
-    }
-
-
 @pipeline_app.command("get")
 def get(
     name: str = typer.Argument(..., help="Run name."),
@@ -208,7 +162,9 @@ def get(
         tasks = store.tasks(record.uid)
     finally:
         store.close()
-    data = _run_object(record, tasks)
+    from pipelines.objects import run_object
+
+    data = run_object(record, tasks)
     if output == "yaml":
         import yaml
 
