@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from pipelines.cli import pipeline_app
 from serving.cli import app as serve_app
 from tuner.cli import experiment_app, suggestion_app
 
@@ -16,6 +17,7 @@ app = typer.Typer(
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(suggestion_app, name="suggestion")
 app.add_typer(serve_app, name="serve")
+app.add_typer(pipeline_app, name="pipeline")
 
 
 def main() -> None:

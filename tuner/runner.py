@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from tuner.backends.base import TrialBackend
 from tuner.controller import ExperimentController, Observer
@@ -17,6 +17,10 @@ from tuner.spec.models import Experiment
 from tuner.store import ExperimentRecord, Store
 from tuner.suggestion import HttpSuggestionClient, InProcessSuggestionClient, SuggestionClient
 from tuner.tracking import MlflowTracker, NullTracker, Tracker
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -58,8 +62,9 @@ def make_suggestion_client(url: str | None, store: Store, namespace: str) -> Sug
 
 
 @contextlib.contextmanager
-def _interrupts_stop(controller: ExperimentController) -> Iterator[None]:
-    """SIGINT/SIGTERM ask the controller to stop cleanly (trials killed, state kept)."""
+def interrupts_stop(controller: Stoppable) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the controller (or a pipeline run) to stop cleanly: trials
+    killed, state kept. Only in the main thread; elsewhere a no-op."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -115,7 +120,7 @@ def run_experiment(
     if on_controller is not None:
         on_controller(controller)
     try:
-        with _interrupts_stop(controller):
+        with interrupts_stop(controller):
             record = controller.run()
     finally:
         backend.close()

@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuner.spec.models import Experiment
+from tuner.tracking.layout import RunsLayout
 from tuner.types import ExperimentPhase, Observation, TrialPhase
 
 
 @dataclass(frozen=True, slots=True)
 class ExperimentStarted:
-    experiment: Experiment
+    # A tuner experiment, or any other parent-with-nested-runs object (a pipeline run).
+    experiment: Experiment | RunsLayout
     uid: str
     time_ms: int
 

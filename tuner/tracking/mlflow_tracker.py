@@ -38,6 +38,7 @@ from tuner.tracking.events import (
     TrialEnded,
     TrialStarted,
 )
+from tuner.tracking.layout import RunsLayout
 from tuner.types import ExperimentPhase, Observation, TrialPhase
 
 if TYPE_CHECKING:
@@ -123,6 +124,12 @@ class MlflowTracker(Tracker):
 
     def start_experiment(self, experiment: Experiment, uid: str) -> None:
         self._put(ExperimentStarted(experiment, uid, _now_ms()))
+
+    def start(self, subject: RunsLayout, uid: str) -> None:
+        """Like :meth:`start_experiment` for any parent-with-nested-runs object (a pipeline
+        run): ``subject`` names the MLflow experiment, runs, tags and params; the nested
+        runs are then recorded with the trial methods, one "trial" per child."""
+        self._put(ExperimentStarted(subject, uid, _now_ms()))
 
     def start_trial(self, trial_name: str, assignments: dict[str, float | int | str]) -> None:
         self._put(TrialStarted(trial_name, dict(assignments), _now_ms()))

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag, ViewType
 from mlflow.exceptions import MlflowException
@@ -182,6 +181,7 @@ class MlflowWriter:
         self._user = layout.current_user()
         self._artifact_location: str | None = None  # the MLflow experiment's
         self._start: ExperimentStarted | None = None
+        self._layout: layout.RunsLayout | None = None
         self.experiment_name: str | None = None
         self.experiment_id: str | None = None
         self._parent: _Run | None = None
@@ -256,16 +256,15 @@ class MlflowWriter:
             )
             return
         self._start = event
-        experiment = event.experiment
+        self._layout = subject = layout.as_layout(event.experiment)
         if self._parent is None:
             self._parent = _Run(
-                run_name=experiment.metadata.name, trial_name=None, start_ms=event.time_ms
+                run_name=subject.parent_run_name(), trial_name=None, start_ms=event.time_ms
             )
-        self._parent.params.update(layout.parent_params(experiment))
+        self._parent.params.update(subject.parent_params())
         self._parent.tags[layout.TAG_STATUS] = "Running"
-        self._parent.texts[layout.SPEC_ARTIFACT] = yaml.safe_dump(
-            experiment.to_dict(), sort_keys=False
-        )
+        spec_name, spec_text = subject.spec_artifact()
+        self._parent.texts[spec_name] = spec_text
 
     def _trial(self, trial_name: str, time_ms: int) -> _Run:
         # A trial seen first through its metrics (e.g. after a resume that skipped
@@ -275,6 +274,11 @@ class MlflowWriter:
             run = _Run(run_name=trial_name, trial_name=trial_name, start_ms=time_ms)
             self._trials[trial_name] = run
         return run
+
+    @property
+    def _subject(self) -> layout.RunsLayout:
+        assert self._layout is not None
+        return self._layout
 
     # -- phase 2: write buffers --------------------------------------------------------------
 
@@ -323,11 +327,11 @@ class MlflowWriter:
     def _ensure_experiment(self, start: ExperimentStarted) -> None:
         if self.experiment_id is not None:
             return
-        experiment = start.experiment
-        name = layout.experiment_name(experiment)
+        subject = self._subject
+        name = subject.experiment_name()
         found = self._client.get_experiment_by_name(name)
         if found is not None and found.lifecycle_stage != "active":
-            name = layout.fallback_experiment_name(experiment, start.uid)
+            name = subject.fallback_experiment_name(start.uid)
             found = self._client.get_experiment_by_name(name)
         location: str | None = None
         if found is None:
@@ -335,7 +339,7 @@ class MlflowWriter:
                 location = (self._artifact_root / name.replace(" ", "_")).as_uri()
             try:
                 experiment_id = self._client.create_experiment(
-                    name, artifact_location=location, tags=layout.experiment_tags(experiment)
+                    name, artifact_location=location, tags=subject.experiment_tags()
                 )
             except MlflowException as error:
                 # Another process created it between our lookup and create.
@@ -369,7 +373,7 @@ class MlflowWriter:
             )
             for run in page:
                 tags = run.data.tags
-                if tags.get(layout.TAG_RUN_TYPE) == layout.RUN_TYPE_EXPERIMENT:
+                if tags.get(layout.TAG_RUN_TYPE) in layout.PARENT_RUN_TYPES:
                     trial: str | None = None
                 else:
                     trial = tags.get(layout.TAG_TRIAL)
@@ -392,12 +396,10 @@ class MlflowWriter:
             run.artifact_uri = existing.artifact_uri
             return
         if run.trial_name is None:
-            tags = layout.parent_tags(start.experiment, start.uid)
+            tags = self._subject.parent_tags(start.uid)
         else:
             assert self._parent is not None and self._parent.run_id is not None
-            tags = layout.trial_tags(
-                start.experiment, start.uid, run.trial_name, self._parent.run_id
-            )
+            tags = self._subject.child_tags(start.uid, run.trial_name, self._parent.run_id)
         tags[layout.TAG_USER] = self._user
         created = self._client.create_run(
             self.experiment_id, start_time=run.start_ms, tags=tags, run_name=run.run_name
@@ -513,9 +515,7 @@ class MlflowWriter:
                 or run.trial_name in existing
             ):
                 continue
-            tags = layout.trial_tags(
-                start.experiment, start.uid, run.trial_name, self._parent.run_id
-            )
+            tags = self._subject.child_tags(start.uid, run.trial_name, self._parent.run_id)
             tags[layout.TAG_USER] = self._user
             tags.update({k: layout.tag_value(v) for k, v in run.tags.items()})
             status, end_ms = run.terminal
