@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.util import SHARED
+from tests.util import SHARED, needs_shared
 from tuner.spec.models import AlgorithmSpec, Experiment, ParameterSpec
 from tuner.suggestion import ALGORITHMS, get_algorithm, validate_algorithm
 from tuner.suggestion.algorithms import UnknownAlgorithm
@@ -38,6 +38,7 @@ XS = {
 }
 
 
+@needs_shared("katib-examples")
 @pytest.mark.parametrize("path", KATIB_EXAMPLES, ids=lambda p: p.name)
 def test_katib_example_files_validate(path: Path) -> None:
     assert KATIB_EXAMPLES, "katib examples missing"
