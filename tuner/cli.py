@@ -45,14 +45,17 @@ def validate(
 def _local_problems(experiment: Experiment) -> list[str]:
     from tuner.metrics import check_collector_supported
     from tuner.suggestion.algorithms import get_algorithm
+    from tuner.suggestion.settings import parse_settings
 
     spec = experiment.spec
     problems = []
-    if not get_algorithm(spec.algorithm.algorithm_name).supported:
-        problems.append(
-            f"algorithm {spec.algorithm.algorithm_name} is not supported by the local "
-            "suggestion service"
-        )
+    algorithm = get_algorithm(spec.algorithm.algorithm_name)
+    settings, _ = parse_settings(
+        algorithm.name, algorithm.settings, spec.algorithm.algorithm_settings
+    )
+    problem = algorithm.local_problem(settings)
+    if problem is not None:
+        problems.append(problem)
     collector = check_collector_supported(spec.metrics_collector_spec)
     if collector is not None:
         problems.append(collector)
