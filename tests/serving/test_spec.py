@@ -253,7 +253,7 @@ def test_multi_document_errors_are_numbered(tmp_path: Path) -> None:
         ("", "no InferenceService in file"),
         (
             "a: [1,\n",
-            "invalid YAML: expected the node content, but found '<stream end>' at line 2, column 1",
+            "invalid YAML: did not find expected node content at line 2, column 1",
         ),
         ("- 1\n", "an InferenceService must be a mapping, got list"),
     ],

@@ -25,10 +25,10 @@ CASES: dict[str, list[str]] = {
         "bayesianoptimization, cmaes, grid, hyperband, multivariate-tpe, pbt, random, sobol, tpe"
     ],
     "bad-yaml-syntax.yaml": [
-        "invalid YAML: mapping values are not allowed here at line 8, column 9"
+        "invalid YAML: mapping values are not allowed in this context at line 8, column 9"
     ],
     "bad-yaml-tab.yaml": [
-        "invalid YAML: found character '\\t' that cannot start any token at line 7, column 1"
+        "invalid YAML: found character that cannot start any token at line 7, column 1"
     ],
     "binary-garbage.yaml": ["{path}: not UTF-8 text (byte 128 is invalid)"],
     "categorical-duplicate-value.yaml": [
