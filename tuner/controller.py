@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuner import failures
 from tuner.backends.base import TrialBackend, TrialExit, TrialRun
 from tuner.earlystopping import MedianStop
 from tuner.results import (
@@ -456,6 +457,11 @@ class ExperimentController:
             message = (
                 f"Metrics are not available: no {objective.objective_metric_name!r} was reported"
             )
+            printed = failures.other_names(
+                self.spec, failures.printed_metric_names(self.spec, Path(state.record.trial_dir))
+            )
+            if printed:
+                message += f" (it reported {', '.join(repr(n) for n in printed)})"
         else:
             phase, message = TrialPhase.SUCCEEDED, "Trial has succeeded"
         self._set_phase(
@@ -493,10 +499,13 @@ class ExperimentController:
         return dict(self._phase_counts)
 
     def _check_completion(self, uid: str) -> ExperimentRecord | None:
+        """Katib's order (experiment status util): goal, failures, trial budget, search end."""
         spec = self.spec
         counts = self._counts()
         active = counts[TrialPhase.CREATED] + counts[TrialPhase.RUNNING]
         completed = len(self.trials) - active
+        # As Katib counts them: a trial that reported no objective value failed too.
+        failed = counts[TrialPhase.FAILED] + counts[TrialPhase.METRICS_UNAVAILABLE]
         if goal_reached(spec.objective, self.best_value):
             self._kill_active(TrialPhase.KILLED, "Trial is killed: the experiment reached its goal")
             self._settle_all_killed()
@@ -506,33 +515,48 @@ class ExperimentController:
                 ExperimentReason.GOAL_REACHED,
                 "Experiment has succeeded because Objective goal has reached",
             )
-        if (
-            spec.max_failed_trial_count is not None
-            and counts[TrialPhase.FAILED] > spec.max_failed_trial_count
-        ):
+        max_failed = spec.max_failed_trial_count
+        if max_failed is not None and failed != 0 and failed >= max_failed:
             self._kill_active(TrialPhase.KILLED, "Trial is killed: the experiment failed")
             self._settle_all_killed()
             return self._complete(
                 uid,
                 ExperimentPhase.FAILED,
-                ExperimentReason.MAX_FAILED_TRIALS_REACHED,
-                "Experiment has failed because max failed count has reached",
+                ExperimentReason.FAILED,
+                "Experiment has failed because max failed count has reached: "
+                + failures.describe(spec, self._records),
             )
         if spec.max_trial_count is not None and completed >= spec.max_trial_count:
-            return self._complete(
+            return self._complete_unless_none_succeeded(
                 uid,
-                ExperimentPhase.SUCCEEDED,
                 ExperimentReason.MAX_TRIALS_REACHED,
                 "Experiment has succeeded because max trial count has reached",
             )
         if self._suggestions_exhausted and active == 0:
-            return self._complete(
+            return self._complete_unless_none_succeeded(
                 uid,
-                ExperimentPhase.SUCCEEDED,
                 ExperimentReason.SUGGESTION_END_REACHED,
                 "Experiment has succeeded because suggestion service has reached the end",
             )
         return None
+
+    def _complete_unless_none_succeeded(
+        self, uid: str, reason: ExperimentReason, message: str
+    ) -> ExperimentRecord:
+        """Succeeded as Katib says, but never when not one trial succeeded.
+
+        Katib would end such an experiment Succeeded (with maxFailedTrialCount unset): a
+        failure reported as success. It ends Failed, saying what the trials did.
+        """
+        if self._phase_counts[TrialPhase.SUCCEEDED] == 0:
+            return self._complete(
+                uid,
+                ExperimentPhase.FAILED,
+                ExperimentReason.FAILED,
+                "Experiment has failed because no trial succeeded: "
+                + (failures.describe(self.spec, self._records) or "no trial ran"),
+            )
+        return self._complete(uid, ExperimentPhase.SUCCEEDED, reason, message)
 
     def _complete(
         self, uid: str, phase: ExperimentPhase, reason: ExperimentReason, message: str

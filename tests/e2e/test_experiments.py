@@ -158,9 +158,13 @@ def test_too_many_failures_fail_the_experiment_and_run_exits_1(tmp_path: Path) -
     assert "Traceback" not in done.stderr
     status = json.loads(done.stdout)["status"]
     [failed] = [c for c in status["conditions"] if c["type"] == "Failed"]
-    assert failed["status"] == "True" and failed["reason"] == "ExperimentMaxFailedTrialsReached"
-    # Katib: the experiment fails once failures *exceed* maxFailedTrialCount.
-    assert status["trialsFailed"] == 2 and status["trials"] == 2
+    # Katib's reason and message (experiment status util); the trials' story after it.
+    assert failed["status"] == "True" and failed["reason"] == "ExperimentFailed"
+    assert failed["message"].startswith(
+        "Experiment has failed because max failed count has reached: 1 Failed (last: exit code 2"
+    ), failed["message"]
+    # Katib: the experiment fails as soon as failures *reach* maxFailedTrialCount.
+    assert status["trialsFailed"] == 1 and status["trials"] == 1
 
 
 # -- 2. goal ----------------------------------------------------------------------
