@@ -72,7 +72,10 @@ def test_valid_katib_that_cannot_run_locally_gets_a_note(tmp_path: Path) -> None
     ("name", "expected"),
     [
         ("objective-type-typo.yaml", "spec.objective.type: must be one of minimize, maximize"),
-        ("bad-yaml-syntax.yaml", "invalid YAML: mapping values are not allowed in this context at line 8"),
+        (
+            "bad-yaml-syntax.yaml",
+            "invalid YAML: mapping values are not allowed in this context at line 8",
+        ),
         ("binary-garbage.yaml", "not UTF-8 text"),
         ("parameter-min-huge.yaml", "spec.parameters[0].feasibleSpace.min: must be a finite"),
         ("grid-too-small.yaml", "spec.maxTrialCount: grid needs maxTrialCount (20)"),
