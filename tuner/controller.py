@@ -43,7 +43,7 @@ from tuner.store import ExperimentRecord, Store, TrialRecord
 from tuner.suggestion import SuggestionClient
 from tuner.suggestion.http_client import ServiceError
 from tuner.tracking import NullTracker, Tracker
-from tuner.trial_template import TemplateError, render_trial
+from tuner.trial_template import TemplateError, active_deadline_seconds, render_trial
 from tuner.types import ExperimentPhase, ExperimentReason, Observation, TrialPhase, TrialResult
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class TrialState:
     launched: bool = False
     kill_phase: TrialPhase | None = None
     kill_message: str = ""
+    kill_reason: str | None = None  # the trial's condition reason, when not the phase's own
 
     @property
     def name(self) -> str:
@@ -116,6 +117,7 @@ class ExperimentController:
         backend_kind: str = "local",
         observer: Observer | None = None,
         poll_interval: float = 0.05,
+        trial_deadline_seconds: float | None = None,
     ) -> None:
         self.experiment = experiment
         self.spec = experiment.spec
@@ -150,6 +152,9 @@ class ExperimentController:
             *self.spec.objective.additional_metric_names,
         ]
         self._suggestions_exhausted = False
+        # Kubernetes' activeDeadlineSeconds of the trial Job (or the SDK's
+        # trial_active_deadline_seconds): a trial running longer is killed and Failed.
+        self._deadline = trial_deadline_seconds or active_deadline_seconds(experiment)
         self.record: ExperimentRecord | None = None
         self.already_finished = False
 
@@ -391,9 +396,12 @@ class ExperimentController:
 
     def _reconcile_trials(self) -> bool:
         changed = self._take_pushed()
+        now = time.time() if self._deadline is not None else 0.0
         for state in self._active():
             if not state.launched:
                 continue
+            if self._deadline is not None:
+                self._check_deadline(state, now)
             exit_ = self.backend.poll(state.name)
             collected = self.backend.collect(state.name)
             if collected:
@@ -439,6 +447,27 @@ class ExperimentController:
                 f"the median {self._median:g} of succeeded trials",
             )
 
+    def _check_deadline(self, state: TrialState, now: float) -> None:
+        """Kill a trial that has been running for longer than the deadline.
+
+        As a Kubernetes Job past ``activeDeadlineSeconds`` fails with reason
+        ``DeadlineExceeded``, and Katib's trial takes the Job's reason and message.
+        """
+        started = state.record.started_at
+        if (
+            self._deadline is None
+            or started is None
+            or state.kill_phase is not None
+            or now - started < self._deadline
+        ):
+            return
+        state.kill_phase = TrialPhase.FAILED
+        state.kill_reason = "TrialFailed. Job reason: DeadlineExceeded"
+        state.kill_message = (
+            "Trial has failed. Job message: Job was active longer than specified deadline"
+        )
+        self.backend.kill(state.name)
+
     def _early_stop(self, state: TrialState, message: str) -> None:
         state.kill_phase, state.kill_message = TrialPhase.EARLY_STOPPED, message
         self.backend.kill(state.name)
@@ -448,8 +477,9 @@ class ExperimentController:
         summaries = summarize(state.observations)
         value = objective_value(objective, summaries)
         metrics = {name: s.to_dict() for name, s in summaries.items()}
+        reason: str | None = None
         if state.kill_phase is not None:
-            phase, message = state.kill_phase, state.kill_message
+            phase, message, reason = state.kill_phase, state.kill_message, state.kill_reason
         elif not exit_.succeeded:
             phase, message = TrialPhase.FAILED, f"Trial has failed: {exit_.message}"
         elif value is None:
@@ -468,6 +498,7 @@ class ExperimentController:
             state,
             phase,
             message,
+            reason=reason,
             exit_code=exit_.exit_code,
             metrics=metrics,
             objective_value=value,
@@ -675,14 +706,23 @@ class ExperimentController:
         state.launched = True
         self._set_phase(state, TrialPhase.RUNNING, "Trial is running")
 
-    def _set_phase(self, state: TrialState, phase: TrialPhase, message: str, **kw: Any) -> None:
-        self.store.set_trial_phase(state.record.id, phase, _TRIAL_REASONS[phase], message, **kw)
+    def _set_phase(
+        self,
+        state: TrialState,
+        phase: TrialPhase,
+        message: str,
+        *,
+        reason: str | None = None,
+        **kw: Any,
+    ) -> None:
+        reason = reason or _TRIAL_REASONS[phase]
+        self.store.set_trial_phase(state.record.id, phase, reason, message, **kw)
         r = state.record
         self._phase_counts[r.phase] -= 1
         self._phase_counts[phase] += 1
         if phase.finished:
             self._running.pop(state.name, None)
-        r.phase, r.reason, r.message = phase, _TRIAL_REASONS[phase], message
+        r.phase, r.reason, r.message = phase, reason, message
         now = time.time()
         if phase is TrialPhase.RUNNING:
             r.started_at = now

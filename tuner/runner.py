@@ -87,6 +87,7 @@ def run_experiment(
     track: bool = True,
     observer: Observer | None = None,
     on_controller: Callable[[ExperimentController], None] | None = None,
+    trial_deadline_seconds: float | None = None,
 ) -> RunOutcome:
     """Run (or resume) ``experiment`` in the foreground until it finishes or is interrupted."""
     settings = settings or TunerSettings()
@@ -111,6 +112,7 @@ def run_experiment(
         home=settings.home,
         backend_kind=backend_kind,
         observer=observer,
+        trial_deadline_seconds=trial_deadline_seconds,
     )
     if on_controller is not None:
         on_controller(controller)

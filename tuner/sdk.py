@@ -227,6 +227,7 @@ def tune(
     max_failed_trial_count: int | None = None,
     early_stopping: str | None = None,
     early_stopping_settings: dict[str, Any] | None = None,
+    trial_active_deadline_seconds: int | None = None,
     track: bool = True,
     progress: bool = False,
     settings: TunerSettings | None = None,
@@ -238,6 +239,8 @@ def tune(
     printing ``name=value`` lines, or calling :func:`tuner.report.report`.
     Running ``tune`` again with the same name resumes the stored experiment; trials that
     were running when a previous process died are run again.
+    ``trial_active_deadline_seconds`` (Katib's SDK name): a trial still running after that
+    many seconds is killed and ends Failed (``DeadlineExceeded``, as a Kubernetes Job).
     """
     from tuner.backends.function import FunctionBackend
     from tuner.runner import run_experiment
@@ -259,6 +262,19 @@ def tune(
         early_stopping=early_stopping,
         early_stopping_settings=early_stopping_settings,
     )
+    if trial_active_deadline_seconds is not None and (
+        isinstance(trial_active_deadline_seconds, bool)
+        or not isinstance(trial_active_deadline_seconds, int)
+        or trial_active_deadline_seconds < 1
+    ):
+        raise SpecError(
+            [
+                FieldError(
+                    "trial_active_deadline_seconds",
+                    f"must be a whole number of seconds >= 1; got {trial_active_deadline_seconds!r}",
+                )
+            ]
+        )
     settings = settings or TunerSettings()
     backend = FunctionBackend(objective, workers=experiment.spec.parallel_trial_count)
     live: LiveProgress | None = None
@@ -276,6 +292,7 @@ def tune(
             backend_kind="function",
             track=track,
             observer=live,
+            trial_deadline_seconds=trial_active_deadline_seconds,
         )
     if outcome.already_finished:
         meta = experiment.metadata

@@ -107,7 +107,8 @@ CASES: dict[str, list[str]] = {
         "document[1].spec.objective.type: must be one of minimize, maximize; got 'maximum'"
     ],
     "nas-config.yaml": [
-        "spec.nasConfig: neural architecture search is not supported; use spec.parameters"
+        "spec.nasConfig: neural architecture search (NAS) experiments are not supported; "
+        "hyperflow runs hyperparameter tuning (spec.parameters)"
     ],
     "not-a-mapping.yaml": ["an Experiment must be a mapping; got a list"],
     "objective-metric-missing.yaml": ["spec.objective.objectiveMetricName: required"],
