@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from tuner.spec.models import Experiment
+    pass
 
 experiment_app = typer.Typer(
     help="Katib Experiments: validate, run, inspect.", no_args_is_help=True
@@ -35,31 +35,15 @@ def validate(
         for line in exc.lines():
             err.print(f"  {line}", markup=False, highlight=False)
         raise typer.Exit(1) from None
+    from tuner.runnable import local_notes, local_problems
+
     for experiment in experiments:
         out.print(f"experiment {experiment.metadata.name!r} is valid", highlight=False)
         # Valid Katib, but refused by `experiment run` here: say so now, not at run time.
-        for problem in _local_problems(experiment):
-            out.print(f"  note: cannot run locally: {problem}", highlight=False)
-
-
-def _local_problems(experiment: Experiment) -> list[str]:
-    from tuner.metrics import check_collector_supported
-    from tuner.suggestion.algorithms import get_algorithm
-    from tuner.suggestion.settings import parse_settings
-
-    spec = experiment.spec
-    problems = []
-    algorithm = get_algorithm(spec.algorithm.algorithm_name)
-    settings, _ = parse_settings(
-        algorithm.name, algorithm.settings, spec.algorithm.algorithm_settings
-    )
-    problem = algorithm.local_problem(settings)
-    if problem is not None:
-        problems.append(problem)
-    collector = check_collector_supported(spec.metrics_collector_spec)
-    if collector is not None:
-        problems.append(collector)
-    return problems
+        for problem in local_problems(experiment):
+            out.print(f"  note: cannot run locally: {problem}", highlight=False, markup=False)
+        for note in local_notes(experiment):
+            out.print(f"  note: {note}", highlight=False, markup=False)
 
 
 @suggestion_app.command("serve")

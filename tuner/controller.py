@@ -210,12 +210,16 @@ class ExperimentController:
 
     def _run(self, record: ExperimentRecord) -> ExperimentRecord:
         uid = record.uid
-        from tuner.metrics import check_collector_supported
+        from tuner.runnable import local_problems
 
-        unsupported = check_collector_supported(self.spec.metrics_collector_spec)
-        if unsupported:
+        # What cannot run at all fails now, not trial by trial.
+        problems = local_problems(self.experiment, backend_kind=self.backend_kind)
+        if problems:
             self._set_experiment_phase(
-                uid, ExperimentPhase.FAILED, ExperimentReason.FAILED, unsupported
+                uid,
+                ExperimentPhase.FAILED,
+                ExperimentReason.FAILED,
+                "Experiment cannot run on this machine: " + "; ".join(problems),
             )
             return self.store.get_experiment_by_uid(uid)
 

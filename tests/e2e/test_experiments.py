@@ -434,3 +434,30 @@ def test_sklearn_digits_example_logs_the_best_model(
     predicted = np.asarray(model.predict((X[:50] / 16.0).tolist()))
     assert (predicted == y[:50]).mean() > 0.8
     assert not (tmp_path / "mlflow.db").exists()  # no stray store in the working directory
+
+
+def test_a_trainjob_trial_spec_runs_its_trainers_command(tmp_path: Path) -> None:
+    _script(tmp_path, "train.py", "import sys\nprint('loss=' + sys.argv[1].split('=')[1])\n")
+    data = _experiment(
+        "trainjob",
+        ["unused"],
+        [_categorical("x", ["0.5", "0.25"])],
+        maxTrialCount=2,
+    )
+    template = data["spec"]["trialTemplate"]
+    del template["command"]
+    template["primaryContainerName"] = "node"
+    template["trialSpec"] = {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "spec": {
+            "runtimeRef": {"name": "torch-distributed"},
+            "trainer": {
+                "image": "docker.io/me/train:1",
+                "command": ["python", "train.py", "--x=${trialParameters.x}"],
+            },
+        },
+    }
+    record, trials = _run(data, tmp_path)
+    assert record.phase.value == "Succeeded", record.message
+    assert sorted(t.objective_value or 0 for t in trials) == [0.25, 0.5]

@@ -212,14 +212,20 @@ def test_run_with_suggestion_service(tmp_path: Path) -> None:
 def test_failed_trials_show_why_in_the_tables(tmp_path: Path) -> None:
     spec = _spec("cli-failing", max_trials=2)
     spec["spec"]["maxFailedTrialCount"] = 1
-    spec["spec"]["trialTemplate"]["command"] = ["nosuchcmd-hf", "${trialParameters.x}"]
+    # (A command that does not exist at all fails the experiment at start instead.)
+    spec["spec"]["trialTemplate"]["command"] = [
+        "python",
+        "-c",
+        "import sys; sys.exit('no data for ' + sys.argv[1][:1])",
+        "${trialParameters.x}",
+    ]
     path = _write(tmp_path, spec)
     run = _run("run", "--no-mlflow", "-f", str(path))
     shown = run.stdout + run.stderr  # the live view and table go to the terminal (stderr)
     assert run.returncode == 1, shown
-    assert "reason" in shown and "command not found: nosuchcmd-hf" in shown, shown
+    assert "reason" in shown and "exit code 1: no data for" in shown, shown
     listed = _cli("trials", "cli-failing")
-    assert "command not found: nosuchcmd-hf" in listed.output, listed.output
+    assert "exit code 1: no data for" in listed.output, listed.output
     # A table of trials that all succeeded has no reason column.
     ok = _write(tmp_path, _spec("cli-fine", max_trials=2), "fine.yaml")
     assert _run("run", "--no-mlflow", "-f", str(ok)).returncode == 0
