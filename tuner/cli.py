@@ -137,8 +137,6 @@ def run(
                 highlight=False,
             )
         _print_summary(console, experiment, record, trials, outcome.tracking)
-        if not record.phase.finished:
-            console.print("interrupted: run the same command again to resume", style="yellow")
     if record.phase is ExperimentPhase.SUCCEEDED:
         return
     raise typer.Exit(1 if record.phase is ExperimentPhase.FAILED else 130)
@@ -147,12 +145,15 @@ def run(
 def _print_summary(
     console: Console, experiment: Any, record: Any, trials: list[Any], tracking: str | None
 ) -> None:
-    from tuner.status import best_trial
+    from tuner.status import INTERRUPTED, best_trial, display_phase
 
-    style = "green" if record.phase.value == "Succeeded" else "red"
+    phase = display_phase(record)
+    style = {"Succeeded": "green", INTERRUPTED: "yellow", "Running": "cyan"}.get(phase, "red")
+    message = record.message
+    if phase == INTERRUPTED:
+        message = "nothing runs it; run the same `hyperflow experiment run -f FILE` again to resume"
     console.print(
-        f"experiment [bold]{record.name}[/bold]: [{style}]{record.phase.value}[/] "
-        f"({record.reason}) — {record.message}",
+        f"experiment [bold]{record.name}[/bold]: [{style}]{phase}[/] ({record.reason}) — {message}",
         highlight=False,
     )
     best = best_trial(experiment.spec.objective, trials)
@@ -203,6 +204,8 @@ def list_(
     """List experiments in the store."""
     from rich.table import Table
 
+    from tuner.status import display_phase
+
     store = _open_store()
     try:
         records = store.list_experiments(namespace)
@@ -213,7 +216,7 @@ def list_(
             table.add_row(
                 r.namespace,
                 r.name,
-                r.phase.value,
+                display_phase(r),
                 r.reason,
                 str(len(store.trials(r.uid))),
                 _age(r.created_at),

@@ -65,7 +65,11 @@ _TRIAL_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,251}[a-z0-9])?")
 
 
 class ExperimentConflict(RuntimeError):
-    """The store already has an experiment of that name with a different spec."""
+    """The store already has an experiment of that name with a spec it cannot take."""
+
+
+# Katib's webhook: the spec fields a user may edit on an existing experiment.
+_EDITABLE = ("parallelTrialCount", "maxTrialCount", "maxFailedTrialCount")
 
 
 @dataclass(slots=True)
@@ -176,9 +180,11 @@ class ExperimentController:
         pid = os.getpid()
         self.store.claim(record.uid, pid)
         try:
-            return self._run(record)
+            self._run(record)
         finally:
             self.store.release(record.uid, pid)
+        # Read after the release: an interrupted experiment has no controller any more.
+        return self.store.get_experiment_by_uid(record.uid)
 
     @property
     def experiment_dir(self) -> Path:
@@ -200,13 +206,63 @@ class ExperimentController:
                 str(base_dir) if base_dir else None,
                 self.backend_kind,
             )
-        if existing.spec.get("spec") != spec_dict.get("spec"):
+        old, new = existing.spec.get("spec") or {}, spec_dict.get("spec") or {}
+        if old == new:
+            return existing
+        return self._edit(
+            existing, spec_dict, sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+        )
+
+    def _edit(
+        self, existing: ExperimentRecord, spec_dict: dict[str, Any], changed: list[str]
+    ) -> ExperimentRecord:
+        """A stored experiment run again with another spec: Katib's rules for editing one.
+
+        Only ``parallelTrialCount``, ``maxTrialCount`` and ``maxFailedTrialCount`` may
+        change, ``maxTrialCount`` must stay above the trials it has, and a finished
+        experiment continues (``Restarting``, then ``Running``) only if it ended by
+        reaching ``maxTrialCount``. Katib also requires ``resumePolicy`` LongRunning or
+        FromVolume for that, because with Never its suggestion state is gone; here the
+        state is rebuilt from the store, so every policy can continue.
+        """
+        md = self.experiment.metadata
+        where = f"experiment {md.namespace}/{md.name}"
+        delete = (
+            f"delete it first (hyperflow experiment delete {md.name} -n {md.namespace}) or "
+            "choose another metadata.name"
+        )
+        fixed = [k for k in changed if k not in _EDITABLE]
+        if fixed:
             raise ExperimentConflict(
-                f"experiment {md.namespace}/{md.name} already exists with a different spec; "
-                f"delete it first (hyperflow experiment delete {md.name} -n {md.namespace}) "
-                "or choose another metadata.name"
+                f"{where} already exists with a different spec ({', '.join(f'spec.{k}' for k in fixed)}"
+                f" changed; only {', '.join(f'spec.{k}' for k in _EDITABLE)} may change): {delete}"
             )
-        return existing
+        if existing.phase.finished and not (
+            existing.phase is ExperimentPhase.SUCCEEDED
+            and existing.reason == ExperimentReason.MAX_TRIALS_REACHED
+        ):
+            raise ExperimentConflict(
+                f"{where} has finished ({existing.phase.value}: {existing.reason}); only an "
+                "experiment that ended by reaching maxTrialCount can be continued: " + delete
+            )
+        trials = len(self.store.trials(existing.uid))
+        limit = (spec_dict.get("spec") or {}).get("maxTrialCount")
+        if limit is not None and limit <= trials:
+            raise ExperimentConflict(
+                f"{where}: spec.maxTrialCount must be greater than the {trials} trials it "
+                f"already has; got {limit}"
+            )
+        # Refuse (StoreError) before changing anything if another process runs it.
+        self.store.claim(existing.uid, os.getpid())
+        self.store.update_spec(existing.uid, spec_dict)
+        if existing.phase.finished:
+            self.store.set_experiment_phase(
+                existing.uid,
+                ExperimentPhase.RESTARTING,
+                "ExperimentRestarting",
+                "Experiment is restarted",
+            )
+        return self.store.get_experiment_by_uid(existing.uid)
 
     def _run(self, record: ExperimentRecord) -> ExperimentRecord:
         uid = record.uid

@@ -284,16 +284,22 @@ def tune(
         from tuner.progress import LiveProgress
 
         live = LiveProgress(experiment, Console(stderr=True))
-    with live if live is not None else contextlib.nullcontext():
-        outcome = run_experiment(
-            experiment,
-            settings=settings,
-            backend=backend,
-            backend_kind="function",
-            track=track,
-            observer=live,
-            trial_deadline_seconds=trial_active_deadline_seconds,
-        )
+    from tuner.controller import ExperimentConflict
+
+    try:
+        with live if live is not None else contextlib.nullcontext():
+            outcome = run_experiment(
+                experiment,
+                settings=settings,
+                backend=backend,
+                backend_kind="function",
+                track=track,
+                observer=live,
+                trial_deadline_seconds=trial_active_deadline_seconds,
+            )
+    except ExperimentConflict as exc:
+        # The store's answer, not a bug: one line, without the controller's frames.
+        raise ExperimentConflict(str(exc)) from None
     if outcome.already_finished:
         meta = experiment.metadata
         logger.warning(

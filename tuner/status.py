@@ -7,6 +7,7 @@ a Katib Experiment: the spec plus ``status`` with conditions, trial counts and l
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,33 @@ def rfc3339(ts: float | None) -> str | None:
 def _num(value: float) -> str:
     # Katib keeps metric values as strings.
     return repr(float(value))
+
+
+INTERRUPTED = "Interrupted"
+
+
+def controller_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def display_phase(record: ExperimentRecord) -> str:
+    """The phase people see: ``Interrupted`` for an unfinished experiment nobody runs.
+
+    Katib has no such condition (its controller never stops); here the process running an
+    experiment can be stopped (Ctrl-C) or killed, and the experiment stays as it was until
+    the same command runs it again.
+    """
+    if not record.phase.finished and not controller_alive(record.controller_pid):
+        return INTERRUPTED
+    return record.phase.value
 
 
 def best_trial(objective: ObjectiveSpec, trials: list[TrialRecord]) -> TrialRecord | None:

@@ -250,11 +250,21 @@ class Store:
             if phase.finished:
                 row.completed_at = now
                 row.controller_pid = None
+            elif phase is ExperimentPhase.RESTARTING:
+                row.completed_at = None
             s.add(
                 ConditionRow(
                     experiment_uid=uid, type=phase.value, reason=reason, message=message, time=now
                 )
             )
+
+    def update_spec(self, uid: str, spec: dict[str, Any]) -> None:
+        """Replace the stored experiment object (an edit of the editable spec fields)."""
+        with self._session.begin() as s:
+            row = s.get(ExperimentRow, uid)
+            if row is None:
+                raise StoreError(f"no experiment with uid {uid}")
+            row.spec = spec
 
     def claim(self, uid: str, pid: int) -> None:
         """Mark ``pid`` as the controller of the experiment; refuse if another live one is."""
