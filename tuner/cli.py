@@ -96,7 +96,7 @@ def run(
     """Run an experiment in the foreground (resumes it if it was interrupted)."""
     from tuner.controller import ExperimentConflict
     from tuner.progress import LiveProgress
-    from tuner.runner import run_experiment
+    from tuner.runner import RunOutcome, TrackingUnavailable, run_experiment
     from tuner.settings import TunerSettings
     from tuner.status import experiment_object
     from tuner.store import Store, StoreError
@@ -106,28 +106,20 @@ def run(
     experiment = _load_one(file)
     settings = TunerSettings()
     console = Console(stderr=True, soft_wrap=True)
-    try:
-        with LiveProgress(experiment, console) as progress:
-            outcome = run_experiment(
-                experiment,
-                settings=settings,
-                suggestion_url=suggestion_url,
-                track=not no_mlflow,
-                observer=progress,
-            )
-    except (ExperimentConflict, StoreError) as exc:
-        raise _fail(str(exc)) from None
-    except SuggestionError as exc:
-        raise _fail(f"{exc} (the experiment was not finished: run again to resume)") from None
-    record = outcome.record
-    store = Store(settings.store_url)
-    try:
-        trials = store.trials(record.uid)
-    finally:
-        store.close()
-    if json_output:
-        out.print_json(data=experiment_object(record, experiment.spec.objective, trials))
-    else:
+    progress = LiveProgress(experiment, console)
+
+    def finished(outcome: RunOutcome) -> None:
+        # The result first; waiting for MLflow (bounded) comes after it.
+        progress.stop()
+        record = outcome.record
+        store = Store(settings.store_url)
+        try:
+            trials = store.trials(record.uid)
+        finally:
+            store.close()
+        if json_output:
+            out.print_json(data=experiment_object(record, experiment.spec.objective, trials))
+            return
         if outcome.already_finished:
             console.print(
                 f"experiment {record.namespace}/{record.name} had already finished; this is its "
@@ -136,7 +128,38 @@ def run(
                 style="yellow",
                 highlight=False,
             )
-        _print_summary(console, experiment, record, trials, outcome.tracking)
+        _print_summary(console, experiment, record, trials, None)
+
+    try:
+        with progress:
+            outcome = run_experiment(
+                experiment,
+                settings=settings,
+                suggestion_url=suggestion_url,
+                track=not no_mlflow,
+                observer=progress,
+                on_finished=finished,
+            )
+    except TrackingUnavailable as exc:
+        raise _fail(
+            f"{exc}; fix that, point MLFLOW_TRACKING_URI elsewhere, or run with --no-mlflow"
+        ) from None
+    except (ExperimentConflict, StoreError) as exc:
+        raise _fail(str(exc)) from None
+    except SuggestionError as exc:
+        raise _fail(f"{exc} (the experiment was not finished: run again to resume)") from None
+    if outcome.unwritten is not None:
+        # What is missing was logged just above, one line.
+        console.print(
+            "MLflow: incomplete (see above); run the same command again to write what is missing",
+            style="yellow",
+            highlight=False,
+        )
+    elif outcome.tracking and not json_output:
+        console.print(f"MLflow: {outcome.tracking}", highlight=False)
+    record = outcome.record
+    if outcome.interrupted:
+        raise typer.Exit(130)
     if record.phase is ExperimentPhase.SUCCEEDED:
         return
     raise typer.Exit(1 if record.phase is ExperimentPhase.FAILED else 130)
@@ -382,7 +405,15 @@ def logs(
     if not trials:
         raise _fail(f"experiment {namespace}/{name} has no trials")
     if trial is None:
-        chosen = best_trial(_experiment_model(record).spec.objective, trials) or trials[-1]
+        best = best_trial(_experiment_model(record).spec.objective, trials)
+        chosen = best or trials[-1]
+        which = "the best trial" if best is not None else "the latest trial"
+        # On stderr, so that stdout stays the log itself.
+        err.print(
+            f"trial {chosen.name} ({which}; hyperflow experiment logs {name} TRIAL for another)",
+            highlight=False,
+            markup=False,
+        )
     else:
         matches = [t for t in trials if t.name == trial]
         if not matches:

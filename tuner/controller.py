@@ -64,6 +64,12 @@ _TRIAL_REASONS = {
 _TRIAL_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,251}[a-z0-9])?")
 
 
+def experiment_dir(home: Path, experiment: Experiment) -> Path:
+    """The folder of an experiment's trials (and its push URL, its MLflow sync mark)."""
+    md = experiment.metadata
+    return home / "experiments" / md.namespace / md.name
+
+
 class ExperimentConflict(RuntimeError):
     """The store already has an experiment of that name with a spec it cannot take."""
 
@@ -188,8 +194,27 @@ class ExperimentController:
 
     @property
     def experiment_dir(self) -> Path:
-        md = self.experiment.metadata
-        return self.home / "experiments" / md.namespace / md.name
+        return experiment_dir(self.home, self.experiment)
+
+    def reconcile_tracking(self) -> None:
+        """Send a finished experiment's whole story to the tracker again (idempotent).
+
+        For an experiment whose MLflow record may be incomplete (a run killed during the
+        final drain, a tracking store that was down): missing runs get written, runs left
+        RUNNING get their trial's status; complete runs are left as they are.
+        """
+        record = self.record
+        assert record is not None and record.phase.finished
+        self._load_trials(record.uid)
+        self.tracker.start_experiment(self.experiment, record.uid)
+        self._resend_trials()
+        best_metrics: dict[str, float] = {}
+        if self.best_trial is not None:
+            best = self.trials[self.best_trial]
+            best_metrics = final_metrics(self.spec.objective, summarize(best.observations))
+        self.tracker.end_experiment(
+            record.phase, record.reason, self.best_trial, best_metrics, record.completed_at
+        )
 
     # -- set-up --------------------------------------------------------------------
 
@@ -282,20 +307,7 @@ class ExperimentController:
         self.experiment_dir.mkdir(parents=True, exist_ok=True)
         self._load_trials(uid)
         self.tracker.start_experiment(self.experiment, uid)
-        for state in self.trials.values():
-            self.tracker.start_trial(state.name, state.record.assignments)
-            if state.phase.finished:
-                # The tracker writes in the background: a crash may have come before a
-                # finished trial's run was written. Re-sending is idempotent (runs are found
-                # by tag, metrics of the same step and time are not logged twice).
-                self.tracker.log_observations(state.name, state.observations)
-                summaries = summarize(state.observations)
-                self.tracker.end_trial(
-                    state.name,
-                    state.phase,
-                    final_metrics(self.spec.objective, summaries),
-                    Path(state.record.trial_dir),
-                )
+        self._resend_trials()
         try:
             self.suggestion.restore(
                 self.experiment, [self._result(s) for s in self.trials.values()]
@@ -329,6 +341,28 @@ class ExperimentController:
             raise
         finally:
             self._shutdown()
+
+    def _resend_trials(self) -> None:
+        """Every stored trial to the tracker, with its own times.
+
+        The tracker writes in the background: a crash may have come before a trial's run
+        was (completely) written. Re-sending is idempotent: runs are found by tag, a run
+        whose final status is written is complete and left alone, metrics of the same step
+        and time are not logged twice.
+        """
+        for state in self.trials.values():
+            r = state.record
+            self.tracker.start_trial(state.name, r.assignments, r.started_at or r.created_at)
+            if state.phase.finished:
+                self.tracker.log_observations(state.name, state.observations)
+                summaries = summarize(state.observations)
+                self.tracker.end_trial(
+                    state.name,
+                    state.phase,
+                    final_metrics(self.spec.objective, summaries),
+                    Path(r.trial_dir),
+                    r.completed_at,
+                )
 
     def _load_trials(self, uid: str) -> None:
         records = self.store.trials(uid)

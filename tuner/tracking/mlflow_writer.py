@@ -385,11 +385,17 @@ class MlflowWriter:
         assert self.experiment_id is not None
         existing = (self._existing or {}).get(run.trial_name)
         if existing is not None:
+            run.run_id = existing.run_id
+            run.artifact_uri = existing.artifact_uri
+            if run.terminal is not None:
+                if existing.status == run.terminal[0]:
+                    # Complete already: a run's status is the last thing written to it,
+                    # so a re-sent (reconciled) run with its final status needs nothing.
+                    run.drop()
+                return
             if existing.status != layout.RUNNING:
                 # A resumed (e.g. restarted) experiment or trial is running again.
                 self._client.update_run(existing.run_id, status=layout.RUNNING)
-            run.run_id = existing.run_id
-            run.artifact_uri = existing.artifact_uri
             return
         if run.trial_name is None:
             tags = layout.parent_tags(start.experiment, start.uid)
@@ -605,6 +611,11 @@ class MlflowWriter:
     def run_id(self, trial_name: str | None) -> str | None:
         run = self._parent if trial_name is None else self._trials.get(trial_name)
         return run.run_id if run is not None else None
+
+    def run_ids(self) -> dict[str | None, str]:
+        """The run id of the parent (key None) and of each trial, where known."""
+        runs = [self._parent, *self._trials.values()] if self._parent else []
+        return {r.trial_name: r.run_id for r in runs if r.run_id is not None}
 
     def describe(self) -> str:
         if self.experiment_id is None or self._parent is None:
