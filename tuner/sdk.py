@@ -47,6 +47,7 @@ from tuner.spec.models import (
     TrialTemplate,
 )
 from tuner.store import ExperimentRecord, TrialRecord
+from tuner.tracking.base import Unwritten
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +117,8 @@ class TuneResult:
     best_parameters: dict[str, Any] = field(default_factory=dict)
     # True when the store had this experiment finished already: nothing ran this time.
     already_finished: bool = False
+    # What MLflow did not get (None: everything); the next tune() of it writes the rest.
+    tracking_unwritten: Unwritten | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -285,6 +288,7 @@ def tune(
 
         live = LiveProgress(experiment, Console(stderr=True))
     from tuner.controller import ExperimentConflict
+    from tuner.runner import TrackingUnavailable
 
     try:
         with live if live is not None else contextlib.nullcontext():
@@ -300,6 +304,10 @@ def tune(
     except ExperimentConflict as exc:
         # The store's answer, not a bug: one line, without the controller's frames.
         raise ExperimentConflict(str(exc)) from None
+    except TrackingUnavailable as exc:
+        raise TrackingUnavailable(
+            f"{exc}; fix that, point MLFLOW_TRACKING_URI elsewhere, or pass track=False"
+        ) from None
     if outcome.already_finished:
         meta = experiment.metadata
         logger.warning(
@@ -312,6 +320,9 @@ def tune(
         )
     result = _result(experiment, outcome.record, settings, outcome.tracking)
     result.already_finished = outcome.already_finished
+    result.tracking_unwritten = outcome.unwritten
+    if outcome.interrupted:
+        raise KeyboardInterrupt  # Ctrl-C while waiting for MLflow: it was reported above
     return result
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -434,6 +437,25 @@ def test_sklearn_digits_example_logs_the_best_model(
     predicted = np.asarray(model.predict((X[:50] / 16.0).tolist()))
     assert (predicted == y[:50]).mean() > 0.8
     assert not (tmp_path / "mlflow.db").exists()  # no stray store in the working directory
+
+    # The README's snippet and `mlflow ui` line find this store from HYPERFLOW_HOME alone.
+    readme = (REPO / "README.md").read_text()
+    snippet = next(
+        block
+        for block in re.findall(r"```python\n(.*?)```", readme, re.S)
+        if "best_run_id" in block
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    printed = subprocess.run(
+        [sys.executable, "-c", snippet], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert printed.returncode == 0, printed.stderr[-3000:]
+    assert printed.stdout.strip() == f"runs:/{run.info.run_id}/model"
+    [ui] = re.findall(r"^mlflow ui --backend-store-uri (.*)$", readme, re.M)
+    uri = subprocess.run(
+        ["sh", "-c", f"echo {ui}"], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert uri == f"sqlite:///{os.environ['HYPERFLOW_HOME']}/mlflow.db"
 
 
 def test_a_trainjob_trial_spec_runs_its_trainers_command(tmp_path: Path) -> None:

@@ -158,6 +158,7 @@ class _Existing:
     run_id: str
     status: str
     artifact_uri: str
+    params: dict[str, str] = field(default_factory=dict)
 
 
 class MlflowWriter:
@@ -376,7 +377,9 @@ class MlflowWriter:
                     if trial is None:
                         continue
                 # Oldest first wins if a crash ever left two runs for one key.
-                found[trial] = _Existing(run.info.run_id, run.info.status, run.info.artifact_uri)
+                found[trial] = _Existing(
+                    run.info.run_id, run.info.status, run.info.artifact_uri, dict(run.data.params)
+                )
             token = page.token
             if not token:
                 return found
@@ -387,6 +390,17 @@ class MlflowWriter:
         if existing is not None:
             run.run_id = existing.run_id
             run.artifact_uri = existing.artifact_uri
+            changed = {k: v for k, v in run.params.items() if existing.params.get(k, v) != v}
+            if changed:
+                # MLflow params never change (an edited maxTrialCount, say): the run keeps
+                # its first values; the new ones are not an error of the data.
+                logger.warning(
+                    "tracking: MLflow params cannot change; run %s keeps %s",
+                    run.run_name,
+                    ", ".join(f"{k}={existing.params[k]} (now {v})" for k, v in changed.items()),
+                )
+                for k in changed:
+                    del run.params[k]
             if run.terminal is not None:
                 if existing.status == run.terminal[0]:
                     # Complete already: a run's status is the last thing written to it,
