@@ -49,7 +49,7 @@ class _StrictLoader(_BaseLoader):  # type: ignore[valid-type,misc]
                     f"{key_node.start_mark.line + 1}, column {key_node.start_mark.column + 1} "
                     f"(already set at line {first.start_mark.line + 1})"
                 )
-        return super().construct_mapping(node, deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep)
 
 
 def problem(exc: yaml.YAMLError) -> str:

@@ -210,6 +210,14 @@ def _open_store() -> Any:
     return Store(settings.store_url)
 
 
+def _open_reader() -> Any:
+    """The store, read-only: on SQLite without loading SQLAlchemy (read commands stay fast)."""
+    from tuner.settings import TunerSettings
+    from tuner.store.reader import open_reader
+
+    return open_reader(TunerSettings().store_url)
+
+
 def _get_record(store: Any, name: str, namespace: str) -> Any:
     record = store.get_experiment(namespace, name)
     if record is None:
@@ -229,7 +237,7 @@ def list_(
 
     from tuner.status import display_phase
 
-    store = _open_store()
+    store = _open_reader()
     try:
         records = store.list_experiments(namespace)
         table = Table(box=None, header_style="bold")
@@ -261,7 +269,7 @@ def _age(ts: float) -> str:
 
 def _load(name: str, namespace: str) -> tuple[Any, list[Any]]:
     """The stored experiment and its trials; exit 1 with a message if there is none."""
-    store = _open_store()
+    store = _open_reader()
     try:
         record = _get_record(store, name, namespace)
         return record, store.trials(record.uid)

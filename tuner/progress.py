@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -11,9 +11,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tuner.controller import Snapshot
 from tuner.spec.models import Experiment
 from tuner.types import TrialPhase
+
+if TYPE_CHECKING:  # the controller (optuna's client and all) is not needed to draw a table
+    from tuner.controller import Snapshot
 
 PHASE_STYLE = {
     TrialPhase.CREATED: "dim",

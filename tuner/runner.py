@@ -122,13 +122,13 @@ def _interrupts_stop(controller: ExperimentController) -> Iterator[_Interrupts]:
             stopping = True
             controller.stop()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, handler)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, handler)
     try:
         yield seen
     finally:
-        for sig, prev in previous.items():
-            signal.signal(sig, prev)
+        for number, prev in previous.items():
+            signal.signal(number, prev)
 
 
 def run_experiment(

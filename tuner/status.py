@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuner.spec.models import ObjectiveSpec, ObjectiveType
-from tuner.store import ExperimentRecord, TrialRecord
 from tuner.types import TrialPhase
+
+if TYPE_CHECKING:
+    from tuner.store import ExperimentRecord, TrialRecord
 
 
 def rfc3339(ts: float | None) -> str | None:

@@ -182,13 +182,15 @@ def render_trial(
             f"trialTemplate.trialSpec: container {container.get('name')!r} has no command or args"
         )
     command = [substitute(part) for part in argv]
-    env: dict[str, str] = {}
+    container_env: dict[str, str] = {}
     for item in container.get("env") or []:
         if isinstance(item, dict) and "name" in item and "value" in item:
-            env[str(item["name"])] = substitute(str(item["value"]))
+            container_env[str(item["name"])] = substitute(str(item["value"]))
     working_dir = container.get("workingDir")
     if working_dir:
         wd = Path(substitute(str(working_dir)))
         cwd = wd if wd.is_absolute() or base_dir is None else base_dir / wd
     image = container.get("image")
-    return RenderedTrial(command=command, env=env, cwd=cwd, image=str(image) if image else None)
+    return RenderedTrial(
+        command=command, env=container_env, cwd=cwd, image=str(image) if image else None
+    )

@@ -89,15 +89,15 @@ def _from_skopt(distribution: BaseDistribution, coordinate: Any) -> Any:
         raise ValueError(f"{coordinate!r} is not one of {distribution.choices}")
     if isinstance(distribution, IntDistribution):
         if distribution.log:
-            value = round(float(coordinate))
-            return min(max(value, distribution.low), distribution.high)
+            integer = round(float(coordinate))
+            return min(max(integer, distribution.low), distribution.high)
         return distribution.low + int(coordinate) * distribution.step
     assert isinstance(distribution, FloatDistribution)
     if distribution.step is not None and not distribution.log:
-        value = round(distribution.low + int(coordinate) * distribution.step, _DECIMALS)
+        number = round(distribution.low + int(coordinate) * distribution.step, _DECIMALS)
     else:
-        value = float(coordinate)
-    return min(max(value, distribution.low), distribution.high)
+        number = float(coordinate)
+    return min(max(number, distribution.low), distribution.high)
 
 
 class SkoptSampler(BaseSampler):
