@@ -48,9 +48,11 @@ typecheck: install-dev
 	$(BIN)/mypy
 
 bench: install-dev
+	$(BIN)/python benchmarks/cli.py
 	$(BIN)/python benchmarks/suggest.py
 	$(BIN)/python benchmarks/trials.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/bayesopt.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache
