@@ -7,10 +7,10 @@ a Katib Experiment: the spec plus ``status`` with conditions, trial counts and l
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from tuner.pids import pid_alive
 from tuner.spec.models import ObjectiveSpec, ObjectiveType
 from tuner.types import TrialPhase
 
@@ -33,15 +33,7 @@ INTERRUPTED = "Interrupted"
 
 
 def controller_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid is not None and pid > 0 and pid_alive(pid)
 
 
 def display_phase(record: ExperimentRecord) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
+from tuner.pids import pid_alive
 from tuner.store.models import (
     Base,
     ConditionRow,
@@ -193,7 +194,7 @@ class Store:
             if row is None:
                 raise StoreError(f"no experiment with uid {uid}")
             other = row.controller_pid
-            if other and other != pid and _pid_alive(other):
+            if other and other != pid and pid_alive(other):
                 raise StoreError(
                     f"experiment {row.namespace}/{row.name} is being run by another process (pid {other})"
                 )
@@ -401,13 +402,3 @@ class Store:
             for r in rows:
                 result[r.trial_id].append(Observation(r.name, r.value, r.step, r.timestamp))
         return result
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

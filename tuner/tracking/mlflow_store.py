@@ -20,6 +20,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from tuner.pids import pid_alive
+
 logger = logging.getLogger(__name__)
 
 _SUFFIXES = ("", "-wal", "-shm", "-journal")
@@ -43,20 +45,10 @@ def _state(path: Path) -> tuple[str | None, int]:
     return version, int(runs)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_builds(path: Path) -> None:
     for stray in path.parent.glob(f".{path.name}.*.creating"):
         pid = stray.name.removeprefix(f".{path.name}.").removesuffix(".creating")
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             _remove(stray)
 
 
