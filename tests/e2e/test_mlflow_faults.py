@@ -71,6 +71,10 @@ def _state(name: str = "mlflow-faults") -> tuple[ExperimentRecord | None, list[T
         store.close()
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def _started(cmd: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen(
@@ -81,6 +85,9 @@ def _started(cmd: list[str], env: dict[str, str] | None = None) -> Iterator[subp
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # As a command typed in a terminal: a shell that started this suite in the
+        # background has SIGINT ignored, and children would inherit that.
+        preexec_fn=_default_sigint,
     )
     try:
         yield proc

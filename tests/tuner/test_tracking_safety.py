@@ -182,8 +182,14 @@ def test_ctrl_c_while_draining_stops_the_writer_and_reports(hanging_server: str)
         _thread.interrupt_main()  # what Ctrl-C does: KeyboardInterrupt in the main thread
 
     threading.Thread(target=interrupt_once_closing, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        tracker.close(timeout=None)  # would wait forever for this server
+    # Python's own Ctrl-C handler, even where this suite runs with SIGINT ignored (a
+    # shell's background job): interrupt_main() does nothing without it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tracker.close(timeout=None)  # would wait forever for this server
+    finally:
+        signal.signal(signal.SIGINT, previous)
     unwritten = tracker.unwritten()
     assert unwritten is not None and unwritten.reason == "interrupted"
     assert unwritten.trials == ("digits-a",)
