@@ -163,6 +163,8 @@ class Orchestrator:
         self.running: list[Node] = []
         self.nodes: list[Node] = []  # every node, in creation order (for views)
         self._stop = False
+        # Set once run() has returned: a Ctrl-C then only cuts the bookkeeping short.
+        self.finished = False
         self.root: Scope | None = None
 
     # -- the loop --------------------------------------------------------------------------
@@ -173,6 +175,12 @@ class Orchestrator:
 
     def run(self, arguments: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         """Run to the end: (state, message, outputs)."""
+        try:
+            return self._run(arguments)
+        finally:
+            self.finished = True
+
+    def _run(self, arguments: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         root = self._scope("", self.spec["root"], arguments, {}, None)
         self.root = root
         while True:

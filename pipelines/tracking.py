@@ -58,8 +58,6 @@ class PipelineLayout:
         self.arguments = arguments
         self.spec = spec
         self.options = options
-        # Per-task tags, registered before the task's run is started.
-        self.task_tags: dict[str, dict[str, str]] = {}
 
     def experiment_name(self) -> str:
         name = self.pipeline_name
@@ -95,7 +93,6 @@ class PipelineLayout:
             layout.TAG_TRIAL: layout.tag_value(child),
             TAG_TASK: layout.tag_value(child),
             layout.TAG_STATUS: "RUNNING",
-            **self.task_tags.get(child, {}),
         }
 
     def parent_params(self) -> dict[str, str]:
@@ -131,11 +128,10 @@ class PipelineTracker:
         tags = {TAG_COMPONENT: component}
         if cached:
             tags[TAG_CACHED] = "true"
-        self._layout.task_tags[path] = tags
         params: dict[str, float | int | str] = {k: _param(v) for k, v in parameters.items()}
         for name, items in artifacts.items():
             params[name] = ",".join(str(a.get("uri", "")) for a in items)
-        self._tracker.start_trial(path, params)
+        self._tracker.start_trial(path, params, tags=tags)
 
     def task_finished(
         self,

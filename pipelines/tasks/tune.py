@@ -34,7 +34,7 @@ def load_objective(reference: str) -> Callable[..., Any]:
         function = getattr(function, part)
     if not callable(function):
         raise ValueError(f"objective {reference!r} is not callable")
-    return function  # type: ignore[return-value]
+    return function
 
 
 def call_objective(

@@ -157,6 +157,7 @@ class _Existing:
     run_id: str
     status: str
     artifact_uri: str
+    params: dict[str, str] = field(default_factory=dict)
 
 
 class MlflowWriter:
@@ -220,6 +221,7 @@ class MlflowWriter:
             run.params.update(
                 {layout.key(k): layout.param_value(v) for k, v in event.assignments.items()}
             )
+            run.tags.update(event.tags)
             run.tags[layout.TAG_STATUS] = "Running"
         elif isinstance(event, ObservationsLogged):
             run = self._trial(event.trial_name, event.time_ms)
@@ -380,7 +382,9 @@ class MlflowWriter:
                     if trial is None:
                         continue
                 # Oldest first wins if a crash ever left two runs for one key.
-                found[trial] = _Existing(run.info.run_id, run.info.status, run.info.artifact_uri)
+                found[trial] = _Existing(
+                    run.info.run_id, run.info.status, run.info.artifact_uri, dict(run.data.params)
+                )
             token = page.token
             if not token:
                 return found
@@ -389,11 +393,28 @@ class MlflowWriter:
         assert self.experiment_id is not None
         existing = (self._existing or {}).get(run.trial_name)
         if existing is not None:
+            run.run_id = existing.run_id
+            run.artifact_uri = existing.artifact_uri
+            changed = {k: v for k, v in run.params.items() if existing.params.get(k, v) != v}
+            if changed:
+                # MLflow params never change (an edited maxTrialCount, say): the run keeps
+                # its first values; the new ones are not an error of the data.
+                logger.warning(
+                    "tracking: MLflow params cannot change; run %s keeps %s",
+                    run.run_name,
+                    ", ".join(f"{k}={existing.params[k]} (now {v})" for k, v in changed.items()),
+                )
+                for k in changed:
+                    del run.params[k]
+            if run.terminal is not None:
+                if existing.status == run.terminal[0]:
+                    # Complete already: a run's status is the last thing written to it,
+                    # so a re-sent (reconciled) run with its final status needs nothing.
+                    run.drop()
+                return
             if existing.status != layout.RUNNING:
                 # A resumed (e.g. restarted) experiment or trial is running again.
                 self._client.update_run(existing.run_id, status=layout.RUNNING)
-            run.run_id = existing.run_id
-            run.artifact_uri = existing.artifact_uri
             return
         if run.trial_name is None:
             tags = self._subject.parent_tags(start.uid)
@@ -605,6 +626,11 @@ class MlflowWriter:
     def run_id(self, trial_name: str | None) -> str | None:
         run = self._parent if trial_name is None else self._trials.get(trial_name)
         return run.run_id if run is not None else None
+
+    def run_ids(self) -> dict[str | None, str]:
+        """The run id of the parent (key None) and of each trial, where known."""
+        runs = [self._parent, *self._trials.values()] if self._parent else []
+        return {r.trial_name: r.run_id for r in runs if r.run_id is not None}
 
     def describe(self) -> str:
         if self.experiment_id is None or self._parent is None:
