@@ -2,6 +2,7 @@
 
 from tuner.store.store import (
     Condition,
+    ExperimentExists,
     ExperimentRecord,
     Store,
     StoreError,
@@ -11,6 +12,7 @@ from tuner.store.store import (
 
 __all__ = [
     "Condition",
+    "ExperimentExists",
     "ExperimentRecord",
     "Store",
     "StoreError",

@@ -20,7 +20,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from tuner.store.models import (
-    Base,
     ConditionRow,
     ExperimentRow,
     ObservationRow,
@@ -51,6 +50,10 @@ class StoreError(RuntimeError):
     pass
 
 
+class ExperimentExists(StoreError):
+    """An experiment of that name already exists in the namespace."""
+
+
 @dataclass(slots=True)
 class Condition:
     type: str
@@ -75,6 +78,7 @@ class ExperimentRecord:
     completed_at: float | None
     controller_pid: int | None
     conditions: list[Condition] = field(default_factory=list)
+    owner: str | None = None
 
 
 @dataclass(slots=True)
@@ -117,6 +121,7 @@ def _experiment_record(row: ExperimentRow, with_conditions: bool = True) -> Expe
         conditions=[Condition(c.type, c.reason, c.message, c.time) for c in row.conditions]
         if with_conditions
         else [],
+        owner=row.owner,
     )
 
 
@@ -175,7 +180,10 @@ class Store:
                 raise ValueError("Store needs a database URL or an engine")
             engine = create_store_engine(url)
         self.engine = engine
-        Base.metadata.create_all(engine)
+        from tuner.store.migrate import upgrade
+        from tuner.store.schema import SCHEMA
+
+        upgrade(engine, SCHEMA)
         self._session = sessionmaker(engine, expire_on_commit=False)
 
     def close(self) -> None:
@@ -213,7 +221,10 @@ class Store:
         spec: dict[str, Any],
         base_dir: str | None,
         backend: str,
+        owner: str | None = None,
     ) -> ExperimentRecord:
+        """A new experiment (phase Created); raises :class:`ExperimentExists` if the name
+        is taken in the namespace."""
         with self._session.begin() as s:
             row = ExperimentRow(
                 namespace=namespace,
@@ -221,6 +232,7 @@ class Store:
                 spec=spec,
                 base_dir=base_dir,
                 backend=backend,
+                owner=owner,
                 phase=ExperimentPhase.CREATED.value,
                 reason="ExperimentCreated",
                 message="Experiment is created",
@@ -231,8 +243,19 @@ class Store:
                 )
             )
             s.add(row)
-            s.flush()
+            try:
+                s.flush()
+            except IntegrityError:
+                raise ExperimentExists(f"experiment {namespace}/{name} already exists") from None
             return _experiment_record(row)
+
+    def set_spec(self, uid: str, spec: dict[str, Any]) -> None:
+        """Replace the stored spec (the fields Katib lets a user edit: trial counts)."""
+        with self._session.begin() as s:
+            row = s.get(ExperimentRow, uid)
+            if row is None:
+                raise StoreError(f"no experiment with uid {uid}")
+            row.spec = spec
 
     def set_experiment_phase(
         self, uid: str, phase: ExperimentPhase, reason: str, message: str = ""
