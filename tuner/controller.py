@@ -185,21 +185,19 @@ class ExperimentController:
     def set_trial_counts(
         self,
         *,
-        max_trial_count: int | None = None,
-        parallel_trial_count: int | None = None,
-        max_failed_trial_count: int | None = None,
+        max_trial_count: int | None,
+        parallel_trial_count: int,
+        max_failed_trial_count: int | None,
     ) -> None:
-        """Katib's editable budget, applied to the running loop (from any thread).
+        """Katib's editable budget, applied to the running loop (from any thread); None
+        removes a limit.
 
         A lower ``parallelTrialCount`` kills nothing: fewer trials are started until the
         running ones are below it.
         """
-        if max_trial_count is not None:
-            self.spec.max_trial_count = max_trial_count
-        if parallel_trial_count is not None:
-            self.spec.parallel_trial_count = parallel_trial_count
-        if max_failed_trial_count is not None:
-            self.spec.max_failed_trial_count = max_failed_trial_count
+        self.spec.max_trial_count = max_trial_count
+        self.spec.parallel_trial_count = parallel_trial_count
+        self.spec.max_failed_trial_count = max_failed_trial_count
         self._wake.set()
 
     def push(

@@ -1,0 +1,124 @@
+"""Read-side queries for the control plane's API: pages, counts and the best trial, each
+one SQL statement over an index, so a 10,000-trial experiment reads as fast as a small one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from tuner.store.models import ExperimentRow, TrialRow
+from tuner.store.store import (
+    ExperimentRecord,
+    Store,
+    TrialRecord,
+    _experiment_record,
+    _trial_record,
+)
+from tuner.types import TrialPhase
+
+_T = TrialRow.__table__
+
+
+def page_experiments(
+    store: Store,
+    namespaces: Sequence[str] | None,
+    phase: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[ExperimentRecord], bool]:
+    """Experiments in creation order (of ``namespaces``; None: all); True if more follow."""
+    query = (
+        select(ExperimentRow)
+        .options(selectinload(ExperimentRow.conditions))
+        .order_by(ExperimentRow.created_at, ExperimentRow.uid)
+    )
+    if namespaces is not None:
+        query = query.where(ExperimentRow.namespace.in_(list(namespaces)))
+    if phase is not None:
+        query = query.where(ExperimentRow.phase == phase)
+    with Session(store.engine) as s:
+        rows = list(s.scalars(query.offset(offset).limit(limit + 1)))
+        return [_experiment_record(r) for r in rows[:limit]], len(rows) > limit
+
+
+def owned_experiments(store: Store, owner: str) -> list[ExperimentRecord]:
+    """Unfinished experiments of ``owner`` (what a restarted control plane resumes)."""
+    finished = ("Succeeded", "Failed")
+    with Session(store.engine) as s:
+        rows = s.scalars(
+            select(ExperimentRow)
+            .where(ExperimentRow.owner == owner, ExperimentRow.phase.not_in(finished))
+            .order_by(ExperimentRow.created_at)
+        )
+        return [_experiment_record(r) for r in rows]
+
+
+def trial_phases(store: Store, experiment_uid: str) -> list[tuple[str, TrialPhase]]:
+    """(name, phase) of every trial, in creation order."""
+    query = (
+        select(_T.c.name, _T.c.phase)
+        .where(_T.c.experiment_uid == experiment_uid)
+        .order_by(_T.c.seq)
+    )
+    with store.engine.connect() as conn:
+        return [(name, TrialPhase(phase)) for name, phase in conn.execute(query)]
+
+
+def best_trial(store: Store, experiment_uid: str, maximize: bool) -> TrialRecord | None:
+    """The succeeded trial with the best objective value (the earliest among equals)."""
+    value = TrialRow.objective_value
+    query = (
+        select(TrialRow)
+        .where(
+            TrialRow.experiment_uid == experiment_uid,
+            TrialRow.phase == TrialPhase.SUCCEEDED.value,
+            value.is_not(None),
+        )
+        .order_by(value.desc() if maximize else value.asc(), TrialRow.seq)
+        .limit(1)
+    )
+    with Session(store.engine) as s:
+        row = s.scalar(query)
+        return _trial_record(row) if row is not None else None
+
+
+def page_trials(
+    store: Store,
+    experiment_uid: str,
+    *,
+    phase: str | None,
+    by_objective: bool,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> tuple[list[TrialRecord], bool]:
+    """A page of trials in creation order, or by objective value (trials without one
+    last); True if more follow."""
+    query = select(TrialRow).where(TrialRow.experiment_uid == experiment_uid)
+    if phase is not None:
+        query = query.where(TrialRow.phase == phase)
+    if by_objective:
+        value = TrialRow.objective_value
+        query = query.order_by(
+            value.is_(None), value.desc() if descending else value.asc(), TrialRow.seq
+        )
+    else:
+        query = query.order_by(TrialRow.seq.desc() if descending else TrialRow.seq)
+    with Session(store.engine) as s:
+        rows = list(s.scalars(query.offset(offset).limit(limit + 1)))
+        return [_trial_record(r) for r in rows[:limit]], len(rows) > limit
+
+
+def count_by_phase(store: Store) -> tuple[dict[str, int], dict[str, int]]:
+    """How many experiments and how many trials are in each phase (for /metrics)."""
+    with store.engine.connect() as conn:
+        experiments = dict(
+            conn.execute(
+                select(ExperimentRow.phase, func.count()).group_by(ExperimentRow.phase)
+            ).all()
+        )
+        trials = dict(conn.execute(select(_T.c.phase, func.count()).group_by(_T.c.phase)).all())
+    return experiments, trials
