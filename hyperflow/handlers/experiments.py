@@ -8,6 +8,7 @@ the namespace before it reads anything; nothing else reads the store for them.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 import shutil
@@ -386,13 +387,16 @@ class ExperimentHandlers:
 
         if token is None:
             raise Unauthorized("the trial's push token is required as the bearer token")
+        # The trial's own token first: without it, nothing (not even whether the
+        # experiment exists) is told.
         record = self.store.get_experiment(namespace, name)
-        if record is None:
-            raise NotFound(f"experiment {namespace}/{name} not found")
+        t = self.store.get_trial(record.uid, trial) if record is not None else None
+        if t is None or not hmac.compare_digest(t.push_token.encode(), token.encode()):
+            raise Unauthorized("bad push token for this trial")
+        if t.phase.finished:
+            raise NotFound(f"trial {trial!r} has finished")
         controller = self.manager.controller(namespace, name)
         if controller is None:
-            if record.phase.finished:
-                raise NotFound(f"experiment {namespace}/{name} has finished")
             raise Unavailable(f"experiment {namespace}/{name} is not running yet; retry")
         try:
             observations = parse_observations(payload, _now())

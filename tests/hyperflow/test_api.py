@@ -312,13 +312,17 @@ def test_report_lands_on_the_push_route_exactly_once(server: Running, tmp_path: 
     trial = server.http.get(f"{NS}/experiments/push/trials/{name}").json()
     steps = [m["step"] for m in trial["status"]["observationLog"]["metricLogs"]]
     assert steps == [0, 1, 2]
-    # Finished trials no longer accept pushes; a bad token never does.
-    r = server.http.post(
-        f"{NS}/experiments/push/trials/{name}/observations",
-        json={"observations": [{"name": "loss", "value": 1.0}]},
-        headers={"authorization": "Bearer nope"},
-    )
-    assert r.status_code == 404 and "error" in r.json()
+    # A bad token learns nothing; the trial's own token is told the trial has finished.
+    path = f"{NS}/experiments/push/trials/{name}/observations"
+    obs = {"observations": [{"name": "loss", "value": 1.0}]}
+    r = server.http.post(path, json=obs, headers={"authorization": "Bearer nope"})
+    assert r.status_code == 401 and "error" in r.json()
+    record = server.plane.store.get_experiment("default", "push")
+    assert record is not None
+    t = server.plane.store.get_trial(record.uid, name)
+    assert t is not None
+    r = server.http.post(path, json=obs, headers={"authorization": f"Bearer {t.push_token}"})
+    assert r.status_code == 404 and "finished" in r.json()["error"]
 
 
 def test_a_pushed_request_key_is_stored_once(server: Running, tmp_path: Path) -> None:
