@@ -110,8 +110,9 @@ class Client:
         return namespace or self.namespace
 
     def list_all(self, path: str, params: dict[str, Any] | None = None) -> tuple[list[Any], str]:
-        """Every item of a list, following ``continue`` tokens; and the resourceVersion."""
-        params = dict(params or {})
+        """Every item of a list, following ``continue`` tokens (pages of 500, as kubectl's
+        chunks); and the resourceVersion of the first page."""
+        params = {"limit": 500, **(params or {})}
         items: list[Any] = []
         version = ""
         while True:

@@ -12,7 +12,7 @@ from typing import Any
 
 from hyperflow.handlers.errors import BadRequest
 
-DEFAULT_LIMIT = 500
+DEFAULT_LIMIT = 100
 MAX_LIMIT = 5000
 
 
