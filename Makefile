@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python benchmarks/suggest.py
 	$(BIN)/python benchmarks/trials.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/server.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

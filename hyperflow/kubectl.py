@@ -519,7 +519,7 @@ def describe(
     )
     typer.echo("Trials:")
     _print_table(
-        ["  " + c for c in ("NAME", "STATUS", "METRICS", "AGE", "PARAMETERS")],
+        ["  NAME", "STATUS", "METRICS", "AGE", "PARAMETERS"],
         [["  " + r[0], *r[1:5]] for r in (_trial_row(t, True) for t in trials)],
     )
 

@@ -252,6 +252,10 @@ class ExperimentManager:
             running = self._running.get((namespace, name))
         return None if running is None else running.controller
 
+    def running_count(self) -> int:
+        with self._lock:
+            return len(self._running)
+
     def is_running(self, namespace: str, name: str) -> bool:
         with self._lock:
             return (namespace, name) in self._running

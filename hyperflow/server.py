@@ -148,7 +148,13 @@ def make_app(plane: ControlPlane) -> FastAPI:
         try:
             yield
         finally:
+            running = plane.manager.running_count()
             await _run_blocking(plane.close)
+            print(
+                f"hyperflow server: stopped; {running} running experiments detached (their "
+                "trials go on and are adopted on the next start)",
+                flush=True,
+            )
             if settings.loopback:
                 await serving.close()
             else:

@@ -17,6 +17,7 @@ import uvicorn
 from hyperflow.plane import ControlPlane, build
 from hyperflow.server import make_app
 from hyperflow.settings import ServerSettings
+from serving.server.http import uvicorn_config
 from tests.util import free_port, wait_http_ok
 
 TRIAL = textwrap.dedent(
@@ -91,8 +92,9 @@ def serve_plane(settings: ServerSettings) -> Iterator[Running]:
     """``make_app`` on uvicorn in a thread on ``settings.port``; on exit every experiment
     is stopped (its trials killed) and the server shut down."""
     plane = build(settings)
-    config = uvicorn.Config(
-        make_app(plane), host=settings.host, port=settings.port, log_level="warning"
+    # The product's uvicorn setup (JSON answers to malformed requests, bounded heads).
+    config = uvicorn_config(
+        make_app(plane), settings.host, settings.port, lifespan="on", log_level="warning"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -74,3 +74,35 @@ def test_fuzz_every_operation(server: Running, tmp_path: Path) -> None:
     assert len([c for c in statuses if 400 <= c < 500]) >= 3, statuses
     assert time.monotonic() - started < 400
     # Whatever the fuzzer created is cleaned up by the fixture (controllers stopped).
+
+
+_EXP = b"/apis/v1/namespaces/default/experiments"
+_JSON = b"content-type: application/json\r\n"
+RAW_CASES = [
+    ("garbage request line", b"\x00\x01\x02 nonsense\r\n\r\n"),
+    ("unknown method", b"BREW " + _EXP + b" HTTP/1.1\r\nhost: x\r\n\r\n"),
+    ("bad content-length", b"POST " + _EXP + b" HTTP/1.1\r\nhost: x\r\n" + _JSON + b"content-length: abc\r\n\r\n{}"),
+    ("body longer than the limit, announced", b"POST " + _EXP + b" HTTP/1.1\r\nhost: x\r\n" + _JSON + b"content-length: 99999999999\r\n\r\n{"),
+    ("chunked body over the limit", b"POST " + _EXP + b" HTTP/1.1\r\nhost: x\r\n" + _JSON + b"transfer-encoding: chunked\r\n\r\n" + (b"100000\r\n" + b"x" * 0x100000 + b"\r\n") * 4 + b"0\r\n\r\n"),
+    ("truncated JSON", b"POST " + _EXP + b" HTTP/1.1\r\nhost: x\r\n" + _JSON + b"content-length: 2\r\n\r\n{\""),
+    ("deep JSON", b"POST " + _EXP + b" HTTP/1.1\r\nhost: x\r\n" + _JSON + b"content-length: 200000\r\n\r\n" + b"[" * 100000 + b"]" * 100000),
+    ("not UTF-8", b"POST " + _EXP + b" HTTP/1.1\r\nhost: x\r\n" + _JSON + b"content-length: 2\r\n\r\n\xff\xfe"),
+    ("huge header", b"GET " + _EXP + b" HTTP/1.1\r\nhost: x\r\nx-a: " + b"a" * 100_000 + b"\r\n\r\n"),
+    ("huge target", b"GET " + _EXP + b"?" + b"a" * 100_000 + b" HTTP/1.1\r\nhost: x\r\n\r\n"),
+    ("bad percent-encoding", b"GET /apis/v1/namespaces/%zz/experiments HTTP/1.1\r\nhost: x\r\n\r\n"),
+    ("NUL in a path segment", b"GET /apis/v1/namespaces/a%00b/experiments HTTP/1.1\r\nhost: x\r\n\r\n"),
+    ("bad bearer bytes", b"GET " + _EXP + b" HTTP/1.1\r\nhost: x\r\nauthorization: Bearer \xff\r\n\r\n"),
+    ("bad resourceVersion", b"GET /apis/v1/events?resourceVersion=99999999999999999999999 HTTP/1.1\r\nhost: x\r\n\r\n"),
+]  # fmt: skip
+
+
+def test_malformed_requests_on_the_socket_get_json_4xx(server: Running) -> None:
+    from tests.test_http_fuzz import Failures, client_error, raw
+
+    port = int(server.url.rsplit(":", 1)[1])
+    fails = Failures()
+    for name, data in RAW_CASES:
+        answers = raw(port, data)
+        fails.check(name, answers[0] if answers else None, client_error)
+    fails.assert_none()
+    assert server.http.get("/healthz").status_code == 200
