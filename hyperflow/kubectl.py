@@ -101,7 +101,9 @@ def _trial_row(obj: dict[str, Any], wide: bool) -> list[str]:
 
 def _isvc_row(obj: dict[str, Any], wide: bool) -> list[str]:
     s = obj.get("status", {})
-    ready = next((c for c in s.get("conditions", []) if c.get("type") == "Ready"), {})
+    ready: dict[str, Any] = next(
+        (c for c in s.get("conditions", []) if c.get("type") == "Ready"), {}
+    )
     traffic = s.get("components", {}).get("predictor", {}).get("traffic", [])
     prev = next((str(t.get("percent")) for t in traffic if not t.get("latestRevision")), "")
     latest = next((str(t.get("percent")) for t in traffic if t.get("latestRevision")), "")
@@ -176,12 +178,11 @@ class _Errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         from hyperflow.client import ApiError
 
         if isinstance(exc, ApiError):
             raise _fail(exc.lines()) from None
-        return False
 
 
 def _client(server: str | None, token: str | None, namespace: str = "default") -> Client:

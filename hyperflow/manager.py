@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hyperflow.handlers.events import ADDED, MODIFIED, EventBus
 from tuner.controller import ExperimentController, Snapshot
@@ -107,7 +108,7 @@ class _Events:
             else:
                 self.unfinished.add(t.name)
             changed_trials = True
-            status = {"phase": t.phase.value}
+            status: dict[str, Any] = {"phase": t.phase.value}
             if t.objective_value is not None:
                 status["objectiveValue"] = t.objective_value
             self.bus.publish(

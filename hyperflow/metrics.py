@@ -34,8 +34,8 @@ class _StateCollector(Collector):
             g.add_metric([phase.value], experiments.get(phase.value, 0))
         yield g
         g = GaugeMetricFamily("hyperflow_trials", "Trials in the store, by phase", labels=["phase"])
-        for phase in TrialPhase:
-            g.add_metric([phase.value], trials.get(phase.value, 0))
+        for trial_phase in TrialPhase:
+            g.add_metric([trial_phase.value], trials.get(trial_phase.value, 0))
         yield g
         yield GaugeMetricFamily(
             "hyperflow_trial_queue_length",

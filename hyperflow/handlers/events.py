@@ -185,7 +185,7 @@ class EventBus:
                 yield event
             while True:
                 try:
-                    event = await asyncio.wait_for(sub.queue.get(), heartbeat)
+                    event = await asyncio.wait_for(sub.queue.get(), heartbeat)  # type: ignore[arg-type]
                 except TimeoutError:
                     yield None
                     continue

@@ -8,6 +8,7 @@ the namespace before it reads anything; nothing else reads the store for them.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hmac
 import logging
 import os
@@ -468,7 +469,7 @@ class ExperimentHandlers:
             self._run_ids[cache_key] = run_id
         return run_id
 
-    def _base_dir(self, body: dict[str, Any], problems: list[FieldProblem]) -> Path | None:
+    def _base_dir(self, body: dict[str, Any], problems: builtins.list[FieldProblem]) -> Path | None:
         metadata = body.get("metadata")
         annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
         value = annotations.get(BASE_DIR_ANNOTATION) if isinstance(annotations, dict) else None

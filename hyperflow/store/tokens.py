@@ -59,7 +59,8 @@ class TokenStore:
 
     def delete(self, token_id: str) -> bool:
         with Session(self.engine) as s, s.begin():
-            return bool(s.execute(delete(TokenRow).where(TokenRow.id == token_id)).rowcount)
+            result = s.execute(delete(TokenRow).where(TokenRow.id == token_id))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def any(self) -> bool:
         with Session(self.engine) as s:

@@ -161,5 +161,7 @@ def count_by_phase(store: Store) -> tuple[dict[str, int], dict[str, int]]:
                 select(ExperimentRow.phase, func.count()).group_by(ExperimentRow.phase)
             ).all()
         )
-        trials = dict(conn.execute(select(_T.c.phase, func.count()).group_by(_T.c.phase)).all())
+        trials: dict[str, int] = dict(
+            conn.execute(select(_T.c.phase, func.count()).group_by(_T.c.phase)).all()
+        )
     return experiments, trials
