@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from hyperflow.handlers.auth import Tokens
 from hyperflow.handlers.events import EventBus, EventHandlers
@@ -35,6 +36,9 @@ class ControlPlane:
     event_handlers: EventHandlers
     metrics: ServerMetrics
     _ready: threading.Event = field(default_factory=threading.Event)
+    # The serving router (serving.router.Router) on --serving-port, once the server runs:
+    # where an inference-service deployer adds its services.
+    router: Any = None
 
     def start(self) -> None:
         """Resume the experiments this server owns; then the server is ready."""

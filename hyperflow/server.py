@@ -117,6 +117,7 @@ def make_app(plane: ControlPlane) -> FastAPI:
 
         threading.Thread(target=_warm_up, args=(settings.track,), daemon=True).start()
         router = Router()
+        plane.router = router
         serving: Any
         if settings.loopback:
             from serving.router.server import router_server

@@ -65,6 +65,18 @@ def test_create_runs_the_experiment_and_every_read_shows_it(
     )
     assert [t["metadata"]["name"] for t in desc.json()["items"]][-1] == best
 
+    only = server.http.get(
+        f"{NS}/experiments/quad/trials", params={"phase": "Succeeded", "limit": 1}
+    )
+    assert len(only.json()["items"]) == 1 and only.json()["metadata"]["continue"]
+    assert (
+        server.http.get(f"{NS}/experiments/quad/trials", params={"phase": "Failed"}).json()["items"]
+        == []
+    )
+    assert (
+        server.http.get(f"{NS}/experiments/quad/trials", params={"phase": "Nope"}).status_code
+        == 400
+    )
     trial = server.http.get(f"{NS}/experiments/quad/trials/{best}").json()
     [log_entry] = trial["status"]["observationLog"]["metricLogs"]
     assert log_entry["metric"]["name"] == "loss" and log_entry["step"] == 0
@@ -251,6 +263,14 @@ def test_the_trial_queue_bounds_running_trials_across_experiments(
     ledger = tmp_path / "ledger.txt"
     settings = server_settings(hyperflow_home, max_running_trials=2)
     with serve_plane(settings) as server:
+        (tmp_path / "span.py").write_text(
+            "import os, sys, time\n"
+            "led = os.environ['LEDGER']\n"
+            "open(led, 'a').write(f'start {time.time()}\\n')\n"
+            "time.sleep(0.3)\n"
+            "print(f'loss={float(sys.argv[1])}', flush=True)\n"
+            "open(led, 'a').write(f'end {time.time()}\\n')\n"
+        )
         for i in range(3):
             body = experiment(
                 f"q{i}",
@@ -262,14 +282,6 @@ def test_the_trial_queue_bounds_running_trials_across_experiments(
             )
             body["spec"]["trialTemplate"]["command"] = ["python", "span.py", "${trialParameters.x}"]
             assert server.http.post(f"{NS}/experiments", json=body).status_code == 201
-        (tmp_path / "span.py").write_text(
-            "import os, sys, time\n"
-            "led = os.environ['LEDGER']\n"
-            "open(led, 'a').write(f'start {time.time()}\\n')\n"
-            "time.sleep(0.3)\n"
-            "print(f'loss={float(sys.argv[1])}', flush=True)\n"
-            "open(led, 'a').write(f'end {time.time()}\\n')\n"
-        )
         saw_queued = threading.Event()
 
         def queued() -> bool:
@@ -408,6 +420,11 @@ def test_metrics_and_probes(server: Running) -> None:
         assert name in text
     assert 'route="/healthz"' in text
     assert server.http.get("/openapi.json").json()["paths"]
+    # The serving router answers on the serving port (no services yet).
+    serving = f"http://127.0.0.1:{server.plane.settings.serving_port}"
+    assert httpx.get(f"{serving}/v2/health/ready").status_code == 200
+    assert httpx.get(f"{serving}/v1/models").json() == {"models": []}
+    assert httpx.get(f"{serving}/v2/models/nope/ready").status_code == 404
 
 
 def test_stopping_the_server_leaves_trials_running_for_the_next_start(
