@@ -54,6 +54,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/pipelines.py
 	$(BIN)/python benchmarks/bayesopt.py
+	$(BIN)/python benchmarks/server.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache

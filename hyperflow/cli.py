@@ -1,4 +1,5 @@
-"""The ``hyperflow`` command: one typer app composed of each package's sub-commands."""
+"""The ``hyperflow`` command: one typer app composed of each package's sub-commands,
+the control plane (``server``, ``token``) and kubectl's verbs against it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import sys
 
 import typer
 
+from hyperflow import kubectl
 from pipelines.cli import pipeline_app
 from serving.cli import app as serve_app
 from tuner.cli import experiment_app, suggestion_app
@@ -50,6 +52,122 @@ def _interrupted(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+kubectl.register(app)
+
+token_app = typer.Typer(
+    help="API tokens (scoped to namespaces) of the control plane.", no_args_is_help=True
+)
+app.add_typer(token_app, name="token")
+
+
+@app.command("server")
+def server(
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to bind (non-loopback needs tokens)."
+    ),
+    port: int = typer.Option(8080, "--port", help="API port."),
+    serving_port: int = typer.Option(8081, "--serving-port", help="Port of the inference router."),
+    max_running_trials: int | None = typer.Option(
+        None, "--max-running-trials", help="Trials running at once on this machine (default: CPUs)."
+    ),
+) -> None:
+    """Run the control plane: experiments (and their trial queue) as managed resources."""
+    from hyperflow.server import ServerError, serve
+    from hyperflow.settings import ServerSettings
+
+    options: dict[str, object] = {"host": host, "port": port, "serving_port": serving_port}
+    if max_running_trials is not None:
+        if max_running_trials < 1:
+            typer.echo("error: --max-running-trials must be >= 1", err=True)
+            raise typer.Exit(2)
+        options["max_running_trials"] = max_running_trials
+    try:
+        serve(ServerSettings(**options))  # type: ignore[arg-type]
+    except ServerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _tokens():
+    from hyperflow.plane import token_handlers
+    from hyperflow.settings import ServerSettings
+
+    return token_handlers(ServerSettings())
+
+
+@token_app.command("create")
+def token_create(
+    namespace: list[str] = typer.Option(
+        [], "--namespace", "-n", help="A namespace it may use (repeat)."
+    ),
+    admin: bool = typer.Option(False, "--admin", help="Every namespace, and managing tokens."),
+    description: str = typer.Option("", "--description", help="What it is for."),
+) -> None:
+    """Create a token and print it (once: only its hash is stored)."""
+    from hyperflow.handlers.auth import LOCAL_ADMIN
+    from hyperflow.handlers.errors import HandlerError
+
+    tokens, store = _tokens()
+    try:
+        record, secret = tokens.create(LOCAL_ADMIN, namespace, admin=admin, description=description)
+    except HandlerError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        for d in exc.details:
+            typer.echo(f"  {d.path}: {d.message}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        store.close()
+    scope = (
+        "admin (all namespaces)" if record.admin else "namespaces " + ", ".join(record.namespaces)
+    )
+    typer.echo(secret)
+    typer.echo(f"token {record.id}: {scope}; it is shown only now", err=True)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """The tokens (ids and scopes, never the secrets)."""
+    import time
+
+    from hyperflow.handlers.auth import LOCAL_ADMIN
+
+    tokens, store = _tokens()
+    try:
+        records = tokens.list(LOCAL_ADMIN)
+    finally:
+        store.close()
+    rows = [
+        [
+            r.id,
+            "*" if r.admin else ",".join(r.namespaces),
+            "yes" if r.admin else "no",
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.created_at)),
+            r.description,
+        ]
+        for r in records
+    ]
+    kubectl._print_table(["ID", "NAMESPACES", "ADMIN", "CREATED", "DESCRIPTION"], rows)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: str = typer.Argument(..., help="The token's id (or the token)."),
+) -> None:
+    """Revoke a token: requests with it are refused from now on."""
+    from hyperflow.handlers.auth import LOCAL_ADMIN
+    from hyperflow.handlers.errors import HandlerError
+
+    tokens, store = _tokens()
+    try:
+        tokens.revoke(LOCAL_ADMIN, token_id)
+    except HandlerError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        store.close()
+    typer.echo(f"token {token_id} revoked")
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ that were created but never started, and rebuilds the suggestion service from th
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import queue
@@ -38,6 +39,7 @@ from tuner.results import (
     objective_value,
     summarize,
 )
+from tuner.scheduling import TrialSlots
 from tuner.spec.models import Experiment, MetricsCollectorKind
 from tuner.store import ExperimentRecord, Store, TrialRecord
 from tuner.suggestion import SuggestionClient
@@ -128,7 +130,14 @@ class ExperimentController:
         observer: Observer | None = None,
         poll_interval: float = 0.05,
         trial_deadline_seconds: float | None = None,
+        slots: TrialSlots | None = None,
+        push_url: str | None = None,
     ) -> None:
+        """``slots``: machine-wide trial slots to take before launching (the control
+        plane's queue); None runs up to ``parallelTrialCount`` at once. ``push_url``: the
+        API route trials ``report()`` to (``<push_url>/trials/<trial>/observations``,
+        answered through :meth:`push`) instead of a push receiver of this controller's own.
+        """
         self.experiment = experiment
         self.spec = experiment.spec
         self.store = store
@@ -167,6 +176,13 @@ class ExperimentController:
         self._deadline = trial_deadline_seconds or active_deadline_seconds(experiment)
         self.record: ExperimentRecord | None = None
         self.already_finished = False
+        self.slots = slots
+        self.push_url = push_url
+        md = experiment.metadata
+        self._slot_owner = f"{md.namespace}/{md.name}"
+        # Trials created and waiting for a slot, in creation order.
+        self._queued: dict[str, tuple[TrialState, TrialRun]] = {}
+        self._detach = False
 
     # -- public --------------------------------------------------------------------
 
@@ -179,6 +195,47 @@ class ExperimentController:
         """Ask the loop to stop: running trials are killed, the experiment stays resumable."""
         self._stop.set()
         self._wake.set()
+
+    def detach(self) -> None:
+        """Ask the loop to stop and leave running trials running (a control plane shutting
+        down): the next controller adopts them, as after a crash. The caller must not
+        ``close()`` the backend, which would kill them."""
+        self._detach = True
+        self.stop()
+
+    def set_trial_counts(
+        self,
+        *,
+        max_trial_count: int | None,
+        parallel_trial_count: int,
+        max_failed_trial_count: int | None,
+    ) -> None:
+        """Katib's editable budget, applied to the running loop (from any thread); None
+        removes a limit.
+
+        A lower ``parallelTrialCount`` kills nothing: fewer trials are started until the
+        running ones are below it.
+        """
+        self.spec.max_trial_count = max_trial_count
+        self.spec.parallel_trial_count = parallel_trial_count
+        self.spec.max_failed_trial_count = max_failed_trial_count
+        self._wake.set()
+
+    def push(
+        self, trial_name: str, token: str, observations: list[Observation], key: str | None
+    ) -> bool:
+        """Observations a trial pushed to the control plane's API route (``push_url``).
+
+        Commits them before returning (as the push receiver does): False when ``key`` was
+        stored before. Raises ``KeyError`` for a trial that is not running here and
+        ``PermissionError`` for a token that is not the trial's.
+        """
+        state = self._running.get(trial_name)
+        if state is None:
+            raise KeyError(trial_name)
+        if not hmac.compare_digest(state.record.push_token.encode(), token.encode()):
+            raise PermissionError(trial_name)
+        return self._on_pushed(trial_name, observations, key)
 
     def run(self) -> ExperimentRecord:
         record = self._open()
@@ -327,7 +384,10 @@ class ExperimentController:
             )
             return self.store.get_experiment_by_uid(uid)
 
-        if self.spec.metrics_collector_spec.collector.kind is MetricsCollectorKind.PUSH:
+        if (
+            self.spec.metrics_collector_spec.collector.kind is MetricsCollectorKind.PUSH
+            and self.push_url is None
+        ):
             self._start_push_receiver()
         self._set_experiment_phase(
             uid, ExperimentPhase.RUNNING, ExperimentReason.RUNNING, "Experiment is running"
@@ -404,6 +464,8 @@ class ExperimentController:
                 self._launch(state, run)
             elif state.phase is TrialPhase.RUNNING or started:
                 self.backend.adopt(run, skip_observations=state.record.collected_count)
+                if self.slots is not None:
+                    self.slots.adopt(self._slot_owner, state.name)
                 state.launched = True
                 if state.phase is TrialPhase.CREATED:
                     self._set_phase(state, TrialPhase.RUNNING, "Trial is running")
@@ -451,13 +513,15 @@ class ExperimentController:
             done = self._check_completion(uid)
             if done is not None:
                 return done
+            if self._stop.is_set() and self._detach:
+                return self.store.get_experiment_by_uid(uid)
             if self._stop.is_set():
                 self._kill_active(
                     TrialPhase.KILLED, "Trial is killed: the experiment run was interrupted"
                 )
                 self._settle_all_killed()
                 return self.store.get_experiment_by_uid(uid)
-            launched = self._launch_new()
+            launched = self._launch_queued() or self._launch_new()
             if changed or launched:
                 self._notify()
                 idle = 0.001
@@ -743,6 +807,18 @@ class ExperimentController:
                 self._launch(state, run)
         return bool(suggestions)
 
+    def _launch_queued(self) -> bool:
+        """Launch the queued trials that have been granted a slot meanwhile."""
+        launched = False
+        for state, run in list(self._queued.values()):
+            if state.kill_phase is not None or state.phase.finished:
+                continue
+            assert self.slots is not None
+            if self.slots.acquire(self._slot_owner, state.name, self._wake.set):
+                self._launch(state, run)
+                launched = True
+        return launched
+
     def _check_trial_names(self, names: list[str]) -> None:
         """Refuse names a (remote) suggestion service must not hand out.
 
@@ -771,6 +847,12 @@ class ExperimentController:
         }
         if self._push_receiver is not None:
             env["HYPERFLOW_PUSH_URL_FILE"] = str(self.experiment_dir / "push-url")
+            env["HYPERFLOW_PUSH_TOKEN"] = trial.push_token
+        elif (
+            self.push_url is not None
+            and self.spec.metrics_collector_spec.collector.kind is MetricsCollectorKind.PUSH
+        ):
+            env["HYPERFLOW_PUSH_URL"] = self.push_url
             env["HYPERFLOW_PUSH_TOKEN"] = trial.push_token
         command: list[str] | None = None
         cwd = Path(base_dir) if base_dir else Path.cwd()
@@ -801,6 +883,16 @@ class ExperimentController:
         )
 
     def _launch(self, state: TrialState, run: TrialRun) -> None:
+        if self.slots is not None and not self.slots.acquire(
+            self._slot_owner, state.name, self._wake.set
+        ):
+            # Created, waiting for a machine-wide slot: shown as such in its status.
+            self._queued[state.name] = (state, run)
+            message = "Trial is queued: waiting for a free trial slot on this machine"
+            self.store.set_trial_phase(state.record.id, TrialPhase.CREATED, "TrialQueued", message)
+            state.record.reason, state.record.message = "TrialQueued", message
+            return
+        self._queued.pop(state.name, None)
         self.backend.launch(run)
         state.launched = True
         self._set_phase(state, TrialPhase.RUNNING, "Trial is running")
@@ -821,6 +913,9 @@ class ExperimentController:
         self._phase_counts[phase] += 1
         if phase.finished:
             self._running.pop(state.name, None)
+            self._queued.pop(state.name, None)
+            if self.slots is not None:
+                self.slots.release(self._slot_owner, state.name)
         r.phase, r.reason, r.message = phase, reason, message
         now = time.time()
         if phase is TrialPhase.RUNNING:

@@ -17,11 +17,17 @@ stored twice.
 Transport, in order:
 
 1. an in-process sink installed with :func:`set_sink` (the function-trial worker);
-2. HTTP POST to the controller's push receiver: its URL is read from the file named by
-   ``$HYPERFLOW_PUSH_URL_FILE`` (re-read after every connection failure, because a
-   restarted controller listens on a new port), the trial from ``$HYPERFLOW_TRIAL_NAME``,
-   the bearer token from ``$HYPERFLOW_PUSH_TOKEN``. Connection failures are retried with
-   backoff for up to ``$HYPERFLOW_PUSH_RETRY_SECONDS`` (default 60) seconds.
+2. HTTP POST to ``$HYPERFLOW_PUSH_URL/trials/<trial>/observations``: the control
+   plane's API route for the trial's experiment (``hyperflow server`` sets it; its
+   address does not change across restarts, so no file is needed and a trial on another
+   machine can report);
+3. otherwise HTTP POST to the push receiver of an ``experiment run`` controller: its URL
+   is read from the file named by ``$HYPERFLOW_PUSH_URL_FILE`` (re-read after every
+   connection failure, because a restarted controller listens on a new port).
+
+The trial is ``$HYPERFLOW_TRIAL_NAME``, the bearer token ``$HYPERFLOW_PUSH_TOKEN``.
+Connection failures and 503s are retried with backoff for up to
+``$HYPERFLOW_PUSH_RETRY_SECONDS`` (default 60) seconds.
 
 This module imports only the standard library (and ``http.client`` on first use), so
 importing it costs a trial nothing.
@@ -101,13 +107,14 @@ def report(step: int | None = None, **metrics: float) -> None:
 
 
 def _post(observations: list[dict[str, Any]]) -> None:
+    push_url = os.environ.get("HYPERFLOW_PUSH_URL")
     url_file = os.environ.get("HYPERFLOW_PUSH_URL_FILE")
     trial = os.environ.get("HYPERFLOW_TRIAL_NAME")
-    if not url_file or not trial:
+    if not (push_url or url_file) or not trial:
         raise RuntimeError(
             "tuner.report.report() called outside a hyperflow trial: "
-            "HYPERFLOW_PUSH_URL_FILE and HYPERFLOW_TRIAL_NAME are not set "
-            "(set the experiment's metricsCollectorSpec collector kind to Push)"
+            "HYPERFLOW_PUSH_URL (or HYPERFLOW_PUSH_URL_FILE) and HYPERFLOW_TRIAL_NAME are not "
+            "set (set the experiment's metricsCollectorSpec collector kind to Push)"
         )
     token = os.environ.get("HYPERFLOW_PUSH_TOKEN", "")
     body = json.dumps({"observations": observations}).encode()
@@ -116,13 +123,19 @@ def _post(observations: list[dict[str, Any]]) -> None:
         "Authorization": f"Bearer {token}",
         "Idempotency-Key": uuid.uuid4().hex,  # the same on every retry of this call
     }
-    path = f"/v1/trials/{quote(trial, safe='')}/observations"
+    if push_url:
+        base = push_url.rstrip("/")
+        path = f"{urlsplit(base).path}/trials/{quote(trial, safe='')}/observations"
+        source: str | None = None
+    else:
+        base, source = "", url_file
+        path = f"/v1/trials/{quote(trial, safe='')}/observations"
     deadline = time.monotonic() + float(os.environ.get("HYPERFLOW_PUSH_RETRY_SECONDS", "60"))
     delay = 0.02
     with _lock:
         while True:
             try:
-                status, text = _send(url_file, path, body, headers)
+                status, text = _send(base, source, path, body, headers)
             except OSError as exc:  # refused, reset, timed out, no URL file yet
                 _drop_connection()
                 if time.monotonic() + delay > deadline:
@@ -139,16 +152,21 @@ def _post(observations: list[dict[str, Any]]) -> None:
             raise PushError(f"push receiver answered {status}: {_error_text(text)}")
 
 
-def _send(url_file: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+def _send(
+    base: str, url_file: str | None, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, bytes]:
+    """POST to ``base`` (or the URL in ``url_file``, read when connecting)."""
     global _conn, _conn_url
     import http.client
 
     if _conn is None:
-        with open(url_file, encoding="utf-8") as f:
-            url = f.read().strip()
+        url = base
+        if url_file is not None:
+            with open(url_file, encoding="utf-8") as f:
+                url = f.read().strip()
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname or not parts.port:
-            raise OSError(f"bad push URL {url!r} in {url_file}")
+            raise OSError(f"bad push URL {url!r}" + (f" in {url_file}" if url_file else ""))
         _conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=_TIMEOUT)
         _conn_url = url
     try:

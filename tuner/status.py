@@ -7,6 +7,7 @@ a Katib Experiment: the spec plus ``status`` with conditions, trial counts and l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +78,11 @@ def trial_metrics(trial: TrialRecord) -> list[dict[str, str]]:
 
 
 def optimal_trial(objective: ObjectiveSpec, trials: list[TrialRecord]) -> dict[str, Any]:
-    best = best_trial(objective, trials)
+    return optimal_trial_object(best_trial(objective, trials))
+
+
+def optimal_trial_object(best: TrialRecord | None) -> dict[str, Any]:
+    """Katib's ``currentOptimalTrial`` for the best trial (empty fields when there is none)."""
     if best is None:
         return {"bestTrialName": "", "parameterAssignments": [], "observation": {"metrics": []}}
     return {
@@ -128,32 +133,49 @@ def conditions(record: ExperimentRecord) -> list[dict[str, Any]]:
 def experiment_status(
     record: ExperimentRecord, objective: ObjectiveSpec, trials: list[TrialRecord]
 ) -> dict[str, Any]:
+    return status_of(record, optimal_trial(objective, trials), [(t.name, t.phase) for t in trials])
+
+
+def status_of(
+    record: ExperimentRecord,
+    optimal: dict[str, Any],
+    phases: Sequence[tuple[str, TrialPhase]],
+) -> dict[str, Any]:
+    """The status from each trial's (name, phase) in creation order and the optimal trial:
+    what a reader needs without loading whole trial records."""
     status: dict[str, Any] = {
         "conditions": conditions(record),
         "startTime": rfc3339(record.started_at),
         "completionTime": rfc3339(record.completed_at),
-        "currentOptimalTrial": optimal_trial(objective, trials),
-        "trials": len(trials),
+        "currentOptimalTrial": optimal,
+        "trials": len(phases),
     }
+    lists: dict[TrialPhase, list[str]] = {phase: [] for phase in _LISTS}
+    for name, phase in phases:
+        lists[phase].append(name)
     for phase, key in _COUNTS.items():
-        status[key] = sum(1 for t in trials if t.phase is phase)
+        status[key] = len(lists[phase])
     for phase, key in _LISTS.items():
-        names = [t.name for t in trials if t.phase is phase]
-        if names:
-            status[key] = names
+        if lists[phase]:
+            status[key] = lists[phase]
     return {k: v for k, v in status.items() if v is not None}
 
 
 def experiment_object(
     record: ExperimentRecord, objective: ObjectiveSpec, trials: list[TrialRecord]
 ) -> dict[str, Any]:
+    return object_of(record, experiment_status(record, objective, trials))
+
+
+def object_of(record: ExperimentRecord, status: dict[str, Any]) -> dict[str, Any]:
+    """The stored spec with ``metadata.uid``/``creationTimestamp`` and ``status``."""
     obj = dict(record.spec)
     obj["metadata"] = {
         **obj.get("metadata", {}),
         "uid": record.uid,
         "creationTimestamp": rfc3339(record.created_at),
     }
-    obj["status"] = experiment_status(record, objective, trials)
+    obj["status"] = status
     return obj
 
 

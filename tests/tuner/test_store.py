@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.store import Store, StoreError
+from tuner.store import ExperimentExists, Store, StoreError
 from tuner.types import ExperimentPhase, Observation, TrialPhase
 
 
@@ -37,7 +37,7 @@ def test_experiment_lifecycle_records_conditions(store: Store) -> None:
 def test_names_are_unique_per_namespace(store: Store) -> None:
     _experiment(store)
     store.create_experiment("other", "exp", {}, None, "local")
-    with pytest.raises(Exception, match="UNIQUE"):
+    with pytest.raises(ExperimentExists, match="default/exp already exists"):
         _experiment(store)
 
 

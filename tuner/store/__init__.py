@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 from tuner.store.records import Condition, ExperimentRecord, TrialRecord
 
 if TYPE_CHECKING:
-    from tuner.store.store import Store, StoreError, create_store_engine
+    from tuner.store.store import ExperimentExists, Store, StoreError, create_store_engine
 
-_LAZY = ("Store", "StoreError", "create_store_engine")
+_LAZY = ("ExperimentExists", "Store", "StoreError", "create_store_engine")
 
 
 def __getattr__(name: str) -> Any:
@@ -26,6 +26,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Condition",
+    "ExperimentExists",
     "ExperimentRecord",
     "Store",
     "StoreError",

@@ -1,5 +1,8 @@
 """The tuner's tables: experiments, their conditions, trials and observations.
 
+Changed only together with a migration in ``migrations/versions`` (see
+:mod:`tuner.store.migrate`); a test checks that the migrations build exactly these tables.
+
 One row per Katib object; JSON columns hold what is only ever read whole (the spec, a
 trial's parameter assignments). Every state change is a committed row before the
 controller acts on it, which is what makes a killed controller resumable.
@@ -43,6 +46,9 @@ class ExperimentRow(Base):
     completed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     # pid of the controller running it, to refuse two controllers on one experiment.
     controller_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Who runs it: None for the process that created it (``experiment run``, ``tune()``),
+    # "server" for the control plane, which resumes its experiments after a restart.
+    owner: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     trials: Mapped[list[TrialRow]] = relationship(
         back_populates="experiment", cascade="all, delete-orphan", order_by="TrialRow.seq"
@@ -74,6 +80,8 @@ class TrialRow(Base):
     __table_args__ = (
         UniqueConstraint("experiment_uid", "name", name="uq_trial_name"),
         Index("ix_trial_experiment_phase", "experiment_uid", "phase"),
+        Index("ix_trial_experiment_seq", "experiment_uid", "seq"),
+        Index("ix_trial_experiment_objective", "experiment_uid", "objective_value"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -39,6 +39,8 @@ class ExperimentRecord:
     completed_at: float | None
     controller_pid: int | None
     conditions: list[Condition] = field(default_factory=list)
+    # Who created it through the control plane (a token id); None for local runs.
+    owner: str | None = None
 
 
 @dataclass(slots=True)
@@ -80,6 +82,8 @@ def experiment_record(row: Any, conditions: Iterable[Any]) -> ExperimentRecord:
         completed_at=row.completed_at,
         controller_pid=row.controller_pid,
         conditions=[Condition(c.type, c.reason, c.message, c.time) for c in conditions],
+        # A store not yet upgraded to the owner column (read-only readers do not migrate).
+        owner=getattr(row, "owner", None),
     )
 
 

@@ -20,7 +20,6 @@ from sqlalchemy.orm import sessionmaker
 
 from tuner.pids import pid_alive
 from tuner.store.models import (
-    Base,
     ConditionRow,
     ExperimentRow,
     ObservationRow,
@@ -55,6 +54,10 @@ _COUNT_OBSERVATIONS = _UPDATE_TRIAL.values(
 
 class StoreError(RuntimeError):
     pass
+
+
+class ExperimentExists(StoreError):
+    """An experiment of that name already exists in the namespace."""
 
 
 def _experiment_record(row: ExperimentRow, with_conditions: bool = True) -> ExperimentRecord:
@@ -96,7 +99,10 @@ class Store:
                 raise ValueError("Store needs a database URL or an engine")
             engine = create_store_engine(url)
         self.engine = engine
-        Base.metadata.create_all(engine)
+        from tuner.store.migrate import upgrade
+        from tuner.store.schema import SCHEMA
+
+        upgrade(engine, SCHEMA)
         self._session = sessionmaker(engine, expire_on_commit=False)
 
     def close(self) -> None:
@@ -134,7 +140,10 @@ class Store:
         spec: dict[str, Any],
         base_dir: str | None,
         backend: str,
+        owner: str | None = None,
     ) -> ExperimentRecord:
+        """A new experiment (phase Created); raises :class:`ExperimentExists` if the name
+        is taken in the namespace."""
         with self._session.begin() as s:
             row = ExperimentRow(
                 namespace=namespace,
@@ -142,6 +151,7 @@ class Store:
                 spec=spec,
                 base_dir=base_dir,
                 backend=backend,
+                owner=owner,
                 phase=ExperimentPhase.CREATED.value,
                 reason="ExperimentCreated",
                 message="Experiment is created",
@@ -152,8 +162,19 @@ class Store:
                 )
             )
             s.add(row)
-            s.flush()
+            try:
+                s.flush()
+            except IntegrityError:
+                raise ExperimentExists(f"experiment {namespace}/{name} already exists") from None
             return _experiment_record(row)
+
+    def set_spec(self, uid: str, spec: dict[str, Any]) -> None:
+        """Replace the stored spec (the fields Katib lets a user edit: trial counts)."""
+        with self._session.begin() as s:
+            row = s.get(ExperimentRow, uid)
+            if row is None:
+                raise StoreError(f"no experiment with uid {uid}")
+            row.spec = spec
 
     def set_experiment_phase(
         self, uid: str, phase: ExperimentPhase, reason: str, message: str = ""

@@ -1,0 +1,77 @@
+"""Request bodies in: JSON or YAML (safe, no aliases, one document) to plain data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from hyperflow.handlers.errors import BadRequest, UnsupportedMediaType
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+JSON_TYPES = ("application/json", "application/merge-patch+json")
+
+
+class _NoAliases(yaml.SafeLoader):
+    """A safe loader that refuses anchors/aliases: a small body must not expand into a
+    huge object (the "billion laughs"). Pure Python: the C loader composes nodes in C."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases are not accepted by the API", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def decode(raw: bytes, content_type: str | None, *, yaml_ok: bool = True) -> Any:
+    """The body as data; 415 for a media type other than JSON (or YAML), 400 if malformed."""
+    media = _media_type(content_type)
+    if media in JSON_TYPES:
+        return _json(raw)
+    if yaml_ok and media in YAML_TYPES:
+        return _yaml(raw)
+    accepted = ", ".join(JSON_TYPES + (YAML_TYPES if yaml_ok else ()))
+    raise UnsupportedMediaType(f"Content-Type must be one of {accepted}; got {media or 'none'!r}")
+
+
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"body is not UTF-8 (byte {exc.start})") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(_text(raw), parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise BadRequest(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("invalid JSON: nested too deeply") from None
+
+
+def _yaml(raw: bytes) -> Any:
+    text = _text(raw)
+    try:
+        documents = [d for d in yaml.load_all(text, Loader=_NoAliases) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise BadRequest(f"invalid YAML: {problem}{where}") from None
+    except RecursionError:
+        raise BadRequest("invalid YAML: nested too deeply") from None
+    if len(documents) != 1:
+        raise BadRequest(f"the body must hold one object; it holds {len(documents)}")
+    return documents[0]

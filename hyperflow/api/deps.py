@@ -1,0 +1,36 @@
+"""What routes share: the control plane on ``app.state`` and the caller from the
+``Authorization`` header."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from hyperflow.handlers.auth import Caller
+from hyperflow.handlers.errors import Unauthorized
+from hyperflow.plane import ControlPlane
+
+
+def plane(request: Request) -> ControlPlane:
+    return request.app.state.plane
+
+
+def bearer(authorization: str | None) -> str | None:
+    if authorization is None:
+        return None
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise Unauthorized("Authorization must be 'Bearer <token>'")
+    return credentials.strip()
+
+
+def caller(
+    request: Request,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Caller:
+    return plane(request).tokens.authenticate(bearer(authorization))
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+PlaneDep = Annotated[ControlPlane, Depends(plane)]

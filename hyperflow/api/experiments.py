@@ -1,0 +1,238 @@
+"""Experiment, trial, best, log and push routes: each a few lines over ExperimentHandlers."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response, StreamingResponse
+
+from hyperflow.api import bodies
+from hyperflow.api.deps import CallerDep, PlaneDep, bearer
+from hyperflow.handlers.errors import BadRequest
+from hyperflow.handlers.paging import Page
+
+router = APIRouter(tags=["experiments"])
+NS = "/apis/v1/namespaces/{namespace}"
+_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+_OBJECT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+_PATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/merge-patch+json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "spec": {
+                            "type": "object",
+                            "properties": {
+                                "maxTrialCount": {"type": ["integer", "null"]},
+                                "parallelTrialCount": {"type": "integer"},
+                                "maxFailedTrialCount": {"type": ["integer", "null"]},
+                            },
+                        }
+                    },
+                }
+            },
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
+_PUSH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["observations"],
+                    "properties": {
+                        "observations": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["name", "value"],
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "value": {"type": "number"},
+                                    "step": {"type": ["integer", "null"]},
+                                    "timestamp": {"type": ["number", "null"]},
+                                },
+                            },
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+Limit = Annotated[int | None, Query(ge=0, description="page size (default 100, at most 5000)")]
+Continue = Annotated[str | None, Query(alias="continue", description="token of the next page")]
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    """JSON with orjson: for a 10,000-trial experiment FastAPI's own encoding of the
+    returned dict would cost more than reading it from the store."""
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def list_body(kind: str, page: Page) -> Response:
+    return json_response(
+        {
+            "apiVersion": "v1",
+            "kind": f"{kind}List",
+            "metadata": {"continue": page.next, "resourceVersion": str(page.resource_version)},
+            "items": page.items,
+        }
+    )
+
+
+@router.post(f"{NS}/experiments", status_code=201, openapi_extra=_OBJECT_BODY)
+async def create_experiment(
+    namespace: str, request: Request, caller: CallerDep, plane: PlaneDep
+) -> Response:
+    body = bodies.decode(await request.body(), request.headers.get("content-type"))
+    created = await run_in_threadpool(plane.experiments.create, caller, namespace, body)
+    return json_response(created, 201)
+
+
+@router.get(f"{NS}/experiments")
+def list_experiments(
+    namespace: str,
+    caller: CallerDep,
+    plane: PlaneDep,
+    phase: str | None = None,
+    limit: Limit = None,
+    continue_: Continue = None,
+) -> Response:
+    page = plane.experiments.list(caller, namespace, phase=phase, limit=limit, continue_=continue_)
+    return list_body("Experiment", page)
+
+
+@router.get("/apis/v1/experiments")
+def list_all_experiments(
+    caller: CallerDep,
+    plane: PlaneDep,
+    phase: str | None = None,
+    limit: Limit = None,
+    continue_: Continue = None,
+) -> Response:
+    """Experiments of every namespace the token may see (all for an admin)."""
+    page = plane.experiments.list(caller, None, phase=phase, limit=limit, continue_=continue_)
+    return list_body("Experiment", page)
+
+
+@router.get(f"{NS}/experiments/{{name}}")
+def get_experiment(namespace: str, name: str, caller: CallerDep, plane: PlaneDep) -> Response:
+    return json_response(plane.experiments.get(caller, namespace, name))
+
+
+@router.patch(f"{NS}/experiments/{{name}}", openapi_extra=_PATCH_BODY)
+async def patch_experiment(
+    namespace: str, name: str, request: Request, caller: CallerDep, plane: PlaneDep
+) -> Response:
+    patch = bodies.decode(await request.body(), request.headers.get("content-type"), yaml_ok=False)
+    patched = await run_in_threadpool(plane.experiments.patch, caller, namespace, name, patch)
+    return json_response(patched)
+
+
+@router.delete(f"{NS}/experiments/{{name}}")
+def delete_experiment(namespace: str, name: str, caller: CallerDep, plane: PlaneDep) -> Response:
+    return json_response(plane.experiments.delete(caller, namespace, name))
+
+
+@router.get(f"{NS}/experiments/{{name}}/best")
+def best(namespace: str, name: str, caller: CallerDep, plane: PlaneDep) -> Response:
+    return json_response(plane.experiments.best(caller, namespace, name))
+
+
+@router.get(f"{NS}/experiments/{{name}}/trials")
+def list_trials(
+    namespace: str,
+    name: str,
+    caller: CallerDep,
+    plane: PlaneDep,
+    phase: str | None = None,
+    sort: str | None = Query(None, description="objective or creation (default)"),
+    order: str | None = Query(None, description="asc or desc (objective: best first)"),
+    limit: Limit = None,
+    continue_: Continue = None,
+) -> Response:
+    page = plane.experiments.list_trials(
+        caller,
+        namespace,
+        name,
+        phase=phase,
+        sort=sort,
+        order=order,
+        limit=limit,
+        continue_=continue_,
+    )
+    return list_body("Trial", page)
+
+
+@router.get(f"{NS}/experiments/{{name}}/trials/{{trial}}")
+def get_trial(
+    namespace: str, name: str, trial: str, caller: CallerDep, plane: PlaneDep
+) -> Response:
+    return json_response(plane.experiments.get_trial(caller, namespace, name, trial))
+
+
+@router.get(
+    f"{NS}/experiments/{{name}}/trials/{{trial}}/log",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+def trial_log(
+    namespace: str,
+    name: str,
+    trial: str,
+    caller: CallerDep,
+    plane: PlaneDep,
+    follow: bool = False,
+) -> Response:
+    log = plane.experiments.trial_log(caller, namespace, name, trial)
+    if follow:
+        return StreamingResponse(log.follow(), media_type="text/plain; charset=utf-8")
+    return Response(log.read(), media_type="text/plain; charset=utf-8")
+
+
+@router.post(f"{NS}/experiments/{{name}}/trials/{{trial}}/observations", openapi_extra=_PUSH_BODY)
+async def push_observations(
+    namespace: str,
+    name: str,
+    trial: str,
+    request: Request,
+    plane: PlaneDep,
+    authorization: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> Response:
+    """A trial's ``report()``: the trial's push token as bearer token; each
+    ``Idempotency-Key`` is stored once (a retry answers ``duplicate: true``)."""
+    if idempotency_key is not None and not _KEY.fullmatch(idempotency_key):
+        raise BadRequest("Idempotency-Key: 1-64 of A-Z a-z 0-9 - _")
+    payload = bodies.decode(await request.body(), "application/json", yaml_ok=False)
+    accepted = await run_in_threadpool(
+        plane.experiments.push,
+        namespace,
+        name,
+        trial,
+        bearer(authorization),
+        payload,
+        idempotency_key,
+    )
+    return json_response(accepted)

@@ -1,0 +1,114 @@
+"""Plain ASGI middleware: request body limits (413) and API latency metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+from prometheus_client import Histogram
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
+    data = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
+
+
+class BodyLimit:
+    """A request body over ``limit(path)`` bytes is answered 413 (by its Content-Length
+    before any of it is read, or as soon as a streamed body passes the limit)."""
+
+    def __init__(self, app: ASGIApp, limit: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit(scope["path"])
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    await _json(send, 400, {"error": "bad Content-Length"})
+                    return
+                if length > limit:
+                    await _json(send, 413, {"error": f"request body over {limit} bytes"})
+                    return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _json(send, 413, {"error": f"request body over {limit} bytes"})
+
+
+class RequestMetrics:
+    """Observes each request's latency (until its response starts) by method, route
+    template (``/apis/v1/namespaces/{namespace}/experiments``, never the raw path: the
+    label set stays bounded) and status code."""
+
+    def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
+        self.app = app
+        self.histogram = histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        observed = False
+
+        async def timed_send(message: Message) -> None:
+            nonlocal observed
+            if message["type"] == "http.response.start" and not observed:
+                observed = True
+                route = scope.get("route")
+                template = getattr(route, "path", None) or "unmatched"
+                self.histogram.labels(scope["method"], template, str(message["status"])).observe(
+                    time.perf_counter() - start
+                )
+            await send(message)
+
+        await self.app(scope, receive, timed_send)

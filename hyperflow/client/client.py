@@ -1,0 +1,344 @@
+"""The client: HTTP calls to the API, errors as :class:`ApiError` with the server's
+message and field details."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+BASE_DIR_ANNOTATION = "hyperflow.io/base-dir"
+API = "/apis/v1"
+
+
+class ApiError(RuntimeError):
+    """The server refused a request: ``status``, its one-line ``message`` and ``details``
+    (``[{"path", "message"}]`` for field errors)."""
+
+    def __init__(self, status: int, message: str, details: list[dict[str, str]] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details or []
+
+    def lines(self) -> list[str]:
+        return [self.message] + [
+            f"  {d.get('path')}: {d.get('message')}" if d.get("path") else f"  {d.get('message')}"
+            for d in self.details
+        ]
+
+
+class ServerUnavailable(ApiError):
+    """No server answers at the address."""
+
+
+def _experiment_body(experiment: Any) -> dict[str, Any]:
+    if isinstance(experiment, dict):
+        return experiment
+    if isinstance(experiment, str):
+        import yaml
+
+        data = yaml.safe_load(experiment)
+        if not isinstance(data, dict):
+            raise ValueError("an Experiment must be a mapping")
+        return data
+    to_dict = getattr(experiment, "to_dict", None)
+    if callable(to_dict):
+        body = to_dict()
+        base_dir = getattr(experiment, "base_dir", None)
+        if base_dir is not None:
+            md = body.setdefault("metadata", {})
+            md.setdefault("annotations", {})[BASE_DIR_ANNOTATION] = str(Path(base_dir).resolve())
+        return body
+    raise TypeError(f"cannot send {type(experiment).__name__} as an Experiment")
+
+
+class Client:
+    """The control plane at ``server`` (default: ``$HYPERFLOW_SERVER``, else
+    http://127.0.0.1:8080), with ``token`` (default ``$HYPERFLOW_TOKEN``)."""
+
+    def __init__(
+        self,
+        server: str | None = None,
+        token: str | None = None,
+        namespace: str = "default",
+        timeout: float = 60.0,
+    ) -> None:
+        self.server = (server or os.environ.get("HYPERFLOW_SERVER") or DEFAULT_SERVER).rstrip("/")
+        self.token = token if token is not None else os.environ.get("HYPERFLOW_TOKEN")
+        self.namespace = namespace
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kw)
+        except httpx.ConnectError:
+            raise ServerUnavailable(0, self._unavailable()) from None
+        except httpx.TimeoutException as exc:
+            raise ApiError(
+                0, f"the server at {self.server} did not answer in time: {exc}"
+            ) from None
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    def _unavailable(self) -> str:
+        return (
+            f"no hyperflow server answers at {self.server} (start one with `hyperflow server`, "
+            "or point --server / HYPERFLOW_SERVER at one)"
+        )
+
+    def _ns(self, namespace: str | None) -> str:
+        return namespace or self.namespace
+
+    def list_all(self, path: str, params: dict[str, Any] | None = None) -> tuple[list[Any], str]:
+        """Every item of a list, following ``continue`` tokens (pages of 500, as kubectl's
+        chunks); and the resourceVersion of the first page."""
+        params = {"limit": 500, **(params or {})}
+        items: list[Any] = []
+        version = ""
+        while True:
+            body = self.request("GET", path, params=params).json()
+            items += body["items"]
+            version = version or body["metadata"].get("resourceVersion", "")
+            token = body["metadata"].get("continue")
+            if not token:
+                return items, version
+            params["continue"] = token
+
+    def watch(
+        self,
+        namespace: str | None = None,
+        object: str | None = None,
+        resource_version: str | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Events as they happen (server-sent events): ``{"type", "kind", "name", ...}``.
+        ``namespace=None``: every namespace the token may see. Ends after ``timeout``
+        seconds without an event (None: never)."""
+        path = f"{API}/namespaces/{namespace}/events" if namespace else f"{API}/events"
+        params: dict[str, Any] = {"watch": "true"}
+        if object:
+            params["object"] = object
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        try:
+            with self._http.stream(
+                "GET", path, params=params, timeout=httpx.Timeout(10.0, read=timeout)
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                data: list[str] = []
+                for line in response.iter_lines():
+                    if line.startswith("data:"):
+                        data.append(line[5:].strip())
+                    elif line == "" and data:
+                        yield json.loads("\n".join(data))
+                        data = []
+        except httpx.ConnectError:
+            raise ServerUnavailable(0, self._unavailable()) from None
+        except httpx.ReadTimeout:
+            return
+
+    # -- experiments (KatibClient's names) --------------------------------------------
+
+    def create_experiment(self, experiment: Any, namespace: str | None = None) -> dict[str, Any]:
+        """Create an Experiment: a dict, YAML text or a ``tuner.spec`` Experiment."""
+        body = _experiment_body(experiment)
+        ns = namespace or (body.get("metadata") or {}).get("namespace") or self.namespace
+        return self.request("POST", f"{API}/namespaces/{ns}/experiments", json=body).json()
+
+    def get_experiment(self, name: str, namespace: str | None = None) -> dict[str, Any]:
+        path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{name}"
+        return self.request("GET", path).json()
+
+    def list_experiments(
+        self, namespace: str | None = None, phase: str | None = None, all_namespaces: bool = False
+    ) -> list[dict[str, Any]]:
+        path = (
+            f"{API}/experiments"
+            if all_namespaces
+            else f"{API}/namespaces/{self._ns(namespace)}/experiments"
+        )
+        return self.list_all(path, {"phase": phase} if phase else None)[0]
+
+    def delete_experiment(self, name: str, namespace: str | None = None) -> dict[str, Any]:
+        path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{name}"
+        return self.request("DELETE", path).json()
+
+    def edit_experiment_budget(
+        self,
+        name: str,
+        namespace: str | None = None,
+        max_trial_count: int | None = None,
+        parallel_trial_count: int | None = None,
+        max_failed_trial_count: int | None = None,
+    ) -> dict[str, Any]:
+        """Katib's budget edit (a merge patch): raising ``max_trial_count`` of an
+        experiment that reached it restarts it (resumePolicy LongRunning/FromVolume)."""
+        spec = {
+            k: v
+            for k, v in (
+                ("maxTrialCount", max_trial_count),
+                ("parallelTrialCount", parallel_trial_count),
+                ("maxFailedTrialCount", max_failed_trial_count),
+            )
+            if v is not None
+        }
+        if not spec:
+            raise ValueError("set max_trial_count, parallel_trial_count or max_failed_trial_count")
+        return self.patch_experiment(name, {"spec": spec}, namespace)
+
+    def patch_experiment(
+        self, name: str, patch: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{name}"
+        return self.request(
+            "PATCH",
+            path,
+            content=json.dumps(patch),
+            headers={"content-type": "application/merge-patch+json"},
+        ).json()
+
+    def get_experiment_conditions(
+        self, name: str, namespace: str | None = None, experiment: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        experiment = experiment or self.get_experiment(name, namespace)
+        return list(experiment.get("status", {}).get("conditions", []))
+
+    def is_experiment_succeeded(self, name: str, namespace: str | None = None) -> bool:
+        return _has_condition(self.get_experiment_conditions(name, namespace), "Succeeded")
+
+    def is_experiment_failed(self, name: str, namespace: str | None = None) -> bool:
+        return _has_condition(self.get_experiment_conditions(name, namespace), "Failed")
+
+    def wait_for_experiment_condition(
+        self,
+        name: str,
+        namespace: str | None = None,
+        expected_condition: str = "Succeeded",
+        timeout: float = 600,
+        polling_interval: float = 15,
+    ) -> dict[str, Any]:
+        """Wait until the experiment has ``expected_condition`` (Katib's semantics: a
+        Failed experiment raises RuntimeError unless Failed is expected; TimeoutError after
+        ``timeout`` s). Follows the event stream, so it returns as soon as the condition
+        is set; ``polling_interval`` bounds the wait between checks if events stall."""
+        ns = self._ns(namespace)
+        deadline = time.monotonic() + timeout
+        while True:
+            experiment = self.get_experiment(name, ns)
+            conditions = self.get_experiment_conditions(name, ns, experiment)
+            if _has_condition(conditions, expected_condition):
+                return experiment
+            if expected_condition != "Failed" and _has_condition(conditions, "Failed"):
+                raise RuntimeError(
+                    f"Experiment: {ns}/{name} is Failed. Experiment conditions: {conditions}"
+                )
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(
+                    f"Timeout waiting for Experiment: {ns}/{name} to reach {expected_condition} state"
+                )
+            version = None
+            for _event in self.watch(
+                ns, f"experiments/{name}", version, timeout=min(polling_interval, left)
+            ):
+                break  # something changed: check again
+
+    def get_optimal_hyperparameters(
+        self, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        """Katib's currentOptimalTrial, or None while no trial succeeded."""
+        optimal = self.get_experiment(name, namespace).get("status", {}).get("currentOptimalTrial")
+        if not optimal or not optimal.get("observation", {}).get("metrics"):
+            return None
+        return optimal
+
+    def get_best(self, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """currentOptimalTrial with its MLflow run id and storageUri(s)."""
+        path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{name}/best"
+        return self.request("GET", path).json()
+
+    # -- trials -------------------------------------------------------------------------
+
+    def list_trials(
+        self,
+        experiment_name: str,
+        namespace: str | None = None,
+        phase: str | None = None,
+        sort: str | None = None,
+        order: str | None = None,
+    ) -> list[dict[str, Any]]:
+        path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{experiment_name}/trials"
+        params = {k: v for k, v in (("phase", phase), ("sort", sort), ("order", order)) if v}
+        return self.list_all(path, params)[0]
+
+    def get_trial(
+        self, name: str, experiment_name: str, namespace: str | None = None
+    ) -> dict[str, Any]:
+        path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{experiment_name}/trials/{name}"
+        return self.request("GET", path).json()
+
+    def get_success_trial_details(
+        self, experiment_name: str, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": t["metadata"]["name"],
+                "parameter_assignments": t["spec"]["parameterAssignments"],
+                "metrics": t["status"]["observation"]["metrics"],
+            }
+            for t in self.list_trials(experiment_name, namespace, phase="Succeeded")
+        ]
+
+    def trial_logs(
+        self, experiment_name: str, trial: str, namespace: str | None = None, follow: bool = False
+    ) -> Iterator[bytes]:
+        path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{experiment_name}/trials/{trial}/log"
+        try:
+            with self._http.stream(
+                "GET",
+                path,
+                params={"follow": "true"} if follow else None,
+                timeout=httpx.Timeout(10.0, read=None),
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                yield from response.iter_bytes()
+        except httpx.ConnectError:
+            raise ServerUnavailable(0, self._unavailable()) from None
+
+
+def _has_condition(conditions: list[dict[str, Any]], type_: str) -> bool:
+    return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions)
+
+
+def _error(response: httpx.Response) -> ApiError:
+    try:
+        body = response.json()
+        message = str(body.get("error") or body)
+        details = body.get("details") or []
+    except (ValueError, AttributeError):
+        message, details = response.text[:500] or response.reason_phrase, []
+    return ApiError(response.status_code, message, details)

@@ -1,0 +1,123 @@
+"""Who is calling: bearer tokens scoped to namespaces, and the rule for when none is needed.
+
+A token is ``hf_<id>_<secret>``; the store keeps the id, the SHA-256 of the secret, the
+namespaces and the admin flag, never the token. Rules (:meth:`Tokens.authenticate`):
+
+* a token that is given must be valid (else 401), whether or not the server needs one;
+* without a token: 401 if the server is bound to a non-loopback address or any token
+  exists, else the caller is an anonymous admin (a loopback server nobody configured:
+  the same trust as today's foreground commands);
+* a caller may use a namespace it holds (else 403); an admin token holds all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from hyperflow.handlers.errors import Forbidden, Invalid, NotFound, Unauthorized
+from hyperflow.handlers.names import check_dns_label
+from hyperflow.store.tokens import TokenRecord, TokenStore
+
+_TOKEN = re.compile(r"hf_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated caller: the namespaces it may use, or all (admin)."""
+
+    name: str
+    namespaces: frozenset[str]
+    admin: bool = False
+
+    def can(self, namespace: str) -> bool:
+        return self.admin or namespace in self.namespaces
+
+    def check(self, namespace: str) -> None:
+        if not self.can(namespace):
+            raise Forbidden(f"token {self.name} may not use namespace {namespace!r}")
+
+    def visible(self) -> frozenset[str] | None:
+        """The namespaces a list across all namespaces shows; None: every one."""
+        return None if self.admin else self.namespaces
+
+
+ANONYMOUS = Caller("anonymous", frozenset(), admin=True)
+LOCAL_ADMIN = Caller("local", frozenset(), admin=True)
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Tokens:
+    """Token handlers: create/list/revoke (admins) and authenticate (every request)."""
+
+    def __init__(self, store: TokenStore, *, loopback: bool) -> None:
+        self.store = store
+        self.loopback = loopback
+
+    def required(self) -> bool:
+        return not self.loopback or self.store.any()
+
+    def authenticate(self, bearer: str | None) -> Caller:
+        if bearer is None:
+            if self.required():
+                raise Unauthorized(
+                    "this server needs a bearer token: Authorization: Bearer <token> "
+                    "(hyperflow token create --namespace NS)"
+                )
+            return ANONYMOUS
+        match = _TOKEN.fullmatch(bearer)
+        record = self.store.get(match.group(1)) if match else None
+        if (
+            match is None
+            or record is None
+            or not hmac.compare_digest(record.secret_hash, _hash(match.group(2)))
+        ):
+            raise Unauthorized("invalid or revoked bearer token")
+        return Caller(record.id, frozenset(record.namespaces), record.admin)
+
+    def create(
+        self,
+        caller: Caller,
+        namespaces: Iterable[str],
+        *,
+        admin: bool = False,
+        description: str = "",
+    ) -> tuple[TokenRecord, str]:
+        """A new token; the token itself is returned only here (only its hash is kept)."""
+        self._admin_only(caller)
+        names = sorted(set(namespaces))
+        problems = [
+            p
+            for i, ns in enumerate(names)
+            for p in check_dns_label(ns, f"namespaces[{i}]", what="a namespace")
+        ]
+        if problems:
+            raise Invalid("invalid namespace", problems)
+        if not names and not admin:
+            raise Invalid("a token needs at least one namespace, or admin")
+        token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+        record = self.store.add(token_id, _hash(secret), names, admin, description)
+        return record, f"hf_{token_id}_{secret}"
+
+    def list(self, caller: Caller) -> list[TokenRecord]:
+        self._admin_only(caller)
+        return self.store.list()
+
+    def revoke(self, caller: Caller, token_id: str) -> None:
+        self._admin_only(caller)
+        if token_id.startswith("hf_"):
+            token_id = token_id.split("_")[1]
+        if not self.store.delete(token_id):
+            raise NotFound(f"no token {token_id}")
+
+    @staticmethod
+    def _admin_only(caller: Caller) -> None:
+        if not caller.admin:
+            raise Forbidden("managing tokens needs an admin token")

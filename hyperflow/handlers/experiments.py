@@ -1,0 +1,549 @@
+"""Experiment handlers: create/list/get/patch/delete, trials, best, logs, pushed metrics.
+
+Records in, records out (Katib-shaped dicts), no HTTP: the API routes, the CLI (through
+the API) and the UI call these. Every method takes the :class:`Caller` first and checks
+the namespace before it reads anything; nothing else reads the store for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import hmac
+import logging
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hyperflow.handlers import paging
+from hyperflow.handlers.auth import Caller
+from hyperflow.handlers.errors import (
+    BadRequest,
+    Conflict,
+    FieldProblem,
+    Invalid,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
+from hyperflow.handlers.events import DELETED, MODIFIED, EventBus
+from hyperflow.handlers.names import check_dns_label
+from hyperflow.manager import OWNER, ExperimentManager
+from tuner.settings import TunerSettings
+from tuner.spec import SpecError, parse_experiment
+from tuner.spec.models import Experiment, ObjectiveType, ResumePolicy
+from tuner.status import object_of, optimal_trial_object, rfc3339, status_of, trial_object
+from tuner.store import ExperimentExists, ExperimentRecord, Store, TrialRecord
+from tuner.store.queries import best_trial, page_experiments, page_trials, trial_phases
+from tuner.types import ExperimentPhase, ExperimentReason, TrialPhase
+
+log = logging.getLogger(__name__)
+
+# The folder trials run in (relative commands and paths resolve there), for an experiment
+# submitted without a file: the client sends the folder of the file it read.
+BASE_DIR_ANNOTATION = "hyperflow.io/base-dir"
+EDITABLE = ("maxTrialCount", "parallelTrialCount", "maxFailedTrialCount")
+_PHASES = {p.value for p in ExperimentPhase}
+_TRIAL_PHASES = {p.value for p in TrialPhase}
+
+RunIdLookup = Callable[[Experiment, str, str], "str | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrialLog:
+    """A trial's combined stdout/stderr: read whole, or followed while the trial runs."""
+
+    path: Path
+    running: Callable[[], bool]
+
+    def read(self) -> bytes:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return b""
+
+    async def follow(self, poll: float = 0.2) -> AsyncIterator[bytes]:
+        """What is in the log, then what is appended, until the trial has ended."""
+        offset = 0
+        while True:
+            running = self.running()  # before reading: nothing written after is missed
+            chunk = await asyncio.to_thread(self._read_from, offset)
+            if chunk:
+                offset += len(chunk)
+                yield chunk
+                continue
+            if not running:
+                return
+            await asyncio.sleep(poll)
+
+    def _read_from(self, offset: int) -> bytes:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(offset)
+                return f.read(1 << 20)
+        except FileNotFoundError:
+            return b""
+
+
+class ExperimentHandlers:
+    def __init__(
+        self,
+        store: Store,
+        manager: ExperimentManager,
+        events: EventBus,
+        settings: TunerSettings,
+        run_id_lookup: RunIdLookup | None = None,
+    ) -> None:
+        self.store = store
+        self.manager = manager
+        self.events = events
+        self.settings = settings
+        self.run_id_lookup = run_id_lookup
+        self._run_ids: dict[tuple[str, str], str] = {}
+
+    # -- experiments -----------------------------------------------------------------
+
+    def create(self, caller: Caller, namespace: str, body: Any) -> dict[str, Any]:
+        """Store and start an Experiment (Katib object as a mapping); 409 if the name is
+        taken, 422 with every field error."""
+        self._namespace(caller, namespace)
+        if not isinstance(body, dict):
+            raise Invalid("an Experiment must be a mapping (a YAML or JSON object)")
+        problems: list[FieldProblem] = []
+        metadata = body.get("metadata")
+        if isinstance(metadata, dict):
+            given = metadata.get("namespace")
+            if given is not None and given != namespace:
+                problems.append(
+                    FieldProblem(
+                        "metadata.namespace",
+                        f"{given!r} does not match the namespace of the request ({namespace!r})",
+                    )
+                )
+            problems += check_dns_label(metadata.get("name"), "metadata.name")
+            body = {**body, "metadata": {**metadata, "namespace": namespace}}
+        base_dir = self._base_dir(body, problems)
+        try:
+            experiment = parse_experiment(body, base_dir=base_dir)
+        except SpecError as exc:
+            paths = {p.path for p in problems}
+            problems += [FieldProblem(e.path, e.message) for e in exc.errors if e.path not in paths]
+        if problems:
+            raise Invalid("the Experiment is invalid", problems)
+        md = experiment.metadata
+        try:
+            record = self.store.create_experiment(
+                namespace,
+                md.name,
+                experiment.to_dict(),
+                str(base_dir) if base_dir else None,
+                "local",
+                owner=OWNER,
+            )
+        except ExperimentExists:
+            raise Conflict(
+                f'experiments "{md.name}" already exists in namespace {namespace}'
+            ) from None
+        self.manager.start(record)
+        return self._object(record)
+
+    def list(
+        self,
+        caller: Caller,
+        namespace: str | None,
+        *,
+        phase: str | None = None,
+        limit: int | None = None,
+        continue_: str | None = None,
+    ) -> paging.Page:
+        """Experiments of ``namespace`` (None: every namespace the caller may see)."""
+        if namespace is not None:
+            self._namespace(caller, namespace)
+            namespaces: frozenset[str] | None = frozenset({namespace})
+        else:
+            namespaces = caller.visible()
+        if phase is not None and phase not in _PHASES:
+            raise BadRequest(f"phase must be one of {', '.join(sorted(_PHASES))}; got {phase!r}")
+        version = self.events.resource_version()
+        query = ("experiments", namespace, phase)
+        offset, limit = paging.start(limit, continue_, query)
+        records, more = page_experiments(
+            self.store, sorted(namespaces) if namespaces is not None else None, phase, offset, limit
+        )
+        items = [self._object(r) for r in records]
+        return paging.Page(items, paging.next_token(offset, len(items), more, query), version)
+
+    def get(self, caller: Caller, namespace: str, name: str) -> dict[str, Any]:
+        return self._object(self._record(caller, namespace, name))
+
+    def patch(self, caller: Caller, namespace: str, name: str, patch: Any) -> dict[str, Any]:
+        """JSON merge patch of Katib's editable budget: ``spec.maxTrialCount``,
+        ``spec.parallelTrialCount``, ``spec.maxFailedTrialCount`` (null removes a limit).
+        Raising ``maxTrialCount`` of an experiment that Succeeded because it reached it
+        restarts it, if its ``resumePolicy`` is LongRunning or FromVolume (Katib's rule)."""
+        record = self._record(caller, namespace, name)
+        changes = _budget_patch(patch)
+        new_spec = {**record.spec, "spec": {**record.spec["spec"]}}
+        for key, value in changes.items():
+            if value is None:
+                new_spec["spec"].pop(key, None)
+            else:
+                new_spec["spec"][key] = value
+        try:
+            experiment = parse_experiment(new_spec)
+        except SpecError as exc:
+            raise Invalid(
+                "the patched Experiment is invalid",
+                [FieldProblem(e.path, e.message) for e in exc.errors],
+            ) from None
+        spec = experiment.spec
+        if new_spec["spec"] == record.spec["spec"]:
+            return self._object(record)
+        restart = False
+        if record.phase.finished:
+            if not (
+                record.reason == ExperimentReason.MAX_TRIALS_REACHED.value
+                and spec.resume_policy in (ResumePolicy.LONG_RUNNING, ResumePolicy.FROM_VOLUME)
+            ):
+                raise Invalid(
+                    "the experiment has finished",
+                    [
+                        FieldProblem(
+                            "spec.resumePolicy",
+                            "an experiment can be restarted only if it succeeded by reaching "
+                            "maxTrialCount and spec.resumePolicy is LongRunning or FromVolume",
+                        )
+                    ],
+                )
+            restart = True
+            if record.owner != OWNER:
+                raise Conflict(
+                    f"experiment {namespace}/{name} was run by `hyperflow experiment run`; "
+                    "run it there again to resume it"
+                )
+            trials = len(trial_phases(self.store, record.uid))
+            if spec.max_trial_count is not None and spec.max_trial_count <= trials:
+                raise Invalid(
+                    "maxTrialCount too low to restart",
+                    [
+                        FieldProblem(
+                            "spec.maxTrialCount", f"must be greater than status.trials ({trials})"
+                        )
+                    ],
+                )
+        self.store.set_spec(record.uid, experiment.to_dict())
+        controller = self.manager.controller(namespace, name)
+        if controller is not None:
+            controller.set_trial_counts(
+                max_trial_count=spec.max_trial_count,
+                parallel_trial_count=spec.parallel_trial_count,
+                max_failed_trial_count=spec.max_failed_trial_count,
+            )
+        if restart:
+            self.store.set_experiment_phase(
+                record.uid,
+                ExperimentPhase.RESTARTING,
+                "ExperimentRestarting",
+                "Experiment is restarting",
+            )
+            self.manager.start(self.store.get_experiment_by_uid(record.uid))
+        updated = self.store.get_experiment_by_uid(record.uid)
+        self.events.publish(
+            MODIFIED,
+            "Experiment",
+            namespace,
+            name,
+            reason="ExperimentBudgetChanged",
+            message=", ".join(f"{k}={v}" for k, v in changes.items()),
+            status={"phase": updated.phase.value},
+        )
+        return self._object(updated)
+
+    def delete(self, caller: Caller, namespace: str, name: str) -> dict[str, Any]:
+        """Stop the controller (running trials are killed) and delete the experiment, its
+        trials and their folders. MLflow runs are kept."""
+        record = self._record(caller, namespace, name)
+        obj = self._object(record)
+        if self.manager.is_running(namespace, name):
+            if not self.manager.stop(namespace, name):
+                raise Unavailable(f"experiment {namespace}/{name} is still stopping; try again")
+        elif record.controller_pid and not record.phase.finished and _alive(record.controller_pid):
+            raise Conflict(
+                f"experiment {namespace}/{name} is being run by process {record.controller_pid} "
+                "(hyperflow experiment run); stop it first"
+            )
+        self.store.delete_experiment(record.uid)
+        shutil.rmtree(self.settings.home / "experiments" / namespace / name, ignore_errors=True)
+        self.events.publish(DELETED, "Experiment", namespace, name, reason="ExperimentDeleted")
+        return obj
+
+    def best(self, caller: Caller, namespace: str, name: str) -> dict[str, Any]:
+        """Katib's currentOptimalTrial, its MLflow run and the storage URIs of what the
+        trial saved (``runs:/<run id>/<entry>``), as ``experiment best`` prints them."""
+        record = self._record(caller, namespace, name)
+        best = self._best(record)
+        out: dict[str, Any] = {"currentOptimalTrial": optimal_trial_object(best)}
+        run_id = None if best is None else self._run_id(record, best)
+        saved = Path(best.trial_dir, "artifacts") if best is not None else None
+        entries = sorted(p.name for p in saved.iterdir()) if saved and saved.is_dir() else []
+        out["mlflowRunId"] = run_id
+        out["storageUris"] = [f"runs:/{run_id}/{e}" for e in entries] if run_id else []
+        preferred = "model" if "model" in entries else (entries[0] if entries else None)
+        out["storageUri"] = f"runs:/{run_id}/{preferred}" if run_id and preferred else None
+        return out
+
+    # -- trials ----------------------------------------------------------------------
+
+    def list_trials(
+        self,
+        caller: Caller,
+        namespace: str,
+        name: str,
+        *,
+        phase: str | None = None,
+        sort: str | None = None,
+        order: str | None = None,
+        limit: int | None = None,
+        continue_: str | None = None,
+    ) -> paging.Page:
+        """Trials in creation order, or ``sort="objective"`` (best first by default;
+        ``order`` asc/desc), optionally of one ``phase``; paged."""
+        record = self._record(caller, namespace, name)
+        if phase is not None and phase not in _TRIAL_PHASES:
+            raise BadRequest(
+                f"phase must be one of {', '.join(sorted(_TRIAL_PHASES))}; got {phase!r}"
+            )
+        if sort not in (None, "objective", "creation"):
+            raise BadRequest(f"sort must be objective or creation; got {sort!r}")
+        if order not in (None, "asc", "desc"):
+            raise BadRequest(f"order must be asc or desc; got {order!r}")
+        by_objective = sort == "objective"
+        if order is None:
+            maximize = _objective_type(record) is ObjectiveType.MAXIMIZE
+            descending = by_objective and maximize
+        else:
+            descending = order == "desc"
+        version = self.events.resource_version()
+        query = ("trials", namespace, name, phase, sort, order)
+        offset, limit = paging.start(limit, continue_, query)
+        trials, more = page_trials(
+            self.store,
+            record.uid,
+            phase=phase,
+            by_objective=by_objective,
+            descending=descending,
+            offset=offset,
+            limit=limit,
+        )
+        items = [trial_object(record, t) for t in trials]
+        return paging.Page(items, paging.next_token(offset, len(items), more, query), version)
+
+    def get_trial(self, caller: Caller, namespace: str, name: str, trial: str) -> dict[str, Any]:
+        """The Trial with its observation log (every value with its step and time), the
+        reason of its phase and its MLflow run id."""
+        record = self._record(caller, namespace, name)
+        t = self._trial(record, trial)
+        obj = trial_object(record, t)
+        obj["status"]["observationLog"] = {
+            "metricLogs": [
+                {
+                    "timeStamp": rfc3339(o.timestamp),
+                    "metric": {"name": o.name, "value": repr(o.value)},
+                    "step": o.step,
+                }
+                for o in self.store.observations(t.id)
+            ]
+        }
+        obj["status"]["exitCode"] = t.exit_code
+        obj["status"]["mlflowRunId"] = self._run_id(record, t)
+        return obj
+
+    def trial_log(self, caller: Caller, namespace: str, name: str, trial: str) -> TrialLog:
+        record = self._record(caller, namespace, name)
+        t = self._trial(record, trial)
+
+        def running() -> bool:
+            current = self.store.get_trial(record.uid, trial)
+            return current is not None and not current.phase.finished
+
+        return TrialLog(Path(t.trial_dir) / "trial.log", running)
+
+    def push(
+        self,
+        namespace: str,
+        name: str,
+        trial: str,
+        token: str | None,
+        payload: Any,
+        key: str | None,
+    ) -> dict[str, Any]:
+        """A trial's ``report()``: authenticated by the trial's own push token, committed
+        before the answer, stored once per ``Idempotency-Key`` (a retry answers
+        ``{"accepted": 0, "duplicate": true}``). 503 while the experiment's controller is
+        not running here (a restart is under way): ``report()`` retries."""
+        from tuner.metrics.push import parse_observations
+
+        if token is None:
+            raise Unauthorized("the trial's push token is required as the bearer token")
+        # The trial's own token first: without it, nothing (not even whether the
+        # experiment exists) is told.
+        record = self.store.get_experiment(namespace, name)
+        t = self.store.get_trial(record.uid, trial) if record is not None else None
+        if t is None or not hmac.compare_digest(t.push_token.encode(), token.encode()):
+            raise Unauthorized("bad push token for this trial")
+        if t.phase.finished:
+            raise NotFound(f"trial {trial!r} has finished")
+        controller = self.manager.controller(namespace, name)
+        if controller is None:
+            raise Unavailable(f"experiment {namespace}/{name} is not running yet; retry")
+        try:
+            observations = parse_observations(payload, _now())
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        try:
+            stored = controller.push(trial, token, observations, key)
+        except KeyError:
+            raise NotFound(
+                f"trial {trial!r} is not running in experiment {namespace}/{name}"
+            ) from None
+        except PermissionError:
+            raise Unauthorized("bad push token for this trial") from None
+        except Exception as exc:  # the store could not commit: not stored, retry
+            log.warning("push for %s/%s/%s not stored: %s", namespace, name, trial, exc)
+            raise Unavailable(f"observations not stored: {exc}") from None
+        if not stored:
+            return {"accepted": 0, "duplicate": True}
+        return {"accepted": len(observations)}
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _namespace(self, caller: Caller, namespace: str) -> None:
+        problems = check_dns_label(namespace, "namespace", what="a namespace")
+        if problems:
+            raise Invalid("invalid namespace", problems)
+        caller.check(namespace)
+
+    def _record(self, caller: Caller, namespace: str, name: str) -> ExperimentRecord:
+        self._namespace(caller, namespace)
+        record = self.store.get_experiment(namespace, name)
+        if record is None:
+            raise NotFound(f'experiments "{name}" not found in namespace {namespace}')
+        return record
+
+    def _trial(self, record: ExperimentRecord, trial: str) -> TrialRecord:
+        t = self.store.get_trial(record.uid, trial)
+        if t is None:
+            raise NotFound(
+                f'trials "{trial}" not found in experiment {record.namespace}/{record.name}'
+            )
+        return t
+
+    def _best(self, record: ExperimentRecord) -> TrialRecord | None:
+        maximize = _objective_type(record) is ObjectiveType.MAXIMIZE
+        return best_trial(self.store, record.uid, maximize)
+
+    def _object(self, record: ExperimentRecord) -> dict[str, Any]:
+        phases = trial_phases(self.store, record.uid)
+        status = status_of(record, optimal_trial_object(self._best(record)), phases)
+        return object_of(record, status)
+
+    def _run_id(self, record: ExperimentRecord, trial: TrialRecord) -> str | None:
+        cache_key = (record.uid, trial.name)
+        cached = self._run_ids.get(cache_key)
+        if cached is not None:
+            return cached
+        run_id = None
+        controller = self.manager.controller(record.namespace, record.name)
+        if controller is not None:
+            run_id = controller.tracker.run_id(trial.name)
+        if run_id is None and self.run_id_lookup is not None:
+            try:
+                experiment = Experiment.model_validate(record.spec)
+                run_id = self.run_id_lookup(experiment, record.uid, trial.name)
+            except Exception as exc:  # MLflow unreachable: the rest of the answer stands
+                log.warning("MLflow run of %s not found: %s", trial.name, exc)
+        if run_id is not None:
+            self._run_ids[cache_key] = run_id
+        return run_id
+
+    def _base_dir(self, body: dict[str, Any], problems: builtins.list[FieldProblem]) -> Path | None:
+        metadata = body.get("metadata")
+        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+        value = annotations.get(BASE_DIR_ANNOTATION) if isinstance(annotations, dict) else None
+        if value is None:
+            return None
+        path = f"metadata.annotations[{BASE_DIR_ANNOTATION}]"
+        if not isinstance(value, str) or not os.path.isabs(value):
+            problems.append(FieldProblem(path, "must be an absolute folder path on the server"))
+            return None
+        if not os.path.isdir(value):
+            problems.append(FieldProblem(path, f"no such folder on the server: {value}"))
+            return None
+        return Path(value)
+
+
+def _budget_patch(patch: Any) -> dict[str, int | None]:
+    problems: list[FieldProblem] = []
+    if not isinstance(patch, dict):
+        raise Invalid("a merge patch must be a JSON object")
+    for key in patch:
+        if key != "spec":
+            problems.append(
+                FieldProblem(
+                    str(key),
+                    "only spec.parallelTrialCount, spec.maxTrialCount and spec.maxFailedTrialCount are editable",
+                )
+            )
+    spec = patch.get("spec", {})
+    if not isinstance(spec, dict):
+        problems.append(FieldProblem("spec", "must be an object"))
+        spec = {}
+    changes: dict[str, int | None] = {}
+    for key, value in spec.items():
+        if key not in EDITABLE:
+            problems.append(
+                FieldProblem(
+                    f"spec.{key}",
+                    "only spec.parallelTrialCount, spec.maxTrialCount and "
+                    "spec.maxFailedTrialCount are editable",
+                )
+            )
+        elif value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            problems.append(
+                FieldProblem(f"spec.{key}", f"must be an integer or null; got {value!r}")
+            )
+        elif value is None and key == "parallelTrialCount":
+            problems.append(FieldProblem("spec.parallelTrialCount", "cannot be removed"))
+        else:
+            changes[key] = value
+    if problems:
+        raise Invalid("only the trial budget of an experiment can be changed", problems)
+    if not changes:
+        raise Invalid(
+            "nothing to change: patch spec.maxTrialCount, spec.parallelTrialCount or "
+            "spec.maxFailedTrialCount"
+        )
+    return changes
+
+
+def _objective_type(record: ExperimentRecord) -> ObjectiveType:
+    return ObjectiveType(record.spec["spec"]["objective"]["type"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _now() -> float:
+    import time
+
+    return time.time()

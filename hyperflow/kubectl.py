@@ -1,0 +1,584 @@
+"""kubectl's verbs against the control plane: create, apply, get, describe, delete, logs.
+
+A thin HTTP client (:class:`hyperflow.client.Client`): imports httpx, typer, rich and
+PyYAML, never mlflow, optuna or scikit-learn, so a ``get`` answers about as fast as the
+interpreter starts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from hyperflow.client import Client
+
+API = "/apis/v1"
+BASE_DIR_ANNOTATION = "hyperflow.io/base-dir"
+OUTPUTS = ("table", "wide", "yaml", "json", "name")
+
+ServerOpt = typer.Option(
+    None, "--server", envvar="HYPERFLOW_SERVER", help="API address (default http://127.0.0.1:8080)."
+)
+TokenOpt = typer.Option(None, "--token", envvar="HYPERFLOW_TOKEN", help="Bearer token.")
+NamespaceOpt = typer.Option("default", "-n", "--namespace", help="Namespace.")
+FileOpt = typer.Option(..., "-f", "--filename", help="YAML file (several documents allowed).")
+
+
+# -- resources --------------------------------------------------------------------------
+
+
+def _age(timestamp: str | None) -> str:
+    if not timestamp:
+        return "<unknown>"
+    from datetime import datetime
+
+    seconds = int(
+        time.time() - datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    )
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def _phase(obj: dict[str, Any]) -> str:
+    true = [c for c in obj.get("status", {}).get("conditions", []) if c.get("status") == "True"]
+    return true[-1]["type"] if true else ""
+
+
+def _best_value(obj: dict[str, Any]) -> str:
+    optimal = obj.get("status", {}).get("currentOptimalTrial", {})
+    objective = obj.get("spec", {}).get("objective", {}).get("objectiveMetricName")
+    for m in optimal.get("observation", {}).get("metrics", []):
+        if m.get("name") == objective:
+            return f"{float(m['latest']):.6g}"
+    return ""
+
+
+def _experiment_row(obj: dict[str, Any], wide: bool) -> list[str]:
+    s = obj.get("status", {})
+    row = [
+        obj["metadata"]["name"],
+        _phase(obj),
+        f"{s.get('trialsSucceeded', 0)}/{obj.get('spec', {}).get('maxTrialCount', '-')}",
+        str(s.get("trialsRunning", 0)),
+        _best_value(obj),
+        _age(obj["metadata"].get("creationTimestamp")),
+    ]
+    if wide:
+        row += [
+            str(s.get("trialsPending", 0)),
+            str(s.get("trialsFailed", 0)),
+            obj.get("spec", {}).get("algorithm", {}).get("algorithmName", ""),
+            s.get("currentOptimalTrial", {}).get("bestTrialName", ""),
+        ]
+    return row
+
+
+def _trial_row(obj: dict[str, Any], wide: bool) -> list[str]:
+    cond = (obj.get("status", {}).get("conditions") or [{}])[-1]
+    metrics = obj.get("status", {}).get("observation", {}).get("metrics", [])
+    values = " ".join(f"{m['name']}={float(m['latest']):.6g}" for m in metrics)
+    status = cond.get("type", "")
+    if cond.get("reason") == "TrialQueued":
+        status = "Queued"
+    row = [obj["metadata"]["name"], status, values, _age(obj["metadata"].get("creationTimestamp"))]
+    if wide:
+        assigned = " ".join(
+            f"{a['name']}={a['value']}" for a in obj["spec"]["parameterAssignments"]
+        )
+        row += [assigned, cond.get("message", "")]
+    return row
+
+
+def _isvc_row(obj: dict[str, Any], wide: bool) -> list[str]:
+    s = obj.get("status", {})
+    ready: dict[str, Any] = next(
+        (c for c in s.get("conditions", []) if c.get("type") == "Ready"), {}
+    )
+    traffic = s.get("components", {}).get("predictor", {}).get("traffic", [])
+    prev = next((str(t.get("percent")) for t in traffic if not t.get("latestRevision")), "")
+    latest = next((str(t.get("percent")) for t in traffic if t.get("latestRevision")), "")
+    row = [obj["metadata"]["name"], s.get("url", ""), ready.get("status", "Unknown"), prev, latest]
+    row.append(_age(obj["metadata"].get("creationTimestamp")))
+    return row
+
+
+@dataclass(frozen=True)
+class Resource:
+    plural: str
+    kind: str
+    group: str
+    columns: tuple[str, ...]
+    wide_columns: tuple[str, ...]
+    row: Callable[[dict[str, Any], bool], list[str]]
+
+
+RESOURCES = {
+    "experiments": Resource(
+        "experiments",
+        "Experiment",
+        "experiment.kubeflow.org",
+        ("NAME", "STATUS", "SUCCEEDED", "RUNNING", "BEST", "AGE"),
+        ("PENDING", "FAILED", "ALGORITHM", "BEST TRIAL"),
+        _experiment_row,
+    ),
+    "trials": Resource(
+        "trials",
+        "Trial",
+        "trial.kubeflow.org",
+        ("NAME", "STATUS", "METRICS", "AGE"),
+        ("PARAMETERS", "MESSAGE"),
+        _trial_row,
+    ),
+    "inferenceservices": Resource(
+        "inferenceservices",
+        "InferenceService",
+        "inferenceservice.serving.kserve.io",
+        ("NAME", "URL", "READY", "PREV", "LATEST", "AGE"),
+        (),
+        _isvc_row,
+    ),
+}
+ALIASES = {
+    "experiment": "experiments",
+    "experiments": "experiments",
+    "exp": "experiments",
+    "trial": "trials",
+    "trials": "trials",
+    "inferenceservice": "inferenceservices",
+    "inferenceservices": "inferenceservices",
+    "isvc": "inferenceservices",
+}
+KINDS = {r.kind: r for r in RESOURCES.values()}
+
+
+# -- output -----------------------------------------------------------------------------
+
+
+def _fail(lines: Iterable[str]) -> typer.Exit:
+    lines = list(lines)
+    typer.echo(f"error: {lines[0]}", err=True)
+    for line in lines[1:]:
+        typer.echo(line, err=True)
+    return typer.Exit(1)
+
+
+class _Errors:
+    """Client errors as one clear message and exit code 1, never a traceback."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        from hyperflow.client import ApiError
+
+        if isinstance(exc, ApiError):
+            raise _fail(exc.lines()) from None
+
+
+def _client(server: str | None, token: str | None, namespace: str = "default") -> Client:
+    from hyperflow.client import Client
+
+    return Client(server=server, token=token, namespace=namespace)
+
+
+def _print_table(header: list[str] | None, rows: list[list[str]]) -> None:
+    widths = [len(h) for h in header] if header else [0] * (len(rows[0]) if rows else 0)
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=False)]
+    lines = [header] if header else []
+    for row in [*lines, *rows]:
+        typer.echo("   ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+
+
+def _dump(obj: Any, output: str) -> None:
+    if output == "json":
+        typer.echo(json.dumps(obj, indent=2))
+    else:
+        import yaml
+
+        typer.echo(yaml.safe_dump(obj, sort_keys=False), nl=False)
+
+
+def _check_output(output: str) -> None:
+    if output not in OUTPUTS:
+        raise _fail([f"unknown output format {output!r}; use one of: {', '.join(OUTPUTS)}"])
+
+
+def _resource(kind: str) -> Resource:
+    plural = ALIASES.get(kind.lower())
+    if plural is None:
+        raise _fail(
+            [
+                f'the server doesn\'t have a resource type "{kind}" (use experiments|exp, trials, inferenceservices|isvc)'
+            ]
+        )
+    return RESOURCES[plural]
+
+
+# -- files ------------------------------------------------------------------------------
+
+
+def _documents(files: list[Path]) -> list[tuple[Resource, dict[str, Any]]]:
+    import yaml
+
+    out: list[tuple[Resource, dict[str, Any]]] = []
+    for file in files:
+        try:
+            text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+            docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        except OSError as exc:
+            raise _fail([f"{file}: {exc.strerror or exc}"]) from None
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise _fail([f"{file}: invalid YAML: {exc}"]) from None
+        for i, doc in enumerate(docs):
+            if not isinstance(doc, dict):
+                raise _fail([f"{file}: document {i} is not an object"])
+            resource = KINDS.get(str(doc.get("kind")))
+            if resource is None or resource.plural == "trials":
+                raise _fail(
+                    [f"{file}: document {i}: kind {doc.get('kind')!r} cannot be created here"]
+                )
+            if resource.plural == "experiments" and str(file) != "-":
+                md = doc.setdefault("metadata", {})
+                if isinstance(md, dict):
+                    annotations = md.setdefault("annotations", {})
+                    if isinstance(annotations, dict):
+                        annotations.setdefault(BASE_DIR_ANNOTATION, str(file.resolve().parent))
+            out.append((resource, doc))
+    return out
+
+
+def _namespace_of(doc: dict[str, Any], default: str) -> str:
+    md = doc.get("metadata") or {}
+    return str(md.get("namespace") or default)
+
+
+def _name_of(doc: dict[str, Any]) -> str:
+    return str((doc.get("metadata") or {}).get("name", ""))
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+def create(
+    filename: list[Path] = FileOpt,
+    namespace: str = NamespaceOpt,
+    server: str | None = ServerOpt,
+    token: str | None = TokenOpt,
+) -> None:
+    """Create the resources in YAML files (the kind picks the resource)."""
+    docs = _documents(filename)
+    failed = False
+    with _client(server, token, namespace) as client:
+        for resource, doc in docs:
+            ns = _namespace_of(doc, namespace)
+            try:
+                client.request("POST", f"{API}/namespaces/{ns}/{resource.plural}", json=doc)
+            except Exception as exc:
+                failed = _report(exc, resource, doc) or failed
+                continue
+            typer.echo(f"{resource.group}/{_name_of(doc)} created")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _report(exc: Exception, resource: Resource, doc: dict[str, Any]) -> bool:
+    from hyperflow.client import ApiError, ServerUnavailable
+
+    if isinstance(exc, ServerUnavailable):
+        raise _fail(exc.lines()) from None
+    if not isinstance(exc, ApiError):
+        raise exc
+    lines = exc.lines()
+    typer.echo(f'error: {resource.group} "{_name_of(doc)}": {lines[0]}', err=True)
+    for line in lines[1:]:
+        typer.echo(line, err=True)
+    return True
+
+
+def apply(
+    filename: list[Path] = FileOpt,
+    namespace: str = NamespaceOpt,
+    server: str | None = ServerOpt,
+    token: str | None = TokenOpt,
+) -> None:
+    """Create what does not exist; change what does (an Experiment's trial budget:
+    maxTrialCount, parallelTrialCount, maxFailedTrialCount; other fields are immutable)."""
+    from hyperflow.client import ApiError
+
+    docs = _documents(filename)
+    failed = False
+    with _client(server, token, namespace) as client:
+        for resource, doc in docs:
+            ns, name = _namespace_of(doc, namespace), _name_of(doc)
+            path = f"{API}/namespaces/{ns}/{resource.plural}"
+            try:
+                try:
+                    current = client.request("GET", f"{path}/{name}").json()
+                except ApiError as exc:
+                    if exc.status != 404:
+                        raise
+                    client.request("POST", path, json=doc)
+                    typer.echo(f"{resource.group}/{name} created")
+                    continue
+                if resource.plural != "experiments":
+                    client.request("PUT", f"{path}/{name}", json=doc)
+                    typer.echo(f"{resource.group}/{name} configured")
+                    continue
+                wanted = doc.get("spec") or {}
+                have = current.get("spec") or {}
+                patch = {
+                    k: wanted.get(k)
+                    for k in ("maxTrialCount", "parallelTrialCount", "maxFailedTrialCount")
+                    if k in wanted and wanted.get(k) != have.get(k)
+                }
+                if not patch:
+                    typer.echo(f"{resource.group}/{name} unchanged")
+                    continue
+                client.patch_experiment(name, {"spec": patch}, ns)
+                typer.echo(f"{resource.group}/{name} configured")
+            except Exception as exc:
+                failed = _report(exc, resource, doc) or failed
+    if failed:
+        raise typer.Exit(1)
+
+
+def get(
+    kind: str = typer.Argument(..., help="experiments|exp, trials, inferenceservices|isvc"),
+    name: str | None = typer.Argument(None),
+    namespace: str = NamespaceOpt,
+    all_namespaces: bool = typer.Option(False, "-A", "--all-namespaces"),
+    output: str = typer.Option("table", "-o", "--output", help="wide, yaml, json or name."),
+    watch: bool = typer.Option(False, "-w", "--watch", help="After listing, watch for changes."),
+    experiment: str | None = typer.Option(
+        None, "-e", "--experiment", help="Trials of this experiment."
+    ),
+    server: str | None = ServerOpt,
+    token: str | None = TokenOpt,
+) -> None:
+    """Show resources as a table (kubectl-like), or whole as YAML/JSON."""
+    _check_output(output)
+    resource = _resource(kind)
+    ns = namespace
+    if resource.plural == "trials":
+        if experiment is None:
+            raise _fail(
+                ["trials belong to an experiment: hyperflow get trials -e EXPERIMENT [NAME]"]
+            )
+        base = f"{API}/namespaces/{ns}/experiments/{experiment}/trials"
+    elif all_namespaces:
+        base = f"{API}/{resource.plural}"
+    else:
+        base = f"{API}/namespaces/{ns}/{resource.plural}"
+    with _Errors(), _client(server, token, ns) as client:
+        if name is not None:
+            items = [client.request("GET", f"{base}/{name}").json()]
+            version = ""
+        else:
+            items, version = client.list_all(base)
+        wide = output == "wide"
+        if output in ("yaml", "json"):
+            if name is not None:
+                _dump(items[0], output)
+            else:
+                _dump({"apiVersion": "v1", "kind": "List", "items": items}, output)
+        elif output == "name":
+            for item in items:
+                typer.echo(f"{resource.group}/{item['metadata']['name']}")
+        else:
+            header = list(resource.columns) + (list(resource.wide_columns) if wide else [])
+            with_ns = all_namespaces and resource.plural != "trials"
+            if with_ns:
+                header = ["NAMESPACE", *header]
+            rows = [_row(resource, item, wide, with_ns) for item in items]
+            if not rows and not watch:
+                where = "any namespace" if all_namespaces else f"{ns} namespace"
+                typer.echo(f"No resources found in {where}.", err=True)
+            else:
+                _print_table(header, rows)
+        if watch:
+            _watch(client, resource, ns, name, experiment, all_namespaces, version, wide, output)
+
+
+def _row(resource: Resource, item: dict[str, Any], wide: bool, with_ns: bool) -> list[str]:
+    row = resource.row(item, wide)
+    return [item["metadata"].get("namespace", ""), *row] if with_ns else row
+
+
+def _watch(
+    client: Client,
+    resource: Resource,
+    ns: str,
+    name: str | None,
+    experiment: str | None,
+    all_namespaces: bool,
+    version: str,
+    wide: bool,
+    output: str,
+) -> None:
+    from hyperflow.client import ApiError
+
+    if resource.plural == "trials":
+        namespace: str | None = ns
+        obj = f"experiments/{experiment}"
+    elif all_namespaces:
+        namespace, obj = None, None
+    else:
+        namespace = ns
+        obj = f"{resource.plural}/{name}" if name else None
+    try:
+        for event in client.watch(namespace, obj, version or None):
+            if event.get("kind") != resource.kind or (name and event.get("name") != name):
+                continue
+            ev_ns = event["namespace"]
+            if resource.plural == "trials":
+                path = f"{API}/namespaces/{ev_ns}/experiments/{experiment}/trials/{event['name']}"
+            else:
+                path = f"{API}/namespaces/{ev_ns}/{resource.plural}/{event['name']}"
+            if event["type"] == "DELETED":
+                typer.echo(f"{event['name']}   (deleted)")
+                continue
+            try:
+                item = client.request("GET", path).json()
+            except ApiError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            if output in ("yaml", "json"):
+                _dump(item, output)
+            elif output == "name":
+                typer.echo(f"{resource.group}/{item['metadata']['name']}")
+            else:
+                _print_table(
+                    None,
+                    [_row(resource, item, wide, all_namespaces and resource.plural != "trials")],
+                )
+    except KeyboardInterrupt:
+        return
+
+
+def describe(
+    kind: str = typer.Argument(..., help="experiments|exp"),
+    name: str = typer.Argument(...),
+    namespace: str = NamespaceOpt,
+    server: str | None = ServerOpt,
+    token: str | None = TokenOpt,
+) -> None:
+    """An experiment's status, conditions, best trial and trials."""
+    resource = _resource(kind)
+    if resource.plural != "experiments":
+        raise _fail(
+            [f"describe supports experiments; use hyperflow get {resource.plural} {name} -o yaml"]
+        )
+    with _Errors(), _client(server, token, namespace) as client:
+        obj = client.get_experiment(name, namespace)
+        trials = client.list_trials(name, namespace)
+    md, spec, status = obj["metadata"], obj["spec"], obj.get("status", {})
+    objective = spec["objective"]
+    typer.echo(f"Name:         {md['name']}")
+    typer.echo(f"Namespace:    {md.get('namespace', namespace)}")
+    typer.echo(f"Created:      {md.get('creationTimestamp')}")
+    typer.echo(f"Status:       {_phase(obj)}")
+    typer.echo(
+        f"Objective:    {objective['type']} {objective['objectiveMetricName']}"
+        + (f" (goal {objective['goal']})" if objective.get("goal") is not None else "")
+    )
+    typer.echo(f"Algorithm:    {spec['algorithm']['algorithmName']}")
+    typer.echo(
+        f"Trials:       {status.get('trials', 0)} (max {spec.get('maxTrialCount', '-')}, "
+        f"parallel {spec.get('parallelTrialCount')}): {status.get('trialsSucceeded', 0)} succeeded, "
+        f"{status.get('trialsRunning', 0)} running, {status.get('trialsPending', 0)} pending, "
+        f"{status.get('trialsFailed', 0)} failed"
+    )
+    best = status.get("currentOptimalTrial", {})
+    if best.get("bestTrialName"):
+        params = ", ".join(f"{a['name']}={a['value']}" for a in best["parameterAssignments"])
+        typer.echo(f"Best trial:   {best['bestTrialName']} {_best_value(obj)} ({params})")
+    typer.echo("Conditions:")
+    _print_table(
+        ["  TYPE", "STATUS", "REASON", "LAST TRANSITION", "MESSAGE"],
+        [
+            [
+                f"  {c['type']}",
+                c["status"],
+                c["reason"],
+                c.get("lastTransitionTime") or "",
+                c["message"],
+            ]
+            for c in status.get("conditions", [])
+        ],
+    )
+    typer.echo("Trials:")
+    _print_table(
+        ["  NAME", "STATUS", "METRICS", "AGE", "PARAMETERS"],
+        [["  " + r[0], *r[1:5]] for r in (_trial_row(t, True) for t in trials)],
+    )
+
+
+def delete(
+    kind: str | None = typer.Argument(None, help="experiments|exp, inferenceservices|isvc"),
+    names: list[str] | None = typer.Argument(None),
+    filename: list[Path] | None = typer.Option(
+        None, "-f", "--filename", help="Delete what the files define."
+    ),
+    namespace: str = NamespaceOpt,
+    server: str | None = ServerOpt,
+    token: str | None = TokenOpt,
+) -> None:
+    """Delete resources by kind and name, or those a file defines (an experiment's running
+    trials are killed; its MLflow runs are kept)."""
+    targets: list[tuple[Resource, str, str]] = []
+    if filename:
+        if kind is not None:
+            raise _fail(["give either -f FILE or KIND NAME, not both"])
+        targets = [(r, _namespace_of(d, namespace), _name_of(d)) for r, d in _documents(filename)]
+    else:
+        if kind is None or not names:
+            raise _fail(["usage: hyperflow delete KIND NAME... | hyperflow delete -f FILE"])
+        resource = _resource(kind)
+        targets = [(resource, namespace, n) for n in names]
+    failed = False
+    with _client(server, token, namespace) as client:
+        for resource, ns, name in targets:
+            try:
+                client.request("DELETE", f"{API}/namespaces/{ns}/{resource.plural}/{name}")
+            except Exception as exc:
+                failed = _report(exc, resource, {"metadata": {"name": name}}) or failed
+                continue
+            typer.echo(f'{resource.group} "{name}" deleted')
+    if failed:
+        raise typer.Exit(1)
+
+
+def logs(
+    experiment: str = typer.Argument(...),
+    trial: str = typer.Argument(...),
+    follow: bool = typer.Option(False, "-f", "--follow", help="Stream until the trial ends."),
+    namespace: str = NamespaceOpt,
+    server: str | None = ServerOpt,
+    token: str | None = TokenOpt,
+) -> None:
+    """A trial's output (stdout and stderr)."""
+    with _Errors(), _client(server, token, namespace) as client:
+        out = sys.stdout.buffer
+        try:
+            for chunk in client.trial_logs(experiment, trial, namespace, follow=follow):
+                out.write(chunk)
+                out.flush()
+        except KeyboardInterrupt:
+            return
+
+
+def register(app: typer.Typer) -> None:
+    for fn in (create, apply, get, describe, delete, logs):
+        app.command(fn.__name__)(fn)

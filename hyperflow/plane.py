@@ -1,0 +1,107 @@
+"""The control plane, composed: one store engine, the event stream, the trial slots, the
+experiment controllers and the handlers on top. The API app, the CLI's in-process
+commands (tokens) and tests build it through :func:`build`.
+
+Inference services (next: a deployer and its handlers) and pipeline runs plug in here as
+one more manager + handler object, and in :mod:`hyperflow.api.app` as one more router.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from hyperflow.handlers.auth import Tokens
+from hyperflow.handlers.events import EventBus, EventHandlers
+from hyperflow.handlers.experiments import ExperimentHandlers
+from hyperflow.manager import ExperimentManager
+from hyperflow.metrics import ServerMetrics
+from hyperflow.settings import ServerSettings
+from hyperflow.store.schema import upgrade_store
+from hyperflow.store.tokens import TokenStore
+from tuner.scheduling import FairTrialQueue
+from tuner.store import Store, create_store_engine
+
+
+@dataclass
+class ControlPlane:
+    settings: ServerSettings
+    store: Store
+    events: EventBus
+    slots: FairTrialQueue
+    manager: ExperimentManager
+    tokens: Tokens
+    experiments: ExperimentHandlers
+    event_handlers: EventHandlers
+    metrics: ServerMetrics
+    _ready: threading.Event = field(default_factory=threading.Event)
+    # The serving router (serving.router.Router) on --serving-port, once the server runs:
+    # where an inference-service deployer adds its services.
+    router: Any = None
+
+    def start(self) -> None:
+        """Resume the experiments this server owns; then the server is ready."""
+        self.manager.resume_all()
+        self._ready.set()
+
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def close(self) -> None:
+        """Detach the controllers (trials keep running; the next start adopts them)."""
+        self._ready.clear()
+        self.manager.shutdown()
+        self.store.close()
+
+
+def build(settings: ServerSettings) -> ControlPlane:
+    settings.ensure_home()
+    engine = create_store_engine(settings.store_url)
+    upgrade_store(engine)
+    store = Store(engine=engine)
+    events = EventBus()
+    slots = FairTrialQueue(settings.max_running_trials)
+    holder: list[ServerMetrics] = []
+    manager = ExperimentManager(
+        store,
+        settings,
+        events=events,
+        slots=slots,
+        push_base_url=settings.local_url,
+        track=settings.track,
+        observe_suggest=lambda s: holder[0].suggestion_seconds.observe(s) if holder else None,
+    )
+    ready = threading.Event()
+    metrics = ServerMetrics(store, slots, ready.is_set)
+    holder.append(metrics)
+
+    def run_id_lookup(experiment, uid, trial):
+        from tuner.tracking.lookup import trial_run_id
+
+        return trial_run_id(settings.tracking_uri, experiment, uid, trial)
+
+    experiments = ExperimentHandlers(
+        store, manager, events, settings, run_id_lookup=run_id_lookup if settings.track else None
+    )
+    tokens = Tokens(TokenStore(engine), loopback=settings.loopback)
+    return ControlPlane(
+        settings,
+        store,
+        events,
+        slots,
+        manager,
+        tokens,
+        experiments,
+        EventHandlers(events),
+        metrics,
+        _ready=ready,
+    )
+
+
+def token_handlers(settings: ServerSettings) -> tuple[Tokens, Store]:
+    """Just the token handlers, for ``hyperflow token ...`` (no controllers started)."""
+    settings.ensure_home()
+    engine = create_store_engine(settings.store_url)
+    upgrade_store(engine)
+    return Tokens(TokenStore(engine), loopback=settings.loopback), Store(engine=engine)

@@ -1,0 +1,46 @@
+"""The control plane's settings: one typed object (``HYPERFLOW_`` environment variables
+and the ``hyperflow server`` options)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+from pydantic import Field
+
+from tuner.settings import TunerSettings
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ServerSettings(TunerSettings):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    serving_port: int = 8081
+    max_running_trials: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    # Request bodies above this are refused with 413 (pushed metrics: 1 MiB).
+    max_body_bytes: int = 3 * 1024 * 1024
+    # Log MLflow runs of the experiments the server runs (HYPERFLOW_TRACK=false: none).
+    track: bool = True
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.host)
+
+    def local_url(self) -> str:
+        """The URL processes on this machine (trials) reach the API at."""
+        host = self.host
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"

@@ -1,0 +1,215 @@
+"""kubectl's verbs and the Python client against a real server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from hyperflow.client import ApiError, Client
+from tests.hyperflow.conftest import Running, experiment
+from tests.util import REPO, free_port, hyperflow_cmd, run_hyperflow, wait_until
+
+
+def cli(server: Running, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return run_hyperflow(*args, "--server", server.url, timeout=timeout)
+
+
+def _file(tmp_path: Path, *docs: dict) -> Path:
+    for doc in docs:
+        doc["metadata"].pop("annotations", None)  # the CLI adds the file's folder
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump_all(list(docs)))
+    return path
+
+
+def _wait_done(server: Running, name: str) -> None:
+    def done() -> bool:
+        got = server.http.get(f"/apis/v1/namespaces/default/experiments/{name}").json()
+        return bool(got["status"].get("completionTime"))
+
+    wait_until(done, timeout=60, interval=0.05)
+
+
+def test_create_get_describe_logs_delete(server: Running, tmp_path: Path) -> None:
+    path = _file(
+        tmp_path,
+        experiment("cli-a", tmp_path, max_trials=2),
+        experiment("cli-b", tmp_path, max_trials=2),
+    )
+    created = cli(server, "create", "-f", str(path))
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.splitlines() == [
+        "experiment.kubeflow.org/cli-a created",
+        "experiment.kubeflow.org/cli-b created",
+    ]
+    again = cli(server, "create", "-f", str(path))
+    assert again.returncode == 1 and "already exists" in again.stderr
+    for name in ("cli-a", "cli-b"):
+        _wait_done(server, name)
+
+    table = cli(server, "get", "experiments")
+    assert table.returncode == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    assert header.split()[:3] == ["NAME", "STATUS", "SUCCEEDED"]
+    assert [r.split()[:3] for r in rows] == [
+        ["cli-a", "Succeeded", "2/2"],
+        ["cli-b", "Succeeded", "2/2"],
+    ]
+    wide = cli(server, "get", "exp", "cli-a", "-o", "wide")
+    assert "ALGORITHM" in wide.stdout and "random" in wide.stdout
+    as_json = cli(server, "get", "exp", "cli-a", "-o", "json")
+    import json
+
+    assert json.loads(as_json.stdout)["status"]["trialsSucceeded"] == 2
+    as_yaml = yaml.safe_load(cli(server, "get", "exp", "-o", "yaml").stdout)
+    assert [i["metadata"]["name"] for i in as_yaml["items"]] == ["cli-a", "cli-b"]
+    everywhere = cli(server, "get", "exp", "-A")
+    assert everywhere.stdout.splitlines()[0].startswith("NAMESPACE")
+
+    trials = cli(server, "get", "trials", "-e", "cli-a")
+    assert trials.returncode == 0 and trials.stdout.count("Succeeded") == 2
+    trial = trials.stdout.splitlines()[1].split()[0]
+    assert cli(server, "get", "trials").returncode == 1
+
+    described = cli(server, "describe", "exp", "cli-a")
+    assert "Conditions:" in described.stdout and "Best trial:" in described.stdout
+
+    log = cli(server, "logs", "cli-a", trial)
+    assert log.returncode == 0 and log.stdout.startswith("loss=")
+    followed = cli(server, "logs", "cli-a", trial, "-f")
+    assert followed.stdout == log.stdout
+
+    missing = cli(server, "get", "exp", "nope")
+    assert missing.returncode == 1 and 'experiments "nope" not found' in missing.stderr
+    assert "resource type" in cli(server, "get", "pods").stderr
+
+    deleted = cli(server, "delete", "exp", "cli-a")
+    assert deleted.stdout.strip() == 'experiment.kubeflow.org "cli-a" deleted'
+    assert cli(server, "delete", "-f", str(path)).returncode == 1  # cli-a is gone already
+    assert cli(server, "get", "exp").stderr.startswith("No resources found")
+
+
+def test_apply_creates_then_changes_the_budget(server: Running, tmp_path: Path) -> None:
+    doc = experiment(
+        "applied", tmp_path, max_trials=2, parallel=1, seconds=0.5, resume_policy="LongRunning"
+    )
+    path = _file(tmp_path, doc)
+    assert (
+        cli(server, "apply", "-f", str(path)).stdout.strip()
+        == "experiment.kubeflow.org/applied created"
+    )
+    assert (
+        cli(server, "apply", "-f", str(path)).stdout.strip()
+        == "experiment.kubeflow.org/applied unchanged"
+    )
+    doc["spec"]["maxTrialCount"] = 3
+    path.write_text(yaml.safe_dump(doc))
+    assert (
+        cli(server, "apply", "-f", str(path)).stdout.strip()
+        == "experiment.kubeflow.org/applied configured"
+    )
+    _wait_done(server, "applied")
+    got = server.http.get("/apis/v1/namespaces/default/experiments/applied").json()
+    assert got["status"]["trials"] == 3
+
+
+def test_get_watch_prints_rows_as_things_change(server: Running, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        hyperflow_cmd("get", "exp", "-w", "--server", server.url),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        time.sleep(0)  # the watch starts from the list's resourceVersion: nothing is missed
+        r = server.http.post(
+            "/apis/v1/namespaces/default/experiments",
+            json=experiment("watched", tmp_path, max_trials=2),
+        )
+        assert r.status_code == 201
+        assert proc.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if line.startswith("watched") and "Succeeded" in line:
+                break
+        assert any(line.startswith("watched") and "Succeeded" in line for line in seen), seen
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_without_a_server_one_line_says_how_to_start_one(hyperflow_home: Path) -> None:
+    result = run_hyperflow("get", "exp", "--server", f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "no hyperflow server answers" in line and "hyperflow server" in line
+
+
+def test_get_imports_no_heavy_library_and_starts_fast(server: Running) -> None:
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['hyperflow', 'get', 'exp', '--server', sys.argv[1]]\n"
+        "try:\n"
+        "    runpy.run_module('hyperflow', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('mlflow', 'optuna', 'sklearn', 'sqlalchemy', 'torch') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, server.url],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+    def best_of(cmd: list[str], n: int = 3) -> float:
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, cwd=REPO, capture_output=True, check=False, timeout=60)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    base = best_of([sys.executable, "-c", "import typer, rich, httpx"])
+    get = best_of(hyperflow_cmd("get", "exp", "--server", server.url))
+    assert get <= 3 * base, (get, base)
+
+
+def test_python_client_with_katib_names(server: Running, tmp_path: Path) -> None:
+    with Client(server=server.url) as client:
+        text = yaml.safe_dump(experiment("sdk", tmp_path, max_trials=3))
+        created = client.create_experiment(text)
+        assert created["metadata"]["name"] == "sdk"
+        try:
+            client.create_experiment(text)
+        except ApiError as exc:
+            assert exc.status == 409
+        else:
+            raise AssertionError("a second create must fail")
+        done = client.wait_for_experiment_condition("sdk", timeout=60, polling_interval=2)
+        assert done["status"]["trialsSucceeded"] == 3
+        assert client.is_experiment_succeeded("sdk")
+        optimal = client.get_optimal_hyperparameters("sdk")
+        assert optimal is not None and optimal["bestTrialName"]
+        assert [e["metadata"]["name"] for e in client.list_experiments()] == ["sdk"]
+        assert len(client.list_trials("sdk", sort="objective")) == 3
+        assert len(client.get_success_trial_details("sdk")) == 3
+        try:
+            client.edit_experiment_budget("sdk", max_trial_count=5)
+        except ApiError as exc:
+            assert exc.status == 422 and exc.details[0]["path"] == "spec.resumePolicy"
+        client.delete_experiment("sdk")
+        assert client.list_experiments() == []

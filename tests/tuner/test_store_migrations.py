@@ -1,0 +1,117 @@
+"""The store's schema through alembic: fresh stores, stores made before migrations, races."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, text
+
+from tuner.store import Store
+from tuner.store.migrate import MigrationError, current_revision, own_tables
+from tuner.store.models import Base
+from tuner.store.schema import SCHEMA
+from tuner.types import ExperimentPhase, Observation, TrialPhase
+
+OLD_STORE = Path(__file__).parent.parent / "data" / "store-before-alembic.sql"
+
+
+def _old_store(path: Path) -> str:
+    """A store file as hyperflow made it before migrations (tables by create_all)."""
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_STORE.read_text())
+    return f"sqlite:///{path}"
+
+
+def _schema_diff(url: str) -> list[object]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_object": own_tables(Base.metadata)}
+            )
+            return list(compare_metadata(ctx, Base.metadata))
+    finally:
+        engine.dispose()
+
+
+def test_head_constant_is_the_newest_migration() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(SCHEMA.script_location))
+    assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA.head]
+
+
+def test_migrations_build_exactly_the_tables_of_the_models(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    Store(url).close()
+    assert _schema_diff(url) == []
+
+
+def test_a_store_made_before_migrations_upgrades_in_place(tmp_path: Path) -> None:
+    url = _old_store(tmp_path / "hyperflow.db")
+    with sqlite3.connect(tmp_path / "hyperflow.db") as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert SCHEMA.version_table not in tables and "tuner_experiments" in tables
+    assert _schema_diff(url) != []  # the old schema lacks what 0002 adds
+
+    store = Store(url)
+    try:
+        [record] = store.list_experiments()
+        assert (record.name, record.phase, record.owner) == ("old", ExperimentPhase.RUNNING, None)
+        first, second = store.trials(record.uid)
+        assert first.phase is TrialPhase.SUCCEEDED and first.objective_value == 0.25
+        assert second.phase is TrialPhase.RUNNING
+        assert store.observations(first.id) == [Observation("loss", 0.25, 0, 1700000000.0)]
+        # The push key committed by the old version still makes its retry a duplicate.
+        assert not store.add_observations(
+            first.id, [Observation("loss", 0.1, 1, 1.0)], collected=False, request_key="key-1"
+        )
+        third = store.add_trial(record.uid, "old-cccccccc", 2, {"x": 0.75}, "/tmp/c", "t")
+        assert [t.name for t in store.trials(record.uid)][-1] == third.name
+    finally:
+        store.close()
+    assert _schema_diff(url) == []
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert current_revision(conn, SCHEMA) == SCHEMA.head
+    engine.dispose()
+
+
+def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    Store(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"UPDATE {SCHEMA.version_table} SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(MigrationError, match="9999"):
+        Store(url)
+
+
+def test_processes_opening_a_new_store_at_once_do_not_trip_over_each_other(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        barrier.wait()
+        try:
+            Store(url).close()
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert _schema_diff(url) == []

@@ -1,0 +1,167 @@
+"""Read-side queries for the control plane's API: pages, counts and the best trial, each
+one SQL statement over an index, so a 10,000-trial experiment reads as fast as a small one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from tuner.store.models import ExperimentRow, TrialRow
+from tuner.store.store import (
+    ExperimentRecord,
+    Store,
+    TrialRecord,
+    _experiment_record,
+)
+from tuner.types import TrialPhase
+
+_T = TrialRow.__table__
+_PHASE = {p.value: p for p in TrialPhase}  # a dict lookup: Enum() per row is slow
+
+
+def _record_of(row: Any) -> TrialRecord:
+    """A TrialRecord from a Core row (no ORM identity map: several times cheaper)."""
+    return TrialRecord(
+        id=row.id,
+        experiment_uid=row.experiment_uid,
+        name=row.name,
+        seq=row.seq,
+        assignments=row.assignments,
+        phase=_PHASE[row.phase],
+        reason=row.reason,
+        message=row.message,
+        trial_dir=row.trial_dir,
+        push_token=row.push_token,
+        exit_code=row.exit_code,
+        metrics=row.metrics,
+        objective_value=row.objective_value,
+        observation_count=row.observation_count,
+        collected_count=row.collected_count,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+    )
+
+
+def page_experiments(
+    store: Store,
+    namespaces: Sequence[str] | None,
+    phase: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[ExperimentRecord], bool]:
+    """Experiments in creation order (of ``namespaces``; None: all); True if more follow."""
+    query = (
+        select(ExperimentRow)
+        .options(selectinload(ExperimentRow.conditions))
+        .order_by(ExperimentRow.created_at, ExperimentRow.uid)
+    )
+    if namespaces is not None:
+        query = query.where(ExperimentRow.namespace.in_(list(namespaces)))
+    if phase is not None:
+        query = query.where(ExperimentRow.phase == phase)
+    with Session(store.engine) as s:
+        rows = list(s.scalars(query.offset(offset).limit(limit + 1)))
+        return [_experiment_record(r) for r in rows[:limit]], len(rows) > limit
+
+
+def owned_experiments(store: Store, owner: str) -> list[ExperimentRecord]:
+    """Unfinished experiments of ``owner`` (what a restarted control plane resumes)."""
+    finished = ("Succeeded", "Failed")
+    with Session(store.engine) as s:
+        rows = s.scalars(
+            select(ExperimentRow)
+            .where(ExperimentRow.owner == owner, ExperimentRow.phase.not_in(finished))
+            .order_by(ExperimentRow.created_at)
+        )
+        return [_experiment_record(r) for r in rows]
+
+
+def trial_phases(store: Store, experiment_uid: str) -> list[tuple[str, TrialPhase]]:
+    """(name, phase) of every trial, in creation order."""
+    query = (
+        select(_T.c.name, _T.c.phase)
+        .where(_T.c.experiment_uid == experiment_uid)
+        .order_by(_T.c.seq)
+    )
+    with store.engine.connect() as conn:
+        rows = _fetch_plain(conn, query)
+    return [(name, _PHASE[phase]) for name, phase in rows]
+
+
+def _fetch_plain(conn: Any, query: Any) -> list[tuple[Any, ...]]:
+    """The rows of ``query`` as plain tuples from the driver's own cursor: for 10,000 rows,
+    SQLAlchemy's per-row result processing costs several times the query itself. Only for
+    columns that need no type conversion (strings, numbers)."""
+    compiled = query.compile(dialect=conn.dialect)
+    params = compiled.construct_params()
+    args: Any = tuple(params[k] for k in compiled.positiontup) if compiled.positional else params
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(str(compiled), args)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def best_trial(store: Store, experiment_uid: str, maximize: bool) -> TrialRecord | None:
+    """The succeeded trial with the best objective value (the earliest among equals)."""
+    value = _T.c.objective_value
+    query = (
+        select(_T)
+        .where(
+            _T.c.experiment_uid == experiment_uid,
+            _T.c.phase == TrialPhase.SUCCEEDED.value,
+            value.is_not(None),
+        )
+        .order_by(value.desc() if maximize else value.asc(), _T.c.seq)
+        .limit(1)
+    )
+    with store.engine.connect() as conn:
+        row = conn.execute(query).first()
+    return _record_of(row) if row is not None else None
+
+
+def page_trials(
+    store: Store,
+    experiment_uid: str,
+    *,
+    phase: str | None,
+    by_objective: bool,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> tuple[list[TrialRecord], bool]:
+    """A page of trials in creation order, or by objective value (trials without one
+    last); True if more follow."""
+    query = select(_T).where(_T.c.experiment_uid == experiment_uid)
+    if phase is not None:
+        query = query.where(_T.c.phase == phase)
+    if by_objective:
+        value = _T.c.objective_value
+        query = query.order_by(
+            value.is_(None), value.desc() if descending else value.asc(), _T.c.seq
+        )
+    else:
+        query = query.order_by(_T.c.seq.desc() if descending else _T.c.seq)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query.offset(offset).limit(limit + 1)).all()
+    return [_record_of(r) for r in rows[:limit]], len(rows) > limit
+
+
+def count_by_phase(store: Store) -> tuple[dict[str, int], dict[str, int]]:
+    """How many experiments and how many trials are in each phase (for /metrics)."""
+    with store.engine.connect() as conn:
+        experiments = dict(
+            conn.execute(
+                select(ExperimentRow.phase, func.count()).group_by(ExperimentRow.phase)
+            ).all()
+        )
+        trials: dict[str, int] = dict(
+            conn.execute(select(_T.c.phase, func.count()).group_by(_T.c.phase)).all()
+        )
+    return experiments, trials
