@@ -47,8 +47,8 @@ def test_head_constant_is_the_newest_migration() -> None:
     assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA.head]
 
 
-def test_migrations_build_exactly_the_tables_of_the_models(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+def test_migrations_build_exactly_the_tables_of_the_models(database_url: str) -> None:
+    url = database_url
     Store(url).close()
     assert _schema_diff(url) == []
 
@@ -83,8 +83,8 @@ def test_a_store_made_before_migrations_upgrades_in_place(tmp_path: Path) -> Non
     engine.dispose()
 
 
-def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'newer.db'}"
+def test_a_store_from_a_newer_version_is_refused(database_url: str) -> None:
+    url = database_url
     Store(url).close()
     engine = create_engine(url)
     with engine.begin() as conn:
@@ -95,9 +95,9 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
 
 
 def test_processes_opening_a_new_store_at_once_do_not_trip_over_each_other(
-    tmp_path: Path,
+    database_url: str,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'race.db'}"
+    url = database_url
     barrier = threading.Barrier(4)
     errors: list[BaseException] = []
 
