@@ -75,3 +75,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def kube_api():
+    """A Kubernetes API stand-in (tests/kube/standin.py) on a free loopback port."""
+    from tests.kube.standin import KubeApiStandIn
+
+    with KubeApiStandIn() as api:
+        yield api
+
+
+@pytest.fixture
+def kube(kube_api):
+    """hyperflow's Kubernetes adapter (the official client) pointed at the stand-in."""
+    from serving.kube.client import KubeClient
+
+    with KubeClient(host=kube_api.url) as client:
+        yield client
