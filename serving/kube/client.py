@@ -288,7 +288,7 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
         stream: bool = False,
-        timeout: float | tuple[float, float] | None = None,
+        timeout: float | tuple[float, float | None] | None = None,
     ) -> Any:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
