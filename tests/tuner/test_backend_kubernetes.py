@@ -432,3 +432,58 @@ def test_katib_conditions() -> None:
     for bad in ("", "status.*", "status.#(type=Complete)"):
         with pytest.raises(ValueError):
             compile_condition(bad)
+
+
+def test_an_experiment_runs_end_to_end_as_jobs(
+    kube: KubeClient, kube_api: KubeApiStandIn, tmp_path: Path
+) -> None:
+    """The controller drives the backend; a local kubelet stand-in runs each Job's
+    container as a process (tests/kube/kubelet.py). Metrics come back only through the
+    API: the pods' logs."""
+    from tests.kube.kubelet import LocalKubelet
+    from tuner.runner import run_experiment
+    from tuner.settings import TunerSettings
+    from tuner.store import Store
+
+    square = "import sys; x = float(sys.argv[1]); print(f'loss={x * x}')"
+    spec = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "training",
+                            "image": "python:3.12-slim",
+                            "command": ["python", "-c", square],
+                            "args": ["${trialParameters.learningRate}"],
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    exp = experiment(spec)
+    exp.spec.max_trial_count = 4
+    exp.spec.parallel_trial_count = 2
+    settings = TunerSettings(home=tmp_path / "home")
+    backend = KubernetesBackend(exp, client=kube)
+    with LocalKubelet(kube_api, tmp_path):
+        outcome = run_experiment(
+            exp, settings=settings, backend=backend, backend_kind="kubernetes", track=False
+        )
+    assert outcome.record.phase.value == "Succeeded"
+    store = Store(settings.store_url)
+    try:
+        trials = store.trials(outcome.record.uid)
+    finally:
+        store.close()
+    assert len(trials) == 4 and {t.phase.value for t in trials} == {"Succeeded"}
+    for t in trials:
+        assert t.objective_value == pytest.approx(float(t.assignments["lr"]) ** 2)
+    # Each trial was its own Job, deleted once finished (retain: false).
+    assert sorted(d["name"] for d in kube_api.deletions) == sorted(t.name for t in trials)
+    assert kube_api.objects("batch/v1", "Job") == []
