@@ -282,6 +282,42 @@ def test_relaunch_after_a_crash_between_create_and_record_adopts_its_own_job(
     backend.launch(trial_run(tmp_path, "taken"))
     exit_ = backend.poll("taken")
     assert exit_ is not None and "already exists" in exit_.message
+    backend.kill("taken")
+    backend.release("taken")
+    assert kube_api.get_object("batch/v1", "Job", "taken") is not None  # not ours: kept
+
+
+def test_a_kind_the_cluster_does_not_serve_fails_the_trial_with_the_reason(
+    kube: KubeClient, tmp_path: Path
+) -> None:
+    spec = {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "spec": {
+            "pytorchReplicaSpecs": {
+                "Master": {
+                    "template": {
+                        "spec": {
+                            "containers": [
+                                {
+                                    "name": "pytorch",
+                                    "image": "x",
+                                    "args": ["${trialParameters.learningRate}"],
+                                }
+                            ]
+                        }
+                    }
+                }
+            }
+        },
+    }
+    backend = KubernetesBackend(experiment(spec, primaryContainerName="pytorch"), client=kube)
+    try:
+        backend.launch(trial_run(tmp_path, "nocrd"))
+        exit_ = wait_exit(backend, "nocrd")
+        assert not exit_.succeeded and "does not serve kubeflow.org/v1" in exit_.message
+    finally:
+        backend.close()
 
 
 def test_what_cannot_run_on_kubernetes_fails_with_a_reason(

@@ -79,6 +79,7 @@ class _Trial:
     exit: TrialExit | None = None
     finished_at: float | None = None  # the object's condition seen (monotonic)
     killed: bool = False
+    owned: bool = False  # its object on the cluster is this trial's (created or adopted)
     followed: dict[str, _Follower] = field(default_factory=dict)  # pod name -> follower
 
 
@@ -116,6 +117,9 @@ class _Informer:
         self.lock = threading.Lock()
         self.synced = threading.Event()
         self.error: str | None = None
+        # The API refuses this watch for good (401/403: credentials or RBAC; 404: the kind
+        # is not served): trials cannot be followed, and poll says so.
+        self.fatal: str | None = None
         self._stop = False
         self._watch: Watch | None = None
         self._thread = threading.Thread(
@@ -154,7 +158,7 @@ class _Informer:
                         if name not in fresh and _rv(obj) > listed_at:
                             fresh[name] = obj
                     self.objects = fresh
-                self.error = None
+                self.error = self.fatal = None
                 self.synced.set()
                 self.changed()
                 version = listed.resource_version
@@ -184,10 +188,13 @@ class _Informer:
                 delay = 0.1
             except Gone:
                 continue  # list again
-            except KubeError as exc:
+            except Exception as exc:  # the thread must outlive any answer
                 if self._stop:
                     return
-                self.error = str(exc)
+                self.error = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, KubeError) and exc.status in (401, 403, 404):
+                    self.fatal = f"cannot list and watch {self.kind}s: {exc}"
+                    self.changed()
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -352,6 +359,7 @@ class KubernetesBackend(TrialBackend):
         except KubeError as exc:
             self._fail(trial, f"the API server refused the trial's {self.kind}: {exc}")
             return
+        trial.owned = True
         self._objects.put(created)
 
     def poll(self, trial_name: str) -> TrialExit | None:
@@ -371,6 +379,8 @@ class KubernetesBackend(TrialBackend):
         if trial is None or trial.exit is not None or trial.killed:
             return
         trial.killed = True
+        if not trial.owned:
+            return
         with contextlib.suppress(KubeError):  # already gone, or the API is away: poll says
             self.client.delete(
                 self.api_version, self.kind, trial_name, self.namespace, propagation="Background"
@@ -399,6 +409,7 @@ class KubernetesBackend(TrialBackend):
         if not found:
             self._fail(trial, f"lost: the trial's {self.kind} is gone from the cluster")
             return
+        trial.owned = True
         self._objects.put(found[0])
 
     def log_path(self, trial_name: str) -> Path:
@@ -410,6 +421,8 @@ class KubernetesBackend(TrialBackend):
             return
         for follower in trial.followed.values():
             follower.close()
+        if not trial.owned:
+            return
         if trial.exit is None:
             self.kill_now(trial_name)
         elif not self.retain and not trial.killed:
@@ -568,6 +581,9 @@ class KubernetesBackend(TrialBackend):
 
     def _poll(self, trial: _Trial) -> TrialExit | None:
         name = trial.run.trial_name
+        for informer in (self._objects, self._pods):
+            if informer.fatal is not None and not trial.killed:
+                return TrialExit(False, None, informer.fatal)
         if not self._objects.synced.is_set() and not trial.killed:
             return None
         self._follow_logs(trial)
