@@ -63,6 +63,14 @@ def _storage_field(isvc: InferenceService) -> str:
     return f"spec.predictor.{key}.storageUri"
 
 
+def _document(isvc: InferenceService) -> dict[str, Any]:
+    """The InferenceService in KServe's form, without the fields left at their defaults."""
+    doc: dict[str, Any] = isvc.model_dump(
+        by_alias=True, exclude_none=True, exclude_defaults=True, mode="json"
+    )
+    return {"apiVersion": isvc.api_version, "kind": isvc.kind, **doc}
+
+
 def _check_storage(isvc: InferenceService, target: str) -> str | None:
     uri = isvc.predictor.storage_uri
     if uri is None:
@@ -106,12 +114,9 @@ def render(
     ns = namespace or isvc.metadata.namespace or "default"
     scheme = _check_storage(isvc, target)
     if target == "kserve":
-        obj = isvc.to_dict()
-        meta = obj["metadata"]
-        meta["namespace"] = ns
-        for key in ("labels", "annotations"):
-            if not meta.get(key):
-                meta.pop(key, None)
+        obj = _document(isvc)
+        obj["metadata"] = {"name": isvc.name, "namespace": ns, **obj["metadata"]}
+        obj["metadata"]["namespace"] = ns
         return [obj]
     return _raw_deployment(isvc, ns, scheme, image or default_image(), mlflow_tracking_uri)
 
@@ -193,7 +198,7 @@ def _raw_deployment(
             initializer["image"] = KSERVE_STORAGE_INITIALIZER
         initializer["args"] = [uri, MODEL_DIR]
         init.append(initializer)
-    served = isvc.to_dict()
+    served = _document(isvc)
     served["metadata"] = {"name": isvc.name, "namespace": ns}
     if uri is not None:
         _set_storage_uri(served["spec"]["predictor"], model_dir)
