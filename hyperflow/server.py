@@ -142,7 +142,7 @@ def make_app(plane: ControlPlane) -> FastAPI:
         print(
             f"hyperflow server: API on {settings.local_url()}, serving on port "
             f"{settings.serving_port}, at most {settings.max_running_trials} trials at once, "
-            f"store {settings.store_url}"
+            f"store {_shown_url(settings.store_url)}"
             + (f"; resumed {len(resumed)} experiments: {', '.join(resumed)}" if resumed else ""),
             flush=True,
         )
@@ -163,6 +163,13 @@ def make_app(plane: ControlPlane) -> FastAPI:
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def _shown_url(url: str) -> str:
+    """The store's URL for the log: a PostgreSQL password is shown as ``***``."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 async def _run_blocking(fn: Any) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from hyperflow.store.models import Base
+from pipelines.schema import SCHEMA as PIPELINES
 from tuner.store.migrate import Schema, upgrade_all
 from tuner.store.schema import SCHEMA as TUNER
 
@@ -23,6 +24,7 @@ HYPERFLOW = Schema(
 
 SCHEMAS = [
     TUNER,
+    PIPELINES,
     HYPERFLOW,
 ]
 
