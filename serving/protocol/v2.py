@@ -82,7 +82,7 @@ def decode_infer_request(
         if not isinstance(name, str):
             raise InvalidInput(f"inputs[{i}] needs a string 'name'")
         datatype = raw.get("datatype")
-        shape = check_shape(raw.get("shape"))
+        shape = check_shape(raw.get("shape"), name)
         params = _parameters(raw.get("parameters"), f"input {name!r}")
         size = params.get("binary_data_size") if params else None
         if size is not None:
@@ -130,9 +130,12 @@ def decode_infer_request(
 
 
 def to_infer_response(result: Any, model_name: str) -> InferResponse:
-    """What a model returned -> InferResponse (arrays/lists become ``output-0``)."""
+    """What a model returned -> InferResponse (arrays/lists become ``output-0``; a V1-style
+    ``{"predictions": ...}`` answers with its predictions)."""
     if isinstance(result, InferResponse):
         return result
+    if isinstance(result, dict) and "predictions" in result and "outputs" not in result:
+        result = result["predictions"]
     if isinstance(result, dict) and isinstance(result.get("outputs"), list):
         outs = []
         for o in result["outputs"]:

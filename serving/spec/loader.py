@@ -78,8 +78,9 @@ def parse_inference_service(
     if kind != KIND:
         raise SpecError([FieldError("kind", f"must be {KIND!r}, got {kind!r}")])
     api_version = data.get("apiVersion", data.get("api_version", API_VERSION))
-    if isinstance(api_version, str) and not api_version.startswith("serving.kserve.io/"):
-        raise SpecError([FieldError("apiVersion", f"must be {API_VERSION!r}, got {api_version!r}")])
+    if api_version != API_VERSION:
+        # Said first and alone: another version's fields would only add confusing errors.
+        raise SpecError([FieldError("apiVersion", _api_version_problem(api_version))])
     try:
         isvc = InferenceService.model_validate(data)
     except ValidationError as exc:
@@ -94,6 +95,22 @@ def parse_inference_service(
     if errors:
         raise SpecError(errors)
     return isvc.with_base_dir(base_dir)
+
+
+def _api_version_problem(api_version: object) -> str:
+    problem = f"must be {API_VERSION!r}, got {api_version!r}"
+    if not isinstance(api_version, str):
+        return problem
+    group, _, version = api_version.rpartition("/")
+    if version == "v1alpha2":
+        return (
+            f"{problem}: v1alpha2 InferenceServices (KFServing) are not read; in v1beta1 "
+            "spec.default.predictor is spec.predictor and spec.canary is a second "
+            "revision with canaryTrafficPercent"
+        )
+    if group == "serving.kubeflow.org" and version == "v1beta1":
+        return f"{problem}: KFServing's v1beta1 has the same fields; change the apiVersion"
+    return problem
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
