@@ -18,7 +18,7 @@ app = typer.Typer(
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(suggestion_app, name="suggestion")
 app.add_typer(serve_app, name="serve")
-kubectl.register(app)
+kubectl.register(app, experiment_app)
 
 token_app = typer.Typer(
     help="API tokens (scoped to namespaces) of the control plane.", no_args_is_help=True

@@ -99,16 +99,31 @@ def _trial_row(obj: dict[str, Any], wide: bool) -> list[str]:
     return row
 
 
+def _ready_condition(obj: dict[str, Any]) -> dict[str, Any]:
+    conditions = obj.get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c.get("type") == "Ready"), {})
+
+
+def _replicas(revisions: list[dict[str, Any]]) -> str:
+    ready = sum(r.get("replicas", {}).get("ready", 0) for r in revisions)
+    desired = sum(r.get("replicas", {}).get("desired", 0) for r in revisions)
+    return f"{ready}/{desired}"
+
+
 def _isvc_row(obj: dict[str, Any], wide: bool) -> list[str]:
+    """KServe's columns (PREV and LATEST: the traffic percent of the revision rolled out
+    before and of the latest one), plus ready/desired replicas."""
     s = obj.get("status", {})
-    ready: dict[str, Any] = next(
-        (c for c in s.get("conditions", []) if c.get("type") == "Ready"), {}
-    )
-    traffic = s.get("components", {}).get("predictor", {}).get("traffic", [])
+    ready = _ready_condition(obj)
+    predictor = s.get("components", {}).get("predictor", {})
+    traffic = predictor.get("traffic", [])
     prev = next((str(t.get("percent")) for t in traffic if not t.get("latestRevision")), "")
     latest = next((str(t.get("percent")) for t in traffic if t.get("latestRevision")), "")
     row = [obj["metadata"]["name"], s.get("url", ""), ready.get("status", "Unknown"), prev, latest]
+    row.append(_replicas(predictor.get("revisions", [])))
     row.append(_age(obj["metadata"].get("creationTimestamp")))
+    if wide:
+        row += [predictor.get("latestReadyRevision", ""), ready.get("reason", "")]
     return row
 
 
@@ -143,8 +158,8 @@ RESOURCES = {
         "inferenceservices",
         "InferenceService",
         "inferenceservice.serving.kserve.io",
-        ("NAME", "URL", "READY", "PREV", "LATEST", "AGE"),
-        (),
+        ("NAME", "URL", "READY", "PREV", "LATEST", "REPLICAS", "AGE"),
+        ("LATESTREADYREVISION", "REASON"),
         _isvc_row,
     ),
 }
@@ -248,7 +263,7 @@ def _documents(files: list[Path]) -> list[tuple[Resource, dict[str, Any]]]:
                 raise _fail(
                     [f"{file}: document {i}: kind {doc.get('kind')!r} cannot be created here"]
                 )
-            if resource.plural == "experiments" and str(file) != "-":
+            if resource.plural in ("experiments", "inferenceservices") and str(file) != "-":
                 md = doc.setdefault("metadata", {})
                 if isinstance(md, dict):
                     annotations = md.setdefault("annotations", {})
@@ -332,8 +347,11 @@ def apply(
                     typer.echo(f"{resource.group}/{name} created")
                     continue
                 if resource.plural != "experiments":
-                    client.request("PUT", f"{path}/{name}", json=doc)
-                    typer.echo(f"{resource.group}/{name} configured")
+                    after = client.request("PUT", f"{path}/{name}", json=doc).json()
+                    same = after["metadata"].get("generation") == current["metadata"].get(
+                        "generation"
+                    )
+                    typer.echo(f"{resource.group}/{name} {'unchanged' if same else 'configured'}")
                     continue
                 wanted = doc.get("spec") or {}
                 have = current.get("spec") or {}
@@ -436,6 +454,7 @@ def _watch(
     else:
         namespace = ns
         obj = f"{resource.plural}/{name}" if name else None
+    shown: dict[tuple[str, str], Any] = {}
     try:
         for event in client.watch(namespace, obj, version or None):
             if event.get("kind") != resource.kind or (name and event.get("name") != name):
@@ -454,31 +473,43 @@ def _watch(
                 if exc.status == 404:
                     continue
                 raise
+            with_ns = all_namespaces and resource.plural != "trials"
+            row = _row(resource, item, wide, with_ns)
+            # An event that changes nothing shown (a replica's probe, a scale tick) is no row.
+            key = (ev_ns, event["name"])
+            age = resource.columns.index("AGE") + int(with_ns)
+            seen = item if output in ("yaml", "json") else row[:age] + row[age + 1 :]
+            if output != "name" and shown.get(key) == seen:
+                continue
+            shown[key] = seen
             if output in ("yaml", "json"):
                 _dump(item, output)
             elif output == "name":
                 typer.echo(f"{resource.group}/{item['metadata']['name']}")
             else:
-                _print_table(
-                    None,
-                    [_row(resource, item, wide, all_namespaces and resource.plural != "trials")],
-                )
+                _print_table(None, [row])
     except KeyboardInterrupt:
         return
 
 
 def describe(
-    kind: str = typer.Argument(..., help="experiments|exp"),
+    kind: str = typer.Argument(..., help="experiments|exp, inferenceservices|isvc"),
     name: str = typer.Argument(...),
     namespace: str = NamespaceOpt,
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
 ) -> None:
-    """An experiment's status, conditions, best trial and trials."""
+    """An experiment's status, conditions, best trial and trials; an inference service's
+    model, traffic, revisions, conditions and recent events."""
     resource = _resource(kind)
+    if resource.plural == "inferenceservices":
+        _describe_isvc(name, namespace, server, token)
+        return
     if resource.plural != "experiments":
         raise _fail(
-            [f"describe supports experiments; use hyperflow get {resource.plural} {name} -o yaml"]
+            [
+                f"describe supports experiments and inferenceservices; use hyperflow get {resource.plural} {name} -o yaml"
+            ]
         )
     with _Errors(), _client(server, token, namespace) as client:
         obj = client.get_experiment(name, namespace)
@@ -523,6 +554,88 @@ def describe(
         ["  NAME", "STATUS", "METRICS", "AGE", "PARAMETERS"],
         [["  " + r[0], *r[1:5]] for r in (_trial_row(t, True) for t in trials)],
     )
+
+
+def _describe_isvc(name: str, namespace: str, server: str | None, token: str | None) -> None:
+    with _Errors(), _client(server, token, namespace) as client:
+        obj = client.get(name, namespace)
+        events = client.request(
+            "GET",
+            f"{API}/namespaces/{namespace}/events",
+            params={"object": f"inferenceservices/{name}"},
+        ).json()["items"]
+    md, status = obj["metadata"], obj.get("status", {})
+    predictor = obj.get("spec", {}).get("predictor", {})
+    model = predictor.get("model") or next(
+        (
+            {"modelFormat": {"name": k}, **v}
+            for k, v in predictor.items()
+            if isinstance(v, dict) and "storageUri" in v
+        ),
+        {},
+    )
+    ready = _ready_condition(obj)
+    revisions = status.get("components", {}).get("predictor", {}).get("revisions", [])
+    typer.echo(f"Name:         {md['name']}")
+    typer.echo(f"Namespace:    {md.get('namespace', namespace)}")
+    typer.echo(f"Created:      {md.get('creationTimestamp')}")
+    typer.echo(f"Generation:   {md.get('generation')}")
+    typer.echo(f"URL:          {status.get('url', '')}")
+    fmt = (model.get("modelFormat") or {}).get("name", "")
+    typer.echo(f"Model:        {fmt} {model.get('storageUri', '')}".rstrip())
+    readiness = ready.get("status", "Unknown")
+    if ready.get("reason"):
+        readiness += f" ({ready['reason']}: {ready.get('message', '')})"
+    typer.echo(f"Ready:        {readiness}")
+    if predictor.get("canaryTrafficPercent") is not None:
+        typer.echo(f"Canary:       {predictor['canaryTrafficPercent']}% to the latest revision")
+    typer.echo("Revisions:")
+    _print_table(
+        ["  NAME", "STATE", "TRAFFIC", "REPLICAS", "PIDS", "REASON"],
+        [
+            [
+                f"  {r['name']}" + (" (latest)" if r.get("latest") else ""),
+                r.get("state", ""),
+                f"{r.get('percent', 0)}%"
+                + (
+                    f" ({r['configuredPercent']}% when Ready)"
+                    if r.get("configuredPercent") != r.get("percent")
+                    else ""
+                ),
+                _replicas([r]),
+                ",".join(map(str, r.get("pids", []))),
+                r.get("reason", ""),
+            ]
+            for r in revisions
+        ],
+    )
+    typer.echo("Conditions:")
+    _print_table(
+        ["  TYPE", "STATUS", "REASON", "LAST TRANSITION", "MESSAGE"],
+        [
+            [
+                f"  {c['type']}",
+                c["status"],
+                c.get("reason", ""),
+                c.get("lastTransitionTime") or "",
+                c.get("message", ""),
+            ]
+            for c in status.get("conditions", [])
+        ],
+    )
+    typer.echo("Events:")
+    _print_table(
+        ["  AGE", "REASON", "MESSAGE"],
+        [[f"  {_age_of(e['time'])}", e["reason"], e["message"]] for e in events[-20:]],
+    )
+
+
+def _age_of(timestamp: float) -> str:
+    seconds = int(time.time() - timestamp)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
 
 
 def delete(
@@ -579,6 +692,64 @@ def logs(
             return
 
 
-def register(app: typer.Typer) -> None:
+def deploy_best(
+    experiment: str = typer.Argument(..., help="The experiment whose best model to serve."),
+    service: str = typer.Option(
+        ..., "--service", help="The InferenceService to create or replace."
+    ),
+    model_format: str | None = typer.Option(
+        None, "--model-format", help="Runtime (default: from the saved files, e.g. sklearn)."
+    ),
+    model_name: str | None = typer.Option(
+        None, "--model-name", help="Registered model (default: the experiment's name)."
+    ),
+    canary_traffic_percent: int | None = typer.Option(
+        None,
+        "--canary-traffic-percent",
+        min=0,
+        max=100,
+        help="Replacing a service: the new revision's share (the previous keeps the rest).",
+    ),
+    wait: bool = typer.Option(False, "--wait", help="Wait until the service is Ready."),
+    timeout: int = typer.Option(600, "--timeout", help="Seconds --wait waits."),
+    namespace: str = NamespaceOpt,
+    server: str | None = ServerOpt,
+    token: str | None = TokenOpt,
+) -> None:
+    """Register the best trial's model in the MLflow Model Registry (a new version of a
+    model named after the experiment) and serve it by an InferenceService from
+    models:/MODEL/VERSION, through the server."""
+    with _Errors(), _client(server, token, namespace) as client:
+        result = client.deploy_best(
+            experiment,
+            service,
+            namespace,
+            model_format=model_format,
+            model_name=model_name,
+            canary_traffic_percent=canary_traffic_percent,
+        )
+        model = result["registeredModel"]
+        isvc = result["inferenceService"]
+        typer.echo(
+            f"registered model {model['name']} version {model['version']} "
+            f"(from {model['source']}, trial {result['trial']})"
+        )
+        verb = "created" if result["created"] else "configured"
+        typer.echo(
+            f"inferenceservice.serving.kserve.io/{service} {verb} "
+            f"(storageUri {model['storageUri']})"
+        )
+        typer.echo(f"URL: {isvc['status']['url']}")
+        if wait:
+            try:
+                client.wait_isvc_ready(service, namespace, timeout_seconds=timeout)
+            except RuntimeError as exc:
+                raise _fail([str(exc)]) from None
+            typer.echo(f"inferenceservice {service} is Ready")
+
+
+def register(app: typer.Typer, experiment_app: typer.Typer | None = None) -> None:
     for fn in (create, apply, get, describe, delete, logs):
         app.command(fn.__name__)(fn)
+    if experiment_app is not None:
+        experiment_app.command("deploy-best")(deploy_best)

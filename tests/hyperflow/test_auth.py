@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from hyperflow.gate import TokenGate
 from hyperflow.handlers.auth import LOCAL_ADMIN
-from hyperflow.server import TokenGate
 from tests.hyperflow.conftest import Running, experiment, serve_plane, server_settings
 from tests.util import hyperflow_cmd, run_hyperflow, wait_until
 
@@ -207,26 +207,49 @@ def test_a_non_loopback_bind_refuses_to_start_without_tokens(hyperflow_home: Pat
     assert "needs API tokens" in result.stderr and "hyperflow token create" in result.stderr
 
 
-def test_the_serving_port_on_a_non_loopback_bind_wants_a_token(hyperflow_home: Path) -> None:
+def test_the_serving_port_on_a_non_loopback_bind_wants_a_token_of_the_services_namespace(
+    hyperflow_home: Path,
+) -> None:
     from hyperflow.plane import build
 
     plane = build(server_settings(hyperflow_home, host="0.0.0.0"))
-    _, token = plane.tokens.create(LOCAL_ADMIN, ["a"])
+    _, token_a = plane.tokens.create(LOCAL_ADMIN, ["a"])
+    _, token_default = plane.tokens.create(LOCAL_ADMIN, ["default"])
+    _, admin = plane.tokens.create(LOCAL_ADMIN, [], admin=True)
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    async def calls() -> list[int]:
-        transport = httpx.ASGITransport(app=TokenGate(app, plane))
+    calls = [
+        ("/v2/models/m/infer", None, 401),
+        ("/v2/models/m/infer", "hf_000000000000_" + "x" * 43, 401),
+        # The plain paths are the default namespace's services.
+        ("/v2/models/m/infer", token_a, 403),
+        ("/v1/models/m:predict", token_a, 403),
+        ("/v1/models", token_a, 403),
+        ("/v2/models/m/infer", token_default, 200),
+        # KServe's path template names the namespace.
+        ("/serving/a/m/v2/models/m/infer", token_a, 200),
+        ("/serving/b/m/v2/models/m/infer", token_a, 403),
+        ("/serving/a/m/v2/models/m/infer", token_default, 403),
+        ("/serving/b/m/v2/models/m/infer", admin, 200),
+        # The router's own answers: any valid token; the probes: none.
+        ("/metrics", token_a, 200),
+        ("/metrics", None, 401),
+        ("/v2/health/ready", None, 200),
+        ("/v2/health/live", None, 200),
+    ]
+
+    async def call_all() -> list[int]:
+        transport = httpx.ASGITransport(app=TokenGate(app, plane.tokens))
         async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
             return [
-                (await c.get("/v2/models/m")).status_code,
-                (await c.get("/v2/models/m", headers=_auth(token))).status_code,
-                (await c.get("/v2/health/ready")).status_code,
+                (await c.get(path, headers=_auth(token))).status_code for path, token, _ in calls
             ]
 
     try:
-        assert asyncio.run(calls()) == [401, 200, 200]
+        got = asyncio.run(call_all())
+        assert got == [want for _, _, want in calls], list(zip(calls, got, strict=True))
     finally:
         plane.close()

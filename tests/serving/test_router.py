@@ -112,10 +112,13 @@ def test_routes_v1_v2_by_name_and_answers_locally(echo_ports: tuple[int, ...]) -
         assert c.get("/v2").json()["extensions"] == ["binary_tensor_data"]
         metrics = c.get("/metrics").text
         assert (
-            'hyperflow_router_requests_total{code="200",revision="default",service="echo"}'
+            'hyperflow_router_requests_total{code="200",namespace="default",revision="default",service="echo"}'
             in metrics
         )
-        assert 'hyperflow_router_ready_replicas{revision="default",service="echo"} 2.0' in metrics
+        assert (
+            'hyperflow_router_ready_replicas{namespace="default",revision="default",service="echo"} 2.0'
+            in metrics
+        )
         assert "hyperflow_router_request_duration_seconds_bucket" in metrics
 
 
