@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import io
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -20,9 +18,7 @@ from hyperflow.plane import ControlPlane, build
 from hyperflow.server import make_app
 from hyperflow.settings import ServerSettings
 from serving.server.http import uvicorn_config
-from tests.util import REPO, free_port, wait_http_ok, wait_until
-
-TRAIN_SKLEARN = REPO / "examples" / "serving" / "train_sklearn.py"
+from tests.util import free_port, wait_http_ok, wait_until
 
 TRIAL = textwrap.dedent(
     """
@@ -130,19 +126,6 @@ def server_settings(home: Path, **kw: Any) -> ServerSettings:
 def server(hyperflow_home: Path) -> Iterator[Running]:
     with serve_plane(server_settings(hyperflow_home)) as running:
         yield running
-
-
-@pytest.fixture(scope="session")
-def iris_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with ``model/v1`` and ``model/v2`` (the serving examples' iris models)."""
-    folder = tmp_path_factory.mktemp("iris")
-    spec = importlib.util.spec_from_file_location("train_sklearn", TRAIN_SKLEARN)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    with contextlib.redirect_stdout(io.StringIO()):
-        module.train(folder / "model")
-    return folder
 
 
 def isvc(

@@ -109,6 +109,7 @@ def test_a_token_of_namespace_a_can_do_nothing_in_namespace_b(
     names = {"namespace": "b", "name": "exp-b", "trial": trial}
     doc = server.http.get("/openapi.json").json()
     walked = 0
+    templates = set()
     for template, operations in doc["paths"].items():
         if "{namespace}" not in template:
             continue
@@ -123,7 +124,20 @@ def test_a_token_of_namespace_a_can_do_nothing_in_namespace_b(
             assert r.status_code == expected, (method, path, r.status_code, r.text)
             assert "exp-b" not in r.text or "error" in r.json()
             walked += 1
+            templates.add(
+                f"{method.upper()} {template.removeprefix('/apis/v1/namespaces/{namespace}/')}"
+            )
     assert walked >= 10
+    # The walk covers every resource, inference services included (a new route is walked
+    # as soon as it exists).
+    assert {
+        "POST inferenceservices",
+        "GET inferenceservices",
+        "GET inferenceservices/{name}",
+        "PUT inferenceservices/{name}",
+        "DELETE inferenceservices/{name}",
+        "POST experiments/{name}/deploy-best",
+    } <= templates, templates
     # Nothing happened to b's objects.
     r = server.http.get("/apis/v1/namespaces/b/experiments/exp-b", headers=_auth(tokens["b"]))
     assert r.status_code == 200 and r.json()["spec"]["maxTrialCount"] == 1
