@@ -263,12 +263,15 @@ def _documents(files: list[Path]) -> list[tuple[Resource, dict[str, Any]]]:
                 raise _fail(
                     [f"{file}: document {i}: kind {doc.get('kind')!r} cannot be created here"]
                 )
-            if resource.plural in ("experiments", "inferenceservices") and str(file) != "-":
+            if resource.plural in ("experiments", "inferenceservices"):
+                # Relative paths (trial commands, storageUri) resolve from the file's
+                # folder; from standard input, from the current one.
+                folder = Path.cwd() if str(file) == "-" else file.resolve().parent
                 md = doc.setdefault("metadata", {})
                 if isinstance(md, dict):
                     annotations = md.setdefault("annotations", {})
                     if isinstance(annotations, dict):
-                        annotations.setdefault(BASE_DIR_ANNOTATION, str(file.resolve().parent))
+                        annotations.setdefault(BASE_DIR_ANNOTATION, str(folder))
             out.append((resource, doc))
     return out
 

@@ -52,10 +52,11 @@ class ControlPlane:
         return self.services.router
 
     def start(self) -> None:
-        """Resume the experiments this server owns, bind the serving port and run every
-        stored inference service; then the server is ready."""
-        self.manager.resume_all()
+        """Bind the serving port and run every stored inference service, resume the
+        experiments this server owns; then the server is ready. (A serving port that
+        cannot be bound fails the start before any experiment resumes.)"""
         self.services.start()
+        self.manager.resume_all()
         self._ready.set()
 
     def ready(self) -> bool:

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import socket
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -131,6 +132,17 @@ def check_bind(settings: ServerSettings, plane: ControlPlane) -> None:
             f"binding to {settings.host} (not loopback) needs API tokens: create one first with "
             "`hyperflow token create --namespace NAMESPACE` (or --admin)"
         )
+    # Said before anything starts (the start binds it for good, and says so too).
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.serving_port))
+        except OSError as exc:
+            raise ServerError(
+                f"cannot serve inference services on {settings.host}:{settings.serving_port}: "
+                f"{exc.strerror or exc} (choose another --serving-port)"
+            ) from None
 
 
 def serve(settings: ServerSettings) -> None:
