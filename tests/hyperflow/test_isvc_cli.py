@@ -120,6 +120,22 @@ def test_create_get_watch_describe_apply_delete(
         "Canary:       25% to the latest revision" in cli(server, "describe", "isvc", "iris").stdout
     )
 
+    # Promote, as README shows: get -o yaml | sed /canaryTrafficPercent/d | apply -f -
+    current = yaml.safe_load(cli(server, "get", "isvc", "iris", "-o", "yaml").stdout)
+    del current["spec"]["predictor"]["canaryTrafficPercent"]
+    promoted = subprocess.run(
+        hyperflow_cmd("apply", "-f", "-", "--server", server.url),
+        input=yaml.safe_dump(current),
+        capture_output=True,
+        text=True,
+        cwd=REPO,  # the object keeps its folder: the current one does not matter
+        timeout=60,
+    )
+    assert promoted.stdout.strip() == "inferenceservice.serving.kserve.io/iris configured", (
+        promoted.stderr
+    )
+    wait_until(lambda: _rows(cli(server, "get", "isvc").stdout)["iris"][3:5] == ["", "100"], 60)
+
     deleted = cli(server, "delete", "-f", str(path))
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout.strip() == 'inferenceservice.serving.kserve.io "iris" deleted'
