@@ -560,7 +560,7 @@ class ServiceManager:
 
 
 def _create_time(pid: int) -> float:
-    import psutil  # type: ignore[import-untyped]
+    import psutil
 
     try:
         return float(psutil.Process(pid).create_time())

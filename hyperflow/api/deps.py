@@ -12,7 +12,7 @@ from hyperflow.plane import ControlPlane
 
 
 def plane(request: Request) -> ControlPlane:
-    return request.app.state.plane  # type: ignore[no-any-return]
+    return request.app.state.plane
 
 
 bearer = parse_bearer

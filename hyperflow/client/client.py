@@ -57,7 +57,7 @@ def _object_body(obj: Any, kind: str = "Experiment") -> dict[str, Any]:
         if base_dir is not None:
             md = body.setdefault("metadata", {})
             md.setdefault("annotations", {})[BASE_DIR_ANNOTATION] = str(Path(base_dir).resolve())
-        return body  # type: ignore[no-any-return]
+        return body
     raise TypeError(f"cannot send {type(obj).__name__} as an {kind}")
 
 
@@ -171,11 +171,11 @@ class Client:
         """Create an Experiment: a dict, YAML text or a ``tuner.spec`` Experiment."""
         body = _experiment_body(experiment)
         ns = namespace or (body.get("metadata") or {}).get("namespace") or self.namespace
-        return self.request("POST", f"{API}/namespaces/{ns}/experiments", json=body).json()  # type: ignore[no-any-return]
+        return self.request("POST", f"{API}/namespaces/{ns}/experiments", json=body).json()
 
     def get_experiment(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{name}"
-        return self.request("GET", path).json()  # type: ignore[no-any-return]
+        return self.request("GET", path).json()
 
     def list_experiments(
         self, namespace: str | None = None, phase: str | None = None, all_namespaces: bool = False
@@ -189,7 +189,7 @@ class Client:
 
     def delete_experiment(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{name}"
-        return self.request("DELETE", path).json()  # type: ignore[no-any-return]
+        return self.request("DELETE", path).json()
 
     def edit_experiment_budget(
         self,
@@ -218,7 +218,7 @@ class Client:
         self, name: str, patch: dict[str, Any], namespace: str | None = None
     ) -> dict[str, Any]:
         path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{name}"
-        return self.request(  # type: ignore[no-any-return]
+        return self.request(
             "PATCH",
             path,
             content=json.dumps(patch),
@@ -278,12 +278,12 @@ class Client:
         optimal = self.get_experiment(name, namespace).get("status", {}).get("currentOptimalTrial")
         if not optimal or not optimal.get("observation", {}).get("metrics"):
             return None
-        return optimal  # type: ignore[no-any-return]
+        return optimal
 
     def get_best(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         """currentOptimalTrial with its MLflow run id and storageUri(s)."""
         path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{name}/best"
-        return self.request("GET", path).json()  # type: ignore[no-any-return]
+        return self.request("GET", path).json()
 
     # -- trials -------------------------------------------------------------------------
 
@@ -303,7 +303,7 @@ class Client:
         self, name: str, experiment_name: str, namespace: str | None = None
     ) -> dict[str, Any]:
         path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{experiment_name}/trials/{name}"
-        return self.request("GET", path).json()  # type: ignore[no-any-return]
+        return self.request("GET", path).json()
 
     def get_success_trial_details(
         self, experiment_name: str, namespace: str | None = None
@@ -378,7 +378,7 @@ class Client:
             }
         if watch:
             return self.wait_isvc_ready(name, namespace, timeout_seconds=timeout_seconds)
-        return self.request("GET", self._isvc_path(namespace, name)).json()  # type: ignore[no-any-return]
+        return self.request("GET", self._isvc_path(namespace, name)).json()
 
     def replace(
         self,
@@ -398,7 +398,7 @@ class Client:
         return replaced
 
     def delete(self, name: str, namespace: str | None = None) -> dict[str, Any]:
-        return self.request("DELETE", self._isvc_path(namespace, name)).json()  # type: ignore[no-any-return]
+        return self.request("DELETE", self._isvc_path(namespace, name)).json()
 
     def is_isvc_ready(self, name: str, namespace: str | None = None) -> bool:
         return _has_condition(
@@ -460,7 +460,7 @@ class Client:
             if value is not None:
                 body[key] = value
         path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{experiment}/deploy-best"
-        return self.request("POST", path, json=body, timeout=300).json()  # type: ignore[no-any-return]
+        return self.request("POST", path, json=body, timeout=300).json()
 
 
 def _has_condition(conditions: list[dict[str, Any]], type_: str) -> bool:

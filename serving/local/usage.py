@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 from serving.autoscaler import ResourceUsage
 

@@ -338,7 +338,7 @@ class PredictorSpec(ComponentSpec):
         for key in ("model", *FRAMEWORK_KEYS):
             value = getattr(self, key)
             if value is not None:
-                return value  # type: ignore[no-any-return]
+                return value
         return None
 
     @property

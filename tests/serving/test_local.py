@@ -12,13 +12,14 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from serving.autoscaler import AutoscalerConfig
 from serving.local import Listener, LocalDeployment, RevisionSpec
 from serving.router.pool import Unavailable
-from tests.util import free_port
+from tests.util import free_port, wait_until
 
 UPSTREAM = Path(__file__).with_name("test_router_upstream.py")
 
@@ -149,8 +150,25 @@ def test_model_load_failure_is_visible_and_not_crash_looping() -> None:
                 r = await c.get("/v1/models/m")
                 assert r.status_code == 503 and "model.joblib" in r.json()["error"]
                 assert (await c.get("/v2/health/ready")).status_code == 503
-            await asyncio.sleep(1.0)
+            # Let the deployer reconcile a few more times (counted, not timed): a crash loop
+            # would have restarted the replica by then.
+            cycles = 0
+            publish = rev.pool.set_status
+
+            def counted(*args: Any, **kwargs: Any) -> None:
+                nonlocal cycles
+                cycles += 1
+                publish(*args, **kwargs)
+
+            rev.pool.set_status = counted  # type: ignore[method-assign]
+
+            def reconciled_thrice() -> bool:
+                rev.deployer.wake()
+                return cycles >= 3
+
+            await until(reconciled_thrice)
             assert len(rev.deployer.started_pids) == 1  # kept, not restarted in a loop
+            assert rev.deployer.restarts == 0
 
     asyncio.run(main())
 
@@ -222,10 +240,7 @@ def test_replicas_do_not_outlive_a_killed_runner() -> None:
     finally:
         proc.kill()  # SIGKILL: the runner gets no chance to clean up
         proc.wait(10)
-    deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(_alive(p) for p in pids)
+    wait_until(lambda: not any(_alive(p) for p in pids), timeout=10)
 
 
 def test_crash_looping_replica_backs_off_and_reports_why() -> None:
