@@ -273,8 +273,14 @@ class ServiceManager:
             log_level="warning",
         )
         server = uvicorn.Server(config)
-        await server.startup(sockets=[sock])
-        self._server = server
+        # uvicorn's public entry point (its signal handlers stay off: not the main thread).
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if serving.done():
+                serving.result()  # its error, if it failed
+                raise RuntimeError(f"the serving router on {host}:{port} did not start")
+            await asyncio.sleep(0.01)
+        self._server = (server, serving)
 
     async def _shutdown(self) -> None:
         services = list(self._services.values())
@@ -284,7 +290,9 @@ class ServiceManager:
             if self.gate is None:
                 await self._server.close()
             else:
-                await self._server.shutdown()
+                server, serving = self._server
+                server.should_exit = True
+                await serving
             self._server = None
         # What is left (retirements, requests still held): cancelled, not abandoned.
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
