@@ -206,13 +206,18 @@ def _client(server: str | None, token: str | None, namespace: str = "default") -
     return Client(server=server, token=token, namespace=namespace)
 
 
-def _print_table(header: list[str] | None, rows: list[list[str]]) -> None:
-    widths = [len(h) for h in header] if header else [0] * (len(rows[0]) if rows else 0)
+def _print_table(
+    header: list[str] | None, rows: list[list[str]], widths: list[int] | None = None
+) -> list[int]:
+    """Print aligned columns (at least ``widths`` wide); the widths used."""
+    if widths is None:
+        widths = [len(h) for h in header] if header else [0] * (len(rows[0]) if rows else 0)
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=False)]
     lines = [header] if header else []
     for row in [*lines, *rows]:
         typer.echo("   ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+    return widths
 
 
 def _dump(obj: Any, output: str) -> None:
@@ -401,6 +406,8 @@ def get(
         base = f"{API}/{resource.plural}"
     else:
         base = f"{API}/namespaces/{ns}/{resource.plural}"
+    widths: list[int] | None = None
+    pending: list[str] | None = None
     with _Errors(), _client(server, token, ns) as client:
         if name is not None:
             items = [client.request("GET", f"{base}/{name}").json()]
@@ -408,6 +415,7 @@ def get(
         else:
             items, version = client.list_all(base)
         wide = output == "wide"
+        with_ns = all_namespaces and resource.plural != "trials"
         if output in ("yaml", "json"):
             if name is not None:
                 _dump(items[0], output)
@@ -418,17 +426,45 @@ def get(
                 typer.echo(f"{resource.group}/{item['metadata']['name']}")
         else:
             header = list(resource.columns) + (list(resource.wide_columns) if wide else [])
-            with_ns = all_namespaces and resource.plural != "trials"
             if with_ns:
                 header = ["NAMESPACE", *header]
             rows = [_row(resource, item, wide, with_ns) for item in items]
-            if not rows and not watch:
+            if not rows:
                 where = "any namespace" if all_namespaces else f"{ns} namespace"
                 typer.echo(f"No resources found in {where}.", err=True)
+                pending = header  # as kubectl: the header comes with the first watched row
             else:
-                _print_table(header, rows)
+                widths = _print_table(header, rows)
         if watch:
-            _watch(client, resource, ns, name, experiment, all_namespaces, version, wide, output)
+            _watch(
+                client,
+                resource,
+                ns,
+                name,
+                experiment,
+                all_namespaces,
+                version,
+                wide,
+                output,
+                (pending, widths),
+                {
+                    (item["metadata"].get("namespace", ns), item["metadata"]["name"]): _shown_as(
+                        resource, item, _row(resource, item, wide, with_ns), output, with_ns
+                    )
+                    for item in items
+                },
+            )
+
+
+def _shown_as(
+    resource: Resource, item: dict[str, Any], row: list[str], output: str, with_ns: bool
+) -> Any:
+    """What a watch compares to tell a change worth a row: the row without its AGE (the
+    whole object with -o yaml/json)."""
+    if output in ("yaml", "json"):
+        return item
+    age = resource.columns.index("AGE") + int(with_ns)
+    return row[:age] + row[age + 1 :]
 
 
 def _row(resource: Resource, item: dict[str, Any], wide: bool, with_ns: bool) -> list[str]:
@@ -446,9 +482,14 @@ def _watch(
     version: str,
     wide: bool,
     output: str,
+    table: tuple[list[str] | None, list[int] | None],
+    listed: dict[tuple[str, str], Any],
 ) -> None:
+    """A row per change, aligned under the listed ``table`` (a header still to print and
+    the columns' widths; they widen as needed)."""
     from hyperflow.client import ApiError
 
+    header, widths = table
     if resource.plural == "trials":
         namespace: str | None = ns
         obj = f"experiments/{experiment}"
@@ -457,7 +498,7 @@ def _watch(
     else:
         namespace = ns
         obj = f"{resource.plural}/{name}" if name else None
-    shown: dict[tuple[str, str], Any] = {}
+    shown = dict(listed)
     try:
         for event in client.watch(namespace, obj, version or None):
             if event.get("kind") != resource.kind or (name and event.get("name") != name):
@@ -478,10 +519,10 @@ def _watch(
                 raise
             with_ns = all_namespaces and resource.plural != "trials"
             row = _row(resource, item, wide, with_ns)
-            # An event that changes nothing shown (a replica's probe, a scale tick) is no row.
+            # An event that changes nothing shown (a replica's probe, a scale tick, or the
+            # creation the list already showed) is no row.
             key = (ev_ns, event["name"])
-            age = resource.columns.index("AGE") + int(with_ns)
-            seen = item if output in ("yaml", "json") else row[:age] + row[age + 1 :]
+            seen = _shown_as(resource, item, row, output, with_ns)
             if output != "name" and shown.get(key) == seen:
                 continue
             shown[key] = seen
@@ -490,7 +531,8 @@ def _watch(
             elif output == "name":
                 typer.echo(f"{resource.group}/{item['metadata']['name']}")
             else:
-                _print_table(None, [row])
+                widths = _print_table(header, [row], widths)
+                header = None
     except KeyboardInterrupt:
         return
 

@@ -63,6 +63,13 @@ def test_create_get_watch_describe_apply_delete(
         assert ready_rows and ready_rows[-1].split()[2] == "True", seen
         # Rows only when something shown changed: no two alike in a row.
         assert all(a != b for a, b in itertools.pairwise(ready_rows)), ready_rows
+        # As kubectl: an empty list prints no header; the first watched row comes with it,
+        # and every row lines up under it (whatever the blank PREV column holds).
+        header = seen[0] if seen[0].startswith("NAME") else ""
+        assert header.split() == ["NAME", "URL", "READY", "PREV", "LATEST", "REPLICAS", "AGE"]
+        for row in ready_rows:
+            assert row[header.index("LATEST") :].split()[0] == "100", (header, row)
+            assert row[header.index("READY") :].split()[0] in ("True", "False"), (header, row)
     finally:
         watch.kill()
         watch.wait(10)
