@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import io
 import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
+
+from tests.util import REPO
+
+TRAIN_SKLEARN = REPO / "examples" / "serving" / "train_sklearn.py"
 
 
 @pytest.fixture(autouse=True)
@@ -93,3 +99,16 @@ def kube(kube_api):
 
     with KubeClient(host=kube_api.url) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def iris_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with ``model/v1`` and ``model/v2`` (the serving examples' iris models)."""
+    folder = tmp_path_factory.mktemp("iris")
+    spec = importlib.util.spec_from_file_location("train_sklearn", TRAIN_SKLEARN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with contextlib.redirect_stdout(io.StringIO()):
+        module.train(folder / "model")
+    return folder
