@@ -25,6 +25,7 @@ the next turn's changes, or on its own after ``_LAZY_COMMIT`` seconds.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
@@ -872,7 +873,7 @@ class ExperimentController:
             self._batch.add_trial(trial)
             state = TrialState(record=trial)
             self._add_state(state)
-            self._then(lambda t=trial: self.tracker.start_trial(t.name, t.assignments))
+            self._then(functools.partial(self.tracker.start_trial, trial.name, trial.assignments))
             run = self._trial_run(trial)
             if run is not None:
                 self._launch(state, run)
