@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import pickle
 import sqlite3
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.db.utils import _get_latest_schema_revision
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from tests.tuner.test_tracking import EXPERIMENT, SPEC, UID, make_trial_dir
+from tests.tuner.test_tracking import EXPERIMENT, UID, make_trial_dir
 from tuner.tracking.events import (
     ExperimentEnded,
     ExperimentStarted,
@@ -34,6 +35,7 @@ from tuner.tracking.events import (
     TrialEnded,
     TrialStarted,
 )
+from tuner.tracking.layout import PlainLayout
 from tuner.tracking.mlflow_sql import (
     TESTED_SCHEMAS,
     ExperimentInfo,
@@ -490,21 +492,20 @@ def test_a_failed_bulk_insert_falls_back_to_the_api_or_is_retried(
     check_runs(uri, 5, tmp_path)
 
 
-def test_the_writer_never_imports_mlflow_on_an_existing_sqlite_store(
+def test_the_writer_never_imports_mlflow_or_the_spec_models_on_an_existing_sqlite_store(
     store: tuple[str, Path], tmp_path: Path
 ) -> None:
     uri, root = store
     trial_dir = make_trial_dir(tmp_path, "light-0", with_model=True)
     # Only tuner modules here: the tests' helpers import mlflow themselves.
     script = f"""
-import json, sys
+import json, pickle, sys
 from pathlib import Path
 from tuner.tracking.events import *
 from tuner.tracking.mlflow_store import prepare_sqlite_store
 from tuner.tracking.mlflow_writer import MlflowWriter
 from tuner.types import *
-from tuner.spec.models import Experiment
-EXPERIMENT = Experiment.model_validate(json.loads({json.dumps(SPEC)!r}))
+EXPERIMENT = pickle.loads(bytes.fromhex({pickle.dumps(PlainLayout.of(EXPERIMENT, UID)).hex()!r}))
 prepare_sqlite_store(Path({uri.removeprefix("sqlite:///")!r}))
 writer = MlflowWriter({uri!r}, Path({str(root)!r}))
 writer.apply(ExperimentStarted(EXPERIMENT, {UID!r}, {T0}))
@@ -518,7 +519,8 @@ writer.apply(
     ExperimentEnded(ExperimentPhase.SUCCEEDED, ExperimentReason.MAX_TRIALS_REACHED, "light-0", {{}}, {T0 + 1})
 )
 writer.sync()
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "mlflow")))
+heavy = ("mlflow", "pydantic", "tuner.spec")
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(heavy))))
 """
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
