@@ -492,7 +492,7 @@ def test_a_failed_bulk_insert_falls_back_to_the_api_or_is_retried(
     check_runs(uri, 5, tmp_path)
 
 
-def test_the_writer_never_imports_mlflow_or_the_spec_models_on_an_existing_sqlite_store(
+def test_the_writer_never_imports_mlflow_sqlalchemy_or_the_spec_on_a_sqlite_store(
     store: tuple[str, Path], tmp_path: Path
 ) -> None:
     uri, root = store
@@ -519,7 +519,7 @@ writer.apply(
     ExperimentEnded(ExperimentPhase.SUCCEEDED, ExperimentReason.MAX_TRIALS_REACHED, "light-0", {{}}, {T0 + 1})
 )
 writer.sync()
-heavy = ("mlflow", "pydantic", "tuner.spec")
+heavy = ("mlflow", "pydantic", "tuner.spec", "sqlalchemy")
 print(json.dumps(sorted(m for m in sys.modules if m.startswith(heavy))))
 """
     done = subprocess.run(

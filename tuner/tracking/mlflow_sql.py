@@ -1,9 +1,11 @@
-"""MLflow's tracking tables written with SQLAlchemy Core: the writer without ``import mlflow``.
+"""MLflow's tracking tables written with plain SQL: the writer without ``import mlflow``.
 
 Importing mlflow costs about 2 s of CPU, and each call of its public API is several ORM
 sessions (about 10 ms of CPU per run). The writer process runs beside the trials, so on a
-SQL tracking store (SQLite, PostgreSQL, MySQL) it writes MLflow's rows itself: this module
-needs SQLAlchemy only, and a whole cycle of runs is one transaction.
+SQL tracking store (SQLite, PostgreSQL, MySQL) it writes MLflow's rows itself, a whole
+cycle of runs in one transaction: through the standard library's ``sqlite3`` for SQLite
+(importing SQLAlchemy was most of what was left of the process's start-up), through
+SQLAlchemy (``text()``, the same SQL and ``:name`` parameters) elsewhere.
 
 What it writes is what MLflow's ``SqlAlchemyStore`` writes for the same calls: the
 experiment (in the ``default`` workspace), its tags, runs with the ``mlflow.runName`` tag,
@@ -21,6 +23,7 @@ runs both ways and compares what MLflow's own client reads back for them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import numbers
@@ -30,14 +33,11 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlparse
-
-from sqlalchemy import MetaData, Table, and_, create_engine, delete, event, insert, select, update
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ _NEEDED = {
     "metrics": {"run_uuid", "key", "value", "timestamp", "step", "is_nan"},
     "latest_metrics": {"run_uuid", "key", "value", "timestamp", "step", "is_nan"},
 }  # fmt: skip
+_METRIC_COLUMNS = ("run_uuid", "key", "value", "timestamp", "step", "is_nan")
 
 
 class Metric(NamedTuple):
@@ -297,22 +298,146 @@ def _newer(row: dict[str, Any], than: Any) -> bool:
     )
 
 
-def _sqlite_normal_sync(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+class _Tx:
+    """One connection's statements: SQL text with ``:name`` parameters (both sqlite3 and
+    SQLAlchemy's ``text()`` take them), identifiers written ``"quoted"``."""
+
+    def __init__(self, execute: Any, executemany: Any) -> None:
+        self._execute = execute
+        self._executemany = executemany
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._execute(sql, params or {})]
+
+    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        found = self.rows(sql, params)
+        return found[0][0] if found else None
+
+    def run(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        return self._execute(sql, params or {})
+
+    def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self._executemany(sql, rows)
+
+
+def _in(name: str, values: list[Any], params: dict[str, Any]) -> str:
+    """``:name0, :name1, ...`` for an ``IN (...)`` list, the values added to ``params``."""
+    keys = [f"{name}{i}" for i in range(len(values))]
+    params.update(zip(keys, values, strict=True))
+    return ", ".join(f":{k}" for k in keys)
+
+
+def _insert_sql(table: str, columns: list[str]) -> str:
+    names = ", ".join(f'"{c}"' for c in columns)
+    values = ", ".join(f":{c}" for c in columns)
+    return f'INSERT INTO "{table}" ({names}) VALUES ({values})'
+
+
+class _SqliteDb:
+    """A SQLite store through the standard library's sqlite3 (no SQLAlchemy import: most
+    of the writer process's start-up). One connection, owned by the writer."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str, *, wal: bool) -> None:
+        import sqlite3
+
+        self._sqlite3 = sqlite3
+        self.integrity_errors: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
+        # Autocommit mode: transactions are this class's own BEGIN IMMEDIATE ... COMMIT.
+        self._conn = sqlite3.connect(
+            path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        if wal:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+
+    def columns(self, table: str) -> set[str]:
+        return {row[1] for row in self._conn.execute(f'PRAGMA table_info("{table}")')}
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[_Tx]:
+        yield _Tx(self._conn.execute, self._conn.executemany)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[_Tx]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield _Tx(self._conn.execute, self._conn.executemany)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def insert_id(self, tx: _Tx, table: str, row: dict[str, Any], key: str) -> int:
+        return int(tx.run(_insert_sql(table, list(row)), row).lastrowid)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _AlchemyDb:
+    """Any other SQL store (PostgreSQL, MySQL, ...) through SQLAlchemy."""
+
+    def __init__(self, uri: str) -> None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.exc import IntegrityError
+
+        self.engine = create_engine(uri)
+        self.dialect = self.engine.dialect.name
+        self.integrity_errors = (IntegrityError,)
+
+    def _sql(self, sql: str) -> Any:
+        from sqlalchemy import text
+
+        if self.dialect in ("mysql", "mariadb"):
+            sql = sql.replace('"', "`")
+        return text(sql)
+
+    def _tx(self, connection: Any) -> _Tx:
+        return _Tx(
+            lambda sql, params: connection.execute(self._sql(sql), params),
+            lambda sql, rows: connection.execute(self._sql(sql), rows),
+        )
+
+    def columns(self, table: str) -> set[str]:
+        from sqlalchemy import inspect
+
+        try:
+            return {c["name"] for c in inspect(self.engine).get_columns(table)}
+        except Exception:  # no such table
+            return set()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[_Tx]:
+        with self.engine.connect() as connection:
+            yield self._tx(connection)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[_Tx]:
+        with self.engine.begin() as connection:
+            yield self._tx(connection)
+
+    def insert_id(self, tx: _Tx, table: str, row: dict[str, Any], key: str) -> int:
+        sql = _insert_sql(table, list(row))
+        if self.dialect == "postgresql":
+            return int(tx.scalar(f'{sql} RETURNING "{key}"', row))
+        return int(tx.run(sql, row).lastrowid)  # MySQL
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 class SqlRunStore:
     """MLflow's tables in one SQL tracking store (see the module docstring). Not
     thread-safe: owned by the writer."""
 
-    def __init__(self, engine: Engine, tables: dict[str, Table], user: str) -> None:
-        self.engine = engine
-        self._t = tables
+    def __init__(self, db: _SqliteDb | _AlchemyDb, user: str, workspace: bool) -> None:
+        self._db = db
         self._user = user
-        self._workspace = "workspace" in tables["experiments"].c
+        self._workspace = workspace
 
     @classmethod
     def open(cls, uri: str, *, user: str, sqlite_wal: bool = True) -> SqlRunStore | None:
@@ -320,21 +445,18 @@ class SqlRunStore:
 
         Raises what connecting raises (e.g. ``OperationalError``: retried by the caller).
         """
-        engine = create_engine(uri)
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_normal_sync)
-            if sqlite_wal:
-                with engine.connect() as connection:
-                    connection.exec_driver_sql("PRAGMA journal_mode=WAL")
-        metadata = MetaData()
+        from tuner.tracking.probe import sqlite_path
+
+        path = sqlite_path(uri) if uri.startswith("sqlite:") else None
+        db: _SqliteDb | _AlchemyDb = (
+            _SqliteDb(str(path), wal=sqlite_wal) if path is not None else _AlchemyDb(uri)
+        )
         try:
-            with engine.connect() as connection:
-                version = connection.exec_driver_sql(
-                    "SELECT version_num FROM alembic_version"
-                ).scalar()
-            metadata.reflect(engine, only=list(_TABLES))
+            with db.read() as tx:
+                version = tx.scalar("SELECT version_num FROM alembic_version")
+            columns = {name: db.columns(name) for name in _TABLES}
         except Exception:
-            engine.dispose()
+            db.close()
             raise
         from tuner.tracking.probe import migration_heads
 
@@ -348,33 +470,35 @@ class SqlRunStore:
                 version,
                 head,
             )
-            engine.dispose()
+            db.close()
             return None
-        for name, columns in _NEEDED.items():
-            table = metadata.tables.get(name)
-            missing = columns - set(table.c.keys()) if table is not None else columns
+        for name, needed in _NEEDED.items():
+            missing = needed - columns[name]
             if missing:
                 logger.debug("tracking: MLflow's %s lacks %s; using MLflow's API", name, missing)
-                engine.dispose()
+                db.close()
                 return None
-        return cls(engine, {name: metadata.tables[name] for name in _TABLES}, user)
+        return cls(db, user, "workspace" in columns["experiments"])
 
     def close(self) -> None:
-        self.engine.dispose()
+        self._db.close()
 
     # -- experiments -----------------------------------------------------------------
 
     def experiment_by_name(self, name: str) -> ExperimentInfo | None:
-        e = self._t["experiments"]
-        query = select(e.c.experiment_id, e.c.lifecycle_stage, e.c.artifact_location).where(
-            e.c.name == name
+        sql = (
+            'SELECT "experiment_id", "lifecycle_stage", "artifact_location" FROM "experiments" '
+            'WHERE "name" = :name'
         )
+        params: dict[str, Any] = {"name": name}
         if self._workspace:
-            query = query.where(e.c.workspace == DEFAULT_WORKSPACE)
-        with self.engine.connect() as connection:
-            row = connection.execute(query).first()
-        if row is None:
+            sql += ' AND "workspace" = :workspace'
+            params["workspace"] = DEFAULT_WORKSPACE
+        with self._db.read() as tx:
+            found = tx.rows(sql, params)
+        if not found:
             return None
+        row = found[0]
         return ExperimentInfo(str(row[0]), row[1], row[2])
 
     def create_experiment(self, name: str, artifact_location: str, tags: dict[str, str]) -> str:
@@ -383,7 +507,6 @@ class SqlRunStore:
         if not name or len(name) > MAX_EXPERIMENT_NAME_LENGTH:
             raise TrackingRejected(f"Invalid experiment name: {name!r}")
         _validate_experiment_tags(tags)
-        e, et = self._t["experiments"], self._t["experiment_tags"]
         now = int(time.time() * 1000)
         values: dict[str, Any] = {
             "name": name,
@@ -395,62 +518,55 @@ class SqlRunStore:
         if self._workspace:
             values["workspace"] = DEFAULT_WORKSPACE
         try:
-            with self.engine.begin() as connection:
-                key = connection.execute(insert(e), values).inserted_primary_key
-                assert key is not None
-                experiment_id = int(key[0])
-                if tags:
-                    connection.execute(
-                        insert(et),
-                        [
-                            {"experiment_id": experiment_id, "key": k, "value": v}
-                            for k, v in tags.items()
-                        ],
-                    )
-        except IntegrityError:
+            with self._db.write() as tx:
+                experiment_id = self._db.insert_id(tx, "experiments", values, "experiment_id")
+                tx.many(
+                    _insert_sql("experiment_tags", ["experiment_id", "key", "value"]),
+                    [
+                        {"experiment_id": experiment_id, "key": k, "value": v}
+                        for k, v in tags.items()
+                    ],
+                )
+        except self._db.integrity_errors:
             raise TrackingRejected(
                 f"Experiment '{name}' already exists.", "RESOURCE_ALREADY_EXISTS"
             ) from None
         return str(experiment_id)
 
     def experiment_location(self, experiment_id: str) -> str:
-        e = self._t["experiments"]
-        with self.engine.connect() as connection:
-            location = connection.execute(
-                select(e.c.artifact_location).where(e.c.experiment_id == int(experiment_id))
-            ).scalar()
+        with self._db.read() as tx:
+            location = tx.scalar(
+                'SELECT "artifact_location" FROM "experiments" WHERE "experiment_id" = :id',
+                {"id": int(experiment_id)},
+            )
         return str(location)
 
     # -- runs --------------------------------------------------------------------------
 
     def find_runs(self, experiment_id: str, tag: str, value: str) -> list[FoundRun]:
         """Active runs of the experiment whose tag ``tag`` is ``value``, newest first."""
-        r, t, p = self._t["runs"], self._t["tags"], self._t["params"]
-        tagged = select(t.c.run_uuid).where(t.c.key == tag, t.c.value == value)
-        query = (
-            select(r.c.run_uuid, r.c.status, r.c.artifact_uri)
-            .where(
-                r.c.experiment_id == int(experiment_id),
-                r.c.lifecycle_stage == "active",
-                r.c.run_uuid.in_(tagged),
+        with self._db.read() as tx:
+            runs = tx.rows(
+                'SELECT "run_uuid", "status", "artifact_uri" FROM "runs" '
+                'WHERE "experiment_id" = :experiment AND "lifecycle_stage" = :active '
+                'AND "run_uuid" IN (SELECT "run_uuid" FROM "tags" '
+                'WHERE "key" = :tag AND "value" = :value) '
+                'ORDER BY "start_time" DESC, "run_uuid"',
+                {"experiment": int(experiment_id), "active": "active", "tag": tag, "value": value},
             )
-            .order_by(r.c.start_time.desc(), r.c.run_uuid)
-        )
-        with self.engine.connect() as connection:
-            runs = connection.execute(query).all()
             ids = [row[0] for row in runs]
             tags: dict[str, dict[str, str]] = {i: {} for i in ids}
             params: dict[str, dict[str, str]] = {i: {} for i in ids}
             for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                for run_id, key, val in connection.execute(
-                    select(t.c.run_uuid, t.c.key, t.c.value).where(t.c.run_uuid.in_(chunk))
-                ):
-                    tags[run_id][key] = val
-                for run_id, key, val in connection.execute(
-                    select(p.c.run_uuid, p.c.key, p.c.value).where(p.c.run_uuid.in_(chunk))
-                ):
-                    params[run_id][key] = val
+                chunk: dict[str, Any] = {}
+                where = _in("r", ids[start : start + 500], chunk)
+                for table, into in (("tags", tags), ("params", params)):
+                    for run_id, key, val in tx.rows(
+                        f'SELECT "run_uuid", "key", "value" FROM "{table}" '
+                        f'WHERE "run_uuid" IN ({where})',
+                        chunk,
+                    ):
+                        into[run_id][key] = val
         return [FoundRun(i, status, uri, params[i], tags[i]) for i, status, uri in runs]
 
     def create_run(
@@ -464,14 +580,12 @@ class SqlRunStore:
         run_id = new_run_id()
         _, all_tags = validate([], {}, {RUN_NAME_TAG: run_name, **tags})
         artifact_uri = run_artifact_uri(experiment.artifact_location, run_id)
-        with self.engine.begin() as connection:
-            self._check_experiment_active(connection, experiment.experiment_id)
-            connection.execute(
-                insert(self._t["runs"]),
-                self._run_row(run_id, run_name, experiment, "RUNNING", start_ms, None, all_tags),
-            )
-            connection.execute(
-                insert(self._t["tags"]),
+        row = self._run_row(run_id, run_name, experiment, "RUNNING", start_ms, None, all_tags)
+        with self._db.write() as tx:
+            self._check_experiment_active(tx, experiment.experiment_id)
+            tx.run(_insert_sql("runs", list(row)), row)
+            tx.many(
+                _insert_sql("tags", ["run_uuid", "key", "value"]),
                 [{"run_uuid": run_id, "key": k, "value": v} for k, v in all_tags.items()],
             )
         return run_id, artifact_uri
@@ -505,11 +619,11 @@ class SqlRunStore:
             "experiment_id": int(experiment.experiment_id),
         }
 
-    def _check_experiment_active(self, connection: Connection, experiment_id: str) -> None:
-        e = self._t["experiments"]
-        stage = connection.execute(
-            select(e.c.lifecycle_stage).where(e.c.experiment_id == int(experiment_id))
-        ).scalar()
+    def _check_experiment_active(self, tx: _Tx, experiment_id: str) -> None:
+        stage = tx.scalar(
+            'SELECT "lifecycle_stage" FROM "experiments" WHERE "experiment_id" = :id',
+            {"id": int(experiment_id)},
+        )
         if stage != "active":
             raise TrackingRejected(
                 f"The experiment {experiment_id} must be in the 'active' state; "
@@ -517,11 +631,10 @@ class SqlRunStore:
                 "INVALID_STATE",
             )
 
-    def _check_run_active(self, connection: Connection, run_id: str) -> None:
-        r = self._t["runs"]
-        stage = connection.execute(
-            select(r.c.lifecycle_stage).where(r.c.run_uuid == run_id)
-        ).scalar()
+    def _check_run_active(self, tx: _Tx, run_id: str) -> None:
+        stage = tx.scalar(
+            'SELECT "lifecycle_stage" FROM "runs" WHERE "run_uuid" = :id', {"id": run_id}
+        )
         if stage is None:
             raise TrackingRejected(f"Run with id={run_id} not found", "RESOURCE_DOES_NOT_EXIST")
         if stage != "active":
@@ -536,16 +649,17 @@ class SqlRunStore:
         """As ``MlflowClient.log_batch``: params are written once (a different value for
         one already logged is refused, nothing of the batch is written), tags replaced."""
         params, tags = validate(metrics, params, tags)
-        t, p = self._t["tags"], self._t["params"]
-        with self.engine.begin() as connection:
-            self._check_run_active(connection, run_id)
+        with self._db.write() as tx:
+            self._check_run_active(tx, run_id)
             if params:
+                query: dict[str, Any] = {"run": run_id}
+                keys = _in("k", list(params), query)
                 existing = dict(
-                    connection.execute(
-                        select(p.c.key, p.c.value).where(
-                            p.c.run_uuid == run_id, p.c.key.in_(list(params))
-                        )
-                    ).all()
+                    tx.rows(
+                        'SELECT "key", "value" FROM "params" '
+                        f'WHERE "run_uuid" = :run AND "key" IN ({keys})',
+                        query,
+                    )
                 )
                 changed = {k: v for k, v in params.items() if k in existing and existing[k] != v}
                 if changed:
@@ -555,72 +669,74 @@ class SqlRunStore:
                         f"already logged with value='{existing[key]}' for run ID='{run_id}'. "
                         f"Attempted logging new value '{changed[key]}'."
                     )
-                new = [
-                    {"run_uuid": run_id, "key": k, "value": v}
-                    for k, v in params.items()
-                    if k not in existing
-                ]
-                if new:
-                    connection.execute(insert(p), new)
+                tx.many(
+                    _insert_sql("params", ["run_uuid", "key", "value"]),
+                    [
+                        {"run_uuid": run_id, "key": k, "value": v}
+                        for k, v in params.items()
+                        if k not in existing
+                    ],
+                )
             if tags:
-                connection.execute(delete(t).where(t.c.run_uuid == run_id, t.c.key.in_(list(tags))))
-                connection.execute(
-                    insert(t), [{"run_uuid": run_id, "key": k, "value": v} for k, v in tags.items()]
+                query = {"run": run_id}
+                keys = _in("k", list(tags), query)
+                tx.run(f'DELETE FROM "tags" WHERE "run_uuid" = :run AND "key" IN ({keys})', query)
+                tx.many(
+                    _insert_sql("tags", ["run_uuid", "key", "value"]),
+                    [{"run_uuid": run_id, "key": k, "value": v} for k, v in tags.items()],
                 )
             if metrics:
-                self._insert_metrics(connection, run_id, metrics)
+                self._insert_metrics(tx, run_id, metrics)
 
-    def _insert_metrics(self, connection: Connection, run_id: str, metrics: list[Metric]) -> None:
-        m, lm = self._t["metrics"], self._t["latest_metrics"]
+    def _insert_metrics(self, tx: _Tx, run_id: str, metrics: list[Metric]) -> None:
         rows, latest = _metric_rows(run_id, metrics)
+        query: dict[str, Any] = {"run": run_id}
+        keys = _in("k", list(latest), query)
         # Rows already stored (a re-sent observation) are not inserted again.
         stored = {
-            (row.key, row.timestamp, row.step, bool(row.is_nan), row.value)
-            for row in connection.execute(
-                select(m.c.key, m.c.timestamp, m.c.step, m.c.is_nan, m.c.value).where(
-                    m.c.run_uuid == run_id, m.c.key.in_(list(latest))
-                )
+            (key, timestamp, step, bool(is_nan), value)
+            for key, timestamp, step, is_nan, value in tx.rows(
+                'SELECT "key", "timestamp", "step", "is_nan", "value" FROM "metrics" '
+                f'WHERE "run_uuid" = :run AND "key" IN ({keys})',
+                query,
             )
         }
-        new = [
-            row
-            for row in rows
-            if (row["key"], row["timestamp"], row["step"], row["is_nan"], row["value"])
-            not in stored
-        ]
-        if new:
-            connection.execute(insert(m), new)
+        tx.many(
+            _insert_sql("metrics", list(_METRIC_COLUMNS)),
+            [
+                row
+                for row in rows
+                if (row["key"], row["timestamp"], row["step"], row["is_nan"], row["value"])
+                not in stored
+            ],
+        )
         current = {
-            row.key: row._mapping
-            for row in connection.execute(
-                select(lm.c.key, lm.c.step, lm.c.timestamp, lm.c.value).where(
-                    lm.c.run_uuid == run_id, lm.c.key.in_(list(latest))
-                )
+            key: {"step": step, "timestamp": timestamp, "value": value}
+            for key, step, timestamp, value in tx.rows(
+                'SELECT "key", "step", "timestamp", "value" FROM "latest_metrics" '
+                f'WHERE "run_uuid" = :run AND "key" IN ({keys})',
+                query,
             )
         }
         for key, row in latest.items():
             before = current.get(key)
             if before is None:
-                connection.execute(insert(lm), row)
+                tx.run(_insert_sql("latest_metrics", list(_METRIC_COLUMNS)), row)
             elif _newer(row, before):
-                connection.execute(
-                    update(lm)
-                    .where(and_(lm.c.run_uuid == run_id, lm.c.key == key))
-                    .values(
-                        value=row["value"],
-                        timestamp=row["timestamp"],
-                        step=row["step"],
-                        is_nan=row["is_nan"],
-                    )
+                tx.run(
+                    'UPDATE "latest_metrics" SET "value" = :value, "timestamp" = :timestamp, '
+                    '"step" = :step, "is_nan" = :is_nan WHERE "run_uuid" = :run_uuid AND '
+                    '"key" = :key',
+                    row,
                 )
 
     def set_status(self, run_id: str, status: str, end_ms: int | None) -> None:
         """As ``SqlAlchemyStore.update_run_info`` (status and end time)."""
-        r = self._t["runs"]
-        with self.engine.begin() as connection:
-            self._check_run_active(connection, run_id)
-            connection.execute(
-                update(r).where(r.c.run_uuid == run_id).values(status=status, end_time=end_ms)
+        with self._db.write() as tx:
+            self._check_run_active(tx, run_id)
+            tx.run(
+                'UPDATE "runs" SET "status" = :status, "end_time" = :end WHERE "run_uuid" = :id',
+                {"status": status, "end": end_ms, "id": run_id},
             )
 
     def insert_finished(self, experiment: ExperimentInfo, runs: dict[str, FinishedRun]) -> None:
@@ -644,17 +760,15 @@ class SqlRunStore:
             rows, latest = _metric_rows(run_id, run.metrics)
             metric_rows.extend(rows)
             latest_rows.extend(latest.values())
-        with self.engine.begin() as connection:
-            self._check_experiment_active(connection, experiment.experiment_id)
-            connection.execute(insert(self._t["runs"]), run_rows)
-            for name, rows in (
-                ("tags", tag_rows),
-                ("params", param_rows),
-                ("metrics", metric_rows),
-                ("latest_metrics", latest_rows),
-            ):
-                if rows:
-                    connection.execute(insert(self._t[name]), rows)
+        with self._db.write() as tx:
+            self._check_experiment_active(tx, experiment.experiment_id)
+            if run_rows:
+                tx.many(_insert_sql("runs", list(run_rows[0])), run_rows)
+            kv = ["run_uuid", "key", "value"]
+            tx.many(_insert_sql("tags", kv), tag_rows)
+            tx.many(_insert_sql("params", kv), param_rows)
+            tx.many(_insert_sql("metrics", list(_METRIC_COLUMNS)), metric_rows)
+            tx.many(_insert_sql("latest_metrics", list(_METRIC_COLUMNS)), latest_rows)
 
     # -- artifacts ---------------------------------------------------------------------
 

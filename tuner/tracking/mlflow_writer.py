@@ -8,7 +8,7 @@ Two phases, so one round trip carries many calls:
   on resume, found), get one ``log_batch`` with pending params/metrics/tags, artifacts,
   then final statuses.
 
-Where the tracking store is a SQL database, the writes are SQLAlchemy Core statements on
+Where the tracking store is a SQL database, the writes are SQL statements on
 MLflow's tables (:mod:`tuner.tracking.mlflow_sql`) and mlflow is never imported (seconds
 of CPU beside the trials); elsewhere (an MLflow server, a file store, tables that are not
 what that module expects) they go through MLflow's API (:mod:`tuner.tracking.mlflow_api`).
@@ -26,9 +26,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 from tuner.tracking import layout
 from tuner.tracking.events import (
@@ -56,7 +53,7 @@ from tuner.tracking.mlflow_sql import (
 
 logger = logging.getLogger(__name__)
 
-_SQL_SCHEMES = ("sqlite:", "postgresql", "mysql", "mssql")
+_SQL_SCHEMES = ("sqlite:", "postgresql", "mysql")
 
 # MLflow error codes that mean "this request will never succeed": retrying cannot help.
 _PERMANENT_ERRORS = frozenset(
@@ -119,9 +116,14 @@ class RunStore(Protocol):
 
 def _is_transient_db_error(error: BaseException) -> bool:
     """A database that is locked, busy or unreachable: worth retrying."""
-    from sqlalchemy.exc import DisconnectionError, OperationalError, TimeoutError
+    import sqlite3
 
-    return isinstance(error, OperationalError | DisconnectionError | TimeoutError)
+    if isinstance(error, sqlite3.OperationalError):  # the SQL writer's SQLite connection
+        return True
+    alchemy = sys.modules.get("sqlalchemy.exc")  # never imported just to look
+    return alchemy is not None and isinstance(
+        error, alchemy.OperationalError | alchemy.DisconnectionError | alchemy.TimeoutError
+    )
 
 
 def default_artifact_root(tracking_uri: str) -> Path | None:
@@ -133,7 +135,7 @@ def default_artifact_root(tracking_uri: str) -> Path | None:
     return db_path.resolve().parent / "mlartifacts"
 
 
-def switch_to_wal(engine: Engine) -> None:
+def switch_to_wal(engine: Any) -> None:
     """Put a SQLite store in WAL mode with ``synchronous=NORMAL``.
 
     MLflow commits several times per call; with SQLite's default rollback journal every
@@ -146,6 +148,7 @@ def switch_to_wal(engine: Engine) -> None:
     """
     if engine.dialect.name != "sqlite":
         return
+    from sqlalchemy import event
 
     def normal_sync(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
