@@ -565,3 +565,30 @@ def test_through_mlflows_api_the_writer_writes_the_same_runs(
     assert client.get_run(long_id).info.status == "KILLED"
     client.delete_run(long_id)
     check_runs(uri, 4, tmp_path)
+
+
+def test_a_commit_sqlite_refuses_keeps_nothing_and_the_next_write_works(
+    store: tuple[str, Path],
+) -> None:
+    uri, _ = store
+    db = uri.removeprefix("sqlite:///")
+    with sqlite3.connect(db) as connection:
+        connection.execute("PRAGMA journal_mode=DELETE")
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment("busy")
+    experiment = experiment_info(client, experiment_id)
+    sql = SqlRunStore.open(uri, user=USER, sqlite_wal=False)  # rollback journal: readers block
+    assert sql is not None
+    sql._db._conn.execute("PRAGMA busy_timeout=50")  # type: ignore[union-attr]
+    reader = sqlite3.connect(db, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM runs").fetchall()  # holds a shared lock
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            sql.insert_finished(experiment, {new_run_id(): finished_run("blocked")})
+    finally:
+        reader.execute("ROLLBACK")
+        reader.close()
+    sql.insert_finished(experiment, {new_run_id(): finished_run("after")})
+    assert [r.info.run_name for r in client.search_runs([experiment_id])] == ["after"]
+    sql.close()

@@ -366,10 +366,12 @@ class _SqliteDb:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield _Tx(self._conn.execute, self._conn.executemany)
+            self._conn.execute("COMMIT")  # may fail too (busy): then nothing is kept
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            if self._conn.in_transaction:
+                with contextlib.suppress(self._sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
 
     def insert_id(self, tx: _Tx, table: str, row: dict[str, Any], key: str) -> int:
         return int(tx.run(_insert_sql(table, list(row)), row).lastrowid)
