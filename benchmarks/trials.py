@@ -1,16 +1,22 @@
-"""Trial throughput: hyperflow's controller against the floor and against Ray Tune.
+"""Trial throughput: hyperflow's controller against the floor, bare optuna and Ray Tune.
 
 1. 100 no-op command trials at parallelTrialCount 2, against the floor of spawning the
-   same 100 processes two at a time (target: <= 1.3x the floor). Two no-op trials: a
-   Python one-liner (what a trial script costs to start) and /bin/echo (pure overhead).
-2. 100 SDK function trials (a no-op function) at concurrency 2, against Ray Tune running
-   the same function with ``max_concurrent_trials=2`` (target: >= 20x faster).
+   same 100 processes two at a time. Two no-op trials: a Python one-liner (what a trial
+   script costs to start; target <= 1.2x the floor with MLflow on) and /bin/echo (pure
+   overhead; target <= 3x the floor with MLflow off).
+2. 100 SDK function trials (a no-op function) at concurrency 2, against bare optuna
+   ask/tell of the same sampler (target: at most 3 ms per trial above it with MLflow off,
+   5 ms with MLflow on), and (unless --skip-ray) Ray Tune running the same function with
+   ``max_concurrent_trials=2``.
+3. 1,000 function trials at concurrency 8 (trials per second), alone and as 4 experiments
+   at once in one process (4 threads, as the server runs them).
 
-Run:  .venv/bin/python benchmarks/trials.py [--trials 100] [--skip-ray]
-Each run uses a fresh HYPERFLOW_HOME in a temporary folder. MLflow logging is on (the
-default), as a user would run it, into one MLflow SQLite store created before timing
-starts (a user's store exists already: creating one runs MLflow's schema migrations,
-seconds of work); a second row shows MLflow off.
+Run:  .venv/bin/python benchmarks/trials.py [--trials 100] [--skip-ray] [--only ...]
+Each run uses a fresh HYPERFLOW_HOME in a temporary folder whose store is created before
+timing (a user's exists after the first run; --fresh-home times its creation too). MLflow
+logging is on (the default), as a user would run it, into one MLflow SQLite store created
+before timing starts (a user's store exists already: creating one runs MLflow's schema
+migrations, seconds of work); a second row shows MLflow off.
 """
 
 from __future__ import annotations
@@ -78,6 +84,19 @@ def floor(commands: list[list[str]], parallel: int) -> float:
     return time.perf_counter() - start
 
 
+def prepared_home(home: str) -> str:
+    """A hyperflow home whose store exists, as a user's does after the first run (creating
+    it runs the store's migrations: a one-time cost, timed by ``--fresh-home``)."""
+    if os.environ.get("BENCH_FRESH_HOME") != "1":
+        from tuner.settings import TunerSettings
+        from tuner.store import Store
+
+        settings = TunerSettings(home=Path(home))
+        settings.ensure_home()
+        Store(settings.store_url).close()
+    return home
+
+
 def hyperflow_commands(
     name: str, command: list[str], trials: int, parallel: int, track: bool
 ) -> tuple[float, int]:
@@ -85,7 +104,7 @@ def hyperflow_commands(
     from tuner.settings import TunerSettings
 
     with tempfile.TemporaryDirectory() as home:
-        settings = TunerSettings(home=Path(home))
+        settings = TunerSettings(home=Path(prepared_home(home)))
         experiment = _experiment(name, command, trials, parallel)
         start = time.perf_counter()
         outcome = run_experiment(experiment, settings=settings, track=track)
@@ -102,14 +121,41 @@ def noop(parameters: dict[str, float]) -> dict[str, float]:
     return {"loss": parameters["x"]}
 
 
-def hyperflow_functions(trials: int, parallel: int, track: bool) -> tuple[float, int]:
+def cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (workers, trials, MLflow writer):
+    a measure the machine's load does not inflate the way it does wall time."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def bare_optuna(trials: int) -> float:
+    """Seconds for ``trials`` ask/tell rounds of optuna's RandomSampler, same space."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    start = time.perf_counter()
+    for _ in range(trials):
+        trial = study.ask(space)
+        study.tell(trial, trial.params["x"])
+    return time.perf_counter() - start
+
+
+def hyperflow_functions(
+    trials: int, parallel: int, track: bool, name: str = "bench-functions", home: str | None = None
+) -> tuple[float, int]:
     from tuner.sdk import search, tune
     from tuner.settings import TunerSettings
 
-    with tempfile.TemporaryDirectory() as home:
+    with tempfile.TemporaryDirectory() as tmp:
+        home = home or prepared_home(tmp)
         start = time.perf_counter()
         result = tune(
-            name="bench-functions",
+            name=name,
             objective=noop,
             parameters={"x": search.double(min=0, max=1)},
             objective_metric_name="loss",
@@ -118,9 +164,41 @@ def hyperflow_functions(trials: int, parallel: int, track: bool) -> tuple[float,
             parallel_trial_count=parallel,
             track=track,
             settings=TunerSettings(home=Path(home)),
+            progress=False,
         )
         elapsed = time.perf_counter() - start
     return elapsed, sum(1 for t in result.trials if t.phase.value == "Succeeded")
+
+
+def concurrent_experiments(
+    count: int, trials: int, parallel: int, track: bool
+) -> tuple[float, int]:
+    """``count`` tune() calls at once in this process, one store (the server's situation)."""
+    import threading
+
+    results: list[tuple[float, int] | BaseException] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        home = prepared_home(tmp)
+
+        def one(i: int) -> None:
+            try:
+                results.append(
+                    hyperflow_functions(trials, parallel, track, name=f"bench-many-{i}", home=home)
+                )
+            except BaseException as error:  # reported below
+                results.append(error)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - start
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return elapsed, sum(r[1] for r in results if not isinstance(r, BaseException))
 
 
 def ray_tune(trials: int, parallel: int) -> tuple[float, float, int]:
@@ -162,21 +240,39 @@ def main() -> None:
     )
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--many-trials", type=int, default=1000)
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument(
+        "--fresh-home",
+        action="store_true",
+        help="time the creation of hyperflow's store too (first run in a new home)",
+    )
+    parser.add_argument(
+        "--only",
+        default="commands,functions,many",
+        help="comma-separated parts to run: commands, functions, many",
+    )
     args = parser.parse_args()
+    only = set(args.only.split(","))
+    if args.fresh_home:
+        os.environ["BENCH_FRESH_HOME"] = "1"
     n, par = args.trials, args.parallel
     mlflow_dir = tempfile.mkdtemp(prefix="hyperflow-bench-mlflow-")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{mlflow_dir}/mlflow.db"
-    import mlflow
+    from tuner.tracking.mlflow_store import prepare_sqlite_store
 
-    mlflow.MlflowClient().search_experiments()  # create the store (migrations) before timing
+    prepare_sqlite_store(Path(mlflow_dir) / "mlflow.db")  # its migrations, before timing
     rows: list[tuple[str, str, str]] = []
 
     print(f"== {n} no-op command trials, {par} at a time ==")
-    variants = {
-        "python -c": ["python", "-c", "print('loss=${trialParameters.x}')"],
-        "/bin/echo": ["/bin/echo", "loss=${trialParameters.x}"],
-    }
+    variants = (
+        {}
+        if "commands" not in only
+        else {
+            "python -c": ["python", "-c", "print('loss=${trialParameters.x}')"],
+            "/bin/echo": ["/bin/echo", "loss=${trialParameters.x}"],
+        }
+    )
     for label, template in variants.items():
         argv0 = sys.executable if template[0] == "python" else template[0]
         commands = [
@@ -214,34 +310,92 @@ def main() -> None:
             )
         )
 
-    print(f"\n== {n} SDK function trials, {par} at a time ==")
-    t_fn, ok = hyperflow_functions(n, par, track=True)
-    t_fn_off, _ = hyperflow_functions(n, par, track=False)
-    print(
-        f"hyperflow tune(): {t_fn:.2f}s ({ok} ok, {t_fn / n * 1000:.1f} ms/trial); without MLflow {t_fn_off:.2f}s"
-    )
-    if not args.skip_ray:
-        t_ray, t_init, ok_ray = ray_tune(n, par)
+    if "functions" in only:
+        print(f"\n== {n} SDK function trials, {par} at a time ==")
+        t_opt = min(bare_optuna(n) for _ in range(3))
+        hyperflow_functions(10, par, track=False)  # warm: imports, page cache
+        cpu0 = cpu_seconds()
+        t_fn, ok = hyperflow_functions(n, par, track=True)
+        cpu1 = cpu_seconds()
+        t_fn_off, ok_off = hyperflow_functions(n, par, track=False)
+        cpu2 = cpu_seconds()
+        per = {k: v / n * 1000 for k, v in (("opt", t_opt), ("on", t_fn), ("off", t_fn_off))}
+        cpu = {"on": (cpu1 - cpu0) / n * 1000, "off": (cpu2 - cpu1) / n * 1000}
         print(
-            f"Ray Tune: {t_ray:.2f}s ({ok_ray} ok, {t_ray / n * 1000:.0f} ms/trial) + ray.init {t_init:.2f}s"
+            f"bare optuna ask/tell {per['opt']:.2f} ms/trial | hyperflow tune() MLflow off "
+            f"{t_fn_off:.2f}s ({ok_off} ok, {per['off']:.2f} ms/trial, +{per['off'] - per['opt']:.2f} ms; "
+            f"CPU {cpu['off']:.2f} ms/trial) | MLflow on {t_fn:.2f}s ({ok} ok, {per['on']:.2f} ms/trial, "
+            f"+{per['on'] - per['opt']:.2f} ms; CPU {cpu['on']:.2f} ms/trial)"
         )
+        # Per-trial cost without the fixed start and end of an experiment: the extra time
+        # of 3n trials over n, per extra trial.
+        t_3n_off, _ = hyperflow_functions(3 * n, par, track=False)
+        t_3n_on, _ = hyperflow_functions(3 * n, par, track=True)
+        marginal = {
+            "off": (t_3n_off - t_fn_off) / (2 * n) * 1000,
+            "on": (t_3n_on - t_fn) / (2 * n) * 1000,
+        }
         print(
-            f"speed-up vs Ray Tune: {t_ray / t_fn:.1f}x (with MLflow), {t_ray / t_fn_off:.1f}x (without)"
+            f"steady state (({3 * n} trials - {n} trials) / {2 * n}): MLflow off "
+            f"{marginal['off']:.2f} ms/trial, on {marginal['on']:.2f} ms/trial"
         )
-        rows.append(
-            (
-                f"{n} function trials vs Ray Tune, MLflow on",
-                f"{t_fn:.2f} s vs {t_ray:.2f} s",
-                f"{t_ray / t_fn:.1f}x faster",
+        for label in ("off", "on"):
+            rows.append(
+                (
+                    f"function trials, steady state ({3 * n} vs {n} trials), MLflow {label}",
+                    f"{marginal[label]:.2f} ms/trial vs {per['opt']:.2f} ms/trial",
+                    f"+{marginal[label] - per['opt']:.2f} ms/trial",
+                )
             )
-        )
-        rows.append(
-            (
-                f"{n} function trials vs Ray Tune, MLflow off",
-                f"{t_fn_off:.2f} s vs {t_ray:.2f} s",
-                f"{t_ray / t_fn_off:.1f}x faster",
+        for label in ("off", "on"):
+            t = t_fn_off if label == "off" else t_fn
+            rows.append(
+                (
+                    f"{n} function trials vs bare optuna ask/tell, MLflow {label}",
+                    f"{t:.2f} s ({per[label]:.2f} ms/trial; CPU {cpu[label]:.2f} ms/trial, all "
+                    f"processes) vs {per['opt']:.2f} ms/trial",
+                    f"+{per[label] - per['opt']:.2f} ms/trial",
+                )
             )
-        )
+        if not args.skip_ray:
+            t_ray, t_init, ok_ray = ray_tune(n, par)
+            print(
+                f"Ray Tune: {t_ray:.2f}s ({ok_ray} ok, {t_ray / n * 1000:.0f} ms/trial) + ray.init {t_init:.2f}s"
+            )
+            for label, t in (("on", t_fn), ("off", t_fn_off)):
+                rows.append(
+                    (
+                        f"{n} function trials vs Ray Tune, MLflow {label}",
+                        f"{t:.2f} s vs {t_ray:.2f} s",
+                        f"{t_ray / t:.1f}x faster",
+                    )
+                )
+
+    if "many" in only:
+        big, wide = args.many_trials, 8
+        print(f"\n== {big} function trials, {wide} at a time; then 4 such experiments at once ==")
+        for track in (False, True):
+            label = "on" if track else "off"
+            t_one, ok_one = hyperflow_functions(big, wide, track=track, name="bench-many")
+            t_four, ok_four = concurrent_experiments(4, big, wide, track=track)
+            print(
+                f"MLflow {label}: one experiment {t_one:.2f}s ({ok_one} ok, {ok_one / t_one:.0f} "
+                f"trials/s) | 4 at once {t_four:.2f}s ({ok_four} ok, {ok_four / t_four:.0f} trials/s)"
+            )
+            rows.append(
+                (
+                    f"{big} function trials at parallel {wide}, MLflow {label}",
+                    f"{t_one:.2f} s ({ok_one} succeeded)",
+                    f"{ok_one / t_one:.0f} trials/s",
+                )
+            )
+            rows.append(
+                (
+                    f"4 experiments x {big} function trials at parallel {wide}, one process, MLflow {label}",
+                    f"{t_four:.2f} s ({ok_four} succeeded)",
+                    f"{ok_four / t_four:.0f} trials/s",
+                )
+            )
 
     print("\n| work | time | ratio |\n|---|---|---|")
     for row in rows:

@@ -12,10 +12,20 @@ observations are committed before they are logged or acknowledged. A controller 
 with SIGKILL and started again on the same experiment re-attaches to trials still running
 (``TrialBackend.adopt``), collects only observations it had not stored, re-launches trials
 that were created but never started, and rebuilds the suggestion service from the store.
+
+Group commit: a turn of the loop puts all its changes (observations, trials that ended,
+new trials) into one :class:`~tuner.store.batch.Batch` and commits it in one transaction;
+what acts on them (launching, killing, tracking, events, freeing slots) is queued and
+runs after that commit. The suggestion service is told about results before the commit,
+so that the same turn's suggestions take them into account: its state is never a record
+(it is rebuilt from the store on every start). A launched trial's Running mark is the one
+change nothing acts on (resuming asks the backend what was started); it is committed with
+the next turn's changes, or on its own after ``_LAZY_COMMIT`` seconds.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
@@ -42,6 +52,7 @@ from tuner.results import (
 from tuner.scheduling import TrialSlots
 from tuner.spec.models import Experiment, MetricsCollectorKind
 from tuner.store import ExperimentRecord, Store, TrialRecord
+from tuner.store.batch import Batch
 from tuner.suggestion import SuggestionClient
 from tuner.suggestion.http_client import ServiceError
 from tuner.tracking import NullTracker, Tracker
@@ -49,6 +60,9 @@ from tuner.trial_template import TemplateError, active_deadline_seconds, render_
 from tuner.types import ExperimentPhase, ExperimentReason, Observation, TrialPhase, TrialResult
 
 log = logging.getLogger(__name__)
+
+# A Running mark waits at most this long for other changes to share its commit.
+_LAZY_COMMIT = 0.02
 
 _TRIAL_REASONS = {
     TrialPhase.CREATED: "TrialCreated",
@@ -183,6 +197,9 @@ class ExperimentController:
         # Trials created and waiting for a slot, in creation order.
         self._queued: dict[str, tuple[TrialState, TrialRun]] = {}
         self._detach = False
+        # The turn's uncommitted changes, and what acts on them once they are committed.
+        self._batch = Batch()
+        self._after: list[Callable[[], None]] = []
 
     # -- public --------------------------------------------------------------------
 
@@ -231,7 +248,7 @@ class ExperimentController:
         ``PermissionError`` for a token that is not the trial's.
         """
         state = self._running.get(trial_name)
-        if state is None:
+        if state is None or not state.launched:
             raise KeyError(trial_name)
         if not hmac.compare_digest(state.record.push_token.encode(), token.encode()):
             raise PermissionError(trial_name)
@@ -468,9 +485,10 @@ class ExperimentController:
                     self.slots.adopt(self._slot_owner, state.name)
                 state.launched = True
                 if state.phase is TrialPhase.CREATED:
-                    self._set_phase(state, TrialPhase.RUNNING, "Trial is running")
+                    self._set_phase(state, TrialPhase.RUNNING, "Trial is running", lazy=True)
             else:
                 self._launch(state, run)
+        self._commit(force=True)
 
     def _start_push_receiver(self) -> None:
         from tuner.metrics.push import PushReceiver
@@ -514,24 +532,54 @@ class ExperimentController:
             if done is not None:
                 return done
             if self._stop.is_set() and self._detach:
+                self._commit(force=True)
                 return self.store.get_experiment_by_uid(uid)
             if self._stop.is_set():
+                self._commit(force=True)
                 self._kill_active(
                     TrialPhase.KILLED, "Trial is killed: the experiment run was interrupted"
                 )
                 self._settle_all_killed()
                 return self.store.get_experiment_by_uid(uid)
             launched = self._launch_queued() or self._launch_new()
+            # One transaction for the whole turn, then what acts on it (launches ...).
+            self._commit()
             if changed or launched:
                 self._notify()
                 idle = 0.001
                 continue
+            timeout = self.poll_interval
+            if self._batch.lazy_since is not None:
+                timeout = min(timeout, self._batch.lazy_since + _LAZY_COMMIT - time.monotonic())
+                if timeout <= 0:
+                    self._commit(force=True)
+                    continue
             if backend_wait is not None:
-                backend_wait(self.poll_interval)
+                backend_wait(timeout)
             else:
-                self._wake.wait(idle)
+                self._wake.wait(min(idle, timeout))
                 self._wake.clear()
                 idle = min(idle * 2, self.poll_interval)
+
+    def _commit(self, force: bool = False) -> None:
+        """Commit the turn's changes, then run what acts on them (in order).
+
+        Without ``force``, a batch of Running marks only waits for more changes (see
+        ``_LAZY_COMMIT``); the actions queued run either way, as the changes they act
+        on are committed.
+        """
+        batch = self._batch
+        if batch and (force or batch.urgent):
+            self._batch = Batch()
+            self.store.commit(batch)
+        while self._after:
+            after, self._after = self._after, []
+            for action in after:
+                action()
+
+    def _then(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the changes made so far are committed."""
+        self._after.append(action)
 
     def _add_state(self, state: TrialState) -> None:
         self.trials[state.name] = state
@@ -569,7 +617,7 @@ class ExperimentController:
             collected = self.backend.collect(state.name)
             if collected:
                 kept = [o for o in collected if o.name in self._metric_names]
-                self.store.add_observations(state.record.id, collected, collected=True)
+                self._batch.add_observations(state.record, collected, collected=True)
                 self._take_observations(state, kept)
                 changed = True
             if exit_ is not None:
@@ -579,7 +627,7 @@ class ExperimentController:
                 # A final collect after the exit: the backend flushes what the trial wrote last.
                 tail = self.backend.collect(state.name)
                 if tail:
-                    self.store.add_observations(state.record.id, tail, collected=True)
+                    self._batch.add_observations(state.record, tail, collected=True)
                     self._take_observations(
                         state, [o for o in tail if o.name in self._metric_names]
                     )
@@ -588,8 +636,10 @@ class ExperimentController:
         return changed
 
     def _take_observations(self, state: TrialState, observations: list[Observation]) -> None:
+        """Observations in the turn's batch (or committed by the push receiver)."""
         state.observations.extend(observations)
-        self.tracker.log_observations(state.name, observations)
+        name = state.name
+        self._then(lambda: self.tracker.log_observations(name, observations))
         objective_name = self.spec.objective.objective_metric_name
         new_objective = [o for o in observations if o.name == objective_name]
         if not new_objective or state.phase.finished or state.kill_phase is not None:
@@ -633,7 +683,9 @@ class ExperimentController:
 
     def _early_stop(self, state: TrialState, message: str) -> None:
         state.kill_phase, state.kill_message = TrialPhase.EARLY_STOPPED, message
-        self.backend.kill(state.name)
+        # Once the observations that decided it are committed.
+        name = state.name
+        self._then(lambda: self.backend.kill(name))
 
     def _finish(self, state: TrialState, exit_: TrialExit) -> None:
         objective = self.spec.objective
@@ -666,13 +718,21 @@ class ExperimentController:
             metrics=metrics,
             objective_value=value,
         )
-        if self._push_receiver is not None:
-            self._push_receiver.unregister(state.name)
-        self.backend.release(state.name)
+        # Told now, so that this turn's suggestions know it (see the module docstring).
         self.suggestion.report(self.experiment, self._result(state))
-        self.tracker.end_trial(
-            state.name, phase, final_metrics(objective, summaries), Path(state.record.trial_dir)
+        name, trial_dir, final = (
+            state.name,
+            Path(state.record.trial_dir),
+            final_metrics(objective, summaries),
         )
+
+        def ended() -> None:
+            if self._push_receiver is not None:
+                self._push_receiver.unregister(name)
+            self.backend.release(name)
+            self.tracker.end_trial(name, phase, final, trial_dir)
+
+        self._then(ended)
         if phase is TrialPhase.SUCCEEDED and value is not None:
             if is_better(objective, value, self.best_value):
                 self.best_value, self.best_trial = value, state.name
@@ -755,6 +815,7 @@ class ExperimentController:
     def _complete(
         self, uid: str, phase: ExperimentPhase, reason: ExperimentReason, message: str
     ) -> ExperimentRecord:
+        self._commit(force=True)  # the trials' ends first
         self._set_experiment_phase(uid, phase, reason, message)
         best_metrics: dict[str, float] = {}
         if self.best_trial is not None:
@@ -789,21 +850,32 @@ class ExperimentController:
         assert record is not None
         for suggestion in suggestions:
             trial_dir = self.experiment_dir / suggestion.trial_name
-            trial = self.store.add_trial(
-                record.uid,
-                suggestion.trial_name,
-                len(self.trials),
-                dict(suggestion.assignments),
-                str(trial_dir),
-                secrets.token_hex(16),
+            trial = TrialRecord(
+                id=0,  # set when the batch commits
+                experiment_uid=record.uid,
+                name=suggestion.trial_name,
+                seq=len(self.trials),
+                assignments=dict(suggestion.assignments),
+                phase=TrialPhase.CREATED,
+                reason=_TRIAL_REASONS[TrialPhase.CREATED],
+                message="Trial is created",
+                trial_dir=str(trial_dir),
+                push_token=secrets.token_hex(16),
+                exit_code=None,
+                metrics=None,
+                objective_value=None,
+                observation_count=0,
+                collected_count=0,
+                created_at=time.time(),
+                started_at=None,
+                completed_at=None,
             )
+            self._batch.add_trial(trial)
             state = TrialState(record=trial)
             self._add_state(state)
-            self.tracker.start_trial(trial.name, trial.assignments)
+            self._then(functools.partial(self.tracker.start_trial, trial.name, trial.assignments))
             run = self._trial_run(trial)
             if run is not None:
-                if self._push_receiver is not None:
-                    self._push_receiver.register(trial.name, trial.push_token)
                 self._launch(state, run)
         return bool(suggestions)
 
@@ -815,7 +887,7 @@ class ExperimentController:
                 continue
             assert self.slots is not None
             if self.slots.acquire(self._slot_owner, state.name, self._wake.set):
-                self._launch(state, run)
+                self._start(state, run)
                 launched = True
         return launched
 
@@ -861,11 +933,10 @@ class ExperimentController:
                 rendered = render_trial(self.experiment, trial.name, trial.assignments, cwd)
             except (TemplateError, KeyError) as exc:
                 state = self.trials[trial.name]
-                if self._push_receiver is not None:
-                    self._push_receiver.unregister(trial.name)
                 self._set_phase(state, TrialPhase.FAILED, f"Trial has failed: {exc}")
                 self.suggestion.report(self.experiment, self._result(state))
-                self.tracker.end_trial(trial.name, TrialPhase.FAILED, {}, None)
+                name = trial.name
+                self._then(lambda: self.tracker.end_trial(name, TrialPhase.FAILED, {}, None))
                 return None
             command = rendered.command
             env.update(rendered.env)
@@ -883,19 +954,32 @@ class ExperimentController:
         )
 
     def _launch(self, state: TrialState, run: TrialRun) -> None:
+        """Launch the trial once the turn is committed, or queue it for a machine slot."""
         if self.slots is not None and not self.slots.acquire(
             self._slot_owner, state.name, self._wake.set
         ):
             # Created, waiting for a machine-wide slot: shown as such in its status.
             self._queued[state.name] = (state, run)
             message = "Trial is queued: waiting for a free trial slot on this machine"
-            self.store.set_trial_phase(state.record.id, TrialPhase.CREATED, "TrialQueued", message)
+            self._batch.set_trial_phase(state.record, TrialPhase.CREATED, "TrialQueued", message)
             state.record.reason, state.record.message = "TrialQueued", message
             return
+        self._start(state, run)
+
+    def _start(self, state: TrialState, run: TrialRun) -> None:
+        """Launch (after the commit) a trial that holds its slot, if it needs one."""
         self._queued.pop(state.name, None)
-        self.backend.launch(run)
-        state.launched = True
-        self._set_phase(state, TrialPhase.RUNNING, "Trial is running")
+
+        def launch() -> None:
+            if state.kill_phase is not None or state.phase.finished:
+                return  # stopped before it could start: nothing to launch
+            if self._push_receiver is not None:
+                self._push_receiver.register(state.name, state.record.push_token)
+            self.backend.launch(run)
+            state.launched = True
+            self._set_phase(state, TrialPhase.RUNNING, "Trial is running", lazy=True)
+
+        self._then(launch)
 
     def _set_phase(
         self,
@@ -904,10 +988,13 @@ class ExperimentController:
         message: str,
         *,
         reason: str | None = None,
+        lazy: bool = False,
         **kw: Any,
     ) -> None:
+        """The trial's new phase: in memory now, in the store with the turn's commit."""
         reason = reason or _TRIAL_REASONS[phase]
-        self.store.set_trial_phase(state.record.id, phase, reason, message, **kw)
+        now = time.time()
+        self._batch.set_trial_phase(state.record, phase, reason, message, at=now, lazy=lazy, **kw)
         r = state.record
         self._phase_counts[r.phase] -= 1
         self._phase_counts[phase] += 1
@@ -915,9 +1002,9 @@ class ExperimentController:
             self._running.pop(state.name, None)
             self._queued.pop(state.name, None)
             if self.slots is not None:
-                self.slots.release(self._slot_owner, state.name)
+                slots, owner, name = self.slots, self._slot_owner, state.name
+                self._then(lambda: slots.release(owner, name))
         r.phase, r.reason, r.message = phase, reason, message
-        now = time.time()
         if phase is TrialPhase.RUNNING:
             r.started_at = now
         if phase.finished:
@@ -927,6 +1014,7 @@ class ExperimentController:
             r.objective_value = kw.get("objective_value")
 
     def _kill_active(self, phase: TrialPhase, message: str) -> None:
+        self._commit(force=True)  # what led to the kill is stored before it happens
         for state in self._active():
             if state.kill_phase is None:
                 state.kill_phase, state.kill_message = phase, message
@@ -948,10 +1036,12 @@ class ExperimentController:
                     self._take_pushed()
                     tail = self.backend.collect(state.name)
                     if tail:
-                        self.store.add_observations(state.record.id, tail, collected=True)
+                        self._batch.add_observations(state.record, tail, collected=True)
                         state.observations.extend(o for o in tail if o.name in self._metric_names)
                     self._finish(state, exit_)
+            self._commit(force=True)
             time.sleep(0.01)
+        self._commit(force=True)
 
     def _result(self, state: TrialState) -> TrialResult:
         objective = self.spec.objective

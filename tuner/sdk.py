@@ -280,6 +280,10 @@ def tune(
         )
     settings = settings or TunerSettings()
     backend = FunctionBackend(objective, workers=experiment.spec.parallel_trial_count)
+    # The workers boot (a fresh interpreter each) while the store and the suggestion
+    # service are set up, so the first trials start at once.
+    budget = experiment.spec.max_trial_count
+    backend.prestart(experiment.spec.parallel_trial_count if budget is None else budget)
     live: LiveProgress | None = None
     if progress:
         from rich.console import Console
@@ -291,7 +295,7 @@ def tune(
     from tuner.runner import TrackingUnavailable
 
     try:
-        with live if live is not None else contextlib.nullcontext():
+        with live if live is not None else contextlib.nullcontext(), contextlib.closing(backend):
             outcome = run_experiment(
                 experiment,
                 settings=settings,

@@ -14,6 +14,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.util import REPO, hyperflow_cmd, run_hyperflow, running, wait_until
 from tuner.settings import TunerSettings
 from tuner.store import Store
@@ -158,3 +160,103 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+# Runs `hyperflow experiment run` with a SIGKILL planted in the controller's second group
+# commit that ends a trial (and usually records its observations) and creates the next:
+# "inside" the transaction (statements executed, COMMIT not reached) or right "after" it
+# (committed, none of the launches and other actions that follow it done).
+KILLED_IN_COMMIT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from sqlalchemy import event
+    from tuner.store.store import Store
+
+    when, experiment = sys.argv[1], sys.argv[2]
+    original = Store.commit
+    seen = 0
+
+    def group_commit(batch):
+        changes = list(batch.changes())
+        ended = any(not c.insert and "completed_at" in c.values for c in changes)
+        return ended and any(c.insert for c in changes)
+
+    def commit(self, batch):
+        global seen
+        if group_commit(batch):
+            seen += 1
+            if seen == 2:
+                with open(os.environ["COMMITTING"], "w") as f:
+                    f.write(" ".join(sorted(c.record.name for c in batch.changes())))
+                if when == "inside":
+                    event.listen(self.engine, "commit", lambda conn: os.kill(os.getpid(), 9))
+                else:
+                    original(self, batch)
+                    os.kill(os.getpid(), signal.SIGKILL)
+        return original(self, batch)
+
+    Store.commit = commit
+    sys.argv = ["hyperflow", "experiment", "run", "-f", experiment, "--no-mlflow"]
+    from hyperflow.entry import main
+    main()
+    """
+)
+
+
+@pytest.mark.parametrize("when", ["inside", "after"])
+def test_sigkill_during_a_group_commit_loses_nothing_acknowledged(
+    tmp_path: Path, hyperflow_home: Path, when: str
+) -> None:
+    experiment = _write_experiment(tmp_path)
+    driver = tmp_path / "killed_in_commit.py"
+    driver.write_text(KILLED_IN_COMMIT)
+    committing = tmp_path / "committing.txt"
+    env = {"TRIAL_SECONDS": "0.2", "COMMITTING": str(committing)}
+    with running(
+        [sys.executable, str(driver), when, str(experiment)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as proc:
+        assert proc.wait(timeout=120) == -signal.SIGKILL
+    in_flight = set(committing.read_text().split())
+    before = {t.name: t for t in _trials(hyperflow_home)}
+    ledger = (tmp_path / "ledger.txt").read_text().split()
+    if when == "inside":
+        # The whole turn is gone, and nothing acted on it: the trial it created was never
+        # started, the trial it ended is still Running in the store.
+        created = in_flight - set(before)
+        assert len(created) == 1
+        assert not created & set(ledger)
+        assert any(before[n].phase.value == "Running" for n in in_flight & set(before))
+    else:
+        # The whole turn is in the store; nothing that follows it ran.
+        assert in_flight <= set(before)
+        assert any(before[n].phase.value == "Succeeded" for n in in_flight)
+        assert [n for n in in_flight if before[n].phase.value == "Created"]
+
+    rerun = subprocess.run(
+        [*hyperflow_cmd("experiment", "run", "-f", str(experiment)), "--no-mlflow", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **env},
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    trials = _trials(hyperflow_home)
+    names = [t.name for t in trials]
+    assert len(names) == 8 == len(set(names))
+    assert all(t.phase.value == "Succeeded" for t in trials), [
+        (t.name, t.phase, t.message) for t in trials
+    ]
+    assert all(t.observation_count == 1 for t in trials), [
+        (t.name, t.observation_count) for t in trials
+    ]
+    ledger = (tmp_path / "ledger.txt").read_text().split()
+    assert sorted(ledger) == sorted(names), "every trial ran exactly once"
+    if when == "inside":
+        assert not created & set(names), "a trial whose creation was not committed came back"
+    else:
+        assert in_flight <= set(names)

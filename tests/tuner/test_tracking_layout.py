@@ -71,3 +71,23 @@ def test_names_keys_and_params() -> None:
     assert tags["mlflow.parentRunId"] == "p1"
     assert tags["hyperflow.namespace"] == "team-a"
     assert tags["hyperflow.run_type"] == "trial"
+
+
+def test_the_plain_layout_the_writer_process_gets_answers_like_the_experiments() -> None:
+    from tests.tuner.test_tracking import EXPERIMENT, UID
+    from tuner.tracking.layout import ExperimentLayout, PlainLayout
+
+    full, plain = ExperimentLayout(EXPERIMENT), PlainLayout.of(EXPERIMENT, UID)
+    for method, args in [
+        ("experiment_name", ()),
+        ("fallback_experiment_name", (UID,)),
+        ("experiment_tags", ()),
+        ("parent_run_name", ()),
+        ("parent_tags", (UID,)),
+        ("child_tags", (UID, "digits-7", "0123abcd")),
+        ("parent_params", ()),
+        ("spec_artifact", ()),
+    ]:
+        assert getattr(plain, method)(*args) == getattr(full, method)(*args), method
+    with pytest.raises(ValueError, match="uid"):
+        plain.parent_tags("another-uid")

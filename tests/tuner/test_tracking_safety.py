@@ -24,7 +24,7 @@ from tests.util import REPO, free_port, wait_until
 from tuner.tracking import MlflowTracker
 from tuner.tracking.lookup import trial_run_id
 from tuner.tracking.mlflow_store import prepare_sqlite_store
-from tuner.tracking.probe import _migration_heads, check_tracking_uri
+from tuner.tracking.probe import check_tracking_uri, migration_heads
 from tuner.types import ExperimentPhase, ExperimentReason, TrialPhase
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.filterwarnings("ignore:::mlflow.*")]
@@ -58,7 +58,7 @@ def test_a_kill_during_store_creation_never_leaves_a_damaged_store(tmp_path: Pat
     finally:
         proc.kill()  # SIGKILL, in the middle of MLflow's migrations
         proc.wait(timeout=30)
-    head, _ = _migration_heads()
+    head, _ = migration_heads()
     assert _version(builds[0]) != head, "the kill came after the migrations"
     assert not db.exists(), "a half-made schema at the store's own path"
 
@@ -71,7 +71,7 @@ def test_a_kill_during_store_creation_never_leaves_a_damaged_store(tmp_path: Pat
 def test_a_half_created_store_without_runs_is_rebuilt_one_with_runs_is_not(
     mlflow_template: Path, tmp_path: Path
 ) -> None:
-    head, known = _migration_heads()
+    head, known = migration_heads()
     older = sorted(known - {head})[0]
     db = tmp_path / "mlflow.db"
     shutil.copy(mlflow_template, db)

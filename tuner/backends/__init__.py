@@ -6,6 +6,19 @@ Implementations are imported from their modules (``tuner.backends.local``,
 
 from __future__ import annotations
 
-from tuner.backends.base import TrialBackend, TrialExit, TrialRun
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuner.backends.base import TrialBackend, TrialExit, TrialRun
 
 __all__ = ["TrialBackend", "TrialExit", "TrialRun"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazily: the function-trial worker imports this package and must stay light (the
+    # protocol's models import pydantic).
+    if name in __all__:
+        from tuner.backends import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'tuner.backends' has no attribute {name!r}")

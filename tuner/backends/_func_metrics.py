@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tuner.spec.models import MetricsCollectorKind, MetricsCollectorSpec
+from tuner.backends._func_protocol import FILE, STDOUT, CollectorConfig
 from tuner.types import Observation
 
 Sink = Callable[[list[Observation]], None]
@@ -31,7 +31,7 @@ def install_report_sink(sink: Sink) -> Iterator[None]:
 
 
 def metrics_reader(
-    spec: MetricsCollectorSpec,
+    config: CollectorConfig,
     *,
     log_path: Path,
     log_start: int,
@@ -45,16 +45,13 @@ def metrics_reader(
     with the trial's environment (call this inside it). Push and None collect nothing
     here: ``report()`` streams through the sink either way.
     """
-    kind = spec.collector.kind
-    if kind is MetricsCollectorKind.STDOUT:
+    if config.kind == STDOUT:
         from tuner.metrics.lines import StdOutParser
         from tuner.metrics.tail import LineTailer
 
         tailer = LineTailer(log_path)
         tailer.offset = log_start
-        source = spec.source
-        filters = list(source.filter.metrics_format) if source and source.filter else []
-        parser = StdOutParser(metric_names, filters)
+        parser = StdOutParser(metric_names, list(config.filters))
 
         def read_log(final: bool) -> list[Observation]:
             out: list[Observation] = []
@@ -63,15 +60,15 @@ def metrics_reader(
             return out
 
         return read_log
-    if kind is MetricsCollectorKind.FILE:
-        from tuner.metrics.factory import make_collector
+    if config.kind == FILE and config.path:
+        from tuner.metrics.paths import resolve_metrics_path
 
-        collector = make_collector(
-            spec,
-            log_path=log_path,
-            trial_dir=trial_dir,
-            metric_names=metric_names,
-            env=dict(os.environ),
-        )
-        return collector.collect
+        path = resolve_metrics_path(config.path, trial_dir, dict(os.environ))
+        if config.json:
+            from tuner.metrics.file import JsonLinesCollector
+
+            return JsonLinesCollector(path, metric_names).collect
+        from tuner.metrics.stdout import TextFileCollector
+
+        return TextFileCollector(path, metric_names, list(config.filters)).collect
     return None

@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tuner.framing import receive, send
-from tuner.spec.models import MetricsCollectorSpec
 from tuner.types import Observation
 
 __all__ = ["receive", "send"]  # the frames themselves: tuner.framing
@@ -39,6 +38,22 @@ CALL_DICT = "dict"
 CALL_KWARGS = "kwargs"
 
 
+# Collector kinds a worker reads itself (Push arrives through report(); others: nothing).
+STDOUT = "StdOut"
+FILE = "File"
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorConfig:
+    """The experiment's ``metricsCollectorSpec`` as the worker needs it: plain data, so
+    that a worker never imports the spec's models (pydantic: most of its start-up)."""
+
+    kind: str = STDOUT  # STDOUT, FILE, or another kind (nothing to read)
+    filters: tuple[str, ...] = ()  # metricsFormat regexps; empty: Katib's default
+    path: str | None = None  # File: the path as written ($VARs, relative to the trial dir)
+    json: bool = False  # File: JSON lines instead of text
+
+
 @dataclass(slots=True)
 class TrialOrder:
     """Everything a worker needs to run one trial of a cached function."""
@@ -52,7 +67,7 @@ class TrialOrder:
     trial_dir: str
     metric_names: list[str]
     # StdOut: parse the trial's output; File: read the file it writes; else neither.
-    collector: MetricsCollectorSpec = field(default_factory=MetricsCollectorSpec)
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
 
 
 @dataclass(slots=True)

@@ -52,6 +52,7 @@ from tuner.backends import _func_protocol as proto
 from tuner.backends._func_calling import CallingConvention
 from tuner.backends._func_process import Spawner, WorkerProcess
 from tuner.backends.base import KILLED, TrialBackend, TrialExit, TrialRun
+from tuner.spec.models import FileFormat, MetricsCollectorKind, MetricsCollectorSpec
 from tuner.types import Observation
 
 WORKER_MODULE = "tuner.backends._worker"
@@ -92,6 +93,8 @@ class FunctionBackend(TrialBackend):
         self._unreaped: list[WorkerProcess] = []  # started, not yet reaped by its reader
         self._closed = False
         self._spawner = Spawner()
+        # id(spec) -> (spec, its worker view, why it cannot be collected)
+        self._collectors: dict[int, tuple[Any, proto.CollectorConfig, str | None]] = {}
 
     # -- TrialBackend ------------------------------------------------------------------
 
@@ -100,6 +103,7 @@ class FunctionBackend(TrialBackend):
             raise ValueError(
                 f"trial {run.trial_name} has a command; FunctionBackend runs functions"
             )
+        collector, problem = self._collector(run.collector)
         order = proto.TrialOrder(
             trial_name=run.trial_name,
             function_key=_FUNCTION_KEY,
@@ -109,7 +113,7 @@ class FunctionBackend(TrialBackend):
             cwd=str(run.cwd),
             trial_dir=str(run.trial_dir),
             metric_names=list(run.metric_names),
-            collector=run.collector,
+            collector=collector,
         )
         trial = _Trial(run=run, order=order)
         with self._cond:
@@ -119,6 +123,9 @@ class FunctionBackend(TrialBackend):
             if current is not None and current.exit is None:
                 raise ValueError(f"trial {run.trial_name} is already running")
             self._trials[run.trial_name] = trial
+            if problem is not None:  # a collector no trial can use: fails, as it would start
+                self._finish(trial, TrialExit(False, 1, f"cannot set up the trial: {problem}"))
+                return
             self._queued.append(trial)
         self._dispatch()
 
@@ -239,6 +246,25 @@ class FunctionBackend(TrialBackend):
                     if not worker.retired:
                         self._idle.append(worker)
         self._dispatch()  # trials launched meanwhile waited for these workers
+
+    def _collector(self, spec: MetricsCollectorSpec) -> tuple[proto.CollectorConfig, str | None]:
+        """The worker's view of the experiment's collector (computed once per spec)."""
+        cached = self._collectors.get(id(spec))
+        if cached is not None and cached[0] is spec:
+            return cached[1], cached[2]
+        from tuner.metrics.factory import check_collector_supported, metrics_filters
+
+        problem = check_collector_supported(spec)
+        kind = spec.collector.kind
+        fs = spec.source.file_system_path if spec.source else None
+        config = proto.CollectorConfig(
+            kind=kind.value,
+            filters=tuple(metrics_filters(spec)),
+            path=fs.path if fs is not None and kind is MetricsCollectorKind.FILE else None,
+            json=fs is not None and fs.format is FileFormat.JSON,
+        )
+        self._collectors[id(spec)] = (spec, config, problem)
+        return config, problem
 
     def worker_pids(self) -> list[int]:
         """PIDs of the live, usable workers (busy or idle)."""

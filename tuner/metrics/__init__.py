@@ -12,9 +12,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from tuner.metrics.base import Collector, NullCollector
-from tuner.metrics.factory import check_collector_supported, make_collector
 from tuner.metrics.lines import DEFAULT_METRICS_FORMAT, StdOutParser
+
+if TYPE_CHECKING:
+    from tuner.metrics.factory import check_collector_supported, make_collector
+
+
+def __getattr__(name: str) -> Any:
+    # The factory reads the experiment's spec (pydantic); the function-trial worker uses
+    # the collectors without it.
+    if name in ("check_collector_supported", "make_collector"):
+        from tuner.metrics import factory
+
+        return getattr(factory, name)
+    raise AttributeError(f"module 'tuner.metrics' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_METRICS_FORMAT",

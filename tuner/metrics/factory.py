@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tuner.metrics.base import Collector, NullCollector
 from tuner.metrics.file import JsonLinesCollector
 from tuner.metrics.lines import compile_filters
+from tuner.metrics.paths import resolve_metrics_path
 from tuner.metrics.stdout import StdOutCollector, TextFileCollector
 from tuner.spec.models import (
     FileFormat,
@@ -16,8 +16,6 @@ from tuner.spec.models import (
     MetricsCollectorKind,
     MetricsCollectorSpec,
 )
-
-_VAR = re.compile(r"\$(?:(\w+)|\{(\w+)\})")
 
 _LOCAL_KINDS = {
     MetricsCollectorKind.STDOUT,
@@ -46,7 +44,7 @@ def check_collector_supported(spec: MetricsCollectorSpec) -> str | None:
             )
     if kind in (MetricsCollectorKind.STDOUT, MetricsCollectorKind.FILE):
         try:
-            compile_filters(_filters(spec))
+            compile_filters(metrics_filters(spec))
         except ValueError as exc:
             return str(exc)
     return None
@@ -71,35 +69,26 @@ def make_collector(
         raise ValueError(problem)
     kind = spec.collector.kind
     if kind is MetricsCollectorKind.STDOUT:
-        return StdOutCollector(log_path, metric_names, _filters(spec))
+        return StdOutCollector(log_path, metric_names, metrics_filters(spec))
     if kind is MetricsCollectorKind.FILE:
         fs = spec.source.file_system_path if spec.source else None
         assert fs is not None  # checked above
         path = resolve_metrics_path(fs.path, trial_dir, env)
         if fs.format is FileFormat.JSON:
             return JsonLinesCollector(path, metric_names)
-        return TextFileCollector(path, metric_names, _filters(spec))
+        return TextFileCollector(path, metric_names, metrics_filters(spec))
     return NullCollector()
 
 
-def resolve_metrics_path(path: str, trial_dir: Path, env: Mapping[str, str] | None) -> Path:
-    """A File collector's path: ``$VAR``s from ``env``, relative to ``trial_dir``."""
-    expanded = _expand(path, env or {})
-    resolved = Path(expanded).expanduser()
-    return resolved if resolved.is_absolute() else trial_dir / resolved
+__all__ = [
+    "check_collector_supported",
+    "make_collector",
+    "metrics_filters",
+    "resolve_metrics_path",
+]
 
 
-def _expand(text: str, env: Mapping[str, str]) -> str:
-    """``$NAME`` / ``${NAME}`` from ``env``; unknown names are left as written."""
-
-    def value(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
-        return env.get(name, match.group(0))
-
-    return _VAR.sub(value, text)
-
-
-def _filters(spec: MetricsCollectorSpec) -> list[str]:
+def metrics_filters(spec: MetricsCollectorSpec) -> list[str]:
     source = spec.source
     if source is None or source.filter is None:
         return []

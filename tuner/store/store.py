@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from tuner.pids import pid_alive
+from tuner.store.batch import Batch
 from tuner.store.models import (
     ConditionRow,
     ExperimentRow,
@@ -50,6 +51,19 @@ _COUNT_OBSERVATIONS = _UPDATE_TRIAL.values(
     observation_count=_TRIALS.c.observation_count + bindparam("b_n"),
     collected_count=_TRIALS.c.collected_count + bindparam("b_collected"),
 )
+# Batch updates by the set of columns they set (and whether they grow the counters).
+_BATCH_UPDATES: dict[tuple[tuple[str, ...], bool], Any] = {}
+
+
+def _batch_update(columns: tuple[str, ...], counts: bool) -> Any:
+    statement = _BATCH_UPDATES.get((columns, counts))
+    if statement is None:
+        values: dict[str, Any] = {c: bindparam(f"v_{c}") for c in columns}
+        if counts:
+            values["observation_count"] = _TRIALS.c.observation_count + bindparam("b_n")
+            values["collected_count"] = _TRIALS.c.collected_count + bindparam("b_collected")
+        statement = _BATCH_UPDATES[(columns, counts)] = _UPDATE_TRIAL.values(**values)
+    return statement
 
 
 class StoreError(RuntimeError):
@@ -331,6 +345,63 @@ class Store:
             values["objective_value"] = objective_value
         with self.engine.begin() as conn:
             conn.execute(_UPDATE_TRIAL, {"b_id": trial_id, **values})
+
+    def commit(self, batch: Batch) -> None:
+        """Write ``batch`` in one transaction (see :mod:`tuner.store.batch`); the ids of the
+        trials it inserts are set on their records."""
+        if not batch:
+            return
+        with self.engine.begin() as conn:
+            updates: list[tuple[Any, dict[str, Any]]] = []
+            for change in batch.changes():
+                record = change.record
+                if change.insert:
+                    values = {
+                        "experiment_uid": record.experiment_uid,
+                        "name": record.name,
+                        "seq": record.seq,
+                        "assignments": record.assignments,
+                        "phase": record.phase.value,
+                        "reason": record.reason,
+                        "message": record.message,
+                        "trial_dir": record.trial_dir,
+                        "push_token": record.push_token,
+                        "observation_count": change.observations,
+                        "collected_count": change.collected,
+                        "created_at": record.created_at,
+                        **change.values,
+                    }
+                    key = conn.execute(_INSERT_TRIAL, values).inserted_primary_key
+                    assert key is not None
+                    record.id = int(key[0])
+                    continue
+                counts = bool(change.observations)
+                if not change.values and not counts:
+                    continue
+                columns = tuple(sorted(change.values))
+                params = {f"v_{c}": v for c, v in change.values.items()}
+                params["b_id"] = record.id
+                if counts:
+                    params["b_n"] = change.observations
+                    params["b_collected"] = change.collected
+                updates.append((_batch_update(columns, counts), params))
+            observations = batch.observations()
+            if observations:
+                conn.execute(
+                    _INSERT_OBSERVATIONS,
+                    [
+                        {
+                            "trial_id": record.id,
+                            "name": o.name,
+                            "value": o.value,
+                            "step": o.step,
+                            "timestamp": o.timestamp,
+                        }
+                        for record, o in observations
+                    ],
+                )
+            for statement, params in updates:
+                conn.execute(statement, params)
 
     def trials(self, experiment_uid: str) -> list[TrialRecord]:
         with self._session() as s:

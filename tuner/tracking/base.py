@@ -7,9 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from tuner.spec.models import Experiment
 from tuner.types import ExperimentPhase, Observation, TrialPhase
+
+if TYPE_CHECKING:
+    from tuner.spec.models import Experiment
 
 
 @dataclass(frozen=True, slots=True)

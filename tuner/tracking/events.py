@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tuner.spec.models import Experiment
 from tuner.tracking.layout import RunsLayout
 from tuner.types import ExperimentPhase, Observation, TrialPhase
+
+if TYPE_CHECKING:
+    from tuner.spec.models import Experiment
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import getpass
 import re
-from typing import Protocol
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
-from tuner.spec.models import Experiment
 from tuner.types import ExperimentPhase, ExperimentReason, TrialPhase
+
+if TYPE_CHECKING:
+    from tuner.spec.models import Experiment
 
 TAG_EXPERIMENT = "hyperflow.experiment"
 TAG_NAMESPACE = "hyperflow.namespace"
@@ -122,7 +126,11 @@ def fallback_experiment_name(experiment: Experiment, uid: str) -> str:
     MLflow keeps deleted names reserved; restoring the deleted experiment would bring back
     runs the user threw away.
     """
-    return f"{experiment_name(experiment)} ({uid[:8]})"
+    return _fallback(experiment_name(experiment), uid)
+
+
+def _fallback(name: str, uid: str) -> str:
+    return f"{name} ({uid[:8]})"
 
 
 def experiment_tags(experiment: Experiment) -> dict[str, str]:
@@ -251,5 +259,71 @@ class ExperimentLayout:
         return SPEC_ARTIFACT, yaml.safe_dump(self.experiment.to_dict(), sort_keys=False)
 
 
+@dataclass(frozen=True, slots=True)
+class PlainLayout:
+    """An experiment's :class:`ExperimentLayout` for one uid, as plain data: what the
+    tracker sends to the MLflow writer process, which so never loads the spec's models
+    (pydantic: about half of that process's start-up)."""
+
+    uid: str
+    name: str
+    tags: dict[str, str]
+    run_name: str
+    parent: dict[str, str]  # the parent run's tags
+    params: dict[str, str]
+    spec: tuple[str, str]
+    child: dict[str, str]  # a trial run's tags but its parent run id and trial name
+
+    @classmethod
+    def of(cls, experiment: Experiment, uid: str) -> PlainLayout:
+        full = ExperimentLayout(experiment)
+        child = trial_tags(experiment, uid, "", "")
+        del child[TAG_PARENT_RUN_ID], child[TAG_TRIAL]
+        return cls(
+            uid=uid,
+            name=full.experiment_name(),
+            tags=full.experiment_tags(),
+            run_name=full.parent_run_name(),
+            parent=full.parent_tags(uid),
+            params=full.parent_params(),
+            spec=full.spec_artifact(),
+            child=child,
+        )
+
+    def _check(self, uid: str) -> None:
+        if uid != self.uid:
+            raise ValueError(f"layout made for uid {self.uid}, asked for {uid}")
+
+    def experiment_name(self) -> str:
+        return self.name
+
+    def fallback_experiment_name(self, uid: str) -> str:
+        return _fallback(self.name, uid)
+
+    def experiment_tags(self) -> dict[str, str]:
+        return dict(self.tags)
+
+    def parent_run_name(self) -> str:
+        return self.run_name
+
+    def parent_tags(self, uid: str) -> dict[str, str]:
+        self._check(uid)
+        return dict(self.parent)
+
+    def child_tags(self, uid: str, child: str, parent_run_id: str) -> dict[str, str]:
+        self._check(uid)
+        return {TAG_PARENT_RUN_ID: parent_run_id, **self.child, TAG_TRIAL: tag_value(child)}
+
+    def parent_params(self) -> dict[str, str]:
+        return dict(self.params)
+
+    def spec_artifact(self) -> tuple[str, str]:
+        return self.spec
+
+
 def as_layout(subject: Experiment | RunsLayout) -> RunsLayout:
-    return ExperimentLayout(subject) if isinstance(subject, Experiment) else subject
+    # Not loaded, the spec's models cannot have made ``subject``.
+    models = sys.modules.get("tuner.spec.models")
+    if models is not None and isinstance(subject, models.Experiment):
+        return ExperimentLayout(subject)
+    return subject  # type: ignore[return-value]

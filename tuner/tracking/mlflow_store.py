@@ -9,7 +9,7 @@ a kill leaves at most a stray temporary file, removed by the next creation. A st
 an older hyperflow (or anything else) left half-created is rebuilt if it holds no runs,
 and left alone, for MLflow to report, if it does.
 
-Imports mlflow: used by the tracking writer process only.
+Imports mlflow only to create a store: used by the tracking writer process only.
 """
 
 from __future__ import annotations
@@ -54,9 +54,13 @@ def _remove_stale_builds(path: Path) -> None:
 
 def prepare_sqlite_store(path: Path) -> None:
     """Make ``path`` a complete MLflow store (created atomically if it is not one yet)."""
-    from mlflow.store.db.utils import _get_latest_schema_revision
+    from tuner.tracking.probe import migration_heads
 
-    head = _get_latest_schema_revision()
+    head, _ = migration_heads()  # from the scripts' text: an existing store needs no mlflow
+    if head is None:  # scripts not where they used to be: ask MLflow itself
+        from mlflow.store.db.utils import _get_latest_schema_revision
+
+        head = _get_latest_schema_revision()
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_builds(path)  # left by a creation that was killed
     if path.exists():

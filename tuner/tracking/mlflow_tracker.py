@@ -45,6 +45,7 @@ import tuner
 from tuner import framing
 from tuner.spec.models import Experiment
 from tuner.tracking import _wire as wire
+from tuner.tracking import layout
 from tuner.tracking.base import Tracker, Unwritten
 from tuner.tracking.events import (
     Event,
@@ -136,7 +137,8 @@ class MlflowTracker(Tracker):
                 atexit.register(self._close_at_exit)
 
     def start_experiment(self, experiment: Experiment, uid: str) -> None:
-        self._put(ExperimentStarted(experiment, uid, _ms(None)))
+        # Plain data: the writer process then never loads the spec's models.
+        self._put(ExperimentStarted(layout.PlainLayout.of(experiment, uid), uid, _ms(None)))
 
     def start(self, subject: RunsLayout, uid: str) -> None:
         """Like :meth:`start_experiment` for any parent-with-nested-runs object (a pipeline

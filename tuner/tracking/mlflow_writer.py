@@ -1,13 +1,17 @@
-"""Applies queued tracking events to MLflow: the only tuner module that imports mlflow.
+"""Applies queued tracking events to MLflow, in the writer process.
 
-It is imported by the tracker's background thread, never at controller start-up (importing
-mlflow takes seconds). Two phases, so one MLflow round trip carries many calls:
+Two phases, so one round trip carries many calls:
 
 * :meth:`MlflowWriter.apply` folds an event into per-run buffers, in memory, no I/O;
 * :meth:`MlflowWriter.sync` writes the buffers: trials that started and ended since the
-  last cycle are inserted whole, many runs in one transaction, where the store is SQL
-  (:mod:`tuner.tracking.mlflow_bulk`); other runs are created (or, on resume, found), get
-  one ``log_batch`` with pending params/metrics/tags, artifacts, then final statuses.
+  last cycle are inserted whole, many runs in one transaction; other runs are created (or,
+  on resume, found), get one ``log_batch`` with pending params/metrics/tags, artifacts,
+  then final statuses.
+
+Where the tracking store is a SQL database, the writes are SQL statements on
+MLflow's tables (:mod:`tuner.tracking.mlflow_sql`) and mlflow is never imported (seconds
+of CPU beside the trials); elsewhere (an MLflow server, a file store, tables that are not
+what that module expects) they go through MLflow's API (:mod:`tuner.tracking.mlflow_api`).
 
 ``sync`` raises on errors that may pass (network, locked database): the caller retries
 later and nothing buffered is lost, since each buffer is emptied only after its write
@@ -18,20 +22,10 @@ logged and the offending data is dropped, so one bad value cannot stall all trac
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus, RunTag, ViewType
-from mlflow.exceptions import MlflowException
-from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-from mlflow.utils.validation import (
-    MAX_ENTITIES_PER_BATCH,
-    MAX_METRICS_PER_BATCH,
-    MAX_PARAMS_TAGS_PER_BATCH,
-)
-from sqlalchemy import event
+from typing import Any, Protocol
 
 from tuner.tracking import layout
 from tuner.tracking.events import (
@@ -42,9 +36,24 @@ from tuner.tracking.events import (
     TrialEnded,
     TrialStarted,
 )
-from tuner.tracking.mlflow_bulk import BulkRunWriter, FinishedRun, new_run_id, run_artifact_uri
+from tuner.tracking.mlflow_sql import (
+    MAX_ENTITIES_PER_BATCH,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAMS_TAGS_PER_BATCH,
+    ExperimentInfo,
+    FinishedRun,
+    FoundRun,
+    Metric,
+    SqlRunStore,
+    TrackingRejected,
+    new_run_id,
+    run_artifact_uri,
+    validate,
+)
 
 logger = logging.getLogger(__name__)
+
+_SQL_SCHEMES = ("sqlite:", "postgresql", "mysql")
 
 # MLflow error codes that mean "this request will never succeed": retrying cannot help.
 _PERMANENT_ERRORS = frozenset(
@@ -63,14 +72,58 @@ _PERMANENT_ERRORS = frozenset(
 
 
 def is_permanent(error: BaseException) -> bool:
-    return isinstance(error, MlflowException) and error.error_code in _PERMANENT_ERRORS
+    """MLflow refused the request for good (retrying cannot help)."""
+    if isinstance(error, TrackingRejected):
+        return error.error_code in _PERMANENT_ERRORS
+    exceptions = sys.modules.get("mlflow.exceptions")  # never imported just to look
+    return (
+        exceptions is not None
+        and isinstance(error, exceptions.MlflowException)
+        and error.error_code in _PERMANENT_ERRORS
+    )
+
+
+class RunStore(Protocol):
+    """What the writer asks of a tracking store: :class:`~tuner.tracking.mlflow_sql.SqlRunStore`
+    (SQL, no mlflow import) or :class:`~tuner.tracking.mlflow_api.ApiRunStore` (MLflow's API)."""
+
+    def close(self) -> None: ...
+
+    def experiment_by_name(self, name: str) -> ExperimentInfo | None: ...
+
+    def create_experiment(self, name: str, artifact_location: str, tags: dict[str, str]) -> str: ...
+
+    def experiment_location(self, experiment_id: str) -> str: ...
+
+    def find_runs(self, experiment_id: str, tag: str, value: str) -> list[FoundRun]: ...
+
+    def create_run(
+        self, experiment: ExperimentInfo, run_name: str, start_ms: int, tags: dict[str, str]
+    ) -> tuple[str, str]: ...
+
+    def log_batch(
+        self, run_id: str, metrics: list[Metric], params: dict[str, str], tags: dict[str, str]
+    ) -> None: ...
+
+    def set_status(self, run_id: str, status: str, end_ms: int | None) -> None: ...
+
+    def log_text(self, run_id: str, artifact_uri: str | None, text: str, name: str) -> None: ...
+
+    def log_files(
+        self, run_id: str, artifact_uri: str | None, file: Path | None, folder: Path | None
+    ) -> None: ...
 
 
 def _is_transient_db_error(error: BaseException) -> bool:
     """A database that is locked, busy or unreachable: worth retrying."""
-    from sqlalchemy.exc import DisconnectionError, OperationalError, TimeoutError
+    import sqlite3
 
-    return isinstance(error, OperationalError | DisconnectionError | TimeoutError)
+    if isinstance(error, sqlite3.OperationalError):  # the SQL writer's SQLite connection
+        return True
+    alchemy = sys.modules.get("sqlalchemy.exc")  # never imported just to look
+    return alchemy is not None and isinstance(
+        error, alchemy.OperationalError | alchemy.DisconnectionError | alchemy.TimeoutError
+    )
 
 
 def default_artifact_root(tracking_uri: str) -> Path | None:
@@ -82,7 +135,7 @@ def default_artifact_root(tracking_uri: str) -> Path | None:
     return db_path.resolve().parent / "mlartifacts"
 
 
-def use_wal(client: MlflowClient) -> None:
+def switch_to_wal(engine: Any) -> None:
     """Put a SQLite store in WAL mode with ``synchronous=NORMAL``.
 
     MLflow commits several times per call; with SQLite's default rollback journal every
@@ -93,10 +146,9 @@ def use_wal(client: MlflowClient) -> None:
     such as ``mlflow ui`` keep working. Skipped (debug log) if the file cannot switch, e.g.
     on a network file system or while another process holds a lock.
     """
-    # The store object is MLflow-internal, but it is the only way to its engine.
-    engine = getattr(client._tracking_client.store, "engine", None)
-    if engine is None or engine.dialect.name != "sqlite":
+    if engine.dialect.name != "sqlite":
         return
+    from sqlalchemy import event
 
     def normal_sync(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -177,8 +229,9 @@ class MlflowWriter:
         )
         # Created on first sync: creating it opens the store (and may fail while a server
         # or disk is unavailable, which must be retried like any other write).
-        self._client_instance: MlflowClient | None = None
-        self._bulk: BulkRunWriter | None = None
+        self._store_instance: RunStore | None = None
+        self._bulk: SqlRunStore | None = None  # whole runs in one transaction (SQL stores)
+        self._experiment: ExperimentInfo | None = None
         self._user = layout.current_user()
         self._artifact_location: str | None = None  # the MLflow experiment's
         self._start: ExperimentStarted | None = None
@@ -193,14 +246,35 @@ class MlflowWriter:
         self.disabled = False
 
     @property
-    def _client(self) -> MlflowClient:
-        if self._client_instance is None:
-            client = MlflowClient(tracking_uri=self.tracking_uri)
-            if self._sqlite_wal and self.tracking_uri.startswith("sqlite:"):
-                use_wal(client)
-            self._bulk = BulkRunWriter.for_client(client)
-            self._client_instance = client
-        return self._client_instance
+    def _store(self) -> RunStore:
+        if self._store_instance is None:
+            store: RunStore | None = None
+            if self.tracking_uri.startswith(_SQL_SCHEMES):
+                sql = SqlRunStore.open(
+                    self.tracking_uri, user=self._user, sqlite_wal=self._sqlite_wal
+                )
+                if sql is not None:
+                    store, self._bulk = sql, sql
+            if store is None:
+                store = self._api_store()
+            self._store_instance = store
+        return self._store_instance
+
+    def _api_store(self) -> RunStore:
+        from tuner.tracking.mlflow_api import ApiRunStore
+
+        return ApiRunStore(self.tracking_uri, sqlite_wal=self._sqlite_wal)
+
+    def _use_api(self) -> None:
+        """From now on, every write through MLflow's API."""
+        if self._store_instance is not None:
+            self._store_instance.close()
+        self._bulk = None
+        self._store_instance = self._api_store()
+
+    def close(self) -> None:
+        if self._store_instance is not None:
+            self._store_instance.close()
 
     # -- phase 1: fold events into buffers -------------------------------------------------
 
@@ -329,68 +403,56 @@ class MlflowWriter:
     def _ensure_experiment(self, start: ExperimentStarted) -> None:
         if self.experiment_id is not None:
             return
+        store = self._store
         subject = self._subject
         name = subject.experiment_name()
-        found = self._client.get_experiment_by_name(name)
+        found = store.experiment_by_name(name)
         if found is not None and found.lifecycle_stage != "active":
             name = subject.fallback_experiment_name(start.uid)
-            found = self._client.get_experiment_by_name(name)
-        location: str | None = None
+            found = store.experiment_by_name(name)
         if found is None:
+            location: str | None = None
             if self._artifact_root is not None:
                 location = (self._artifact_root / name.replace(" ", "_")).as_uri()
             try:
-                experiment_id = self._client.create_experiment(
-                    name, artifact_location=location, tags=subject.experiment_tags()
+                experiment_id = store.create_experiment(
+                    name,
+                    location,  # type: ignore[arg-type]  # None: the server's own choice
+                    subject.experiment_tags(),
                 )
-            except MlflowException as error:
+            except Exception as error:
                 # Another process created it between our lookup and create.
-                if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                if getattr(error, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
                     raise
-                again = self._client.get_experiment_by_name(name)
-                if again is None:
+                found = store.experiment_by_name(name)
+                if found is None:
                     raise
-                experiment_id = again.experiment_id
-            location = self._client.get_experiment(experiment_id).artifact_location
-        else:
-            experiment_id = found.experiment_id
-            location = found.artifact_location
-        self._artifact_location = location
-        self._existing = self._find_runs(experiment_id, start.uid)
+            if found is None:
+                found = ExperimentInfo(
+                    experiment_id, "active", store.experiment_location(experiment_id)
+                )
+        self._experiment = found
+        self._artifact_location = found.artifact_location
+        self._existing = self._find_runs(found.experiment_id, start.uid)
         self.experiment_name = name
-        self.experiment_id = experiment_id
+        self.experiment_id = found.experiment_id
 
     def _find_runs(self, experiment_id: str, uid: str) -> dict[str | None, _Existing]:
         """This uid's runs already in the store (non-empty only when resuming)."""
-        query = layout.tag_equals(layout.TAG_UID, uid)
         found: dict[str | None, _Existing] = {}
-        token: str | None = None
-        while True:
-            page = self._client.search_runs(
-                [experiment_id],
-                filter_string=query,
-                run_view_type=ViewType.ACTIVE_ONLY,
-                max_results=1000,
-                page_token=token,
-            )
-            for run in page:
-                tags = run.data.tags
-                if tags.get(layout.TAG_RUN_TYPE) in layout.PARENT_RUN_TYPES:
-                    trial: str | None = None
-                else:
-                    trial = tags.get(layout.TAG_TRIAL)
-                    if trial is None:
-                        continue
-                # Oldest first wins if a crash ever left two runs for one key.
-                found[trial] = _Existing(
-                    run.info.run_id, run.info.status, run.info.artifact_uri, dict(run.data.params)
-                )
-            token = page.token
-            if not token:
-                return found
+        for run in self._store.find_runs(experiment_id, layout.TAG_UID, uid):
+            if run.tags.get(layout.TAG_RUN_TYPE) in layout.PARENT_RUN_TYPES:
+                trial: str | None = None
+            else:
+                trial = run.tags.get(layout.TAG_TRIAL)
+                if trial is None:
+                    continue
+            # Newest first: the oldest wins if a crash ever left two runs for one key.
+            found[trial] = _Existing(run.run_id, run.status, run.artifact_uri, run.params)
+        return found
 
     def _ensure_run(self, run: _Run, start: ExperimentStarted) -> None:
-        assert self.experiment_id is not None
+        assert self._experiment is not None
         existing = (self._existing or {}).get(run.trial_name)
         if existing is not None:
             run.run_id = existing.run_id
@@ -414,7 +476,7 @@ class MlflowWriter:
                 return
             if existing.status != layout.RUNNING:
                 # A resumed (e.g. restarted) experiment or trial is running again.
-                self._client.update_run(existing.run_id, status=layout.RUNNING)
+                self._store.set_status(existing.run_id, layout.RUNNING, None)
             return
         if run.trial_name is None:
             tags = self._subject.parent_tags(start.uid)
@@ -422,11 +484,9 @@ class MlflowWriter:
             assert self._parent is not None and self._parent.run_id is not None
             tags = self._subject.child_tags(start.uid, run.trial_name, self._parent.run_id)
         tags[layout.TAG_USER] = self._user
-        created = self._client.create_run(
-            self.experiment_id, start_time=run.start_ms, tags=tags, run_name=run.run_name
+        run.run_id, run.artifact_uri = self._store.create_run(
+            self._experiment, run.run_name, run.start_ms, tags
         )
-        run.run_id = created.info.run_id
-        run.artifact_uri = created.info.artifact_uri
 
     def _resolve_best_run(self, parent: _Run) -> None:
         # The best trial's run id lets users (and serving: runs:/<id>/model) reach its model.
@@ -442,8 +502,8 @@ class MlflowWriter:
 
     def _write_data(self, run: _Run) -> None:
         assert run.run_id is not None
-        params = [Param(k, v) for k, v in run.params.items()]
-        tags = [RunTag(k, layout.tag_value(v)) for k, v in run.tags.items()]
+        params = list(run.params.items())
+        tags = [(k, layout.tag_value(v)) for k, v in run.tags.items()]
         metrics = run.metrics
         try:
             # Usually a single round trip; chunked only to respect MLflow's batch limits.
@@ -453,12 +513,12 @@ class MlflowWriter:
                 t, tags = tags[:room], tags[room:]
                 room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(p) - len(t))
                 m, metrics = metrics[:room], metrics[room:]
-                self._log_batch(run, m, p, t)
+                self._log_batch(run, m, dict(p), dict(t))
                 # Forget what was written, so a failure later in the loop retries only the rest.
-                for param in p:
-                    run.params.pop(param.key, None)
-                for tag in t:
-                    run.tags.pop(tag.key, None)
+                for key, _ in p:
+                    run.params.pop(key, None)
+                for key, _ in t:
+                    run.tags.pop(key, None)
                 run.metrics = metrics
         except Exception as error:
             if not is_permanent(error):
@@ -468,23 +528,23 @@ class MlflowWriter:
             run.tags.clear()
             run.metrics = []
 
-    def _log_batch(self, run: _Run, m: list[Metric], p: list[Param], t: list[RunTag]) -> None:
+    def _log_batch(self, run: _Run, m: list[Metric], p: dict[str, str], t: dict[str, str]) -> None:
         assert run.run_id is not None
         try:
-            self._client.log_batch(run.run_id, metrics=m, params=p, tags=t, synchronous=True)
-        except MlflowException as error:
-            if not (p and error.error_code == "INVALID_PARAMETER_VALUE"):
+            self._store.log_batch(run.run_id, m, p, t)
+        except Exception as error:
+            if not (p and getattr(error, "error_code", None) == "INVALID_PARAMETER_VALUE"):
                 raise
             # Most likely a param whose value changed on resume (MLflow params are
             # immutable): keep the original params, write the rest.
             logger.error("tracking: params of run %s not updated: %s", run.run_name, error)
-            self._client.log_batch(run.run_id, metrics=m, tags=t, synchronous=True)
+            self._store.log_batch(run.run_id, m, {}, t)
 
     def _write_artifacts(self, run: _Run) -> None:
         assert run.run_id is not None
         try:
             for name, text in list(run.texts.items()):
-                self._client.log_text(run.run_id, text, name)
+                self._store.log_text(run.run_id, run.artifact_uri, text, name)
                 del run.texts[name]
             if run.trial_dir is not None:
                 self._copy_trial_files(run, run.trial_dir)
@@ -504,24 +564,18 @@ class MlflowWriter:
         has_artifacts = artifacts.is_dir() and any(artifacts.iterdir())
         if not (has_log or has_artifacts):
             return
-        if run.artifact_uri is not None:
-            # Straight to the artifact repository: MlflowClient.log_artifact would first
-            # read the whole run back from the store just to find this URI.
-            repo = get_artifact_repository(run.artifact_uri)
-            if has_log:
-                repo.log_artifact(str(log))
-            if has_artifacts:
-                repo.log_artifacts(str(artifacts))
-            return
-        assert run.run_id is not None
-        if has_log:
-            self._client.log_artifact(run.run_id, str(log))
-        if has_artifacts:
-            self._client.log_artifacts(run.run_id, str(artifacts))
+        assert run.run_id is not None or run.bulk_id is not None
+        self._store.log_files(
+            run.run_id or run.bulk_id or "",
+            run.artifact_uri,
+            log if has_log else None,
+            artifacts if has_artifacts else None,
+        )
 
     def _insert_finished(self, start: ExperimentStarted) -> None:
         """Trials that started and ended since the last cycle: whole runs, one transaction."""
-        if self._bulk is None or self._artifact_location is None:
+        bulk = self._bulk
+        if bulk is None or self._experiment is None:
             return
         assert self._parent is not None and self._parent.run_id is not None
         existing = self._existing or {}
@@ -550,14 +604,16 @@ class MlflowWriter:
                 metrics=list(run.metrics),
             )
             try:
-                BulkRunWriter.validate(finished)
-            except MlflowException as error:
-                # The public API path below reports (and drops) what MLflow refuses.
+                finished.params, finished.tags = validate(
+                    finished.metrics, finished.params, finished.tags
+                )
+            except TrackingRejected as error:
+                # The run-by-run path below reports (and drops) what MLflow refuses.
                 logger.debug("tracking: run %s not bulk-inserted: %s", run.run_name, error)
                 continue
             if run.bulk_id is None:
                 run.bulk_id = new_run_id()
-            run.artifact_uri = run_artifact_uri(self._artifact_location, run.bulk_id)
+            run.artifact_uri = run_artifact_uri(self._experiment.artifact_location, run.bulk_id)
             batch[run.bulk_id] = (run, finished)
         if not batch:
             return
@@ -574,24 +630,22 @@ class MlflowWriter:
                         "tracking: artifacts of run %s not stored: %s", run.run_name, error
                     )
         try:
-            self._bulk.insert(
-                self.experiment_id or "",
-                self._artifact_location,
-                {run_id: finished for run_id, (_, finished) in batch.items()},
+            bulk.insert_finished(
+                self._experiment, {run_id: finished for run_id, (_, finished) in batch.items()}
             )
         except Exception as error:
             if is_permanent(error):
-                # E.g. the experiment was deleted meanwhile: the public API says so per run.
+                # E.g. the experiment was deleted meanwhile: the run-by-run path says so.
                 logger.debug("tracking: bulk insert refused: %s", error)
                 for run, _ in batch.values():
                     run.artifact_uri = None
                 return
             if _is_transient_db_error(error):
                 raise
-            # Anything else means this MLflow's tables are not what the bulk writer
-            # expects: use the public API from now on.
+            # Anything else means this MLflow's tables are not what the SQL writer
+            # expects: use MLflow's API from now on.
             logger.warning("tracking: bulk insert into MLflow failed, using its API: %s", error)
-            self._bulk = None
+            self._use_api()
             for run, _ in batch.values():
                 run.artifact_uri = None
             return
@@ -607,14 +661,7 @@ class MlflowWriter:
         assert run.run_id is not None and run.terminal is not None
         status, end_ms = run.terminal
         try:
-            # The store call, not MlflowClient.set_terminated: that one re-reads the run and
-            # prints a "View run" line to stdout per run for HTTP stores.
-            self._client._tracking_client.store.update_run_info(
-                run.run_id,
-                run_status=RunStatus.from_string(status),
-                end_time=end_ms,
-                run_name=None,
-            )
+            self._store.set_status(run.run_id, status, end_ms)
         except Exception as error:
             if not is_permanent(error):
                 raise

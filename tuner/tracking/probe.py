@@ -13,6 +13,7 @@ the writer rebuilds it (:mod:`tuner.tracking.mlflow_store`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import re
@@ -142,7 +143,7 @@ def check_sqlite(path: Path | None) -> str | None:
         return f"MLflow store {path} cannot be read as an SQLite database ({exc})"
     if not runs:
         return None  # empty or half-created: the writer (re)builds it
-    head, known = _migration_heads()
+    head, known = migration_heads()
     if head is None or version == head:
         return None
     if version in known:
@@ -156,11 +157,13 @@ def check_sqlite(path: Path | None) -> str | None:
     )
 
 
-def _migration_heads() -> tuple[str | None, set[str]]:
-    """The installed MLflow's newest schema revision and all it knows, from its files."""
+@functools.cache
+def migration_heads() -> tuple[str | None, frozenset[str]]:
+    """The installed MLflow's newest schema revision and all it knows, from its migration
+    scripts' text (without importing mlflow: a few ms instead of seconds)."""
     spec = importlib.util.find_spec("mlflow")
     if spec is None or not spec.submodule_search_locations:
-        return None, set()
+        return None, frozenset()
     versions = (
         Path(next(iter(spec.submodule_search_locations))) / "store" / "db_migrations" / "versions"
     )
@@ -170,4 +173,4 @@ def _migration_heads() -> tuple[str | None, set[str]]:
         for down, value in _REVISION.findall(script.read_text(errors="replace")):
             (parents if down else revisions).add(value)
     heads = revisions - parents
-    return (heads.pop() if len(heads) == 1 else None), revisions
+    return (heads.pop() if len(heads) == 1 else None), frozenset(revisions)
