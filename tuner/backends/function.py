@@ -67,6 +67,10 @@ class FunctionBackend(TrialBackend):
     Raises ``TypeError`` right away if ``fn`` cannot be pickled for the workers.
     """
 
+    kind = "function"
+    runs_functions = True
+    reattaches = False  # the pool dies with the controller process
+
     def __init__(
         self,
         fn: Callable[..., Any],
