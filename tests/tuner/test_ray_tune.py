@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from tuner.integrations.ray_tune import KatibSearcher, katib_parameters
-from tuner.sdk import search
 
 
 def trainable(config: dict[str, Any]) -> dict[str, Any]:
@@ -31,38 +30,28 @@ def fit(tmp_path: Path, searcher: KatibSearcher, space: dict[str, Any], samples:
     return tuner.fit()
 
 
-def test_tuner_fit_with_a_katib_algorithm(ray_address: str, tmp_path: Path) -> None:
+def test_tuner_fit_searched_by_a_katib_algorithm(ray_address: str, tmp_path: Path) -> None:
     from ray import tune
 
+    # Katib's grid over Tune's space: 2 x 2 points. Tune asks for 10 samples; the
+    # service has 4 and then says FINISHED.
     space = {
-        "lr": tune.loguniform(1e-4, 1e-1),
-        "layers": tune.randint(1, 4),
+        "lr": 0.03,
+        "layers": tune.randint(1, 3),
         "act": tune.choice(["relu", ("tanh", 2)]),
         "fixed": "constant",
     }
-    searcher = KatibSearcher(algorithm_name="tpe", algorithm_settings={"n_startup_trials": 2})
-    results = fit(tmp_path, searcher, space, samples=5)
-    assert len(results) == 5 and not results.errors
-    for result in results:
-        lr, layers, act, fixed = result.metrics["seen"]
-        assert 1e-4 <= lr <= 1e-1
-        assert layers in (1, 2, 3)  # Tune's exclusive upper bound
-        assert act in ("relu", ("tanh", 2))  # the original values, not Katib's strings
-        assert fixed == "constant"
+    searcher = KatibSearcher(algorithm_name="grid", algorithm_settings={"random_state": 1})
+    results = fit(tmp_path, searcher, space, samples=10)
+    assert len(results) == 4 and not results.errors
+    seen = sorted((r.metrics["seen"][1], str(r.metrics["seen"][2])) for r in results)
+    # Tune's exclusive upper bound; the original choice values, not Katib's strings.
+    assert seen == [(1, "('tanh', 2)"), (1, "relu"), (2, "('tanh', 2)"), (2, "relu")]
+    assert {r.metrics["seen"][3] for r in results} == {"constant"}
     # Every trial was told back to the service, with its objective.
     told = searcher.get_state()["told"]
-    assert len(told) == 5
     assert sorted(t.objective_value for t in told) == sorted(r.metrics["loss"] for r in results)
-    best = results.get_best_result()
-    assert best.metrics["loss"] == min(t.objective_value for t in told)
-
-
-def test_the_algorithm_ends_the_search(ray_address: str, tmp_path: Path) -> None:
-    # A grid of 3 points: Tune asks for 10 samples, the service has 3 and says FINISHED.
-    searcher = KatibSearcher(parameters={"layers": search.int(min=1, max=3)}, algorithm_name="grid")
-    space = {"lr": 0.03, "act": "relu", "fixed": "constant"}
-    results = fit(tmp_path, searcher, space, samples=10)
-    assert sorted(r.metrics["seen"][1] for r in results) == [1, 2, 3]
+    assert results.get_best_result().metrics["loss"] == min(t.objective_value for t in told) == 1
 
 
 def test_search_space_conversion() -> None:
