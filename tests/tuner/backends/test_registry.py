@@ -15,13 +15,14 @@ from tuner.spec.errors import SpecError
 from tuner.spec.models import Experiment
 from tuner.trial_template import render_trial
 
+VALID = ", ".join(sorted(BACKENDS))
 EXPERIMENT = REPO / "examples" / "experiments" / "branin.yaml"
 
 
 def test_names_resolve_and_unknown_ones_list_the_valid_ones() -> None:
-    assert sorted(BACKENDS) == ["local", "ray"]
+    assert {"local", "ray"} <= set(BACKENDS)
     assert check_backend_name("ray") == "ray"
-    with pytest.raises(UnknownBackend, match=r"unknown backend 'slurm'; valid: local, ray"):
+    with pytest.raises(UnknownBackend, match=f"unknown backend 'slurm'; valid: {VALID}$"):
         check_backend_name("slurm")
     local = create_backend("local", TunerSettings())
     assert (local.kind, local.runs_functions, local.reattaches) == ("local", False, True)
@@ -33,7 +34,7 @@ def test_names_resolve_and_unknown_ones_list_the_valid_ones() -> None:
 def test_cli_and_sdk_refuse_an_unknown_backend(tmp_path: Path) -> None:
     done = run_hyperflow("experiment", "run", "-f", str(EXPERIMENT), "--backend", "slurm")
     assert done.returncode == 1
-    assert "--backend: unknown backend 'slurm'; valid: local, ray" in done.stderr
+    assert f"--backend: unknown backend 'slurm'; valid: {VALID}" in done.stderr
     done = run_hyperflow("server", "--backend", "slurm")
     assert done.returncode == 2 and "unknown backend 'slurm'" in done.stderr
     with pytest.raises(SpecError, match="backend"):
