@@ -134,15 +134,19 @@ def run_command(
             exit_ = TrialExit(False, None, f"killed by signal {_signal_name(-code)}")
         else:
             exit_ = exit_for(code, trial_dir)
-        yield from _rest(reader)
-        yield Chunk(b"", collector.collect(final=True), exit_)
+        yield from _last(reader, collector.collect(final=True), exit_)
     finally:
         _stop_group(proc, kill_grace)
 
 
-def _rest(reader: LogReader) -> Iterator[Chunk]:
-    while data := reader.read():
+def _last(reader: LogReader, observations: list[Observation], exit_: TrialExit) -> Iterator[Chunk]:
+    """The rest of the log with the last observations and the exit: one chunk unless the
+    rest is longer than a chunk (one message per short trial)."""
+    data = reader.read()
+    while more := reader.read():
         yield Chunk(data)
+        data = more
+    yield Chunk(data, observations, exit_)
 
 
 def _failed(message: str) -> Chunk:
@@ -211,10 +215,8 @@ class FunctionRunner:
                     message = self._messages.get_nowait()
             if outcome is not None:
                 thread.join()
-                yield Chunk(reader.read(), observations)
-                yield from _rest(reader)
                 exit_ = TrialExit(outcome.succeeded, outcome.exit_code, outcome.message)
-                yield Chunk(b"", outcome.observations, exit_)
+                yield from _last(reader, [*observations, *outcome.observations], exit_)
                 return
             data = reader.read()
             if data or observations:

@@ -303,8 +303,10 @@ class RayBackend(TrialBackend):
         except ValueError as exc:
             self._fail_locally(trial, str(exc))
             return
-        supervisor = self._get_supervisor(run, create=True)
-        supervisor.launch.remote(run, experiment_key(run), options, self.kill_grace)
+        supervisor = self._get_supervisor(run)
+        # Waited for: calls into a threaded actor may run in any order, and a kill or
+        # release sent right after must find the trial there.
+        ray.get(supervisor.launch.remote(run, experiment_key(run), options, self.kill_grace))
 
     def poll(self, trial_name: str) -> TrialExit | None:
         trial = self._trials[trial_name]
@@ -389,7 +391,7 @@ class RayBackend(TrialBackend):
             log.write(message + "\n")
         trial.exit, trial.local = TrialExit(False, None, message), True
 
-    def _get_supervisor(self, run: TrialRun, *, create: bool) -> Any:
+    def _get_supervisor(self, run: TrialRun) -> Any:
         if self._supervisor is None:
             connect(self.address)
             self._supervisor_name = supervisor_name(run)
