@@ -136,6 +136,7 @@ class _Stream:
     obs_base: int = 0  # stream index of observations[0]
     exit: TrialExit | None = None
     killed: bool = False
+    kill_grace: float = 5.0
 
 
 @ray.remote(num_cpus=0, max_concurrency=_CALLS)  # type: ignore[call-overload]
@@ -148,7 +149,7 @@ class TrialSupervisor:
 
     def launch(self, run: TrialRun, key: str, options: dict[str, Any], kill_grace: float) -> None:
         ref = _command_task.options(**options).remote(run, key, kill_grace)
-        stream = _Stream(ref)
+        stream = _Stream(ref, kill_grace=kill_grace)
         with self._cond:
             old = self._trials.get(run.trial_name)
             if old is not None and old.exit is None:
@@ -223,14 +224,28 @@ class TrialSupervisor:
             if s is None or s.exit is not None or s.killed:
                 return
             s.killed = True
-        ray.cancel(s.ref, force=False)
+        self._cancel(s)
 
     def release(self, name: str) -> None:
         with self._cond:
             s = self._trials.pop(name, None)
         if s is not None and s.exit is None:
             s.killed = True
-            ray.cancel(s.ref, force=False)
+            self._cancel(s)
+
+    def _cancel(self, s: _Stream) -> None:
+        """Interrupt the task (it stops its process group); if it has not ended well
+        after its grace period (stuck outside Python), end its worker process."""
+        ray.cancel(s.ref, force=False)
+
+        def insist() -> None:
+            with self._cond:
+                ended = self._cond.wait_for(lambda: s.exit is not None, s.kill_grace + 10.0)
+            if not ended:
+                with contextlib.suppress(Exception):
+                    ray.cancel(s.ref, force=True)
+
+        threading.Thread(target=insist, daemon=True).start()
 
     def running(self) -> int:
         with self._cond:

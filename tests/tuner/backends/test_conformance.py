@@ -60,7 +60,7 @@ def script(tmp: Path, name: str, body: str) -> str:
     return str(path)
 
 
-def wait_exit(backend: TrialBackend, name: str, timeout: float = 60.0) -> TrialExit:
+def wait_exit(backend: TrialBackend, name: str, timeout: float = 180.0) -> TrialExit:
     result: list[TrialExit] = []
 
     def done() -> bool:
@@ -74,7 +74,7 @@ def wait_exit(backend: TrialBackend, name: str, timeout: float = 60.0) -> TrialE
 
 
 def collect_until(
-    backend: TrialBackend, name: str, count: int, timeout: float = 60.0
+    backend: TrialBackend, name: str, count: int, timeout: float = 180.0
 ) -> list[Observation]:
     seen: list[Observation] = []
     wait_until(lambda: bool(seen.extend(backend.collect(name))) or len(seen) >= count, timeout)
@@ -178,13 +178,13 @@ time.sleep(120)
 """,
     )
     backend.launch(make_run(tmp_path, "k", ["python", trial, str(pid_file)]))
-    wait_until(pid_file.exists, 60)
+    wait_until(pid_file.exists, 180)
     pid = int(pid_file.read_text())
     assert collect_until(backend, "k", 1)[0].value == 1.0
     backend.kill("k")
     exit_ = wait_exit(backend, "k")
     assert (exit_.succeeded, exit_.message) == (False, "killed")
-    wait_until(lambda: not pid_alive(pid), 15)
+    wait_until(lambda: not pid_alive(pid), 60)
     backend.kill("k")  # killing a finished trial is a no-op
     backend.kill("unknown")
     assert backend.poll("k") == exit_
@@ -210,10 +210,10 @@ time.sleep(120)
 """,
     )
     backend.launch(make_run(tmp_path, "running", ["python", trial, str(pid_file)]))
-    wait_until(pid_file.exists, 60)
+    wait_until(pid_file.exists, 180)
     pid = int(pid_file.read_text())
     backend.release("running")
-    wait_until(lambda: not pid_alive(pid), 15)
+    wait_until(lambda: not pid_alive(pid), 60)
     # The name is free again.
     backend.launch(make_run(tmp_path, "running", ["python", "-c", "print('loss=3')"]))
     assert wait_exit(backend, "running").succeeded
