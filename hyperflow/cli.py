@@ -72,6 +72,19 @@ def server(
     max_running_trials: int | None = typer.Option(
         None, "--max-running-trials", help="Trials running at once on this machine (default: CPUs)."
     ),
+    backend: str | None = typer.Option(
+        None,
+        "--backend",
+        envvar="HYPERFLOW_BACKEND",
+        help="Where trials run: local (processes, the default), ray, ...",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        envvar="HYPERFLOW_RAY_ADDRESS",
+        help="Ray cluster for --backend ray (ray://host:10001, auto, host:port); "
+        "default: start a local one.",
+    ),
 ) -> None:
     """Run the control plane: experiments (and their trial queue) as managed resources."""
     from hyperflow.server import ServerError, serve
@@ -83,6 +96,17 @@ def server(
             typer.echo("error: --max-running-trials must be >= 1", err=True)
             raise typer.Exit(2)
         options["max_running_trials"] = max_running_trials
+    if backend is not None:
+        from tuner.backends import UnknownBackend, check_backend_name
+
+        try:
+            check_backend_name(backend)
+        except UnknownBackend as exc:
+            typer.echo(f"error: --backend: {exc}", err=True)
+            raise typer.Exit(2) from None
+        options["backend"] = backend
+    if ray_address is not None:
+        options["ray_address"] = ray_address
     try:
         serve(ServerSettings(**options))  # type: ignore[arg-type]
     except ServerError as exc:

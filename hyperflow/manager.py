@@ -1,7 +1,7 @@
 """The controllers the control plane owns: one thread per running experiment.
 
-Each experiment the server runs gets what ``experiment run`` composes (a local process
-backend, the in-process suggestion service, an MLflow tracker), plus the server's trial
+Each experiment the server runs gets what ``experiment run`` composes (a backend of
+``settings.backend``: local processes by default, or Ray tasks; the in-process suggestion service, an MLflow tracker), plus the server's trial
 slots and its push route, so the guarantees are the same: every change is committed
 before it is acted on, and a server killed with SIGKILL resumes each experiment it was
 running on its next start (trials still running are adopted, none runs twice).
@@ -202,9 +202,9 @@ class ExperimentManager:
         key = (record.namespace, record.name)
         experiment = Experiment.model_validate(record.spec)
         experiment.base_dir = Path(record.base_dir) if record.base_dir else None
-        from tuner.backends.local import LocalBackend
+        from tuner.backends import create_backend
 
-        backend = LocalBackend()
+        backend = create_backend(self.settings.backend, self.settings)
         tracker: Tracker = (
             MlflowTracker(
                 self.settings.tracking_uri, artifact_root=self.settings.home / "mlartifacts"

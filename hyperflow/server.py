@@ -59,13 +59,17 @@ def single_server(settings: ServerSettings) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _warm_up(track: bool) -> None:
+def _warm_up(track: bool, backend: str = "local") -> None:
     """Import what the first experiment needs in the background, so a submission does not
     wait for optuna (and the MLflow tracker for mlflow)."""
     try:
+        import importlib
+
         import optuna  # noqa: F401
 
-        import tuner.backends.local  # noqa: F401
+        from tuner.backends import BACKENDS
+
+        importlib.import_module(BACKENDS.get(backend, BACKENDS["local"]))
 
         if track:
             import mlflow  # noqa: F401
@@ -80,7 +84,9 @@ def make_app(plane: ControlPlane) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        threading.Thread(target=_warm_up, args=(settings.track,), daemon=True).start()
+        threading.Thread(
+            target=_warm_up, args=(settings.track, settings.backend), daemon=True
+        ).start()
         try:
             await _run_blocking(plane.start)
         except OSError as exc:

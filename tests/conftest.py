@@ -5,6 +5,8 @@ import importlib.util
 import io
 import shutil
 import sqlite3
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,38 @@ def iris_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with contextlib.redirect_stdout(io.StringIO()):
         module.train(folder / "model")
     return folder
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    """A real local Ray instance (2 CPUs, no dashboard), started once per session because
+    a start takes 20-50 s here; yields its GCS address (``--ray-address`` for a process
+    that joins it). Stopped at the end of the session: ``ray.shutdown()`` ends exactly the
+    processes ``ray.init()`` started, and its own temporary folder is removed."""
+    import ray
+
+    if ray.is_initialized():
+        pytest.fail("Ray was initialised outside the ray_address fixture")
+    # A short folder of its own: Ray's socket paths must stay under 108 bytes.
+    temp = tempfile.mkdtemp(prefix="hfray-", dir="/tmp")
+    try:
+        for attempt in range(3):
+            try:
+                ray.init(
+                    num_cpus=2,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                    _temp_dir=temp,
+                )
+                break
+            except Exception:
+                # Ray waits a fixed 30 s for its raylet; on a loaded machine that can
+                # pass. Stop what the attempt started, then try again.
+                ray.shutdown()
+                if attempt == 2:
+                    raise
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)

@@ -92,6 +92,19 @@ def run(
         help="Use a suggestion service over HTTP (hyperflow suggestion serve) instead of in-process.",
     ),
     no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log to MLflow."),
+    backend: str | None = typer.Option(
+        None,
+        "--backend",
+        envvar="HYPERFLOW_BACKEND",
+        help="Where trials run: local (processes, the default), ray, ...",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        envvar="HYPERFLOW_RAY_ADDRESS",
+        help="Ray cluster for --backend ray (ray://host:10001, auto, host:port); "
+        "default: start a local one.",
+    ),
 ) -> None:
     """Run an experiment in the foreground (resumes it if it was interrupted)."""
     from tuner.controller import ExperimentConflict
@@ -104,7 +117,7 @@ def run(
     from tuner.types import ExperimentPhase
 
     experiment = _load_one(file)
-    settings = TunerSettings()
+    settings = _backend_settings(TunerSettings(), backend, ray_address)
     console = Console(stderr=True, soft_wrap=True)
     progress = LiveProgress(experiment, console)
 
@@ -163,6 +176,23 @@ def run(
     if record.phase is ExperimentPhase.SUCCEEDED:
         return
     raise typer.Exit(1 if record.phase is ExperimentPhase.FAILED else 130)
+
+
+def _backend_settings(settings: Any, backend: str | None, ray_address: str | None) -> Any:
+    """``settings`` with the backend options given on the command line (checked)."""
+    from tuner.backends import UnknownBackend, check_backend_name
+
+    update: dict[str, Any] = {}
+    if backend is not None:
+        update["backend"] = backend
+    if ray_address is not None:
+        update["ray_address"] = ray_address
+    settings = settings.model_copy(update=update)
+    try:
+        check_backend_name(settings.backend)
+    except UnknownBackend as exc:
+        raise _fail(f"--backend: {exc}") from None
+    return settings
 
 
 def _print_summary(

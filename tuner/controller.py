@@ -140,7 +140,6 @@ class ExperimentController:
         suggestion: SuggestionClient,
         tracker: Tracker | None = None,
         home: Path,
-        backend_kind: str = "local",
         observer: Observer | None = None,
         poll_interval: float = 0.05,
         trial_deadline_seconds: float | None = None,
@@ -159,7 +158,6 @@ class ExperimentController:
         self.suggestion = suggestion
         self.tracker = tracker or NullTracker()
         self.home = home
-        self.backend_kind = backend_kind
         self.observer = observer
         self.poll_interval = poll_interval
         self.trials: dict[str, TrialState] = {}
@@ -308,7 +306,7 @@ class ExperimentController:
                 md.name,
                 spec_dict,
                 str(base_dir) if base_dir else None,
-                self.backend_kind,
+                self.backend.kind,
             )
         old, new = existing.spec.get("spec") or {}, spec_dict.get("spec") or {}
         if old == new:
@@ -370,10 +368,8 @@ class ExperimentController:
 
     def _run(self, record: ExperimentRecord) -> ExperimentRecord:
         uid = record.uid
-        from tuner.runnable import local_problems
-
         # What cannot run at all fails now, not trial by trial.
-        problems = local_problems(self.experiment, backend_kind=self.backend_kind)
+        problems = self.backend.problems(self.experiment)
         if problems:
             self._set_experiment_phase(
                 uid,
@@ -471,15 +467,14 @@ class ExperimentController:
             run = self._trial_run(state.record)
             if run is None:
                 continue
-            started = Path(state.record.trial_dir, "pid").exists()
-            if self.backend_kind == "function":
-                # A function trial dies with the process that ran it: run it again from
+            if not self.backend.reattaches:
+                # The trial died with the process that ran it: run it again from
                 # scratch, under the same name, dropping what its lost run had reported.
                 self.store.reset_trial_observations(state.record.id)
                 state.observations.clear()
                 state.objective_history.clear()
                 self._launch(state, run)
-            elif state.phase is TrialPhase.RUNNING or started:
+            elif state.phase is TrialPhase.RUNNING or self.backend.may_have_started(run):
                 self.backend.adopt(run, skip_observations=state.record.collected_count)
                 if self.slots is not None:
                     self.slots.adopt(self._slot_owner, state.name)
@@ -928,7 +923,8 @@ class ExperimentController:
             env["HYPERFLOW_PUSH_TOKEN"] = trial.push_token
         command: list[str] | None = None
         cwd = Path(base_dir) if base_dir else Path.cwd()
-        if self.backend_kind != "function":
+        resources: dict[str, str] = {}
+        if not self.backend.runs_functions:
             try:
                 rendered = render_trial(self.experiment, trial.name, trial.assignments, cwd)
             except (TemplateError, KeyError) as exc:
@@ -941,6 +937,7 @@ class ExperimentController:
             command = rendered.command
             env.update(rendered.env)
             cwd = rendered.cwd or cwd
+            resources = rendered.resources
         return TrialRun(
             experiment_name=self.experiment.metadata.name,
             trial_name=trial.name,
@@ -951,6 +948,8 @@ class ExperimentController:
             assignments=dict(trial.assignments),
             collector=self.spec.metrics_collector_spec,
             metric_names=list(self._metric_names),
+            resources=resources,
+            experiment_uid=self.record.uid if self.record is not None else "",
         )
 
     def _launch(self, state: TrialState, run: TrialRun) -> None:

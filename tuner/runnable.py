@@ -17,8 +17,15 @@ from tuner.spec.models import Experiment, ParameterType
 _PYTHONS = frozenset({"python", "python3"})
 
 
-def local_problems(experiment: Experiment, *, backend_kind: str = "local") -> list[str]:
-    """Why the experiment cannot run here, one line each (empty: it can)."""
+def local_problems(
+    experiment: Experiment, *, commands: bool = True, check_command_here: bool = True
+) -> list[str]:
+    """Why the experiment cannot run here, one line each (empty: it can).
+
+    ``commands``: its trials are rendered commands (False for SDK functions, which have no
+    template to run). ``check_command_here``: the command must exist on this machine
+    (False for trials that run on other machines, which may have what this one lacks).
+    """
     from tuner.metrics import check_collector_supported
 
     problems: list[str] = []
@@ -28,8 +35,8 @@ def local_problems(experiment: Experiment, *, backend_kind: str = "local") -> li
     collector = check_collector_supported(experiment.spec.metrics_collector_spec)
     if collector is not None:
         problems.append(collector)
-    if backend_kind != "function":  # SDK functions have no template to run
-        problems += _template_problems(experiment)
+    if commands:
+        problems += _template_problems(experiment, check_command_here)
     return problems
 
 
@@ -80,7 +87,7 @@ def _sample_assignments(experiment: Experiment) -> dict[str, float | int | str]:
     return sample
 
 
-def _template_problems(experiment: Experiment) -> list[str]:
+def _template_problems(experiment: Experiment, check_command_here: bool = True) -> list[str]:
     from tuner.backends.local import check_command, trial_argv
     from tuner.trial_template import TemplateError, render_trial
 
@@ -100,6 +107,8 @@ def _template_problems(experiment: Experiment) -> list[str]:
         rendered = render_trial(experiment, "sample", _sample_assignments(experiment), cwd)
     except (TemplateError, KeyError, ValueError) as exc:
         return [str(exc)]
+    if not check_command_here:
+        return []
     cwd = rendered.cwd or cwd
     argv = trial_argv(rendered.command)
     env_path = rendered.env.get("PATH", os.environ.get("PATH", os.defpath))

@@ -146,7 +146,6 @@ def run_experiment(
     *,
     settings: TunerSettings | None = None,
     backend: TrialBackend | None = None,
-    backend_kind: str = "local",
     suggestion_url: str | None = None,
     track: bool = True,
     observer: Observer | None = None,
@@ -159,7 +158,9 @@ def run_experiment(
     With ``track``, MLflow is checked first (:class:`TrackingUnavailable`, one line, before
     anything runs), an experiment that had finished is reconciled with MLflow unless the
     last run confirmed everything was written, and at the end the run waits at most
-    ``settings.mlflow_drain_seconds`` for MLflow. ``on_finished`` is called when the
+    ``settings.mlflow_drain_seconds`` for MLflow. ``backend`` runs the trials (default: a
+    new one of ``settings.backend``, created only once the run starts; it is closed at the
+    end). ``on_finished`` is called when the
     experiment has ended (or was interrupted), before that wait: the user sees the result
     without waiting for MLflow.
     """
@@ -172,7 +173,6 @@ def run_experiment(
             store,
             settings,
             backend,
-            backend_kind,
             suggestion_url,
             track,
             observer,
@@ -189,7 +189,6 @@ def _run(
     store: Store,
     settings: TunerSettings,
     backend: TrialBackend | None,
-    backend_kind: str,
     suggestion_url: str | None,
     track: bool,
     observer: Observer | None,
@@ -218,9 +217,9 @@ def _run(
             raise TrackingUnavailable(problem)
         (folder / _SYNCED).unlink(missing_ok=True)  # until this run confirms it again
     if backend is None:
-        from tuner.backends.local import LocalBackend
+        from tuner.backends import create_backend
 
-        backend = LocalBackend()
+        backend = create_backend(settings.backend, settings)
     tracker: Tracker = (
         MlflowTracker(uri, artifact_root=settings.home / "mlartifacts")
         if tracking
@@ -234,7 +233,6 @@ def _run(
         suggestion=suggestion,
         tracker=tracker,
         home=settings.home,
-        backend_kind=backend_kind,
         observer=observer,
         trial_deadline_seconds=trial_deadline_seconds,
     )

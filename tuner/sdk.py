@@ -234,6 +234,7 @@ def tune(
     track: bool = True,
     progress: bool = False,
     settings: TunerSettings | None = None,
+    backend: str | None = None,
 ) -> TuneResult:
     """Tune ``objective`` over ``parameters`` and return when the experiment ends.
 
@@ -244,8 +245,13 @@ def tune(
     were running when a previous process died are run again.
     ``trial_active_deadline_seconds`` (Katib's SDK name): a trial still running after that
     many seconds is killed and ends Failed (``DeadlineExceeded``, as a Kubernetes Job).
+    ``backend``: where trials run, by name (``local``: a warm pool of worker processes;
+    ``ray``: a warm pool of ``parallel_trial_count`` Ray actors); default
+    ``HYPERFLOW_BACKEND``, else ``local``. The Ray cluster: ``settings.ray_address``
+    (``HYPERFLOW_RAY_ADDRESS``), else the one this process already joined, else a new
+    local one.
     """
-    from tuner.backends.function import FunctionBackend
+    from tuner.backends import check_backend_name, create_backend
     from tuner.runner import run_experiment
 
     experiment = build_experiment(
@@ -279,11 +285,22 @@ def tune(
             ]
         )
     settings = settings or TunerSettings()
-    backend = FunctionBackend(objective, workers=experiment.spec.parallel_trial_count)
+    try:
+        backend_name = check_backend_name(backend or settings.backend)
+    except KeyError as exc:
+        raise SpecError([FieldError("backend", str(exc))]) from None
+    trial_backend = create_backend(
+        backend_name,
+        settings,
+        function=objective,
+        workers=experiment.spec.parallel_trial_count,
+    )
     # The workers boot (a fresh interpreter each) while the store and the suggestion
     # service are set up, so the first trials start at once.
-    budget = experiment.spec.max_trial_count
-    backend.prestart(experiment.spec.parallel_trial_count if budget is None else budget)
+    prestart = getattr(trial_backend, "prestart", None)
+    if prestart is not None:
+        budget = experiment.spec.max_trial_count
+        prestart(experiment.spec.parallel_trial_count if budget is None else budget)
     live: LiveProgress | None = None
     if progress:
         from rich.console import Console
@@ -295,12 +312,14 @@ def tune(
     from tuner.runner import TrackingUnavailable
 
     try:
-        with live if live is not None else contextlib.nullcontext(), contextlib.closing(backend):
+        with (
+            live if live is not None else contextlib.nullcontext(),
+            contextlib.closing(trial_backend),
+        ):
             outcome = run_experiment(
                 experiment,
                 settings=settings,
-                backend=backend,
-                backend_kind="function",
+                backend=trial_backend,
                 track=track,
                 observer=live,
                 trial_deadline_seconds=trial_active_deadline_seconds,

@@ -21,6 +21,11 @@ class TunerSettings(BaseSettings):
     # How long a finished run waits for MLflow to take what is still queued (seconds);
     # what is left is reported, and written by the next run of the same experiment.
     mlflow_drain_seconds: float = Field(default=30.0, ge=0)
+    # The trial backend (``tuner.backends.BACKENDS``): local, ray, ...
+    backend: str = "local"
+    # Ray backend: the cluster to connect to (``ray://host:10001``, ``auto``, or a GCS
+    # address ``host:6379``); unset: a local Ray instance is started for the run.
+    ray_address: str | None = None
 
     @property
     def store_url(self) -> str:

@@ -29,6 +29,9 @@ class RenderedTrial:
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     image: str | None = None
+    # The primary container's resources: its ``requests``, each missing one taken from
+    # ``limits`` (as Kubernetes defaults a request to its limit), values as written.
+    resources: dict[str, str] = field(default_factory=dict)
 
 
 def format_value(value: float | int | str) -> str:
@@ -230,5 +233,21 @@ def render_trial(
         cwd = wd if wd.is_absolute() or base_dir is None else base_dir / wd
     image = container.get("image")
     return RenderedTrial(
-        command=command, env=container_env, cwd=cwd, image=str(image) if image else None
+        command=command,
+        env=container_env,
+        cwd=cwd,
+        image=str(image) if image else None,
+        resources=_resources(container, substitute),
     )
+
+
+def _resources(container: dict[str, Any], substitute: Any) -> dict[str, str]:
+    spec = container.get("resources")
+    if not isinstance(spec, dict):
+        return {}
+    out: dict[str, str] = {}
+    for part in ("limits", "requests"):  # requests win
+        values = spec.get(part)
+        if isinstance(values, dict):
+            out.update({str(k): substitute(str(v)) for k, v in values.items()})
+    return out

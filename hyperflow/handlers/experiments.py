@@ -157,7 +157,7 @@ class ExperimentHandlers:
                 md.name,
                 experiment.to_dict(),
                 str(base_dir) if base_dir else None,
-                "local",
+                self.settings.backend,
                 owner=OWNER,
             )
         except ExperimentExists:

@@ -508,9 +508,7 @@ def test_an_experiment_runs_end_to_end_as_jobs(
     settings = TunerSettings(home=tmp_path / "home")
     backend = KubernetesBackend(exp, client=kube)
     with LocalKubelet(kube_api, tmp_path):
-        outcome = run_experiment(
-            exp, settings=settings, backend=backend, backend_kind="kubernetes", track=False
-        )
+        outcome = run_experiment(exp, settings=settings, backend=backend, track=False)
     assert outcome.record.phase.value == "Succeeded"
     store = Store(settings.store_url)
     try:

@@ -1,23 +1,83 @@
-"""Trial backends: the :class:`TrialBackend` protocol and its implementations.
+"""Trial backends: the :class:`TrialBackend` protocol, its implementations and their registry.
 
-Implementations are imported from their modules (``tuner.backends.local``,
-``tuner.backends.function``) so that using one never imports the others.
+A backend is chosen by name (``--backend``, ``HYPERFLOW_BACKEND``, ``tune(backend=)``)
+from :data:`BACKENDS`. Each entry names the module that implements it and is imported
+only when chosen, so using one backend never imports another (nor ``ray``).
+
+Adding a backend = one module with a ``create`` function (see :func:`create_backend`)
++ one line in :data:`BACKENDS` + one name in the conformance suite's parameter list
+(``tests/tuner/backends``).
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tuner.backends.base import TrialBackend, TrialExit, TrialRun
+    from tuner.settings import TunerSettings
 
-__all__ = ["TrialBackend", "TrialExit", "TrialRun"]
+# name -> module with ``create(settings, *, function=None, workers=1) -> TrialBackend``.
+BACKENDS: dict[str, str] = {
+    "local": "tuner.backends.local",
+    "ray": "tuner.backends.ray",
+}
+
+
+class UnknownBackend(KeyError):
+    """No backend of that name; ``str()`` lists the valid names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def check_backend_name(name: str) -> str:
+    """``name`` if a backend has it; :class:`UnknownBackend` (listing them) otherwise."""
+    if name not in BACKENDS:
+        raise UnknownBackend(
+            f"unknown backend {name!r}; valid: {', '.join(sorted(BACKENDS))}"
+        ) from None
+    return name
+
+
+def create_backend(
+    name: str,
+    settings: TunerSettings,
+    *,
+    function: Callable[..., Any] | None = None,
+    workers: int = 1,
+) -> TrialBackend:
+    """A new backend ``name`` for one experiment.
+
+    With ``function`` it runs the SDK's function trials (``workers`` =
+    ``parallelTrialCount`` warm workers), otherwise command trials rendered from the
+    trialTemplate. ``settings`` carries the backend's own options (``ray_address``...).
+    """
+    module = importlib.import_module(BACKENDS[check_backend_name(name)])
+    backend: TrialBackend = module.create(settings, function=function, workers=workers)
+    return backend
+
+
+__all__ = [
+    "BACKENDS",
+    "TrialBackend",
+    "TrialExit",
+    "TrialRun",
+    "UnknownBackend",
+    "check_backend_name",
+    "create_backend",
+]
+
+
+_LAZY = ("TrialBackend", "TrialExit", "TrialRun")
 
 
 def __getattr__(name: str) -> Any:
     # Lazily: the function-trial worker imports this package and must stay light (the
     # protocol's models import pydantic).
-    if name in __all__:
+    if name in _LAZY:
         from tuner.backends import base
 
         return getattr(base, name)

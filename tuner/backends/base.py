@@ -21,6 +21,26 @@ controller (single thread) drives it. The contract every implementation guarante
   running, or finished meanwhile). Backends that cannot reattach report the trial as
   failed with a message saying so.
 * ``release`` forgets a finished trial; ``close`` kills every trial still running.
+* ``log_path`` is a file on the controller's machine: a backend whose trials run
+  elsewhere streams their stdout and stderr into it (``hyperflow experiment logs``, the
+  MLflow artifact and failure messages read it there). Metrics collectors (StdOut, File)
+  run where the trial runs; ``collect`` hands their observations over. Push metrics
+  travel over HTTP to ``$HYPERFLOW_PUSH_URL`` (the control plane's API route), which
+  the backend passes to the trial in ``run.env``; no backend needs a shared disk.
+
+What the controller asks of a backend besides running trials (so it never tests for a
+backend by name or by its files):
+
+* ``kind`` — the name recorded with the experiment (``local``, ``function``, ``ray``...).
+* ``runs_functions`` — trials are Python functions (the SDK), not rendered commands.
+* ``reattaches`` — ``adopt`` can re-attach to trials of a previous controller process.
+  When False, trials left running by a crash died with it: the controller runs them
+  again from scratch under the same name (their earlier observations dropped).
+* ``may_have_started(run)`` — a trial still ``Created`` in the store may have been
+  launched by a controller that crashed before recording it: adopt it, never launch it
+  twice.
+* ``problems(experiment)`` — why the experiment cannot run on this backend at all (the
+  controller fails it at start instead of trial by trial).
 
 Unknown trial names raise ``KeyError`` from ``poll``/``collect``/``log_path``;
 ``kill`` and ``release`` of an unknown trial are no-ops.
@@ -31,9 +51,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuner.spec.models import MetricsCollectorSpec
 from tuner.types import Observation
+
+if TYPE_CHECKING:
+    from tuner.spec.models import Experiment
 
 KILLED = "killed"
 
@@ -56,6 +80,12 @@ class TrialRun:
     collector: MetricsCollectorSpec = field(default_factory=MetricsCollectorSpec)
     # The objective and additional metric names: only these are collected.
     metric_names: list[str] = field(default_factory=list)
+    # The primary container's ``resources`` (Kubernetes quantities: ``requests`` with
+    # ``limits`` as the fallback), for backends that schedule by resources.
+    resources: dict[str, str] = field(default_factory=dict)
+    # The store's uid of the experiment: unique across namespaces and stores, so a
+    # backend can name what it keeps for the experiment on a shared cluster.
+    experiment_uid: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +100,20 @@ class TrialExit:
 
 class TrialBackend(ABC):
     """Runs trials; see the module docstring for the contract."""
+
+    kind: str = "local"
+    runs_functions: bool = False
+    reattaches: bool = True
+
+    def may_have_started(self, run: TrialRun) -> bool:
+        """Whether a trial the store has as Created may have been launched already."""
+        return False
+
+    def problems(self, experiment: Experiment) -> list[str]:
+        """Why ``experiment`` cannot run on this backend, one line each (empty: it can)."""
+        from tuner.runnable import local_problems
+
+        return local_problems(experiment, commands=not self.runs_functions)
 
     @abstractmethod
     def launch(self, run: TrialRun) -> None:

@@ -68,6 +68,10 @@ class FunctionBackend(TrialBackend):
     Raises ``TypeError`` right away if ``fn`` cannot be pickled for the workers.
     """
 
+    kind = "function"
+    runs_functions = True
+    reattaches = False  # the pool dies with the controller process
+
     def __init__(
         self,
         fn: Callable[..., Any],
@@ -252,17 +256,7 @@ class FunctionBackend(TrialBackend):
         cached = self._collectors.get(id(spec))
         if cached is not None and cached[0] is spec:
             return cached[1], cached[2]
-        from tuner.metrics.factory import check_collector_supported, metrics_filters
-
-        problem = check_collector_supported(spec)
-        kind = spec.collector.kind
-        fs = spec.source.file_system_path if spec.source else None
-        config = proto.CollectorConfig(
-            kind=kind.value,
-            filters=tuple(metrics_filters(spec)),
-            path=fs.path if fs is not None and kind is MetricsCollectorKind.FILE else None,
-            json=fs is not None and fs.format is FileFormat.JSON,
-        )
+        config, problem = collector_config(spec)
         self._collectors[id(spec)] = (spec, config, problem)
         return config, problem
 
@@ -433,3 +427,20 @@ def _importable(module_name: str) -> bool:
     if top in sys.builtin_module_names:
         return True
     return importlib.machinery.PathFinder.find_spec(top, sys.path) is not None
+
+
+def collector_config(spec: MetricsCollectorSpec) -> tuple[proto.CollectorConfig, str | None]:
+    """A function worker's view of the experiment's collector (plain data, so the worker
+    needs no spec models), and why no trial can use it (``None`` when one can)."""
+    from tuner.metrics.factory import check_collector_supported, metrics_filters
+
+    problem = check_collector_supported(spec)
+    kind = spec.collector.kind
+    fs = spec.source.file_system_path if spec.source else None
+    config = proto.CollectorConfig(
+        kind=kind.value,
+        filters=tuple(metrics_filters(spec)),
+        path=fs.path if fs is not None and kind is MetricsCollectorKind.FILE else None,
+        json=fs is not None and fs.format is FileFormat.JSON,
+    )
+    return config, problem

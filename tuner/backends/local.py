@@ -37,12 +37,17 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tuner.backends.base import KILLED, TrialBackend, TrialExit, TrialRun
 from tuner.metrics import Collector, NullCollector, make_collector
 from tuner.types import Observation
+
+if TYPE_CHECKING:
+    from tuner.settings import TunerSettings
 
 LOG_NAME = "trial.log"
 PID_NAME = "pid"
@@ -77,14 +82,31 @@ class _Trial:
             self.pidfd = None
 
 
+def create(
+    settings: TunerSettings, *, function: Callable[..., Any] | None = None, workers: int = 1
+) -> TrialBackend:
+    """The ``local`` backend of the registry: processes, or a warm pool for functions."""
+    if function is not None:
+        from tuner.backends.function import FunctionBackend
+
+        return FunctionBackend(function, workers=workers)
+    return LocalBackend()
+
+
 class LocalBackend(TrialBackend):
     """Runs command trials as local processes (see the module docstring)."""
+
+    kind = "local"
 
     def __init__(self, kill_grace: float = 5.0) -> None:
         self.kill_grace = kill_grace
         self._trials: dict[str, _Trial] = {}
 
     # -- TrialBackend ------------------------------------------------------------------
+
+    def may_have_started(self, run: TrialRun) -> bool:
+        # The trial's shell writes the pid file before the command starts.
+        return (Path(run.trial_dir) / PID_NAME).exists()
 
     def launch(self, run: TrialRun) -> None:
         if run.trial_name in self._trials:
@@ -270,7 +292,7 @@ class LocalBackend(TrialBackend):
                 return None
             if code < 0:
                 return TrialExit(False, None, f"killed by signal {_signal_name(-code)}")
-            return _exit(code, trial_dir)
+            return exit_for(code, trial_dir)
         # Adopted: check the file, then liveness, then the file again — the shell writes
         # the file just before it exits.
         code = _read_exit_code(trial_dir)
@@ -280,7 +302,7 @@ class LocalBackend(TrialBackend):
             code = _read_exit_code(trial_dir)
             if code is None:
                 return TrialExit(False, None, "lost: the trial process ended without an exit code")
-        return _exit(code, trial_dir)
+        return exit_for(code, trial_dir)
 
     def _poll_killed(self, trial: _Trial) -> TrialExit | None:
         if trial.proc is not None:
@@ -435,7 +457,8 @@ def _read_exit_code(trial_dir: Path) -> int | None:
     return _read_pid_file(trial_dir)[2]
 
 
-def _exit(code: int, trial_dir: Path) -> TrialExit:
+def exit_for(code: int, trial_dir: Path) -> TrialExit:
+    """The exit of a command that ended with ``code``: the last log line says why it failed."""
     if code == 0:
         return TrialExit(True, 0, "exit code 0")
     last = _last_line(trial_dir / LOG_NAME)

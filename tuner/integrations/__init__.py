@@ -1,0 +1,1 @@
+"""Bridges to other tuning tools (Ray Tune); each module imports its tool."""
