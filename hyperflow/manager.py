@@ -31,7 +31,7 @@ from tuner.store.queries import owned_experiments
 from tuner.suggestion import InProcessSuggestionClient, SuggestionClient
 from tuner.suggestion.base import Suggestion
 from tuner.tracking import MlflowTracker, NullTracker, Tracker
-from tuner.types import TrialPhase, TrialResult
+from tuner.types import ExperimentPhase, TrialPhase, TrialResult
 
 log = logging.getLogger(__name__)
 
@@ -202,9 +202,20 @@ class ExperimentManager:
         key = (record.namespace, record.name)
         experiment = Experiment.model_validate(record.spec)
         experiment.base_dir = Path(record.base_dir) if record.base_dir else None
-        from tuner.backends import create_backend
+        from tuner.backends import BackendError, create_backend
 
-        backend = create_backend(self.settings.backend, self.settings)
+        try:
+            backend = create_backend(self.settings.backend, self.settings, experiment=experiment)
+        except BackendError as exc:
+            # It can never run on this server's backend: failed, saying why (not a 500).
+            log.warning("experiment %s/%s: %s", record.namespace, record.name, exc)
+            self.store.set_experiment_phase(
+                record.uid,
+                ExperimentPhase.FAILED,
+                "ExperimentFailed",
+                f"backend {self.settings.backend}: {str(exc).removeprefix('backend: ')}",
+            )
+            return
         tracker: Tracker = (
             MlflowTracker(
                 self.settings.tracking_uri, artifact_root=self.settings.home / "mlartifacts"

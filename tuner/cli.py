@@ -107,6 +107,7 @@ def run(
     ),
 ) -> None:
     """Run an experiment in the foreground (resumes it if it was interrupted)."""
+    from tuner.backends import BackendError
     from tuner.controller import ExperimentConflict
     from tuner.progress import LiveProgress
     from tuner.runner import RunOutcome, TrackingUnavailable, run_experiment
@@ -159,6 +160,8 @@ def run(
         ) from None
     except (ExperimentConflict, StoreError) as exc:
         raise _fail(str(exc)) from None
+    except BackendError as exc:
+        raise _fail(f"--backend {settings.backend}: {str(exc).removeprefix('backend: ')}") from None
     except SuggestionError as exc:
         raise _fail(f"{exc} (the experiment was not finished: run again to resume)") from None
     if outcome.unwritten is not None:

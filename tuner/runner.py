@@ -219,7 +219,7 @@ def _run(
     if backend is None:
         from tuner.backends import create_backend
 
-        backend = create_backend(settings.backend, settings)
+        backend = create_backend(settings.backend, settings, experiment=experiment)
     tracker: Tracker = (
         MlflowTracker(uri, artifact_root=settings.home / "mlartifacts")
         if tracking

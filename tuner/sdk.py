@@ -251,7 +251,7 @@ def tune(
     (``HYPERFLOW_RAY_ADDRESS``), else the one this process already joined, else a new
     local one.
     """
-    from tuner.backends import check_backend_name, create_backend
+    from tuner.backends import BackendError, check_backend_name, create_backend
     from tuner.runner import run_experiment
 
     experiment = build_experiment(
@@ -289,12 +289,16 @@ def tune(
         backend_name = check_backend_name(backend or settings.backend)
     except KeyError as exc:
         raise SpecError([FieldError("backend", str(exc))]) from None
-    trial_backend = create_backend(
-        backend_name,
-        settings,
-        function=objective,
-        workers=experiment.spec.parallel_trial_count,
-    )
+    try:
+        trial_backend = create_backend(
+            backend_name,
+            settings,
+            function=objective,
+            workers=experiment.spec.parallel_trial_count,
+            experiment=experiment,
+        )
+    except BackendError as exc:
+        raise SpecError([FieldError("backend", str(exc).removeprefix("backend: "))]) from None
     # The workers boot (a fresh interpreter each) while the store and the suggestion
     # service are set up, so the first trials start at once.
     prestart = getattr(trial_backend, "prestart", None)

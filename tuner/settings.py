@@ -26,6 +26,10 @@ class TunerSettings(BaseSettings):
     # Ray backend: the cluster to connect to (``ray://host:10001``, ``auto``, or a GCS
     # address ``host:6379``); unset: a local Ray instance is started for the run.
     ray_address: str | None = None
+    # Kubernetes backend: the namespace trials run in; unset: the service account's when
+    # in a cluster, else the kubeconfig context's (``$KUBECONFIG`` or ``~/.kube/config``,
+    # as kubectl), else ``default``.
+    kube_namespace: str | None = None
 
     @property
     def store_url(self) -> str:

@@ -249,7 +249,8 @@ class KubeClient:
         else:
             from kubernetes import config
 
-            path = str(kubeconfig) if kubeconfig is not None else None
+            # $KUBECONFIG read now: the client library reads it once, when it is imported.
+            path = str(kubeconfig) if kubeconfig is not None else os.environ.get("KUBECONFIG")
             try:
                 config.load_kube_config(
                     config_file=path, context=context, client_configuration=configuration

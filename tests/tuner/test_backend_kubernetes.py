@@ -55,6 +55,30 @@ JOB_SPEC: dict[str, Any] = {
 }
 
 
+# What the end-to-end runs' trials do: the local kubelet stand-in runs it as a process.
+SQUARE = "import sys; x = float(sys.argv[1]); print(f'loss={x * x}')"
+SQUARE_JOB: dict[str, Any] = {
+    "apiVersion": "batch/v1",
+    "kind": "Job",
+    "spec": {
+        "backoffLimit": 0,
+        "template": {
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [
+                    {
+                        "name": "training",
+                        "image": "python:3.12-slim",
+                        "command": ["python", "-c", SQUARE],
+                        "args": ["${trialParameters.learningRate}"],
+                    }
+                ],
+            }
+        },
+    },
+}
+
+
 def experiment(trial_spec: dict[str, Any] | None = None, **template: Any) -> Experiment:
     return parse_experiment(
         {
@@ -138,7 +162,12 @@ def test_a_trial_is_the_rendered_job_labelled_as_katib_does(
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["--lr=0.05", "--name=exp-abc"]
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env == {"USER_VAR": "1", "KATIB_TRIAL_NAME": "exp-abc"}  # no local paths
+    assert env == {  # no local paths
+        "USER_VAR": "1",
+        "HYPERFLOW_TRIAL_NAME": "exp-abc",
+        "HYPERFLOW_EXPERIMENT_NAME": "exp",
+        "KATIB_TRIAL_NAME": "exp-abc",
+    }
     assert backend.poll("exp-abc") is None
 
 
@@ -481,28 +510,7 @@ def test_an_experiment_runs_end_to_end_as_jobs(
     from tuner.settings import TunerSettings
     from tuner.store import Store
 
-    square = "import sys; x = float(sys.argv[1]); print(f'loss={x * x}')"
-    spec = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "training",
-                            "image": "python:3.12-slim",
-                            "command": ["python", "-c", square],
-                            "args": ["${trialParameters.learningRate}"],
-                        }
-                    ],
-                }
-            },
-        },
-    }
-    exp = experiment(spec)
+    exp = experiment(SQUARE_JOB)
     exp.spec.max_trial_count = 4
     exp.spec.parallel_trial_count = 2
     settings = TunerSettings(home=tmp_path / "home")
@@ -521,3 +529,70 @@ def test_an_experiment_runs_end_to_end_as_jobs(
     # Each trial was its own Job, deleted once finished (retain: false).
     assert sorted(d["name"] for d in kube_api.deletions) == sorted(t.name for t in trials)
     assert kube_api.objects("batch/v1", "Job") == []
+
+
+def test_experiment_run_backend_kubernetes_end_to_end(
+    kube_api: KubeApiStandIn, tmp_path: Path
+) -> None:
+    """``hyperflow experiment run -f job.yaml --backend kubernetes`` in its own process,
+    the cluster found as kubectl finds it: ``$KUBECONFIG`` names the stand-in's URL."""
+    import json
+    import os
+    import subprocess
+
+    from tests.kube.kubelet import LocalKubelet
+    from tests.tuner.backends.conftest import kubeconfig
+    from tests.util import REPO, hyperflow_cmd
+
+    data = experiment(SQUARE_JOB).to_dict()
+    data["spec"]["maxTrialCount"] = 3
+    data["spec"]["parallelTrialCount"] = 2
+    path = tmp_path / "job-experiment.yaml"
+    path.write_text(json.dumps(data))
+    config = tmp_path / "kubeconfig"
+    config.write_text(kubeconfig(kube_api.url))
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(config),
+        "HYPERFLOW_HOME": str(tmp_path / "home"),
+        "COLUMNS": "400",
+    }
+    env.pop("HYPERFLOW_BACKEND", None)
+    with LocalKubelet(kube_api, tmp_path):
+        done = subprocess.run(
+            hyperflow_cmd(
+                "experiment",
+                "run",
+                "-f",
+                str(path),
+                "--backend",
+                "kubernetes",
+                "--json",
+                "--no-mlflow",
+            ),
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    status = json.loads(done.stdout)["status"]
+    assert status["trialsSucceeded"] == 3, status
+    # Each trial was a Job on the cluster (the stand-in validated it), deleted once done.
+    assert len(kube_api.deletions) == 3
+    assert kube_api.objects("batch/v1", "Job") == []
+    # A trialTemplate.command experiment cannot run as Jobs: refused, saying why.
+    data["spec"]["trialTemplate"] = {"command": ["python", "-c", SQUARE, "1"]}
+    data["metadata"]["name"] = "cmd"
+    path.write_text(json.dumps(data))
+    refused = subprocess.run(
+        hyperflow_cmd("experiment", "run", "-f", str(path), "--no-mlflow"),
+        cwd=REPO,
+        env={**env, "HYPERFLOW_BACKEND": "kubernetes"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "--backend kubernetes: spec.trialTemplate.trialSpec" in refused.stderr, refused.stderr

@@ -18,12 +18,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tuner.backends.base import TrialBackend, TrialExit, TrialRun
     from tuner.settings import TunerSettings
+    from tuner.spec.models import Experiment
 
-# name -> module with ``create(settings, *, function=None, workers=1) -> TrialBackend``.
+# name -> module with
+# ``create(settings, *, function=None, workers=1, experiment=None) -> TrialBackend``.
 BACKENDS: dict[str, str] = {
+    "kubernetes": "tuner.backends.kubernetes",
     "local": "tuner.backends.local",
     "ray": "tuner.backends.ray",
 }
+
+
+class BackendError(ValueError):
+    """The backend cannot run this experiment (or kind of trial) at all; ``str()`` says
+    why, naming the field (e.g. function trials on ``kubernetes``)."""
 
 
 class UnknownBackend(KeyError):
@@ -48,20 +56,27 @@ def create_backend(
     *,
     function: Callable[..., Any] | None = None,
     workers: int = 1,
+    experiment: Experiment | None = None,
 ) -> TrialBackend:
     """A new backend ``name`` for one experiment.
 
     With ``function`` it runs the SDK's function trials (``workers`` =
     ``parallelTrialCount`` warm workers), otherwise command trials rendered from the
-    trialTemplate. ``settings`` carries the backend's own options (``ray_address``...).
+    trialTemplate. ``settings`` carries the backend's own options (``ray_address``,
+    ``kube_namespace``...). ``experiment``: the experiment the backend runs, for backends
+    that render more than a command from it (``kubernetes`` creates its trialSpec).
+    :class:`BackendError` when the backend cannot run it at all.
     """
     module = importlib.import_module(BACKENDS[check_backend_name(name)])
-    backend: TrialBackend = module.create(settings, function=function, workers=workers)
+    backend: TrialBackend = module.create(
+        settings, function=function, workers=workers, experiment=experiment
+    )
     return backend
 
 
 __all__ = [
     "BACKENDS",
+    "BackendError",
     "TrialBackend",
     "TrialExit",
     "TrialRun",

@@ -11,8 +11,14 @@ What a trial is on the cluster:
   carry them too), plus ``app.kubernetes.io/managed-by: hyperflow``; annotated with its
   owner (``hyperflow.io/owner: <namespace>/<experiment>/<trial>``: there is no Trial
   custom resource to be an ownerReference);
-* the primary container (``primaryContainerName``, or the only one) gets the trial's
-  environment (``KATIB_TRIAL_NAME``, ``HYPERFLOW_TRIAL_NAME``, the push URL and token).
+* the primary container (``primaryContainerName``, or the only one) runs the trial's
+  argv (``run.command``: the controller's rendering of its command + args) and gets the
+  trial's environment (``KATIB_TRIAL_NAME``, ``HYPERFLOW_TRIAL_NAME``, the push URL and
+  token).
+
+Chosen by name (``--backend kubernetes``, ``HYPERFLOW_BACKEND``): :func:`create` finds the
+cluster as kubectl does (:class:`serving.kube.client.KubeClient`) and puts the trials in
+``settings.kube_namespace`` or the client's namespace. Function trials are refused.
 
 Status: one list+watch per backend on the trial kind and one on pods, both selected by
 the experiment's label (an informer, as a Kubernetes controller has), so ``poll`` reads
@@ -43,7 +49,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serving.kube.client import (
     AlreadyExists,
@@ -61,6 +67,9 @@ from tuner.spec.defaults import JOB_FAILURE_CONDITION, JOB_SUCCESS_CONDITION
 from tuner.spec.models import Experiment, MetricsCollectorKind
 from tuner.trial_template import TemplateError, primary_container, render_trial_spec
 from tuner.types import Observation
+
+if TYPE_CHECKING:
+    from tuner.settings import TunerSettings
 
 EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 TRIAL_LABEL = "katib.kubeflow.org/trial"
@@ -243,6 +252,8 @@ class KubernetesBackend(TrialBackend):
     where trials run (default: the client's). One backend per experiment run.
     """
 
+    kind = "kubernetes"
+
     def __init__(
         self,
         experiment: Experiment,
@@ -259,16 +270,16 @@ class KubernetesBackend(TrialBackend):
             )
         spec = template.trial_spec
         self.api_version = str(spec.get("apiVersion") or "")
-        self.kind = str(spec.get("kind") or "")
-        if not self.api_version or not self.kind:
+        self.object_kind = str(spec.get("kind") or "")
+        if not self.api_version or not self.object_kind:
             raise ValueError("spec.trialTemplate.trialSpec: apiVersion and kind are required")
-        is_job = (self.api_version, self.kind) == ("batch/v1", "Job")
+        is_job = (self.api_version, self.object_kind) == ("batch/v1", "Job")
         success = template.success_condition or (JOB_SUCCESS_CONDITION if is_job else None)
         failure = template.failure_condition or (JOB_FAILURE_CONDITION if is_job else None)
         if success is None or failure is None:
             raise ValueError(
                 "spec.trialTemplate.successCondition and failureCondition: required for a "
-                f"trialSpec of kind {self.kind} (Katib's defaults cover a batch/v1 Job and the Kubeflow training jobs)"
+                f"trialSpec of kind {self.object_kind} (Katib's defaults cover a batch/v1 Job and the Kubeflow training jobs)"
             )
         try:
             self._success = compile_condition(success)
@@ -280,16 +291,22 @@ class KubernetesBackend(TrialBackend):
         self.primary_labels = dict(template.primary_pod_labels or {})
         self.primary_container = template.primary_container_name
         self._own_client = client is None
-        self.client = client if client is not None else KubeClient()
+        self.client = client if client is not None else KubeClient(namespace=namespace)
         self.namespace = namespace or self.client.namespace
         self.finish_grace = finish_grace
         self._trials: dict[str, _Trial] = {}
         self._changed = threading.Event()
         selector = f"{EXPERIMENT_LABEL}={experiment.metadata.name}"
         self._objects = _Informer(
-            self.client, self.api_version, self.kind, self.namespace, selector, self._wake
+            self.client, self.api_version, self.object_kind, self.namespace, selector, self._wake
         )
         self._pods = _Informer(self.client, "v1", "Pod", self.namespace, selector, self._wake)
+
+    def problems(self, experiment: Experiment) -> list[str]:
+        from tuner.runnable import local_problems
+
+        # The command runs in the trial's image, not here.
+        return local_problems(experiment, check_command_here=False)
 
     def _wake(self) -> None:
         self._changed.set()
@@ -318,9 +335,23 @@ class KubernetesBackend(TrialBackend):
             pod_meta = template.setdefault("metadata", {})
             pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels}
         container = primary_container(obj, self.primary_container)
+        if run.command is not None:
+            # The controller's rendering of this container's command + args (the same
+            # substitution): the pod runs exactly the trial's argv. A container without
+            # ``command`` keeps its image's entrypoint and gets the argv as its args.
+            if container.get("command"):
+                container["command"] = list(run.command)
+                container.pop("args", None)
+            else:
+                container["args"] = list(run.command)
         env = [e for e in container.get("env") or [] if isinstance(e, dict)]
         present = {e.get("name") for e in env}
-        for key, value in run.env.items():
+        trial_env = {
+            "HYPERFLOW_TRIAL_NAME": run.trial_name,
+            "HYPERFLOW_EXPERIMENT_NAME": run.experiment_name,
+            **run.env,
+        }
+        for key, value in trial_env.items():
             if key not in present and key not in _LOCAL_ONLY_ENV:
                 env.append({"name": key, "value": value})
         container["env"] = env
@@ -344,20 +375,22 @@ class KubernetesBackend(TrialBackend):
             created = self.client.create(obj, self.namespace)
         except AlreadyExists:
             # A controller that died between creating it and recording the launch.
-            existing = self.client.find(self.api_version, self.kind, run.trial_name, self.namespace)
+            existing = self.client.find(
+                self.api_version, self.object_kind, run.trial_name, self.namespace
+            )
             if (
                 existing is None
                 or (existing["metadata"].get("labels") or {}).get(TRIAL_LABEL) != run.trial_name
             ):
                 self._fail(
                     trial,
-                    f"a {self.kind} named {run.trial_name} already exists in namespace "
+                    f"a {self.object_kind} named {run.trial_name} already exists in namespace "
                     f"{self.namespace} and is not this trial's",
                 )
                 return
             created = existing
         except KubeError as exc:
-            self._fail(trial, f"the API server refused the trial's {self.kind}: {exc}")
+            self._fail(trial, f"the API server refused the trial's {self.object_kind}: {exc}")
             return
         trial.owned = True
         self._objects.put(created)
@@ -383,7 +416,11 @@ class KubernetesBackend(TrialBackend):
             return
         with contextlib.suppress(KubeError):  # already gone, or the API is away: poll says
             self.client.delete(
-                self.api_version, self.kind, trial_name, self.namespace, propagation="Background"
+                self.api_version,
+                self.object_kind,
+                trial_name,
+                self.namespace,
+                propagation="Background",
             )
         self._changed.set()
 
@@ -394,11 +431,15 @@ class KubernetesBackend(TrialBackend):
         if trial.exit is not None:
             return
         trial.collector.skip(skip_observations)
-        trial.log_path.write_bytes(b"")  # read again from the pod, from its start
+        # Read again from the pod, from its start, into a new file: a previous controller
+        # that is not quite gone writes on into the old one, not into this.
+        fresh = trial.log_path.with_name(trial.log_path.name + ".new")
+        fresh.write_bytes(b"")
+        os.replace(fresh, trial.log_path)
         try:
             found = self.client.list(
                 self.api_version,
-                self.kind,
+                self.object_kind,
                 self.namespace,
                 label_selector=f"{EXPERIMENT_LABEL}={run.experiment_name},"
                 f"{TRIAL_LABEL}={run.trial_name}",
@@ -407,7 +448,7 @@ class KubernetesBackend(TrialBackend):
             self._fail(trial, f"lost: cannot look the trial up on the cluster: {exc}")
             return
         if not found:
-            self._fail(trial, f"lost: the trial's {self.kind} is gone from the cluster")
+            self._fail(trial, f"lost: the trial's {self.object_kind} is gone from the cluster")
             return
         trial.owned = True
         self._objects.put(found[0])
@@ -429,7 +470,7 @@ class KubernetesBackend(TrialBackend):
             with contextlib.suppress(KubeError):
                 self.client.delete(
                     self.api_version,
-                    self.kind,
+                    self.object_kind,
                     trial_name,
                     self.namespace,
                     propagation="Background",
@@ -438,7 +479,11 @@ class KubernetesBackend(TrialBackend):
     def kill_now(self, trial_name: str) -> None:
         with contextlib.suppress(KubeError):
             self.client.delete(
-                self.api_version, self.kind, trial_name, self.namespace, propagation="Background"
+                self.api_version,
+                self.object_kind,
+                trial_name,
+                self.namespace,
+                propagation="Background",
             )
 
     def close(self) -> None:
@@ -594,16 +639,26 @@ class KubernetesBackend(TrialBackend):
         obj = self._objects.get(name)
         if obj is None:
             return TrialExit(
-                False, None, f"the trial's {self.kind} was deleted from the cluster by someone else"
+                False,
+                None,
+                f"the trial's {self.object_kind} was deleted from the cluster by someone else",
             )
         failed = evaluate(self._failure, obj)
         if not failed and not evaluate(self._success, obj):
             return None
         if trial.finished_at is None:
             trial.finished_at = time.monotonic()
-        # The last lines may still be on their way: wait for the followed logs to end.
+        # The last lines may still be on their way: wait for the followed logs to end. The
+        # pod's final status comes on another watch than the object's: wait for it too,
+        # so the exit code is the container's.
         pending = [f for f in trial.followed.values() if not f.done.is_set()]
-        if pending and time.monotonic() - trial.finished_at < self.finish_grace:
+        pods = self._primary_pods(name)
+        unsettled = bool(pods) and "terminated" not in self._container_status(pods[-1])
+        if self.object_kind == "Job" and self.api_version == "batch/v1":
+            status = obj.get("status") or {}
+            ran = int(status.get("succeeded") or 0) + int(status.get("failed") or 0)
+            unsettled = unsettled or len(pods) < ran  # its pods' watch is behind
+        if (pending or unsettled) and time.monotonic() - trial.finished_at < self.finish_grace:
             return None
         for follower in pending:
             follower.close()
@@ -629,25 +684,42 @@ class KubernetesBackend(TrialBackend):
                 {},
             )
             detail = ": ".join(x for x in (last.get("reason"), last.get("message")) if x)
-        head = f"exit code {code}" if code is not None else f"{self.kind} failed"
+        head = f"exit code {code}" if code is not None else f"{self.object_kind} failed"
         return TrialExit(False, code, f"{head}: {detail}" if detail else head)
 
 
-def create_backend(experiment: Experiment, **options: Any) -> KubernetesBackend:
-    """Registration hook: the factory a backend registry calls for ``"kubernetes"``
-    (``options``: ``client``, ``namespace``; see :class:`KubernetesBackend`)."""
-    return KubernetesBackend(experiment, **options)
+def create(
+    settings: TunerSettings,
+    *,
+    function: Callable[..., Any] | None = None,
+    workers: int = 1,
+    experiment: Experiment | None = None,
+) -> TrialBackend:
+    """The ``kubernetes`` backend of the registry: the cluster as kubectl finds it (in
+    cluster: the pod's service account; else ``$KUBECONFIG`` or ``~/.kube/config``), trials
+    in ``settings.kube_namespace`` (``HYPERFLOW_KUBE_NAMESPACE``), else the client's."""
+    from tuner.backends import BackendError
 
-
-# The name this backend registers under in the backend registry.
-BACKEND_NAME = "kubernetes"
+    if function is not None:
+        raise BackendError(
+            "backend: kubernetes runs trials as Kubernetes objects made from the "
+            "experiment's trialTemplate.trialSpec; function trials (tune()) run on the "
+            "local or ray backend"
+        )
+    if experiment is None:
+        raise BackendError("backend: kubernetes needs the experiment (its trialSpec)")
+    try:
+        return KubernetesBackend(experiment, namespace=settings.kube_namespace)
+    except KubeError as exc:
+        raise BackendError(f"backend: kubernetes: no cluster to run trials on: {exc}") from None
+    except ValueError as exc:
+        raise BackendError(str(exc)) from None
 
 
 __all__ = [
-    "BACKEND_NAME",
     "EXPERIMENT_LABEL",
     "OWNER_ANNOTATION",
     "TRIAL_LABEL",
     "KubernetesBackend",
-    "create_backend",
+    "create",
 ]

@@ -48,6 +48,7 @@ from tuner.types import Observation
 
 if TYPE_CHECKING:
     from tuner.settings import TunerSettings
+    from tuner.spec.models import Experiment
 
 LOG_NAME = "trial.log"
 PID_NAME = "pid"
@@ -83,7 +84,11 @@ class _Trial:
 
 
 def create(
-    settings: TunerSettings, *, function: Callable[..., Any] | None = None, workers: int = 1
+    settings: TunerSettings,
+    *,
+    function: Callable[..., Any] | None = None,
+    workers: int = 1,
+    experiment: Experiment | None = None,
 ) -> TrialBackend:
     """The ``local`` backend of the registry: processes, or a warm pool for functions."""
     if function is not None:

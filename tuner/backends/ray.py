@@ -66,7 +66,11 @@ _CALLS = 32  # concurrent calls into the supervisor (its followers are threads o
 
 
 def create(
-    settings: TunerSettings, *, function: Callable[..., Any] | None = None, workers: int = 1
+    settings: TunerSettings,
+    *,
+    function: Callable[..., Any] | None = None,
+    workers: int = 1,
+    experiment: Experiment | None = None,
 ) -> TrialBackend:
     """The ``ray`` backend of the registry."""
     if function is not None:

@@ -8,12 +8,14 @@ that makes the backend and says what it needs, e.g. a cluster fixture).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tuner.backends import TrialBackend, create_backend
 from tuner.settings import TunerSettings
+from tuner.spec.models import Experiment
 
 
 class Harness:
@@ -22,6 +24,13 @@ class Harness:
     name = ""
     # Fixtures the backend needs (e.g. a cluster); requested before the first make().
     needs: tuple[str, ...] = ()
+    # What a backend cannot do by design; the cases check it refuses with a clear message
+    # instead of skipping. ``functions``: SDK function trials. ``file_collector``: the
+    # File collector. ``local_paths``: $HYPERFLOW_TRIAL_DIR / $HYPERFLOW_ARTIFACTS_DIR in
+    # the trial's environment (paths of the controller's disk).
+    functions = True
+    file_collector = True
+    local_paths = True
 
     def __init__(self, request: pytest.FixtureRequest) -> None:
         self.fixtures = {name: request.getfixturevalue(name) for name in self.needs}
@@ -30,8 +39,22 @@ class Harness:
     def settings(self) -> TunerSettings:
         return TunerSettings()
 
+    def experiment(self) -> Experiment | None:
+        """The experiment the backend is made for (``None``: the backend needs none)."""
+        return None
+
+    def not_found(self, command: str) -> tuple[int | None, str]:
+        """The exit code and message of a trial whose command does not exist."""
+        return None, f"command not found: {command}"
+
     def make(self, function: Callable[..., Any] | None = None, workers: int = 1) -> TrialBackend:
-        backend = create_backend(self.name, self.settings(), function=function, workers=workers)
+        backend = create_backend(
+            self.name,
+            self.settings(),
+            function=function,
+            workers=workers,
+            experiment=self.experiment(),
+        )
         # Trials in these tests stop at once on SIGTERM: no need to wait 5 s for SIGKILL.
         if hasattr(backend, "kill_grace"):
             backend.kill_grace = 1.0
@@ -55,7 +78,111 @@ class RayHarness(Harness):
         return TunerSettings(ray_address=self.fixtures["ray_address"])
 
 
+class KubernetesHarness(Harness):
+    """Trials as Jobs on the Kubernetes API stand-in (tests/kube/standin.py); the local
+    kubelet stand-in (tests/kube/kubelet.py) runs each Job's container as a local process,
+    so everything the backend sees comes over the API (status, the pod's log)."""
+
+    name = "kubernetes"
+    needs = ("tmp_path", "monkeypatch")
+    functions = False
+    file_collector = False  # read inside the pod: refused at launch
+    local_paths = False
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        from tests.kube.kubelet import LocalKubelet
+        from tests.kube.standin import KubeApiStandIn
+
+        super().__init__(request)
+        # The harness's own stand-in: it outlives every backend made here (see close).
+        self.api = api = KubeApiStandIn().__enter__()
+        # How a user points hyperflow at a cluster: a kubeconfig ($KUBECONFIG), as kubectl.
+        config = Path(self.fixtures["tmp_path"]) / "kubeconfig"
+        config.write_text(kubeconfig(api.url))
+        self.fixtures["monkeypatch"].setenv("KUBECONFIG", str(config))
+        self.kubelet = LocalKubelet(api, Path(self.fixtures["tmp_path"])).__enter__()
+
+    def settings(self) -> TunerSettings:
+        return TunerSettings(kube_namespace="default")
+
+    def experiment(self) -> Experiment:
+        from tuner.spec.loader import parse_experiment
+
+        # Each case's TrialRun brings its own argv: the Job's container runs it.
+        return parse_experiment(
+            {
+                "apiVersion": "kubeflow.org/v1beta1",
+                "kind": "Experiment",
+                "metadata": {"name": "exp"},
+                "spec": {
+                    "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+                    "algorithm": {"algorithmName": "random"},
+                    "parameters": [
+                        {
+                            "name": "x",
+                            "parameterType": "double",
+                            "feasibleSpace": {"min": "0", "max": "1"},
+                        }
+                    ],
+                    "trialTemplate": {
+                        "primaryContainerName": "training",
+                        "trialParameters": [{"name": "x", "reference": "x"}],
+                        "trialSpec": {
+                            "apiVersion": "batch/v1",
+                            "kind": "Job",
+                            "spec": {
+                                "backoffLimit": 0,
+                                "template": {
+                                    "spec": {
+                                        "restartPolicy": "Never",
+                                        "containers": [
+                                            {
+                                                "name": "training",
+                                                "image": "python:3.12-slim",
+                                                "command": ["python", "train.py"],
+                                                "args": ["--x=${trialParameters.x}"],
+                                            }
+                                        ],
+                                    }
+                                },
+                            },
+                        },
+                    },
+                },
+            }
+        )
+
+    def not_found(self, command: str) -> tuple[int | None, str]:
+        # As containerd reports it (the pod's container status).
+        return 128, (
+            f'exit code 128: StartError: exec: "{command}": executable file not found in $PATH'
+        )
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            try:
+                self.kubelet.__exit__(None, None, None)
+            finally:
+                self.api.__exit__(None, None, None)
+
+
+def kubeconfig(server: str) -> str:
+    """A kubeconfig whose current context is the API server at ``server``."""
+    return (
+        "apiVersion: v1\n"
+        "kind: Config\n"
+        f"clusters:\n- name: standin\n  cluster:\n    server: {server}\n"
+        "users:\n- name: tester\n  user: {}\n"
+        "contexts:\n- name: standin\n  context:\n    cluster: standin\n    user: tester\n"
+        "    namespace: default\n"
+        "current-context: standin\n"
+    )
+
+
 HARNESSES: dict[str, type[Harness]] = {
+    "kubernetes": KubernetesHarness,
     "local": LocalHarness,
     "ray": RayHarness,
 }

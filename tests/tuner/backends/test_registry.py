@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests.util import REPO, run_hyperflow
-from tuner.backends import BACKENDS, UnknownBackend, check_backend_name, create_backend
+from tuner.backends import (
+    BACKENDS,
+    BackendError,
+    UnknownBackend,
+    check_backend_name,
+    create_backend,
+)
 from tuner.sdk import search, tune
 from tuner.settings import TunerSettings
 from tuner.spec.errors import SpecError
@@ -46,6 +52,20 @@ def test_cli_and_sdk_refuse_an_unknown_backend(tmp_path: Path) -> None:
             backend="slurm",
             track=False,
         )
+
+
+def test_function_trials_on_kubernetes_are_refused_naming_the_field() -> None:
+    with pytest.raises(SpecError, match=r"backend.*function trials \(tune\(\)\) run on the local"):
+        tune(
+            name="x",
+            objective=lambda p: p["x"],
+            parameters={"x": search.double(min=0, max=1)},
+            objective_metric_name="loss",
+            backend="kubernetes",
+            track=False,
+        )
+    with pytest.raises(BackendError, match="needs the experiment"):
+        create_backend("kubernetes", TunerSettings())
 
 
 def test_container_resources_become_ray_resources() -> None:
