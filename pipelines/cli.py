@@ -85,6 +85,10 @@ def run(
     from pipelines.spec import PipelineError
 
     arguments = _parse_args(arg)
+    if file.suffix in (".yaml", ".yml", ".json"):
+        from pipelines.spec import import_kfp_runtime
+
+        import_kfp_runtime()
     live = LiveTasks(err, title=str(file))
     try:
         with live:
