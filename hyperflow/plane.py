@@ -39,10 +39,15 @@ class ControlPlane:
     # The serving router (serving.router.Router) on --serving-port, once the server runs:
     # where an inference-service deployer adds its services.
     router: Any = None
+    # Pipeline runs (hyperflow.pipelineruns / hyperflow.handlers.pipelineruns).
+    pipeline_runs: Any = None
+    pipeline_manager: Any = None
 
     def start(self) -> None:
         """Resume the experiments this server owns; then the server is ready."""
         self.manager.resume_all()
+        if self.pipeline_manager is not None:
+            self.pipeline_manager.resume_all()
         self._ready.set()
 
     def ready(self) -> bool:
@@ -52,6 +57,8 @@ class ControlPlane:
         """Detach the controllers (trials keep running; the next start adopts them)."""
         self._ready.clear()
         self.manager.shutdown()
+        if self.pipeline_manager is not None:
+            self.pipeline_manager.shutdown()
         self.store.close()
 
 
@@ -85,6 +92,7 @@ def build(settings: ServerSettings) -> ControlPlane:
         store, manager, events, settings, run_id_lookup=run_id_lookup if settings.track else None
     )
     tokens = Tokens(TokenStore(engine), loopback=settings.loopback)
+    pipeline_runs, pipeline_manager = _pipeline_handlers(engine, settings, events)
     return ControlPlane(
         settings,
         store,
@@ -96,7 +104,19 @@ def build(settings: ServerSettings) -> ControlPlane:
         EventHandlers(events),
         metrics,
         _ready=ready,
+        pipeline_runs=pipeline_runs,
+        pipeline_manager=pipeline_manager,
     )
+
+
+def _pipeline_handlers(engine: Any, settings: ServerSettings, events: EventBus) -> Any:
+    from hyperflow.handlers.pipelineruns import PipelineRunHandlers
+    from hyperflow.pipelineruns import PipelineRunManager
+    from pipelines.store import PipelineStore
+
+    store = PipelineStore(engine=engine)
+    manager = PipelineRunManager(store, settings, events)
+    return PipelineRunHandlers(store, manager, events), manager
 
 
 def token_handlers(settings: ServerSettings) -> tuple[Tokens, Store]:

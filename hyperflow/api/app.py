@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
-from hyperflow.api import events, experiments
+from hyperflow.api import events, experiments, pipelineruns
 from hyperflow.api.deps import CallerDep, PlaneDep
 from hyperflow.api.middleware import BodyLimit, RequestMetrics
 from hyperflow.handlers.errors import HandlerError
@@ -97,6 +97,7 @@ def create_app(plane: ControlPlane) -> FastAPI:
     app.include_router(system)
     app.include_router(experiments.router)
     app.include_router(events.router)
+    app.include_router(pipelineruns.router)
     max_body = plane.settings.max_body_bytes
 
     def limit(path: str) -> int:

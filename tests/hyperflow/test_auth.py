@@ -109,6 +109,7 @@ def test_a_token_of_namespace_a_can_do_nothing_in_namespace_b(
     names = {"namespace": "b", "name": "exp-b", "trial": trial}
     doc = server.http.get("/openapi.json").json()
     walked = 0
+    templates = set()
     for template, operations in doc["paths"].items():
         if "{namespace}" not in template:
             continue
@@ -123,7 +124,14 @@ def test_a_token_of_namespace_a_can_do_nothing_in_namespace_b(
             assert r.status_code == expected, (method, path, r.status_code, r.text)
             assert "exp-b" not in r.text or "error" in r.json()
             walked += 1
+            templates.add(template)
     assert walked >= 10
+    # Every resource's routes, pipeline runs too.
+    assert {
+        "/apis/v1/namespaces/{namespace}/pipelineruns",
+        "/apis/v1/namespaces/{namespace}/pipelineruns/{name}",
+        "/apis/v1/namespaces/{namespace}/pipelineruns/{name}/log",
+    } <= templates
     # Nothing happened to b's objects.
     r = server.http.get("/apis/v1/namespaces/b/experiments/exp-b", headers=_auth(tokens["b"]))
     assert r.status_code == 200 and r.json()["spec"]["maxTrialCount"] == 1
