@@ -332,7 +332,8 @@ def _report(exc: Exception, resource: Resource, doc: dict[str, Any]) -> bool:
     if not isinstance(exc, ApiError):
         raise exc
     lines = exc.lines()
-    typer.echo(f'error: {resource.group} "{_name_of(doc)}": {lines[0]}', err=True)
+    name = _name_of(doc) or str((doc.get("metadata") or {}).get("generateName", ""))
+    typer.echo(f'error: {resource.group} "{name}": {lines[0]}', err=True)
     for line in lines[1:]:
         typer.echo(line, err=True)
     return True

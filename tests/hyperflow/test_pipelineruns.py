@@ -303,3 +303,19 @@ def test_a_run_survives_kill_9_of_the_server(tmp_path: Path, hyperflow_home: Pat
     assert run["status"]["state"] == "SUCCEEDED", run["status"]
     assert run["status"]["outputs"]["parameters"] == {"Output": "one+two"}
     assert _read(ledger).split() == ["first", "second-start", "second-start", "second-end"]
+
+
+def test_the_compiled_example_is_its_python_file_compiled(tmp_path: Path) -> None:
+    import importlib.util
+
+    source = REPO / "examples" / "pipelines" / "add.py"
+    spec = importlib.util.spec_from_file_location("add_example", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fresh = yaml.safe_load(_compile(module.add_pipeline, tmp_path / "add.yaml").read_text())
+    stored = yaml.safe_load((REPO / "examples" / "pipelines" / "add.yaml").read_text())
+    for key in ("pipelineInfo", "root", "components"):
+        assert fresh[key] == stored[key], f"recompile examples/pipelines/add.yaml ({key})"
+    run = yaml.safe_load((REPO / "examples" / "pipelines" / "add-run.yaml").read_text())
+    assert run["kind"] == "PipelineRun" and run["spec"]["pipelineFile"] == "add.yaml"
