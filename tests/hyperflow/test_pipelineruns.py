@@ -269,7 +269,9 @@ def _read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def test_a_run_survives_kill_9_of_the_server(tmp_path: Path, hyperflow_home: Path) -> None:
+def test_a_run_survives_kill_9_and_a_stop_of_the_server(
+    tmp_path: Path, hyperflow_home: Path
+) -> None:
     compiled = waiting_pipeline(tmp_path / "waits.yaml")
     ledger, go = tmp_path / "ledger.txt", tmp_path / "go"
     port = free_port()
@@ -293,16 +295,34 @@ def test_a_run_survives_kill_9_of_the_server(tmp_path: Path, hyperflow_home: Pat
         command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     ) as new:
         wait_http_ok(f"{url}/readyz", proc=new, timeout=60)
+        # Resumed: `second` runs again (it was running), `first` does not.
+        wait_until(
+            lambda: _read(ledger).split().count("second-start") == 2, timeout=120, interval=0.05
+        )
+        # Then a graceful stop (SIGTERM) detaches the run: still RUNNING, not CANCELED.
+        new.send_signal(signal.SIGTERM)
+        new.wait(90)
+    assert new.returncode == 0
+    said = new.stdout.read().decode() if new.stdout else ""
+    assert "resumed pipeline runs: default/survivor" in said, said
+    assert "1 running pipeline runs detached" in said, said
+
+    with running(
+        command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as third:
+        wait_http_ok(f"{url}/readyz", proc=third, timeout=60)
         with Client(server=url) as client:
-            # Resumed: `second` runs again (it was running), `first` does not.
             wait_until(
-                lambda: _read(ledger).split().count("second-start") == 2, timeout=120, interval=0.05
+                lambda: _read(ledger).split().count("second-start") == 3,
+                timeout=120,
+                interval=0.05,
             )
             go.touch()
             run = client.wait_for_run_completion("survivor", timeout=120)
     assert run["status"]["state"] == "SUCCEEDED", run["status"]
     assert run["status"]["outputs"]["parameters"] == {"Output": "one+two"}
-    assert _read(ledger).split() == ["first", "second-start", "second-start", "second-end"]
+    lines = _read(ledger).split()
+    assert lines == ["first", "second-start", "second-start", "second-start", "second-end"]
 
 
 def test_the_compiled_example_is_its_python_file_compiled(tmp_path: Path) -> None:
