@@ -45,6 +45,9 @@ class ControlPlane:
     inferenceservices: InferenceServiceHandlers
     deploy: DeployBestHandlers
     _ready: threading.Event = field(default_factory=threading.Event)
+    # Pipeline runs (hyperflow.pipelineruns / hyperflow.handlers.pipelineruns).
+    pipeline_runs: Any = None
+    pipeline_manager: Any = None
 
     @property
     def router(self) -> Any:
@@ -57,6 +60,8 @@ class ControlPlane:
         cannot be bound fails the start before any experiment resumes.)"""
         self.services.start()
         self.manager.resume_all()
+        if self.pipeline_manager is not None:
+            self.pipeline_manager.resume_all()
         self._ready.set()
 
     def ready(self) -> bool:
@@ -68,6 +73,8 @@ class ControlPlane:
         self._ready.clear()
         self.services.shutdown()
         self.manager.shutdown()
+        if self.pipeline_manager is not None:
+            self.pipeline_manager.shutdown()
         self.store.close()
 
 
@@ -101,6 +108,7 @@ def build(settings: ServerSettings) -> ControlPlane:
         store, manager, events, settings, run_id_lookup=run_id_lookup if settings.track else None
     )
     tokens = Tokens(TokenStore(engine), loopback=settings.loopback)
+    pipeline_runs, pipeline_manager = _pipeline_handlers(engine, settings, events)
     service_store = ServiceStore(engine)
     services = ServiceManager(
         service_store,
@@ -128,7 +136,19 @@ def build(settings: ServerSettings) -> ControlPlane:
         inferenceservices,
         DeployBestHandlers(experiments, inferenceservices, register),
         _ready=ready,
+        pipeline_runs=pipeline_runs,
+        pipeline_manager=pipeline_manager,
     )
+
+
+def _pipeline_handlers(engine: Any, settings: ServerSettings, events: EventBus) -> Any:
+    from hyperflow.handlers.pipelineruns import PipelineRunHandlers
+    from hyperflow.pipelineruns import PipelineRunManager
+    from pipelines.store import PipelineStore
+
+    store = PipelineStore(engine=engine)
+    manager = PipelineRunManager(store, settings, events)
+    return PipelineRunHandlers(store, manager, events), manager
 
 
 def token_handlers(settings: ServerSettings) -> tuple[Tokens, Store]:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
-from hyperflow.api import events, experiments, inferenceservices
+from hyperflow.api import events, experiments, inferenceservices, pipelineruns
 from hyperflow.api.deps import CallerDep, PlaneDep
 from hyperflow.api.middleware import BodyLimit, RequestMetrics
 from hyperflow.handlers.errors import HandlerError
@@ -98,6 +98,7 @@ def create_app(plane: ControlPlane) -> FastAPI:
     app.include_router(experiments.router)
     app.include_router(inferenceservices.router)
     app.include_router(events.router)
+    app.include_router(pipelineruns.router)
     max_body = plane.settings.max_body_bytes
 
     def limit(path: str) -> int:
