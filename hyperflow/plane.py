@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from hyperflow.handlers.analysis import AnalysisHandlers
 from hyperflow.handlers.auth import Tokens
 from hyperflow.handlers.events import EventBus, EventHandlers
 from hyperflow.handlers.experiments import ExperimentHandlers
@@ -35,6 +36,8 @@ class ControlPlane:
     experiments: ExperimentHandlers
     event_handlers: EventHandlers
     metrics: ServerMetrics
+    # Read models of the web UI (trial columns, curves, importance, contour).
+    analysis: AnalysisHandlers
     _ready: threading.Event = field(default_factory=threading.Event)
     # The serving router (serving.router.Router) on --serving-port, once the server runs:
     # where an inference-service deployer adds its services.
@@ -95,6 +98,7 @@ def build(settings: ServerSettings) -> ControlPlane:
         experiments,
         EventHandlers(events),
         metrics,
+        analysis=AnalysisHandlers(store, experiments, events),
         _ready=ready,
     )
 

@@ -15,11 +15,12 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
-from hyperflow.api import events, experiments
+from hyperflow.api import analysis, events, experiments
 from hyperflow.api.deps import CallerDep, PlaneDep
 from hyperflow.api.middleware import BodyLimit, RequestMetrics
 from hyperflow.handlers.errors import HandlerError
 from hyperflow.plane import ControlPlane
+from hyperflow.ui import routes as ui
 from tuner.metrics.push import MAX_BODY as PUSH_MAX_BODY
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ def create_app(plane: ControlPlane) -> FastAPI:
     app.include_router(system)
     app.include_router(experiments.router)
     app.include_router(events.router)
+    app.include_router(analysis.router)
+    app.include_router(ui.router)
     max_body = plane.settings.max_body_bytes
 
     def limit(path: str) -> int:

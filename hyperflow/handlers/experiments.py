@@ -106,9 +106,12 @@ class ExperimentHandlers:
 
     # -- experiments -----------------------------------------------------------------
 
-    def create(self, caller: Caller, namespace: str, body: Any) -> dict[str, Any]:
+    def create(
+        self, caller: Caller, namespace: str, body: Any, *, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Store and start an Experiment (Katib object as a mapping); 409 if the name is
-        taken, 422 with every field error."""
+        taken, 422 with every field error. ``dry_run`` (Kubernetes' ``dryRun=All``):
+        every check, nothing stored; the answer is the Experiment with its defaults."""
         self._namespace(caller, namespace)
         if not isinstance(body, dict):
             raise Invalid("an Experiment must be a mapping (a YAML or JSON object)")
@@ -134,6 +137,10 @@ class ExperimentHandlers:
         if problems:
             raise Invalid("the Experiment is invalid", problems)
         md = experiment.metadata
+        if dry_run:
+            if self.store.get_experiment(namespace, md.name) is not None:
+                raise Conflict(f'experiments "{md.name}" already exists in namespace {namespace}')
+            return experiment.to_dict()
         try:
             record = self.store.create_experiment(
                 namespace,
@@ -419,6 +426,14 @@ class ExperimentHandlers:
         return {"accepted": len(observations)}
 
     # -- helpers ---------------------------------------------------------------------
+
+    def record(self, caller: Caller, namespace: str, name: str) -> ExperimentRecord:
+        """The stored experiment, after the caller's namespace check (404 if none)."""
+        return self._record(caller, namespace, name)
+
+    def check_namespace(self, caller: Caller, namespace: str) -> None:
+        """422 for a namespace that is no DNS label, 403 for one the caller may not use."""
+        self._namespace(caller, namespace)
 
     def _namespace(self, caller: Caller, namespace: str) -> None:
         problems = check_dns_label(namespace, "namespace", what="a namespace")

@@ -1,0 +1,168 @@
+"""The web UI's routes: the page (one HTML shell whose ES modules draw every view from the
+API), its static files, and the login that keeps a token in an HttpOnly cookie.
+
+The UI reads and changes everything through the same API routes (and so the same
+handlers and namespace checks) as the CLI; nothing here reads the store. On a loopback
+server nobody configured tokens for, no login is needed, as for the API.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import HTMLResponse, Response
+
+from hyperflow.api.deps import COOKIE, PlaneDep, bearer
+from hyperflow.handlers.auth import Caller
+from hyperflow.handlers.errors import HandlerError, NotFound, Unauthorized
+from hyperflow.ui.assets import PLOTLY, Assets, plotly_version
+
+router = APIRouter(include_in_schema=False)
+_assets = Assets()
+# A login lasts a working day; the token itself may be revoked sooner (checked per request).
+SESSION_SECONDS = 12 * 3600
+PAGES = (
+    "/",
+    "/experiments/{rest:path}",
+    "/compare",
+    "/create",
+    "/services",
+    "/services/{rest:path}",
+    "/login",
+)
+
+_SHELL = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>hyperflow</title>
+<link rel="stylesheet" href="/ui/static/style.css?v={v}">
+<link rel="modulepreload" href="/ui/static/app.js?v={v}">
+<script src="/ui/static/{plotly}?v={pv}" defer></script>
+<script type="module" src="/ui/static/app.js?v={v}"></script>
+</head>
+<body>
+<a class="skip" href="#main">Skip to content</a>
+<header class="top">
+  <a class="brand" href="/" data-link>hyperflow</a>
+  <nav aria-label="Main">
+    <a href="/" data-link data-nav="experiments">Experiments</a>
+    <a href="/services" data-link data-nav="services" hidden>Inference services</a>
+    <a href="/create" data-link data-nav="create">Create</a>
+  </nav>
+  <span class="who" id="who"></span>
+</header>
+<main id="main" tabindex="-1"></main>
+<div id="toast" role="status" aria-live="polite"></div>
+</body>
+</html>
+"""
+
+
+def _page(version: str) -> HTMLResponse:
+    body = _SHELL.format(v=html.escape(version), plotly=PLOTLY, pv=html.escape(plotly_version()))
+    return HTMLResponse(body, headers={"cache-control": "no-cache"})
+
+
+_version: list[str] = []
+
+
+def page(request: Request) -> HTMLResponse:
+    if not _version:
+        _version.append(_assets.fingerprint())
+    return _page(_version[0])
+
+
+for _path in PAGES:
+    router.add_api_route(_path, page, methods=["GET"], response_class=HTMLResponse)
+
+
+@router.get("/ui/static/{name}")
+def static(name: str, request: Request) -> Response:
+    response = _assets.response(request, name)
+    if response is None:
+        raise NotFound(f"no such file: {name}")
+    return response
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _session(plane: Any, caller: Caller | None) -> dict[str, Any]:
+    required = plane.tokens.required()
+    if caller is None:
+        return {"authenticated": False, "required": required}
+    return {
+        "authenticated": True,
+        "required": required,
+        "name": caller.name,
+        "admin": caller.admin,
+        "namespaces": sorted(caller.namespaces),
+    }
+
+
+def _caller_or_none(request: Request, plane: Any) -> Caller | None:
+    """Who the request is from (header, then cookie); None if it would be refused."""
+    try:
+        header = request.headers.get("authorization")
+        if header is not None:
+            return plane.tokens.authenticate(bearer(header))  # type: ignore[no-any-return]
+        return plane.tokens.authenticate(request.cookies.get(COOKIE) or None)  # type: ignore[no-any-return]
+    except HandlerError:
+        return None
+
+
+@router.get("/ui/session")
+def session(request: Request, plane: PlaneDep) -> Response:
+    """Who the browser is: always 200 (a page asks before it shows a login form)."""
+    return _json(_session(plane, _caller_or_none(request, plane)))
+
+
+@router.get("/ui/config")
+def config(request: Request, plane: PlaneDep) -> Response:
+    """What this server offers the UI: which resources exist, where MLflow's UI is."""
+    paths = {getattr(r, "path", "") for r in request.app.routes}
+    return _json(
+        {
+            "services": any(p.endswith("/inferenceservices") for p in paths),
+            "servicesAllNamespaces": "/apis/v1/inferenceservices" in paths,
+            "mlflowUi": plane.settings.mlflow_ui(),
+            "trackingUri": plane.settings.tracking_uri if plane.settings.track else None,
+            "servingPort": plane.settings.serving_port,
+        }
+    )
+
+
+@router.post("/ui/login")
+def login(
+    request: Request, plane: PlaneDep, token: Annotated[str, Body(embed=True, max_length=300)]
+) -> Response:
+    """Check ``token`` and keep it in an HttpOnly, SameSite=Strict cookie: the browser
+    then holds exactly what the token grants (its namespaces), until logout, expiry or
+    the token's revocation."""
+    caller = plane.tokens.authenticate(token.strip())
+    if caller is None:  # pragma: no cover - authenticate raises instead
+        raise Unauthorized("invalid token")
+    response = _json(_session(plane, caller))
+    response.set_cookie(
+        COOKIE,
+        token.strip(),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.post("/ui/logout")
+def logout(request: Request, plane: PlaneDep) -> Response:
+    response = _json(_session(plane, None))
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return response
