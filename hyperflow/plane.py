@@ -14,6 +14,7 @@ from typing import Any
 
 from hyperflow.handlers.analysis import AnalysisHandlers
 from hyperflow.handlers.auth import Tokens
+from hyperflow.handlers.console import ServiceConsole
 from hyperflow.handlers.events import EventBus, EventHandlers
 from hyperflow.handlers.experiments import ExperimentHandlers
 from hyperflow.manager import ExperimentManager
@@ -42,6 +43,8 @@ class ControlPlane:
     # The serving router (serving.router.Router) on --serving-port, once the server runs:
     # where an inference-service deployer adds its services.
     router: Any = None
+    # The UI's view of inference services (router metrics over time, "try it").
+    console: Any = None
 
     def start(self) -> None:
         """Resume the experiments this server owns; then the server is ready."""
@@ -54,6 +57,8 @@ class ControlPlane:
     def close(self) -> None:
         """Detach the controllers (trials keep running; the next start adopts them)."""
         self._ready.clear()
+        if self.console is not None:
+            self.console.close()
         self.manager.shutdown()
         self.store.close()
 
@@ -88,7 +93,7 @@ def build(settings: ServerSettings) -> ControlPlane:
         store, manager, events, settings, run_id_lookup=run_id_lookup if settings.track else None
     )
     tokens = Tokens(TokenStore(engine), loopback=settings.loopback)
-    return ControlPlane(
+    plane = ControlPlane(
         settings,
         store,
         events,
@@ -101,6 +106,8 @@ def build(settings: ServerSettings) -> ControlPlane:
         analysis=AnalysisHandlers(store, experiments, events),
         _ready=ready,
     )
+    plane.console = ServiceConsole(plane)
+    return plane
 
 
 def token_handlers(settings: ServerSettings) -> tuple[Tokens, Store]:

@@ -123,3 +123,12 @@ def contour(
     return compressed_json(
         request, plane.analysis.contour(caller, namespace, name, x=x, y=y, metric=metric)
     )
+
+
+@router.get(f"{EXP}/trials/{{trial}}/artifacts")
+def trial_artifacts(
+    namespace: str, name: str, trial: str, request: Request, caller: CallerDep, plane: PlaneDep
+) -> Response:
+    """The trial's MLflow run id and ``runs:/`` storage URIs of what it saved (a model to
+    deploy), as ``best`` gives them for the best trial."""
+    return compressed_json(request, plane.experiments.artifacts(caller, namespace, name, trial))

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
-from hyperflow.api import analysis, events, experiments
+from hyperflow.api import analysis, console, events, experiments
 from hyperflow.api.deps import CallerDep, PlaneDep
 from hyperflow.api.middleware import BodyLimit, RequestMetrics
 from hyperflow.handlers.errors import HandlerError
@@ -99,6 +99,7 @@ def create_app(plane: ControlPlane) -> FastAPI:
     app.include_router(experiments.router)
     app.include_router(events.router)
     app.include_router(analysis.router)
+    app.include_router(console.router)
     app.include_router(ui.router)
     max_body = plane.settings.max_body_bytes
 

@@ -293,14 +293,24 @@ class ExperimentHandlers:
         record = self._record(caller, namespace, name)
         best = self._best(record)
         out: dict[str, Any] = {"currentOptimalTrial": optimal_trial_object(best)}
-        run_id = None if best is None else self._run_id(record, best)
-        saved = Path(best.trial_dir, "artifacts") if best is not None else None
-        entries = sorted(p.name for p in saved.iterdir()) if saved and saved.is_dir() else []
-        out["mlflowRunId"] = run_id
-        out["storageUris"] = [f"runs:/{run_id}/{e}" for e in entries] if run_id else []
-        preferred = "model" if "model" in entries else (entries[0] if entries else None)
-        out["storageUri"] = f"runs:/{run_id}/{preferred}" if run_id and preferred else None
+        out.update(self._saved(record, best))
         return out
+
+    def artifacts(self, caller: Caller, namespace: str, name: str, trial: str) -> dict[str, Any]:
+        """A trial's MLflow run and the storage URIs of what it saved, as for the best."""
+        record = self._record(caller, namespace, name)
+        return self._saved(record, self._trial(record, trial))
+
+    def _saved(self, record: ExperimentRecord, trial: TrialRecord | None) -> dict[str, Any]:
+        run_id = None if trial is None else self._run_id(record, trial)
+        saved = Path(trial.trial_dir, "artifacts") if trial is not None else None
+        entries = sorted(p.name for p in saved.iterdir()) if saved and saved.is_dir() else []
+        preferred = "model" if "model" in entries else (entries[0] if entries else None)
+        return {
+            "mlflowRunId": run_id,
+            "storageUris": [f"runs:/{run_id}/{e}" for e in entries] if run_id else [],
+            "storageUri": f"runs:/{run_id}/{preferred}" if run_id and preferred else None,
+        }
 
     # -- trials ----------------------------------------------------------------------
 

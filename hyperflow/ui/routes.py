@@ -35,14 +35,14 @@ PAGES = (
 )
 
 _SHELL = """<!doctype html>
-<html lang="en">
+<html lang="en" data-plotly="/ui/static/{plotly}?v={pv}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>hyperflow</title>
 <link rel="stylesheet" href="/ui/static/style.css?v={v}">
 <link rel="modulepreload" href="/ui/static/app.js?v={v}">
-<script src="/ui/static/{plotly}?v={pv}" defer></script>
 <script type="module" src="/ui/static/app.js?v={v}"></script>
 </head>
 <body>

@@ -1,0 +1,171 @@
+// Experiments: every experiment the caller may see, filtered by namespace, phase and text;
+// two or more selected can be compared. Updated live from the event stream.
+import { navigate } from "./app.js";
+import { api, badge, count, duration, enc, h, num, throttle, watch, when } from "./util.js";
+
+const PHASES = ["Created", "Running", "Restarting", "Succeeded", "Failed"];
+
+function progress(t, max) {
+  const s = t.Succeeded || 0;
+  const r = t.Running || 0;
+  const f = (t.Failed || 0) + (t.Killed || 0) + (t.MetricsUnavailable || 0);
+  const e = t.EarlyStopped || 0;
+  const total = Object.values(t).reduce((a, b) => a + b, 0);
+  const of = max || Math.max(total, 1);
+  const pct = (v) => `${Math.min(100, (100 * v) / of)}%`;
+  const label = `${count(total)}${max ? ` / ${count(max)}` : ""}`;
+  const title = `${s} succeeded, ${r} running, ${e} early-stopped, ${f} failed/killed, ${t.Created || 0} pending`;
+  return h("div", { class: "prog", title },
+    h("div", { class: "progress", role: "img", "aria-label": title },
+      h("span", { class: "s", style: `width:${pct(s)}` }), h("span", { class: "e", style: `width:${pct(e)}` }),
+      h("span", { class: "r", style: `width:${pct(r)}` }), h("span", { class: "f", style: `width:${pct(f)}` })),
+    h("span", { class: "sub" }, label));
+}
+
+export async function render(root, _params, query) {
+  const state = {
+    ns: query.get("namespace") || "",
+    phase: query.get("phase") || "",
+    text: query.get("q") || "",
+    sort: { key: "created", dir: -1 },
+    selected: new Set(),
+    items: [],
+  };
+  const nsSelect = h("select", { id: "f-ns", "aria-label": "Namespace" });
+  const phaseSelect = h("select", { id: "f-phase", "aria-label": "Phase" },
+    h("option", { value: "" }, "All phases"), PHASES.map((p) => h("option", { value: p }, p)));
+  const textInput = h("input", { id: "f-text", type: "search", placeholder: "Filter by name or algorithm", "aria-label": "Filter by text" });
+  const compare = h("button", { type: "button", class: "primary", disabled: true, id: "compare" }, "Compare selected");
+  const summary = h("span", { class: "sub", id: "exp-count" });
+  const tbody = h("tbody");
+  const headRow = h("tr");
+  const table = h("table", { class: "plain", id: "experiments" }, h("caption", { class: "skip" }, "Experiments"), h("thead", {}, headRow), tbody);
+  root.append(
+    h("h1", {}, "Experiments"),
+    h("div", { class: "toolbar" }, nsSelect, phaseSelect, textInput, h("span", { class: "grow" }), summary, compare),
+    h("div", { class: "scroll-x" }, table),
+  );
+  phaseSelect.value = state.phase;
+  textInput.value = state.text;
+
+  const columns = [
+    { key: "select", label: "", sortable: false },
+    { key: "name", label: "Name", value: (e) => e.name },
+    { key: "namespace", label: "Namespace", value: (e) => e.namespace },
+    { key: "phase", label: "Phase", value: (e) => e.phase },
+    { key: "algorithm", label: "Algorithm", value: (e) => e.algorithm || "" },
+    { key: "progress", label: "Trials", value: (e) => Object.values(e.trials).reduce((a, b) => a + b, 0) },
+    { key: "best", label: "Best", value: (e) => e.best, numeric: true },
+    { key: "created", label: "Created", value: (e) => e.created },
+    { key: "elapsed", label: "Elapsed", value: (e) => elapsed(e), numeric: true },
+  ];
+  for (const c of columns) {
+    const th = h("th", { scope: "col", class: c.numeric ? "num" : "" });
+    if (c.sortable !== false) {
+      th.append(h("button", { type: "button", class: "sort", onclick: () => {
+        state.sort = { key: c.key, dir: state.sort.key === c.key ? -state.sort.dir : 1 };
+        draw();
+      } }, c.label));
+    } else {
+      th.append(h("span", { class: "skip" }, "Select"));
+    }
+    c.th = th;
+    headRow.append(th);
+  }
+
+  function elapsed(e) {
+    if (!e.started) return null;
+    return (e.completed || Date.now() / 1000) - e.started;
+  }
+
+  function visible() {
+    const text = state.text.toLowerCase();
+    return state.items.filter((e) =>
+      (!state.ns || e.namespace === state.ns) &&
+      (!state.phase || e.phase === state.phase) &&
+      (!text || e.name.includes(text) || (e.algorithm || "").includes(text) || e.namespace.includes(text)));
+  }
+
+  function draw() {
+    const col = columns.find((c) => c.key === state.sort.key);
+    const rows = visible();
+    const dir = state.sort.dir;
+    rows.sort((a, b) => {
+      const x = col.value(a), y = col.value(b);
+      if (x === null || x === undefined) return 1;
+      if (y === null || y === undefined) return -1;
+      return (typeof x === "number" ? x - y : String(x).localeCompare(String(y))) * dir;
+    });
+    for (const c of columns) {
+      if (c.th) c.th.setAttribute("aria-sort", c.key === state.sort.key ? (dir > 0 ? "ascending" : "descending") : "none");
+    }
+    const frag = document.createDocumentFragment();
+    for (const e of rows) {
+      const key = `${e.namespace}/${e.name}`;
+      const box = h("input", { type: "checkbox", "aria-label": `Select ${key} to compare`, checked: state.selected.has(key),
+        onchange: (ev) => { ev.target.checked ? state.selected.add(key) : state.selected.delete(key); updateCompare(); } });
+      const goal = e.objective.goal !== null && e.objective.goal !== undefined ? ` (goal ${num(e.objective.goal)})` : "";
+      frag.append(h("tr", { dataset: { key } },
+        h("td", {}, box),
+        h("td", {}, h("a", { href: `/experiments/${enc(e.namespace)}/${enc(e.name)}`, "data-link": "" }, e.name)),
+        h("td", {}, e.namespace),
+        h("td", {}, badge(e.phase, e.message), e.reason ? h("div", { class: "sub" }, e.reason) : null),
+        h("td", {}, e.algorithm || "–"),
+        h("td", {}, progress(e.trials, e.maxTrialCount)),
+        h("td", { class: "num", title: `${e.objective.type} ${e.objective.metric}${goal}` }, num(e.best)),
+        h("td", { title: when(e.created) }, when(e.created)),
+        h("td", { class: "num" }, duration(elapsed(e))),
+      ));
+    }
+    tbody.replaceChildren(frag);
+    summary.textContent = `${count(rows.length)} of ${count(state.items.length)} experiments`;
+    if (!state.items.length) {
+      tbody.append(h("tr", {}, h("td", { colspan: columns.length },
+        "No experiments yet. ", h("a", { href: "/create", "data-link": "" }, "Create one"), " or run ",
+        h("code", {}, "hyperflow create -f experiment.yaml"), ".")));
+    }
+    updateCompare();
+  }
+
+  function updateCompare() {
+    compare.disabled = state.selected.size < 2;
+    compare.textContent = state.selected.size >= 2 ? `Compare ${state.selected.size} selected` : "Compare selected";
+  }
+
+  function syncUrl() {
+    const q = new URLSearchParams();
+    if (state.ns) q.set("namespace", state.ns);
+    if (state.phase) q.set("phase", state.phase);
+    if (state.text) q.set("q", state.text);
+    const s = q.toString();
+    history.replaceState(null, "", s ? `/?${s}` : "/");
+  }
+
+  async function load() {
+    const resp = await api("/apis/v1/experimentsummaries");
+    state.items = resp.items;
+    const namespaces = [...new Set(resp.items.map((e) => e.namespace))].sort();
+    const current = state.ns;
+    nsSelect.replaceChildren(h("option", { value: "" }, "All namespaces"), namespaces.map((n) => h("option", { value: n }, n)));
+    if (current && !namespaces.includes(current)) nsSelect.append(h("option", { value: current }, current));
+    nsSelect.value = current;
+    const live = new Set(resp.items.map((e) => `${e.namespace}/${e.name}`));
+    for (const k of [...state.selected]) if (!live.has(k)) state.selected.delete(k);
+    draw();
+  }
+
+  nsSelect.addEventListener("change", () => { state.ns = nsSelect.value; syncUrl(); draw(); });
+  phaseSelect.addEventListener("change", () => { state.phase = phaseSelect.value; syncUrl(); draw(); });
+  textInput.addEventListener("input", () => { state.text = textInput.value.trim(); syncUrl(); draw(); });
+  compare.addEventListener("click", () => {
+    const q = new URLSearchParams();
+    for (const k of state.selected) q.append("e", k);
+    navigate(`/compare?${q}`);
+  });
+
+  await load();
+  const refresh = throttle(load, 1000);
+  const stop = watch("/apis/v1/events?watch=true", (ev) => { if (ev.kind === "Experiment" || ev.kind === "Trial") refresh(); });
+  const ticker = setInterval(draw, 15000); // elapsed times of running experiments
+  return () => { stop(); refresh.cancel(); clearInterval(ticker); };
+}
