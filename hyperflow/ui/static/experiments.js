@@ -1,7 +1,7 @@
 // Experiments: every experiment the caller may see, filtered by namespace, phase and text;
 // two or more selected can be compared. Updated live from the event stream.
 import { navigate } from "./app.js";
-import { api, badge, count, duration, enc, h, num, throttle, watch, when } from "./util.js";
+import { api, badge, count, duration, enc, fill, h, num, throttle, watch, when } from "./util.js";
 
 const PHASES = ["Created", "Running", "Restarting", "Succeeded", "Failed"];
 
@@ -146,7 +146,7 @@ export async function render(root, _params, query) {
     state.items = resp.items;
     const namespaces = [...new Set(resp.items.map((e) => e.namespace))].sort();
     const current = state.ns;
-    nsSelect.replaceChildren(h("option", { value: "" }, "All namespaces"), namespaces.map((n) => h("option", { value: n }, n)));
+    fill(nsSelect, h("option", { value: "" }, "All namespaces"), namespaces.map((n) => h("option", { value: n }, n)));
     if (current && !namespaces.includes(current)) nsSelect.append(h("option", { value: current }, current));
     nsSelect.value = current;
     const live = new Set(resp.items.map((e) => `${e.namespace}/${e.name}`));

@@ -62,6 +62,10 @@ export async function render(root, [ns, name, trial]) {
       h("p", {}, mlflowLink(ctx.config, st.mlflowRunId)),
       artifacts && artifacts.storageUri ? h("p", { class: "sub" }, "Model: ", h("code", {}, artifacts.storageUri)) : null,
       deploy);
+    drawCurves(st).catch(reportError);
+  }
+
+  async function drawCurves(st) {
     await plotlyReady;
     const logs = (st.observationLog && st.observationLog.metricLogs) || [];
     if (logs.length) plots.curves(curves, logs);
