@@ -115,8 +115,8 @@ def contour(
     request: Request,
     caller: CallerDep,
     plane: PlaneDep,
-    x: Annotated[str, Query(max_length=253)],
-    y: Annotated[str, Query(max_length=253)],
+    x: Annotated[str | None, Query(max_length=253, description="a parameter")] = None,
+    y: Annotated[str | None, Query(max_length=253, description="another parameter")] = None,
     metric: Metric = None,
 ) -> Response:
     """A metric interpolated over two parameters on a grid (optuna's contour plot)."""

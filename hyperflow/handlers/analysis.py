@@ -286,8 +286,8 @@ class AnalysisHandlers:
         namespace: str,
         name: str,
         *,
-        x: str,
-        y: str,
+        x: str | None,
+        y: str | None,
         metric: str | None = None,
     ) -> dict[str, Any]:
         """``metric`` (default: the objective) of the succeeded trials linearly
@@ -302,12 +302,14 @@ class AnalysisHandlers:
             for p in SearchSpace.from_specs(experiment.spec.parameters).parameters
         }
         problems = [
-            FieldProblem(field, f"no parameter {value!r}; the parameters are {', '.join(by_name)}")
+            FieldProblem(
+                field, f"must be one of the parameters {', '.join(by_name)}; got {value!r}"
+            )
             for field, value in (("x", x), ("y", y))
             if value not in by_name
         ]
-        if problems:
-            raise Invalid("unknown parameter", problems)
+        if problems or x is None or y is None:
+            raise Invalid("x and y must name two parameters", problems)
         if x == y:
             raise Invalid("x and y must differ", [FieldProblem("y", "must differ from x")])
         grid = self._cache.get(

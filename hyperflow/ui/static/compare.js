@@ -102,6 +102,6 @@ export async function render(root, _params, query) {
 
   await load();
   const refresh = throttle(load, 2000);
-  const stops = sets.map((s) => watch(`/apis/v1/namespaces/${enc(s.ns)}/events?watch=true&object=experiments/${enc(s.name)}`, () => refresh()));
+  const stops = sets.map((s) => watch(`/apis/v1/namespaces/${enc(s.ns)}/events?watch=true&object=experiments/${enc(s.name)}`, () => refresh(), s.data.resourceVersion));
   return () => { for (const stop of stops) stop(); refresh.cancel(); if (table) table.destroy(); purge(root); };
 }

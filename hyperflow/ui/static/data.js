@@ -50,6 +50,7 @@ export class TrialData {
     for (const p of Object.keys(cols.params)) cut(cols.params[p], t.params[p] || []);
     for (const m of Object.keys(cols.metrics)) cut(cols.metrics[m], t.metrics[m] || []);
     this.through = resp.finishedThrough;
+    this.resourceVersion = resp.resourceVersion;
     this.version++;
   }
 

@@ -563,7 +563,7 @@ export async function render(root, [ns, name], query) {
       return;
     }
     live();
-  });
+  }, data.resourceVersion);
   return () => {
     stop();
     live.cancel();

@@ -141,8 +141,10 @@ export async function render(root, _params, query) {
     history.replaceState(null, "", s ? `/?${s}` : "/");
   }
 
+  let since = null;
   async function load() {
     const resp = await api("/apis/v1/experimentsummaries");
+    since = since || resp.resourceVersion;
     state.items = resp.items;
     const namespaces = [...new Set(resp.items.map((e) => e.namespace))].sort();
     const current = state.ns;
@@ -165,7 +167,7 @@ export async function render(root, _params, query) {
 
   await load();
   const refresh = throttle(load, 1000);
-  const stop = watch("/apis/v1/events?watch=true", (ev) => { if (ev.kind === "Experiment" || ev.kind === "Trial") refresh(); });
+  const stop = watch("/apis/v1/events?watch=true", (ev) => { if (ev.kind !== "InferenceService") refresh(); }, since);
   const ticker = setInterval(draw, 15000); // elapsed times of running experiments
   return () => { stop(); refresh.cancel(); clearInterval(ticker); };
 }

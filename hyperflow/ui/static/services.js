@@ -169,8 +169,10 @@ async function renderService(root, [ns, name]) {
     plots.timeSeries(reps, [{ name: "ready", x: m.time, y: m.ready }, { name: "desired", x: m.time, y: m.desired }], "replicas");
   }
 
+  let since = null;
   async function loadEvents() {
     const list = await api(`/apis/v1/namespaces/${enc(ns)}/events?object=inferenceservices/${enc(name)}`);
+    since = since || list.metadata.resourceVersion;
     fill(eventsBody, list.items.slice().reverse().map((e) => h("tr", {},
       h("td", {}, when(e.time)), h("td", {}, e.type), h("td", {}, e.reason), h("td", {}, e.message))));
     if (!list.items.length) eventsBody.append(h("tr", {}, h("td", { colspan: 4 }, "No events kept for this service.")));
@@ -179,7 +181,7 @@ async function renderService(root, [ns, name]) {
   await Promise.all([load(), loadEvents()]);
   loadMetrics().catch(reportError);
   const refresh = throttle(async () => { await Promise.all([load(), loadEvents()]); }, 1000);
-  const stop = watch(`/apis/v1/namespaces/${enc(ns)}/events?watch=true&object=inferenceservices/${enc(name)}`, () => refresh());
+  const stop = watch(`/apis/v1/namespaces/${enc(ns)}/events?watch=true&object=inferenceservices/${enc(name)}`, () => refresh(), since);
   const poll = setInterval(() => loadMetrics().catch(reportError), 5000);
   return () => { stop(); refresh.cancel(); clearInterval(poll); purge(root); };
 }

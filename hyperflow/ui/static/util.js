@@ -153,17 +153,32 @@ export function reportError(e) {
   toast(e && e.message ? e.message : String(e), true);
 }
 
-// The API's event stream (server-sent events). EventSource reconnects by itself and sends
-// Last-Event-ID, so nothing kept by the server is missed across a short disconnect.
-export function watch(url, onEvent) {
-  const source = new EventSource(url, { withCredentials: true });
+// The API's event stream (server-sent events), from `since` (the resourceVersion the page
+// read its data at: nothing that happened in between is missed). EventSource reconnects
+// by itself with Last-Event-ID; if the server refuses (a position it no longer keeps), a
+// new stream starts from now and onEvent gets {type: "RESYNC"} to read everything again.
+export function watch(url, onEvent, since) {
+  let source = null;
+  let closed = false;
   const handler = (message) => {
     let event;
     try { event = JSON.parse(message.data); } catch { return; }
     onEvent(event);
   };
-  for (const type of ["ADDED", "MODIFIED", "DELETED"]) source.addEventListener(type, handler);
-  return () => source.close();
+  const open = (rv) => {
+    source = new EventSource(rv ? `${url}&resourceVersion=${encodeURIComponent(rv)}` : url, { withCredentials: true });
+    for (const type of ["ADDED", "MODIFIED", "DELETED"]) source.addEventListener(type, handler);
+    source.onerror = () => {
+      if (closed || source.readyState !== EventSource.CLOSED) return;
+      setTimeout(() => {
+        if (closed) return;
+        open(null);
+        onEvent({ type: "RESYNC" });
+      }, 2000);
+    };
+  };
+  open(since);
+  return () => { closed = true; source.close(); };
 }
 
 export function download(name, text, type = "text/csv") {
