@@ -4,6 +4,7 @@
 import { ctx, navigate } from "./app.js";
 import { axisOf, TrialData } from "./data.js";
 import { deployDialog } from "./deploy.js";
+import { destroy as destroyParcoords } from "./parcoords.js";
 import * as plots from "./plots.js";
 import { VirtualTable } from "./table.js";
 import {
@@ -45,8 +46,8 @@ export async function render(root, [ns, name], query) {
   const specCard = h("section", { class: "card", "aria-labelledby": "spec-h" });
   const bestCard = h("section", { class: "card", id: "best", "aria-labelledby": "best-h" });
   const statusCard = h("section", { class: "card", "aria-labelledby": "status-h" });
-  const parcoords = h("div", { class: "plot tall", id: "plot-parcoords", role: "img", "aria-label": "Parallel coordinates of the succeeded trials" });
-  const parNote = h("p", { class: "plot-note" }, "Drag along an axis to keep only that range in the table; click the axis outside the range to clear it.");
+  const parcoords = h("div", { class: "plot tall", id: "plot-parcoords", role: "img", "aria-label": "Parallel coordinates of the succeeded trials; the range filters below do the same from the keyboard" });
+  const parNote = h("p", { class: "plot-note" }, "Drag along an axis to keep only that range in the table; click an axis to clear its range.");
   const filters = h("div", { class: "filters", role: "search", "aria-label": "Trial filters" });
   const tableHost = h("div", { id: "trials" });
   const shownCount = h("span", { class: "sub", id: "shown-count", "aria-live": "polite" });
@@ -388,8 +389,8 @@ export async function render(root, [ns, name], query) {
 
   // --- plots --------------------------------------------------------------------------------
   function drawParallel() {
-    if (!window.Plotly || !data.n) return;
-    plots.parallel(parcoords, data, state.ranges, (ranges) => {
+    if (!data.n) return Promise.resolve();
+    return plots.parallel(parcoords, data, state.ranges, (ranges) => {
       // Brushing: the parallel-coordinates ranges replace the table's range filters.
       for (const key of [...state.ranges.keys()]) if (!ranges.has(key)) state.ranges.delete(key);
       for (const [k, v] of ranges) state.ranges.set(k, v);
@@ -551,9 +552,9 @@ export async function render(root, [ns, name], query) {
   applyFilters();
   drawTabs();
   loadBest().catch(reportError);
-  await plotlyReady;
-  drawParallel();
+  await drawParallel();
   parcoords.dataset.drawn = String(data.version);
+  await plotlyReady;
   selectTab(state.tab);
 
   const live = throttle(refresh, 1000);
@@ -568,6 +569,7 @@ export async function render(root, [ns, name], query) {
     stop();
     live.cancel();
     if (table) table.destroy();
+    destroyParcoords(parcoords);
     purge(root);
   };
 }

@@ -1,6 +1,7 @@
 // Plot builders: each turns data the page already holds (or one server answer) into a
 // plotly figure. Above a few thousand points scatter plots use WebGL (scattergl).
 import { axisOf } from "./data.js";
+import { draw as drawParcoords } from "./parcoords.js";
 import { num, plotly, plotLayout, PLOT_CONFIG } from "./util.js";
 
 const GL_FROM = 3000;
@@ -54,70 +55,64 @@ export function history(gd, data, { name = null, color = BLUE, extra = [] } = {}
   });
 }
 
-// Parallel coordinates of the parameters and metrics of succeeded trials. `ranges` are
-// brushed ranges in axis space by key (p:NAME / m:NAME); brushing calls onBrush(ranges).
-export function parallel(gd, data, ranges, onBrush) {
+// Parallel coordinates of the parameters and metrics of succeeded trials (own canvas
+// drawing, see parcoords.js). `ranges` are brushed ranges in axis space by key
+// (p:NAME / m:NAME); brushing calls onBrush(ranges).
+export function parallel(el, data, ranges, onBrush) {
   const idx = data.completed();
   const dims = [];
-  const keys = [];
   for (const p of data.parameters) {
     const axis = axisOf(p);
     const col = data.cols.params[p.name];
     const values = idx.map((i) => axis.to(col[i]));
-    const dim = { label: paramLabel(p), values };
+    let min, max, ticks;
     if (axis.kind === "category") {
-      dim.tickvals = axis.labels.map((_, k) => k);
-      dim.ticktext = axis.labels;
-      dim.range = [0, Math.max(1, axis.labels.length - 1)];
+      min = 0;
+      max = Math.max(1, axis.labels.length - 1);
+      ticks = axis.labels.map((t, k) => [k, t]);
     } else if (axis.kind === "log") {
-      const lo = Math.floor(Math.log10(p.min > 0 ? p.min : 1e-10));
-      const hi = Math.ceil(Math.log10(p.max));
-      const ticks = [];
-      for (let e = lo; e <= hi; e++) ticks.push(e);
-      dim.tickvals = ticks;
-      dim.ticktext = ticks.map((e) => num(10 ** e));
+      min = Math.log10(p.min > 0 ? p.min : 1e-10);
+      max = Math.log10(p.max);
+      ticks = [];
+      for (let e = Math.ceil(min); e <= Math.floor(max); e++) ticks.push([e, num(10 ** e)]);
+    } else {
+      [min, max] = [p.min, p.max];
+      ticks = niceTicks(min, max);
     }
-    const key = `p:${p.name}`;
-    if (ranges.has(key)) dim.constraintrange = ranges.get(key);
-    dims.push(dim);
-    keys.push(key);
+    dims.push({ key: `p:${p.name}`, label: paramLabel(p), values, min, max, ticks });
   }
   for (const m of data.objective.metrics) {
     const col = data.cols.metrics[m];
-    const dim = { label: m, values: idx.map((i) => col[i]) };
-    const key = `m:${m}`;
-    if (ranges.has(key)) dim.constraintrange = ranges.get(key);
-    dims.push(dim);
-    keys.push(key);
+    const values = idx.map((i) => col[i]);
+    let min = Infinity;
+    let max = -Infinity;
+    for (const v of values) if (v !== null && Number.isFinite(v)) { if (v < min) min = v; if (v > max) max = v; }
+    if (!Number.isFinite(min)) { min = 0; max = 1; }
+    if (min === max) { min -= 0.5; max += 0.5; }
+    dims.push({ key: `m:${m}`, label: m, values, min, max, ticks: niceTicks(min, max) });
   }
   const objective = data.cols.metrics[data.objective.metric];
-  const trace = {
-    type: "parcoords",
-    dimensions: dims,
-    line: {
-      color: idx.map((i) => objective[i]),
-      colorscale: "Viridis",
-      reversescale: !data.maximize,
-      showscale: true,
-      colorbar: { title: { text: data.objective.metric }, thickness: 12 },
-    },
-    labelangle: 0,
-  };
-  const result = react(gd, [trace], { margin: { l: 70, r: 90, t: 50, b: 30 } });
-  if (!gd.dataset.brush) {
-    gd.dataset.brush = "1";
-    gd.on("plotly_restyle", () => {
-      const current = new Map();
-      const dimsNow = (gd.data && gd.data[0] && gd.data[0].dimensions) || [];
-      dimsNow.forEach((d, k) => {
-        const cr = d.constraintrange;
-        if (cr && cr.length) current.set(gd._hfKeys[k], Array.isArray(cr[0]) ? cr : [cr]);
-      });
-      onBrush(current);
-    });
+  drawParcoords(el, {
+    dims,
+    color: idx.map((i) => objective[i]),
+    colorLabel: data.objective.metric,
+    reverse: !data.maximize,
+    ranges: new Map(ranges),
+    onBrush,
+  });
+  return Promise.resolve();
+}
+
+function niceTicks(min, max, count = 5) {
+  const span = max - min || 1;
+  const raw = span / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((f) => f * mag).find((s) => s >= raw) || mag * 10;
+  const out = [];
+  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) {
+    out.push([v, num(Number(v.toPrecision(12)), 4)]);
   }
-  gd._hfKeys = keys;
-  return result;
+  return out;
 }
 
 export function importance(gd, resp) {
