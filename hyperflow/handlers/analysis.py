@@ -11,6 +11,7 @@ cached until another trial finishes; the browser only draws.
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 from collections import OrderedDict
@@ -95,6 +96,9 @@ class AnalysisHandlers:
         self.experiments = experiments
         self.events = events
         self._cache = _Cache()
+        self._lock = threading.Lock()
+        # Per experiment: (spec, finishedThrough, columns of the trials up to it).
+        self._prefixes: OrderedDict[str, tuple[bytes, int, dict[str, Any]]] = OrderedDict()
 
     # -- experiments list ------------------------------------------------------------
 
@@ -111,24 +115,24 @@ class AnalysisHandlers:
         if phase is not None and phase not in _PHASES:
             raise BadRequest(f"phase must be one of {', '.join(sorted(_PHASES))}; got {phase!r}")
         version = self.events.resource_version()
-        records, counts, ranges = experiment_summaries(
+        rows, counts, ranges = experiment_summaries(
             self.store, sorted(namespaces) if namespaces is not None else None, phase
         )
         items = []
-        for r in records:
-            spec = r.spec.get("spec", {})
+        for uid, ns, name, spec_json, phase_, reason, message, created, started, done in rows:
+            spec = (_json(spec_json) or {}).get("spec", {})
             objective = spec.get("objective", {})
             maximize = objective.get("type") == "maximize"
-            low_high = ranges.get(r.uid)
+            low_high = ranges.get(uid)
             best = None if low_high is None else (low_high[1] if maximize else low_high[0])
             items.append(
                 {
-                    "namespace": r.namespace,
-                    "name": r.name,
-                    "uid": r.uid,
-                    "phase": r.phase.value,
-                    "reason": r.reason,
-                    "message": r.message,
+                    "namespace": ns,
+                    "name": name,
+                    "uid": uid,
+                    "phase": phase_,
+                    "reason": reason,
+                    "message": message,
                     "algorithm": spec.get("algorithm", {}).get("algorithmName"),
                     "objective": {
                         "type": objective.get("type"),
@@ -137,11 +141,11 @@ class AnalysisHandlers:
                     },
                     "maxTrialCount": spec.get("maxTrialCount"),
                     "parallelTrialCount": spec.get("parallelTrialCount"),
-                    "trials": counts.get(r.uid, {}),
+                    "trials": counts.get(uid, {}),
                     "best": _number(best),
-                    "created": r.created_at,
-                    "started": r.started_at,
-                    "completed": r.completed_at,
+                    "created": created,
+                    "started": started,
+                    "completed": done,
                 }
             )
         return {"resourceVersion": str(version), "items": items}
@@ -164,41 +168,8 @@ class AnalysisHandlers:
         objective = experiment.spec.objective
         metric_names = [objective.objective_metric_name, *objective.additional_metric_names]
         strategies = {m: objective.strategy_for(m).value for m in metric_names}
-        through = finished_through(self.store, record.uid)
-        rows = trial_rows(self.store, record.uid, after)
         params = {p.name: p for p in space.parameters}
-        columns: dict[str, list[Any]] = {
-            k: []
-            for k in (
-                "number",
-                "name",
-                "phase",
-                "reason",
-                "value",
-                "observations",
-                "created",
-                "started",
-                "completed",
-            )
-        }
-        param_cols: dict[str, list[Any]] = {p: [] for p in params}
-        metric_cols: dict[str, list[Any]] = {m: [] for m in metric_names}
-        for seq, tname, phase, reason, assignments, metrics, value, count, c, s, d in rows:
-            assignments = _json(assignments) or {}
-            metrics = _json(metrics) or {}
-            columns["number"].append(seq)
-            columns["name"].append(tname)
-            columns["phase"].append(phase)
-            columns["reason"].append(reason)
-            columns["value"].append(_number(value))
-            columns["observations"].append(count)
-            columns["created"].append(c)
-            columns["started"].append(s)
-            columns["completed"].append(d)
-            for pname, param in params.items():
-                param_cols[pname].append(_typed(param, assignments.get(pname)))
-            for m in metric_names:
-                metric_cols[m].append(_metric_value(metrics.get(m), strategies[m]))
+        trials, through = self._trials(record, params, metric_names, strategies, after)
         return {
             "uid": record.uid,
             "resourceVersion": str(version),
@@ -212,8 +183,50 @@ class AnalysisHandlers:
                 "strategies": strategies,
             },
             "parameters": [_describe(p) for p in space.parameters],
-            "trials": {**columns, "params": param_cols, "metrics": metric_cols},
+            "trials": trials,
         }
+
+    def _trials(
+        self,
+        record: ExperimentRecord,
+        params: dict[str, Parameter],
+        metric_names: list[str],
+        strategies: dict[str, str],
+        after: int,
+    ) -> tuple[dict[str, Any], int]:
+        """The columns of the trials numbered above ``after``, and ``finishedThrough``.
+        Finished trials never change: their columns are kept (per experiment and spec)
+        and only trials finished since, or still running, are read and converted."""
+        through = finished_through(self.store, record.uid)
+        stamp = orjson.dumps(record.spec)
+        with self._lock:
+            prefix = self._prefixes.get(record.uid)
+            if prefix is not None:
+                self._prefixes.move_to_end(record.uid)
+        if prefix is None or prefix[0] != stamp or prefix[1] > through:
+            prefix = (stamp, -1, _convert([], params, metric_names, strategies))
+        _, cached_through, cached = prefix
+        # Read from the end of the kept prefix when it grows (it must stay contiguous),
+        # else only what the reader lacks.
+        start = cached_through if through > cached_through else max(after, cached_through)
+        fresh = _convert(
+            trial_rows(self.store, record.uid, start), params, metric_names, strategies
+        )
+        if through > cached_through:
+            # Newly finished trials join the kept prefix (new lists: readers of the old
+            # ones are never disturbed).
+            cut = bisect.bisect_right(fresh["number"], through)
+            cached = _concat(cached, _slice(fresh, 0, cut))
+            fresh = _slice(fresh, cut, len(fresh["number"]))
+            with self._lock:
+                self._prefixes[record.uid] = (stamp, through, cached)
+                while len(self._prefixes) > 16:
+                    self._prefixes.popitem(last=False)
+        first = bisect.bisect_right(cached["number"], after)
+        later = bisect.bisect_right(fresh["number"], after)
+        return _concat(
+            _slice(cached, first, len(cached["number"])), _slice(fresh, later, len(fresh["number"]))
+        ), through
 
     def intermediate_values(
         self, caller: Caller, namespace: str, name: str, *, metric: str | None, after: int = -1
@@ -337,6 +350,63 @@ class AnalysisHandlers:
                 [FieldProblem("metric", f"must be one of {', '.join(names)}; got {metric!r}")],
             )
         return metric
+
+
+_COLUMNS = (
+    "number",
+    "name",
+    "phase",
+    "reason",
+    "value",
+    "observations",
+    "created",
+    "started",
+    "completed",
+)
+
+
+def _convert(
+    rows: list[tuple[Any, ...]],
+    params: dict[str, Parameter],
+    metric_names: list[str],
+    strategies: dict[str, str],
+) -> dict[str, Any]:
+    """Trial rows (see :func:`trial_rows`) as columns; parameters typed, each metric
+    reduced by its strategy."""
+    columns: dict[str, list[Any]] = {k: [] for k in _COLUMNS}
+    param_cols: dict[str, list[Any]] = {p: [] for p in params}
+    metric_cols: dict[str, list[Any]] = {m: [] for m in metric_names}
+    for seq, tname, phase, reason, assignments, metrics, value, count, c, s, d in rows:
+        assignments = _json(assignments) or {}
+        metrics = _json(metrics) or {}
+        columns["number"].append(seq)
+        columns["name"].append(tname)
+        columns["phase"].append(phase)
+        columns["reason"].append(reason)
+        columns["value"].append(_number(value))
+        columns["observations"].append(count)
+        columns["created"].append(c)
+        columns["started"].append(s)
+        columns["completed"].append(d)
+        for pname, param in params.items():
+            param_cols[pname].append(_typed(param, assignments.get(pname)))
+        for m in metric_names:
+            metric_cols[m].append(_metric_value(metrics.get(m), strategies[m]))
+    return {**columns, "params": param_cols, "metrics": metric_cols}
+
+
+def _slice(cols: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
+    out: dict[str, Any] = {k: cols[k][start:stop] for k in _COLUMNS}
+    out["params"] = {k: v[start:stop] for k, v in cols["params"].items()}
+    out["metrics"] = {k: v[start:stop] for k, v in cols["metrics"].items()}
+    return out
+
+
+def _concat(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: a[k] + b[k] for k in _COLUMNS}
+    out["params"] = {k: v + b["params"][k] for k, v in a["params"].items()}
+    out["metrics"] = {k: v + b["metrics"][k] for k, v in a["metrics"].items()}
+    return out
 
 
 def _typed(param: Parameter, value: Any) -> Any:

@@ -42,8 +42,8 @@ _SHELL = """<!doctype html>
 <link rel="icon" href="data:,">
 <title>hyperflow</title>
 <link rel="stylesheet" href="/ui/static/style.css?v={v}">
-<link rel="modulepreload" href="/ui/static/app.js?v={v}">
-<script type="module" src="/ui/static/app.js?v={v}"></script>
+{preload}<script id="boot" type="application/json">{boot}</script>
+<script type="module" src="/ui/static/app.js"></script>
 </head>
 <body>
 <a class="skip" href="#main">Skip to content</a>
@@ -63,8 +63,21 @@ _SHELL = """<!doctype html>
 """
 
 
-def _page(version: str) -> HTMLResponse:
-    body = _SHELL.format(v=html.escape(version), plotly=PLOTLY, pv=html.escape(plotly_version()))
+def _page(version: str, boot: dict[str, Any]) -> HTMLResponse:
+    # Every module is fetched at once instead of import by import (no waterfall).
+    preload = "".join(
+        f'<link rel="modulepreload" href="/ui/static/{html.escape(name)}">\n'
+        for name in sorted(_assets.names())
+        if name.endswith(".js") and name != PLOTLY
+    )
+    body = _SHELL.format(
+        v=html.escape(version),
+        plotly=PLOTLY,
+        pv=html.escape(plotly_version()),
+        preload=preload,
+        # In a script element only "</" could end it early: escaped, the JSON is inert.
+        boot=orjson.dumps(boot).decode().replace("</", "<\\/"),
+    )
     return HTMLResponse(body, headers={"cache-control": "no-cache"})
 
 
@@ -72,9 +85,16 @@ _version: list[str] = []
 
 
 def page(request: Request) -> HTMLResponse:
+    """The shell, with who the browser is and what the server offers inline (the page
+    needs them before anything else: no round trip for them)."""
     if not _version:
         _version.append(_assets.fingerprint())
-    return _page(_version[0])
+    plane = request.app.state.plane
+    boot = {
+        "session": _session(plane, _caller_or_none(request, plane)),
+        "config": _config(request, plane),
+    }
+    return _page(_version[0], boot)
 
 
 for _path in PAGES:
@@ -123,19 +143,21 @@ def session(request: Request, plane: PlaneDep) -> Response:
     return _json(_session(plane, _caller_or_none(request, plane)))
 
 
+def _config(request: Request, plane: Any) -> dict[str, Any]:
+    paths = {getattr(r, "path", "") for r in request.app.routes}
+    return {
+        "services": any(p.endswith("/inferenceservices") for p in paths),
+        "servicesAllNamespaces": "/apis/v1/inferenceservices" in paths,
+        "mlflowUi": plane.settings.mlflow_ui(),
+        "trackingUri": plane.settings.tracking_uri if plane.settings.track else None,
+        "servingPort": plane.settings.serving_port,
+    }
+
+
 @router.get("/ui/config")
 def config(request: Request, plane: PlaneDep) -> Response:
     """What this server offers the UI: which resources exist, where MLflow's UI is."""
-    paths = {getattr(r, "path", "") for r in request.app.routes}
-    return _json(
-        {
-            "services": any(p.endswith("/inferenceservices") for p in paths),
-            "servicesAllNamespaces": "/apis/v1/inferenceservices" in paths,
-            "mlflowUi": plane.settings.mlflow_ui(),
-            "trackingUri": plane.settings.tracking_uri if plane.settings.track else None,
-            "servingPort": plane.settings.serving_port,
-        }
-    )
+    return _json(_config(request, plane))
 
 
 @router.post("/ui/login")

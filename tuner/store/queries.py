@@ -232,36 +232,51 @@ def metric_series(
 
 def experiment_summaries(
     store: Store, namespaces: Sequence[str] | None, phase: str | None
-) -> tuple[list[ExperimentRecord], dict[str, dict[str, int]], dict[str, tuple[Any, Any]]]:
-    """Every experiment (of ``namespaces``; None: all) in creation order, with its trial
-    counts by phase and the (min, max) objective value of its succeeded trials: three
-    statements however many experiments there are."""
-    records, _ = page_experiments(store, namespaces, phase, 0, 1_000_000)
-    uids = [r.uid for r in records]
-    counts: dict[str, dict[str, int]] = {u: {} for u in uids}
+) -> tuple[list[tuple[Any, ...]], dict[str, dict[str, int]], dict[str, tuple[Any, Any]]]:
+    """Every experiment (of ``namespaces``; None: all) in creation order as plain rows
+    (uid, namespace, name, spec (JSON, maybe text), phase, reason, message, created_at,
+    started_at, completed_at), with its trial counts by phase and the (min, max)
+    objective value of its succeeded trials: three statements however many there are."""
+    _E = ExperimentRow.__table__
+    query = select(
+        _E.c.uid,
+        _E.c.namespace,
+        _E.c.name,
+        _E.c.spec,
+        _E.c.phase,
+        _E.c.reason,
+        _E.c.message,
+        _E.c.created_at,
+        _E.c.started_at,
+        _E.c.completed_at,
+    ).order_by(_E.c.created_at, _E.c.uid)
+    if namespaces is not None:
+        query = query.where(_E.c.namespace.in_(list(namespaces)))
+    if phase is not None:
+        query = query.where(_E.c.phase == phase)
+    counts: dict[str, dict[str, int]] = {}
     ranges: dict[str, tuple[Any, Any]] = {}
-    if not uids:
-        return records, counts, ranges
     with store.engine.connect() as conn:
-        for uid, phase_, n in conn.execute(
-            select(_T.c.experiment_uid, _T.c.phase, func.count())
-            .where(_T.c.experiment_uid.in_(uids))
-            .group_by(_T.c.experiment_uid, _T.c.phase)
+        rows = [tuple(r) for r in conn.execute(query)]  # (an IN list: not for _fetch_plain)
+        if not rows:
+            return rows, counts, ranges
+        for uid, phase_, n in _fetch_plain(
+            conn,
+            select(_T.c.experiment_uid, _T.c.phase, func.count()).group_by(
+                _T.c.experiment_uid, _T.c.phase
+            ),
         ):
-            counts[uid][phase_] = int(n)
-        for uid, low, high in conn.execute(
+            counts.setdefault(uid, {})[phase_] = int(n)
+        for uid, low, high in _fetch_plain(
+            conn,
             select(
                 _T.c.experiment_uid, func.min(_T.c.objective_value), func.max(_T.c.objective_value)
             )
-            .where(
-                _T.c.experiment_uid.in_(uids),
-                _T.c.phase == TrialPhase.SUCCEEDED.value,
-                _T.c.objective_value.is_not(None),
-            )
-            .group_by(_T.c.experiment_uid)
+            .where(_T.c.phase == TrialPhase.SUCCEEDED.value, _T.c.objective_value.is_not(None))
+            .group_by(_T.c.experiment_uid),
         ):
             ranges[uid] = (low, high)
-    return records, counts, ranges
+    return rows, counts, ranges
 
 
 def phase_counts(store: Store, experiment_uid: str) -> dict[str, int]:

@@ -23,8 +23,11 @@ export function navigate(url, replace = false) {
   route();
 }
 
+let sessionReady = null;
+
 async function route() {
   const gen = ++generation;
+  await sessionReady;
   if (cleanup) {
     try { cleanup(); } catch (e) { console.warn(e); }
     cleanup = null;
@@ -105,11 +108,20 @@ window.addEventListener("hf-unauthorized", async () => {
   }
 });
 
-(async () => {
+// The server puts the session and its offer in the page; later changes (login, logout,
+// a 401) ask again.
+function boot() {
   try {
-    await refreshSession();
-  } catch (e) {
-    reportError(e);
+    const data = JSON.parse(document.getElementById("boot").textContent);
+    ctx.session = data.session;
+    ctx.config = data.config;
+    document.querySelector('header nav a[data-nav="services"]').hidden = !data.config.services;
+    drawWho();
+    return Promise.resolve();
+  } catch {
+    return refreshSession();
   }
-  route();
-})();
+}
+
+sessionReady = boot().catch(reportError);
+route();

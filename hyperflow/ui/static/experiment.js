@@ -37,7 +37,6 @@ export async function render(root, [ns, name], query) {
     drawnVersion: {},
   };
   let table = null;
-  const plotlyReady = loadPlotly();
 
   // --- skeleton ---------------------------------------------------------------------------
   const title = h("h1", {}, name);
@@ -544,17 +543,24 @@ export async function render(root, [ns, name], query) {
     }
   }
 
-  // First paint: table as soon as the trials are in, plots once plotly.js is loaded.
+  // First paint: the table and parallel coordinates as soon as the trials are in; then
+  // plotly.js (parsing it takes the main thread for a while) and the other plots.
   const [obj] = await Promise.all([api(base), data.load()]);
+  performance.mark("hf:data");
   state.obj = obj;
   drawHeader();
   buildTable();
   applyFilters();
+  performance.mark("hf:table");
   drawTabs();
-  loadBest().catch(reportError);
   await drawParallel();
+  performance.mark("hf:parcoords");
   parcoords.dataset.drawn = String(data.version);
-  await plotlyReady;
+  loadBest().catch(reportError);
+  // Let the drawn page paint before plotly.js takes the main thread to parse itself.
+  await new Promise(requestAnimationFrame);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await loadPlotly();
   selectTab(state.tab);
 
   const live = throttle(refresh, 1000);

@@ -1,10 +1,14 @@
 // Experiments: every experiment the caller may see, filtered by namespace, phase and text;
 // two or more selected can be compared. Updated live from the event stream.
 import { navigate } from "./app.js";
-import { api, badge, count, duration, enc, fill, h, num, throttle, watch, when } from "./util.js";
+import { api, count, duration, enc, fill, h, num, throttle, watch, when } from "./util.js";
 
 const PHASES = ["Created", "Running", "Restarting", "Succeeded", "Failed"];
 
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+// One row as HTML text (1,000 rows are built as one string: several times faster than
+// creating their elements one by one).
 function progress(t, max) {
   const s = t.Succeeded || 0;
   const r = t.Running || 0;
@@ -14,12 +18,11 @@ function progress(t, max) {
   const of = max || Math.max(total, 1);
   const pct = (v) => `${Math.min(100, (100 * v) / of)}%`;
   const label = `${count(total)}${max ? ` / ${count(max)}` : ""}`;
-  const title = `${s} succeeded, ${r} running, ${e} early-stopped, ${f} failed/killed, ${t.Created || 0} pending`;
-  return h("div", { class: "prog", title },
-    h("div", { class: "progress", role: "img", "aria-label": title },
-      h("span", { class: "s", style: `width:${pct(s)}` }), h("span", { class: "e", style: `width:${pct(e)}` }),
-      h("span", { class: "r", style: `width:${pct(r)}` }), h("span", { class: "f", style: `width:${pct(f)}` })),
-    h("span", { class: "sub" }, label));
+  const title = esc(`${s} succeeded, ${r} running, ${e} early-stopped, ${f} failed/killed, ${t.Created || 0} pending`);
+  return `<div class="prog" title="${title}"><div class="progress" role="img" aria-label="${title}">` +
+    `<span class="s" style="width:${pct(s)}"></span><span class="e" style="width:${pct(e)}"></span>` +
+    `<span class="r" style="width:${pct(r)}"></span><span class="f" style="width:${pct(f)}"></span></div>` +
+    `<span class="sub">${label}</span></div>`;
 }
 
 export async function render(root, _params, query) {
@@ -99,25 +102,23 @@ export async function render(root, _params, query) {
     for (const c of columns) {
       if (c.th) c.th.setAttribute("aria-sort", c.key === state.sort.key ? (dir > 0 ? "ascending" : "descending") : "none");
     }
-    const frag = document.createDocumentFragment();
+    const html = [];
     for (const e of rows) {
       const key = `${e.namespace}/${e.name}`;
-      const box = h("input", { type: "checkbox", "aria-label": `Select ${key} to compare`, checked: state.selected.has(key),
-        onchange: (ev) => { ev.target.checked ? state.selected.add(key) : state.selected.delete(key); updateCompare(); } });
       const goal = e.objective.goal !== null && e.objective.goal !== undefined ? ` (goal ${num(e.objective.goal)})` : "";
-      frag.append(h("tr", { dataset: { key } },
-        h("td", {}, box),
-        h("td", {}, h("a", { href: `/experiments/${enc(e.namespace)}/${enc(e.name)}`, "data-link": "" }, e.name)),
-        h("td", {}, e.namespace),
-        h("td", {}, badge(e.phase, e.message), e.reason ? h("div", { class: "sub" }, e.reason) : null),
-        h("td", {}, e.algorithm || "–"),
-        h("td", {}, progress(e.trials, e.maxTrialCount)),
-        h("td", { class: "num", title: `${e.objective.type} ${e.objective.metric}${goal}` }, num(e.best)),
-        h("td", { title: when(e.created) }, when(e.created)),
-        h("td", { class: "num" }, duration(elapsed(e))),
-      ));
+      const href = `/experiments/${enc(e.namespace)}/${enc(e.name)}`;
+      html.push(`<tr data-key="${esc(key)}">` +
+        `<td><input type="checkbox" aria-label="Select ${esc(key)} to compare"${state.selected.has(key) ? " checked" : ""}></td>` +
+        `<td><a href="${esc(href)}" data-link>${esc(e.name)}</a></td>` +
+        `<td>${esc(e.namespace)}</td>` +
+        `<td><span class="badge ph-${esc(e.phase)}" title="${esc(e.message)}">${esc(e.phase)}</span>${e.reason ? `<div class="sub">${esc(e.reason)}</div>` : ""}</td>` +
+        `<td>${esc(e.algorithm || "–")}</td>` +
+        `<td>${progress(e.trials, e.maxTrialCount)}</td>` +
+        `<td class="num" title="${esc(`${e.objective.type} ${e.objective.metric}${goal}`)}">${esc(num(e.best))}</td>` +
+        `<td>${esc(when(e.created))}</td>` +
+        `<td class="num">${esc(duration(elapsed(e)))}</td></tr>`);
     }
-    tbody.replaceChildren(frag);
+    tbody.innerHTML = html.join("");
     summary.textContent = `${count(rows.length)} of ${count(state.items.length)} experiments`;
     if (!state.items.length) {
       tbody.append(h("tr", {}, h("td", { colspan: columns.length },
@@ -156,6 +157,14 @@ export async function render(root, _params, query) {
     draw();
   }
 
+  tbody.addEventListener("change", (ev) => {
+    const box = ev.target.closest("input[type=checkbox]");
+    if (!box) return;
+    const key = box.closest("tr").dataset.key;
+    if (box.checked) state.selected.add(key);
+    else state.selected.delete(key);
+    updateCompare();
+  });
   nsSelect.addEventListener("change", () => { state.ns = nsSelect.value; syncUrl(); draw(); });
   phaseSelect.addEventListener("change", () => { state.phase = phaseSelect.value; syncUrl(); draw(); });
   textInput.addEventListener("input", () => { state.text = textInput.value.trim(); syncUrl(); draw(); });
