@@ -376,7 +376,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--experiments", type=int, default=1_000)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--peer-reps", type=int, default=1, help="optuna-dashboard loads")
+    parser.add_argument("--peer-reps", type=int, default=3, help="optuna-dashboard loads")
     parser.add_argument("--peer-timeout", type=float, default=600, help="seconds per load")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
@@ -413,6 +413,10 @@ def main() -> None:
             _stop(od)
 
 
+def _last(results: dict[str, list[float]], prefix: str) -> str:
+    return ", ".join(f"{k} {v[-1]:.0f}" for k, v in results.items() if k.startswith(prefix))
+
+
 def _med(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -429,9 +433,15 @@ def run(hf_url: str, od_url: str, args: argparse.Namespace) -> None:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         meter = Meter(browser)
         # Warm both servers (first requests import and cache), then measure.
-        od_page = f"{od_url}/dashboard/studies/1/smartSelection"
+        # The study's id as the dashboard knows it (a journal storage counts from 0).
+        study = httpx.get(f"{od_url}/api/studies", timeout=60).json()["study_summaries"][0][
+            "study_id"
+        ]
+        od_page = f"{od_url}/dashboard/studies/{study}/smartSelection"
         warm = meter.load(f"{hf_url}/experiments/default/big", [HF_TABLE, HF_PARCOORDS])
         warm["context"].close()
+        # hyperflow first, then optuna-dashboard: its server keeps computing for a while
+        # after its page is closed, which must not slow hyperflow's measurements down.
         for rep in range(args.reps):
             hf = meter.load(f"{hf_url}/experiments/default/big", [HF_TABLE, HF_PARCOORDS])
             table_ms, par_ms = hf["times"]
@@ -443,26 +453,22 @@ def run(hf_url: str, od_url: str, args: argparse.Namespace) -> None:
             if hf["errors"]:
                 print("hyperflow console errors:", hf["errors"][:3])
             hf["context"].close()
-
             lst = meter.load(f"{hf_url}/", [HF_LIST.format(n=args.experiments)])
             note("hf_list", lst["times"][0])
             note("hf_list_bytes", lst["bytes"])
             lst["context"].close()
-
-            if rep < args.peer_reps:
-                od = meter.load(od_page, [OD_TABLE, OD_PARCOORDS], timeout=args.peer_timeout * 1000)
-                table_ms, par_ms = od["times"]
-                note("od_table", table_ms)
-                note("od_parcoords", par_ms)
-                note("od_both", max(table_ms, par_ms))
-                note("od_bytes", od["bytes"])
-                if math.isfinite(table_ms):
-                    note("od_resort", resort(od["page"], OD_SORT, OD_FIRST))
-                od["context"].close()
-            print(
-                f"rep {rep + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in results.items()),
-                flush=True,
-            )
+            print(f"hyperflow rep {rep + 1}: " + _last(results, "hf_"), flush=True)
+        for rep in range(args.peer_reps):
+            od = meter.load(od_page, [OD_TABLE, OD_PARCOORDS], timeout=args.peer_timeout * 1000)
+            table_ms, par_ms = od["times"]
+            note("od_table", table_ms)
+            note("od_parcoords", par_ms)
+            note("od_both", max(table_ms, par_ms))
+            note("od_bytes", od["bytes"])
+            if math.isfinite(table_ms):
+                note("od_resort", resort(od["page"], OD_SORT, OD_FIRST))
+            od["context"].close()
+            print(f"optuna-dashboard rep {rep + 1}: " + _last(results, "od_"), flush=True)
         browser.close()
 
     m: dict[str, float] = collections.defaultdict(lambda: float("nan"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -39,6 +40,7 @@ from tuner.types import ExperimentPhase, TrialPhase
 EVALUATORS = ("fanova", "mdi", "ped-anova")
 _PHASES = {p.value for p in ExperimentPhase}
 GRID = 60  # contour grid points per axis
+SUMMARY_SECONDS = 2.0
 
 
 def _json(value: Any) -> Any:
@@ -115,6 +117,16 @@ class AnalysisHandlers:
         if phase is not None and phase not in _PHASES:
             raise BadRequest(f"phase must be one of {', '.join(sorted(_PHASES))}; got {phase!r}")
         version = self.events.resource_version()
+        # Every change the server makes is an event: the answer holds until the next one.
+        # Writers outside the server (`experiment run` on the same store) are seen within
+        # SUMMARY_SECONDS.
+        key = ("summaries", tuple(sorted(namespaces)) if namespaces is not None else None, phase)
+        stamp = (version, int(time.monotonic() / SUMMARY_SECONDS))
+        return self._cache.get(key, stamp, lambda: self._summaries(namespaces, phase, version))  # type: ignore[no-any-return]
+
+    def _summaries(
+        self, namespaces: frozenset[str] | None, phase: str | None, version: int
+    ) -> dict[str, Any]:
         rows, counts, ranges = experiment_summaries(
             self.store, sorted(namespaces) if namespaces is not None else None, phase
         )

@@ -9,6 +9,7 @@ server nobody configured tokens for, no login is needed, as for the API.
 from __future__ import annotations
 
 import html
+import re
 from typing import Annotated, Any
 
 import orjson
@@ -63,12 +64,35 @@ _SHELL = """<!doctype html>
 """
 
 
-def _page(version: str, boot: dict[str, Any]) -> HTMLResponse:
-    # Every module is fetched at once instead of import by import (no waterfall).
+# The modules each view needs (besides app.js and util.js), fetched at once with the page
+# instead of import by import.
+_PLOTTING = ("plots.js", "data.js", "parcoords.js")
+_VIEW_MODULES = (
+    (re.compile(r"^/experiments/[^/]+/[^/]+/trials/[^/]+$"), ("trial.js", "deploy.js", *_PLOTTING)),
+    (
+        re.compile(r"^/experiments/[^/]+/[^/]+$"),
+        ("experiment.js", "deploy.js", "table.js", *_PLOTTING),
+    ),
+    (re.compile(r"^/compare$"), ("compare.js", "table.js", *_PLOTTING)),
+    (re.compile(r"^/create$"), ("create.js",)),
+    (re.compile(r"^/services"), ("services.js", *_PLOTTING)),
+    (re.compile(r"^/login$"), ("login.js",)),
+    (re.compile(r"^/$"), ("experiments.js",)),
+)
+
+
+def _modules(path: str) -> tuple[str, ...]:
+    path = path.rstrip("/") or "/"
+    for pattern, modules in _VIEW_MODULES:
+        if pattern.match(path):
+            return ("util.js", *modules)
+    return ("util.js",)
+
+
+def _page(version: str, boot: dict[str, Any], path: str) -> HTMLResponse:
     preload = "".join(
         f'<link rel="modulepreload" href="/ui/static/{html.escape(name)}">\n'
-        for name in sorted(_assets.names())
-        if name.endswith(".js") and name != PLOTLY
+        for name in _modules(path)
     )
     body = _SHELL.format(
         v=html.escape(version),
@@ -94,7 +118,7 @@ def page(request: Request) -> HTMLResponse:
         "session": _session(plane, _caller_or_none(request, plane)),
         "config": _config(request, plane),
     }
-    return _page(_version[0], boot)
+    return _page(_version[0], boot, request.url.path)
 
 
 for _path in PAGES:

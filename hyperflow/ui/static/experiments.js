@@ -119,6 +119,7 @@ export async function render(root, _params, query) {
         `<td class="num">${esc(duration(elapsed(e)))}</td></tr>`);
     }
     tbody.innerHTML = html.join("");
+    performance.mark("hf:list");
     summary.textContent = `${count(rows.length)} of ${count(state.items.length)} experiments`;
     if (!state.items.length) {
       tbody.append(h("tr", {}, h("td", { colspan: columns.length },
@@ -145,6 +146,7 @@ export async function render(root, _params, query) {
   let since = null;
   async function load() {
     const resp = await api("/apis/v1/experimentsummaries");
+    performance.mark("hf:summaries");
     since = since || resp.resourceVersion;
     state.items = resp.items;
     const namespaces = [...new Set(resp.items.map((e) => e.namespace))].sort();
