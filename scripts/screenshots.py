@@ -43,7 +43,7 @@ TRAIN = textwrap.dedent(
     best = 0.08 + 0.3 * abs(math.log10(lr) + 2.5) / 3 + 0.004 * abs(depth - 6) + 0.2 * (dropout - 0.2) ** 2
     best += {"adam": 0.0, "sgd": 0.06, "rmsprop": 0.03}[opt]
     for epoch in range(12):
-        loss = best + 1.2 / (epoch + 1)
+        loss = best * (1 + 0.6 / (epoch + 1))
         print(f"epoch={epoch} loss={loss:.5f} accuracy={1 - loss / 2:.5f}", flush=True)
         time.sleep(0.05)
     """
@@ -126,13 +126,21 @@ def main() -> None:
                 "hyperflow.io/base-dir": str(ROOT / "examples/experiments")
             }
             branin["spec"]["objective"].pop("goal")
-            for body in (branin, train_experiment(Path(tmp))):
+            random_search = yaml.safe_load(yaml.safe_dump(branin))
+            random_search["metadata"]["name"] = "branin-random"
+            random_search["spec"]["algorithm"] = {
+                "algorithmName": "random",
+                "algorithmSettings": [{"name": "random_state", "value": "7"}],
+            }
+            for body in (branin, random_search, train_experiment(Path(tmp))):
                 r = http.post("/apis/v1/namespaces/default/experiments", json=body)
                 r.raise_for_status()
-            for name in ("branin", "train-mlp"):
-                while not http.get(f"/apis/v1/namespaces/default/experiments/{name}").json()[
-                    "status"
-                ].get("completionTime"):
+            for name in ("branin", "branin-random", "train-mlp"):
+                while (
+                    not http.get(f"/apis/v1/namespaces/default/experiments/{name}")
+                    .json()["status"]
+                    .get("completionTime")
+                ):
                     time.sleep(0.5)
             shoot(url, args.out, http)
         finally:
@@ -162,7 +170,9 @@ def shoot(url: str, out: Path, http: httpx.Client) -> None:
         page.wait_for_function("() => document.querySelector('#plot-parcoords')?.dataset.drawn")
         save("experiment")
         page.locator("#plot-parcoords").scroll_into_view_if_needed()
-        page.evaluate("() => document.querySelector('h2:nth-of-type(1)') && window.scrollTo(0, document.querySelector('#plot-parcoords').getBoundingClientRect().top + window.scrollY - 90)")
+        page.evaluate(
+            "() => document.querySelector('h2:nth-of-type(1)') && window.scrollTo(0, document.querySelector('#plot-parcoords').getBoundingClientRect().top + window.scrollY - 90)"
+        )
         save("experiment-table")
         for tab in ("intermediate", "importance", "contour"):
             page.click(f"#tab-{tab}")
@@ -172,7 +182,7 @@ def shoot(url: str, out: Path, http: httpx.Client) -> None:
         page.goto(f"{url}/experiments/default/train-mlp/trials/{trial}")
         page.wait_for_function("() => document.querySelector('#plot-curves')?.data")
         save("trial")
-        page.goto(f"{url}/compare?e=default/branin&e=default/train-mlp")
+        page.goto(f"{url}/compare?e=default/branin&e=default/branin-random")
         page.wait_for_function("() => document.querySelector('#plot-compare-history')?.data")
         save("compare")
         page.goto(f"{url}/create")
