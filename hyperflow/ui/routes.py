@@ -8,6 +8,7 @@ server nobody configured tokens for, no login is needed, as for the API.
 
 from __future__ import annotations
 
+import gzip
 import html
 import re
 from typing import Annotated, Any
@@ -114,11 +115,18 @@ def page(request: Request) -> HTMLResponse:
     if not _version:
         _version.append(_assets.fingerprint())
     plane = request.app.state.plane
-    boot = {
-        "session": _session(plane, _caller_or_none(request, plane)),
-        "config": _config(request, plane),
-    }
-    return _page(_version[0], boot, request.url.path)
+    caller = _caller_or_none(request, plane)
+    boot: dict[str, Any] = {"session": _session(plane, caller), "config": _config(request, plane)}
+    if caller is not None and request.url.path == "/":
+        # The experiments list's data, read as GET /apis/v1/experimentsummaries would.
+        boot["experimentsummaries"] = plane.analysis.summaries(caller, None)
+    response = _page(_version[0], boot, request.url.path)
+    if len(response.body) > 4096 and "gzip" in request.headers.get("accept-encoding", ""):
+        response.body = gzip.compress(response.body, compresslevel=4)
+        response.headers["content-encoding"] = "gzip"
+        response.headers["content-length"] = str(len(response.body))
+        response.headers["vary"] = "accept-encoding"
+    return response
 
 
 for _path in PAGES:

@@ -108,11 +108,22 @@ window.addEventListener("hf-unauthorized", async () => {
   }
 });
 
+let bootData = {};
+
+// Data the server put in the page for the first view; given out once (later views read
+// the API).
+export function takeBoot(key) {
+  const value = bootData[key];
+  delete bootData[key];
+  return value || null;
+}
+
 // The server puts the session and its offer in the page; later changes (login, logout,
 // a 401) ask again.
 function boot() {
   try {
     const data = JSON.parse(document.getElementById("boot").textContent);
+    bootData = data;
     ctx.session = data.session;
     ctx.config = data.config;
     document.querySelector('header nav a[data-nav="services"]').hidden = !data.config.services;
