@@ -471,10 +471,9 @@ def _importances(
     params = list(space.parameters)
     if len(rows) < 2 or not params:
         return []
-    direction = "maximize" if table["objective"]["type"] == "maximize" else "minimize"
+    maximize = table["objective"]["type"] == "maximize"
     if metric != table["objective"]["metric"]:
-        strategy = table["objective"]["strategies"][metric]
-        direction = "maximize" if strategy == "max" else "minimize"
+        maximize = table["objective"]["strategies"][metric] == "max"
     frozen = []
     for i in rows:
         values = {p.name: trials["params"][p.name][i] for p in params}
@@ -491,7 +490,7 @@ def _importances(
         )
     if len(frozen) < 2:
         return []
-    study = optuna.create_study(direction=direction)
+    study = optuna.create_study(direction="maximize" if maximize else "minimize")
     study.add_trials(frozen)
     chosen: Any
     if evaluator == "fanova":
@@ -560,7 +559,7 @@ def _interpolate(points: Any, values: Any, gx: Any, gy: Any) -> Any:
     """Linear interpolation inside the points' hull, nearest outside it; points on a
     line (a hull of no area) are interpolated by nearest neighbour only."""
     import numpy as np
-    from scipy.interpolate import griddata
+    from scipy.interpolate import griddata  # type: ignore[import-untyped]
 
     mesh_x, mesh_y = np.meshgrid(gx, gy)
     # Scale both axes to [0, 1]: the triangulation must not depend on their units.

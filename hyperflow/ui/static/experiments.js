@@ -43,7 +43,7 @@ export async function render(root, _params, query) {
   const tbody = h("tbody");
   const headRow = h("tr");
   // Fixed layout: column widths come from the header, not from measuring 1,000 rows.
-  const widths = ["40px", "22%", "11%", "16%", "10%", "170px", "9%", "15%", "8%"];
+  const widths = ["40px", "19%", "11%", "19%", "10%", "170px", "9%", "15%", "8%"];
   const table = h("table", { class: "plain fixed", id: "experiments" }, h("caption", { class: "skip" }, "Experiments"),
     h("colgroup", {}, widths.map((w) => h("col", { style: `width:${w}` }))), h("thead", {}, headRow), tbody);
   root.append(
