@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python benchmarks/trials.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/server.py
+	$(BIN)/python benchmarks/ui.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
