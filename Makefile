@@ -1,42 +1,61 @@
-# Two entry points: `make run` (install + end-to-end demo) and `make test` (install + whole suite).
+# Two entry points: `make run` (install what the demo needs + run it end to end) and
+# `make test` (install everything + run the whole suite). Everything comes from PyPI and
+# Debian's packages; nothing here names a file of one particular machine.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
-# A CPU build of torch (for the GP sampler) lies on this kind of machine's disk; pip takes it from there.
-TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*+cpu-*.whl))
+UV     := $(BIN)/uv pip install --python $(BIN)/python --quiet
+# pip/uv resolve torch nowhere: no extra of hyperflow needs it.
 
-.PHONY: install run test lint bench clean
+.PHONY: install install-dev system-deps run test lint typecheck bench clean
 
-install: $(STAMP)
-
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "hyperflow needs Python >= 3.11: make ... PYTHON=python3.12" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	@if [ -n "$(TORCH_WHEEL)" ]; then $(BIN)/uv pip install --python $(BIN)/python --quiet "$(TORCH_WHEEL)"; \
-	 else $(BIN)/uv pip install --python $(BIN)/python --quiet torch --index-url https://download.pytorch.org/whl/cpu || true; fi
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[dev]"
-	touch $(STAMP)
+
+# `make run`: the core distribution only (what the demo needs).
+install: $(VENV)/.core
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(UV) -e .
+	touch $@
+
+# `make test`: every extra, the test tools, and the system packages the tests drive.
+install-dev: $(VENV)/.dev
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(UV) -e ".[dev]"
+	touch $@ $(VENV)/.core
+
+system-deps:
+	@sh scripts/system-deps.sh
 
 run: install
 	$(BIN)/hyperflow experiment run -f examples/experiments/sklearn-digits.yaml
 
-test: install
+test: install-dev system-deps
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-bench: install
+typecheck: install-dev
+	$(BIN)/mypy
+
+bench: install-dev
+	$(BIN)/python benchmarks/cli.py
 	$(BIN)/python benchmarks/suggest.py
 	$(BIN)/python benchmarks/trials.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/pipelines.py
+	$(BIN)/python benchmarks/bayesopt.py
 	$(BIN)/python benchmarks/server.py
 	$(BIN)/python benchmarks/ui.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache

@@ -13,6 +13,7 @@ Peers run from their own venvs under benchmarks/.venvs/ (created on first run wi
   floor    -> a bare uvicorn + numpy ASGI app in hyperflow's venv (no framework)
 
 Run:  .venv/bin/python benchmarks/serving.py [--duration 8] [--only hyperflow,kserve]
+      .venv/bin/python benchmarks/serving.py --compare-with ../other-checkout [--rounds 8]
 Everything binds 127.0.0.1. Numbers are noisy on a shared 2-core machine where the load
 generator competes with the server for the same cores.
 """
@@ -357,6 +358,36 @@ def peers(work: Path, model: Path, only: set[str]) -> Iterator[tuple[str, int, s
             yield "floor (uvicorn+numpy)", port, path, [16, 64]
 
 
+def compare_with(other: Path, rounds: int, duration: float) -> None:
+    """This tree's ``serve run`` and ``other``'s (another checkout, on PYTHONPATH) side by
+    side, loaded alternately ``rounds`` times for ``duration`` s: medians and their ratio.
+    Alternating short runs share the machine's background load, which single runs do not."""
+    import statistics
+
+    path = f"/v2/models/{MODEL}/infer"
+    with tempfile.TemporaryDirectory(prefix="hf-bench-") as tmp, contextlib.ExitStack() as stack:
+        work = Path(tmp)
+        setup_model(work)
+        (work / "isvc.yaml").write_text(ISVC.format(batcher=""))
+        ports = {}
+        for name, env in (("this tree", None), (str(other), {"PYTHONPATH": str(other)})):
+            port = free_port()
+            cmd = [PY, "-m", "hyperflow", "serve", "run", "-f", str(work / "isvc.yaml"),
+                   "--port", str(port)]  # fmt: skip
+            stack.enter_context(server(cmd, f"http://127.0.0.1:{port}{path[:-6]}/ready", work, env))
+            ports[name] = port
+        for c in (16, 64):
+            rps: dict[str, list[float]] = {name: [] for name in ports}
+            for _ in range(rounds):
+                for name, port in ports.items():
+                    rps[name].append(measure(port, path, c, duration)["rps"])
+            medians = {name: statistics.median(v) for name, v in rps.items()}
+            mine, theirs = medians.values()
+            for name, v in rps.items():
+                print(f"c={c:<3d} {name}: median {medians[name]:.0f} req/s {[round(x) for x in v]}")
+            print(f"c={c:<3d} ratio {mine / theirs:.3f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--loadgen")
@@ -364,7 +395,16 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=8.0)
     ap.add_argument("--only", default="hyperflow,batcher,kserve,mlserver,floor")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument(
+        "--compare-with",
+        type=Path,
+        help="another checkout of hyperflow: serve both side by side, load them alternately",
+    )
+    ap.add_argument("--rounds", type=int, default=8, help="with --compare-with")
     a = ap.parse_args()
+    if a.compare_with:
+        compare_with(a.compare_with.resolve(), a.rounds, min(a.duration, 3.0))
+        return
     if a.loadgen:
         hostport, _, path = a.loadgen.partition("/")
         host, _, port = hostport.partition(":")

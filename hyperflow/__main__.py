@@ -1,3 +1,3 @@
-from hyperflow.cli import main
+from hyperflow.entry import main
 
 main()

@@ -84,7 +84,7 @@ def build(settings: ServerSettings) -> ControlPlane:
     metrics = ServerMetrics(store, slots, ready.is_set)
     holder.append(metrics)
 
-    def run_id_lookup(experiment, uid, trial):  # type: ignore[no-untyped-def]
+    def run_id_lookup(experiment, uid, trial):
         from tuner.tracking.lookup import trial_run_id
 
         return trial_run_id(settings.tracking_uri, experiment, uid, trial)

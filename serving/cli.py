@@ -20,7 +20,8 @@ def validate(
     ),
 ) -> None:
     """Check InferenceService files against KServe's rules; exit 1 with the field errors."""
-    from serving.runtimes import deploy_problems
+    from serving.local.revisions import scaling_summary
+    from serving.runtimes import deploy_problems, local_notes
     from serving.spec import SpecError, load_inference_services
 
     failed = False
@@ -43,7 +44,8 @@ def validate(
             continue
         for isvc, (_, storage_notes) in zip(services, checked, strict=True):
             p = isvc.predictor
-            replicas = f"{p.effective_min_replicas}..{p.effective_max_replicas or 'unbounded'}"
+            knobs = isvc.autoscaling()
+            replicas = f"{knobs.min_replicas}..{knobs.max_replicas or 'unbounded'}"
             extras = [f"canary {p.canary_traffic_percent}%"] * (
                 p.canary_traffic_percent is not None
             )
@@ -54,14 +56,14 @@ def validate(
                     f"protocol {p.protocol_version}",
                     f"storageUri {p.storage_uri or '-'}",
                     f"replicas {replicas}",
-                    f"{p.effective_scale_metric} target {isvc.autoscaling().target:g}",
+                    scaling_summary(isvc),
                     *extras,
                 ]
             )
             typer.echo(f"inferenceservice {isvc.name!r} is valid: {summary}")
             for problem in deploy_problems(p):
                 typer.echo(f"  note: cannot run locally: {problem}")
-            for note in storage_notes:
+            for note in [*local_notes(p), *storage_notes]:
                 typer.echo(f"  note: {note}")
     if failed:
         raise typer.Exit(1)
@@ -83,8 +85,7 @@ def _check_local_storage(
         path = local_storage_path(uri, isvc.base_dir)
     except StorageError as exc:
         key = isvc.predictor.implementations()[0]
-        field = "storageUri" if impl.storage_uri is not None else "storage.path"
-        return [FieldError(f"spec.predictor.{key}.{field}", str(exc), document)], []
+        return [FieldError(f"spec.predictor.{key}.storageUri", str(exc), document)], []
     if not path.exists():
         return [], [f"storageUri {uri} does not exist (yet): {path}"]
     return [], []
@@ -108,6 +109,13 @@ def run(
         help="Bearer token required on requests; mandatory for a non-loopback --host.",
     ),
     tick: float = typer.Option(2.0, "--tick", help="Autoscaler tick interval, seconds."),
+    replica_ports: str | None = typer.Option(
+        None,
+        "--replica-ports",
+        envvar="HYPERFLOW_REPLICA_PORTS",
+        help="Port range for replica processes, FIRST-LAST (e.g. 30000-30999); "
+        "default: any free port.",
+    ),
 ) -> None:
     """Run InferenceServices locally in the foreground: router, replicas, autoscaler."""
     from serving.local.runner import run as run_foreground
@@ -115,6 +123,12 @@ def run(
 
     home = hyperflow_home()
     code = run_foreground(
-        files, host=host, port=port, token=token, tick_interval=tick, log_dir=home / "serving-logs"
+        files,
+        host=host,
+        port=port,
+        token=token,
+        tick_interval=tick,
+        log_dir=home / "serving-logs",
+        replica_ports=replica_ports,
     )
     raise typer.Exit(code)

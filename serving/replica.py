@@ -3,8 +3,10 @@
 Contract (what the local deployer relies on):
 - the InferenceService JSON (camelCase, as KServe) is parsed with :mod:`serving.spec`; an
   invalid spec exits with status 2 and the field errors on stderr, before binding;
-- otherwise uvicorn (httptools + uvloop) binds ``--host``/``--port`` at once, so
-  ``/v2/health/live`` answers while the model loads in a background thread;
+- otherwise uvicorn (httptools + uvloop) listens at once, so ``/v2/health/live`` answers
+  while the model loads in a background thread: on the socket inherited as ``--fd N``
+  (the deployer bound it, so no other process can take the port in between), else on
+  ``--host``/``--port``;
   ``/v2/health/ready`` turns 200 when loading succeeds;
 - if the model cannot be created or loaded the process stays up, not ready, with the
   error in the ``/v2/health/ready`` and ``/v2/models/{name}/ready`` bodies and in the log;
@@ -22,6 +24,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from types import FrameType
@@ -58,7 +61,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="require 'Authorization: Bearer <token>' (health probes stay open); "
         "default: $HYPERFLOW_REPLICA_TOKEN",
     )
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--port", type=int, help="port to bind (without --fd); with --fd, a label")
+    p.add_argument(
+        "--fd",
+        type=int,
+        default=None,
+        help="an inherited, already bound TCP socket to listen on instead of --host/--port",
+    )
     p.add_argument("--base-dir", type=Path, default=None, help="root of relative storageUri")
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     p.add_argument("--log-level", default="info")
@@ -102,6 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     from serving.router.server import is_loopback
 
+    sock: socket.socket | None = None
+    if args.fd is not None:
+        try:
+            sock = socket.socket(fileno=args.fd)  # family and type read from the socket
+            args.host, args.port = sock.getsockname()[:2]
+        except OSError as exc:
+            print(f"--fd {args.fd} is not a usable socket: {exc}", file=sys.stderr)
+            return 2
+    elif args.port is None:
+        print("one of --port or --fd is required", file=sys.stderr)
+        return 2
+
     if not is_loopback(args.host) and not args.token:
         print(f"binding to {args.host} (not loopback) requires a token", file=sys.stderr)
         return 2
@@ -127,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     # handler that was installed before it: make that one a clean exit, not a kill.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)
     return 0
 
 

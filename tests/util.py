@@ -13,9 +13,20 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Katib's and KServe's own sample files, beside the repository on CI; a user's clone has
+# none, so tests that read them skip (``needs_shared``) instead of failing.
 SHARED = REPO.parent / "shared"
+
+
+def needs_shared(folder: str) -> pytest.MarkDecorator:
+    """Skip the test when ``../shared/<folder>`` is absent (a fresh clone), saying why."""
+    return pytest.mark.skipif(
+        not (SHARED / folder).is_dir(),
+        reason=f"{SHARED / folder} is absent (the shared example folders are not in a clone)",
+    )
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from tuner.spec.models import Experiment
+    pass
 
 experiment_app = typer.Typer(
     help="Katib Experiments: validate, run, inspect.", no_args_is_help=True
@@ -35,28 +35,15 @@ def validate(
         for line in exc.lines():
             err.print(f"  {line}", markup=False, highlight=False)
         raise typer.Exit(1) from None
+    from tuner.runnable import local_notes, local_problems
+
     for experiment in experiments:
         out.print(f"experiment {experiment.metadata.name!r} is valid", highlight=False)
         # Valid Katib, but refused by `experiment run` here: say so now, not at run time.
-        for problem in _local_problems(experiment):
-            out.print(f"  note: cannot run locally: {problem}", highlight=False)
-
-
-def _local_problems(experiment: Experiment) -> list[str]:
-    from tuner.metrics import check_collector_supported
-    from tuner.suggestion.algorithms import get_algorithm
-
-    spec = experiment.spec
-    problems = []
-    if not get_algorithm(spec.algorithm.algorithm_name).supported:
-        problems.append(
-            f"algorithm {spec.algorithm.algorithm_name} is not supported by the local "
-            "suggestion service"
-        )
-    collector = check_collector_supported(spec.metrics_collector_spec)
-    if collector is not None:
-        problems.append(collector)
-    return problems
+        for problem in local_problems(experiment):
+            out.print(f"  note: cannot run locally: {problem}", highlight=False, markup=False)
+        for note in local_notes(experiment):
+            out.print(f"  note: {note}", highlight=False, markup=False)
 
 
 @suggestion_app.command("serve")
@@ -109,7 +96,7 @@ def run(
     """Run an experiment in the foreground (resumes it if it was interrupted)."""
     from tuner.controller import ExperimentConflict
     from tuner.progress import LiveProgress
-    from tuner.runner import run_experiment
+    from tuner.runner import RunOutcome, TrackingUnavailable, run_experiment
     from tuner.settings import TunerSettings
     from tuner.status import experiment_object
     from tuner.store import Store, StoreError
@@ -119,28 +106,20 @@ def run(
     experiment = _load_one(file)
     settings = TunerSettings()
     console = Console(stderr=True, soft_wrap=True)
-    try:
-        with LiveProgress(experiment, console) as progress:
-            outcome = run_experiment(
-                experiment,
-                settings=settings,
-                suggestion_url=suggestion_url,
-                track=not no_mlflow,
-                observer=progress,
-            )
-    except (ExperimentConflict, StoreError) as exc:
-        raise _fail(str(exc)) from None
-    except SuggestionError as exc:
-        raise _fail(f"{exc} (the experiment was not finished: run again to resume)") from None
-    record = outcome.record
-    store = Store(settings.store_url)
-    try:
-        trials = store.trials(record.uid)
-    finally:
-        store.close()
-    if json_output:
-        out.print_json(data=experiment_object(record, experiment.spec.objective, trials))
-    else:
+    progress = LiveProgress(experiment, console)
+
+    def finished(outcome: RunOutcome) -> None:
+        # The result first; waiting for MLflow (bounded) comes after it.
+        progress.stop()
+        record = outcome.record
+        store = Store(settings.store_url)
+        try:
+            trials = store.trials(record.uid)
+        finally:
+            store.close()
+        if json_output:
+            out.print_json(data=experiment_object(record, experiment.spec.objective, trials))
+            return
         if outcome.already_finished:
             console.print(
                 f"experiment {record.namespace}/{record.name} had already finished; this is its "
@@ -149,9 +128,38 @@ def run(
                 style="yellow",
                 highlight=False,
             )
-        _print_summary(console, experiment, record, trials, outcome.tracking)
-        if not record.phase.finished:
-            console.print("interrupted: run the same command again to resume", style="yellow")
+        _print_summary(console, experiment, record, trials, None)
+
+    try:
+        with progress:
+            outcome = run_experiment(
+                experiment,
+                settings=settings,
+                suggestion_url=suggestion_url,
+                track=not no_mlflow,
+                observer=progress,
+                on_finished=finished,
+            )
+    except TrackingUnavailable as exc:
+        raise _fail(
+            f"{exc}; fix that, point MLFLOW_TRACKING_URI elsewhere, or run with --no-mlflow"
+        ) from None
+    except (ExperimentConflict, StoreError) as exc:
+        raise _fail(str(exc)) from None
+    except SuggestionError as exc:
+        raise _fail(f"{exc} (the experiment was not finished: run again to resume)") from None
+    if outcome.unwritten is not None:
+        # What is missing was logged just above, one line.
+        console.print(
+            "MLflow: incomplete (see above); run the same command again to write what is missing",
+            style="yellow",
+            highlight=False,
+        )
+    elif outcome.tracking and not json_output:
+        console.print(f"MLflow: {outcome.tracking}", highlight=False)
+    record = outcome.record
+    if outcome.interrupted:
+        raise typer.Exit(130)
     if record.phase is ExperimentPhase.SUCCEEDED:
         return
     raise typer.Exit(1 if record.phase is ExperimentPhase.FAILED else 130)
@@ -160,12 +168,15 @@ def run(
 def _print_summary(
     console: Console, experiment: Any, record: Any, trials: list[Any], tracking: str | None
 ) -> None:
-    from tuner.status import best_trial
+    from tuner.status import INTERRUPTED, best_trial, display_phase
 
-    style = "green" if record.phase.value == "Succeeded" else "red"
+    phase = display_phase(record)
+    style = {"Succeeded": "green", INTERRUPTED: "yellow", "Running": "cyan"}.get(phase, "red")
+    message = record.message
+    if phase == INTERRUPTED:
+        message = "nothing runs it; run the same `hyperflow experiment run -f FILE` again to resume"
     console.print(
-        f"experiment [bold]{record.name}[/bold]: [{style}]{record.phase.value}[/] "
-        f"({record.reason}) — {record.message}",
+        f"experiment [bold]{record.name}[/bold]: [{style}]{phase}[/] ({record.reason}) — {message}",
         highlight=False,
     )
     best = best_trial(experiment.spec.objective, trials)
@@ -199,6 +210,14 @@ def _open_store() -> Any:
     return Store(settings.store_url)
 
 
+def _open_reader() -> Any:
+    """The store, read-only: on SQLite without loading SQLAlchemy (read commands stay fast)."""
+    from tuner.settings import TunerSettings
+    from tuner.store.reader import open_reader
+
+    return open_reader(TunerSettings().store_url)
+
+
 def _get_record(store: Any, name: str, namespace: str) -> Any:
     record = store.get_experiment(namespace, name)
     if record is None:
@@ -216,7 +235,9 @@ def list_(
     """List experiments in the store."""
     from rich.table import Table
 
-    store = _open_store()
+    from tuner.status import display_phase
+
+    store = _open_reader()
     try:
         records = store.list_experiments(namespace)
         table = Table(box=None, header_style="bold")
@@ -226,7 +247,7 @@ def list_(
             table.add_row(
                 r.namespace,
                 r.name,
-                r.phase.value,
+                display_phase(r),
                 r.reason,
                 str(len(store.trials(r.uid))),
                 _age(r.created_at),
@@ -248,7 +269,7 @@ def _age(ts: float) -> str:
 
 def _load(name: str, namespace: str) -> tuple[Any, list[Any]]:
     """The stored experiment and its trials; exit 1 with a message if there is none."""
-    store = _open_store()
+    store = _open_reader()
     try:
         record = _get_record(store, name, namespace)
         return record, store.trials(record.uid)
@@ -392,7 +413,15 @@ def logs(
     if not trials:
         raise _fail(f"experiment {namespace}/{name} has no trials")
     if trial is None:
-        chosen = best_trial(_experiment_model(record).spec.objective, trials) or trials[-1]
+        best = best_trial(_experiment_model(record).spec.objective, trials)
+        chosen = best or trials[-1]
+        which = "the best trial" if best is not None else "the latest trial"
+        # On stderr, so that stdout stays the log itself.
+        err.print(
+            f"trial {chosen.name} ({which}; hyperflow experiment logs {name} TRIAL for another)",
+            highlight=False,
+            markup=False,
+        )
     else:
         matches = [t for t in trials if t.name == trial]
         if not matches:

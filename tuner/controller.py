@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuner import failures
 from tuner.backends.base import TrialBackend, TrialExit, TrialRun
 from tuner.earlystopping import MedianStop
 from tuner.results import (
@@ -44,7 +45,7 @@ from tuner.store import ExperimentRecord, Store, TrialRecord
 from tuner.suggestion import SuggestionClient
 from tuner.suggestion.http_client import ServiceError
 from tuner.tracking import NullTracker, Tracker
-from tuner.trial_template import TemplateError, render_trial
+from tuner.trial_template import TemplateError, active_deadline_seconds, render_trial
 from tuner.types import ExperimentPhase, ExperimentReason, Observation, TrialPhase, TrialResult
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,18 @@ _TRIAL_REASONS = {
 _TRIAL_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,251}[a-z0-9])?")
 
 
+def experiment_dir(home: Path, experiment: Experiment) -> Path:
+    """The folder of an experiment's trials (and its push URL, its MLflow sync mark)."""
+    md = experiment.metadata
+    return home / "experiments" / md.namespace / md.name
+
+
 class ExperimentConflict(RuntimeError):
-    """The store already has an experiment of that name with a different spec."""
+    """The store already has an experiment of that name with a spec it cannot take."""
+
+
+# Katib's webhook: the spec fields a user may edit on an existing experiment.
+_EDITABLE = ("parallelTrialCount", "maxTrialCount", "maxFailedTrialCount")
 
 
 @dataclass(slots=True)
@@ -79,6 +90,7 @@ class TrialState:
     launched: bool = False
     kill_phase: TrialPhase | None = None
     kill_message: str = ""
+    kill_reason: str | None = None  # the trial's condition reason, when not the phase's own
 
     @property
     def name(self) -> str:
@@ -117,6 +129,7 @@ class ExperimentController:
         backend_kind: str = "local",
         observer: Observer | None = None,
         poll_interval: float = 0.05,
+        trial_deadline_seconds: float | None = None,
         slots: TrialSlots | None = None,
         push_url: str | None = None,
     ) -> None:
@@ -158,6 +171,9 @@ class ExperimentController:
             *self.spec.objective.additional_metric_names,
         ]
         self._suggestions_exhausted = False
+        # Kubernetes' activeDeadlineSeconds of the trial Job (or the SDK's
+        # trial_active_deadline_seconds): a trial running longer is killed and Failed.
+        self._deadline = trial_deadline_seconds or active_deadline_seconds(experiment)
         self.record: ExperimentRecord | None = None
         self.already_finished = False
         self.slots = slots
@@ -169,6 +185,11 @@ class ExperimentController:
         self._detach = False
 
     # -- public --------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """The experiment has ended (a signal now only cuts the bookkeeping short)."""
+        return self.record is not None and self.record.phase.finished
 
     def stop(self) -> None:
         """Ask the loop to stop: running trials are killed, the experiment stays resumable."""
@@ -227,14 +248,35 @@ class ExperimentController:
         pid = os.getpid()
         self.store.claim(record.uid, pid)
         try:
-            return self._run(record)
+            self._run(record)
         finally:
             self.store.release(record.uid, pid)
+        # Read after the release: an interrupted experiment has no controller any more.
+        return self.store.get_experiment_by_uid(record.uid)
 
     @property
     def experiment_dir(self) -> Path:
-        md = self.experiment.metadata
-        return self.home / "experiments" / md.namespace / md.name
+        return experiment_dir(self.home, self.experiment)
+
+    def reconcile_tracking(self) -> None:
+        """Send a finished experiment's whole story to the tracker again (idempotent).
+
+        For an experiment whose MLflow record may be incomplete (a run killed during the
+        final drain, a tracking store that was down): missing runs get written, runs left
+        RUNNING get their trial's status; complete runs are left as they are.
+        """
+        record = self.record
+        assert record is not None and record.phase.finished
+        self._load_trials(record.uid)
+        self.tracker.start_experiment(self.experiment, record.uid)
+        self._resend_trials()
+        best_metrics: dict[str, float] = {}
+        if self.best_trial is not None:
+            best = self.trials[self.best_trial]
+            best_metrics = final_metrics(self.spec.objective, summarize(best.observations))
+        self.tracker.end_experiment(
+            record.phase, record.reason, self.best_trial, best_metrics, record.completed_at
+        )
 
     # -- set-up --------------------------------------------------------------------
 
@@ -251,42 +293,83 @@ class ExperimentController:
                 str(base_dir) if base_dir else None,
                 self.backend_kind,
             )
-        if existing.spec.get("spec") != spec_dict.get("spec"):
+        old, new = existing.spec.get("spec") or {}, spec_dict.get("spec") or {}
+        if old == new:
+            return existing
+        return self._edit(
+            existing, spec_dict, sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+        )
+
+    def _edit(
+        self, existing: ExperimentRecord, spec_dict: dict[str, Any], changed: list[str]
+    ) -> ExperimentRecord:
+        """A stored experiment run again with another spec: Katib's rules for editing one.
+
+        Only ``parallelTrialCount``, ``maxTrialCount`` and ``maxFailedTrialCount`` may
+        change, ``maxTrialCount`` must stay above the trials it has, and a finished
+        experiment continues (``Restarting``, then ``Running``) only if it ended by
+        reaching ``maxTrialCount``. Katib also requires ``resumePolicy`` LongRunning or
+        FromVolume for that, because with Never its suggestion state is gone; here the
+        state is rebuilt from the store, so every policy can continue.
+        """
+        md = self.experiment.metadata
+        where = f"experiment {md.namespace}/{md.name}"
+        delete = (
+            f"delete it first (hyperflow experiment delete {md.name} -n {md.namespace}) or "
+            "choose another metadata.name"
+        )
+        fixed = [k for k in changed if k not in _EDITABLE]
+        if fixed:
             raise ExperimentConflict(
-                f"experiment {md.namespace}/{md.name} already exists with a different spec; "
-                f"delete it first (hyperflow experiment delete {md.name} -n {md.namespace}) "
-                "or choose another metadata.name"
+                f"{where} already exists with a different spec ({', '.join(f'spec.{k}' for k in fixed)}"
+                f" changed; only {', '.join(f'spec.{k}' for k in _EDITABLE)} may change): {delete}"
             )
-        return existing
+        if existing.phase.finished and not (
+            existing.phase is ExperimentPhase.SUCCEEDED
+            and existing.reason == ExperimentReason.MAX_TRIALS_REACHED
+        ):
+            raise ExperimentConflict(
+                f"{where} has finished ({existing.phase.value}: {existing.reason}); only an "
+                "experiment that ended by reaching maxTrialCount can be continued: " + delete
+            )
+        trials = len(self.store.trials(existing.uid))
+        limit = (spec_dict.get("spec") or {}).get("maxTrialCount")
+        if limit is not None and limit <= trials:
+            raise ExperimentConflict(
+                f"{where}: spec.maxTrialCount must be greater than the {trials} trials it "
+                f"already has; got {limit}"
+            )
+        # Refuse (StoreError) before changing anything if another process runs it.
+        self.store.claim(existing.uid, os.getpid())
+        self.store.update_spec(existing.uid, spec_dict)
+        if existing.phase.finished:
+            self.store.set_experiment_phase(
+                existing.uid,
+                ExperimentPhase.RESTARTING,
+                "ExperimentRestarting",
+                "Experiment is restarted",
+            )
+        return self.store.get_experiment_by_uid(existing.uid)
 
     def _run(self, record: ExperimentRecord) -> ExperimentRecord:
         uid = record.uid
-        from tuner.metrics import check_collector_supported
+        from tuner.runnable import local_problems
 
-        unsupported = check_collector_supported(self.spec.metrics_collector_spec)
-        if unsupported:
+        # What cannot run at all fails now, not trial by trial.
+        problems = local_problems(self.experiment, backend_kind=self.backend_kind)
+        if problems:
             self._set_experiment_phase(
-                uid, ExperimentPhase.FAILED, ExperimentReason.FAILED, unsupported
+                uid,
+                ExperimentPhase.FAILED,
+                ExperimentReason.FAILED,
+                "Experiment cannot run on this machine: " + "; ".join(problems),
             )
             return self.store.get_experiment_by_uid(uid)
 
         self.experiment_dir.mkdir(parents=True, exist_ok=True)
         self._load_trials(uid)
         self.tracker.start_experiment(self.experiment, uid)
-        for state in self.trials.values():
-            self.tracker.start_trial(state.name, state.record.assignments)
-            if state.phase.finished:
-                # The tracker writes in the background: a crash may have come before a
-                # finished trial's run was written. Re-sending is idempotent (runs are found
-                # by tag, metrics of the same step and time are not logged twice).
-                self.tracker.log_observations(state.name, state.observations)
-                summaries = summarize(state.observations)
-                self.tracker.end_trial(
-                    state.name,
-                    state.phase,
-                    final_metrics(self.spec.objective, summaries),
-                    Path(state.record.trial_dir),
-                )
+        self._resend_trials()
         try:
             self.suggestion.restore(
                 self.experiment, [self._result(s) for s in self.trials.values()]
@@ -323,6 +406,28 @@ class ExperimentController:
             raise
         finally:
             self._shutdown()
+
+    def _resend_trials(self) -> None:
+        """Every stored trial to the tracker, with its own times.
+
+        The tracker writes in the background: a crash may have come before a trial's run
+        was (completely) written. Re-sending is idempotent: runs are found by tag, a run
+        whose final status is written is complete and left alone, metrics of the same step
+        and time are not logged twice.
+        """
+        for state in self.trials.values():
+            r = state.record
+            self.tracker.start_trial(state.name, r.assignments, r.started_at or r.created_at)
+            if state.phase.finished:
+                self.tracker.log_observations(state.name, state.observations)
+                summaries = summarize(state.observations)
+                self.tracker.end_trial(
+                    state.name,
+                    state.phase,
+                    final_metrics(self.spec.objective, summaries),
+                    Path(r.trial_dir),
+                    r.completed_at,
+                )
 
     def _load_trials(self, uid: str) -> None:
         records = self.store.trials(uid)
@@ -454,9 +559,12 @@ class ExperimentController:
 
     def _reconcile_trials(self) -> bool:
         changed = self._take_pushed()
+        now = time.time() if self._deadline is not None else 0.0
         for state in self._active():
             if not state.launched:
                 continue
+            if self._deadline is not None:
+                self._check_deadline(state, now)
             exit_ = self.backend.poll(state.name)
             collected = self.backend.collect(state.name)
             if collected:
@@ -502,6 +610,27 @@ class ExperimentController:
                 f"the median {self._median:g} of succeeded trials",
             )
 
+    def _check_deadline(self, state: TrialState, now: float) -> None:
+        """Kill a trial that has been running for longer than the deadline.
+
+        As a Kubernetes Job past ``activeDeadlineSeconds`` fails with reason
+        ``DeadlineExceeded``, and Katib's trial takes the Job's reason and message.
+        """
+        started = state.record.started_at
+        if (
+            self._deadline is None
+            or started is None
+            or state.kill_phase is not None
+            or now - started < self._deadline
+        ):
+            return
+        state.kill_phase = TrialPhase.FAILED
+        state.kill_reason = "TrialFailed. Job reason: DeadlineExceeded"
+        state.kill_message = (
+            "Trial has failed. Job message: Job was active longer than specified deadline"
+        )
+        self.backend.kill(state.name)
+
     def _early_stop(self, state: TrialState, message: str) -> None:
         state.kill_phase, state.kill_message = TrialPhase.EARLY_STOPPED, message
         self.backend.kill(state.name)
@@ -511,8 +640,9 @@ class ExperimentController:
         summaries = summarize(state.observations)
         value = objective_value(objective, summaries)
         metrics = {name: s.to_dict() for name, s in summaries.items()}
+        reason: str | None = None
         if state.kill_phase is not None:
-            phase, message = state.kill_phase, state.kill_message
+            phase, message, reason = state.kill_phase, state.kill_message, state.kill_reason
         elif not exit_.succeeded:
             phase, message = TrialPhase.FAILED, f"Trial has failed: {exit_.message}"
         elif value is None:
@@ -520,12 +650,18 @@ class ExperimentController:
             message = (
                 f"Metrics are not available: no {objective.objective_metric_name!r} was reported"
             )
+            printed = failures.other_names(
+                self.spec, failures.printed_metric_names(self.spec, Path(state.record.trial_dir))
+            )
+            if printed:
+                message += f" (it reported {', '.join(repr(n) for n in printed)})"
         else:
             phase, message = TrialPhase.SUCCEEDED, "Trial has succeeded"
         self._set_phase(
             state,
             phase,
             message,
+            reason=reason,
             exit_code=exit_.exit_code,
             metrics=metrics,
             objective_value=value,
@@ -557,10 +693,13 @@ class ExperimentController:
         return dict(self._phase_counts)
 
     def _check_completion(self, uid: str) -> ExperimentRecord | None:
+        """Katib's order (experiment status util): goal, failures, trial budget, search end."""
         spec = self.spec
         counts = self._counts()
         active = counts[TrialPhase.CREATED] + counts[TrialPhase.RUNNING]
         completed = len(self.trials) - active
+        # As Katib counts them: a trial that reported no objective value failed too.
+        failed = counts[TrialPhase.FAILED] + counts[TrialPhase.METRICS_UNAVAILABLE]
         if goal_reached(spec.objective, self.best_value):
             self._kill_active(TrialPhase.KILLED, "Trial is killed: the experiment reached its goal")
             self._settle_all_killed()
@@ -570,33 +709,48 @@ class ExperimentController:
                 ExperimentReason.GOAL_REACHED,
                 "Experiment has succeeded because Objective goal has reached",
             )
-        if (
-            spec.max_failed_trial_count is not None
-            and counts[TrialPhase.FAILED] > spec.max_failed_trial_count
-        ):
+        max_failed = spec.max_failed_trial_count
+        if max_failed is not None and failed != 0 and failed >= max_failed:
             self._kill_active(TrialPhase.KILLED, "Trial is killed: the experiment failed")
             self._settle_all_killed()
             return self._complete(
                 uid,
                 ExperimentPhase.FAILED,
-                ExperimentReason.MAX_FAILED_TRIALS_REACHED,
-                "Experiment has failed because max failed count has reached",
+                ExperimentReason.FAILED,
+                "Experiment has failed because max failed count has reached: "
+                + failures.describe(spec, self._records),
             )
         if spec.max_trial_count is not None and completed >= spec.max_trial_count:
-            return self._complete(
+            return self._complete_unless_none_succeeded(
                 uid,
-                ExperimentPhase.SUCCEEDED,
                 ExperimentReason.MAX_TRIALS_REACHED,
                 "Experiment has succeeded because max trial count has reached",
             )
         if self._suggestions_exhausted and active == 0:
-            return self._complete(
+            return self._complete_unless_none_succeeded(
                 uid,
-                ExperimentPhase.SUCCEEDED,
                 ExperimentReason.SUGGESTION_END_REACHED,
                 "Experiment has succeeded because suggestion service has reached the end",
             )
         return None
+
+    def _complete_unless_none_succeeded(
+        self, uid: str, reason: ExperimentReason, message: str
+    ) -> ExperimentRecord:
+        """Succeeded as Katib says, but never when not one trial succeeded.
+
+        Katib would end such an experiment Succeeded (with maxFailedTrialCount unset): a
+        failure reported as success. It ends Failed, saying what the trials did.
+        """
+        if self._phase_counts[TrialPhase.SUCCEEDED] == 0:
+            return self._complete(
+                uid,
+                ExperimentPhase.FAILED,
+                ExperimentReason.FAILED,
+                "Experiment has failed because no trial succeeded: "
+                + (failures.describe(self.spec, self._records) or "no trial ran"),
+            )
+        return self._complete(uid, ExperimentPhase.SUCCEEDED, reason, message)
 
     def _complete(
         self, uid: str, phase: ExperimentPhase, reason: ExperimentReason, message: str
@@ -743,8 +897,17 @@ class ExperimentController:
         state.launched = True
         self._set_phase(state, TrialPhase.RUNNING, "Trial is running")
 
-    def _set_phase(self, state: TrialState, phase: TrialPhase, message: str, **kw: Any) -> None:
-        self.store.set_trial_phase(state.record.id, phase, _TRIAL_REASONS[phase], message, **kw)
+    def _set_phase(
+        self,
+        state: TrialState,
+        phase: TrialPhase,
+        message: str,
+        *,
+        reason: str | None = None,
+        **kw: Any,
+    ) -> None:
+        reason = reason or _TRIAL_REASONS[phase]
+        self.store.set_trial_phase(state.record.id, phase, reason, message, **kw)
         r = state.record
         self._phase_counts[r.phase] -= 1
         self._phase_counts[phase] += 1
@@ -753,7 +916,7 @@ class ExperimentController:
             self._queued.pop(state.name, None)
             if self.slots is not None:
                 self.slots.release(self._slot_owner, state.name)
-        r.phase, r.reason, r.message = phase, _TRIAL_REASONS[phase], message
+        r.phase, r.reason, r.message = phase, reason, message
         now = time.time()
         if phase is TrialPhase.RUNNING:
             r.started_at = now

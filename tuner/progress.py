@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -11,9 +11,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tuner.controller import Snapshot
 from tuner.spec.models import Experiment
 from tuner.types import TrialPhase
+
+if TYPE_CHECKING:  # the controller (optuna's client and all) is not needed to draw a table
+    from tuner.controller import Snapshot
 
 PHASE_STYLE = {
     TrialPhase.CREATED: "dim",
@@ -52,6 +54,15 @@ def trials_table(
         table.add_column(p, justify="right")
     table.add_column(objective, justify="right")
     shown = trials if limit is None else trials[-limit:]
+    hidden = len(trials) - len(shown)
+    if hidden:
+        md = experiment.metadata
+        namespace = "" if md.namespace == "default" else f" -n {md.namespace}"
+        table.caption = (
+            f"{hidden} earlier trial{'s' if hidden != 1 else ''} not shown: "
+            f"hyperflow experiment trials {md.name}{namespace}"
+        )
+        table.caption_justify = "left"
     # Why a trial did not succeed (command not found, exit code, no metric, stopped early)
     # is worth a column as soon as one shown trial has such a reason.
     reasons = [_reason(t) for t in shown]
@@ -100,19 +111,29 @@ class LiveProgress:
         self.task = self.progress.add_task(experiment.metadata.name, total=total, best="")
         self.live = Live(console=console, auto_refresh=False, transient=False)
         self._snapshot: Snapshot | None = None
+        self._stopped = False
 
     def __enter__(self) -> LiveProgress:
         self.live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Draw the last state and leave the live display (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self._snapshot is not None:
             self._render(self._snapshot)
         self.live.__exit__(None, None, None)
-        if not self.console.is_terminal:
+        if not self.console.is_terminal and self._snapshot is not None:
             self.console.print()
 
     def __call__(self, snapshot: Snapshot) -> None:
+        if self._stopped:
+            return
         self._snapshot = snapshot
         now = time.monotonic()
         if now - self._last < self.min_interval and not snapshot.experiment.phase.finished:

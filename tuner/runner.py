@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from tuner.backends.base import TrialBackend
-from tuner.controller import ExperimentController, Observer
+from tuner.controller import ExperimentController, Observer, experiment_dir
 from tuner.settings import TunerSettings
 from tuner.spec.models import Experiment
 from tuner.store import ExperimentRecord, Store
 from tuner.suggestion import HttpSuggestionClient, InProcessSuggestionClient, SuggestionClient
 from tuner.tracking import MlflowTracker, NullTracker, Tracker
+from tuner.tracking.base import Unwritten
+
+
+class Stoppable(Protocol):
+    """A foreground run the signal handler can stop (an experiment's controller, a
+    pipeline run): ``stop()`` winds it down; ``finished`` says it has already ended."""
+
+    @property
+    def finished(self) -> bool: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -25,6 +39,34 @@ class RunOutcome:
     tracking: str | None
     # True when the store already had this experiment finished: nothing was run.
     already_finished: bool = False
+    # What MLflow did not get before the run ended (the drain's time limit, Ctrl-C, a
+    # store that failed): written by the next run of the same experiment.
+    unwritten: Unwritten | None = None
+    # Ctrl-C came while waiting for MLflow at the end (the experiment itself had ended).
+    interrupted: bool = False
+
+
+class TrackingUnavailable(RuntimeError):
+    """The MLflow tracking store cannot be used; ``str()`` is one line saying why."""
+
+
+_SYNCED = ".mlflow-synced"
+
+
+def _synced(folder: Path, uid: str, uri: str) -> bool:
+    """Whether everything of the (finished) experiment ``uid`` is known to be in ``uri``."""
+    try:
+        mark = json.loads((folder / _SYNCED).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(mark, dict) and mark == {"uid": uid, "tracking_uri": uri}
+
+
+def _mark_synced(folder: Path, uid: str, uri: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / f"{_SYNCED}.{os.getpid()}"
+    temporary.write_text(json.dumps({"uid": uid, "tracking_uri": uri}))
+    temporary.replace(folder / _SYNCED)
 
 
 def make_suggestion_client(url: str | None, store: Store, namespace: str) -> SuggestionClient:
@@ -57,24 +99,46 @@ def make_suggestion_client(url: str | None, store: Store, namespace: str) -> Sug
     return HttpSuggestionClient(url, history=history)
 
 
+class Interrupts:
+    """What the signal handler saw: a Ctrl-C the run could not act on any more."""
+
+    late = False
+
+
 @contextlib.contextmanager
-def _interrupts_stop(controller: ExperimentController) -> Iterator[None]:
-    """SIGINT/SIGTERM ask the controller to stop cleanly (trials killed, state kept)."""
+def interrupts_stop(target: Stoppable) -> Iterator[Interrupts]:
+    """SIGINT/SIGTERM ask ``target`` to stop cleanly (trials or tasks killed, state kept).
+    Only in the main thread; elsewhere a no-op.
+
+    A second one while it stops, or one that lands after the experiment has ended (the
+    controller is finishing its bookkeeping), is not lost: the first raises
+    ``KeyboardInterrupt``, the second is recorded for the caller (who then stops waiting
+    for MLflow).
+    """
+    seen = Interrupts()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield seen
         return
     previous: dict[int, Any] = {}
+    stopping = False
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        controller.stop()
+        nonlocal stopping
+        if target.finished:
+            seen.late = True
+        elif stopping:
+            raise KeyboardInterrupt
+        else:
+            stopping = True
+            target.stop()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, handler)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, handler)
     try:
-        yield
+        yield seen
     finally:
-        for sig, prev in previous.items():
-            signal.signal(sig, prev)
+        for number, prev in previous.items():
+            signal.signal(number, prev)
 
 
 def run_experiment(
@@ -87,21 +151,82 @@ def run_experiment(
     track: bool = True,
     observer: Observer | None = None,
     on_controller: Callable[[ExperimentController], None] | None = None,
+    trial_deadline_seconds: float | None = None,
+    on_finished: Callable[[RunOutcome], None] | None = None,
 ) -> RunOutcome:
-    """Run (or resume) ``experiment`` in the foreground until it finishes or is interrupted."""
+    """Run (or resume) ``experiment`` in the foreground until it finishes or is interrupted.
+
+    With ``track``, MLflow is checked first (:class:`TrackingUnavailable`, one line, before
+    anything runs), an experiment that had finished is reconciled with MLflow unless the
+    last run confirmed everything was written, and at the end the run waits at most
+    ``settings.mlflow_drain_seconds`` for MLflow. ``on_finished`` is called when the
+    experiment has ended (or was interrupted), before that wait: the user sees the result
+    without waiting for MLflow.
+    """
     settings = settings or TunerSettings()
     settings.ensure_home()
     store = Store(settings.store_url)
+    try:
+        return _run(
+            experiment,
+            store,
+            settings,
+            backend,
+            backend_kind,
+            suggestion_url,
+            track,
+            observer,
+            on_controller,
+            trial_deadline_seconds,
+            on_finished,
+        )
+    finally:
+        store.close()
+
+
+def _run(
+    experiment: Experiment,
+    store: Store,
+    settings: TunerSettings,
+    backend: TrialBackend | None,
+    backend_kind: str,
+    suggestion_url: str | None,
+    track: bool,
+    observer: Observer | None,
+    on_controller: Callable[[ExperimentController], None] | None,
+    trial_deadline_seconds: float | None,
+    on_finished: Callable[[RunOutcome], None] | None,
+) -> RunOutcome:
+    uri = settings.tracking_uri
+    folder = experiment_dir(settings.home, experiment)
+    md = experiment.metadata
+    existing = store.get_experiment(md.namespace, md.name)
+    # A finished experiment run again with the same spec runs nothing; MLflow is needed
+    # only if the last run could not confirm that it holds everything.
+    settled = (
+        existing is not None
+        and existing.phase.finished
+        and existing.spec.get("spec") == experiment.to_dict().get("spec")
+        and _synced(folder, existing.uid, uri)
+    )
+    tracking = track and not settled
+    if tracking:
+        from tuner.tracking.probe import check_tracking_uri
+
+        problem = check_tracking_uri(uri)
+        if problem is not None:
+            raise TrackingUnavailable(problem)
+        (folder / _SYNCED).unlink(missing_ok=True)  # until this run confirms it again
     if backend is None:
         from tuner.backends.local import LocalBackend
 
         backend = LocalBackend()
     tracker: Tracker = (
-        MlflowTracker(settings.tracking_uri, artifact_root=settings.home / "mlartifacts")
-        if track
+        MlflowTracker(uri, artifact_root=settings.home / "mlartifacts")
+        if tracking
         else NullTracker()
     )
-    suggestion = make_suggestion_client(suggestion_url, store, experiment.metadata.namespace)
+    suggestion = make_suggestion_client(suggestion_url, store, md.namespace)
     controller = ExperimentController(
         experiment,
         store=store,
@@ -111,16 +236,35 @@ def run_experiment(
         home=settings.home,
         backend_kind=backend_kind,
         observer=observer,
+        trial_deadline_seconds=trial_deadline_seconds,
     )
     if on_controller is not None:
         on_controller(controller)
     try:
-        with _interrupts_stop(controller):
+        with interrupts_stop(controller) as interrupts:
             record = controller.run()
-    finally:
+            if controller.already_finished and tracking:
+                controller.reconcile_tracking()
+    except BaseException:
         backend.close()
-        tracker.close()
-        store.close()
-    if controller.already_finished:
-        return RunOutcome(record=record, tracking=None, already_finished=True)
-    return RunOutcome(record=record, tracking=tracker.describe() if track else None)
+        tracker.abort()
+        raise
+    backend.close()
+    outcome = RunOutcome(record=record, tracking=None, already_finished=controller.already_finished)
+    try:
+        if on_finished is not None:
+            on_finished(outcome)
+        if interrupts.late:
+            raise KeyboardInterrupt
+        tracker.close(timeout=settings.mlflow_drain_seconds)
+    except KeyboardInterrupt:
+        # Ctrl-C after the experiment ended: MLflow is not waited for any longer.
+        outcome.interrupted = True
+        tracker.abort("interrupted")
+    if not tracking:
+        return outcome
+    outcome.unwritten = tracker.unwritten()
+    outcome.tracking = tracker.describe()
+    if outcome.unwritten is None and not outcome.interrupted and record.phase.finished:
+        _mark_synced(folder, record.uid, uri)
+    return outcome

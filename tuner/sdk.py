@@ -47,6 +47,7 @@ from tuner.spec.models import (
     TrialTemplate,
 )
 from tuner.store import ExperimentRecord, TrialRecord
+from tuner.tracking.base import Unwritten
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +117,8 @@ class TuneResult:
     best_parameters: dict[str, Any] = field(default_factory=dict)
     # True when the store had this experiment finished already: nothing ran this time.
     already_finished: bool = False
+    # What MLflow did not get (None: everything); the next tune() of it writes the rest.
+    tracking_unwritten: Unwritten | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -227,6 +230,7 @@ def tune(
     max_failed_trial_count: int | None = None,
     early_stopping: str | None = None,
     early_stopping_settings: dict[str, Any] | None = None,
+    trial_active_deadline_seconds: int | None = None,
     track: bool = True,
     progress: bool = False,
     settings: TunerSettings | None = None,
@@ -238,6 +242,8 @@ def tune(
     printing ``name=value`` lines, or calling :func:`tuner.report.report`.
     Running ``tune`` again with the same name resumes the stored experiment; trials that
     were running when a previous process died are run again.
+    ``trial_active_deadline_seconds`` (Katib's SDK name): a trial still running after that
+    many seconds is killed and ends Failed (``DeadlineExceeded``, as a Kubernetes Job).
     """
     from tuner.backends.function import FunctionBackend
     from tuner.runner import run_experiment
@@ -259,6 +265,19 @@ def tune(
         early_stopping=early_stopping,
         early_stopping_settings=early_stopping_settings,
     )
+    if trial_active_deadline_seconds is not None and (
+        isinstance(trial_active_deadline_seconds, bool)
+        or not isinstance(trial_active_deadline_seconds, int)
+        or trial_active_deadline_seconds < 1
+    ):
+        raise SpecError(
+            [
+                FieldError(
+                    "trial_active_deadline_seconds",
+                    f"must be a whole number of seconds >= 1; got {trial_active_deadline_seconds!r}",
+                )
+            ]
+        )
     settings = settings or TunerSettings()
     backend = FunctionBackend(objective, workers=experiment.spec.parallel_trial_count)
     live: LiveProgress | None = None
@@ -268,15 +287,27 @@ def tune(
         from tuner.progress import LiveProgress
 
         live = LiveProgress(experiment, Console(stderr=True))
-    with live if live is not None else contextlib.nullcontext():
-        outcome = run_experiment(
-            experiment,
-            settings=settings,
-            backend=backend,
-            backend_kind="function",
-            track=track,
-            observer=live,
-        )
+    from tuner.controller import ExperimentConflict
+    from tuner.runner import TrackingUnavailable
+
+    try:
+        with live if live is not None else contextlib.nullcontext():
+            outcome = run_experiment(
+                experiment,
+                settings=settings,
+                backend=backend,
+                backend_kind="function",
+                track=track,
+                observer=live,
+                trial_deadline_seconds=trial_active_deadline_seconds,
+            )
+    except ExperimentConflict as exc:
+        # The store's answer, not a bug: one line, without the controller's frames.
+        raise ExperimentConflict(str(exc)) from None
+    except TrackingUnavailable as exc:
+        raise TrackingUnavailable(
+            f"{exc}; fix that, point MLFLOW_TRACKING_URI elsewhere, or pass track=False"
+        ) from None
     if outcome.already_finished:
         meta = experiment.metadata
         logger.warning(
@@ -289,6 +320,9 @@ def tune(
         )
     result = _result(experiment, outcome.record, settings, outcome.tracking)
     result.already_finished = outcome.already_finished
+    result.tracking_unwritten = outcome.unwritten
+    if outcome.interrupted:
+        raise KeyboardInterrupt  # Ctrl-C while waiting for MLflow: it was reported above
     return result
 
 

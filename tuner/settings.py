@@ -18,6 +18,9 @@ class TunerSettings(BaseSettings):
     database_url: str | None = None
     # MLflow tracking URI; ``MLFLOW_TRACKING_URI`` wins, then this, then SQLite under ``home``.
     mlflow_tracking_uri: str | None = None
+    # How long a finished run waits for MLflow to take what is still queued (seconds);
+    # what is left is reported, and written by the next run of the same experiment.
+    mlflow_drain_seconds: float = Field(default=30.0, ge=0)
 
     @property
     def store_url(self) -> str:

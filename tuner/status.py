@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tuner.pids import pid_alive
 from tuner.spec.models import ObjectiveSpec, ObjectiveType
-from tuner.store import ExperimentRecord, TrialRecord
 from tuner.types import TrialPhase
+
+if TYPE_CHECKING:
+    from tuner.store import ExperimentRecord, TrialRecord
 
 
 def rfc3339(ts: float | None) -> str | None:
@@ -25,6 +28,25 @@ def rfc3339(ts: float | None) -> str | None:
 def _num(value: float) -> str:
     # Katib keeps metric values as strings.
     return repr(float(value))
+
+
+INTERRUPTED = "Interrupted"
+
+
+def controller_alive(pid: int | None) -> bool:
+    return pid is not None and pid > 0 and pid_alive(pid)
+
+
+def display_phase(record: ExperimentRecord) -> str:
+    """The phase people see: ``Interrupted`` for an unfinished experiment nobody runs.
+
+    Katib has no such condition (its controller never stops); here the process running an
+    experiment can be stopped (Ctrl-C) or killed, and the experiment stays as it was until
+    the same command runs it again.
+    """
+    if not record.phase.finished and not controller_alive(record.controller_pid):
+        return INTERRUPTED
+    return record.phase.value
 
 
 def best_trial(objective: ObjectiveSpec, trials: list[TrialRecord]) -> TrialRecord | None:

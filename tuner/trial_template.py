@@ -73,6 +73,51 @@ def primary_container(trial_spec: dict[str, Any], name: str | None) -> dict[str,
     )
 
 
+def local_container(trial_spec: dict[str, Any], name: str | None) -> dict[str, Any]:
+    """The container-like mapping (command, args, env, workingDir, image) run locally.
+
+    A batch Job or a Kubeflow training job (PyTorchJob, TFJob, ...): the primary container.
+    A TrainJob (trainer.kubeflow.org): its ``spec.trainer``, as one process. An Argo
+    Workflow cannot run here: its steps and ``{{...}}`` templating need Argo.
+    """
+    kind = trial_spec.get("kind")
+    if kind == "Workflow" and str(trial_spec.get("apiVersion", "")).startswith("argoproj.io/"):
+        raise TemplateError(
+            "trialTemplate.trialSpec: an Argo Workflow runs its steps on a cluster with Argo; "
+            "local trials run a Job, a Kubeflow training job, a TrainJob or "
+            "trialTemplate.command"
+        )
+    if kind == "TrainJob":
+        trainer = (trial_spec.get("spec") or {}).get("trainer")
+        if not isinstance(trainer, dict) or not (trainer.get("command") or trainer.get("args")):
+            raise TemplateError(
+                "trialTemplate.trialSpec.spec.trainer: a TrainJob runs locally from its "
+                "trainer's command and args, and this one has none"
+            )
+        return trainer
+    return primary_container(trial_spec, name)
+
+
+def active_deadline_seconds(experiment: Experiment) -> float | None:
+    """The trial's deadline as the trialSpec sets it, or None.
+
+    ``spec.activeDeadlineSeconds`` of a batch Job (Kubernetes), or
+    ``spec.runPolicy.activeDeadlineSeconds`` of a Kubeflow training job.
+    """
+    template = experiment.spec.trial_template
+    spec = (template.trial_spec or {}).get("spec") if template is not None else None
+    if not isinstance(spec, dict):
+        return None
+    run_policy = spec.get("runPolicy")
+    for value in (
+        spec.get("activeDeadlineSeconds"),
+        run_policy.get("activeDeadlineSeconds") if isinstance(run_policy, dict) else None,
+    ):
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return None
+
+
 def render_trial(
     experiment: Experiment,
     trial_name: str,
@@ -128,7 +173,7 @@ def render_trial(
             "spec.trialTemplate: a configMap trial template cannot run locally; "
             "use trialSpec or command"
         )
-    container = primary_container(template.trial_spec, template.primary_container_name)
+    container = local_container(template.trial_spec, template.primary_container_name)
     argv = [str(a) for a in (container.get("command") or [])] + [
         str(a) for a in (container.get("args") or [])
     ]
@@ -137,13 +182,15 @@ def render_trial(
             f"trialTemplate.trialSpec: container {container.get('name')!r} has no command or args"
         )
     command = [substitute(part) for part in argv]
-    env: dict[str, str] = {}
+    container_env: dict[str, str] = {}
     for item in container.get("env") or []:
         if isinstance(item, dict) and "name" in item and "value" in item:
-            env[str(item["name"])] = substitute(str(item["value"]))
+            container_env[str(item["name"])] = substitute(str(item["value"]))
     working_dir = container.get("workingDir")
     if working_dir:
         wd = Path(substitute(str(working_dir)))
         cwd = wd if wd.is_absolute() or base_dir is None else base_dir / wd
     image = container.get("image")
-    return RenderedTrial(command=command, env=env, cwd=cwd, image=str(image) if image else None)
+    return RenderedTrial(
+        command=command, env=container_env, cwd=cwd, image=str(image) if image else None
+    )

@@ -44,7 +44,6 @@ class ExperimentReason(StrEnum):
     GOAL_REACHED = "ExperimentGoalReached"
     MAX_TRIALS_REACHED = "ExperimentMaxTrialsReached"
     SUGGESTION_END_REACHED = "ExperimentSuggestionEndReached"
-    MAX_FAILED_TRIALS_REACHED = "ExperimentMaxFailedTrialsReached"
     FAILED = "ExperimentFailed"
     KILLED = "ExperimentKilled"
 

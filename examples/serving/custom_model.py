@@ -4,15 +4,22 @@ It classifies iris flowers by petal length (the 3rd feature) with two thresholds
 rule a decision stump learns. Served by ``custom.yaml``; any class with ``__init__(name)``,
 ``load``, ``predict`` (and optionally ``preprocess``/``postprocess``) works the same way,
 including a ``kserve.Model`` subclass.
+
+As with kserve.Model, ``predict`` gets the V1 request as a dict (``{"instances": ...}`` or
+``{"inputs": ...}``) and a V2 request as an ``InferRequest``; KServe's helpers
+``get_predict_input`` / ``get_predict_response`` make one ``predict`` serve both.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from serving.protocol import get_predict_input, get_predict_response
+
 
 class IrisRules:
-    """V1 protocol: ``{"instances": [[5.1, 3.5, 1.4, 0.2], ...]}`` -> ``{"predictions": [0, ...]}``."""
+    """V1: ``{"instances": [[5.1, 3.5, 1.4, 0.2], ...]}`` -> ``{"predictions": [0, ...]}``;
+    V2: one ``[n, 4]`` tensor -> ``output-0`` with the n labels."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -24,12 +31,8 @@ class IrisRules:
         self.ready = True
         return self.ready
 
-    def preprocess(self, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
-        return payload["instances"]
-
-    def predict(self, instances: list[list[float]], headers: dict[str, str] | None = None) -> Any:
+    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        rows = get_predict_input(payload)
         low, high = self.thresholds
-        return [0 if row[2] < low else 1 if row[2] < high else 2 for row in instances]
-
-    def postprocess(self, labels: list[int], headers: dict[str, str] | None = None) -> Any:
-        return {"predictions": labels}
+        labels = [0 if row[2] < low else 1 if row[2] < high else 2 for row in rows]
+        return get_predict_response(payload, labels, self.name)

@@ -106,6 +106,6 @@ def create_app(plane: ControlPlane) -> FastAPI:
     def limit(path: str) -> int:
         return PUSH_MAX_BODY if path.endswith("/observations") else max_body
 
-    app.add_middleware(RequestMetrics, histogram=plane.metrics.api_seconds)  # type: ignore[arg-type]
-    app.add_middleware(BodyLimit, limit=limit)  # type: ignore[arg-type]
+    app.add_middleware(RequestMetrics, histogram=plane.metrics.api_seconds)
+    app.add_middleware(BodyLimit, limit=limit)
     return app

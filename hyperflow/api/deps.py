@@ -13,7 +13,7 @@ from hyperflow.plane import ControlPlane
 
 
 def plane(request: Request) -> ControlPlane:
-    return request.app.state.plane  # type: ignore[no-any-return]
+    return request.app.state.plane
 
 
 def bearer(authorization: str | None) -> str | None:

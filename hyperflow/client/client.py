@@ -55,7 +55,7 @@ def _experiment_body(experiment: Any) -> dict[str, Any]:
         if base_dir is not None:
             md = body.setdefault("metadata", {})
             md.setdefault("annotations", {})[BASE_DIR_ANNOTATION] = str(Path(base_dir).resolve())
-        return body  # type: ignore[no-any-return]
+        return body
     raise TypeError(f"cannot send {type(experiment).__name__} as an Experiment")
 
 
@@ -165,11 +165,11 @@ class Client:
         """Create an Experiment: a dict, YAML text or a ``tuner.spec`` Experiment."""
         body = _experiment_body(experiment)
         ns = namespace or (body.get("metadata") or {}).get("namespace") or self.namespace
-        return self.request("POST", f"{API}/namespaces/{ns}/experiments", json=body).json()  # type: ignore[no-any-return]
+        return self.request("POST", f"{API}/namespaces/{ns}/experiments", json=body).json()
 
     def get_experiment(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{name}"
-        return self.request("GET", path).json()  # type: ignore[no-any-return]
+        return self.request("GET", path).json()
 
     def list_experiments(
         self, namespace: str | None = None, phase: str | None = None, all_namespaces: bool = False
@@ -183,7 +183,7 @@ class Client:
 
     def delete_experiment(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{name}"
-        return self.request("DELETE", path).json()  # type: ignore[no-any-return]
+        return self.request("DELETE", path).json()
 
     def edit_experiment_budget(
         self,
@@ -212,7 +212,7 @@ class Client:
         self, name: str, patch: dict[str, Any], namespace: str | None = None
     ) -> dict[str, Any]:
         path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{name}"
-        return self.request(  # type: ignore[no-any-return]
+        return self.request(
             "PATCH",
             path,
             content=json.dumps(patch),
@@ -272,12 +272,12 @@ class Client:
         optimal = self.get_experiment(name, namespace).get("status", {}).get("currentOptimalTrial")
         if not optimal or not optimal.get("observation", {}).get("metrics"):
             return None
-        return optimal  # type: ignore[no-any-return]
+        return optimal
 
     def get_best(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         """currentOptimalTrial with its MLflow run id and storageUri(s)."""
         path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{name}/best"
-        return self.request("GET", path).json()  # type: ignore[no-any-return]
+        return self.request("GET", path).json()
 
     # -- trials -------------------------------------------------------------------------
 
@@ -297,7 +297,7 @@ class Client:
         self, name: str, experiment_name: str, namespace: str | None = None
     ) -> dict[str, Any]:
         path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{experiment_name}/trials/{name}"
-        return self.request("GET", path).json()  # type: ignore[no-any-return]
+        return self.request("GET", path).json()
 
     def get_success_trial_details(
         self, experiment_name: str, namespace: str | None = None

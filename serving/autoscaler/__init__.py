@@ -1,5 +1,6 @@
-"""KPA-like autoscaler (Knative semantics): stable/panic windows, target per replica,
-rate limits, min/max bounds and scale-to-zero after a grace period."""
+"""Autoscalers: KPA-like (Knative semantics: stable/panic windows, target per replica,
+rate limits, min/max bounds, scale to zero after a grace period) for concurrency and rps,
+and the Kubernetes HPA's algorithm for cpu and memory (as KServe configures it)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from serving.autoscaler.config import (
     initial_scale,
 )
 from serving.autoscaler.decision import Observation, ScaleDecision, ScalerState, decide
+from serving.autoscaler.hpa import HorizontalAutoscaler, HorizontalConfig, ResourceUsage
 from serving.autoscaler.kpa import Autoscaler, Clock
 from serving.autoscaler.window import MetricWindow
 
@@ -18,8 +20,11 @@ __all__ = [
     "Autoscaler",
     "AutoscalerConfig",
     "Clock",
+    "HorizontalAutoscaler",
+    "HorizontalConfig",
     "MetricWindow",
     "Observation",
+    "ResourceUsage",
     "ScaleDecision",
     "ScalerState",
     "concurrency_target",

@@ -30,7 +30,7 @@ def _find_estimator(model: Model) -> Any | None:
 def derive_metadata(model: Model) -> dict[str, Any]:
     """Everything but ``name``: ``versions``, ``platform``, ``inputs``, ``outputs``."""
     meta: dict[str, Any] = {
-        "versions": [str(model.version)] if getattr(model, "version", None) else [],
+        "versions": [str(version)] if (version := getattr(model, "version", None)) else [],
         "platform": str(getattr(model, "platform", "") or ""),
         "inputs": [],
         "outputs": [],

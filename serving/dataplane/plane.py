@@ -7,7 +7,8 @@ Two paths per request:
 - **array fast path** for :class:`ArrayModel` runtimes: the body is parsed with orjson
   straight into numpy and ``predict_array`` gets the array (V1: ``instances``; V2 one
   input: that input's array; V2 several inputs: each reshaped to ``(rows, -1)`` and
-  stacked column-wise in request order — all must have the same row count). The output
+  stacked column-wise in request order — all must have the same row count). Inputs must
+  be numeric (V1 instances and V2 tensors alike; BYTES is a 400 naming the input). The output
   is one tensor ``output-0`` (V2) or ``{"predictions": [...]}`` (V1). Overridden
   ``preprocess``/``postprocess`` are called with the array. Batching applies here.
 - **custom path** for any other :class:`Model`: ``preprocess -> predict -> postprocess``
@@ -287,6 +288,14 @@ class DataPlane:
 
     def _array_of(self, e: _Entry, request: InferRequest) -> np.ndarray:
         inputs = request.inputs
+        for inp in inputs:
+            # As V1's instances: array runtimes predict on numbers. Strings would fail
+            # inside the model ("could not convert string to float"): the request's fault.
+            if inp.datatype == "BYTES":
+                raise InvalidInput(
+                    f"input {inp.name!r}: model {e.name!r} takes numeric tensors; BYTES data "
+                    "cannot be used (send BOOL, INT*, UINT* or FP* data)"
+                )
         if len(inputs) == 1:
             x = inputs[0].as_numpy()
         else:

@@ -6,6 +6,16 @@ exponential backoff; one whose model failed to load is kept (not ready, its reas
 the pool's ``failure``) and counts toward the desired count, so it does not crash-loop;
 replicas removed by a scale-down are taken out of rotation first, drained, then stopped
 by PID. :meth:`shutdown` stops exactly the processes this deployer started.
+
+The revision's Ready condition, as Knative's: ``Starting`` until ``initial`` replicas
+(Knative's initial scale) have been ready at once; then ``Ready`` for good. Until then the
+desired count never goes below the initial scale (the local deployment holds it), so a
+model still loading is not scaled away before anyone knows whether it loads. A revision
+not Ready whose model failed to load, whose replicas keep crashing, or that is still not
+ready at its progress deadline is ``Failed``, with the reason.
+
+Each replica's socket is bound here and inherited by the process (``--fd``): no port is
+picked, released and hoped for. ``ports`` restricts them to a range.
 """
 
 from __future__ import annotations
@@ -18,18 +28,23 @@ from pathlib import Path
 
 import httpx
 
-from serving.local.replica import ReplicaProcess, ReplicaState, free_port
+from serving.local.replica import Listener, ReplicaProcess, ReplicaState, bind_listener
 from serving.router.pool import RevisionPool
 
-ArgvFactory = Callable[[int], list[str]]
+ArgvFactory = Callable[[Listener], list[str]]
 EventSink = Callable[[str], None]
+
+STARTING = "Starting"
+READY = "Ready"
+FAILED = "Failed"
+CRASH_LOOP = 3  # crashes in a row (none ready in between) that make a revision Failed
 
 
 class RevisionDeployer:
     def __init__(
         self,
         pool: RevisionPool,
-        argv_for_port: ArgvFactory,
+        argv_for: ArgvFactory,
         *,
         initial: int = 1,
         host: str = "127.0.0.1",
@@ -39,10 +54,18 @@ class RevisionDeployer:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         drain_timeout: float = 30.0,
+        progress_deadline: float = 600.0,
+        ports: range | None = None,
     ) -> None:
         self.pool = pool
-        self.argv_for_port = argv_for_port
+        self.argv_for = argv_for
         self.host = host
+        self.ports = ports
+        self.initial = initial
+        self.initialized = initial == 0  # Knative: initial scale reached once
+        self.progress_deadline = progress_deadline
+        self.created_at = time.monotonic()
+        self._state = READY if self.initialized else STARTING
         self.log_dir = log_dir
         self.env = env
         self.on_event = on_event or (lambda _msg: None)
@@ -77,6 +100,9 @@ class RevisionDeployer:
     def wake(self) -> None:
         self._wake.set()
 
+    def ready_replicas(self) -> list[ReplicaProcess]:
+        return [r for r in self.replicas if r.state is ReplicaState.READY]
+
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in ReplicaState}
         for r in self.replicas:
@@ -88,7 +114,55 @@ class RevisionDeployer:
         for r in self.replicas:
             if r.state is ReplicaState.FAILED:
                 return r.reason
-        return self._last_failure if self._crashes else None
+        if self._crashes:
+            return self._last_failure
+        if not self.initialized and self._past_deadline():
+            return (
+                f"no replica became ready within {self.progress_deadline:g}s "
+                "(progress deadline; serving.knative.dev/progress-deadline)"
+            )
+        return None
+
+    @property
+    def state(self) -> str:
+        """The revision's Ready condition: ``Starting``, ``Ready`` or ``Failed``."""
+        return self._state
+
+    def _past_deadline(self) -> bool:
+        return time.monotonic() - self.created_at > self.progress_deadline
+
+    def _update_state(self) -> None:
+        if not self.initialized:
+            ready = sum(1 for r in self.replicas if r.state is ReplicaState.READY)
+            if ready >= max(1, self.initial):
+                self.initialized = True
+        if self.initialized:
+            state = READY
+        elif (
+            any(r.state is ReplicaState.FAILED for r in self.replicas)
+            or self._crashes >= CRASH_LOOP
+            or self._past_deadline()
+        ):
+            state = FAILED
+        else:
+            state = STARTING
+        if state != self._state:
+            self._state = state
+            if state == READY:
+                self.on_event(f"{self.name}: revision Ready")
+            elif state == FAILED:
+                self.on_event(f"{self.name}: revision Failed: {self.failure}")
+
+    def replica_unreachable(self, address: tuple[str, int]) -> None:
+        """The router could not connect to ``address``: probe it again at once."""
+        for r in self.replicas:
+            if r.address == address and r.state is ReplicaState.READY:
+                r.state = ReplicaState.STARTING
+                self.on_event(
+                    f"{self.name}: replica pid {r.pid} :{r.port} refused a connection; "
+                    "out of rotation until it answers its probe"
+                )
+        self._wake.set()
 
     async def run(self) -> None:
         """Reconcile until cancelled; faster while replicas are starting."""
@@ -129,11 +203,14 @@ class RevisionDeployer:
         if probes:
             await asyncio.gather(*probes)
 
+        self._update_state()
+
         # 3. Scale towards the desired count.
         live = [r for r in self.replicas if r.state is not ReplicaState.EXITED]
         if len(live) < self.desired and time.monotonic() >= self._next_start:
             for _ in range(self.desired - len(live)):
-                await self._spawn()
+                if not await self._spawn():
+                    break
         elif len(live) > self.desired:
             for r in self._victims(live, len(live) - self.desired):
                 self.replicas.remove(r)
@@ -161,13 +238,27 @@ class RevisionDeployer:
         elif after is ReplicaState.STARTING:
             self.on_event(f"{self.name}: replica pid {r.pid} :{r.port} stopped answering")
 
-    async def _spawn(self) -> None:
-        port = free_port(self.host)
-        log = None
-        if self.log_dir is not None:
-            log = self.log_dir / f"{self.pool.service}-{self.pool.revision}-{port}.log"
-        r = ReplicaProcess(self.argv_for_port(port), self.host, port, log_path=log)
-        await r.start(self.env)
+    async def _spawn(self) -> bool:
+        """Start one replica on a socket bound here; False (and a backoff) if none can be."""
+        try:
+            sock = bind_listener(self.host, self.ports)
+        except OSError as exc:
+            self._crashes += 1
+            self._last_failure = f"cannot bind a replica port: {exc.strerror or exc}"
+            delay = min(self.backoff_max, self.backoff_base * 2 ** (self._crashes - 1))
+            self._next_start = time.monotonic() + delay
+            self.on_event(f"{self.name}: {self._last_failure}; retrying in {delay:.1f}s")
+            return False
+        try:
+            port = int(sock.getsockname()[1])
+            log = None
+            if self.log_dir is not None:
+                log = self.log_dir / f"{self.pool.service}-{self.pool.revision}-{port}.log"
+            listener = Listener(self.host, port, sock.fileno())
+            r = ReplicaProcess(self.argv_for(listener), self.host, port, log_path=log)
+            await r.start(self.env, pass_fds=(sock.fileno(),))
+        finally:
+            sock.close()  # the replica has its own copy now
         assert r.pid is not None
         self.started_pids.append(r.pid)
         self.replicas.append(r)
@@ -177,6 +268,7 @@ class RevisionDeployer:
         task = asyncio.create_task(proc.wait())
         task.add_done_callback(lambda _t: self._wake.set())
         self.on_event(f"{self.name}: started replica pid {r.pid} on :{port}")
+        return True
 
     def _victims(self, live: list[ReplicaProcess], n: int) -> list[ReplicaProcess]:
         # Replicas not serving go first (failed, then starting), then the least busy.
@@ -204,8 +296,13 @@ class RevisionDeployer:
         starting = sum(1 for r in self.replicas if r.state is ReplicaState.STARTING)
         # A replacement pending its backoff counts as starting (requests wait for it),
         # unless replicas keep crashing: then requests fail at once with the reason.
-        starting += int(len(self.replicas) < self.desired and self._crashes < 3)
-        self.pool.set_status(starting=starting, desired=self.desired, failure=self.failure)
+        starting += int(len(self.replicas) < self.desired and self._crashes < CRASH_LOOP)
+        self.pool.set_status(
+            starting=starting,
+            desired=self.desired,
+            failure=self.failure,
+            routable=self._state == READY,
+        )
 
     async def shutdown(self) -> None:
         """Stop every replica this deployer started (by PID) and wait for them."""

@@ -1,9 +1,14 @@
 """A local deployment: the router, and per revision a pool, an autoscaler and a deployer.
 
-One asyncio loop runs it all: the router (uvicorn), each revision's deployer loop, and
-the autoscaler tick that turns the router's concurrency samples into desired counts.
-The router pokes the tick when a request arrives for a revision with no ready replica
-(Knative's activator -> autoscaler path), so a cold start begins at once.
+One asyncio loop runs it all: the router (its httptools server), each revision's deployer
+loop, and the autoscaler tick that turns the router's concurrency samples (KPA) or the
+replicas' CPU/memory (HPA, read with psutil) into desired counts. The router pokes the
+tick when a request arrives for a revision with no ready replica (Knative's activator ->
+autoscaler path), so a cold start begins at once. Until a revision has reached its
+initial scale with ready replicas, the desired count does not go below it (Knative).
+
+Usable as a library: build it from :func:`revision_specs`, ``await start()`` (or
+``serve()``), read :meth:`status` and the ``on_event`` stream, ``await shutdown()``.
 """
 
 from __future__ import annotations
@@ -16,17 +21,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.autoscaler import Autoscaler, Clock
-from serving.local.deployer import EventSink, RevisionDeployer
+from serving.autoscaler import Autoscaler, Clock, HorizontalAutoscaler
+from serving.local.deployer import STARTING, EventSink, RevisionDeployer
+from serving.local.replica import Listener
 from serving.local.revisions import RevisionSpec
+from serving.local.usage import ProcessUsage, UsageSampler
 from serving.router import RevisionPool, RoutedService, Router
 from serving.router.server import router_server
 
-ReplicaArgv = Callable[[RevisionSpec, int], list[str]]
+ReplicaArgv = Callable[[RevisionSpec, Listener], list[str]]
 
 
-def replica_argv(spec: RevisionSpec, port: int) -> list[str]:
-    """The model server command for one replica (``python -m serving.replica ...``)."""
+def replica_argv(spec: RevisionSpec, listener: Listener) -> list[str]:
+    """The model server command for one replica (``python -m serving.replica ...``),
+    listening on the socket the deployer bound (``--fd``)."""
     return [
         sys.executable,
         "-m",
@@ -36,9 +44,11 @@ def replica_argv(spec: RevisionSpec, port: int) -> list[str]:
         "--revision",
         spec.revision,
         "--host",
-        "127.0.0.1",
+        listener.host,
         "--port",
-        str(port),
+        str(listener.port),
+        "--fd",
+        str(listener.fd),
         "--base-dir",
         str(spec.base_dir),
     ]
@@ -50,10 +60,16 @@ class Revision:
     pool: RevisionPool
     scaler: Autoscaler
     deployer: RevisionDeployer
+    hpa: HorizontalAutoscaler | None = None  # cpu/memory metrics: scales instead of scaler
 
 
 @dataclass(frozen=True)
 class RevisionStatus:
+    """One revision as ``serve run``'s table (and a server's API) shows it. ``state`` is
+    Knative's Ready condition (Starting / Ready / Failed, the reason in ``reason``);
+    ``traffic`` the share it gets now, ``configured_traffic`` the one its spec asks for
+    (a canary gets its share only once Ready)."""
+
     service: str
     revision: str
     traffic: int
@@ -65,6 +81,9 @@ class RevisionStatus:
     panicking: bool
     pids: tuple[int, ...]
     reason: str | None
+    state: str = "Ready"
+    configured_traffic: int = 100
+    scaling: str = ""
 
 
 class LocalDeployment:
@@ -82,12 +101,15 @@ class LocalDeployment:
         hold_timeout: float = 60.0,
         max_body_bytes: int = 64 * 1024 * 1024,
         clock: Clock = time.monotonic,
+        replica_ports: range | None = None,
+        sampler: UsageSampler | None = None,
     ) -> None:
         self.router = Router(token=token, max_body_bytes=max_body_bytes)
         self.on_event = on_event or (lambda _m: None)
         self.revisions: list[Revision] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._argv = argv
+        self._sampler: UsageSampler = sampler or ProcessUsage()
         by_service: dict[str, list[Revision]] = {}
         for spec in specs:
             cfg = spec.autoscaling
@@ -98,17 +120,23 @@ class LocalDeployment:
                 request_timeout=spec.timeout,
                 capacity=spec.container_concurrency,
                 on_cold=self._poke,
+                on_unreachable=self._unreachable,
             )
-            pool.desired = cfg.initial_replicas
+            pool.desired = spec.initial_replicas
             deployer = RevisionDeployer(
                 pool,
-                (lambda s: lambda port: argv(s, port))(spec),
-                initial=cfg.initial_replicas,
+                (lambda s: lambda listener: argv(s, listener))(spec),
+                initial=spec.initial_replicas,
                 log_dir=log_dir,
                 env=env,
                 on_event=self.on_event,
+                progress_deadline=spec.progress_deadline,
+                ports=replica_ports,
             )
-            rev = Revision(spec, pool, Autoscaler(cfg, clock=clock), deployer)
+            hpa = None
+            if spec.horizontal is not None:
+                hpa = HorizontalAutoscaler(spec.horizontal, clock=clock)
+            rev = Revision(spec, pool, Autoscaler(cfg, clock=clock), deployer, hpa)
             self.revisions.append(rev)
             by_service.setdefault(spec.service, []).append(rev)
         for name, revs in by_service.items():
@@ -126,20 +154,39 @@ class LocalDeployment:
     # --- autoscaling -----------------------------------------------------------------
     def _tick(self, rev: Revision) -> None:
         mean, rps = rev.pool.sample()
-        value = rps if rev.spec.autoscaling.metric == "rps" else mean
-        rev.scaler.record(value)
-        decision = rev.scaler.scale(ready=len(rev.pool.endpoints))
-        rev.deployer.set_desired(decision.desired)
+        if rev.hpa is not None:
+            ready = [r.pid for r in rev.deployer.ready_replicas() if r.pid is not None]
+            usage = self._sampler.sample(ready)
+            decision = rev.hpa.scale(rev.deployer.desired, list(usage.values()))
+        else:
+            value = rps if rev.spec.autoscaling.metric == "rps" else mean
+            rev.scaler.record(value)
+            decision = rev.scaler.scale(ready=len(rev.pool.endpoints))
+        desired = decision.desired
+        if not rev.deployer.initialized:
+            # Knative: a revision reaches its initial scale (and readiness) before the
+            # autoscaler may take replicas away, so a slow or failing load is seen.
+            desired = max(desired, rev.spec.initial_replicas)
+        rev.deployer.set_desired(desired)
 
     def _poke(self, pool: RevisionPool) -> None:
         """A request is held for a revision with no ready replica: decide now."""
         rev = self._by_pool.get(id(pool))
         if rev is None:
             return
-        rev.scaler.record(max(1.0, float(pool.concurrency)))
-        decision = rev.scaler.scale(ready=len(pool.endpoints))
-        rev.deployer.set_desired(max(1, decision.desired))
+        desired = 1
+        if rev.hpa is None:
+            rev.scaler.record(max(1.0, float(pool.concurrency)))
+            desired = rev.scaler.scale(ready=len(pool.endpoints)).desired
+        # Never fewer than now: the ready replicas may all have just died.
+        rev.deployer.set_desired(max(rev.deployer.desired, desired, 1))
         rev.deployer.wake()
+
+    def _unreachable(self, pool: RevisionPool, address: tuple[str, int]) -> None:
+        """The router could not connect to a replica: its deployer re-checks it now."""
+        rev = self._by_pool.get(id(pool))
+        if rev is not None:
+            rev.deployer.replica_unreachable(address)
 
     async def _autoscale(self, rev: Revision) -> None:
         interval = rev.spec.autoscaling.tick_interval
@@ -150,17 +197,16 @@ class LocalDeployment:
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         for rev in self.revisions:
+            for note in rev.spec.notes:
+                self.on_event(f"{rev.deployer.name}: note: {note}")
             self._tasks.append(asyncio.create_task(rev.deployer.run()))
             self._tasks.append(asyncio.create_task(self._autoscale(rev)))
 
     async def wait_ready(self, timeout: float = 120.0) -> bool:
-        """Until every revision with a desired count has a ready replica (or failed)."""
+        """Until every revision is Ready or Failed (False if some are still starting)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(
-                r.pool.endpoints or r.deployer.failure or r.deployer.desired == 0
-                for r in self.revisions
-            ):
+            if all(r.deployer.state != STARTING for r in self.revisions):
                 return True
             await asyncio.sleep(0.05)
         return False
@@ -202,12 +248,11 @@ class LocalDeployment:
         for r in self.revisions:
             counts = r.deployer.counts()
             svc = self.router.services[r.spec.service]
-            traffic = (
-                svc.split.percent
-                if r.spec.revision == "canary"
-                else 100 - (svc.split.percent if svc.canary else 0)
-            )
-            d = r.scaler.last_decision
+            canary = r.spec.revision == "canary"
+            now = svc.traffic()
+            traffic = now[1] if canary else now[0]
+            configured = svc.split.percent if canary else 100 - svc.split.percent
+            d = r.hpa.last_decision if r.hpa is not None else r.scaler.last_decision
             out.append(
                 RevisionStatus(
                     service=r.spec.service,
@@ -221,6 +266,9 @@ class LocalDeployment:
                     panicking=bool(d and d.panicking),
                     pids=tuple(p.pid for p in r.deployer.replicas if p.pid is not None),
                     reason=r.deployer.failure,
+                    state=r.deployer.state,
+                    configured_traffic=configured,
+                    scaling=r.hpa.config.describe() if r.hpa is not None else "",
                 )
             )
         return out

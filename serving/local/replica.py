@@ -12,12 +12,15 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import os
+import random
 import signal
 import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import IO
@@ -36,10 +39,50 @@ def _inherited_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "HYPERFLOW_REPLICA_TOKEN"}
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+@dataclass(frozen=True)
+class Listener:
+    """A replica's socket, bound by the deployer and inherited by the replica process as
+    file descriptor ``fd`` (``--fd``): no other process can take the port meanwhile."""
+
+    host: str
+    port: int
+    fd: int
+
+
+def parse_port_range(text: str) -> range:
+    """``"30000-30999"`` (inclusive) -> ``range(30000, 31000)``; ValueError naming it."""
+    low, sep, high = text.strip().partition("-")
+    try:
+        first, last = int(low), int(high if sep else low)
+    except ValueError:
+        raise ValueError(f"a port range is FIRST-LAST, e.g. 30000-30999, got {text!r}") from None
+    if not 1 <= first <= last <= 65535:
+        raise ValueError(f"ports must satisfy 1 <= FIRST <= LAST <= 65535, got {text!r}")
+    return range(first, last + 1)
+
+
+def bind_listener(host: str = "127.0.0.1", ports: range | None = None) -> socket.socket:
+    """A TCP socket bound (not yet listening) to ``host`` on a free port: one the kernel
+    picks, or the first free one of ``ports`` from a random start. Bound without
+    SO_REUSEADDR, so the port is this socket's alone until it is closed."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if ports is None:
+        candidates: Sequence[int] = [0]
+    else:
+        start = random.randrange(len(ports))
+        candidates = [*ports[start:], *ports[:start]]
+    for port in candidates:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES) and ports is not None:
+                continue
+            raise
+        return sock
+    assert ports is not None
+    raise OSError(errno.EADDRINUSE, f"no free port in {ports.start}-{ports.stop - 1} on {host}")
 
 
 def _parent_death_signal() -> Callable[[], None] | None:
@@ -91,7 +134,7 @@ class ReplicaProcess:
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
 
-    async def start(self, env: dict[str, str] | None = None) -> None:
+    async def start(self, env: dict[str, str] | None = None, pass_fds: Sequence[int] = ()) -> None:
         out: int | IO[bytes] = asyncio.subprocess.DEVNULL
         log = None
         if self.log_path is not None:
@@ -111,6 +154,7 @@ class ReplicaProcess:
                 # then stops each replica itself, and a stop reaches the replica's children.
                 start_new_session=True,
                 preexec_fn=_PREEXEC,
+                pass_fds=tuple(pass_fds),  # the listening socket the deployer bound
             )
         finally:
             if log is not None:

@@ -13,8 +13,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.autoscaler import AutoscalerConfig
+from serving.autoscaler import AutoscalerConfig, HorizontalConfig
 from serving.router.service import CANARY, DEFAULT
+from serving.runtimes import local_notes
 from serving.spec import FieldError, InferenceService, SpecError
 
 DEFAULT_TICK_INTERVAL = 2.0  # Knative's autoscaler tick
@@ -32,19 +33,44 @@ class RevisionSpec:
     canary_percent: int = 0
     container_concurrency: int = 0
     timeout: float | None = None
+    # cpu/memory metrics: scaled by the HPA's algorithm on the replicas' usage instead.
+    horizontal: HorizontalConfig | None = None
+    # Knative's progress deadline: a revision not ready by then is Failed.
+    progress_deadline: float = 600.0
+    notes: tuple[str, ...] = ()  # what a local run leaves out (sidecars ...)
+
+    @property
+    def initial_replicas(self) -> int:
+        if self.horizontal is not None:
+            return self.horizontal.initial_replicas
+        return self.autoscaling.initial_replicas
+
+
+def horizontal_config(isvc: InferenceService, tick_interval: float) -> HorizontalConfig | None:
+    """The HPA's knobs for a cpu/memory metric (None for concurrency/rps)."""
+    a = isvc.autoscaling()
+    if not a.horizontal:
+        return None
+    return HorizontalConfig(
+        metric=a.metric,  # type: ignore[arg-type]
+        target=a.target,
+        target_type=a.target_type,  # type: ignore[arg-type]
+        resource_request=a.resource_request or 1.0,
+        min_replicas=a.min_replicas,
+        max_replicas=a.max_replicas or 0,
+        initial_replicas=a.min_replicas,  # a Deployment starts at the HPA's minimum
+        tick_interval=tick_interval,
+    )
 
 
 def autoscaler_config(isvc: InferenceService, tick_interval: float) -> AutoscalerConfig:
-    """The KPA knobs S1's spec parsed, in the autoscaler's own type.
-
-    cpu/memory metrics have no local meaning (replicas are processes on one machine), so
-    they scale on concurrency with the same target.
-    """
+    """The KPA knobs the spec parsed, in the autoscaler's own type (for cpu/memory
+    metrics: the bounds only; :func:`horizontal_config` holds the HPA's)."""
     a = isvc.autoscaling()
-    metric = a.metric if a.metric in ("concurrency", "rps") else "concurrency"
+    horizontal = a.horizontal
     return AutoscalerConfig(
-        metric=metric,  # type: ignore[arg-type]
-        target=a.target,
+        metric="concurrency" if horizontal else a.metric,  # type: ignore[arg-type]
+        target=100.0 if horizontal else a.target,
         target_utilization_percentage=a.target_utilization_percentage,
         stable_window=a.stable_window,
         panic_window_percentage=a.panic_window_percentage,
@@ -58,6 +84,15 @@ def autoscaler_config(isvc: InferenceService, tick_interval: float) -> Autoscale
         scale_down_delay=a.scale_down_delay,
         tick_interval=tick_interval,
     )
+
+
+def scaling_summary(isvc: InferenceService) -> str:
+    """How ``serve run`` scales this service, for ``validate`` and the status table."""
+    horizontal = horizontal_config(isvc, DEFAULT_TICK_INTERVAL)
+    if horizontal is not None:
+        return f"HPA on {horizontal.describe()}"
+    a = isvc.autoscaling()
+    return f"{a.metric} target {a.target:g}"
 
 
 def revision_specs(
@@ -105,6 +140,9 @@ def revision_specs(
                 canary_percent=percent or 0,
                 container_concurrency=isvc.spec.predictor.container_concurrency or 0,
                 timeout=float(isvc.spec.predictor.timeout) if isvc.spec.predictor.timeout else None,
+                horizontal=horizontal_config(isvc, tick_interval),
+                progress_deadline=isvc.autoscaling().progress_deadline,
+                notes=tuple(local_notes(isvc.spec.predictor)),
             )
         )
     return out

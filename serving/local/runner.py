@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from serving.local.deployment import LocalDeployment, RevisionStatus
+from serving.local.replica import parse_port_range
 from serving.local.revisions import DEFAULT_TICK_INTERVAL, revision_specs
 from serving.router.server import is_loopback
 from serving.spec import InferenceService, SpecError, load_inference_services
@@ -36,14 +37,24 @@ def status_table(statuses: list[RevisionStatus], base_url: str) -> Table:
         if s.failed:
             replicas += f", {s.failed} failed"
         note = f"/v1/models/{s.service}:predict\n/v2/models/{s.service}/infer"
-        if s.reason:
-            note += f"\n[red]not ready: {s.reason}[/red]"
+        if s.state == "Failed":
+            note += f"\n[red]revision Failed: {escape(s.reason or '')}[/red]"
+        elif s.reason:
+            note += f"\n[red]not ready: {escape(s.reason)}[/red]"
+        elif s.state == "Starting":
+            note += "\n[yellow]revision starting (not Ready yet)[/yellow]"
+        if s.scaling:
+            note += f"\nautoscaler: HPA on {s.scaling}"
         if s.panicking:
             note += "\n[yellow]autoscaler: panic mode[/yellow]"
+        traffic = f"{s.traffic}%"
+        if s.traffic != s.configured_traffic:
+            # A canary gets its share only once Ready (Knative routes to Ready revisions).
+            traffic += f" ({s.configured_traffic}% when Ready)"
         table.add_row(
             s.service,
             s.revision,
-            f"{s.traffic}%",
+            traffic,
             replicas,
             str(s.desired),
             str(s.in_flight),
@@ -53,7 +64,9 @@ def status_table(statuses: list[RevisionStatus], base_url: str) -> Table:
 
 
 def _key(statuses: list[RevisionStatus]) -> tuple[object, ...]:
-    return tuple((s.ready, s.starting, s.failed, s.desired, s.reason) for s in statuses)
+    return tuple(
+        (s.ready, s.starting, s.failed, s.desired, s.reason, s.state, s.traffic) for s in statuses
+    )
 
 
 def load_files(files: list[Path]) -> list[InferenceService]:
@@ -83,11 +96,17 @@ async def run_foreground(
     tick_interval: float = DEFAULT_TICK_INTERVAL,
     log_dir: Path | None = None,
     console: Console | None = None,
+    replica_ports: str | None = None,
 ) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
     out = console or _console()
     if not is_loopback(host) and not token:
         out.print(f"[red]error:[/red] binding to {host} (not loopback) requires --token")
+        return 2
+    try:
+        ports = parse_port_range(replica_ports) if replica_ports else None
+    except ValueError as exc:
+        out.print(f"[red]error:[/red] --replica-ports: {exc}")
         return 2
     try:
         specs = revision_specs(load_files(files), tick_interval)
@@ -103,7 +122,9 @@ async def run_foreground(
     def event(msg: str) -> None:
         out.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {msg}", highlight=False)
 
-    deployment = LocalDeployment(specs, token=token, log_dir=log_dir, on_event=event)
+    deployment = LocalDeployment(
+        specs, token=token, log_dir=log_dir, on_event=event, replica_ports=ports
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,7 +1,8 @@
 """V1 and V2 inference protocol logic, free of any web framework.
 
 Custom model authors use :class:`InferRequest` / :class:`InferInput` (``.as_numpy()``)
-and may return :class:`InferResponse` / :class:`InferOutput` (``InferOutput.from_numpy``).
+and may return :class:`InferResponse` / :class:`InferOutput` (``InferOutput.from_numpy``);
+``get_predict_input`` / ``get_predict_response`` (KServe's names) serve both protocols.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from serving.protocol.infer_type import (
     InferResponse,
     RequestedOutput,
 )
+from serving.protocol.predict_io import get_predict_input, get_predict_response
 
 __all__ = [
     "DTYPES",
@@ -45,4 +47,6 @@ __all__ = [
     "ServingError",
     "UnsupportedMediaType",
     "datatype_of",
+    "get_predict_input",
+    "get_predict_response",
 ]

@@ -75,12 +75,21 @@ def dtype_of(datatype: Any) -> np.dtype[Any]:
     return dt
 
 
-def check_shape(shape: Any) -> tuple[int, ...]:
-    """A validated shape: a list of non-negative integers."""
+# numpy's limit on an array's dimensions (NPY_MAXDIMS: 64 since numpy 2, 32 before).
+MAX_DIMS = 64 if int(np.__version__.split(".")[0]) >= 2 else 32
+
+
+def check_shape(shape: Any, name: str | None = None) -> tuple[int, ...]:
+    """A validated shape: a list of at most :data:`MAX_DIMS` non-negative integers."""
+    where = f"input {name!r}: " if name is not None else ""
     if not isinstance(shape, list) or not all(
         type(d) is int and d >= 0 for d in shape
     ):  # bool is an int subclass: `type(d) is int` keeps true/false out
-        raise InvalidInput(f"shape must be a list of non-negative integers, got {shape!r}")
+        raise InvalidInput(f"{where}shape must be a list of non-negative integers, got {shape!r}")
+    if len(shape) > MAX_DIMS:
+        raise InvalidInput(
+            f"{where}shape has {len(shape)} dimensions; at most {MAX_DIMS} are supported"
+        )
     return tuple(shape)
 
 

@@ -11,7 +11,7 @@ returned header length must be sent as ``Inference-Header-Content-Length``.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -60,6 +60,8 @@ def decode_infer_request(
     body: bytes, header_length: int | None, model_name: str, model_version: str | None = None
 ) -> InferRequest:
     """Parse and validate a V2 request; every input's array is decoded eagerly."""
+    head: bytes | memoryview
+    tail: memoryview | None
     if header_length is None:
         head, tail = body, None
     else:
@@ -81,8 +83,9 @@ def decode_infer_request(
         name = raw.get("name")
         if not isinstance(name, str):
             raise InvalidInput(f"inputs[{i}] needs a string 'name'")
-        datatype = raw.get("datatype")
-        shape = check_shape(raw.get("shape"))
+        # Any value: tensor_from_binary/tensor_from_json reject what is not a V2 datatype.
+        datatype = cast(str, raw.get("datatype"))
+        shape = check_shape(raw.get("shape"), name)
         params = _parameters(raw.get("parameters"), f"input {name!r}")
         size = params.get("binary_data_size") if params else None
         if size is not None:
@@ -130,9 +133,12 @@ def decode_infer_request(
 
 
 def to_infer_response(result: Any, model_name: str) -> InferResponse:
-    """What a model returned -> InferResponse (arrays/lists become ``output-0``)."""
+    """What a model returned -> InferResponse (arrays/lists become ``output-0``; a V1-style
+    ``{"predictions": ...}`` answers with its predictions)."""
     if isinstance(result, InferResponse):
         return result
+    if isinstance(result, dict) and "predictions" in result and "outputs" not in result:
+        result = result["predictions"]
     if isinstance(result, dict) and isinstance(result.get("outputs"), list):
         outs = []
         for o in result["outputs"]:

@@ -8,11 +8,12 @@ from serving.router.pool import Endpoint, RevisionPool, Unavailable
 from serving.router.server import asgi_server, router_server, serve_router
 from serving.router.service import CANARY, DEFAULT, RoutedService
 from serving.router.split import TrafficSplit
-from serving.router.upstream import UpstreamError, UpstreamPool
+from serving.router.upstream import ConnectError, UpstreamError, UpstreamPool
 
 __all__ = [
     "CANARY",
     "DEFAULT",
+    "ConnectError",
     "Endpoint",
     "RevisionPool",
     "RoutedService",

@@ -9,6 +9,11 @@ keep-alive connections and tags the response with ``x-hyperflow-revision``. It a
 Errors are JSON ``{"error": ...}``: 401 (token), 404 (unknown model or path), 413 (body
 over the limit), 503 (no replica in time, replica failed to load, replica broke off).
 
+A replica that refuses the connection (it died, and the deployer has not noticed yet)
+is taken out of rotation and the request held until a replica is ready, within the
+activator's hold timeout: nothing was sent, so this retry is always safe. A replica that
+breaks off after the request was sent is retried once on another ready replica, if any.
+
 :meth:`Router.handle` is the transport-free core (request in, response out). Two
 transports use it: :mod:`serving.router.http` (an httptools protocol, what ``serve run``
 binds: one write per response) and this class's ASGI ``__call__`` (mountable anywhere,
@@ -29,7 +34,7 @@ from serving.protocol.v2 import EXTENSIONS
 from serving.router.metrics import RouterMetrics
 from serving.router.pool import Endpoint, RevisionPool, Unavailable
 from serving.router.service import RoutedService
-from serving.router.upstream import HOP_BY_HOP, Response, UpstreamError
+from serving.router.upstream import HOP_BY_HOP, ConnectError, Response, UpstreamError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -38,7 +43,8 @@ Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 JSON = [(b"content-type", b"application/json")]
-OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+# Health probes, and KServe's V1 liveness (``GET /``, what its client's is_server_live asks).
+OPEN_PATHS = frozenset({"/", "/v2/health/live", "/v2/health/ready"})
 
 
 class HTTPError(Exception):
@@ -123,6 +129,8 @@ class Router:
         raise HTTPError(401, "missing or invalid bearer token")
 
     def _local(self, path: str) -> Response:
+        if path == "/":
+            return json_response(200, {"status": "alive"})  # as KServe's model server
         if path == "/v2/health/live":
             return json_response(200, {"live": True})
         if path == "/v2/health/ready":
@@ -173,15 +181,23 @@ class Router:
     ) -> Response:
         fwd = [(k, v) for k, v in headers if k != b"authorization"]
         timeout = pool.request_timeout or self.upstream_timeout
-        for attempt in (0, 1):
+        retried = False
+        deadline: float | None = None
+        while True:
             cur = ep
             pool.enter(cur)
             try:
                 return await cur.upstream.request(method, target, fwd, body, timeout)
+            except ConnectError as exc:
+                # Dead before the deployer noticed: out of rotation, and the request
+                # waits for a ready replica as at a cold start (nothing was sent).
+                pool.mark_unreachable(cur)
+                refused = str(exc)
             except UpstreamError as exc:
-                # The replica may have died before the deployer noticed: try another one.
+                # Broke off after the request was sent: once on another ready replica.
                 others = [e for e in pool.endpoints if e is not cur]
-                if attempt == 0 and others:
+                if not retried and others:
+                    retried = True
                     ep = min(others, key=lambda e: e.in_flight)
                     continue
                 raise HTTPError(503, f"{pool.service}/{pool.revision}: {exc}") from None
@@ -191,7 +207,12 @@ class Router:
                 ) from None
             finally:
                 pool.leave(cur)
-        raise HTTPError(503, "unreachable")  # pragma: no cover
+            if deadline is None:
+                deadline = pool.deadline()
+            try:
+                ep = await pool.acquire(deadline)
+            except Unavailable as exc:
+                raise HTTPError(503, f"{exc}; last replica tried: {refused}") from None
 
     # --- ASGI transport --------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

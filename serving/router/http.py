@@ -36,6 +36,7 @@ import orjson
 
 from serving.router.app import Router
 from serving.router.upstream import Response
+from serving.server.body import incomplete_body
 
 log = logging.getLogger("serving.router")
 
@@ -144,7 +145,15 @@ class RouterProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         """The client is done sending (it may still read). Requests already received are
-        answered first: returning None would close the transport before they are."""
+        answered first: returning None would close the transport before they are. A
+        request whose body was cut short by the EOF can never complete: it is answered
+        with a 400 (after the earlier ones), as the replicas do."""
+        if self.current is not None and not self.in_head and not self.closing:
+            declared = next(
+                (v.strip(b" \t") for k, v in self.current.headers if k == b"content-length"),
+                None,
+            )
+            self._reject(400, incomplete_body(self.size, int(declared) if declared else None))
         if self.busy or self.queue:
             self.eof = True
             return True  # keep the write side open; _serve closes when the queue is done

@@ -1,10 +1,13 @@
 """Replicas of one revision as the router sees them, and the activator's hold queue.
 
 A :class:`RevisionPool` is told by the deployer which replicas are ready
-(:meth:`set_endpoints`); the router asks it for one (:meth:`acquire`). With no ready
-replica, ``acquire`` holds the request (as Knative's activator does), pokes the
-autoscaler once, and resumes when a replica becomes ready, or fails with
-:class:`Unavailable` after the hold timeout or when the queue is full.
+(:meth:`set_endpoints`) and whether the revision is Ready (``routable``: Knative's Ready
+condition, which decides whether a canary gets its share); the router asks it for a
+replica (:meth:`acquire`). With no ready replica, ``acquire`` holds the request (as
+Knative's activator does), pokes the autoscaler once, and resumes when a replica becomes
+ready, or fails with :class:`Unavailable` after the hold timeout or when the queue is
+full. A replica that refuses a connection is taken out at once (:meth:`mark_unreachable`)
+and the deployer told, so it probes it again instead of waiting for its next check.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class RevisionPool:
         request_timeout: float | None = None,
         capacity: int = 0,
         on_cold: Callable[[RevisionPool], None] | None = None,
+        on_unreachable: Callable[[RevisionPool, tuple[str, int]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.service = service
@@ -63,6 +67,7 @@ class RevisionPool:
         self.capacity = capacity
         self._waiters: deque[asyncio.Future[None]] = deque()
         self.on_cold = on_cold
+        self.on_unreachable = on_unreachable
         self._clock = clock
         self.endpoints: list[Endpoint] = []
         self._rr = 0
@@ -70,6 +75,9 @@ class RevisionPool:
         self.failure: str | None = None
         self.starting = 0
         self.desired = 0
+        # Knative's Ready condition of the revision: a canary gets its share of the traffic
+        # only when Ready (a pool with no deployer behind it is taken as Ready).
+        self.routable = True
         # Concurrency integral since the last sample.
         self.concurrency = 0
         self._area = 0.0
@@ -92,11 +100,27 @@ class RevisionPool:
             self.failure = None
             self._wake(len(self._waiters))
 
-    def set_status(self, *, starting: int, desired: int, failure: str | None) -> None:
-        """Replicas being started, the autoscaler's count, and why replicas fail (if so)."""
+    def set_status(
+        self, *, starting: int, desired: int, failure: str | None, routable: bool = True
+    ) -> None:
+        """Replicas being started, the autoscaler's count, why replicas fail (if so), and
+        whether the revision is Ready."""
         self.starting = starting
         self.desired = desired
         self.failure = failure if not self.endpoints else None
+        self.routable = routable
+
+    def mark_unreachable(self, ep: Endpoint) -> None:
+        """``ep`` refused a connection: out of rotation now; the deployer re-checks it."""
+        if ep in self.endpoints:
+            self.endpoints = [e for e in self.endpoints if e is not ep]
+            ep.upstream.close()
+            if self.on_unreachable is not None:
+                self.on_unreachable(self, ep.key)
+
+    def deadline(self) -> float:
+        """When a request held from now on gives up (the hold timeout on the pool's clock)."""
+        return self._clock() + self.hold_timeout
 
     # --- request side ----------------------------------------------------------------
     def _change(self, delta: int) -> None:
@@ -148,8 +172,9 @@ class RevisionPool:
             return None
         return best
 
-    async def acquire(self) -> Endpoint:
-        """A ready replica with a free slot, holding the caller until there is one.
+    async def acquire(self, deadline: float | None = None) -> Endpoint:
+        """A ready replica with a free slot, holding the caller until there is one (at
+        most until ``deadline``, default :meth:`deadline`).
 
         The caller must :meth:`enter` the endpoint before its next ``await`` and
         :meth:`leave` it when done, so slots are counted exactly.
@@ -166,7 +191,8 @@ class RevisionPool:
         try:
             if not self.endpoints and self.on_cold is not None:
                 self.on_cold(self)  # scale from zero: the autoscaler decides now
-            deadline = self._clock() + self.hold_timeout
+            if deadline is None:
+                deadline = self.deadline()
             while (ep := self.pick()) is None:
                 remaining = deadline - self._clock()
                 if remaining <= 0:

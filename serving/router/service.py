@@ -29,9 +29,24 @@ class RoutedService:
         return [self.default] if self.canary is None else [self.default, self.canary]
 
     def choose(self) -> RevisionPool:
-        if self.canary is not None and self.split.to_canary():
-            return self.canary
-        return self.default
+        """The revision for the next request. As Knative routes only to Ready revisions:
+        a canary that is not Ready (starting, or failed) gets none of the traffic, and a
+        default revision that failed gives its share to a Ready canary."""
+        canary = self.canary
+        if canary is None or not canary.routable:
+            return self.default
+        if not self.default.routable and self.default.failure:
+            return canary
+        return canary if self.split.to_canary() else self.default
+
+    def traffic(self) -> tuple[int, int]:
+        """(default %, canary %) as requests are routed now."""
+        canary = self.canary
+        if canary is None or not canary.routable:
+            return 100, 0
+        if not self.default.routable and self.default.failure:
+            return 0, 100
+        return 100 - self.split.percent, self.split.percent
 
     def ready(self) -> bool:
         return any(pool.endpoints for pool in self.revisions)

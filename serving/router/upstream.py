@@ -40,6 +40,11 @@ class UpstreamError(Exception):
     """The replica could not be reached or broke the connection mid-response."""
 
 
+class ConnectError(UpstreamError):
+    """No connection to the replica could be made: nothing of the request was sent, so
+    retrying it elsewhere (or later) is always safe."""
+
+
 class Response:
     __slots__ = ("body", "headers", "status")
 
@@ -135,9 +140,7 @@ class UpstreamPool:
         try:
             _, proto = await loop.create_connection(_Connection, self.host, self.port)
         except OSError as exc:
-            raise UpstreamError(
-                f"cannot connect to replica {self.host}:{self.port}: {exc}"
-            ) from exc
+            raise ConnectError(f"cannot connect to replica {self.host}:{self.port}: {exc}") from exc
         return proto
 
     async def request(

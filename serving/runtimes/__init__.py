@@ -16,7 +16,12 @@ from serving.runtimes import _custom, _lightgbm, _mlflow, _onnx, _sklearn, _xgbo
 from serving.runtimes.base import ArrayModel, Model
 from serving.runtimes.errors import ModelLoadError, UnsupportedModelError
 from serving.spec.models import PredictorSpec, ProtocolVersion
-from serving.storage import StorageError, check_storage_uri, resolve_storage_uri
+from serving.storage import (
+    SUPPORTED_SCHEMES,
+    StorageError,
+    check_storage_uri,
+    resolve_storage_uri,
+)
 
 # (name, predictor, resolved model path or None, base_dir) -> an unloaded Model
 RuntimeFactory = Callable[[str, PredictorSpec, Path | None, Path | None], Model]
@@ -31,7 +36,6 @@ _RUNTIMES: dict[str, RuntimeFactory] = {
 }
 # Formats whose runtime can do without a storageUri (the class brings its own model).
 _STORAGE_OPTIONAL = frozenset({"custom"})
-LOCAL_SCALE_METRICS = ("concurrency", "rps")
 LOCAL_PROTOCOLS = (ProtocolVersion.V1.value, ProtocolVersion.V2.value)
 
 
@@ -70,7 +74,18 @@ def model_problems(predictor: PredictorSpec) -> list[str]:
             f"locally; supported: {', '.join(LOCAL_PROTOCOLS)}"
         )
     uri = predictor.storage_uri
-    if uri is None:
+    storage = predictor.storage_spec
+    if storage is not None:
+        # KServe resolves storage: {key, path} through the cluster's storage-config secret.
+        named = ", ".join(
+            f"{k} {v!r}" for k, v in (("key", storage.key), ("path", storage.path)) if v
+        )
+        problems.append(
+            f"{where}.storage: KServe's storage spec ({named or 'no key'}) names an entry "
+            "of the cluster's storage-config secret, which is not available locally; give "
+            f"a storageUri instead ({', '.join(SUPPORTED_SCHEMES)})"
+        )
+    elif uri is None:
         if model_format is not None and model_format not in _STORAGE_OPTIONAL:
             problems.append(f"{where}.storageUri: required for model format {model_format!r}")
     else:
@@ -82,15 +97,20 @@ def model_problems(predictor: PredictorSpec) -> list[str]:
 
 
 def deploy_problems(predictor: PredictorSpec) -> list[str]:
-    """``model_problems`` plus what the local autoscaler cannot do (cpu/memory metrics)."""
-    problems = model_problems(predictor)
-    metric = predictor.effective_scale_metric
-    if metric not in LOCAL_SCALE_METRICS:
-        problems.append(
-            f"spec.predictor.scaleMetric: {metric!r} is not supported by the local "
-            f"autoscaler; supported: {', '.join(LOCAL_SCALE_METRICS)}"
-        )
-    return problems
+    """Why this (valid) predictor cannot be deployed locally (``model_problems``: every
+    scale metric runs locally, concurrency/rps on the KPA, cpu/memory on the HPA)."""
+    return model_problems(predictor)
+
+
+def local_notes(predictor: PredictorSpec) -> list[str]:
+    """What a local run leaves out of a predictor it can serve (shown, not refused)."""
+    sidecars = predictor.sidecars
+    if not sidecars:
+        return []
+    return [
+        f"spec.predictor.containers: sidecar container(s) {', '.join(map(repr, sidecars))} "
+        "are not run locally (only the predictor is)"
+    ]
 
 
 def create_model(name: str, predictor: PredictorSpec, base_dir: Path | None) -> Model:
@@ -119,6 +139,7 @@ __all__ = [
     "UnsupportedModelError",
     "create_model",
     "deploy_problems",
+    "local_notes",
     "model_problems",
     "register_runtime",
     "supported_formats",

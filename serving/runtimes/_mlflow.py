@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from serving.runtimes.base import ArrayModel
 from serving.runtimes.errors import ModelLoadError

@@ -22,6 +22,20 @@ class ClientDisconnected(Exception):
     """The client went away before the body was complete; nothing to answer."""
 
 
+def incomplete_body(received: int, declared: int | None) -> str:
+    """The 400 message for a request whose client ended its side before the body was
+    complete (the router and the replicas answer it alike)."""
+    if declared is None:
+        return (
+            "incomplete request: the client closed its side of the connection before the "
+            "end of the chunked body"
+        )
+    return (
+        f"incomplete request: the client closed its side of the connection after {received} "
+        f"of the {declared} body bytes its Content-Length announced"
+    )
+
+
 def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
 

@@ -3,9 +3,10 @@
 uvicorn answers an unparsable request itself, with a ``text/plain`` 400; every other
 error of the model server is ``{"error": ...}`` JSON, so :class:`JSONErrorsProtocol`
 answers those the same way. It also bounds the request head (target + headers), which
-uvicorn's httptools protocol would otherwise buffer without limit. WebSocket upgrades are
-off (``ws="none"``): the V1/V2 protocols are plain HTTP, and an ``Upgrade`` header is then
-ignored, not negotiated.
+uvicorn's httptools protocol would otherwise buffer without limit, and answers a client
+that half-closes before its body is complete with a 400 (as the router does) instead of
+nothing. WebSocket upgrades are off (``ws="none"``): the V1/V2 protocols are plain HTTP,
+and an ``Upgrade`` header is then ignored, not negotiated.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from serving.server.body import incomplete_body
 
 MAX_HEAD_BYTES = 64 * 1024  # request target + headers, as the router; past it a 414 or 431
 HEAD_FEED_LIMIT = 2 * MAX_HEAD_BYTES  # fed to the parser before the head must be complete
@@ -38,6 +41,7 @@ class JSONErrorsProtocol(HttpToolsProtocol):
     _in_head = True  # between requests or in one's head
     _head_fed = 0  # bytes of the current head fed to the parser
     _heads_done = 0
+    _body_received = 0  # body bytes of the current request
 
     def data_received(self, data: bytes) -> None:
         # httptools buffers a header line whole before calling on_header, so an endless
@@ -69,11 +73,26 @@ class JSONErrorsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._heads_done += 1
+        self._body_received = 0
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_received += len(body)
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._in_head, self._head_fed = True, 0
         super().on_message_complete()
+
+    def eof_received(self) -> None:
+        """The client ended its side. Mid-body, the request can never complete: say so
+        (a JSON 400, as the router) rather than closing without an answer."""
+        cycle = self.cycle
+        if not self._in_head and cycle is not None and not cycle.response_started:
+            # The head of the request in progress (uvicorn resets it per request).
+            length = next((v for k, v in self.headers if k == b"content-length"), None)
+            declared = int(length) if length is not None and length.isdigit() else None
+            self._write_error(400, incomplete_body(self._body_received, declared))
 
     def on_url(self, url: bytes) -> None:
         self._head_size += len(url)
@@ -95,6 +114,10 @@ class JSONErrorsProtocol(HttpToolsProtocol):
         status, message = 400, f"malformed HTTP request: {msg}"
         if self._head_error is not None:
             status, message = self._head_error.status, self._head_error.message
+        self._write_error(status, message)
+
+    def _write_error(self, status: int, message: str) -> None:
+        """Answer ``{"error": message}`` with ``connection: close``, then close."""
         body = orjson.dumps({"error": message})
         content = [b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())]
         for name, value in self.server_state.default_headers:

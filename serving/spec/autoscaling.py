@@ -1,9 +1,14 @@
-"""The local KPA knobs of an InferenceService, as Knative's autoscaler reads them.
+"""The autoscaling knobs of an InferenceService, as Knative's and KServe's autoscalers read them.
 
 Sources, first wins: the predictor's fields (``minReplicas``, ``maxReplicas``,
 ``scaleTarget``, ``scaleMetric``, ``containerConcurrency``), then Knative annotations
 (``autoscaling.knative.dev/...``) on the predictor, then on the InferenceService's metadata,
 then KServe's ``serving.kserve.io/...`` annotations, then Knative's defaults.
+
+Two autoscalers, as in KServe: ``concurrency`` and ``rps`` scale with Knative's KPA; ``cpu``
+and ``memory`` (or the ``hpa`` class, whose default metric is cpu) with the Kubernetes HPA,
+whose target is a utilization percentage of the container's resource request (KServe's HPA
+reconciler: ``scaleTarget``, default 80 for cpu). The HPA never scales below one replica.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from serving.spec.durations import parse_duration
 from serving.spec.errors import FieldError, SpecError
+from serving.spec.quantity import parse_quantity
 
 if TYPE_CHECKING:
     from serving.spec.models import InferenceService
@@ -31,6 +37,13 @@ DEFAULT_PANIC_THRESHOLD_PERCENTAGE = 200.0
 DEFAULT_SCALE_TO_ZERO_GRACE = 30.0
 DEFAULT_MAX_SCALE_UP_RATE = 1000.0
 DEFAULT_MAX_SCALE_DOWN_RATE = 2.0
+DEFAULT_PROGRESS_DEADLINE = 600.0  # Knative's progress-deadline (config-deployment)
+
+KPA_METRICS = ("concurrency", "rps")
+HPA_METRICS = ("cpu", "memory")
+# KServe's default container resources (inferenceservice-config): the request a utilization
+# target is a percentage of when the container sets none.
+DEFAULT_REQUESTS = {"cpu": 1.0, "memory": 2.0 * 2**30}
 
 
 @dataclass(frozen=True)
@@ -39,7 +52,10 @@ class AutoscalingConfig:
 
     autoscaler_class: str  # "kpa" (Knative) or "hpa"/"keda"/"external"/"none" (KServe)
     metric: str  # concurrency | rps | cpu | memory
-    target: float  # metric value per replica that scaling aims at (before utilization)
+    # Per replica: in-flight requests or requests/s (KPA, before utilization); for the HPA
+    # a utilization percentage of ``resource_request`` or, with ``target_type``
+    # "AverageValue" (Knative's HPA class with a memory target), MiB.
+    target: float
     target_utilization_percentage: float
     min_replicas: int
     max_replicas: int | None  # None: unbounded
@@ -52,6 +68,14 @@ class AutoscalingConfig:
     scale_down_delay: float
     max_scale_up_rate: float
     max_scale_down_rate: float
+    target_type: str = "Utilization"  # HPA metrics only: Utilization | AverageValue
+    resource_request: float | None = None  # HPA: cores (cpu) or bytes (memory) per replica
+    progress_deadline: float = DEFAULT_PROGRESS_DEADLINE
+
+    @property
+    def horizontal(self) -> bool:
+        """Scaled by the HPA (cpu/memory), not the KPA."""
+        return self.metric in HPA_METRICS
 
     @property
     def target_per_replica(self) -> float:
@@ -79,6 +103,7 @@ class _Reader:
             ("spec.predictor.annotations", isvc.spec.predictor.annotations),
             ("metadata.annotations", isvc.metadata.annotations),
         ]
+        self.paths: dict[str, str] = {}  # first key asked for -> where its value was found
 
     def get(
         self, keys: tuple[str, ...], parse: Callable[[str], T], check: Callable[[T], str | None]
@@ -88,6 +113,7 @@ class _Reader:
                 if key not in notes:
                     continue
                 path = f"{prefix}.{key}"
+                self.paths[keys[0]] = path
                 try:
                     value = parse(notes[key])
                 except ValueError as exc:
@@ -149,9 +175,9 @@ def _read(isvc: InferenceService) -> tuple[AutoscalingConfig, list[FieldError]]:
         (f"{KSERVE}autoscalerClass",), str.lower, _one_of("hpa", "keda", "external", "none")
     )
     metric_annotation = r.get(
-        (f"{k}metric", f"{KSERVE}metric"),
+        (f"{k}metric", f"{KSERVE}metric", f"{KSERVE}metrics"),
         str.lower,
-        _one_of("concurrency", "rps", "cpu", "memory"),
+        _one_of(*KPA_METRICS, *HPA_METRICS),
     )
     target_annotation = r.get((f"{k}target",), _number, _above(0))
     utilization = r.get(
@@ -164,36 +190,70 @@ def _read(isvc: InferenceService) -> tuple[AutoscalingConfig, list[FieldError]]:
     panic_threshold_pct = r.get((f"{k}panic-threshold-percentage",), _number, _between(110, 1000))
     retention = r.get((f"{k}scale-to-zero-pod-retention-period",), parse_duration, _at_least(0))
     scale_down_delay = r.get((f"{k}scale-down-delay",), parse_duration, _between(0, 3600))
+    progress_deadline = r.get(("serving.knative.dev/progress-deadline",), parse_duration, _above(0))
     initial = r.get((f"{k}initial-scale", f"{k}initialScale"), _integer, _at_least(0))
     min_scale = r.get((f"{k}min-scale", f"{k}minScale"), _integer, _at_least(0))
     max_scale = r.get((f"{k}max-scale", f"{k}maxScale"), _integer, _at_least(0))
     up_rate = r.get((f"{k}max-scale-up-rate",), _number, _above(1))
     down_rate = r.get((f"{k}max-scale-down-rate",), _number, _above(1))
 
-    metric = (
-        predictor.scale_metric.value
-        if predictor.scale_metric is not None
-        else metric_annotation or "concurrency"
-    )
-    container_concurrency = predictor.container_concurrency or 0
-    if predictor.scale_target is not None:
-        target = float(predictor.scale_target)
-    elif target_annotation is not None:
-        target = target_annotation
-    elif metric == "concurrency" and container_concurrency > 0:
-        # Knative: with a hard limit and no soft target, the limit is the target.
-        target = float(container_concurrency)
+    hpa_class = "hpa" in (klass, kserve_class)
+    if predictor.scale_metric is not None:
+        metric, metric_path = predictor.scale_metric.value, "spec.predictor.scaleMetric"
+    elif metric_annotation is not None:
+        metric, metric_path = metric_annotation, r.paths[f"{k}metric"]
     else:
-        target = DEFAULT_TARGET[metric]
+        # The HPA's metric is cpu unless told otherwise (KServe and Knative alike).
+        metric, metric_path = ("cpu" if hpa_class else "concurrency"), ""
+    container_concurrency = predictor.container_concurrency or 0
+    target_type = "Utilization"
+    resource_request: float | None = None
+    if metric in HPA_METRICS:
+        if klass == "kpa":
+            r.errors.append(
+                FieldError(
+                    metric_path or f"metadata.annotations.{k}class",
+                    f"{metric!r} is an HPA metric; the KPA class "
+                    f"({k}class) scales on {' or '.join(KPA_METRICS)}",
+                )
+            )
+        metric, target, target_type = _hpa_target(
+            r, predictor.scale_target, metric, target_annotation, utilization
+        )
+        if target_type == "Utilization":
+            resource_request = _resource_request(r, isvc, metric)
+    else:
+        if hpa_class and metric_path:
+            r.errors.append(
+                FieldError(
+                    metric_path,
+                    f"{metric!r} is a KPA metric; the HPA class scales on "
+                    f"{' or '.join(HPA_METRICS)}",
+                )
+            )
+        if predictor.scale_target is not None:
+            target = float(predictor.scale_target)
+        elif target_annotation is not None:
+            target = target_annotation
+        elif metric == "concurrency" and container_concurrency > 0:
+            # Knative: with a hard limit and no soft target, the limit is the target.
+            target = float(container_concurrency)
+        else:
+            target = DEFAULT_TARGET[metric]
 
     if predictor.min_replicas is not None:
         min_replicas = predictor.min_replicas
     else:
         min_replicas = min_scale if min_scale is not None else 1
+    if metric in HPA_METRICS:
+        min_replicas = max(min_replicas, 1)  # KServe's HPA: minReplicas is at least 1
     if predictor.max_replicas:
         max_replicas: int | None = predictor.max_replicas
     else:
         max_replicas = max_scale or None
+    if metric in HPA_METRICS and (max_replicas is None or max_replicas < min_replicas):
+        # KServe's HPA: maxReplicas = max(maxReplicas, minReplicas); unset is not unbounded.
+        max_replicas = min_replicas
     if not predictor.max_replicas and max_replicas is not None and min_replicas > max_replicas:
         r.errors.append(
             FieldError(
@@ -203,11 +263,14 @@ def _read(isvc: InferenceService) -> tuple[AutoscalingConfig, list[FieldError]]:
         )
 
     config = AutoscalingConfig(
-        autoscaler_class=kserve_class or klass or "kpa",
+        autoscaler_class="hpa" if metric in HPA_METRICS else kserve_class or klass or "kpa",
         metric=metric,
         target=target,
+        target_type=target_type,
+        resource_request=resource_request,
+        progress_deadline=progress_deadline or DEFAULT_PROGRESS_DEADLINE,
         target_utilization_percentage=utilization
-        if utilization is not None
+        if utilization is not None and metric in KPA_METRICS
         else DEFAULT_TARGET_UTILIZATION,
         min_replicas=min_replicas,
         max_replicas=max_replicas,
@@ -226,6 +289,63 @@ def _read(isvc: InferenceService) -> tuple[AutoscalingConfig, list[FieldError]]:
         max_scale_down_rate=down_rate if down_rate is not None else DEFAULT_MAX_SCALE_DOWN_RATE,
     )
     return config, r.errors
+
+
+def _hpa_target(
+    r: _Reader,
+    scale_target: int | None,
+    metric: str,
+    knative_target: float | None,
+    utilization: float | None,
+) -> tuple[str, float, str]:
+    """(metric, target, target type) of an HPA metric.
+
+    KServe's HPA reconciler: ``scaleTarget`` is the average utilization percentage (cpu
+    default 80); a memory metric without a target adds no metric, so the HPA's default,
+    80% cpu, applies. Knative's HPA class reads ``autoscaling.knative.dev/target``: a
+    percentage for cpu, MiB for memory. Older KServe: ``targetUtilizationPercentage``.
+    """
+    if scale_target is not None:
+        if metric == "cpu" and not 1 <= scale_target <= 100:
+            r.errors.append(
+                FieldError(
+                    "spec.predictor.scaleTarget",
+                    "the target cpu utilization percentage must be an integer in [1, 100]",
+                )
+            )
+        return metric, float(scale_target), "Utilization"
+    if knative_target is not None:
+        return metric, knative_target, "AverageValue" if metric == "memory" else "Utilization"
+    if utilization is not None:
+        return metric, utilization, "Utilization"
+    return "cpu", DEFAULT_TARGET["cpu"], "Utilization"
+
+
+def _resource_request(r: _Reader, isvc: InferenceService, metric: str) -> float | None:
+    """The predictor container's request for ``metric`` (cores or bytes): its
+    ``resources.requests``, else its limit (Kubernetes' default request), else KServe's."""
+    predictor = isvc.spec.predictor
+    found = predictor.implementations()
+    impl = predictor.implementation
+    if impl is not None:
+        resources, path = impl.resources, f"spec.predictor.{found[0]}.resources"
+    else:
+        containers = predictor.containers or []
+        resources = containers[0].resources if containers else None
+        path = "spec.predictor.containers[0].resources"
+    for part in ("requests", "limits"):
+        section = (resources or {}).get(part)
+        if isinstance(section, dict) and metric in section:
+            try:
+                value = parse_quantity(section[metric])
+            except ValueError as exc:
+                r.errors.append(FieldError(f"{path}.{part}.{metric}", str(exc)))
+                return None
+            if value <= 0:
+                r.errors.append(FieldError(f"{path}.{part}.{metric}", "must be > 0"))
+                return None
+            return value
+    return DEFAULT_REQUESTS[metric]
 
 
 def autoscaling_errors(isvc: InferenceService) -> list[FieldError]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, get_args
 
-import yaml  # type: ignore[import-untyped]
 from pydantic import BaseModel, ValidationError
 
+from serving import yamlfile
 from serving.spec.errors import FieldError, SpecError, join_path, unknown_field
 from serving.spec.models import API_VERSION, KIND, MODEL_CLASS_ANNOTATION, InferenceService
 from serving.spec.validation import unknown_component_fields, validate
@@ -22,15 +22,14 @@ def load_inference_services(path: str | Path) -> list[InferenceService]:
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = yamlfile.read_text(path)
+        documents = yamlfile.load_all(text)
     except FileNotFoundError:
         raise SpecError([FieldError("", "file not found")], source=source) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise SpecError([FieldError("", f"cannot read file: {exc}")], source=source) from None
-    try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise SpecError([FieldError("", _yaml_problem(exc))], source=source) from None
+    except yamlfile.YamlError as exc:
+        raise SpecError([FieldError("", str(exc))], source=source) from None
     if not documents:
         raise SpecError([FieldError("", "no InferenceService in file")], source=source)
     base_dir = path.resolve().parent
@@ -67,9 +66,9 @@ def parse_inference_service(
     """One InferenceService from a dict or a YAML/JSON string; raises :class:`SpecError`."""
     if isinstance(data, str):
         try:
-            data = yaml.safe_load(data)
-        except yaml.YAMLError as exc:
-            raise SpecError([FieldError("", _yaml_problem(exc))]) from None
+            data = yamlfile.load(data)
+        except yamlfile.YamlError as exc:
+            raise SpecError([FieldError("", str(exc))]) from None
     if not isinstance(data, dict):
         raise SpecError(
             [FieldError("", f"an InferenceService must be a mapping, got {type(data).__name__}")]
@@ -78,8 +77,9 @@ def parse_inference_service(
     if kind != KIND:
         raise SpecError([FieldError("kind", f"must be {KIND!r}, got {kind!r}")])
     api_version = data.get("apiVersion", data.get("api_version", API_VERSION))
-    if isinstance(api_version, str) and not api_version.startswith("serving.kserve.io/"):
-        raise SpecError([FieldError("apiVersion", f"must be {API_VERSION!r}, got {api_version!r}")])
+    if api_version != API_VERSION:
+        # Said first and alone: another version's fields would only add confusing errors.
+        raise SpecError([FieldError("apiVersion", _api_version_problem(api_version))])
     try:
         isvc = InferenceService.model_validate(data)
     except ValidationError as exc:
@@ -96,11 +96,20 @@ def parse_inference_service(
     return isvc.with_base_dir(base_dir)
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return f"invalid YAML: {problem}{where}"
+def _api_version_problem(api_version: object) -> str:
+    problem = f"must be {API_VERSION!r}, got {api_version!r}"
+    if not isinstance(api_version, str):
+        return problem
+    group, _, version = api_version.rpartition("/")
+    if version == "v1alpha2":
+        return (
+            f"{problem}: v1alpha2 InferenceServices (KFServing) are not read; in v1beta1 "
+            "spec.default.predictor is spec.predictor and spec.canary is a second "
+            "revision with canaryTrafficPercent"
+        )
+    if group == "serving.kubeflow.org" and version == "v1beta1":
+        return f"{problem}: KFServing's v1beta1 has the same fields; change the apiVersion"
+    return problem
 
 
 def _field_error(error: Any) -> FieldError:

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 API_VERSION = "serving.kserve.io/v1beta1"
 KIND = "InferenceService"
 
+# KServe counts only the container with this name as a predictor implementation beside
+# ``model:``; any other container of the predictor's pod is a sidecar.
+PREDICTOR_CONTAINER = "kserve-container"
+
 # The custom model class (``module:Class``), as an annotation on the InferenceService or on
 # the predictor; ``model.runtime: "module:Class"`` is the short form.
 MODEL_CLASS_ANNOTATION = "hyperflow.io/model-class"
@@ -301,11 +305,32 @@ class PredictorSpec(ComponentSpec):
     _isvc_model_class: str | None = PrivateAttr(default=None)
 
     def implementations(self) -> list[str]:
-        """Names of the implementations given (``model``, ``sklearn``..., ``containers``)."""
+        """Names of the implementations given (``model``, ``sklearn``..., ``containers``).
+
+        As KServe counts them (``PredictorSpec.GetImplementations``): the containers are an
+        implementation when one is named ``kserve-container``, or when nothing else is
+        given (then the first container is the predictor); otherwise they are sidecars.
+        """
         found = [key for key in ("model", *FRAMEWORK_KEYS) if getattr(self, key) is not None]
-        if self.containers:
+        if self.containers and (
+            not found or any(c.name == PREDICTOR_CONTAINER for c in self.containers)
+        ):
             found.append("containers")
         return found
+
+    @property
+    def sidecars(self) -> list[str]:
+        """Names of the pod's containers that are not the predictor (not run locally)."""
+        containers = self.containers or []
+        if "containers" not in self.implementations():
+            predictor = None
+        elif any(c.name == PREDICTOR_CONTAINER for c in containers):
+            predictor = next(c for c in containers if c.name == PREDICTOR_CONTAINER)
+        else:
+            predictor = containers[0]
+        return [
+            c.name or f"containers[{i}]" for i, c in enumerate(containers) if c is not predictor
+        ]
 
     @property
     def implementation(self) -> PredictorExtensionSpec | None:
@@ -313,7 +338,7 @@ class PredictorSpec(ComponentSpec):
         for key in ("model", *FRAMEWORK_KEYS):
             value = getattr(self, key)
             if value is not None:
-                return value  # type: ignore[no-any-return]
+                return value
         return None
 
     @property
@@ -328,14 +353,15 @@ class PredictorSpec(ComponentSpec):
 
     @property
     def storage_uri(self) -> str | None:
+        """``storageUri`` as written. KServe's ``storage:`` spec is not a URI: its
+        ``path`` is inside the bucket a storage secret names (see :attr:`storage_spec`)."""
         impl = self.implementation
-        if impl is None:
-            return None
-        if impl.storage_uri is not None:
-            return impl.storage_uri
-        if impl.storage is not None and impl.storage.path is not None:
-            return impl.storage.path
-        return None
+        return impl.storage_uri if impl is not None else None
+
+    @property
+    def storage_spec(self) -> StorageSpec | None:
+        impl = self.implementation
+        return impl.storage if impl is not None else None
 
     @property
     def runtime(self) -> str | None:

@@ -19,6 +19,7 @@ from serving.spec.models import (
     KIND,
     MODEL_CLASS_ANNOTATION,
     POD_SPEC_FIELDS,
+    PREDICTOR_CONTAINER,
     ComponentSpec,
     ExplainerSpec,
     InferenceService,
@@ -109,6 +110,11 @@ def _predictor(predictor: PredictorSpec) -> list[FieldError]:
     if len(found) != 1:
         choices = ", ".join(["model", *FRAMEWORK_KEYS, "containers"])
         given = f" (found: {', '.join(found)})" if found else ""
+        if len(found) > 1 and "containers" in found:
+            given += (
+                f"; a container named {PREDICTOR_CONTAINER!r} is the predictor, other "
+                "containers beside a model are sidecars"
+            )
         errors.append(FieldError(path, f"exactly one of [{choices}] must be specified{given}"))
     if predictor.model is not None and not predictor.model.model_format.name.strip():
         errors.append(FieldError(f"{path}.model.modelFormat.name", "must not be empty"))

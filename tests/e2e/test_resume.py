@@ -14,7 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.util import REPO, hyperflow_cmd, running, wait_until
+from tests.util import REPO, hyperflow_cmd, run_hyperflow, running, wait_until
 from tuner.settings import TunerSettings
 from tuner.store import Store
 
@@ -131,11 +131,20 @@ def test_sigint_stops_trials_cleanly(tmp_path: Path, hyperflow_home: Path) -> No
         ]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 130
+        assert proc.stderr is not None
+        said = proc.stderr.read().decode()
     for pid in pids:
         wait_until(lambda pid=pid: not _alive(pid), timeout=10)
     trials = _trials(hyperflow_home)
     assert [t.phase.value for t in trials] == ["Killed", "Killed"]
     assert sys.executable  # the trials ran in our interpreter
+    # Nothing runs it now: it is shown as interrupted, not as Running, until resumed.
+    assert "resume-me: Interrupted (ExperimentRunning)" in said, said[-2000:]
+    listed = run_hyperflow("experiment", "list")
+    row = next(line for line in listed.stdout.splitlines() if "resume-me" in line)
+    assert row.split()[2] == "Interrupted", listed.stdout  # the STATUS column
+    got = run_hyperflow("experiment", "get", "resume-me")
+    assert "resume-me: Interrupted (ExperimentRunning) — nothing runs it" in got.stdout
 
 
 def _alive(pid: int) -> bool:

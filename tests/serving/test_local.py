@@ -12,18 +12,19 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from serving.autoscaler import AutoscalerConfig
-from serving.local import LocalDeployment, RevisionSpec
+from serving.local import Listener, LocalDeployment, RevisionSpec
 from serving.router.pool import Unavailable
-from tests.util import free_port
+from tests.util import free_port, wait_until
 
 UPSTREAM = Path(__file__).with_name("test_router_upstream.py")
 
 
-def fake_argv(spec: RevisionSpec, port: int) -> list[str]:
+def fake_argv(spec: RevisionSpec, listener: Listener) -> list[str]:
     return [
         sys.executable,
         str(UPSTREAM),
@@ -32,9 +33,11 @@ def fake_argv(spec: RevisionSpec, port: int) -> list[str]:
         "--revision",
         spec.revision,
         "--host",
-        "127.0.0.1",
+        listener.host,
         "--port",
-        str(port),
+        str(listener.port),
+        "--fd",
+        str(listener.fd),
     ]
 
 
@@ -51,20 +54,27 @@ def spec(name: str = "m", revision: str = "default", **scaling: object) -> Revis
 
 @contextlib.asynccontextmanager
 async def deployed(
-    specs: list[RevisionSpec], env: dict[str, str] | None = None, **kw: object
+    specs: list[RevisionSpec],
+    env: dict[str, str] | None = None,
+    *,
+    events: list[str] | None = None,
+    argv: Callable[[RevisionSpec, Listener], list[str]] = fake_argv,
+    **kw: object,
 ) -> AsyncIterator[tuple[LocalDeployment, str]]:
-    events: list[str] = []
-    dep = LocalDeployment(specs, argv=fake_argv, env=env, on_event=events.append, **kw)  # type: ignore[arg-type]
+    """The deployment behind its router on a free port (replicas: the stand-in, or
+    ``argv``); afterwards every replica it started is gone."""
+    sink = events if events is not None else []
+    dep = LocalDeployment(specs, argv=argv, env=env, on_event=sink.append, **kw)  # type: ignore[arg-type]
     stop = asyncio.Event()
     started = asyncio.Event()
     port = free_port()
     task = asyncio.create_task(dep.serve("127.0.0.1", port, started=started.set, stop=stop))
-    await asyncio.wait_for(started.wait(), 20)
+    await asyncio.wait_for(started.wait(), 30)
     try:
         yield dep, f"http://127.0.0.1:{port}"
     finally:
         stop.set()
-        await asyncio.wait_for(task, 30)
+        await asyncio.wait_for(task, 60)
         for pid in dep.started_pids():
             assert not _alive(pid), f"replica pid {pid} survived shutdown"
 
@@ -140,8 +150,25 @@ def test_model_load_failure_is_visible_and_not_crash_looping() -> None:
                 r = await c.get("/v1/models/m")
                 assert r.status_code == 503 and "model.joblib" in r.json()["error"]
                 assert (await c.get("/v2/health/ready")).status_code == 503
-            await asyncio.sleep(1.0)
+            # Let the deployer reconcile a few more times (counted, not timed): a crash loop
+            # would have restarted the replica by then.
+            cycles = 0
+            publish = rev.pool.set_status
+
+            def counted(*args: Any, **kwargs: Any) -> None:
+                nonlocal cycles
+                cycles += 1
+                publish(*args, **kwargs)
+
+            rev.pool.set_status = counted  # type: ignore[method-assign]
+
+            def reconciled_thrice() -> bool:
+                rev.deployer.wake()
+                return cycles >= 3
+
+            await until(reconciled_thrice)
             assert len(rev.deployer.started_pids) == 1  # kept, not restarted in a loop
+            assert rev.deployer.restarts == 0
 
     asyncio.run(main())
 
@@ -213,14 +240,11 @@ def test_replicas_do_not_outlive_a_killed_runner() -> None:
     finally:
         proc.kill()  # SIGKILL: the runner gets no chance to clean up
         proc.wait(10)
-    deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(_alive(p) for p in pids)
+    wait_until(lambda: not any(_alive(p) for p in pids), timeout=10)
 
 
 def test_crash_looping_replica_backs_off_and_reports_why() -> None:
-    def crashing(spec: RevisionSpec, port: int) -> list[str]:
+    def crashing(spec: RevisionSpec, listener: Listener) -> list[str]:
         code = "import sys; print('boom: model server cannot start', file=sys.stderr); sys.exit(3)"
         return [sys.executable, "-c", code]
 

@@ -78,10 +78,17 @@ def test_serve_run_canary_and_clean_sigint(tmp_path: Path, model_dir: Path) -> N
         url = f"http://127.0.0.1:{port}"
         wait_http_ok(f"{url}/v2/health/live", timeout=60, proc=proc)
         with httpx.Client(base_url=url, timeout=60) as c:
+            row = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
             wait_until(lambda: c.get("/v2/models/iris/ready").status_code == 200, timeout=60)
+            # The canary gets its share once it is Ready (until then the default has all).
+            wait_until(
+                lambda: c.post("/v1/models/iris:predict", json=row).headers[
+                    "x-hyperflow-revision"] == "canary",
+                timeout=60,
+            )  # fmt: skip
             seen: Counter[str] = Counter()
             for _ in range(20):
-                r = c.post("/v1/models/iris:predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
+                r = c.post("/v1/models/iris:predict", json=row)
                 assert r.status_code == 200, r.text
                 assert r.json()["predictions"] == [0]
                 seen[r.headers["x-hyperflow-revision"]] += 1

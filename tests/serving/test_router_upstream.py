@@ -1,7 +1,7 @@
 """A minimal replica stand-in for router tests (no test functions live here).
 
 Run as ``python tests/serving/test_router_upstream.py --isvc-json J --revision R --host H
---port P [--base-dir D]`` — the same arguments as ``serving.replica`` — so the local
+--port P [--fd N] [--base-dir D]`` — the same arguments as ``serving.replica`` — so the local
 replica manager can spawn it. It is a raw ASGI app on uvicorn that answers the V2 health
 endpoints and echoes inference requests with its identity, so tests can see which
 replica and revision served. Environment knobs: ``UPSTREAM_READY_DELAY`` (seconds before
@@ -84,8 +84,11 @@ if __name__ == "__main__":
     ap.add_argument("--revision", default="default")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--fd", type=int, default=None)
     ap.add_argument("--base-dir", default=".")
     a = ap.parse_args()
     isvc = json.loads(a.isvc_json)
     app = make_app(isvc["metadata"]["name"], a.revision, a.port)
-    uvicorn.run(app, host=a.host, port=a.port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, host=a.host, port=a.port, log_level="warning", access_log=False)
+    sockets = None if a.fd is None else [__import__("socket").socket(fileno=a.fd)]
+    uvicorn.Server(config).run(sockets=sockets)

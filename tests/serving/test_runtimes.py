@@ -231,14 +231,11 @@ def test_legacy_unsupported_framework_names_its_key(tmp_path: Path) -> None:
         create_model("iris", parse_inference_service(data).predictor, tmp_path)
 
 
-def test_deploy_problems_mentions_the_local_autoscaler(tmp_path: Path) -> None:
-    p = predictor(model_spec("sklearn", "m"), scaleMetric="cpu")
-    assert model_problems(p) == []
-    assert deploy_problems(p) == [
-        "spec.predictor.scaleMetric: 'cpu' is not supported by the local autoscaler; "
-        "supported: concurrency, rps"
-    ]
-    assert deploy_problems(predictor(model_spec("sklearn", "m"), scaleMetric="rps")) == []
+def test_every_scale_metric_deploys_locally(tmp_path: Path) -> None:
+    # concurrency/rps on the KPA, cpu/memory on the HPA (tests/serving/test_hpa.py).
+    for metric in ("concurrency", "rps", "cpu", "memory"):
+        p = predictor(model_spec("sklearn", "m"), scaleMetric=metric)
+        assert model_problems(p) == deploy_problems(p) == []
 
 
 def test_missing_storage_path_fails_at_create_model(tmp_path: Path) -> None:

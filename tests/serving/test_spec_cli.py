@@ -9,11 +9,12 @@ from typer.testing import CliRunner
 
 from serving.cli import app
 from serving.storage import StorageError, resolve_storage_uri
-from tests.util import REPO, SHARED, run_hyperflow
+from tests.util import REPO, SHARED, needs_shared, run_hyperflow
 
 runner = CliRunner()
 
 
+@needs_shared("kserve-examples")
 def test_valid_files_exit_0_with_one_line_each() -> None:
     files = [
         SHARED / "kserve-examples/04-canary.yaml",

@@ -145,8 +145,11 @@ def test_run_json_then_every_read_command(tmp_path: Path) -> None:
     assert json.loads(again.stdout)["status"] == status
     assert time.monotonic() - started < 10
 
-    # The same name with a different spec is refused.
-    changed = _write(tmp_path, _spec(max_trials=4), "changed.yaml")
+    # The same name with a different spec is refused (but for the counts Katib lets
+    # users edit: see test_raising_max_trial_count_continues_a_finished_experiment).
+    other_spec = _spec()
+    other_spec["spec"]["objective"]["type"] = "maximize"
+    changed = _write(tmp_path, other_spec, "changed.yaml")
     refused = _cli("run", "-f", str(changed), "--no-mlflow")
     assert refused.exit_code == 1
     assert "already exists with a different spec" in refused.stderr
@@ -212,15 +215,80 @@ def test_run_with_suggestion_service(tmp_path: Path) -> None:
 def test_failed_trials_show_why_in_the_tables(tmp_path: Path) -> None:
     spec = _spec("cli-failing", max_trials=2)
     spec["spec"]["maxFailedTrialCount"] = 1
-    spec["spec"]["trialTemplate"]["command"] = ["nosuchcmd-hf", "${trialParameters.x}"]
+    # (A command that does not exist at all fails the experiment at start instead.)
+    spec["spec"]["trialTemplate"]["command"] = [
+        "python",
+        "-c",
+        "import sys; sys.exit('no data for ' + sys.argv[1][:1])",
+        "${trialParameters.x}",
+    ]
     path = _write(tmp_path, spec)
     run = _run("run", "--no-mlflow", "-f", str(path))
     shown = run.stdout + run.stderr  # the live view and table go to the terminal (stderr)
     assert run.returncode == 1, shown
-    assert "reason" in shown and "command not found: nosuchcmd-hf" in shown, shown
+    assert "reason" in shown and "exit code 1: no data for" in shown, shown
     listed = _cli("trials", "cli-failing")
-    assert "command not found: nosuchcmd-hf" in listed.output, listed.output
+    assert "exit code 1: no data for" in listed.output, listed.output
     # A table of trials that all succeeded has no reason column.
     ok = _write(tmp_path, _spec("cli-fine", max_trials=2), "fine.yaml")
     assert _run("run", "--no-mlflow", "-f", str(ok)).returncode == 0
     assert "reason" not in _cli("trials", "cli-fine").output
+
+
+def test_raising_max_trial_count_continues_a_finished_experiment(tmp_path: Path) -> None:
+    """Katib's way to resume: edit maxTrialCount (or the other two counts) and apply again."""
+    spec = _spec("cli-more", max_trials=2)
+    path = _write(tmp_path, spec)
+    assert _run("run", "--no-mlflow", "-f", str(path)).returncode == 0
+    spec["spec"]["maxTrialCount"] = 4
+    path.write_text(yaml.safe_dump(spec))
+    again = _run("run", "--no-mlflow", "--json", "-f", str(path))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already finished" not in again.stderr
+    status = json.loads(again.stdout)["status"]
+    assert (status["trials"], status["trialsSucceeded"]) == (4, 4)
+    conditions = {c["type"]: c for c in status["conditions"]}  # one per type, as Katib
+    assert conditions["Restarting"]["reason"] == "ExperimentRestarting"
+    assert conditions["Restarting"]["status"] == "False"
+    assert conditions["Succeeded"]["status"] == "True"
+    assert (
+        conditions["Succeeded"]["lastTransitionTime"]
+        >= conditions["Restarting"]["lastTransitionTime"]
+    )
+    assert json.loads(again.stdout)["spec"]["maxTrialCount"] == 4
+
+    # maxTrialCount at or below the trials it has: one line, exit 1.
+    spec["spec"]["maxTrialCount"] = 3
+    path.write_text(yaml.safe_dump(spec))
+    lower = _run("run", "--no-mlflow", "-f", str(path))
+    assert lower.returncode == 1
+    assert lower.stderr.strip() == (
+        "error: experiment default/cli-more: spec.maxTrialCount must be greater than the 4 "
+        "trials it already has; got 3"
+    )
+    # Any other field: Katib forbids the edit, naming the fields.
+    spec["spec"]["maxTrialCount"] = 6
+    spec["spec"]["algorithm"]["algorithmName"] = "tpe"
+    path.write_text(yaml.safe_dump(spec))
+    other = _run("run", "--no-mlflow", "-f", str(path))
+    assert other.returncode == 1
+    assert (
+        "already exists with a different spec (spec.algorithm changed; only "
+        "spec.parallelTrialCount, spec.maxTrialCount, spec.maxFailedTrialCount may change)"
+    ) in other.stderr
+    assert "Traceback" not in other.stderr
+
+
+def test_an_experiment_that_reached_its_goal_is_not_continued(tmp_path: Path) -> None:
+    spec = _spec("cli-goal", max_trials=2)
+    spec["spec"]["objective"]["goal"] = 10.0  # every trial reaches it
+    path = _write(tmp_path, spec)
+    assert _run("run", "--no-mlflow", "-f", str(path)).returncode == 0
+    spec["spec"]["maxTrialCount"] = 5
+    path.write_text(yaml.safe_dump(spec))
+    again = _run("run", "--no-mlflow", "-f", str(path))
+    assert again.returncode == 1
+    assert (
+        "has finished (Succeeded: ExperimentGoalReached); only an experiment that ended by "
+        "reaching maxTrialCount can be continued"
+    ) in again.stderr

@@ -35,6 +35,7 @@ def validate(path: Path) -> subprocess.CompletedProcess[str]:
 def test_valid_file_exits_zero(tmp_path: Path) -> None:
     path = tmp_path / "good.yaml"
     path.write_text(GOOD)
+    (tmp_path / "quadratic.py").write_text("print('loss=1')\n")
     result = validate(path)
     assert result.returncode == 0, result.stderr
     assert "experiment 'quadratic' is valid" in result.stdout
@@ -57,6 +58,7 @@ def test_valid_katib_that_cannot_run_locally_gets_a_note(tmp_path: Path) -> None
     }
     path = tmp_path / "pbt.yaml"
     path.write_text(yaml.safe_dump(data))
+    (tmp_path / "quadratic.py").write_text("print('loss=1')\n")
     result = validate(path)
     assert result.returncode == 0, result.stderr  # a valid Katib file
     notes = [line.strip() for line in result.stdout.splitlines() if "note:" in line]
@@ -72,7 +74,10 @@ def test_valid_katib_that_cannot_run_locally_gets_a_note(tmp_path: Path) -> None
     ("name", "expected"),
     [
         ("objective-type-typo.yaml", "spec.objective.type: must be one of minimize, maximize"),
-        ("bad-yaml-syntax.yaml", "invalid YAML: mapping values are not allowed here at line 8"),
+        (
+            "bad-yaml-syntax.yaml",
+            "invalid YAML: mapping values are not allowed in this context at line 8",
+        ),
         ("binary-garbage.yaml", "not UTF-8 text"),
         ("parameter-min-huge.yaml", "spec.parameters[0].feasibleSpace.min: must be a finite"),
         ("grid-too-small.yaml", "spec.maxTrialCount: grid needs maxTrialCount (20)"),
@@ -103,3 +108,114 @@ def test_multi_document_errors_name_the_document(tmp_path: Path) -> None:
     result = validate(path)
     assert result.returncode == 1
     assert "document[1].spec.parallelTrialCount: must be >= 1; got 0" in result.stderr
+
+
+def _notes(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line.strip() for line in result.stdout.splitlines() if "note:" in line]
+
+
+def test_a_missing_script_or_command_is_a_note(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text(GOOD.replace("quadratic.py", "quadratc.py"))
+    result = validate(path)
+    assert result.returncode == 0, result.stderr
+    assert _notes(result) == [
+        f"note: cannot run locally: trial command: script quadratc.py does not exist (in {tmp_path})"
+    ]
+    path.write_text(GOOD.replace("python, quadratic.py", "./train.sh"))
+    assert _notes(validate(path)) == [
+        "note: cannot run locally: trial command: command not found: ./train.sh"
+    ]
+    # A script chosen by a parameter cannot be checked before a trial runs: no note.
+    data = yaml.safe_load(GOOD)
+    data["spec"]["parameters"].append(
+        {"name": "s", "parameterType": "categorical", "feasibleSpace": {"list": ["a.py"]}}
+    )
+    data["spec"]["trialTemplate"]["command"] = [
+        "python",
+        "${trialParameters.s}",
+        "${trialParameters.x}",
+    ]
+    data["spec"]["trialTemplate"]["trialParameters"].append({"name": "s", "reference": "s"})
+    path.write_text(yaml.safe_dump(data))
+    assert _notes(validate(path)) == []
+
+
+def test_configmap_images_argo_and_trainjobs_get_the_truth(tmp_path: Path) -> None:
+    data = yaml.safe_load(GOOD)
+    template = data["spec"]["trialTemplate"]
+    del template["command"]
+    template["configMap"] = {
+        "configMapName": "trial-templates",
+        "configMapNamespace": "kubeflow",
+        "templatePath": "defaultTrialTemplate.yaml",
+    }
+    template["primaryContainerName"] = "training-container"
+    path = tmp_path / "cm.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = validate(path)
+    assert result.returncode == 0, result.stderr
+    assert _notes(result) == [
+        "note: cannot run locally: trialTemplate.configMap: the trial template is in ConfigMap "
+        "kubeflow/trial-templates of a cluster, which is not read here; put it in "
+        "trialTemplate.trialSpec (or use trialTemplate.command)"
+    ]
+
+    del template["configMap"]
+    template["trialSpec"] = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "spec": {
+            "entrypoint": "main",
+            "templates": [
+                {
+                    "name": "main",
+                    "container": {
+                        "name": "training-container",
+                        "image": "python:3.11",
+                        "command": ["python", "quadratic.py", "--x=${trialParameters.x}"],
+                    },
+                }
+            ],
+        },
+    }
+    path.write_text(yaml.safe_dump(data))
+    result = validate(path)
+    assert result.returncode == 0, result.stderr  # Katib accepts any kind but a Job as is
+    assert _notes(result) == [
+        "note: cannot run locally: trialTemplate.trialSpec: an Argo Workflow runs its steps on "
+        "a cluster with Argo; local trials run a Job, a Kubeflow training job, a TrainJob or "
+        "trialTemplate.command"
+    ]
+
+    template["trialSpec"] = {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "spec": {
+            "runtimeRef": {"name": "torch-distributed"},
+            "trainer": {
+                "image": "docker.io/me/quadratic:1",
+                "command": ["python", "quadratic.py", "--x=${trialParameters.x}"],
+            },
+        },
+    }
+    path.write_text(yaml.safe_dump(data))
+    (tmp_path / "quadratic.py").write_text("print('loss=1')\n")
+    result = validate(path)
+    assert result.returncode == 0, result.stderr
+    assert _notes(result) == [
+        "note: image docker.io/me/quadratic:1 is not pulled or run: the primary container's "
+        "command runs as a process on this machine"
+    ]
+
+
+def test_what_cannot_run_fails_at_start_before_any_trial(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text(GOOD.replace("quadratic.py", "quadratc.py"))
+    result = run_hyperflow("experiment", "run", "-f", str(path), "--no-mlflow")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        "quadratic: Failed (ExperimentFailed) — Experiment cannot run on this machine: trial "
+        f"command: script quadratc.py does not exist (in {tmp_path})"
+    ) in result.stderr
+    assert "trials: none" in result.stderr

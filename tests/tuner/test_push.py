@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,6 +136,7 @@ def test_a_retried_report_is_stored_once(
 def test_silent_clients_lose_their_connection_and_report_reconnects(
     tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import select
     import socket
 
     from tuner.metrics import push
@@ -157,7 +158,16 @@ def test_silent_clients_lose_their_connection_and_report_reconnects(
         monkeypatch.setenv("HYPERFLOW_TRIAL_NAME", "t1")
         monkeypatch.setenv("HYPERFLOW_PUSH_TOKEN", token)
         report(step=0, loss=0.5)
-        time.sleep(0.6)  # the kept-alive connection is closed by the receiver meanwhile
+        # Wait for the receiver to close the kept-alive connection (EOF on its socket) ...
+        conn = report_module._conn
+        assert conn is not None and conn.sock is not None
+        sock = conn.sock
+
+        def closed_by_receiver() -> bool:
+            readable, _, _ = select.select([sock], [], [], 0.05)
+            return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+
+        wait_until(closed_by_receiver, timeout=30, interval=0)
         report(step=1, loss=0.25)  # ... and report() reconnects
     finally:
         report_module._drop_connection()
@@ -205,13 +215,13 @@ def test_report_refused_raises_push_error(
 
 
 TRIAL = """
-import os, sys, time
+import sys
 from tuner.report import report
-go = sys.argv[1]
+go = sys.argv[1]  # a FIFO: opening it to read waits until the test opens it to write
 for step in range(5):
     if step == 2:
-        while not os.path.exists(go):
-            time.sleep(0.01)
+        with open(go) as signal:
+            signal.read()
     print(f"reporting {step}", flush=True)
     report(step=step, loss=1.0 / (step + 1), accuracy=step / 10)
 print("done", flush=True)
@@ -226,6 +236,7 @@ def test_trial_reports_across_a_receiver_restart(tmp_path: Path) -> None:
     first.write_url_file(url_file)
     token = first.register("t1")
     go = tmp_path / "go"
+    os.mkfifo(go)
     run = TrialRun(
         experiment_name="exp",
         trial_name="t1",
@@ -243,7 +254,17 @@ def test_trial_reports_across_a_receiver_restart(tmp_path: Path) -> None:
         backend.launch(run)
         wait_until(lambda: len(store.received) == 4)  # steps 0 and 1, two metrics each
         first.stop()  # the controller dies; the trial keeps going
-        go.touch()
+
+        def trial_let_on() -> bool:
+            # The trial waits in open() for a writer: open and close the write end (EOF).
+            try:
+                fd = os.open(go, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: the trial has not reached step 2 yet
+                return False
+            os.close(fd)
+            return True
+
+        wait_until(trial_let_on, timeout=60)
         log = backend.log_path("t1")
         wait_until(lambda: "reporting 2" in log.read_text())
         second = PushReceiver(restarted_store)  # the restarted controller: new port, same token

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.util import SHARED
+from tests.util import SHARED, needs_shared
 from tuner.spec import (
     Distribution,
     Experiment,
@@ -67,7 +67,7 @@ def errors_of(data: dict[str, Any]) -> list[str]:
     return caught.value.lines()
 
 
-@pytest.mark.skipif(not EXAMPLE_FILES, reason="shared Katib examples not present")
+@needs_shared("katib-examples")
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: str(p.relative_to(KATIB_EXAMPLES)))
 def test_katib_example_loads_unchanged(path: Path) -> None:
     experiments = load_experiments(path)
@@ -94,7 +94,7 @@ def _contains(full: Any, part: Any) -> bool:
     return full == part or str(full) == str(part)
 
 
-@pytest.mark.skipif(not EXAMPLE_FILES, reason="shared Katib examples not present")
+@needs_shared("katib-examples")
 def test_katib_defaults_applied_to_job_example() -> None:
     experiment = load_experiment(KATIB_EXAMPLES / "hp-tuning" / "random.yaml")
     template = experiment.spec.trial_template

@@ -119,3 +119,43 @@ def test_reset_trial_observations(store: Store) -> None:
     assert (
         store.observations(t.id) == [] and record.observation_count == record.collected_count == 0
     )
+
+
+def test_the_sqlite_reader_gives_the_stores_own_records(tmp_path: Path) -> None:
+    """The read commands read a SQLite store without SQLAlchemy: same records, field by field."""
+    from tuner.store.reader import SqliteReader, open_reader
+
+    path = tmp_path / "store.db"
+    store = Store(f"sqlite:///{path}")
+    try:
+        a = store.create_experiment("default", "a", {"spec": {"x": [1, 2]}}, "/base", "local").uid
+        store.create_experiment("team", "b", {"spec": {}}, None, "function")
+        store.set_experiment_phase(a, ExperimentPhase.RUNNING, "ExperimentRunning", "running")
+        store.set_experiment_phase(a, ExperimentPhase.FAILED, "ExperimentFailed", "boom")
+        trial = store.add_trial(a, "a-1", 0, {"lr": 0.1, "opt": "sgd", "n": 3}, "/t/a-1", "tok")
+        store.add_trial(a, "a-2", 1, {"lr": 0.2, "opt": "adam", "n": 1}, "/t/a-2", "tok2")
+        store.set_trial_phase(trial.id, TrialPhase.RUNNING, "TrialRunning")
+        store.set_trial_phase(
+            trial.id,
+            TrialPhase.SUCCEEDED,
+            "TrialSucceeded",
+            "ok",
+            exit_code=0,
+            metrics={"loss": {"min": 0.1, "max": 0.3, "latest": 0.2}},
+            objective_value=0.2,
+        )
+        store.add_observations(trial.id, [Observation("loss", 0.2, 0, 1.0)], collected=True)
+        reader = open_reader(f"sqlite:///{path}")
+        assert isinstance(reader, SqliteReader)
+        try:
+            assert reader.list_experiments() == store.list_experiments()
+            assert reader.list_experiments("team") == store.list_experiments("team")
+            assert reader.get_experiment("default", "a") == store.get_experiment("default", "a")
+            assert reader.get_experiment("default", "nope") is None
+            assert reader.trials(a) == store.trials(a)
+            assert reader.trials(a)[0].metrics == {"loss": {"min": 0.1, "max": 0.3, "latest": 0.2}}
+        finally:
+            reader.close()
+    finally:
+        store.close()
+    assert SqliteReader(tmp_path / "absent.db").list_experiments() == []

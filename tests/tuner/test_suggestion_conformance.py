@@ -5,7 +5,6 @@ its settings to ``SETTINGS``."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from tuner.suggestion import ALGORITHMS, InProcessSuggestionClient, Suggestion
 from tuner.suggestion.space import SearchSpace
 from tuner.types import TrialPhase, TrialResult
 
-# Settings that keep each algorithm quick (GP fits after 2 random trials, not 10).
+# Settings that keep each algorithm quick (the GP fits after 2 random trials, not 10).
 SETTINGS: dict[str, dict[str, str]] = {
     "random": {},
     "grid": {},
@@ -97,21 +96,8 @@ def run(
 
 
 @pytest.fixture(params=RUNNABLE)
-def algorithm(request: pytest.FixtureRequest) -> Iterator[str]:
-    name = str(request.param)
-    if name != "bayesianoptimization":
-        yield name
-        return
-    import torch
-
-    # GPSampler's small fits spend most of their time in thread hand-offs on a shared
-    # 2-core machine; one thread is ~5x faster here. Restored so other tests are unaffected.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield name
-    finally:
-        torch.set_num_threads(threads)
+def algorithm(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def test_every_registered_algorithm_is_covered() -> None:

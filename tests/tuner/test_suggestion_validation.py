@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.util import SHARED
+from tests.util import SHARED, needs_shared
 from tuner.spec.models import AlgorithmSpec, Experiment, ParameterSpec
 from tuner.suggestion import ALGORITHMS, get_algorithm, validate_algorithm
 from tuner.suggestion.algorithms import UnknownAlgorithm
@@ -38,6 +38,7 @@ XS = {
 }
 
 
+@needs_shared("katib-examples")
 @pytest.mark.parametrize("path", KATIB_EXAMPLES, ids=lambda p: p.name)
 def test_katib_example_files_validate(path: Path) -> None:
     assert KATIB_EXAMPLES, "katib examples missing"
@@ -84,6 +85,7 @@ VALID_SETTINGS: list[tuple[str, dict[str, str]]] = [
             "base_estimator": "GP",
             "n_initial_points": "5",
             "acq_func": "gp_hedge",
+            "acq_optimizer": "lbfgs",
             "random_state": "0",
         },
     ),
@@ -126,18 +128,34 @@ def test_the_table_above_covers_every_algorithm() -> None:
         ),
         (
             "bayesianoptimization",
-            {"base_estimator": "RF"},
-            ("algorithm.algorithmSettings[0].value", "must be one of: GP"),
+            {"base_estimator": "SVR"},
+            ("algorithm.algorithmSettings[0].value", "must be one of: GP, RF, ET, GBRT"),
         ),
         (
             "bayesianoptimization",
-            {"acq_func": "LCB"},
-            ("algorithm.algorithmSettings[0].value", "must be one of: gp_hedge, EI"),
+            {"acq_func": "UCB"},
+            (
+                "algorithm.algorithmSettings[0].value",
+                "must be one of: gp_hedge, LCB, EI, PI, EIps, PIps",
+            ),
         ),
         (
             "bayesianoptimization",
-            {"n_initial_points": "3", "n_startup_trials": "3"},
-            ("algorithm.algorithmSettings", "set n_initial_points or n_startup_trials, not both"),
+            {"n_startup_trials": "3"},
+            (
+                "algorithm.algorithmSettings[0].name",
+                "unknown setting 'n_startup_trials' for bayesianoptimization; valid settings: "
+                "base_estimator, n_initial_points, acq_func, acq_optimizer, random_state",
+            ),
+        ),
+        (
+            "bayesianoptimization",
+            {"base_estimator": "RF", "acq_optimizer": "lbfgs"},
+            (
+                "algorithm.algorithmSettings",
+                "acq_optimizer lbfgs needs gradients: only base_estimator GP has them (got RF); "
+                "use acq_optimizer sampling or auto",
+            ),
         ),
         (
             "hyperband",

@@ -11,6 +11,7 @@ import logging
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +71,22 @@ def tracker(store: tuple[str, Path]) -> Iterator[MlflowTracker]:
     t = MlflowTracker(uri, root)
     yield t
     t.close(timeout=30)
+
+
+class LogEvent(logging.Handler):
+    """Set when a log record containing ``text`` arrives: a test waits on it, not on time."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.text = text
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.event.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self.event.wait(timeout)
 
 
 def obs(name: str, value: float, step: int | None, ts: float) -> Observation:
@@ -294,18 +311,24 @@ def test_store_unavailable_at_first_then_everything_is_written(
     db = tmp_path / "late" / "mlflow.db"
     db.parent.write_text("not a directory")
     tracker = MlflowTracker(f"sqlite:///{db}", initial_backoff=0.05, max_backoff=0.2)
-    with caplog.at_level(logging.WARNING, logger="tuner.tracking"):
-        tracker.start_experiment(EXPERIMENT, UID)
-        tracker.start_trial("digits-a", {"lr": 0.01, "optimizer": "adam"})
-        tracker.log_observations("digits-a", [obs("accuracy", 0.5, 1, 1e9)])
-        tracker.end_trial("digits-a", TrialPhase.SUCCEEDED, {"accuracy": 0.5}, None)
-        assert not tracker.flush(timeout=0.5)
-        db.parent.unlink()
-        db.parent.mkdir()
-        shutil.copy(mlflow_template, db)
-        assert tracker.flush(timeout=60)
+    failed = LogEvent("failed")
+    logging.getLogger("tuner.tracking").addHandler(failed)
+    try:
+        with caplog.at_level(logging.WARNING, logger="tuner.tracking"):
+            tracker.start_experiment(EXPERIMENT, UID)
+            tracker.start_trial("digits-a", {"lr": 0.01, "optimizer": "adam"})
+            tracker.log_observations("digits-a", [obs("accuracy", 0.5, 1, 1e9)])
+            tracker.end_trial("digits-a", TrialPhase.SUCCEEDED, {"accuracy": 0.5}, None)
+            assert failed.wait(timeout=60), "the writer never reported a failed attempt"
+            assert not tracker.flush(timeout=0)  # nothing could be written so far
+            db.parent.unlink()
+            db.parent.mkdir()
+            shutil.copy(mlflow_template, db)
+            assert tracker.flush(timeout=60)
+    finally:
+        logging.getLogger("tuner.tracking").removeHandler(failed)
     tracker.close(timeout=30)
-    assert any("failed" in r.getMessage() for r in caplog.records)
+    assert tracker.unwritten() is None
 
     client = MlflowClient(tracking_uri=f"sqlite:///{db}")
     experiment = client.get_experiment_by_name("digits")
@@ -438,7 +461,7 @@ def test_data_mlflow_rejects_is_reported_and_does_not_stall_the_rest(
 
 
 CRASHING_CONTROLLER = """
-import sys, time
+import sys
 from tuner.spec.models import Experiment
 from tuner.tracking import MlflowTracker
 from tuner.types import Observation
@@ -451,10 +474,10 @@ tracker.log_observations("digits-a", [Observation("loss", 1.0, 0, 1e9)])
 assert tracker.flush(timeout=60)
 print("flushed", flush=True)
 step = 1
-while True:  # keeps logging (and writing) until it is killed
+while True:  # keeps logging and writing, paced by the writer, until it is killed
     tracker.log_observations("digits-a", [Observation("loss", 1.0 / step, step, 1e9 + step)])
     step += 1
-    time.sleep(0.001)
+    tracker.flush(timeout=60)
 """
 
 

@@ -1,7 +1,7 @@
 """Wire format between :class:`~tuner.backends.function.FunctionBackend` and its workers.
 
-One message is a 4-byte big-endian length followed by a pickled tuple whose first item is
-the message kind. The parent writes to the worker's stdin and reads its stdout; nothing
+One message is a :mod:`tuner.framing` frame: a pickled tuple whose first item is the
+message kind. The parent writes to the worker's stdin and reads its stdout; nothing
 else travels on these pipes (the worker moves its own fds 0/1 out of the way at start).
 
 Parent -> worker:
@@ -17,13 +17,13 @@ EOF on the worker's stdin means "exit".
 
 from __future__ import annotations
 
-import pickle
-import struct
 from dataclasses import dataclass, field
-from typing import IO, Any
 
+from tuner.framing import receive, send
 from tuner.spec.models import MetricsCollectorSpec
 from tuner.types import Observation
+
+__all__ = ["receive", "send"]  # the frames themselves: tuner.framing
 
 # The backend puts its PID here so a worker can tell that it was orphaned at birth.
 PARENT_PID_ENV = "_HYPERFLOW_FUNC_WORKER_PARENT"
@@ -37,8 +37,6 @@ DONE = "done"
 # Dict calling convention: ``fn(assignments)``; keyword convention: ``fn(**assignments)``.
 CALL_DICT = "dict"
 CALL_KWARGS = "kwargs"
-
-_HEADER = struct.Struct("!I")
 
 
 @dataclass(slots=True)
@@ -65,35 +63,3 @@ class TrialOutcome:
     exit_code: int | None
     message: str
     observations: list[Observation] = field(default_factory=list)
-
-
-def send(stream: IO[bytes], message: tuple[Any, ...]) -> None:
-    """Write one framed message and flush; callers serialize concurrent writers."""
-    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(payload)) + payload)
-    stream.flush()
-
-
-def receive(stream: IO[bytes]) -> tuple[Any, ...] | None:
-    """Read one framed message; ``None`` on a clean or torn EOF."""
-    header = _read_exact(stream, _HEADER.size)
-    if header is None:
-        return None
-    (size,) = _HEADER.unpack(header)
-    payload = _read_exact(stream, size)
-    if payload is None:
-        return None
-    message: tuple[Any, ...] = pickle.loads(payload)
-    return message
-
-
-def _read_exact(stream: IO[bytes], size: int) -> bytes | None:
-    chunks: list[bytes] = []
-    remaining = size
-    while remaining:
-        chunk = stream.read(remaining)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)

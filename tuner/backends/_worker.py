@@ -210,13 +210,22 @@ def _returned_observations(result: Any, metric_names: list[str]) -> list[Observa
         return [Observation(metric_names[0], float(result), None, now)]
     if isinstance(result, dict):
         kept: list[Observation] = []
+        other: list[str] = []
         for name, value in result.items():
             if name not in metric_names:
+                if _is_number(value):
+                    other.append(f"{name}={value}")
                 continue
             if not _is_number(value):
                 print(f"hyperflow: ignoring returned metric {name!r}: {value!r} is not a number")
                 continue
             kept.append(Observation(str(name), float(value), None, now))
+        if other:
+            # In the collector's name=value format, so a metric name typo can be pointed out.
+            print(
+                f"hyperflow: returned metrics that are not the experiment's "
+                f"({', '.join(metric_names)}) were not collected: {' '.join(other)}"
+            )
         return kept
     print(
         f"hyperflow: ignoring the objective's return value of type {type(result).__name__};"

@@ -1,7 +1,8 @@
 """Load Experiments from YAML files, text or mappings; every problem named by field.
 
-All entry points run the same steps: YAML (``safe_load``) -> mapping check -> pydantic
-model -> Katib rules -> Katib defaults. Nothing here raises anything but
+All entry points run the same steps: YAML (:mod:`serving.yamlfile`: libyaml's safe loader,
+a size cap, duplicate keys refused) -> mapping check -> pydantic model -> Katib rules ->
+Katib defaults. Nothing here raises anything but
 :class:`SpecError` for bad input, so callers (the CLI, the API) never show a traceback.
 """
 
@@ -10,16 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from serving import yamlfile
 from tuner.spec.errors import FieldError, SpecError, prefixed
 from tuner.spec.models import API_VERSION, KIND, Experiment
 from tuner.spec.pydantic_errors import field_errors
 from tuner.spec.validation import validate_experiment
 
-# Larger files are certainly not hand-written Experiments; refuse before parsing them.
-MAX_FILE_BYTES = 10 * 1024 * 1024
+# Larger files are certainly not hand-written Experiments; refused before they are parsed.
+MAX_FILE_BYTES = yamlfile.MAX_BYTES
 
 
 def load_experiments(path: str | Path) -> list[Experiment]:
@@ -70,11 +71,9 @@ def parse_experiment(data: dict[str, Any] | str, base_dir: Path | None = None) -
     """One validated, defaulted Experiment from a mapping or YAML text."""
     if isinstance(data, str):
         try:
-            data = yaml.safe_load(data)
-        except yaml.YAMLError as exc:
-            raise SpecError([FieldError("", _yaml_problem(exc))]) from None
-        except RecursionError:
-            raise SpecError([FieldError("", "invalid YAML: nested too deeply")]) from None
+            data = yamlfile.load(data, max_bytes=MAX_FILE_BYTES)
+        except yamlfile.YamlError as exc:
+            raise SpecError([FieldError("", str(exc))]) from None
     if not isinstance(data, dict):
         raise SpecError([FieldError("", f"an Experiment must be a mapping; got {_kind_of(data)}")])
     errors = _check_header(data)
@@ -93,30 +92,19 @@ def parse_experiment(data: dict[str, Any] | str, base_dir: Path | None = None) -
 
 def _read_documents(path: Path) -> list[Any]:
     try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise SpecError([FieldError("", f"{path} is a directory, not a file")])
-        if size > MAX_FILE_BYTES:
-            raise SpecError(
-                [FieldError("", f"{path} is too large ({size} bytes; at most {MAX_FILE_BYTES})")]
-            )
-        raw = path.read_bytes()
+        text = yamlfile.read_text(path, max_bytes=MAX_FILE_BYTES)
     except FileNotFoundError:
         raise SpecError([FieldError("", f"{path}: file not found")]) from None
+    except IsADirectoryError:
+        raise SpecError([FieldError("", f"{path} is a directory, not a file")]) from None
     except OSError as exc:
         raise SpecError([FieldError("", f"{path}: cannot read: {exc.strerror or exc}")]) from None
+    except yamlfile.YamlError as exc:
+        raise SpecError([FieldError("", f"{path}: {exc}")]) from None
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(
-            [FieldError("", f"{path}: not UTF-8 text (byte {exc.start} is invalid)")]
-        ) from None
-    try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise SpecError([FieldError("", _yaml_problem(exc))]) from None
-    except RecursionError:
-        raise SpecError([FieldError("", "invalid YAML: nested too deeply")]) from None
+        documents = yamlfile.load_all(text, max_bytes=MAX_FILE_BYTES)
+    except yamlfile.YamlError as exc:
+        raise SpecError([FieldError("", str(exc))]) from None
     if not documents:
         raise SpecError([FieldError("", f"{path}: no Experiment in file (it is empty)")])
     return documents
@@ -132,13 +120,6 @@ def _check_header(data: dict[Any, Any]) -> list[FieldError]:
     if api_version != API_VERSION:
         errors.append(FieldError("apiVersion", f"must be {API_VERSION}; got {api_version!r}"))
     return errors
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return f"invalid YAML: {problem}{where}"
 
 
 def _kind_of(value: Any) -> str:

@@ -47,6 +47,16 @@ def check_experiment(experiment: Experiment) -> list[FieldError]:
     errors: list[FieldError] = []
     errors += _check_header(experiment)
     spec = experiment.spec
+    if spec.nas_config is not None:
+        # A NAS experiment is a different kind of search (no spec.parameters): one line
+        # says so, rather than every rule it breaks for hyperparameter tuning.
+        return [
+            FieldError(
+                "spec.nasConfig",
+                "neural architecture search (NAS) experiments are not supported; hyperflow "
+                "runs hyperparameter tuning (spec.parameters)",
+            )
+        ]
     errors += _check_objective(spec.objective)
     errors += _check_counts(experiment)
     algorithm = spec.algorithm
@@ -59,12 +69,6 @@ def check_experiment(experiment: Experiment) -> list[FieldError]:
         else None
     )
     parameter_errors = check_parameters(spec.parameters, resource_parameter=resource)
-    if spec.nas_config is not None:
-        errors.append(
-            FieldError(
-                "spec.nasConfig", "neural architecture search is not supported; use spec.parameters"
-            )
-        )
     errors += parameter_errors
     if algorithm_name_ok and not parameter_errors:
         # The suggestion service parses the parameters; only hand it valid ones.

@@ -1,14 +1,28 @@
-"""The tuner's persistent store (SQLAlchemy)."""
+"""The tuner's persistent store (SQLAlchemy), and its records.
 
-from tuner.store.store import (
-    Condition,
-    ExperimentExists,
-    ExperimentRecord,
-    Store,
-    StoreError,
-    TrialRecord,
-    create_store_engine,
-)
+The records import nothing heavy; :class:`Store` (SQLAlchemy) loads when first used, so
+that read-only code importing a record type stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tuner.store.records import Condition, ExperimentRecord, TrialRecord
+
+if TYPE_CHECKING:
+    from tuner.store.store import ExperimentExists, Store, StoreError, create_store_engine
+
+_LAZY = ("ExperimentExists", "Store", "StoreError", "create_store_engine")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from tuner.store import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module 'tuner.store' has no attribute {name!r}")
+
 
 __all__ = [
     "Condition",

@@ -195,11 +195,11 @@ def run_env(metadata: MetaData, version_table: str) -> None:
         conn.commit()
 
 
-def own_tables(metadata: MetaData):  # type: ignore[no-untyped-def]
+def own_tables(metadata: MetaData):
     """Autogenerate compares only this package's tables: the others share the database."""
     own = set(metadata.tables)
 
-    def include(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+    def include(obj, name, type_, reflected, compare_to):
         if type_ == "table":
             return name in own
         table = getattr(obj, "table", None)

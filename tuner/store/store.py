@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, create_engine, delete, event, insert, select, update
+from sqlalchemy import Table, bindparam, create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
+from tuner.pids import pid_alive
 from tuner.store.models import (
     ConditionRow,
     ExperimentRow,
@@ -26,15 +26,21 @@ from tuner.store.models import (
     PushRequestRow,
     TrialRow,
 )
+from tuner.store.records import (
+    ExperimentRecord,
+    TrialRecord,
+    experiment_record,
+    trial_record,
+)
 from tuner.types import ExperimentPhase, Observation, TrialPhase
 
-_TRIALS = TrialRow.__table__
-_OBSERVATIONS = ObservationRow.__table__
+_TRIALS = cast(Table, TrialRow.__table__)
+_OBSERVATIONS = cast(Table, ObservationRow.__table__)
 # Statements built once and executed with parameters: building them per call is most of
 # the cost of a write when trials are short.
 _INSERT_TRIAL = insert(_TRIALS)
 _INSERT_OBSERVATIONS = insert(_OBSERVATIONS)
-_PUSH_REQUESTS = PushRequestRow.__table__
+_PUSH_REQUESTS = cast(Table, PushRequestRow.__table__)
 _INSERT_PUSH_REQUEST = insert(_PUSH_REQUESTS)
 _PUSH_REQUEST_SEEN = select(_PUSH_REQUESTS.c.key).where(
     _PUSH_REQUESTS.c.trial_id == bindparam("trial_id"), _PUSH_REQUESTS.c.key == bindparam("key")
@@ -54,98 +60,11 @@ class ExperimentExists(StoreError):
     """An experiment of that name already exists in the namespace."""
 
 
-@dataclass(slots=True)
-class Condition:
-    type: str
-    reason: str
-    message: str
-    time: float
-
-
-@dataclass(slots=True)
-class ExperimentRecord:
-    uid: str
-    namespace: str
-    name: str
-    spec: dict[str, Any]
-    base_dir: str | None
-    backend: str
-    phase: ExperimentPhase
-    reason: str
-    message: str
-    created_at: float
-    started_at: float | None
-    completed_at: float | None
-    controller_pid: int | None
-    conditions: list[Condition] = field(default_factory=list)
-    owner: str | None = None
-
-
-@dataclass(slots=True)
-class TrialRecord:
-    id: int
-    experiment_uid: str
-    name: str
-    seq: int
-    assignments: dict[str, Any]
-    phase: TrialPhase
-    reason: str
-    message: str
-    trial_dir: str
-    push_token: str
-    exit_code: int | None
-    metrics: dict[str, Any] | None
-    objective_value: float | None
-    observation_count: int
-    collected_count: int
-    created_at: float
-    started_at: float | None
-    completed_at: float | None
-
-
 def _experiment_record(row: ExperimentRow, with_conditions: bool = True) -> ExperimentRecord:
-    return ExperimentRecord(
-        uid=row.uid,
-        namespace=row.namespace,
-        name=row.name,
-        spec=row.spec,
-        base_dir=row.base_dir,
-        backend=row.backend,
-        phase=ExperimentPhase(row.phase),
-        reason=row.reason,
-        message=row.message,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        completed_at=row.completed_at,
-        controller_pid=row.controller_pid,
-        conditions=[Condition(c.type, c.reason, c.message, c.time) for c in row.conditions]
-        if with_conditions
-        else [],
-        owner=row.owner,
-    )
+    return experiment_record(row, row.conditions if with_conditions else ())
 
 
-def _trial_record(row: TrialRow) -> TrialRecord:
-    return TrialRecord(
-        id=row.id,
-        experiment_uid=row.experiment_uid,
-        name=row.name,
-        seq=row.seq,
-        assignments=row.assignments,
-        phase=TrialPhase(row.phase),
-        reason=row.reason,
-        message=row.message,
-        trial_dir=row.trial_dir,
-        push_token=row.push_token,
-        exit_code=row.exit_code,
-        metrics=row.metrics,
-        objective_value=row.objective_value,
-        observation_count=row.observation_count,
-        collected_count=row.collected_count,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        completed_at=row.completed_at,
-    )
+_trial_record = trial_record
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -273,11 +192,21 @@ class Store:
             if phase.finished:
                 row.completed_at = now
                 row.controller_pid = None
+            elif phase is ExperimentPhase.RESTARTING:
+                row.completed_at = None
             s.add(
                 ConditionRow(
                     experiment_uid=uid, type=phase.value, reason=reason, message=message, time=now
                 )
             )
+
+    def update_spec(self, uid: str, spec: dict[str, Any]) -> None:
+        """Replace the stored experiment object (an edit of the editable spec fields)."""
+        with self._session.begin() as s:
+            row = s.get(ExperimentRow, uid)
+            if row is None:
+                raise StoreError(f"no experiment with uid {uid}")
+            row.spec = spec
 
     def claim(self, uid: str, pid: int) -> None:
         """Mark ``pid`` as the controller of the experiment; refuse if another live one is."""
@@ -286,7 +215,7 @@ class Store:
             if row is None:
                 raise StoreError(f"no experiment with uid {uid}")
             other = row.controller_pid
-            if other and other != pid and _pid_alive(other):
+            if other and other != pid and pid_alive(other):
                 raise StoreError(
                     f"experiment {row.namespace}/{row.name} is being run by another process (pid {other})"
                 )
@@ -335,7 +264,9 @@ class Store:
             "created_at": now,
         }
         with self.engine.begin() as conn:
-            trial_id = conn.execute(_INSERT_TRIAL, values).inserted_primary_key[0]
+            key = conn.execute(_INSERT_TRIAL, values).inserted_primary_key
+        assert key is not None
+        trial_id = key[0]
         return TrialRecord(
             id=int(trial_id),
             experiment_uid=experiment_uid,
@@ -492,13 +423,3 @@ class Store:
             for r in rows:
                 result[r.trial_id].append(Observation(r.name, r.value, r.step, r.timestamp))
         return result
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -2,7 +2,7 @@
 
 ``validate_algorithm`` checks an experiment's algorithm against its search space;
 ``InProcessSuggestionClient`` (default) and ``HttpSuggestionClient`` implement the one
-``SuggestionClient`` interface. Heavy modules (optuna, httpx, fastapi, torch) load only when
+``SuggestionClient`` interface. Heavy modules (optuna, skopt, httpx, fastapi) load only when
 a client is used, so importing this package stays cheap.
 """
 

@@ -1,7 +1,8 @@
 """Experiment tracking: the :class:`Tracker` interface, MLflow and no-op implementations.
 
-Only :mod:`tuner.tracking.mlflow_writer` imports mlflow, and only from the tracker's
-background thread, so importing this package is cheap.
+Only the tracker's writer process (:mod:`tuner.tracking.mlflow_process`, through
+:mod:`tuner.tracking.mlflow_writer`) imports mlflow, so importing this package is cheap;
+:mod:`tuner.tracking.probe` and :mod:`tuner.tracking.lookup` read stores without it.
 """
 
 from __future__ import annotations

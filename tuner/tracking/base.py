@@ -4,11 +4,34 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from tuner.spec.models import Experiment
 from tuner.types import ExperimentPhase, Observation, TrialPhase
+
+
+@dataclass(frozen=True, slots=True)
+class Unwritten:
+    """What a tracker could not write before it was closed, and why."""
+
+    reason: str
+    trials: tuple[str, ...] = ()  # trials whose run is missing data (or is missing)
+    experiment_end: bool = False  # the parent run's end (status, best trial) is missing
+    events: int = 0
+
+    def describe(self, limit: int = 5) -> str:
+        parts = []
+        if self.trials:
+            shown = ", ".join(self.trials[:limit])
+            more = f" and {len(self.trials) - limit} more" if len(self.trials) > limit else ""
+            parts.append(f"the runs of {len(self.trials)} trial(s) ({shown}{more})")
+        if self.experiment_end:
+            parts.append("the experiment run's end (status, best trial)")
+        if not parts:
+            parts.append(f"{self.events} update(s) of the experiment's run")
+        return f"{' and '.join(parts)} not written ({self.reason})"
 
 
 class Tracker(ABC):
@@ -22,9 +45,12 @@ class Tracker(ABC):
     * Calls are applied in the order they were made. ``start_experiment`` comes first; one
       tracker records one experiment.
     * Nothing is dropped silently: :meth:`flush` waits until everything logged before it was
-      written, :meth:`close` flushes and releases the tracker. Data the backend rejects as
-      invalid (a parameter whose value changed, a run deleted by a user) is logged as an
-      error and skipped rather than retried forever.
+      written, :meth:`close` flushes (for at most its ``timeout``) and releases the tracker,
+      and what it could not write is logged as an error and returned by :meth:`unwritten`.
+      Data the backend rejects as invalid (a parameter whose value changed, a run deleted
+      by a user) is logged as an error and skipped rather than retried forever.
+    * Re-sending is idempotent: a run whose final status is written is complete and is
+      left as it is; ``started_at``/``ended_at`` give a run written late its real times.
     * Resuming is idempotent: a new tracker given the same ``uid`` (after a controller
       restart) continues the same runs; ``start_trial`` for a trial that already has a run
       continues that run instead of creating a second one.
@@ -40,8 +66,19 @@ class Tracker(ABC):
         """
 
     @abstractmethod
-    def start_trial(self, trial_name: str, assignments: dict[str, float | int | str]) -> None:
-        """A trial started with these parameter assignments (called again on resume)."""
+    def start_trial(
+        self,
+        trial_name: str,
+        assignments: dict[str, float | int | str],
+        started_at: float | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        """A trial started with these parameter assignments (called again on resume);
+        ``tags`` are added to its nested run.
+
+        ``started_at`` (seconds since the epoch): when it started, if not now (a run
+        written late, when an experiment is reconciled, gets its real times).
+        """
 
     @abstractmethod
     def log_observations(self, trial_name: str, observations: Sequence[Observation]) -> None:
@@ -54,8 +91,9 @@ class Tracker(ABC):
         phase: TrialPhase,
         metrics: dict[str, float],
         trial_dir: Path | None,
+        ended_at: float | None = None,
     ) -> None:
-        """A trial finished in ``phase``.
+        """A trial finished in ``phase`` (at ``ended_at``, if not now).
 
         ``metrics`` holds each metric's final value (after metricStrategies); ``trial_dir``
         holds ``trial.log`` and possibly ``artifacts/``, both recorded with the trial.
@@ -68,6 +106,7 @@ class Tracker(ABC):
         reason: str,
         best_trial_name: str | None,
         best_metrics: dict[str, float],
+        ended_at: float | None = None,
     ) -> None:
         """The experiment finished; ``best_metrics`` are the best trial's final values."""
 
@@ -94,6 +133,14 @@ class Tracker(ABC):
         """The backend's id of a trial's run (``None``: the experiment's run), once written."""
         return None
 
+    def unwritten(self) -> Unwritten | None:
+        """After :meth:`close`: what could not be written, or None if everything was."""
+        return None
+
+    def abort(self, reason: str = "stopped") -> None:
+        """Stop at once, writing nothing more (what is left shows in :meth:`unwritten`)."""
+        self.close(timeout=0)
+
     def __enter__(self) -> Tracker:
         return self
 
@@ -112,7 +159,13 @@ class NullTracker(Tracker):
     def start_experiment(self, experiment: Experiment, uid: str) -> None:
         pass
 
-    def start_trial(self, trial_name: str, assignments: dict[str, float | int | str]) -> None:
+    def start_trial(
+        self,
+        trial_name: str,
+        assignments: dict[str, float | int | str],
+        started_at: float | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
         pass
 
     def log_observations(self, trial_name: str, observations: Sequence[Observation]) -> None:
@@ -124,6 +177,7 @@ class NullTracker(Tracker):
         phase: TrialPhase,
         metrics: dict[str, float],
         trial_dir: Path | None,
+        ended_at: float | None = None,
     ) -> None:
         pass
 
@@ -133,6 +187,7 @@ class NullTracker(Tracker):
         reason: str,
         best_trial_name: str | None,
         best_metrics: dict[str, float],
+        ended_at: float | None = None,
     ) -> None:
         pass
 

@@ -6,16 +6,18 @@ record, so run start/end times are right however far behind the writer is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuner.spec.models import Experiment
+from tuner.tracking.layout import RunsLayout
 from tuner.types import ExperimentPhase, Observation, TrialPhase
 
 
 @dataclass(frozen=True, slots=True)
 class ExperimentStarted:
-    experiment: Experiment
+    # A tuner experiment, or any other parent-with-nested-runs object (a pipeline run).
+    experiment: Experiment | RunsLayout
     uid: str
     time_ms: int
 
@@ -25,6 +27,8 @@ class TrialStarted:
     trial_name: str
     assignments: dict[str, float | int | str]
     time_ms: int
+    # Tags of this nested run beyond the layout's (a pipeline task's component, cached).
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import getpass
 import re
+from typing import Protocol
 
 from tuner.spec.models import Experiment
 from tuner.types import ExperimentPhase, ExperimentReason, TrialPhase
@@ -30,6 +31,10 @@ TAG_BEST_RUN_ID = "hyperflow.best_run_id"
 TAG_RUN_TYPE = "hyperflow.run_type"
 RUN_TYPE_EXPERIMENT = "experiment"
 RUN_TYPE_TRIAL = "trial"
+RUN_TYPE_PIPELINE_RUN = "pipeline_run"
+RUN_TYPE_PIPELINE_TASK = "pipeline_task"
+# Run types of parent runs (the others are nested runs keyed by TAG_TRIAL).
+PARENT_RUN_TYPES = frozenset({RUN_TYPE_EXPERIMENT, RUN_TYPE_PIPELINE_RUN})
 TAG_PARENT_RUN_ID = "mlflow.parentRunId"
 # MLflow's "User" column (what mlflow.start_run records from the OS user).
 TAG_USER = "mlflow.user"
@@ -186,3 +191,65 @@ def parent_params(experiment: Experiment) -> dict[str, str]:
             described += f" {space.distribution.value}"
         params[f"space.{parameter.name}"] = f"{parameter.parameter_type.value} {described}"
     return {key(k): param_value(v) for k, v in params.items()}
+
+
+class RunsLayout(Protocol):
+    """What the MLflow writer needs to know about the object it records as a parent run
+    with nested runs: a tuner experiment (:class:`ExperimentLayout`), or a pipeline run.
+
+    ``child`` is the name of a nested run (a trial, a pipeline task)."""
+
+    def experiment_name(self) -> str: ...
+
+    def fallback_experiment_name(self, uid: str) -> str: ...
+
+    def experiment_tags(self) -> dict[str, str]: ...
+
+    def parent_run_name(self) -> str: ...
+
+    def parent_tags(self, uid: str) -> dict[str, str]: ...
+
+    def child_tags(self, uid: str, child: str, parent_run_id: str) -> dict[str, str]: ...
+
+    def parent_params(self) -> dict[str, str]: ...
+
+    def spec_artifact(self) -> tuple[str, str]:
+        """(file name, text) of the spec stored with the parent run."""
+        ...
+
+
+class ExperimentLayout:
+    """The layout of a hyperflow experiment (the functions above)."""
+
+    def __init__(self, experiment: Experiment) -> None:
+        self.experiment = experiment
+
+    def experiment_name(self) -> str:
+        return experiment_name(self.experiment)
+
+    def fallback_experiment_name(self, uid: str) -> str:
+        return fallback_experiment_name(self.experiment, uid)
+
+    def experiment_tags(self) -> dict[str, str]:
+        return experiment_tags(self.experiment)
+
+    def parent_run_name(self) -> str:
+        return self.experiment.metadata.name
+
+    def parent_tags(self, uid: str) -> dict[str, str]:
+        return parent_tags(self.experiment, uid)
+
+    def child_tags(self, uid: str, child: str, parent_run_id: str) -> dict[str, str]:
+        return trial_tags(self.experiment, uid, child, parent_run_id)
+
+    def parent_params(self) -> dict[str, str]:
+        return parent_params(self.experiment)
+
+    def spec_artifact(self) -> tuple[str, str]:
+        import yaml
+
+        return SPEC_ARTIFACT, yaml.safe_dump(self.experiment.to_dict(), sort_keys=False)
+
+
+def as_layout(subject: Experiment | RunsLayout) -> RunsLayout:
+    return ExperimentLayout(subject) if isinstance(subject, Experiment) else subject

@@ -1,35 +1,51 @@
-"""MLflow tracking off the controller's hot path: a queue and one background writer thread.
+"""MLflow tracking off the experiment's path: a queue here, a writer process beside it.
 
-Every call stamps an event and puts it on a queue (microseconds). The writer thread imports
-mlflow (seconds, so not at start-up), then repeatedly takes everything queued, folds it
-into per-run buffers and writes them with few round trips (see
-:mod:`tuner.tracking.mlflow_writer`), waiting ``batch_interval`` between cycles so calls
-from many trials share a cycle. Failed writes are retried with exponential backoff; the
-buffers keep the data meanwhile.
+Every call stamps an event and queues it (microseconds). A sender thread starts the
+writer process (:mod:`tuner.tracking.mlflow_process`) on the first event and streams the
+events to it; the writer imports mlflow, folds the events into per-run buffers and writes
+them with few round trips (:mod:`tuner.tracking.mlflow_writer`), every
+``batch_interval`` seconds, retrying failed writes with exponential backoff. It
+acknowledges what it wrote; a reader thread here takes the acknowledgements, so
+:meth:`MlflowTracker.flush` knows what is in MLflow and :meth:`MlflowTracker.close` can
+say exactly what is not.
+
+Why a process and not a thread: importing mlflow and writing runs cost seconds of CPU
+that would hold this interpreter (its GIL) while the experiment runs; in a process of its
+own, ``nice``\\ d, the writer neither slows the controller nor takes CPU from trials, and
+the experiment's process can end it at any time — when the final drain is over its time
+limit, or on Ctrl-C — without waiting for a network call to return.
 
 Crash semantics: everything logged before a :meth:`MlflowTracker.flush` that returned True
-is in MLflow. Events of the last cycle (about ``batch_interval`` seconds) before a SIGKILL
-may be missing; the hyperflow store, not MLflow, is the record the controller resumes from.
-Re-logging the same observations after a resume (same name, value, step and timestamp) does
-not duplicate them in a SQL store, which ignores identical metric rows. Observations
-without a step are numbered per metric by the tracker, and that numbering restarts at 0 in
-a new tracker: metrics that must resume cleanly should carry their own steps.
+is in MLflow. The writer dies with this process (a ``kill -9`` included), so events of
+the last moments may be missing: the hyperflow store, not MLflow, is the record an
+experiment resumes from, and re-sending on resume is idempotent (runs are found by tag;
+a run whose final status is already written is left as it is; metric rows of the same
+step and timestamp are not duplicated). Observations without a step are numbered per
+metric by the writer, and that numbering restarts at 0 in a new tracker: metrics that
+must resume cleanly should carry their own steps.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import json
 import logging
+import os
 import queue
+import subprocess
+import sys
 import threading
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
+import tuner
+from tuner import framing
 from tuner.spec.models import Experiment
-from tuner.tracking.base import Tracker
+from tuner.tracking import _wire as wire
+from tuner.tracking.base import Tracker, Unwritten
 from tuner.tracking.events import (
     Event,
     ExperimentEnded,
@@ -38,31 +54,19 @@ from tuner.tracking.events import (
     TrialEnded,
     TrialStarted,
 )
+from tuner.tracking.layout import RunsLayout
 from tuner.types import ExperimentPhase, Observation, TrialPhase
-
-if TYPE_CHECKING:
-    from tuner.tracking.mlflow_writer import MlflowWriter
 
 logger = logging.getLogger(__name__)
 
 # Bounds the wait at interpreter exit when the owner never called close().
 _EXIT_FLUSH_TIMEOUT = 10.0
-_WAKE = object()  # queued by flush/close to get the writer out of a blocking get()
+_CLOSE = object()  # queued by close(): end the writer's input
+_WAIT_SLICE = 0.1  # waits are sliced so that Ctrl-C is handled promptly
 
 
-def _quiet_mlflow() -> None:
-    """Keep MLflow's chatter out of the controller's output.
-
-    Its INFO lines on database creation/migration and the deprecation warnings its own
-    modules trigger (e.g. SQLAlchemy's) are about MLflow, not the user's experiment.
-    """
-    for name in ("mlflow.store.db.utils", "mlflow.store.db_migrations", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", module=r"mlflow(\.|$)")
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+def _ms(at: float | None) -> int:
+    return int((time.time() if at is None else at) * 1000)
 
 
 class MlflowTracker(Tracker):
@@ -70,10 +74,11 @@ class MlflowTracker(Tracker):
 
     ``artifact_root``: where a new MLflow experiment's artifacts go (a local directory);
     by default ``mlartifacts/`` next to a SQLite store's database file. Ignored for an
-    ``http(s)://`` tracking server, which chooses artifact locations itself. ``sqlite_wal``: switch a SQLite store to WAL mode, which
-    makes writes about ten times faster (see :func:`~tuner.tracking.mlflow_writer.use_wal`).
-    ``batch_interval`` (s) is how long calls accumulate between writes; failed writes are
-    retried after ``initial_backoff`` s, doubling up to ``max_backoff`` s.
+    ``http(s)://`` tracking server, which chooses artifact locations itself. ``sqlite_wal``:
+    switch a SQLite store to WAL mode, which makes writes about ten times faster (see
+    :func:`~tuner.tracking.mlflow_writer.use_wal`). ``batch_interval`` (s) is how long
+    calls accumulate between writes; failed writes are retried after ``initial_backoff``
+    s, doubling up to ``max_backoff`` s. ``nice``: the writer process's niceness.
     """
 
     def __init__(
@@ -85,51 +90,75 @@ class MlflowTracker(Tracker):
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
         sqlite_wal: bool = True,
+        nice: int = 10,
     ) -> None:
         self.tracking_uri = tracking_uri
-        self._artifact_root = artifact_root
-        self._batch_interval = batch_interval
-        self._initial_backoff = initial_backoff
-        self._max_backoff = max_backoff
-        self._sqlite_wal = sqlite_wal
-        self._queue: queue.SimpleQueue[tuple[int, object]] = queue.SimpleQueue()
+        self._config = {
+            "tracking_uri": tracking_uri,
+            "artifact_root": str(artifact_root) if artifact_root is not None else None,
+            "batch_interval": batch_interval,
+            "initial_backoff": initial_backoff,
+            "max_backoff": max_backoff,
+            "sqlite_wal": sqlite_wal,
+            "nice": nice,
+        }
+        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._cond = threading.Condition()
         self._enqueued = 0  # sequence number of the last queued event
         self._written = 0  # every event up to this number is written (or rejected)
+        # Events not acknowledged yet: what close() reports when it cannot wait longer.
+        self._pending: dict[int, tuple[str, str | None]] = {}
         self._closed = False
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._writer: MlflowWriter | None = None
-        # Started by the first event: a tracker that records nothing (e.g. the experiment
-        # had finished already) never imports mlflow, which takes seconds.
-        self._thread: threading.Thread | None = None
+        self._failure: str | None = None  # the writer cannot write any more, and why
+        self._unwritten: Unwritten | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sender: threading.Thread | None = None
+        self._reader_done = False
+        self._experiment: tuple[str | None, str | None] = (None, None)
+        self._run_ids: dict[str | None, str] = {}
 
-    # -- the controller's side: enqueue only ------------------------------------------------
+    # -- the controller's side: queue only --------------------------------------------------
 
-    def _put(self, event: Event) -> None:
+    def _put(self, event: Event, trial: str | None = None) -> None:
         with self._cond:
             if self._closed:
                 logger.warning("tracking: %s after close() ignored", type(event).__name__)
                 return
             self._enqueued += 1
+            self._pending[self._enqueued] = (type(event).__name__, trial)
             # Under the lock so queue order equals sequence order.
-            self._queue.put((self._enqueued, event))
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="hyperflow-mlflow", daemon=True
+            self._outbox.put((self._enqueued, event))
+            if self._sender is None:
+                self._sender = threading.Thread(
+                    target=self._send, name="hyperflow-mlflow", daemon=True
                 )
-                self._thread.start()
+                self._sender.start()
                 atexit.register(self._close_at_exit)
 
     def start_experiment(self, experiment: Experiment, uid: str) -> None:
-        self._put(ExperimentStarted(experiment, uid, _now_ms()))
+        self._put(ExperimentStarted(experiment, uid, _ms(None)))
 
-    def start_trial(self, trial_name: str, assignments: dict[str, float | int | str]) -> None:
-        self._put(TrialStarted(trial_name, dict(assignments), _now_ms()))
+    def start(self, subject: RunsLayout, uid: str) -> None:
+        """Like :meth:`start_experiment` for any parent-with-nested-runs object (a pipeline
+        run): ``subject`` names the MLflow experiment, runs, tags and params; the nested
+        runs are then recorded with the trial methods, one "trial" per child."""
+        self._put(ExperimentStarted(subject, uid, _ms(None)))
+
+    def start_trial(
+        self,
+        trial_name: str,
+        assignments: dict[str, float | int | str],
+        started_at: float | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        self._put(
+            TrialStarted(trial_name, dict(assignments), _ms(started_at), dict(tags or {})),
+            trial_name,
+        )
 
     def log_observations(self, trial_name: str, observations: Sequence[Observation]) -> None:
         if observations:
-            self._put(ObservationsLogged(trial_name, tuple(observations), _now_ms()))
+            self._put(ObservationsLogged(trial_name, tuple(observations), _ms(None)), trial_name)
 
     def end_trial(
         self,
@@ -137,8 +166,11 @@ class MlflowTracker(Tracker):
         phase: TrialPhase,
         metrics: dict[str, float],
         trial_dir: Path | None,
+        ended_at: float | None = None,
     ) -> None:
-        self._put(TrialEnded(trial_name, phase, dict(metrics), trial_dir, _now_ms()))
+        self._put(
+            TrialEnded(trial_name, phase, dict(metrics), trial_dir, _ms(ended_at)), trial_name
+        )
 
     def end_experiment(
         self,
@@ -146,9 +178,10 @@ class MlflowTracker(Tracker):
         reason: str,
         best_trial_name: str | None,
         best_metrics: dict[str, float],
+        ended_at: float | None = None,
     ) -> None:
         self._put(
-            ExperimentEnded(phase, str(reason), best_trial_name, dict(best_metrics), _now_ms())
+            ExperimentEnded(phase, str(reason), best_trial_name, dict(best_metrics), _ms(ended_at))
         )
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -156,120 +189,186 @@ class MlflowTracker(Tracker):
             target = self._enqueued
             if self._written >= target:
                 return True
-        self._wake.set()
-        self._queue.put((0, _WAKE))
+            if self._failure is not None:
+                return False
+        self._outbox.put((wire.FLUSH,))
+        return self._wait(
+            lambda: self._written >= target or self._failure is not None, timeout
+        ) and (self._written >= target)
+
+    def _wait(self, done: Any, timeout: float | None) -> bool:
+        """Wait for ``done()`` (under the lock) in short slices, so Ctrl-C is taken at once."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            return self._cond.wait_for(lambda: self._written >= target, timeout)
+            while not done():
+                remaining = _WAIT_SLICE if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(_WAIT_SLICE, remaining))
+            return True
 
     def close(self, timeout: float | None = None) -> None:
         with self._cond:
             if self._closed:
                 return
             self._closed = True
-            thread = self._thread
-        if thread is None:  # nothing was ever recorded
+            sender = self._sender
+        if sender is None:  # nothing was ever recorded
             return
         atexit.unregister(self._close_at_exit)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        flushed = self.flush(timeout)
-        self._stop.set()
-        self._wake.set()
-        self._queue.put((0, _WAKE))
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        thread.join(remaining)
-        if not flushed:
-            with self._cond:
-                lost = self._enqueued - self._written
-            logger.error(
-                "tracking: %d event(s) not written to MLflow at %s before close() timed out",
-                lost,
-                self.tracking_uri,
-            )
+        self._outbox.put(_CLOSE)
+        try:
+            finished = self._wait(self._proc_done, timeout)
+        except BaseException:
+            # Ctrl-C (KeyboardInterrupt) while waiting: the writer goes now, and what it
+            # had not written is reported, before the interrupt goes on.
+            self.abort("interrupted")
+            raise
+        if not finished:
+            # Never waited for forever: what is left is reported.
+            self.abort(f"the final drain's {timeout:g} s ran out")
+            return
+        sender.join(timeout=5)
+        self._record_unwritten(None)
+
+    def abort(self, reason: str = "the MLflow writer was stopped") -> None:
+        """Stop the writer process now, whatever it was doing, and report what it had not
+        written (idempotent: the first report stands)."""
+        with self._cond:
+            self._closed = True
+            proc = self._proc
+        atexit.unregister(self._close_at_exit)
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        with self._cond:
+            if self._failure is None and self._written < self._enqueued:
+                self._failure = reason
+            self._cond.notify_all()
+            reported = self._unwritten is not None
+        if not reported:
+            self._record_unwritten(reason)
+
+    def _proc_done(self) -> bool:
+        proc = self._proc
+        return self._failure is not None or (
+            proc is not None and proc.poll() is not None and self._reader_done
+        )
+
+    def _record_unwritten(self, reason: str | None) -> None:
+        with self._cond:
+            if self._written >= self._enqueued:
+                self._unwritten = None
+                return
+            pending = [self._pending[s] for s in sorted(self._pending) if s > self._written]
+            why = self._failure or reason or "the MLflow writer stopped"
+        trials = tuple(dict.fromkeys(t for _, t in pending if t is not None))
+        ended = any(kind == "ExperimentEnded" for kind, _ in pending)
+        self._unwritten = Unwritten(why, trials, ended, len(pending))
+        logger.error(
+            "tracking: %s at %s: %s",
+            "MLflow",
+            self.tracking_uri,
+            self._unwritten.describe(),
+        )
+
+    def unwritten(self) -> Unwritten | None:
+        return self._unwritten
 
     def _close_at_exit(self) -> None:
         self.close(_EXIT_FLUSH_TIMEOUT)
 
     def describe(self) -> str:
-        writer = self._writer
-        if writer is None:
+        name, experiment_id = self._experiment
+        parent = self._run_ids.get(None)
+        if experiment_id is None or parent is None:
             return f"MLflow tracking at {self.tracking_uri} (nothing written yet)"
-        return writer.describe()
+        return (
+            f"MLflow experiment '{name}' (id {experiment_id}), "
+            f"parent run {parent} (tracking: {self.tracking_uri})"
+        )
 
     def run_id(self, trial_name: str | None = None) -> str | None:
-        writer = self._writer
-        return writer.run_id(trial_name) if writer is not None else None
+        return self._run_ids.get(trial_name)
 
-    # -- the writer thread -----------------------------------------------------------------
+    # -- the sender thread: starts the writer, streams events to it ------------------------
 
-    def _run(self) -> None:
-        writer = self._open_writer()
-        while True:
-            last = self._absorb(writer, self._queue.get())
-            if writer is None or self._write_until_done(writer):
-                with self._cond:
-                    self._written = max(self._written, last)
-                    self._cond.notify_all()
-            if self._stop.is_set():
-                return
-            # Let calls accumulate so that one cycle writes many of them.
-            self._wake.wait(self._batch_interval)
-            self._wake.clear()
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        package_root = str(Path(tuner.__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        env[wire.PARENT_PID_ENV] = str(os.getpid())
+        return subprocess.Popen(
+            [sys.executable, "-m", "tuner.tracking.mlflow_process", json.dumps(self._config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            # Its own session: a Ctrl-C to the terminal reaches this process, which decides
+            # when the writer stops.
+            start_new_session=True,
+        )
 
-    def _open_writer(self) -> MlflowWriter | None:
+    def _fail(self, reason: str) -> None:
+        with self._cond:
+            if self._failure is None:
+                self._failure = reason
+            self._cond.notify_all()
+
+    def _send(self) -> None:
+        # This thread lives until the writer exits: PR_SET_PDEATHSIG, which the writer
+        # sets, fires when the thread that started it ends.
         try:
-            _quiet_mlflow()
-            from tuner.tracking.mlflow_writer import MlflowWriter
+            proc = self._spawn()
+        except OSError as exc:
+            logger.error("tracking: cannot start the MLflow writer: %s", exc)
+            self._fail(f"the MLflow writer could not start: {exc}")
+            return
+        with self._cond:
+            self._proc = proc
+        assert proc.stdin is not None
+        threading.Thread(
+            target=self._read, args=(proc,), name="hyperflow-mlflow-acks", daemon=True
+        ).start()
+        try:
+            while (item := self._outbox.get()) is not _CLOSE:
+                message = (wire.FLUSH,) if item[0] == wire.FLUSH else (wire.EVENT, *item)
+                proc.stdin.write(framing.encode(message))
+                if self._outbox.empty():
+                    proc.stdin.flush()
+            proc.stdin.close()
+        except (BrokenPipeError, ValueError, OSError):
+            pass  # the writer is gone; the reader reports why
+        proc.wait()
 
-            writer = MlflowWriter(
-                self.tracking_uri, self._artifact_root, sqlite_wal=self._sqlite_wal
-            )
-        except Exception:
-            # Without a writer, events are discarded (and flush returns): tracking must
-            # never take the controller down.
-            logger.exception("tracking: cannot use MLflow at %s; tracking off", self.tracking_uri)
-            return None
-        self._writer = writer
-        return writer
-
-    def _absorb(self, writer: MlflowWriter | None, first: tuple[int, object]) -> int:
-        """Fold ``first`` and everything else queued into the writer; the last sequence no."""
-        last = 0
-        item: tuple[int, object] | None = first
-        while item is not None:
-            seq, event = item
-            if event is not _WAKE:
-                last = max(last, seq)
-                if writer is not None:
-                    try:
-                        writer.apply(event)  # type: ignore[arg-type]
-                    except Exception:
-                        logger.exception("tracking: cannot record %s", type(event).__name__)
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                item = None
-        return last
-
-    def _write_until_done(self, writer: MlflowWriter) -> bool:
-        """Sync until nothing is pending; False if stopped first (data stays buffered)."""
-        failures = 0
-        while True:
-            try:
-                writer.sync()
-            except Exception as error:
-                failures += 1
-                delay = min(self._max_backoff, self._initial_backoff * 2 ** (failures - 1))
-                logger.warning(
-                    "tracking: writing to MLflow at %s failed (attempt %d, retry in %.1fs): %s",
-                    self.tracking_uri,
-                    failures,
-                    delay,
-                    error,
-                    exc_info=logger.isEnabledFor(logging.DEBUG),
-                )
-                if self._stop.wait(delay):
-                    return False
-                continue
-            if failures:
-                logger.info("tracking: MLflow at %s reachable again", self.tracking_uri)
-            return True
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        try:
+            while (message := framing.receive(proc.stdout)) is not None:
+                kind = message[0]
+                if kind == wire.WRITTEN:
+                    with self._cond:
+                        self._written = max(self._written, message[1])
+                        for seq in [s for s in self._pending if s <= self._written]:
+                            del self._pending[seq]
+                        self._cond.notify_all()
+                elif kind == wire.RUNS:
+                    _, name, experiment_id, ids = message
+                    self._experiment = (name, experiment_id)
+                    self._run_ids.update(ids)
+                elif kind == wire.LOG:
+                    _, level, name, text = message
+                    logging.getLogger(name).log(level, "%s", text)
+                elif kind == wire.FATAL:
+                    logger.error(
+                        "tracking: MLflow at %s cannot be used: %s", self.tracking_uri, message[1]
+                    )
+                    self._fail(f"MLflow at {self.tracking_uri} cannot be used: {message[1]}")
+        finally:
+            code = proc.wait()
+            with self._cond:
+                self._reader_done = True
+                if self._written < self._enqueued and self._failure is None and not self._closed:
+                    self._failure = f"the MLflow writer exited with code {code}"
+                self._cond.notify_all()

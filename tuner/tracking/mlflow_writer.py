@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag, ViewType
 from mlflow.exceptions import MlflowException
@@ -158,6 +157,7 @@ class _Existing:
     run_id: str
     status: str
     artifact_uri: str
+    params: dict[str, str] = field(default_factory=dict)
 
 
 class MlflowWriter:
@@ -182,6 +182,7 @@ class MlflowWriter:
         self._user = layout.current_user()
         self._artifact_location: str | None = None  # the MLflow experiment's
         self._start: ExperimentStarted | None = None
+        self._layout: layout.RunsLayout | None = None
         self.experiment_name: str | None = None
         self.experiment_id: str | None = None
         self._parent: _Run | None = None
@@ -220,6 +221,7 @@ class MlflowWriter:
             run.params.update(
                 {layout.key(k): layout.param_value(v) for k, v in event.assignments.items()}
             )
+            run.tags.update(event.tags)
             run.tags[layout.TAG_STATUS] = "Running"
         elif isinstance(event, ObservationsLogged):
             run = self._trial(event.trial_name, event.time_ms)
@@ -256,16 +258,15 @@ class MlflowWriter:
             )
             return
         self._start = event
-        experiment = event.experiment
+        self._layout = subject = layout.as_layout(event.experiment)
         if self._parent is None:
             self._parent = _Run(
-                run_name=experiment.metadata.name, trial_name=None, start_ms=event.time_ms
+                run_name=subject.parent_run_name(), trial_name=None, start_ms=event.time_ms
             )
-        self._parent.params.update(layout.parent_params(experiment))
+        self._parent.params.update(subject.parent_params())
         self._parent.tags[layout.TAG_STATUS] = "Running"
-        self._parent.texts[layout.SPEC_ARTIFACT] = yaml.safe_dump(
-            experiment.to_dict(), sort_keys=False
-        )
+        spec_name, spec_text = subject.spec_artifact()
+        self._parent.texts[spec_name] = spec_text
 
     def _trial(self, trial_name: str, time_ms: int) -> _Run:
         # A trial seen first through its metrics (e.g. after a resume that skipped
@@ -275,6 +276,11 @@ class MlflowWriter:
             run = _Run(run_name=trial_name, trial_name=trial_name, start_ms=time_ms)
             self._trials[trial_name] = run
         return run
+
+    @property
+    def _subject(self) -> layout.RunsLayout:
+        assert self._layout is not None
+        return self._layout
 
     # -- phase 2: write buffers --------------------------------------------------------------
 
@@ -323,11 +329,11 @@ class MlflowWriter:
     def _ensure_experiment(self, start: ExperimentStarted) -> None:
         if self.experiment_id is not None:
             return
-        experiment = start.experiment
-        name = layout.experiment_name(experiment)
+        subject = self._subject
+        name = subject.experiment_name()
         found = self._client.get_experiment_by_name(name)
         if found is not None and found.lifecycle_stage != "active":
-            name = layout.fallback_experiment_name(experiment, start.uid)
+            name = subject.fallback_experiment_name(start.uid)
             found = self._client.get_experiment_by_name(name)
         location: str | None = None
         if found is None:
@@ -335,7 +341,7 @@ class MlflowWriter:
                 location = (self._artifact_root / name.replace(" ", "_")).as_uri()
             try:
                 experiment_id = self._client.create_experiment(
-                    name, artifact_location=location, tags=layout.experiment_tags(experiment)
+                    name, artifact_location=location, tags=subject.experiment_tags()
                 )
             except MlflowException as error:
                 # Another process created it between our lookup and create.
@@ -369,14 +375,16 @@ class MlflowWriter:
             )
             for run in page:
                 tags = run.data.tags
-                if tags.get(layout.TAG_RUN_TYPE) == layout.RUN_TYPE_EXPERIMENT:
+                if tags.get(layout.TAG_RUN_TYPE) in layout.PARENT_RUN_TYPES:
                     trial: str | None = None
                 else:
                     trial = tags.get(layout.TAG_TRIAL)
                     if trial is None:
                         continue
                 # Oldest first wins if a crash ever left two runs for one key.
-                found[trial] = _Existing(run.info.run_id, run.info.status, run.info.artifact_uri)
+                found[trial] = _Existing(
+                    run.info.run_id, run.info.status, run.info.artifact_uri, dict(run.data.params)
+                )
             token = page.token
             if not token:
                 return found
@@ -385,19 +393,34 @@ class MlflowWriter:
         assert self.experiment_id is not None
         existing = (self._existing or {}).get(run.trial_name)
         if existing is not None:
+            run.run_id = existing.run_id
+            run.artifact_uri = existing.artifact_uri
+            changed = {k: v for k, v in run.params.items() if existing.params.get(k, v) != v}
+            if changed:
+                # MLflow params never change (an edited maxTrialCount, say): the run keeps
+                # its first values; the new ones are not an error of the data.
+                logger.warning(
+                    "tracking: MLflow params cannot change; run %s keeps %s",
+                    run.run_name,
+                    ", ".join(f"{k}={existing.params[k]} (now {v})" for k, v in changed.items()),
+                )
+                for k in changed:
+                    del run.params[k]
+            if run.terminal is not None:
+                if existing.status == run.terminal[0]:
+                    # Complete already: a run's status is the last thing written to it,
+                    # so a re-sent (reconciled) run with its final status needs nothing.
+                    run.drop()
+                return
             if existing.status != layout.RUNNING:
                 # A resumed (e.g. restarted) experiment or trial is running again.
                 self._client.update_run(existing.run_id, status=layout.RUNNING)
-            run.run_id = existing.run_id
-            run.artifact_uri = existing.artifact_uri
             return
         if run.trial_name is None:
-            tags = layout.parent_tags(start.experiment, start.uid)
+            tags = self._subject.parent_tags(start.uid)
         else:
             assert self._parent is not None and self._parent.run_id is not None
-            tags = layout.trial_tags(
-                start.experiment, start.uid, run.trial_name, self._parent.run_id
-            )
+            tags = self._subject.child_tags(start.uid, run.trial_name, self._parent.run_id)
         tags[layout.TAG_USER] = self._user
         created = self._client.create_run(
             self.experiment_id, start_time=run.start_ms, tags=tags, run_name=run.run_name
@@ -513,9 +536,7 @@ class MlflowWriter:
                 or run.trial_name in existing
             ):
                 continue
-            tags = layout.trial_tags(
-                start.experiment, start.uid, run.trial_name, self._parent.run_id
-            )
+            tags = self._subject.child_tags(start.uid, run.trial_name, self._parent.run_id)
             tags[layout.TAG_USER] = self._user
             tags.update({k: layout.tag_value(v) for k, v in run.tags.items()})
             status, end_ms = run.terminal
@@ -605,6 +626,11 @@ class MlflowWriter:
     def run_id(self, trial_name: str | None) -> str | None:
         run = self._parent if trial_name is None else self._trials.get(trial_name)
         return run.run_id if run is not None else None
+
+    def run_ids(self) -> dict[str | None, str]:
+        """The run id of the parent (key None) and of each trial, where known."""
+        runs = [self._parent, *self._trials.values()] if self._parent else []
+        return {r.trial_name: r.run_id for r in runs if r.run_id is not None}
 
     def describe(self) -> str:
         if self.experiment_id is None or self._parent is None:

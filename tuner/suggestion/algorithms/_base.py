@@ -12,10 +12,15 @@ Contract for implementations (one module each, registered in ``algorithms/__init
   one dimension) as ``(path relative to spec., message)`` pairs, without raising.
 * ``supported = False`` marks a Katib algorithm that validates but that the local service
   cannot run: its ``create_sampler`` raises :class:`UnsupportedAlgorithm`.
+* ``requires`` names the modules (and the distributions that provide them) the sampler
+  imports; :meth:`local_problem` says what is missing, so ``experiment validate`` notes it
+  and ``experiment run`` fails at start (``ExperimentFailed``) instead of after trials ran.
+  ``local_problem`` also reports valid settings this service cannot run.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -41,10 +46,27 @@ class Algorithm(ABC):
     settings: ClassVar[tuple[Setting, ...]] = (RANDOM_STATE,)
     supported: ClassVar[bool] = True
     sampler_name: ClassVar[str] = ""
+    # (module, distribution to install) pairs the sampler needs at run time.
+    requires: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     @abstractmethod
     def create_sampler(self, settings: dict[str, Any], space: SearchSpace) -> BaseSampler:
         """A new optuna sampler for one experiment."""
+
+    def local_problem(self, settings: dict[str, Any]) -> str | None:
+        """Why this machine cannot run the algorithm with ``settings``, or None if it can.
+
+        Cheap (no heavy import): ``experiment validate`` calls it for its notes.
+        """
+        if not self.supported:
+            return f"algorithm {self.name} is not supported by the local suggestion service"
+        missing = [dist for module, dist in self.requires if not _importable(module)]
+        if missing:
+            return (
+                f"algorithm {self.name} needs {', '.join(missing)}, which is not installed "
+                f"(pip install {' '.join(missing)})"
+            )
+        return None
 
     def create_pruner(self, settings: dict[str, Any], space: SearchSpace) -> BasePruner | None:
         """A pruner driven by intermediate values, or None (no pruning)."""
@@ -64,6 +86,13 @@ class Algorithm(ABC):
     def seed(settings: dict[str, Any]) -> int | None:
         value = settings.get("random_state")
         return int(value) if value is not None else None
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or an import blocked
+        return False
 
 
 def numeric_count(space: SearchSpace) -> int:

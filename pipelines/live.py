@@ -1,0 +1,107 @@
+"""The live view of a running pipeline: one table row per task (state, duration, cached)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+STYLES = {
+    "SUCCEEDED": "green",
+    "CACHED": "cyan",
+    "FAILED": "red",
+    "SKIPPED": "dim",
+    "CANCELED": "yellow",
+    "RUNNING": "bold blue",
+    "PENDING": "",
+}
+
+
+def duration(started: float | None, finished: float | None) -> str:
+    if started is None:
+        return ""
+    seconds = (finished or time.time()) - started
+    return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def task_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
+    """``rows``: dicts with path, kind, state, started_at, finished_at, message, cached_from."""
+    table = Table(title=title, title_justify="left", expand=False)
+    table.add_column("task")
+    table.add_column("state")
+    table.add_column("duration", justify="right")
+    table.add_column("note", overflow="fold")
+    for row in rows:
+        depth = row["path"].count("/")
+        name = "  " * depth + row["path"].rsplit("/", 1)[-1]
+        note = row.get("message") or ""
+        if row["state"] == "CACHED" and row.get("cached_from"):
+            note = f"cached: {row['cached_from']}"
+        state = row["state"]
+        table.add_row(
+            name,
+            f"[{STYLES.get(state, '')}]{state}[/]" if STYLES.get(state) else state,
+            duration(row.get("started_at"), row.get("finished_at")),
+            note[:160],
+        )
+    return table
+
+
+def tree_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with each task under its parent, siblings in the order they first appeared."""
+    seen = {row["path"]: index for index, row in enumerate(rows)}
+
+    def key(row: dict[str, Any]) -> tuple[int, ...]:
+        parts = row["path"].split("/")
+        return tuple(seen.get("/".join(parts[: i + 1]), -1) for i in range(len(parts)))
+
+    return sorted(rows, key=key)
+
+
+class LiveTasks:
+    """An orchestrator observer that redraws the task table at most ``fps`` times a second."""
+
+    def __init__(self, console: Console, title: str = "") -> None:
+        self.console = console
+        self.title = title
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._live = Live(console=console, refresh_per_second=4, transient=False)
+
+    def __call__(self, node: Any) -> None:
+        row = {
+            "path": node.path,
+            "kind": node.kind,
+            "state": node.state if not node.queued or node.state != "PENDING" else "PENDING",
+            "started_at": node.started_at,
+            "finished_at": node.finished_at,
+            "message": node.message,
+            "cached_from": node.cached_from,
+        }
+        with self._lock:
+            self._rows[node.path] = row
+            self._live.update(self._render())
+
+    def _render(self) -> Table:
+        return task_table(tree_order(list(self._rows.values())), self.title)
+
+    def __enter__(self) -> LiveTasks:
+        self._live.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with self._lock:
+            self._live.update(self._render())
+        self._live.__exit__(exc_type, exc, tb)
+        if not self.console.is_terminal:
+            self.console.print()  # the last render ends without a newline off a terminal

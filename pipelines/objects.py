@@ -1,0 +1,55 @@
+"""Pipeline runs as API objects (what ``hyperflow pipeline get`` prints)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.store import RunRecord, TaskRecord
+
+
+def run_object(record: RunRecord, tasks: list[TaskRecord]) -> dict[str, Any]:
+    """A pipeline run as an API object (apiVersion/kind/metadata/spec/status), for the
+    CLI's ``get`` and, once the control plane serves pipeline runs, its API."""
+    return {
+        "apiVersion": "hyperflow.io/v1",
+        "kind": "PipelineRun",
+        "metadata": {
+            "name": record.name,
+            "namespace": record.namespace,
+            "uid": record.uid,
+            "creationTimestamp": record.created_at,
+        },
+        "spec": {
+            "pipelineName": record.pipeline_name,
+            "arguments": record.arguments,
+            "parallelism": record.parallelism,
+            "cache": record.cache,
+            "source": record.source,
+        },
+        "status": {
+            "state": record.state,
+            "message": record.message,
+            "startedAt": record.started_at,
+            "finishedAt": record.finished_at,
+            "outputs": record.outputs,
+            "pipelineRoot": record.pipeline_root,
+            "mlflowRunId": record.mlflow_run_id,
+            "tasks": [
+                {
+                    "path": t.path,
+                    "kind": t.kind,
+                    "component": t.component,
+                    "state": t.state,
+                    "message": t.message,
+                    "attempts": t.attempts,
+                    "cachedFrom": t.cached_from,
+                    "startedAt": t.started_at,
+                    "finishedAt": t.finished_at,
+                    "inputs": t.inputs,
+                    "outputs": t.outputs,
+                    "details": t.details,
+                }
+                for t in tasks
+            ],
+        },
+    }

@@ -1,0 +1,366 @@
+"""Reading a compiled PipelineSpec: loading pipeline files, arguments, executors.
+
+The spec is handled in its JSON form (what kfp's compiler writes as YAML, camelCase keys),
+so it can be stored, digested and printed as is. Errors are :class:`PipelineError` with a
+message that names the file, argument or task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EXECUTOR_MAIN = "kfp.dsl.executor_main"
+_PIP_OPTIONS_WITH_VALUE = frozenset(
+    {"--index-url", "-i", "--extra-index-url", "--trusted-host", "--find-links", "-f"}
+)
+
+
+class PipelineError(ValueError):
+    """Bad input: a pipeline that does not load, a bad argument, a task that cannot run."""
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+def load_pipeline(source: Any, pipeline: str | None = None) -> tuple[dict[str, Any], str]:
+    """The PipelineSpec (JSON form) of ``source`` and a description of where it came from.
+
+    ``source``: a compiled pipeline file (``.yaml``/``.yml``/``.json``), a Python file with
+    ``@dsl.pipeline`` functions (``pipeline`` picks one by function or pipeline name when
+    there are several), a pipeline function itself, or an already loaded spec dict.
+    """
+    if isinstance(source, dict):
+        return _checked(source, "the given spec"), "spec"
+    if callable(source) and not isinstance(source, str | Path):
+        return compile_pipeline(source), getattr(source, "name", repr(source))
+    path = Path(source)
+    if not path.is_file():
+        raise PipelineError(f"pipeline file {path} does not exist")
+    if path.suffix in (".yaml", ".yml", ".json"):
+        return _load_compiled(path), str(path)
+    if path.suffix == ".py":
+        return compile_pipeline(_pipeline_from_python(path, pipeline)), str(path)
+    raise PipelineError(
+        f"{path}: a pipeline file is a compiled pipeline (.yaml, .json) or a Python file (.py)"
+    )
+
+
+def _load_compiled(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{path} is not valid YAML: {exc}") from None
+    if not documents or not isinstance(documents[0], dict):
+        raise PipelineError(f"{path} holds no pipeline spec")
+    return _checked(documents[0], str(path))
+
+
+def _checked(spec: dict[str, Any], where: str) -> dict[str, Any]:
+    for key in ("pipelineInfo", "root", "components", "deploymentSpec"):
+        if key not in spec and not (key == "components" and "root" in spec):
+            raise PipelineError(f"{where} is not a compiled KFP pipeline: no {key!r}")
+    # Validate with kfp's own proto: unknown fields or wrong types are errors here.
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    try:
+        json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+    except json_format.ParseError as exc:
+        raise PipelineError(f"{where} is not a valid PipelineSpec: {exc}") from None
+    return spec
+
+
+def compile_pipeline(function: Any) -> dict[str, Any]:
+    """Compile a ``@dsl.pipeline`` function (or a component) with kfp's compiler."""
+    import tempfile
+
+    import yaml
+    from kfp import compiler
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "pipeline.yaml"
+        try:
+            compiler.Compiler().compile(function, str(out))
+        except Exception as exc:
+            name = getattr(function, "name", getattr(function, "__name__", repr(function)))
+            raise PipelineError(
+                f"pipeline {name} does not compile: {type(exc).__name__}: {exc}"
+            ) from None
+        return next(d for d in yaml.safe_load_all(out.read_text()) if d is not None)
+
+
+def _pipeline_from_python(path: Path, wanted: str | None) -> Any:
+    import importlib.util
+    import sys
+    import warnings
+
+    from kfp.dsl import graph_component
+
+    module_name = f"_hyperflow_pipeline_{digest(str(path.resolve()))[:12]}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise PipelineError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    # The file's folder stays importable (as a script's is); tasks get it too (the
+    # orchestrator's import_paths): components may import modules next to the file.
+    folder = str(path.parent.resolve())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            spec.loader.exec_module(module)
+    except Exception as exc:
+        raise PipelineError(f"{path} does not load: {type(exc).__name__}: {exc}") from None
+    found = {
+        attr: value
+        for attr, value in vars(module).items()
+        if isinstance(value, graph_component.GraphComponent)
+        and getattr(value, "pipeline_func", None) is not None
+        and getattr(value.pipeline_func, "__module__", None) == module_name
+    }
+    if wanted is not None:
+        for attr, value in found.items():
+            if wanted in (attr, value.name):
+                return value
+        raise PipelineError(
+            f"{path} has no pipeline named {wanted!r}; it has: {', '.join(sorted(found)) or 'none'}"
+        )
+    if not found:
+        raise PipelineError(f"{path} defines no @dsl.pipeline function")
+    if len(found) > 1:
+        # A pipeline used as a component of another one is not the one to run.
+        used = _used_as_components(found)
+        top = {k: v for k, v in found.items() if k not in used}
+        if len(top) == 1:
+            return next(iter(top.values()))
+        raise PipelineError(
+            f"{path} defines several pipelines ({', '.join(sorted(found))}): "
+            "pick one with --pipeline NAME"
+        )
+    return next(iter(found.values()))
+
+
+def _used_as_components(found: dict[str, Any]) -> set[str]:
+    used: set[str] = set()
+    for attr, value in found.items():
+        components = value.pipeline_spec.components
+        for other_attr, other in found.items():
+            if other_attr != attr and f"comp-{other.name}" in components:
+                used.add(other_attr)
+    return used
+
+
+# -- arguments ---------------------------------------------------------------------------------
+
+_TYPE_NAMES = {
+    "STRING": "a string",
+    "NUMBER_INTEGER": "an integer",
+    "NUMBER_DOUBLE": "a number",
+    "BOOLEAN": "a boolean",
+    "LIST": "a list",
+    "STRUCT": "a dict",
+}
+
+
+def parse_cli_value(raw: str, parameter_type: str) -> Any:
+    """A ``--arg name=value`` string as the parameter's type."""
+    if parameter_type == "STRING":
+        return raw
+    if parameter_type == "NUMBER_INTEGER":
+        return int(raw)
+    if parameter_type == "NUMBER_DOUBLE":
+        return float(raw)
+    if parameter_type == "BOOLEAN":
+        lowered = raw.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise ValueError(f"{raw!r} is not a boolean")
+    return json.loads(raw)
+
+
+def check_type(value: Any, parameter_type: str) -> bool:
+    if parameter_type == "STRING":
+        return isinstance(value, str)
+    if parameter_type == "NUMBER_INTEGER":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if parameter_type == "NUMBER_DOUBLE":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if parameter_type == "BOOLEAN":
+        return isinstance(value, bool)
+    if parameter_type == "LIST":
+        return isinstance(value, list)
+    if parameter_type == "STRUCT":
+        return isinstance(value, dict)
+    return True
+
+
+def default_value(definition: dict[str, Any]) -> tuple[bool, Any]:
+    """(has a default, the default) of an input parameter definition."""
+    if "defaultValue" not in definition:
+        return False, None
+    value = definition["defaultValue"]
+    if definition.get("parameterType") == "NUMBER_INTEGER" and isinstance(value, float):
+        value = int(value)
+    return True, value
+
+
+def pipeline_arguments(
+    spec: dict[str, Any], arguments: dict[str, Any], *, from_cli: bool = False
+) -> dict[str, Any]:
+    """The root DAG's inputs: ``arguments`` checked against its definitions, defaults added."""
+    definitions = spec["root"].get("inputDefinitions", {})
+    params: dict[str, Any] = definitions.get("parameters", {})
+    if definitions.get("artifacts"):
+        names = ", ".join(sorted(definitions["artifacts"]))
+        raise PipelineError(f"pipeline inputs of artifact type ({names}) are not supported")
+    unknown = sorted(set(arguments) - set(params))
+    if unknown:
+        known = ", ".join(sorted(params)) or "none"
+        raise PipelineError(f"unknown pipeline argument(s) {', '.join(unknown)} (inputs: {known})")
+    resolved: dict[str, Any] = {}
+    for name, definition in params.items():
+        kind = definition.get("parameterType", "STRING")
+        if name in arguments:
+            value = arguments[name]
+            if from_cli and isinstance(value, str):
+                try:
+                    value = parse_cli_value(value, kind)
+                except ValueError as exc:
+                    raise PipelineError(
+                        f"argument {name}: {value!r} is not {_TYPE_NAMES.get(kind, kind)} ({exc})"
+                    ) from None
+            if kind == "NUMBER_DOUBLE" and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not check_type(value, kind):
+                raise PipelineError(
+                    f"argument {name}: expected {_TYPE_NAMES.get(kind, kind)}, "
+                    f"got {type(value).__name__} {value!r}"
+                )
+            resolved[name] = value
+            continue
+        has_default, value = default_value(definition)
+        if has_default:
+            resolved[name] = value
+        elif not definition.get("isOptional"):
+            raise PipelineError(
+                f"missing argument {name} ({_TYPE_NAMES.get(kind, kind)}): "
+                f"pass it as --arg {name}=VALUE"
+            )
+    return resolved
+
+
+# -- executors ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Lightweight:
+    """A ``@dsl.component``: its function's source and name, and what it would pip install."""
+
+    source: str
+    function: str
+    packages: list[str] = field(default_factory=list)
+
+
+def lightweight(container: dict[str, Any]) -> Lightweight | None:
+    """The lightweight Python component in a container executor, or None."""
+    command = [str(c) for c in container.get("command", [])]
+    args = [str(a) for a in container.get("args", [])]
+    index = next((i for i, c in enumerate(command) if EXECUTOR_MAIN in c), None)
+    if index is None or index + 1 >= len(command) or "--function_to_execute" not in args:
+        return None
+    position = args.index("--function_to_execute")
+    if position + 1 >= len(args):
+        return None
+    packages: list[str] = []
+    for part in command[:index]:
+        if "pip install" in part:
+            packages.extend(_pip_packages(part))
+    return Lightweight(source=command[index + 1], function=args[position + 1], packages=packages)
+
+
+def _pip_packages(script: str) -> list[str]:
+    out: list[str] = []
+    for line in script.replace("&&", "\n").splitlines():
+        if "pip install" not in line:
+            continue
+        try:
+            words = shlex.split(line.split("pip install", 1)[1])
+        except ValueError:
+            continue
+        skip = False
+        for word in words:
+            if skip:
+                skip = False
+                continue
+            if word in _PIP_OPTIONS_WITH_VALUE:
+                skip = True
+                continue
+            if word.startswith("-") or word in ("$0", '"$0"'):
+                continue
+            out.append(word)
+    return out
+
+
+def missing_packages(packages: list[str]) -> list[str]:
+    """Requirements not satisfied by the current environment (kfp itself is ours)."""
+    from importlib import metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    missing: list[str] = []
+    for package in packages:
+        try:
+            requirement = Requirement(package)
+        except InvalidRequirement:
+            missing.append(package)  # a path or URL: cannot be checked, so not present
+            continue
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        if requirement.name.lower() in ("kfp", "kfp-pipeline-spec"):
+            continue
+        try:
+            version = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            missing.append(package)
+            continue
+        if requirement.specifier and not requirement.specifier.contains(version, prereleases=True):
+            missing.append(f"{package} (installed: {version})")
+    return missing
+
+
+def cpu_amount(container: dict[str, Any]) -> float:
+    """CPUs a task asks for (``set_cpu_request``/``set_cpu_limit``), 0 if it does not say."""
+    resources = container.get("resources") or {}
+    best = 0.0
+    for key in ("resourceCpuRequest", "resourceCpuLimit", "cpuRequest", "cpuLimit"):
+        value = resources.get(key)
+        if value in (None, "", 0):
+            continue
+        amount = _quantity(value)
+        best = max(best, amount)
+    return best
+
+
+def _quantity(value: Any) -> float:
+    text = str(value).strip()
+    try:
+        if text.endswith("m"):
+            return float(text[:-1]) / 1000
+        return float(text)
+    except ValueError:
+        raise PipelineError(f"CPU quantity {value!r} is not a number or milli-CPUs") from None

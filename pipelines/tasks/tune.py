@@ -1,0 +1,169 @@
+"""What the ``tune`` component does inside its task: run an Experiment through the tuner.
+
+Called from the component's own source (which a KFP task runs), in the task's worker
+process: trials run and are logged exactly as ``tuner.sdk.tune`` / ``hyperflow experiment
+run`` do, and the best trial's saved files become the component's ``Model`` output.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+DATASET_ENV = "HYPERFLOW_INPUT_DATASET"
+
+
+def load_objective(reference: str) -> Callable[..., Any]:
+    """``"package.module:function"`` -> the function (the module must be importable)."""
+    module_name, sep, attr = reference.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"objective {reference!r}: expected 'package.module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"objective {reference!r}: cannot import {module_name}: {exc}") from None
+    function = module
+    for part in attr.split("."):
+        if not hasattr(function, part):
+            raise ValueError(f"objective {reference!r}: {module_name} has no {attr}")
+        function = getattr(function, part)
+    if not callable(function):
+        raise ValueError(f"objective {reference!r} is not callable")
+    return function
+
+
+def call_objective(
+    objective: Callable[..., Any], extra: dict[str, Any], parameters: dict[str, Any]
+) -> Any:
+    """A trial: the objective gets the assignments and the fixed keyword arguments."""
+    return objective(parameters, **extra)
+
+
+def search_space(parameters: dict[str, Any]) -> dict[str, Any]:
+    """``{"C": {"type": "double", "min": 0.1, "max": 10, "distribution": "logUniform"}}``
+    (types double, int, categorical, discrete; ``values`` for the last two)."""
+    from tuner.sdk import search
+
+    space: dict[str, Any] = {}
+    for name, spec in parameters.items():
+        if not isinstance(spec, dict) or "type" not in spec:
+            raise ValueError(f"parameters[{name!r}]: expected a dict with 'type' and its range")
+        kind = spec["type"]
+        options = {k: v for k, v in spec.items() if k != "type"}
+        makers: dict[str, Callable[..., Any]] = {
+            "double": search.double,
+            "int": search.int,
+            "categorical": search.categorical,
+            "discrete": search.discrete,
+        }
+        maker = makers.get(kind)
+        if maker is None:
+            raise ValueError(
+                f"parameters[{name!r}].type: {kind!r} is not double, int, categorical or discrete"
+            )
+        if kind in ("categorical", "discrete"):
+            space[name] = maker(options.get("values", []))
+        else:
+            space[name] = maker(**options)
+    return space
+
+
+def run_tune(
+    *,
+    name: str,
+    objective: str,
+    parameters: dict[str, Any] | None,
+    objective_metric_name: str,
+    objective_type: str,
+    objective_goal: float | None,
+    algorithm_name: str,
+    max_trial_count: int,
+    parallel_trial_count: int,
+    max_failed_trial_count: int | None,
+    experiment: dict[str, Any] | None,
+    fixed: dict[str, Any] | None,
+    dataset_path: str | None,
+    model_path: str,
+) -> tuple[dict[str, Any], float, dict[str, Any]]:
+    """Tune; (best parameters, best objective value, model metadata). Raises on failure."""
+    from tuner.settings import TunerSettings
+    from tuner.status import best_trial
+    from tuner.store import Store
+
+    settings = TunerSettings()
+    if dataset_path is not None:
+        os.environ[DATASET_ENV] = dataset_path
+    extra = dict(fixed or {})
+    if dataset_path is not None:
+        extra["dataset"] = dataset_path
+    if experiment:
+        from tuner.runner import run_experiment
+        from tuner.spec.loader import parse_experiment
+
+        spec = parse_experiment(experiment)
+        outcome = run_experiment(spec, settings=settings)
+        record, objective_spec = outcome.record, spec.spec.objective
+        metric = objective_spec.objective_metric_name
+    else:
+        from tuner.sdk import tune
+
+        if not objective or not parameters or not objective_metric_name:
+            raise ValueError(
+                "tune: give either experiment (a Katib Experiment) or objective, parameters "
+                "and objective_metric_name"
+            )
+        function = functools.partial(call_objective, load_objective(objective), extra)
+        result = tune(
+            name=name,
+            objective=function,
+            parameters=search_space(parameters),
+            objective_metric_name=objective_metric_name,
+            objective_type=objective_type,
+            objective_goal=objective_goal,
+            algorithm_name=algorithm_name,
+            max_trial_count=max_trial_count,
+            parallel_trial_count=parallel_trial_count,
+            max_failed_trial_count=max_failed_trial_count,
+            settings=settings,
+        )
+        record = result.experiment
+        from tuner.spec.models import Experiment
+
+        objective_spec = Experiment.model_validate(record.spec).spec.objective
+        metric = objective_metric_name
+    store = Store(settings.store_url)
+    try:
+        trials = store.trials(record.uid)
+    finally:
+        store.close()
+    best = best_trial(objective_spec, trials)
+    if best is None or best.objective_value is None:
+        raise RuntimeError(
+            f"experiment {record.name} ended {record.phase.value} ({record.reason}) "
+            "with no succeeded trial"
+        )
+    if record.phase.value != "Succeeded":
+        raise RuntimeError(
+            f"experiment {record.name} ended {record.phase.value} ({record.reason}): "
+            f"{record.message}"
+        )
+    saved = Path(best.trial_dir) / "artifacts"
+    if not saved.is_dir() or not any(saved.iterdir()):
+        raise RuntimeError(
+            f"the best trial {best.name} saved no model: trials write it under "
+            "$HYPERFLOW_ARTIFACTS_DIR"
+        )
+    shutil.copytree(saved, model_path, dirs_exist_ok=True)
+    metadata = {
+        "experiment": record.name,
+        "trial": best.name,
+        "objective_metric": metric,
+        "objective_value": best.objective_value,
+        "parameters": dict(best.assignments),
+    }
+    return dict(best.assignments), float(best.objective_value), metadata

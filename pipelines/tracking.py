@@ -1,0 +1,174 @@
+"""How a pipeline run maps onto MLflow, recorded through the tuner's MLflow tracker.
+
+* one MLflow experiment per pipeline (its ``pipelineInfo.name``; ``<namespace>/`` outside
+  ``default``), one parent run per pipeline run (run name = the run's name), with the
+  pipeline's arguments as params and the compiled spec as ``pipeline.yaml``;
+* one nested run per executed task (run name = the task's path), with its input
+  parameters as params (input artifacts as their URIs), the metrics of its ``Metrics``
+  output artifacts as MLflow metrics, and its ``trial.log`` and output artifact files;
+  a cache hit gets a run too (tag ``hyperflow.cached=true``, the metrics it reused).
+
+All of it goes through :class:`tuner.tracking.MlflowTracker`: queued, written by a
+background thread, off the orchestrator's path. Nothing here imports mlflow.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from tuner.tracking import layout
+from tuner.tracking.mlflow_tracker import MlflowTracker
+from tuner.types import ExperimentPhase, ExperimentReason, Observation, TrialPhase
+
+TAG_PIPELINE = "hyperflow.pipeline"
+TAG_PIPELINE_RUN = "hyperflow.pipeline_run"
+TAG_TASK = "hyperflow.task"
+TAG_COMPONENT = "hyperflow.component"
+TAG_CACHED = "hyperflow.cached"
+SPEC_ARTIFACT = "pipeline.yaml"
+METRICS_SCHEMAS = frozenset({"system.Metrics"})
+
+_TASK_PHASE = {
+    "SUCCEEDED": TrialPhase.SUCCEEDED,
+    "CACHED": TrialPhase.SUCCEEDED,
+    "FAILED": TrialPhase.FAILED,
+    "CANCELED": TrialPhase.KILLED,
+}
+
+
+class PipelineLayout:
+    """The :class:`~tuner.tracking.layout.RunsLayout` of one pipeline run."""
+
+    def __init__(
+        self,
+        *,
+        pipeline_name: str,
+        namespace: str,
+        run_name: str,
+        arguments: dict[str, Any],
+        spec: dict[str, Any],
+        options: dict[str, Any],
+    ) -> None:
+        self.pipeline_name = pipeline_name
+        self.namespace = namespace
+        self.run_name = run_name
+        self.arguments = arguments
+        self.spec = spec
+        self.options = options
+
+    def experiment_name(self) -> str:
+        name = self.pipeline_name
+        return name if self.namespace == "default" else f"{self.namespace}/{name}"
+
+    def fallback_experiment_name(self, uid: str) -> str:
+        return f"{self.experiment_name()} ({uid[:8]})"
+
+    def experiment_tags(self) -> dict[str, str]:
+        return {TAG_PIPELINE: self.pipeline_name, layout.TAG_NAMESPACE: self.namespace}
+
+    def parent_run_name(self) -> str:
+        return self.run_name
+
+    def parent_tags(self, uid: str) -> dict[str, str]:
+        return {
+            TAG_PIPELINE: self.pipeline_name,
+            TAG_PIPELINE_RUN: self.run_name,
+            layout.TAG_NAMESPACE: self.namespace,
+            layout.TAG_UID: uid,
+            layout.TAG_RUN_TYPE: layout.RUN_TYPE_PIPELINE_RUN,
+            layout.TAG_STATUS: "RUNNING",
+        }
+
+    def child_tags(self, uid: str, child: str, parent_run_id: str) -> dict[str, str]:
+        return {
+            layout.TAG_PARENT_RUN_ID: parent_run_id,
+            TAG_PIPELINE: self.pipeline_name,
+            TAG_PIPELINE_RUN: self.run_name,
+            layout.TAG_NAMESPACE: self.namespace,
+            layout.TAG_UID: uid,
+            layout.TAG_RUN_TYPE: layout.RUN_TYPE_PIPELINE_TASK,
+            layout.TAG_TRIAL: layout.tag_value(child),
+            TAG_TASK: layout.tag_value(child),
+            layout.TAG_STATUS: "RUNNING",
+        }
+
+    def parent_params(self) -> dict[str, str]:
+        params = {**{f"arg.{k}": _param(v) for k, v in self.arguments.items()}, **self.options}
+        return {layout.key(k): layout.param_value(v) for k, v in params.items()}
+
+    def spec_artifact(self) -> tuple[str, str]:
+        import yaml
+
+        return SPEC_ARTIFACT, yaml.safe_dump(self.spec, sort_keys=False)
+
+
+def _param(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+class PipelineTracker:
+    """Records one pipeline run; every method returns at once (see MlflowTracker)."""
+
+    def __init__(self, tracker: MlflowTracker, subject: PipelineLayout, uid: str) -> None:
+        self._tracker = tracker
+        self._layout = subject
+        tracker.start(subject, uid)
+
+    def task_started(
+        self,
+        path: str,
+        component: str,
+        parameters: dict[str, Any],
+        artifacts: dict[str, list[dict[str, Any]]],
+        cached: bool,
+    ) -> None:
+        tags = {TAG_COMPONENT: component}
+        if cached:
+            tags[TAG_CACHED] = "true"
+        params: dict[str, float | int | str] = {k: _param(v) for k, v in parameters.items()}
+        for name, items in artifacts.items():
+            params[name] = ",".join(str(a.get("uri", "")) for a in items)
+        self._tracker.start_trial(path, params, tags=tags)
+
+    def task_finished(
+        self,
+        path: str,
+        state: str,
+        artifacts: dict[str, list[dict[str, Any]]],
+        task_dir: Path | None,
+    ) -> None:
+        now = time.time()
+        observations: list[Observation] = []
+        for name, items in artifacts.items():
+            for item in items:
+                if item.get("type", {}).get("schemaTitle") not in METRICS_SCHEMAS:
+                    continue
+                for metric, value in (item.get("metadata") or {}).items():
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        key = metric if len(artifacts) == 1 else f"{name}.{metric}"
+                        observations.append(Observation(key, float(value), 0, now))
+        if observations:
+            self._tracker.log_observations(path, observations)
+        phase = _TASK_PHASE.get(state, TrialPhase.FAILED)
+        self._tracker.end_trial(path, phase, {}, task_dir)
+
+    def run_finished(self, state: str, message: str) -> None:
+        if state == "SUCCEEDED":
+            phase, reason = ExperimentPhase.SUCCEEDED, "PipelineRunSucceeded"
+        elif state == "CANCELED":
+            phase, reason = ExperimentPhase.FAILED, ExperimentReason.KILLED.value
+        else:
+            phase, reason = ExperimentPhase.FAILED, message or "PipelineRunFailed"
+        self._tracker.end_experiment(phase, reason, None, {})
+
+    def run_id(self) -> str | None:
+        return self._tracker.run_id(None)
+
+    def describe(self) -> str:
+        return self._tracker.describe()
+
+    def close(self, timeout: float | None = None) -> None:
+        self._tracker.close(timeout)

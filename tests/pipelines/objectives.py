@@ -1,0 +1,21 @@
+"""Objectives the tune component's tests import by reference ("module:function")."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+
+def quadratic(parameters: dict[str, Any], dataset: str, offset: float = 0.0) -> dict[str, float]:
+    """Reads the target from the dataset; saves a "model" (its parameters) as a trial would."""
+    target = float(Path(dataset).read_text())
+    x = parameters["x"]
+    folder = Path(os.environ["HYPERFLOW_ARTIFACTS_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.txt").write_text(f"x={x}")
+    return {"loss": (x - target) ** 2 + offset}
+
+
+def saves_nothing(parameters: dict[str, Any]) -> dict[str, float]:
+    return {"loss": parameters["x"] ** 2}

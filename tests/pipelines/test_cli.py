@@ -1,0 +1,228 @@
+"""``hyperflow pipeline ...``: run from a file, resume after kill -9, read commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+PIPELINE = textwrap.dedent(
+    """
+    from kfp import dsl
+
+
+    @dsl.component
+    def first(folder: str) -> str:
+        import os
+
+        with open(os.path.join(folder, "first-runs"), "a") as f:
+            f.write("x")
+        return "first done"
+
+
+    @dsl.component
+    def slow(folder: str, upstream: str) -> str:
+        import os
+        import time
+
+        with open(os.path.join(folder, "slow-starts"), "a") as f:
+            f.write("x")
+        while not os.path.exists(os.path.join(folder, "release")):
+            time.sleep(0.05)
+        return upstream + ", slow done"
+
+
+    @dsl.pipeline
+    def resumable(folder: str) -> str:
+        return slow(folder=folder, upstream=first(folder=folder).output).output
+
+
+    @dsl.pipeline
+    def other(folder: str):
+        first(folder=folder)
+    """
+)
+
+
+def _hyperflow(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hyperflow", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def pipeline_file(tmp_path: Path) -> Path:
+    path = tmp_path / "resumable.py"
+    path.write_text(PIPELINE)
+    return path
+
+
+def test_kill_9_then_the_same_command_resumes(pipeline_file: Path, tmp_path: Path):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    command = [
+        sys.executable, "-m", "hyperflow", "pipeline", "run", "-f", str(pipeline_file),
+        "--pipeline", "resumable", "--arg", f"folder={folder}", "--no-track", "-p", "2",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        _wait_for(lambda: (folder / "slow-starts").exists())
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    run = json.loads(_cli("pipeline", "get", _only_run_name()).stdout)
+    tasks = {t["path"]: t["state"] for t in run["status"]["tasks"]}
+    assert run["status"]["state"] == "RUNNING"
+    assert tasks == {"first": "SUCCEEDED", "slow": "RUNNING"}
+
+    (folder / "release").touch()
+    again = _hyperflow(*command[3:])
+    assert again.returncode == 0, again.stderr
+    assert f"resumed run {run['metadata']['name']}" in again.stderr
+    assert (folder / "first-runs").read_text() == "x"  # finished: not run again
+    assert (folder / "slow-starts").read_text() == "xx"  # was running: run again
+    done = json.loads(_cli("pipeline", "get", run["metadata"]["name"]).stdout)
+    assert done["status"]["state"] == "SUCCEEDED"
+    assert done["status"]["outputs"]["parameters"] == {"Output": "first done, slow done"}
+
+
+def test_ctrl_c_cancels_the_run_and_its_running_tasks(pipeline_file: Path, tmp_path: Path):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    command = [
+        sys.executable, "-m", "hyperflow", "pipeline", "run", "-f", str(pipeline_file),
+        "--pipeline", "resumable", "--arg", f"folder={folder}", "--no-track",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        _wait_for(lambda: (folder / "slow-starts").exists())
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert b"CANCELED" in stderr
+    run = json.loads(_cli("pipeline", "get", _only_run_name()).stdout)
+    assert run["status"]["state"] == "CANCELED"
+    assert {t["path"]: t["state"] for t in run["status"]["tasks"]} == {
+        "first": "SUCCEEDED",
+        "slow": "CANCELED",
+    }
+
+
+def _only_run_name() -> str:
+    from pipelines.store import PipelineStore
+    from tuner.settings import TunerSettings
+
+    store = PipelineStore(TunerSettings().store_url)
+    try:
+        runs = store.list_runs()
+    finally:
+        store.close()
+    assert len(runs) == 1
+    return runs[0].name
+
+
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from hyperflow.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_run_failures_and_read_commands(tmp_path: Path):
+    """In-process (typer's CliRunner) to stay quick; the test above runs real processes."""
+    failing = tmp_path / "failing.py"
+    failing.write_text(
+        textwrap.dedent(
+            """
+            from kfp import dsl
+
+            @dsl.component
+            def explode(n: int) -> int:
+                print("about to explode")
+                raise ValueError(f"bad n {n}")
+
+            @dsl.component
+            def after(n: int) -> int:
+                return n
+
+            @dsl.pipeline(name="exploding")
+            def exploding(n: int = 3):
+                after(n=explode(n=n).output)
+            """
+        )
+    )
+    result = _cli("pipeline", "run", "-f", str(failing), "--no-track", "--name", "boom", "-p", "1")
+    assert result.exit_code == 1
+    assert "pipeline run boom: FAILED — task explode failed: ValueError: bad n 3" in result.stderr
+
+    bad = _cli("pipeline", "run", "-f", str(failing), "--arg", "n=three", "--no-track")
+    assert bad.exit_code == 2
+    assert "argument n: 'three' is not an integer" in bad.stderr
+    missing = _cli("pipeline", "run", "-f", str(tmp_path / "nope.yaml"))
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+    described = _cli("pipeline", "describe", "boom")
+    assert described.exit_code == 0
+    assert "FAILED" in described.stdout and "upstream task explode failed" in described.stdout
+    log = _cli("pipeline", "logs", "boom", "explode")
+    assert "about to explode" in log.stdout and "ValueError: bad n 3" in log.stdout
+    skipped = _cli("pipeline", "logs", "boom", "after")
+    assert "(no log: SKIPPED)" in skipped.stdout
+    listed = _cli("pipeline", "list")
+    assert "boom" in listed.stdout and "exploding" in listed.stdout
+    root = json.loads(_cli("pipeline", "get", "boom").stdout)["status"]["pipelineRoot"]
+    assert Path(root).is_dir()
+    assert _cli("pipeline", "delete", "boom").exit_code == 0
+    assert not Path(root).exists()
+    gone = _cli("pipeline", "get", "boom")
+    assert gone.exit_code == 1 and "not found" in gone.stderr
+
+
+def test_read_commands_import_no_heavy_packages(tmp_path: Path):
+    script = textwrap.dedent(
+        """
+        import sys
+        from typer.testing import CliRunner
+        from hyperflow.cli import app
+
+        for args in (["pipeline", "list"], ["pipeline", "get", "x"], ["pipeline", "describe", "x"],
+                     ["pipeline", "logs", "x"]):
+            CliRunner().invoke(app, args)
+        print(sorted(m for m in ("kfp", "mlflow", "optuna", "sklearn") if m in sys.modules))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,138 @@
+"""The tune and deploy components."""
+
+# No `from __future__ import annotations`: kfp reads the components' annotations.
+from pathlib import Path
+
+import pytest
+from kfp import dsl
+from kfp.dsl import Dataset, Model, Output
+
+from pipelines.components import deploy, tune
+from pipelines.tasks.deploy import DeployError, deploy_model, inference_service
+from tests.util import free_port
+
+
+@dsl.component
+def target_data(value: float, data: Output[Dataset]):
+    with open(data.path, "w") as f:
+        f.write(str(value))
+
+
+@dsl.component
+def read_model(model: dsl.Input[Model]) -> str:
+    import os
+
+    with open(os.path.join(model.path, "model.txt")) as f:
+        return f"{f.read()} trial={model.metadata['trial']}"
+
+
+@dsl.pipeline
+def tuned(target: float = 0.3) -> str:
+    data = target_data(value=target)
+    best = tune(
+        name="quadratic-in-pipeline",
+        objective="tests.pipelines.objectives:quadratic",
+        parameters={"x": {"type": "double", "min": -1.0, "max": 1.0}},
+        objective_metric_name="loss",
+        objective_type="minimize",
+        algorithm_name="random",
+        max_trial_count=4,
+        parallel_trial_count=2,
+        fixed={"offset": 0.5},
+        dataset=data.outputs["data"],
+    )
+    return read_model(model=best.outputs["model"]).output
+
+
+def test_tune_component_outputs_the_best_trial(run):
+    from tuner.sdk import get_optimal_hyperparameters
+
+    result = run(tuned, track=False)
+    assert result.state == "SUCCEEDED", result.run.message
+    outputs = result.task("tune").outputs
+    best = outputs["parameters"]["best_parameters"]
+    value = outputs["parameters"]["best_objective_value"]
+    assert value == pytest.approx((best["x"] - 0.3) ** 2 + 0.5)
+    model = outputs["artifacts"]["model"][0]
+    assert model["type"]["schemaTitle"] == "system.Model"
+    assert model["metadata"]["experiment"] == "quadratic-in-pipeline"
+    assert model["metadata"]["objective_value"] == value
+    assert result.output == f"x={best['x']} trial={model['metadata']['trial']}"
+    # The experiment is stored (and was logged) like any other.
+    optimal = get_optimal_hyperparameters("quadratic-in-pipeline")
+    assert optimal["bestTrialName"] == model["metadata"]["trial"]
+
+
+@dsl.pipeline
+def tuned_without_model():
+    tune(
+        name="saves-nothing",
+        objective="tests.pipelines.objectives:saves_nothing",
+        parameters={"x": {"type": "double", "min": -1.0, "max": 1.0}},
+        objective_metric_name="loss",
+        objective_type="minimize",
+        max_trial_count=2,
+    )
+
+
+@dsl.pipeline
+def tuned_badly():
+    tune(name="bad", objective="no_such_module:f", parameters={"x": {"type": "double"}},
+         objective_metric_name="loss")  # fmt: skip
+
+
+def test_tune_failures_are_task_failures(run):
+    result = run(tuned_without_model, track=False)
+    assert result.state == "FAILED"
+    assert "saved no model" in result.task("tune").message
+    result = run(tuned_badly, track=False)
+    assert result.state == "FAILED"
+    assert "tune" in result.run.message and "ValueError" in result.task("tune").message
+
+
+def test_deploy_without_a_server_says_to_start_one(run, tmp_path, monkeypatch):
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("HYPERFLOW_SERVER", f"http://127.0.0.1:{port}")
+    with pytest.raises(DeployError, match=f"no hyperflow server at http://127.0.0.1:{port}: "
+                       "start one with `hyperflow server`"):  # fmt: skip
+        deploy_model(storage_uri=str(tmp_path), name="m", timeout=1)
+
+    @dsl.pipeline
+    def deploys() -> str:
+        model = dsl.importer(artifact_uri=str(tmp_path), artifact_class=Model)
+        return deploy(model=model.output, name="digits", timeout=1.0).output
+
+    result = run(deploys)
+    assert result.state == "FAILED"
+    assert "start one with `hyperflow server`" in result.task("deploy").message
+
+
+def test_inference_service_object_is_kserve_v1beta1():
+    service = inference_service("digits", "team-a", "/models/digits", "sklearn", max_replicas=2)
+    assert service == {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "digits", "namespace": "team-a"},
+        "spec": {
+            "predictor": {
+                "model": {"modelFormat": {"name": "sklearn"}, "storageUri": "/models/digits"},
+                "maxReplicas": 2,
+            }
+        },
+    }
+
+
+def test_digits_example_loads_and_compiles():
+    from pipelines.spec import load_pipeline
+
+    root = Path(__file__).resolve().parents[2] / "examples" / "pipelines" / "digits.py"
+    spec, _ = load_pipeline(root)
+    assert spec["pipelineInfo"]["name"] == "digits"
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert inputs["deploy"] == {
+        "defaultValue": False,
+        "isOptional": True,
+        "parameterType": "BOOLEAN",
+    }
+    tasks = spec["root"]["dag"]["tasks"]
+    assert {"load-data", "for-loop-2", "pick-best", "train", "evaluate"} <= set(tasks)

@@ -1,0 +1,244 @@
+"""Running pipelines: bad input, parallelism and CPU bounds, importer, outputs, store."""
+
+# No `from __future__ import annotations`: kfp reads the components' annotations.
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from kfp import dsl
+from kfp.dsl import Dataset, Output
+
+from pipelines.spec import PipelineError, compile_pipeline
+from tests.pipelines.conftest import log_of, states
+
+
+@dsl.component
+def nap(seconds: float, tag: str) -> str:
+    import time
+
+    time.sleep(seconds)
+    return tag
+
+
+@dsl.pipeline
+def four_naps(seconds: float = 0.4):
+    for tag in "abcd":
+        nap(seconds=seconds, tag=tag).set_caching_options(False)
+
+
+def _max_overlap(tasks) -> int:
+    events = sorted(
+        [(t.started_at, 1) for t in tasks] + [(t.finished_at, -1) for t in tasks],
+        key=lambda e: (e[0], e[1]),
+    )
+    current = best = 0
+    for _, delta in events:
+        current += delta
+        best = max(best, current)
+    return best
+
+
+def test_independent_tasks_run_in_parallel_up_to_parallelism(run):
+    result = run(four_naps, parallelism=2)
+    naps = [t for t in result.tasks if t.name.startswith("nap")]
+    assert len(naps) == 4
+    assert _max_overlap(naps) == 2
+    result = run(four_naps, parallelism=1)
+    assert _max_overlap([t for t in result.tasks if t.name.startswith("nap")]) == 1
+
+
+@dsl.pipeline
+def two_big_naps(cpus: str = "1"):
+    for tag in "ab":
+        nap(seconds=0.3, tag=tag).set_cpu_limit(str(os.cpu_count())).set_caching_options(False)
+
+
+def test_cpu_limits_bound_what_runs_at_once(run):
+    result = run(two_big_naps, parallelism=4)
+    naps = [t for t in result.tasks if t.name.startswith("nap")]
+    assert _max_overlap(naps) == 1
+    assert naps[0].details["resources"]["resourceCpuLimit"] == str(os.cpu_count())
+
+
+def test_missing_argument_wrong_type_unknown_argument(run):
+    with pytest.raises(PipelineError, match="missing argument seconds"):
+        run(_needs_seconds)
+    with pytest.raises(PipelineError, match="argument seconds: expected a number, got str"):
+        run(_needs_seconds, {"seconds": "soon"})
+    with pytest.raises(PipelineError, match=r"argument seconds: 'soon' is not a number"):
+        run(_needs_seconds, {"seconds": "soon"}, from_cli=True)
+    with pytest.raises(PipelineError, match=r"unknown pipeline argument.*nope"):
+        run(_needs_seconds, {"seconds": 1, "nope": 2})
+
+
+@dsl.pipeline
+def _needs_seconds(seconds: float):
+    nap(seconds=seconds, tag="x")
+
+
+def test_pipeline_file_that_does_not_compile(run, tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text(
+        "from kfp import dsl\n\n@dsl.component\ndef f(x: int) -> int:\n    return x\n\n"
+        "@dsl.pipeline\ndef p():\n    f(x='not an int')\n"
+    )
+    with pytest.raises(PipelineError, match=r"broken\.py does not load"):
+        run(broken)
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("pipelineInfo: [unclosed\n")
+    with pytest.raises(PipelineError, match=r"bad\.yaml is not valid YAML"):
+        run(bad_yaml)
+
+
+def test_a_cycle_is_an_error_naming_the_tasks(run, tmp_path):
+    spec = compile_pipeline(four_naps)
+    tasks = spec["root"]["dag"]["tasks"]
+    tasks["nap"]["dependentTasks"] = ["nap-2"]
+    tasks["nap-2"]["dependentTasks"] = ["nap"]
+    path = tmp_path / "cycle.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result = run(path)
+    assert result.state == "FAILED"
+    assert "cycle: nap -> nap-2 -> nap" in result.run.message
+
+
+@dsl.component
+def no_output(out: Output[Dataset]):
+    print("forgot to write", out.path)
+
+
+@dsl.component
+def downstream(data: dsl.Input[Dataset]) -> str:
+    return data.path
+
+
+@dsl.pipeline
+def missing_output():
+    downstream(data=no_output().output)
+
+
+def test_missing_output_artifact_fails_the_task_and_skips_downstream(run):
+    result = run(missing_output)
+    assert result.state == "FAILED"
+    task = result.task("no-output")
+    assert task.state == "FAILED"
+    assert "did not write its output artifact out (system.Dataset)" in task.message
+    assert "forgot to write" in log_of(result, "no-output")
+    assert states(result)["downstream"] == "SKIPPED"
+    assert result.run.message.startswith("task no-output failed")
+
+
+@dsl.component(packages_to_install=["surely-not-installed-pkg==1.0", "numpy"])
+def needs_packages() -> str:
+    return "never"
+
+
+@dsl.pipeline
+def with_packages():
+    needs_packages()
+
+
+def test_missing_packages_to_install_is_a_clear_error(run):
+    result = run(with_packages)
+    task = result.task("needs-packages")
+    assert task.state == "FAILED"
+    assert "packages_to_install not installed in this environment" in task.message
+    assert "surely-not-installed-pkg==1.0" in task.message
+    assert "numpy" not in task.message.split(":")[1]  # installed here: not listed
+
+
+@dsl.component(packages_to_install=["numpy"])
+def uses_numpy(n: int) -> float:
+    import numpy
+
+    return float(numpy.arange(n).sum())
+
+
+@dsl.pipeline
+def installed_packages() -> float:
+    return uses_numpy(n=4).output
+
+
+def test_installed_packages_to_install_run_without_pip(run):
+    assert run(installed_packages).output == 6.0
+
+
+@dsl.pipeline
+def imports(uri: str) -> str:
+    imported = dsl.importer(
+        artifact_uri=uri, artifact_class=Dataset, metadata={"source": "test"}, reimport=False
+    )
+    return downstream(data=imported.output).output
+
+
+def test_importer(run, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n")
+    result = run(imports, {"uri": str(data)})
+    assert result.output == str(data)
+    artifact = result.task("importer").outputs["artifacts"]["artifact"][0]
+    assert artifact["metadata"] == {"source": "test"}
+    assert artifact["type"]["schemaTitle"] == "system.Dataset"
+
+
+@dsl.component
+def write_data(text: str, out: Output[Dataset]):
+    with open(out.path, "w") as f:
+        f.write(text)
+    out.metadata["rows"] = 1
+
+
+@dsl.component
+def count_calls(data: dsl.Input[Dataset], marker: str) -> str:
+    with open(marker, "a") as f:
+        f.write("x")
+    with open(data.path) as f:
+        return f.read()
+
+
+@dsl.pipeline
+def artifact_cache(text: str, marker: str) -> str:
+    data = write_data(text=text).set_caching_options(False)
+    return count_calls(data=data.outputs["out"], marker=marker).output
+
+
+def test_cache_keys_on_artifact_content_not_uri(run, tmp_path):
+    marker = tmp_path / "calls"
+    assert run(artifact_cache, {"text": "one", "marker": str(marker)}).output == "one"
+    # A new producer execution writes the same content at a new URI: a cache hit.
+    second = run(artifact_cache, {"text": "one", "marker": str(marker)})
+    assert second.task("count-calls").state == "CACHED"
+    assert run(artifact_cache, {"text": "two", "marker": str(marker)}).output == "two"
+    assert marker.read_text() == "xx"
+
+
+def test_store_keeps_run_tasks_inputs_and_outputs(run):
+    result = run(artifact_cache, {"text": "kept", "marker": os.devnull})
+    from pipelines.store import PipelineStore
+    from tuner.settings import TunerSettings
+
+    store = PipelineStore(TunerSettings().store_url)
+    try:
+        record = store.get_run(result.name)
+        assert record is not None and record.state == "SUCCEEDED"
+        assert record.arguments == {"text": "kept", "marker": os.devnull}
+        tasks = {t.path: t for t in store.tasks(record.uid)}
+    finally:
+        store.close()
+    produced = tasks["write-data"].outputs["artifacts"]["out"][0]
+    assert produced["metadata"] == {"rows": 1}
+    assert Path(produced["uri"]).read_text() == "kept"
+    assert tasks["count-calls"].inputs["artifacts"]["data"][0]["uri"] == produced["uri"]
+    assert tasks["count-calls"].outputs["parameters"] == {"Output": "kept"}
+
+
+def test_compiled_yaml_runs_like_the_function(run, tmp_path):
+    from kfp import compiler
+
+    path = tmp_path / "naps.yaml"
+    compiler.Compiler().compile(four_naps, str(path))
+    result = run(path, {"seconds": 0.0})
+    assert result.state == "SUCCEEDED"
+    assert result.run.source == str(path)
+    assert sorted(t.outputs["parameters"]["Output"] for t in result.tasks) == list("abcd")

@@ -1,0 +1,67 @@
+"""A pipeline run in MLflow: parent run, one nested run per task, params, metrics, artifacts."""
+
+# No `from __future__ import annotations`: kfp reads the components' annotations.
+from pathlib import Path
+
+from kfp import dsl
+from kfp.dsl import Dataset, Metrics, Output
+
+
+@dsl.component
+def make_data(rows: int, data: Output[Dataset]):
+    with open(data.path, "w") as f:
+        f.write("x\n" * rows)
+
+
+@dsl.component
+def evaluate(data: dsl.Input[Dataset], metrics: Output[Metrics]) -> float:
+    with open(data.path) as f:
+        rows = len(f.readlines())
+    metrics.log_metric("accuracy", rows / 10)
+    metrics.log_metric("rows", rows)
+    return rows / 10
+
+
+@dsl.pipeline(name="tracked")
+def tracked(rows: int = 9) -> float:
+    return evaluate(data=make_data(rows=rows).outputs["data"]).outputs["Output"]
+
+
+def test_run_and_tasks_are_mlflow_runs(run, mlflow_db: Path):
+    from mlflow import MlflowClient
+
+    first = run(tracked, track=True)
+    second = run(tracked, track=True)  # every task a cache hit
+    assert first.output == 0.9 and second.output == 0.9
+    client = MlflowClient(tracking_uri=f"sqlite:///{mlflow_db}")
+    experiment = client.get_experiment_by_name("tracked")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    parents = {r.info.run_name: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
+    assert set(parents) == {first.name, second.name}
+    parent = parents[first.name]
+    assert parent.info.status == "FINISHED"
+    assert parent.info.run_id == first.run.mlflow_run_id
+    assert parent.data.params["arg.rows"] == "9"
+    assert "pipeline.yaml" in [a.path for a in client.list_artifacts(parent.info.run_id)]
+    children = {
+        r.info.run_name: r
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    }
+    assert set(children) == {"make-data", "evaluate"}
+    evaluated = children["evaluate"]
+    assert evaluated.info.status == "FINISHED"
+    assert evaluated.data.metrics == {"accuracy": 0.9, "rows": 9.0}
+    assert evaluated.data.params["data"].endswith("/make-data/artifacts/data")
+    assert children["make-data"].data.params == {"rows": "9"}
+    files = [a.path for a in client.list_artifacts(children["make-data"].info.run_id)]
+    assert "trial.log" in files and "data" in files
+    # The cache hits of the second run are runs too, with the metrics they reused.
+    cached = {
+        r.info.run_name: r
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") == parents[second.name].info.run_id
+    }
+    assert cached["evaluate"].data.tags["hyperflow.cached"] == "true"
+    assert cached["evaluate"].data.metrics == {"accuracy": 0.9, "rows": 9.0}

@@ -1,0 +1,93 @@
+"""A local SQLite MLflow store, created so that a ``kill -9`` cannot damage it.
+
+MLflow creates its schema in place: tables, then some 60 migrations, each committed on its
+own. A process killed in between leaves a database at an intermediate revision, which
+MLflow then refuses for good ("out-of-date database schema", or a failing migration). So
+the schema is built in a temporary file next to the store and hard-linked into place only
+when complete (``link`` fails rather than replace a store another process created first);
+a kill leaves at most a stray temporary file, removed by the next creation. A store that
+an older hyperflow (or anything else) left half-created is rebuilt if it holds no runs,
+and left alone, for MLflow to report, if it does.
+
+Imports mlflow: used by the tracking writer process only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+from pathlib import Path
+
+from tuner.pids import pid_alive
+
+logger = logging.getLogger(__name__)
+
+_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def _remove(path: Path) -> None:
+    for suffix in _SUFFIXES:
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").unlink()
+
+
+def _state(path: Path) -> tuple[str | None, int]:
+    """(alembic schema version or None, number of runs) of an existing database file."""
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version = None
+        if "alembic_version" in tables:
+            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+            version = row[0] if row else None
+        runs = db.execute("SELECT count(*) FROM runs").fetchone()[0] if "runs" in tables else 0
+    return version, int(runs)
+
+
+def _remove_stale_builds(path: Path) -> None:
+    for stray in path.parent.glob(f".{path.name}.*.creating"):
+        pid = stray.name.removeprefix(f".{path.name}.").removesuffix(".creating")
+        if pid.isdigit() and not pid_alive(int(pid)):
+            _remove(stray)
+
+
+def prepare_sqlite_store(path: Path) -> None:
+    """Make ``path`` a complete MLflow store (created atomically if it is not one yet)."""
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    head = _get_latest_schema_revision()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_builds(path)  # left by a creation that was killed
+    if path.exists():
+        version, runs = _state(path)
+        if version == head or runs:
+            return  # complete, or holding runs: MLflow itself says what it thinks of it
+        logger.warning(
+            "tracking: MLflow store %s was left half-created (schema %s, no runs): rebuilding it",
+            path,
+            version,
+        )
+        _remove(path)
+    build = path.parent / f".{path.name}.{os.getpid()}.creating"
+    _remove(build)
+    _create_schema(build)
+    try:
+        os.link(build, path)
+    except FileExistsError:
+        pass  # another process created the store meanwhile: use theirs
+    finally:
+        _remove(build)
+
+
+def _create_schema(build: Path) -> None:
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    with contextlib.closing(sqlite3.connect(build)) as db:
+        db.execute("PRAGMA journal_mode=WAL")  # several times faster migrations
+    store = SqlAlchemyStore(f"sqlite:///{build}", str(build.parent / "mlartifacts"))
+    store.engine.dispose()
+    with contextlib.closing(sqlite3.connect(build)) as db:
+        # Everything into the main file, which is the one that gets linked into place.
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.execute("PRAGMA journal_mode=DELETE")
