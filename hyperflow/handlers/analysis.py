@@ -122,7 +122,7 @@ class AnalysisHandlers:
         # SUMMARY_SECONDS.
         key = ("summaries", tuple(sorted(namespaces)) if namespaces is not None else None, phase)
         stamp = (version, int(time.monotonic() / SUMMARY_SECONDS))
-        return self._cache.get(key, stamp, lambda: self._summaries(namespaces, phase, version))  # type: ignore[no-any-return]
+        return self._cache.get(key, stamp, lambda: self._summaries(namespaces, phase, version))
 
     def _summaries(
         self, namespaces: frozenset[str] | None, phase: str | None, version: int

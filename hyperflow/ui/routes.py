@@ -163,8 +163,8 @@ def _caller_or_none(request: Request, plane: Any) -> Caller | None:
     try:
         header = request.headers.get("authorization")
         if header is not None:
-            return plane.tokens.authenticate(bearer(header))  # type: ignore[no-any-return]
-        return plane.tokens.authenticate(request.cookies.get(COOKIE) or None)  # type: ignore[no-any-return]
+            return plane.tokens.authenticate(bearer(header))
+        return plane.tokens.authenticate(request.cookies.get(COOKIE) or None)
     except HandlerError:
         return None
 
