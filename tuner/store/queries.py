@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, func, select, type_coerce
 from sqlalchemy.orm import Session, selectinload
 
 from tuner.store.models import ExperimentRow, ObservationRow, TrialRow
@@ -242,7 +242,9 @@ def experiment_summaries(
         _E.c.uid,
         _E.c.namespace,
         _E.c.name,
-        _E.c.spec,
+        # The spec as the driver gives it (text on SQLite): the caller parses it with
+        # orjson, several times faster than the JSON type's json.loads for 1,000 specs.
+        type_coerce(_E.c.spec, Text),
         _E.c.phase,
         _E.c.reason,
         _E.c.message,

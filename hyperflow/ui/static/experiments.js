@@ -7,7 +7,7 @@ const PHASES = ["Created", "Running", "Restarting", "Succeeded", "Failed"];
 
 const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-// One row as HTML text (1,000 rows are built as one string: several times faster than
+// A progress bar as HTML text (rows are built as one string: several times faster than
 // creating their elements one by one).
 function progress(t, max) {
   const s = t.Succeeded || 0;
@@ -43,7 +43,7 @@ export async function render(root, _params, query) {
   const tbody = h("tbody");
   const headRow = h("tr");
   // Fixed layout: column widths come from the header, not from measuring 1,000 rows.
-  const widths = ["40px", "19%", "11%", "19%", "10%", "170px", "9%", "15%", "8%"];
+  const widths = ["40px", "17%", "10%", "19%", "9%", "170px", "9%", "18%", "8%"];
   const table = h("table", { class: "plain fixed", id: "experiments" }, h("caption", { class: "skip" }, "Experiments"),
     h("colgroup", {}, widths.map((w) => h("col", { style: `width:${w}` }))), h("thead", {}, headRow), tbody);
   root.append(
@@ -92,9 +92,67 @@ export async function render(root, _params, query) {
       (!text || e.name.includes(text) || (e.algorithm || "").includes(text) || e.namespace.includes(text)));
   }
 
+  // The rows in view (plus a margin) exist; spacer rows stand for the others, so 1,000
+  // experiments cost what ~50 do. Every row has the same height (one line per cell,
+  // measured from a drawn row), so a row's position is its index times that height.
+  let rows = [];
+  let rowHeight = 0;
+  let shown = [-1, -1];
+  const MARGIN = 15;
+
+  function rowHtml(e, index) {
+    const key = `${e.namespace}/${e.name}`;
+    const goal = e.objective.goal !== null && e.objective.goal !== undefined ? ` (goal ${num(e.objective.goal)})` : "";
+    const href = `/experiments/${enc(e.namespace)}/${enc(e.name)}`;
+    return `<tr data-key="${esc(key)}" aria-rowindex="${index + 2}">` +
+      `<td><input type="checkbox" aria-label="Select ${esc(key)} to compare"${state.selected.has(key) ? " checked" : ""}></td>` +
+      `<td title="${esc(e.name)}"><a href="${esc(href)}" data-link>${esc(e.name)}</a></td>` +
+      `<td>${esc(e.namespace)}</td>` +
+      `<td><span class="badge ph-${esc(e.phase)}" title="${esc(e.message)}">${esc(e.phase)}</span><div class="sub" title="${esc(e.message)}">${esc(e.reason || "")}</div></td>` +
+      `<td>${esc(e.algorithm || "–")}</td>` +
+      `<td>${progress(e.trials, e.maxTrialCount)}</td>` +
+      `<td class="num" title="${esc(`${e.objective.type} ${e.objective.metric}${goal}`)}">${esc(num(e.best))}</td>` +
+      `<td>${esc(when(e.created))}</td>` +
+      `<td class="num">${esc(duration(elapsed(e)))}</td></tr>`;
+  }
+
+  const spacer = (height) =>
+    height > 0 ? `<tr class="spacer" aria-hidden="true" style="height:${height}px"><td colspan="${columns.length}"></td></tr>` : "";
+
+  function paint(force = false) {
+    const height = rowHeight || 53;
+    const top = tbody.getBoundingClientRect().top;
+    const first = Math.max(0, Math.min(rows.length, Math.floor(-top / height) - MARGIN));
+    const last = Math.min(rows.length, Math.max(first, Math.ceil((innerHeight - top) / height) + MARGIN));
+    if (!force && first === shown[0] && last === shown[1]) return;
+    shown = [first, last];
+    // A focused checkbox or link survives the redraw (keyboard users tab down the list).
+    const active = document.activeElement;
+    const focusRow = active && tbody.contains(active) ? active.closest("tr")?.dataset.key : null;
+    const focusWhat = active && active.tagName === "A" ? "a" : "input";
+    const html = [spacer(first * height)];
+    for (let i = first; i < last; i++) html.push(rowHtml(rows[i], i));
+    html.push(spacer((rows.length - last) * height));
+    tbody.innerHTML = html.join("");
+    if (focusRow) {
+      const row = [...tbody.rows].find((r) => r.dataset.key === focusRow);
+      row?.querySelector(focusWhat)?.focus({ preventScroll: true });
+    }
+    if (!rowHeight && last > first) {
+      const drawn = tbody.querySelector("tr[data-key]");
+      const measured = drawn ? drawn.getBoundingClientRect().height : 0;
+      if (measured > 0 && Math.abs(measured - height) > 0.5) {
+        rowHeight = measured;
+        paint(true);
+        return;
+      }
+      rowHeight = measured || height;
+    }
+  }
+
   function draw() {
     const col = columns.find((c) => c.key === state.sort.key);
-    const rows = visible();
+    rows = visible();
     const dir = state.sort.dir;
     rows.sort((a, b) => {
       const x = col.value(a), y = col.value(b);
@@ -105,23 +163,8 @@ export async function render(root, _params, query) {
     for (const c of columns) {
       if (c.th) c.th.setAttribute("aria-sort", c.key === state.sort.key ? (dir > 0 ? "ascending" : "descending") : "none");
     }
-    const html = [];
-    for (const e of rows) {
-      const key = `${e.namespace}/${e.name}`;
-      const goal = e.objective.goal !== null && e.objective.goal !== undefined ? ` (goal ${num(e.objective.goal)})` : "";
-      const href = `/experiments/${enc(e.namespace)}/${enc(e.name)}`;
-      html.push(`<tr data-key="${esc(key)}">` +
-        `<td><input type="checkbox" aria-label="Select ${esc(key)} to compare"${state.selected.has(key) ? " checked" : ""}></td>` +
-        `<td><a href="${esc(href)}" data-link>${esc(e.name)}</a></td>` +
-        `<td>${esc(e.namespace)}</td>` +
-        `<td><span class="badge ph-${esc(e.phase)}" title="${esc(e.message)}">${esc(e.phase)}</span>${e.reason ? `<div class="sub">${esc(e.reason)}</div>` : ""}</td>` +
-        `<td>${esc(e.algorithm || "–")}</td>` +
-        `<td>${progress(e.trials, e.maxTrialCount)}</td>` +
-        `<td class="num" title="${esc(`${e.objective.type} ${e.objective.metric}${goal}`)}">${esc(num(e.best))}</td>` +
-        `<td>${esc(when(e.created))}</td>` +
-        `<td class="num">${esc(duration(elapsed(e)))}</td></tr>`);
-    }
-    tbody.innerHTML = html.join("");
+    table.setAttribute("aria-rowcount", String(rows.length + 1));
+    paint(true);
     performance.mark("hf:list");
     summary.textContent = `${count(rows.length)} of ${count(state.items.length)} experiments`;
     if (!state.items.length) {
@@ -131,6 +174,13 @@ export async function render(root, _params, query) {
     }
     updateCompare();
   }
+
+  let frame = 0;
+  const onScroll = () => {
+    if (!frame) frame = requestAnimationFrame(() => { frame = 0; paint(); });
+  };
+  addEventListener("scroll", onScroll, { passive: true });
+  addEventListener("resize", onScroll, { passive: true });
 
   function updateCompare() {
     compare.disabled = state.selected.size < 2;
@@ -183,6 +233,10 @@ export async function render(root, _params, query) {
   await load();
   const refresh = throttle(load, 1000);
   const stop = watch("/apis/v1/events?watch=true", (ev) => { if (ev.kind !== "InferenceService") refresh(); }, since);
-  const ticker = setInterval(draw, 15000); // elapsed times of running experiments
-  return () => { stop(); refresh.cancel(); clearInterval(ticker); };
+  const ticker = setInterval(() => paint(true), 15000); // elapsed times of running experiments
+  return () => {
+    stop(); refresh.cancel(); clearInterval(ticker); cancelAnimationFrame(frame);
+    removeEventListener("scroll", onScroll);
+    removeEventListener("resize", onScroll);
+  };
 }
