@@ -209,3 +209,69 @@ def page(browser: Any, console: Console) -> Iterator[Any]:
     finally:
         context.close()
     assert console.unexpected() == [], console.unexpected()
+
+
+# Text whose contrast with what is behind it is below WCAG AA (4.5:1; 3:1 for large text),
+# as "TAG.class 'text' ratio". Disabled controls (exempt in WCAG) and plots' SVG text are
+# not checked; backgrounds are composited up the ancestors.
+CONTRAST = """() => {
+  const parse = (c) => {
+    const m = /rgba?\\(([^)]+)\\)/.exec(c);
+    if (!m) return null;
+    const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
+  const lum = (rgb) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(rgb[0]) + 0.7152 * f(rgb[1]) + 0.0722 * f(rgb[2]);
+  };
+  const over = (top, below) => below.map((v, i) => top[i] * top[3] + v * (1 - top[3]));
+  const background = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c[3] > 0) { layers.push(c); if (c[3] >= 1) break; }
+    }
+    let base = [255, 255, 255];
+    for (const c of layers.reverse()) base = over(c, base);
+    return base;
+  };
+  const bad = [];
+  const done = new Set();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const el = node.parentElement;
+    if (!node.textContent.trim() || !el || done.has(el)) continue;
+    done.add(el);
+    if (el.closest("svg, .js-plotly-plot, option, button:disabled, input:disabled, select:disabled")) continue;
+    const box = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
+    if (!box.width || !box.height || style.visibility === "hidden" || box.right < 0) continue;
+    const bg = background(el);
+    const fg = over(parse(style.color), bg);
+    const [a, b] = [lum(fg), lum(bg)];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (Number(style.fontWeight) >= 700 && size >= 18.66);
+    if (ratio < (large ? 3 : 4.5)) {
+      bad.push(`${el.tagName}.${el.className} '${node.textContent.trim().slice(0, 30)}' ${ratio.toFixed(2)}`);
+    }
+  }
+  return bad;
+}"""
+
+
+def layout_problems(page: Any) -> list[str]:
+    """What a person at this width would trip over: the page wider than the screen
+    (a table may scroll sideways inside its own box, the page may not), a view without
+    its heading, text below WCAG AA contrast."""
+    problems: list[str] = []
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    screen = page.viewport_size["width"]
+    if width > screen + 1:
+        problems.append(f"{page.url}: {width} px wide on a {screen} px screen")
+    if page.locator("main h1").count() != 1:
+        problems.append(f"{page.url}: {page.locator('main h1').count()} headings")
+    problems += [f"{page.url}: contrast {p}" for p in page.evaluate(CONTRAST)]
+    return problems

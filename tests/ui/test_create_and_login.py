@@ -11,7 +11,7 @@ import pytest
 
 from hyperflow.handlers.auth import LOCAL_ADMIN
 from tests.hyperflow.conftest import Running, serve_plane, server_settings
-from tests.ui.conftest import Console, Site, experiment, wait_finished
+from tests.ui.conftest import Console, Site, experiment, layout_problems, wait_finished
 
 BAD = """apiVersion: kubeflow.org/v1beta1
 kind: Experiment
@@ -107,6 +107,9 @@ def test_a_token_of_namespace_a_sees_only_namespace_a(
     page.goto(f"{server.url}/experiments/a/exp-a")
     # Not logged in: the login form, then back where the user was going.
     page.wait_for_url(f"{server.url}/login?next=%2Fexperiments%2Fa%2Fexp-a")
+    page.wait_for_selector("#login-token")
+    assert layout_problems(page) == []
+    assert page.evaluate("() => document.activeElement.id") == "login-token"
     console.allow("status of 401")  # the wrong token
     page.fill("#login-token", "hf_000000000000_notavalidtokennotavalidtoken")
     page.click("form button[type=submit]")

@@ -25,8 +25,11 @@ export function navigate(url, replace = false) {
 
 let sessionReady = null;
 
+let drawn = null; // the path and query of the view on screen
+
 async function route() {
   const gen = ++generation;
+  drawn = location.pathname + location.search;
   await sessionReady;
   if (cleanup) {
     try { cleanup(); } catch (e) { console.warn(e); }
@@ -100,7 +103,15 @@ document.addEventListener("click", (e) => {
   e.preventDefault();
   navigate(a.getAttribute("href"));
 });
-window.addEventListener("popstate", route);
+// "Skip to content" moves the focus without touching the URL; a change of the hash alone
+// (a link to #something) keeps the view.
+document.querySelector("a.skip")?.addEventListener("click", (e) => {
+  e.preventDefault();
+  document.getElementById("main").focus();
+});
+window.addEventListener("popstate", () => {
+  if (location.pathname + location.search !== drawn) route();
+});
 window.addEventListener("hf-unauthorized", async () => {
   await refreshSession();
   if (!ctx.session.authenticated && location.pathname !== "/login") {
