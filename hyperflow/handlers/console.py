@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 SAMPLE_SECONDS = 5.0
 KEEP = 720  # one hour of samples
+# A reader asking more than this after the last sample gets a fresh one first (the page
+# polls every SAMPLE_SECONDS: it sees its latest interval, not one up to 5 s old).
+FRESH_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -107,6 +110,7 @@ class ServiceConsole:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last = 0.0
 
     def handlers(self) -> Any:
         services = getattr(self.plane, "inferenceservices", None)
@@ -139,8 +143,10 @@ class ServiceConsole:
         router = getattr(self.plane, "router", None)
         if router is None:
             return
-        for service, sample in read_router(router).items():
-            with self._lock:
+        samples = read_router(router)
+        with self._lock:
+            self._last = time.time()
+            for service, sample in samples.items():
                 self._series[service].samples.append(sample)
 
     def _run(self) -> None:
@@ -156,6 +162,8 @@ class ServiceConsole:
         (seconds) and ready/desired replicas, for the last hour at most."""
         _obj, model = self.model_of(caller, namespace, name)
         self.start()
+        if time.time() - self._last > FRESH_SECONDS:
+            self.sample_now()
         with self._lock:
             samples = list(self._series[model].samples) if model in self._series else []
         out: dict[str, list[Any]] = {
