@@ -90,10 +90,27 @@ def _modules(path: str) -> tuple[str, ...]:
     return ("util.js",)
 
 
-def _page(version: str, boot: dict[str, Any], path: str) -> HTMLResponse:
+_EXPERIMENT_VIEW = re.compile(r"^/experiments/([a-z0-9][a-z0-9-]*)/([a-z0-9][a-z0-9-]*)/?$")
+
+
+def _data(path: str) -> tuple[str, ...]:
+    """The API reads the view starts with (fetched by the browser with the modules, in
+    parallel, instead of after them)."""
+    m = _EXPERIMENT_VIEW.match(path)
+    if m is None:
+        return ()
+    base = f"/apis/v1/namespaces/{m.group(1)}/experiments/{m.group(2)}"
+    return (base, f"{base}/trialtable?after=-1")
+
+
+def _page(
+    version: str, boot: dict[str, Any], path: str, data: tuple[str, ...] = ()
+) -> HTMLResponse:
     preload = "".join(
         f'<link rel="modulepreload" href="/ui/static/{html.escape(name)}">\n'
         for name in _modules(path)
+    ) + "".join(
+        f'<link rel="preload" as="fetch" crossorigin href="{html.escape(url)}">\n' for url in data
     )
     body = _SHELL.format(
         v=html.escape(version),
@@ -120,7 +137,9 @@ def page(request: Request) -> HTMLResponse:
     if caller is not None and request.url.path == "/":
         # The experiments list's data, read as GET /apis/v1/experimentsummaries would.
         boot["experimentsummaries"] = plane.analysis.summaries(caller, None)
-    response = _page(_version[0], boot, request.url.path)
+    # Only for a caller the API will answer (a refused preload is an error in the console).
+    data = _data(request.url.path) if caller is not None else ()
+    response = _page(_version[0], boot, request.url.path, data)
     if len(response.body) > 4096 and "gzip" in request.headers.get("accept-encoding", ""):
         response.body = gzip.compress(response.body, compresslevel=4)
         response.headers["content-encoding"] = "gzip"

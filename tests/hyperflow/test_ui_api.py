@@ -163,6 +163,11 @@ def test_pages_and_static_files(server: Running) -> None:
     page = server.http.get("/experiments/default/anything")
     assert page.status_code == 200 and '<main id="main"' in page.text
     assert "/ui/static/plotly.min.js?v=" in page.text
+    # The view's first API reads are fetched with its modules (the page's fetches reuse them).
+    base = "/apis/v1/namespaces/default/experiments/anything"
+    assert f'<link rel="preload" as="fetch" crossorigin href="{base}">' in page.text
+    assert f'href="{base}/trialtable?after=-1"' in page.text
+    assert 'rel="preload" as="fetch"' not in server.http.get("/create").text
     plotly = (resources.files("plotly") / "package_data" / "plotly.min.js").read_bytes()
     r = httpx.get(f"{server.url}/ui/static/plotly.min.js", headers={"accept-encoding": "gzip"})
     assert r.content == plotly and r.headers["content-encoding"] == "gzip"

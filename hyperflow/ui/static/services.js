@@ -21,10 +21,21 @@ function traffic(obj) {
   return t.map((r) => `${r.revisionName || r.tag || "latest"} ${r.percent ?? 100}%`).join(", ");
 }
 
+function predictorStatus(obj) {
+  return (((obj.status || {}).components || {}).predictor) || {};
+}
+
+// Ready and desired replicas over the running revisions (KServe shows a revision's).
 function replicas(obj) {
-  const p = (((obj.status || {}).components || {}).predictor) || {};
-  const v = p.replicas ?? (obj.status || {}).replicas;
-  return v === undefined || v === null ? "–" : String(v);
+  const revs = predictorStatus(obj).revisions || [];
+  if (!revs.length) return "–";
+  const sum = (k) => revs.reduce((a, r) => a + ((r.replicas || {})[k] || 0), 0);
+  return `${sum("ready")} ready / ${sum("desired")} desired`;
+}
+
+function revisions(obj) {
+  const revs = predictorStatus(obj).revisions || [];
+  return revs.length ? revs.map((r) => `${r.name} (${r.state})`).join(", ") : "–";
 }
 
 export function toYaml(value, indent = "") {
@@ -74,24 +85,25 @@ async function renderList(root) {
   const tbody = h("tbody");
   root.append(h("h1", {}, "Inference services"),
     h("div", { class: "scroll-x" }, h("table", { class: "plain", id: "services" },
-      h("thead", {}, h("tr", {}, ["Name", "Namespace", "URL", "Ready", "Traffic", "Replicas", "Created"].map((t) => h("th", { scope: "col" }, t)))),
+      h("thead", {}, h("tr", {}, ["Name", "Namespace", "URL", "Ready", "Revisions", "Traffic", "Replicas", "Created"].map((t) => h("th", { scope: "col" }, t)))),
       tbody)));
   async function load() {
     const items = await listAll();
     fill(tbody, items.map((o) => {
       const r = ready(o);
       const md = o.metadata;
-      return h("tr", {},
+      return h("tr", { "data-key": `${md.namespace}/${md.name}` },
         h("td", {}, h("a", { href: `/services/${enc(md.namespace)}/${enc(md.name)}`, "data-link": "" }, md.name)),
         h("td", {}, md.namespace),
-        h("td", { class: "mono" }, (o.status || {}).url || "–"),
+        h("td", { class: "mono wrap" }, (o.status || {}).url || "–"),
         h("td", {}, badge(r.status === "True" ? "True" : "False", r.message), r.reason ? h("div", { class: "sub" }, r.reason) : null),
+        h("td", {}, revisions(o)),
         h("td", {}, traffic(o)),
-        h("td", { class: "num" }, replicas(o)),
+        h("td", {}, replicas(o)),
         h("td", {}, when(parseTime(md.creationTimestamp))));
     }));
     if (!items.length) {
-      tbody.append(h("tr", {}, h("td", { colspan: 7 }, "No inference services. Deploy a trial's model from its experiment, or ",
+      tbody.append(h("tr", {}, h("td", { colspan: 8 }, "No inference services. Deploy a trial's model from its experiment, or ",
         h("a", { href: "/create", "data-link": "" }, "create one from YAML"), ".")));
     }
   }
@@ -104,7 +116,7 @@ async function renderList(root) {
 async function renderService(root, [ns, name]) {
   const base = `/apis/v1/namespaces/${enc(ns)}/inferenceservices/${enc(name)}`;
   const title = h("h1", {}, name);
-  const summary = h("section", { class: "card", "aria-labelledby": "svc-h" });
+  const summary = h("section", { class: "card", id: "svc-status", "aria-labelledby": "svc-h" });
   const tryCard = h("section", { class: "card", "aria-labelledby": "try-h" });
   const rate = h("div", { class: "plot short", id: "plot-rate", role: "img", "aria-label": "Request rate" });
   const latency = h("div", { class: "plot short", id: "plot-latency", role: "img", "aria-label": "Latency" });
@@ -129,6 +141,7 @@ async function renderService(root, [ns, name]) {
       h("dl", { class: "kv" },
         h("dt", {}, "URL"), h("dd", { class: "mono" }, st.url || "–"),
         h("dt", {}, "Ready"), h("dd", {}, `${r.status}${r.reason ? ` (${r.reason})` : ""}${r.message ? `: ${r.message}` : ""}`),
+        h("dt", {}, "Revisions"), h("dd", {}, revisions(obj)),
         h("dt", {}, "Traffic"), h("dd", {}, traffic(obj)),
         h("dt", {}, "Replicas"), h("dd", {}, replicas(obj)),
         h("dt", {}, "Conditions"), h("dd", {}, (st.conditions || []).map((c) => h("div", {}, badge(c.status), ` ${c.type} ${c.reason || ""}`)))));
@@ -153,6 +166,7 @@ async function renderService(root, [ns, name]) {
       try {
         const answer = await api(`${base}/try`, { method: "POST", body });
         out.textContent = `${answer.status} in ${num(answer.seconds * 1000, 3)} ms (${answer.path})\n${typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body, null, 2)}`;
+        out.dataset.body = JSON.stringify(answer.body);
         out.dataset.status = String(answer.status);
       } catch (err) {
         out.textContent = err.message;
