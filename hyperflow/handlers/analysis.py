@@ -43,6 +43,26 @@ GRID = 60  # contour grid points per axis
 SUMMARY_SECONDS = 2.0
 
 
+def store_changes(store: Store) -> Callable[[], Any]:
+    """A cheap stamp that changes whenever the store may have: SQLite's ``data_version``
+    on a connection of its own (it moves with every commit of any other connection or
+    process: the server's writers and ``experiment run`` alike); for other databases the
+    current SUMMARY_SECONDS slot (writers outside the server are seen that late)."""
+    url = store.engine.url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        import sqlite3
+
+        conn = sqlite3.connect(url.database, check_same_thread=False)
+        lock = threading.Lock()
+
+        def data_version() -> Any:
+            with lock:
+                return conn.execute("PRAGMA data_version").fetchone()[0]
+
+        return data_version
+    return lambda: int(time.monotonic() / SUMMARY_SECONDS)
+
+
 def _json(value: Any) -> Any:
     """A JSON column as the driver gave it (text on SQLite, parsed on PostgreSQL)."""
     if value is None or isinstance(value, dict | list):
@@ -98,6 +118,7 @@ class AnalysisHandlers:
         self.experiments = experiments
         self.events = events
         self._cache = _Cache()
+        self._changes = store_changes(store)
         self._lock = threading.Lock()
         # Per experiment: (spec, finishedThrough, columns of the trials up to it).
         self._prefixes: OrderedDict[str, tuple[bytes, int, dict[str, Any]]] = OrderedDict()
@@ -117,11 +138,9 @@ class AnalysisHandlers:
         if phase is not None and phase not in _PHASES:
             raise BadRequest(f"phase must be one of {', '.join(sorted(_PHASES))}; got {phase!r}")
         version = self.events.resource_version()
-        # Every change the server makes is an event: the answer holds until the next one.
-        # Writers outside the server (`experiment run` on the same store) are seen within
-        # SUMMARY_SECONDS.
+        # The answer holds until the next event or change of the store (see store_changes).
         key = ("summaries", tuple(sorted(namespaces)) if namespaces is not None else None, phase)
-        stamp = (version, int(time.monotonic() / SUMMARY_SECONDS))
+        stamp = (version, self._changes())
         return self._cache.get(key, stamp, lambda: self._summaries(namespaces, phase, version))
 
     def _summaries(

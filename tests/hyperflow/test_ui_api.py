@@ -82,6 +82,18 @@ def test_trial_columns_are_read_incrementally(server: Running, tmp_path: Path) -
     assert [(s["name"], s["trials"], s["best"]) for s in summaries] == [
         ("cols", {"Succeeded": 5}, best)
     ]
+    # The list is kept until the store changes, also by a writer outside the server (as
+    # `experiment run` on the same store): seen by the next read.
+    from tuner.store import Store
+
+    outside = Store(server.plane.settings.store_url)
+    try:
+        body = experiment("outside", tmp_path)
+        outside.create_experiment("default", "outside", body, str(tmp_path), "local")
+    finally:
+        outside.close()
+    summaries = server.http.get("/apis/v1/experimentsummaries").json()["items"]
+    assert [s["name"] for s in summaries] == ["cols", "outside"]
 
 
 def test_a_dry_run_stores_nothing_and_yaml_errors_name_their_line(
