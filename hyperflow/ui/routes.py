@@ -11,6 +11,8 @@ from __future__ import annotations
 import gzip
 import html
 import re
+import threading
+from collections import OrderedDict
 from typing import Annotated, Any
 
 import orjson
@@ -124,6 +126,11 @@ def _page(
 
 
 _version: list[str] = []
+# The last few pages as sent (gzipped), by what they were made of: the experiments list's
+# page is ~400 kB of inline data for 1,000 experiments, and its summaries are kept until
+# the store changes (so is the page made of them).
+_sent: OrderedDict[tuple[Any, ...], tuple[Any, bytes, dict[str, str]]] = OrderedDict()
+_sent_lock = threading.Lock()
 
 
 def page(request: Request) -> HTMLResponse:
@@ -134,17 +141,29 @@ def page(request: Request) -> HTMLResponse:
     plane = request.app.state.plane
     caller = _caller_or_none(request, plane)
     boot: dict[str, Any] = {"session": _session(plane, caller), "config": _config(request, plane)}
+    summaries = None
     if caller is not None and request.url.path == "/":
         # The experiments list's data, read as GET /apis/v1/experimentsummaries would.
-        boot["experimentsummaries"] = plane.analysis.summaries(caller, None)
+        summaries = boot["experimentsummaries"] = plane.analysis.summaries(caller, None)
+    gzipped = "gzip" in request.headers.get("accept-encoding", "")
+    key = (request.url.path, gzipped, orjson.dumps(boot["session"]), orjson.dumps(boot["config"]))
+    with _sent_lock:
+        hit = _sent.get(key)
+        if hit is not None and hit[0] is summaries:
+            return HTMLResponse(hit[1], headers=hit[2])
     # Only for a caller the API will answer (a refused preload is an error in the console).
     data = _data(request.url.path) if caller is not None else ()
     response = _page(_version[0], boot, request.url.path, data)
-    if len(response.body) > 4096 and "gzip" in request.headers.get("accept-encoding", ""):
+    if len(response.body) > 4096 and gzipped:
         response.body = gzip.compress(response.body, compresslevel=4)
         response.headers["content-encoding"] = "gzip"
         response.headers["content-length"] = str(len(response.body))
         response.headers["vary"] = "accept-encoding"
+    with _sent_lock:
+        headers = {k: v for k, v in response.headers.items() if k != "content-type"}
+        _sent[key] = (summaries, bytes(response.body), headers)
+        while len(_sent) > 16:
+            _sent.popitem(last=False)
     return response
 
 

@@ -171,7 +171,13 @@ def test_the_login_cookie_holds_exactly_what_its_token_grants(
         assert COOKIE not in browser.cookies
 
 
-def test_pages_and_static_files(server: Running) -> None:
+def test_pages_and_static_files(server: Running, tmp_path: Path) -> None:
+    # The list's page carries its data; it is made again once that changes.
+    first = server.http.get("/")
+    assert server.http.get("/").content == first.content and "listed" not in first.text
+    body = experiment("listed", tmp_path, max_trials=1, parallel=1)
+    assert server.http.post(f"{NS}/experiments", json=body).status_code == 201
+    assert '"name":"listed"' in server.http.get("/").text
     page = server.http.get("/experiments/default/anything")
     assert page.status_code == 200 and '<main id="main"' in page.text
     assert "/ui/static/plotly.min.js?v=" in page.text
