@@ -86,7 +86,7 @@ def _metric_value(entry: Any, strategy: str) -> float | None:
     return _number(entry.get(strategy, entry.get("latest")))
 
 
-class _Cache:
+class AnswerCache:
     """A few computed answers per key (LRU), each valid while its ``stamp`` holds."""
 
     def __init__(self, size: int = 32) -> None:
@@ -117,11 +117,18 @@ class AnalysisHandlers:
         self.store = store
         self.experiments = experiments
         self.events = events
-        self._cache = _Cache()
+        self._cache = AnswerCache()
+        # Answers as sent, for the API layer (the trial table gzipped: see api.analysis).
+        self.sent = AnswerCache(size=8)
         self._changes = store_changes(store)
         self._lock = threading.Lock()
         # Per experiment: (spec, finishedThrough, columns of the trials up to it).
         self._prefixes: OrderedDict[str, tuple[bytes, int, dict[str, Any]]] = OrderedDict()
+
+    def stamp(self) -> tuple[int, Any]:
+        """What every answer here is made of, in one value: it changes with every event
+        and every change of the store (see store_changes)."""
+        return (self.events.resource_version(), self._changes())
 
     # -- experiments list ------------------------------------------------------------
 
