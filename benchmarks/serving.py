@@ -13,6 +13,8 @@ Peers run from their own venvs under benchmarks/.venvs/ (created on first run wi
   floor    -> a bare uvicorn + numpy ASGI app in hyperflow's venv (no framework)
 
 Run:  .venv/bin/python benchmarks/serving.py [--duration 8] [--only hyperflow,kserve]
+      (``server``: the same service created through ``hyperflow server``'s API and
+      served by the server's router, beside ``hyperflow``: ``serve run``'s)
       .venv/bin/python benchmarks/serving.py --compare-with ../other-checkout [--rounds 8]
 Everything binds 127.0.0.1. Numbers are noisy on a shared 2-core machine where the load
 generator competes with the server for the same cores.
@@ -161,7 +163,14 @@ def ensure_venv(name: str) -> Path:
     return py
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
+class _Alive:
+    """A stand-in for a process that does not exit (a server already being watched)."""
+
+    def poll(self) -> None:
+        return None
+
+
+def wait_ready(url: str, proc: subprocess.Popen | _Alive, timeout: float = 180.0) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -317,6 +326,28 @@ def peers(work: Path, model: Path, only: set[str]) -> Iterator[tuple[str, int, s
                "--port", str(port)]  # fmt: skip
         with server(cmd, f"http://127.0.0.1:{port}/v2/models/{MODEL}/ready", work):
             yield "hyperflow", port, path, [16, 64]
+    if "server" in only:
+        # The same service created through `hyperflow server`'s API, served by the
+        # server's router (its own thread and loop in the control plane's process).
+        import httpx
+
+        api, port = free_port(), free_port()
+        home = work / "server-home"
+        cmd = [PY, "-m", "hyperflow", "server", "--port", str(api), "--serving-port", str(port)]
+        env = {"HYPERFLOW_HOME": str(home), "HYPERFLOW_TRACK": "false"}
+        with server(cmd, f"http://127.0.0.1:{api}/readyz", work, env):
+            doc = ISVC.format(batcher="").replace(
+                "  name: iris\n",
+                f"  name: iris\n  annotations:\n    hyperflow.io/base-dir: {work}\n",
+            )
+            r = httpx.post(
+                f"http://127.0.0.1:{api}/apis/v1/namespaces/default/inferenceservices",
+                content=doc,
+                headers={"content-type": "application/yaml"},
+            )
+            assert r.status_code == 201, r.text
+            wait_ready(f"http://127.0.0.1:{port}/v2/models/{MODEL}/ready", _Alive())
+            yield "hyperflow server", port, path, [16, 64]
     if "batcher" in only:
         port = free_port()
         batcher = "    batcher:\n      maxBatchSize: 32\n      maxLatency: 2\n"
@@ -393,7 +424,7 @@ def main() -> None:
     ap.add_argument("--loadgen")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--duration", type=float, default=8.0)
-    ap.add_argument("--only", default="hyperflow,batcher,kserve,mlserver,floor")
+    ap.add_argument("--only", default="hyperflow,server,batcher,kserve,mlserver,floor")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument(
         "--compare-with",

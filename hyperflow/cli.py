@@ -54,7 +54,7 @@ def _interrupted(exc: BaseException) -> bool:
     return False
 
 
-kubectl.register(app)
+kubectl.register(app, experiment_app)
 
 token_app = typer.Typer(
     help="API tokens (scoped to namespaces) of the control plane.", no_args_is_help=True

@@ -99,16 +99,31 @@ def _trial_row(obj: dict[str, Any], wide: bool) -> list[str]:
     return row
 
 
+def _ready_condition(obj: dict[str, Any]) -> dict[str, Any]:
+    conditions = obj.get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c.get("type") == "Ready"), {})
+
+
+def _replicas(revisions: list[dict[str, Any]]) -> str:
+    ready = sum(r.get("replicas", {}).get("ready", 0) for r in revisions)
+    desired = sum(r.get("replicas", {}).get("desired", 0) for r in revisions)
+    return f"{ready}/{desired}"
+
+
 def _isvc_row(obj: dict[str, Any], wide: bool) -> list[str]:
+    """KServe's columns (PREV and LATEST: the traffic percent of the revision rolled out
+    before and of the latest one), plus ready/desired replicas."""
     s = obj.get("status", {})
-    ready: dict[str, Any] = next(
-        (c for c in s.get("conditions", []) if c.get("type") == "Ready"), {}
-    )
-    traffic = s.get("components", {}).get("predictor", {}).get("traffic", [])
+    ready = _ready_condition(obj)
+    predictor = s.get("components", {}).get("predictor", {})
+    traffic = predictor.get("traffic", [])
     prev = next((str(t.get("percent")) for t in traffic if not t.get("latestRevision")), "")
     latest = next((str(t.get("percent")) for t in traffic if t.get("latestRevision")), "")
     row = [obj["metadata"]["name"], s.get("url", ""), ready.get("status", "Unknown"), prev, latest]
+    row.append(_replicas(predictor.get("revisions", [])))
     row.append(_age(obj["metadata"].get("creationTimestamp")))
+    if wide:
+        row += [predictor.get("latestReadyRevision", ""), ready.get("reason", "")]
     return row
 
 
@@ -143,8 +158,8 @@ RESOURCES = {
         "inferenceservices",
         "InferenceService",
         "inferenceservice.serving.kserve.io",
-        ("NAME", "URL", "READY", "PREV", "LATEST", "AGE"),
-        (),
+        ("NAME", "URL", "READY", "PREV", "LATEST", "REPLICAS", "AGE"),
+        ("LATESTREADYREVISION", "REASON"),
         _isvc_row,
     ),
 }
@@ -191,13 +206,18 @@ def _client(server: str | None, token: str | None, namespace: str = "default") -
     return Client(server=server, token=token, namespace=namespace)
 
 
-def _print_table(header: list[str] | None, rows: list[list[str]]) -> None:
-    widths = [len(h) for h in header] if header else [0] * (len(rows[0]) if rows else 0)
+def _print_table(
+    header: list[str] | None, rows: list[list[str]], widths: list[int] | None = None
+) -> list[int]:
+    """Print aligned columns (at least ``widths`` wide); the widths used."""
+    if widths is None:
+        widths = [len(h) for h in header] if header else [0] * (len(rows[0]) if rows else 0)
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=False)]
     lines = [header] if header else []
     for row in [*lines, *rows]:
         typer.echo("   ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+    return widths
 
 
 def _dump(obj: Any, output: str) -> None:
@@ -248,12 +268,15 @@ def _documents(files: list[Path]) -> list[tuple[Resource, dict[str, Any]]]:
                 raise _fail(
                     [f"{file}: document {i}: kind {doc.get('kind')!r} cannot be created here"]
                 )
-            if resource.plural == "experiments" and str(file) != "-":
+            if resource.plural in ("experiments", "inferenceservices"):
+                # Relative paths (trial commands, storageUri) resolve from the file's
+                # folder; from standard input, from the current one.
+                folder = Path.cwd() if str(file) == "-" else file.resolve().parent
                 md = doc.setdefault("metadata", {})
                 if isinstance(md, dict):
                     annotations = md.setdefault("annotations", {})
                     if isinstance(annotations, dict):
-                        annotations.setdefault(BASE_DIR_ANNOTATION, str(file.resolve().parent))
+                        annotations.setdefault(BASE_DIR_ANNOTATION, str(folder))
             out.append((resource, doc))
     return out
 
@@ -332,8 +355,11 @@ def apply(
                     typer.echo(f"{resource.group}/{name} created")
                     continue
                 if resource.plural != "experiments":
-                    client.request("PUT", f"{path}/{name}", json=doc)
-                    typer.echo(f"{resource.group}/{name} configured")
+                    after = client.request("PUT", f"{path}/{name}", json=doc).json()
+                    same = after["metadata"].get("generation") == current["metadata"].get(
+                        "generation"
+                    )
+                    typer.echo(f"{resource.group}/{name} {'unchanged' if same else 'configured'}")
                     continue
                 wanted = doc.get("spec") or {}
                 have = current.get("spec") or {}
@@ -380,6 +406,8 @@ def get(
         base = f"{API}/{resource.plural}"
     else:
         base = f"{API}/namespaces/{ns}/{resource.plural}"
+    widths: list[int] | None = None
+    pending: list[str] | None = None
     with _Errors(), _client(server, token, ns) as client:
         if name is not None:
             items = [client.request("GET", f"{base}/{name}").json()]
@@ -387,6 +415,7 @@ def get(
         else:
             items, version = client.list_all(base)
         wide = output == "wide"
+        with_ns = all_namespaces and resource.plural != "trials"
         if output in ("yaml", "json"):
             if name is not None:
                 _dump(items[0], output)
@@ -397,17 +426,45 @@ def get(
                 typer.echo(f"{resource.group}/{item['metadata']['name']}")
         else:
             header = list(resource.columns) + (list(resource.wide_columns) if wide else [])
-            with_ns = all_namespaces and resource.plural != "trials"
             if with_ns:
                 header = ["NAMESPACE", *header]
             rows = [_row(resource, item, wide, with_ns) for item in items]
-            if not rows and not watch:
+            if not rows:
                 where = "any namespace" if all_namespaces else f"{ns} namespace"
                 typer.echo(f"No resources found in {where}.", err=True)
+                pending = header  # as kubectl: the header comes with the first watched row
             else:
-                _print_table(header, rows)
+                widths = _print_table(header, rows)
         if watch:
-            _watch(client, resource, ns, name, experiment, all_namespaces, version, wide, output)
+            _watch(
+                client,
+                resource,
+                ns,
+                name,
+                experiment,
+                all_namespaces,
+                version,
+                wide,
+                output,
+                (pending, widths),
+                {
+                    (item["metadata"].get("namespace", ns), item["metadata"]["name"]): _shown_as(
+                        resource, item, _row(resource, item, wide, with_ns), output, with_ns
+                    )
+                    for item in items
+                },
+            )
+
+
+def _shown_as(
+    resource: Resource, item: dict[str, Any], row: list[str], output: str, with_ns: bool
+) -> Any:
+    """What a watch compares to tell a change worth a row: the row without its AGE (the
+    whole object with -o yaml/json)."""
+    if output in ("yaml", "json"):
+        return item
+    age = resource.columns.index("AGE") + int(with_ns)
+    return row[:age] + row[age + 1 :]
 
 
 def _row(resource: Resource, item: dict[str, Any], wide: bool, with_ns: bool) -> list[str]:
@@ -425,9 +482,14 @@ def _watch(
     version: str,
     wide: bool,
     output: str,
+    table: tuple[list[str] | None, list[int] | None],
+    listed: dict[tuple[str, str], Any],
 ) -> None:
+    """A row per change, aligned under the listed ``table`` (a header still to print and
+    the columns' widths; they widen as needed)."""
     from hyperflow.client import ApiError
 
+    header, widths = table
     if resource.plural == "trials":
         namespace: str | None = ns
         obj = f"experiments/{experiment}"
@@ -436,6 +498,7 @@ def _watch(
     else:
         namespace = ns
         obj = f"{resource.plural}/{name}" if name else None
+    shown = dict(listed)
     try:
         for event in client.watch(namespace, obj, version or None):
             if event.get("kind") != resource.kind or (name and event.get("name") != name):
@@ -454,31 +517,44 @@ def _watch(
                 if exc.status == 404:
                     continue
                 raise
+            with_ns = all_namespaces and resource.plural != "trials"
+            row = _row(resource, item, wide, with_ns)
+            # An event that changes nothing shown (a replica's probe, a scale tick, or the
+            # creation the list already showed) is no row.
+            key = (ev_ns, event["name"])
+            seen = _shown_as(resource, item, row, output, with_ns)
+            if output != "name" and shown.get(key) == seen:
+                continue
+            shown[key] = seen
             if output in ("yaml", "json"):
                 _dump(item, output)
             elif output == "name":
                 typer.echo(f"{resource.group}/{item['metadata']['name']}")
             else:
-                _print_table(
-                    None,
-                    [_row(resource, item, wide, all_namespaces and resource.plural != "trials")],
-                )
+                widths = _print_table(header, [row], widths)
+                header = None
     except KeyboardInterrupt:
         return
 
 
 def describe(
-    kind: str = typer.Argument(..., help="experiments|exp"),
+    kind: str = typer.Argument(..., help="experiments|exp, inferenceservices|isvc"),
     name: str = typer.Argument(...),
     namespace: str = NamespaceOpt,
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
 ) -> None:
-    """An experiment's status, conditions, best trial and trials."""
+    """An experiment's status, conditions, best trial and trials; an inference service's
+    model, traffic, revisions, conditions and recent events."""
     resource = _resource(kind)
+    if resource.plural == "inferenceservices":
+        _describe_isvc(name, namespace, server, token)
+        return
     if resource.plural != "experiments":
         raise _fail(
-            [f"describe supports experiments; use hyperflow get {resource.plural} {name} -o yaml"]
+            [
+                f"describe supports experiments and inferenceservices; use hyperflow get {resource.plural} {name} -o yaml"
+            ]
         )
     with _Errors(), _client(server, token, namespace) as client:
         obj = client.get_experiment(name, namespace)
@@ -523,6 +599,88 @@ def describe(
         ["  NAME", "STATUS", "METRICS", "AGE", "PARAMETERS"],
         [["  " + r[0], *r[1:5]] for r in (_trial_row(t, True) for t in trials)],
     )
+
+
+def _describe_isvc(name: str, namespace: str, server: str | None, token: str | None) -> None:
+    with _Errors(), _client(server, token, namespace) as client:
+        obj = client.get(name, namespace)
+        events = client.request(
+            "GET",
+            f"{API}/namespaces/{namespace}/events",
+            params={"object": f"inferenceservices/{name}"},
+        ).json()["items"]
+    md, status = obj["metadata"], obj.get("status", {})
+    predictor = obj.get("spec", {}).get("predictor", {})
+    model = predictor.get("model") or next(
+        (
+            {"modelFormat": {"name": k}, **v}
+            for k, v in predictor.items()
+            if isinstance(v, dict) and "storageUri" in v
+        ),
+        {},
+    )
+    ready = _ready_condition(obj)
+    revisions = status.get("components", {}).get("predictor", {}).get("revisions", [])
+    typer.echo(f"Name:         {md['name']}")
+    typer.echo(f"Namespace:    {md.get('namespace', namespace)}")
+    typer.echo(f"Created:      {md.get('creationTimestamp')}")
+    typer.echo(f"Generation:   {md.get('generation')}")
+    typer.echo(f"URL:          {status.get('url', '')}")
+    fmt = (model.get("modelFormat") or {}).get("name", "")
+    typer.echo(f"Model:        {fmt} {model.get('storageUri', '')}".rstrip())
+    readiness = ready.get("status", "Unknown")
+    if ready.get("reason"):
+        readiness += f" ({ready['reason']}: {ready.get('message', '')})"
+    typer.echo(f"Ready:        {readiness}")
+    if predictor.get("canaryTrafficPercent") is not None:
+        typer.echo(f"Canary:       {predictor['canaryTrafficPercent']}% to the latest revision")
+    typer.echo("Revisions:")
+    _print_table(
+        ["  NAME", "STATE", "TRAFFIC", "REPLICAS", "PIDS", "REASON"],
+        [
+            [
+                f"  {r['name']}" + (" (latest)" if r.get("latest") else ""),
+                r.get("state", ""),
+                f"{r.get('percent', 0)}%"
+                + (
+                    f" ({r['configuredPercent']}% when Ready)"
+                    if r.get("configuredPercent") != r.get("percent")
+                    else ""
+                ),
+                _replicas([r]),
+                ",".join(map(str, r.get("pids", []))),
+                r.get("reason", ""),
+            ]
+            for r in revisions
+        ],
+    )
+    typer.echo("Conditions:")
+    _print_table(
+        ["  TYPE", "STATUS", "REASON", "LAST TRANSITION", "MESSAGE"],
+        [
+            [
+                f"  {c['type']}",
+                c["status"],
+                c.get("reason", ""),
+                c.get("lastTransitionTime") or "",
+                c.get("message", ""),
+            ]
+            for c in status.get("conditions", [])
+        ],
+    )
+    typer.echo("Events:")
+    _print_table(
+        ["  AGE", "REASON", "MESSAGE"],
+        [[f"  {_age_of(e['time'])}", e["reason"], e["message"]] for e in events[-20:]],
+    )
+
+
+def _age_of(timestamp: float) -> str:
+    seconds = int(time.time() - timestamp)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
 
 
 def delete(
@@ -579,6 +737,64 @@ def logs(
             return
 
 
-def register(app: typer.Typer) -> None:
+def deploy_best(
+    experiment: str = typer.Argument(..., help="The experiment whose best model to serve."),
+    service: str = typer.Option(
+        ..., "--service", help="The InferenceService to create or replace."
+    ),
+    model_format: str | None = typer.Option(
+        None, "--model-format", help="Runtime (default: from the saved files, e.g. sklearn)."
+    ),
+    model_name: str | None = typer.Option(
+        None, "--model-name", help="Registered model (default: the experiment's name)."
+    ),
+    canary_traffic_percent: int | None = typer.Option(
+        None,
+        "--canary-traffic-percent",
+        min=0,
+        max=100,
+        help="Replacing a service: the new revision's share (the previous keeps the rest).",
+    ),
+    wait: bool = typer.Option(False, "--wait", help="Wait until the service is Ready."),
+    timeout: int = typer.Option(600, "--timeout", help="Seconds --wait waits."),
+    namespace: str = NamespaceOpt,
+    server: str | None = ServerOpt,
+    token: str | None = TokenOpt,
+) -> None:
+    """Register the best trial's model in the MLflow Model Registry (a new version of a
+    model named after the experiment) and serve it by an InferenceService from
+    models:/MODEL/VERSION, through the server."""
+    with _Errors(), _client(server, token, namespace) as client:
+        result = client.deploy_best(
+            experiment,
+            service,
+            namespace,
+            model_format=model_format,
+            model_name=model_name,
+            canary_traffic_percent=canary_traffic_percent,
+        )
+        model = result["registeredModel"]
+        isvc = result["inferenceService"]
+        typer.echo(
+            f"registered model {model['name']} version {model['version']} "
+            f"(from {model['source']}, trial {result['trial']})"
+        )
+        verb = "created" if result["created"] else "configured"
+        typer.echo(
+            f"inferenceservice.serving.kserve.io/{service} {verb} "
+            f"(storageUri {model['storageUri']})"
+        )
+        typer.echo(f"URL: {isvc['status']['url']}")
+        if wait:
+            try:
+                client.wait_isvc_ready(service, namespace, timeout_seconds=timeout)
+            except RuntimeError as exc:
+                raise _fail([str(exc)]) from None
+            typer.echo(f"inferenceservice {service} is Ready")
+
+
+def register(app: typer.Typer, experiment_app: typer.Typer | None = None) -> None:
     for fn in (create, apply, get, describe, delete, logs):
         app.command(fn.__name__)(fn)
+    if experiment_app is not None:
+        experiment_app.command("deploy-best")(deploy_best)

@@ -1,26 +1,32 @@
 """The control plane, composed: one store engine, the event stream, the trial slots, the
-experiment controllers and the handlers on top. The API app, the CLI's in-process
-commands (tokens) and tests build it through :func:`build`.
+experiment controllers, the inference services' deployer and the handlers on top. The
+API app, the CLI's in-process commands (tokens) and tests build it through :func:`build`.
 
-Inference services (next: a deployer and its handlers) and pipeline runs plug in here as
-one more manager + handler object, and in :mod:`hyperflow.api.app` as one more router.
+A resource kind plugs in here as one more manager + handler object, and in
+:mod:`hyperflow.api.app` as one more router.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from hyperflow.gate import TokenGate
 from hyperflow.handlers.analysis import AnalysisHandlers
 from hyperflow.handlers.auth import Tokens
 from hyperflow.handlers.console import ServiceConsole
+from hyperflow.handlers.deploy import DeployBestHandlers
 from hyperflow.handlers.events import EventBus, EventHandlers
 from hyperflow.handlers.experiments import ExperimentHandlers
+from hyperflow.handlers.inferenceservices import InferenceServiceHandlers
 from hyperflow.manager import ExperimentManager
 from hyperflow.metrics import ServerMetrics
+from hyperflow.services import ServiceManager
 from hyperflow.settings import ServerSettings
 from hyperflow.store.schema import upgrade_store
+from hyperflow.store.services import ServiceStore
 from hyperflow.store.tokens import TokenStore
 from tuner.scheduling import FairTrialQueue
 from tuner.store import Store, create_store_engine
@@ -37,17 +43,25 @@ class ControlPlane:
     experiments: ExperimentHandlers
     event_handlers: EventHandlers
     metrics: ServerMetrics
+    services: ServiceManager
+    inferenceservices: InferenceServiceHandlers
+    deploy: DeployBestHandlers
     # Read models of the web UI (trial columns, curves, importance, contour).
     analysis: AnalysisHandlers
     _ready: threading.Event = field(default_factory=threading.Event)
-    # The serving router (serving.router.Router) on --serving-port, once the server runs:
-    # where an inference-service deployer adds its services.
-    router: Any = None
     # The UI's view of inference services (router metrics over time, "try it").
     console: Any = None
 
+    @property
+    def router(self) -> Any:
+        """The serving router (serving.router.Router) on --serving-port."""
+        return self.services.router
+
     def start(self) -> None:
-        """Resume the experiments this server owns; then the server is ready."""
+        """Bind the serving port and run every stored inference service, resume the
+        experiments this server owns; then the server is ready. (A serving port that
+        cannot be bound fails the start before any experiment resumes.)"""
+        self.services.start()
         self.manager.resume_all()
         self._ready.set()
 
@@ -55,10 +69,12 @@ class ControlPlane:
         return self._ready.is_set()
 
     def close(self) -> None:
-        """Detach the controllers (trials keep running; the next start adopts them)."""
+        """Detach the controllers (trials keep running; the next start adopts them) and
+        stop the inference services' replicas (the next start runs them again)."""
         self._ready.clear()
         if self.console is not None:
             self.console.close()
+        self.services.shutdown()
         self.manager.shutdown()
         self.store.close()
 
@@ -93,6 +109,19 @@ def build(settings: ServerSettings) -> ControlPlane:
         store, manager, events, settings, run_id_lookup=run_id_lookup if settings.track else None
     )
     tokens = Tokens(TokenStore(engine), loopback=settings.loopback)
+    service_store = ServiceStore(engine)
+    services = ServiceManager(
+        service_store,
+        settings,
+        events,
+        gate=None if settings.loopback else (lambda app: TokenGate(app, tokens)),
+    )
+    inferenceservices = InferenceServiceHandlers(service_store, services, events)
+    register = None
+    if settings.track:
+        from tuner.tracking.registry import register_model_version
+
+        register = functools.partial(register_model_version, settings.tracking_uri)
     plane = ControlPlane(
         settings,
         store,
@@ -103,7 +132,10 @@ def build(settings: ServerSettings) -> ControlPlane:
         experiments,
         EventHandlers(events),
         metrics,
-        analysis=AnalysisHandlers(store, experiments, events),
+        services,
+        inferenceservices,
+        DeployBestHandlers(experiments, inferenceservices, register),
+        AnalysisHandlers(store, experiments, events),
         _ready=ready,
     )
     plane.console = ServiceConsole(plane)

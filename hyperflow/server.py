@@ -1,11 +1,12 @@
 """``hyperflow server``: the control plane in one process.
 
 The API (FastAPI on uvicorn) on ``--host``/``--port``; the KServe-style serving router on
-``--serving-port`` (no services in it until inference services are added to the control
-plane); one controller thread per running experiment; the machine-wide trial queue.
-On start it upgrades the store's schema and resumes every experiment it was running when
-it stopped or was killed. Stopping it (SIGINT/SIGTERM) detaches the controllers: running
-trials go on and the next start adopts them.
+``--serving-port`` with every inference service (its own thread and event loop); one
+controller thread per running experiment; the machine-wide trial queue. On start it
+upgrades the store's schema, resumes every experiment it was running when it stopped or
+was killed and runs every stored inference service again (after stopping the replicas a
+killed predecessor left). Stopping it (SIGINT/SIGTERM) detaches the controllers (running
+trials go on and the next start adopts them) and stops the replicas.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import socket
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -71,41 +73,6 @@ def _warm_up(track: bool) -> None:
         log.debug("warm-up import failed", exc_info=True)
 
 
-class TokenGate:
-    """Bearer tokens in front of the serving router on a non-loopback bind (the router
-    itself knows one static token; the control plane's tokens live in the store)."""
-
-    def __init__(self, app: Any, plane: ControlPlane) -> None:
-        self.app = app
-        self.plane = plane
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] not in ("/v2/health/live", "/v2/health/ready"):
-            from hyperflow.api.deps import bearer
-            from hyperflow.handlers.errors import HandlerError
-
-            auth = None
-            for name, value in scope["headers"]:
-                if name == b"authorization":
-                    auth = value.decode("latin-1")
-            try:
-                self.plane.tokens.authenticate(bearer(auth))
-            except HandlerError as exc:
-                import orjson
-
-                body = orjson.dumps(exc.body())
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": exc.status,
-                        "headers": [(b"content-type", b"application/json")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
-
-
 def make_app(plane: ControlPlane) -> FastAPI:
     """The API app with a lifespan that resumes experiments and runs the serving router."""
     app = create_app(plane)
@@ -113,37 +80,28 @@ def make_app(plane: ControlPlane) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        from serving.router import Router
-
         threading.Thread(target=_warm_up, args=(settings.track,), daemon=True).start()
-        router = Router()
-        plane.router = router
-        serving: Any
-        if settings.loopback:
-            from serving.router.server import router_server
-
-            serving = router_server(router, settings.host, settings.serving_port)
-            await serving.start()
-        else:
-            from serving.server.http import uvicorn_config
-
-            config = uvicorn_config(
-                TokenGate(router, plane),
-                settings.host,
-                settings.serving_port,
-                lifespan="off",
-                access_log=False,
-                log_level="warning",
-            )
-            serving = uvicorn.Server(config)
-            await serving.startup()
-        plane.start()
+        try:
+            await _run_blocking(plane.start)
+        except OSError as exc:
+            message = f"cannot serve inference services on port {settings.serving_port}: {exc}"
+            print(f"error: {message}", file=sys.stderr, flush=True)
+            raise ServerError(message) from None
         resumed = [f"{r.namespace}/{r.name}" for r in plane.manager.resumed]
+        services = len(plane.services.router.namespaced)
+        reaped = plane.services.stopped_at_start
         print(
             f"hyperflow server: API on {settings.local_url()}, serving on port "
             f"{settings.serving_port}, at most {settings.max_running_trials} trials at once, "
-            f"store {settings.store_url}"
-            + (f"; resumed {len(resumed)} experiments: {', '.join(resumed)}" if resumed else ""),
+            f"store {_shown_url(settings.store_url)}"
+            + (f"; resumed {len(resumed)} experiments: {', '.join(resumed)}" if resumed else "")
+            + (f"; {services} inference services" if services else "")
+            + (
+                f"; stopped {len(reaped)} replicas of the previous server (pids "
+                f"{', '.join(map(str, reaped))})"
+                if reaped
+                else ""
+            ),
             flush=True,
         )
         try:
@@ -153,16 +111,20 @@ def make_app(plane: ControlPlane) -> FastAPI:
             await _run_blocking(plane.close)
             print(
                 f"hyperflow server: stopped; {running} running experiments detached (their "
-                "trials go on and are adopted on the next start)",
+                "trials go on and are adopted on the next start); inference services stopped "
+                "(they run again on the next start)",
                 flush=True,
             )
-            if settings.loopback:
-                await serving.close()
-            else:
-                await serving.shutdown()
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def _shown_url(url: str) -> str:
+    """The store's URL for the log: a PostgreSQL password is shown as ``***``."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 async def _run_blocking(fn: Any) -> None:
@@ -177,6 +139,17 @@ def check_bind(settings: ServerSettings, plane: ControlPlane) -> None:
             f"binding to {settings.host} (not loopback) needs API tokens: create one first with "
             "`hyperflow token create --namespace NAMESPACE` (or --admin)"
         )
+    # Said before anything starts (the start binds it for good, and says so too).
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.serving_port))
+        except OSError as exc:
+            raise ServerError(
+                f"cannot serve inference services on {settings.host}:{settings.serving_port}: "
+                f"{exc.strerror or exc} (choose another --serving-port)"
+            ) from None
 
 
 def serve(settings: ServerSettings) -> None:
@@ -184,6 +157,9 @@ def serve(settings: ServerSettings) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # One line per replica probe (every 50 ms while a model loads) is not news; the
+    # inference services' events (hyperflow get isvc -w, describe isvc) are.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     with single_server(settings):
         plane = build(settings)
         check_bind(settings, plane)

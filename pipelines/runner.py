@@ -301,6 +301,11 @@ def _execute(
             "HYPERFLOW_HOME": str(settings.home),
             "HYPERFLOW_DATABASE_URL": settings.store_url,
             "MLFLOW_TRACKING_URI": settings.tracking_uri,
+            # The control plane the deploy component talks to, as of this run (a warm
+            # worker may have started before the caller set them).
+            **{
+                k: os.environ[k] for k in ("HYPERFLOW_SERVER", "HYPERFLOW_TOKEN") if k in os.environ
+            },
         },
     )
     if on_start is not None:

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
-from pipelines.models import Base, PipelineRunRow, PipelineTaskRow
+from pipelines.models import PipelineRunRow, PipelineTaskRow
 from tuner.store import create_store_engine
 
 RUN_FINISHED = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
@@ -103,8 +103,10 @@ class PipelineStore:
                 raise ValueError("PipelineStore needs a database URL or an engine")
             engine = create_store_engine(url)
         self.engine = engine
-        # Until the lead folds these tables into the alembic migrations.
-        Base.metadata.create_all(engine)
+        from pipelines.schema import SCHEMA
+        from tuner.store.migrate import upgrade
+
+        upgrade(engine, SCHEMA)
         self._session = sessionmaker(engine, expire_on_commit=False)
 
     def close(self) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 if TYPE_CHECKING:
     from serving.spec import FieldError, InferenceService
 
-app = typer.Typer(help="KServe InferenceServices: validate, run locally.", no_args_is_help=True)
+app = typer.Typer(
+    help="KServe InferenceServices: validate, run locally, render or deploy for Kubernetes.",
+    no_args_is_help=True,
+)
 
 
 @app.command("validate")
@@ -132,3 +136,117 @@ def run(
         replica_ports=replica_ports,
     )
     raise typer.Exit(code)
+
+
+def _rendered(
+    files: list[Path],
+    target: str,
+    namespace: str | None,
+    image: str | None,
+    tracking_uri: str | None,
+) -> list[dict[str, Any]]:
+    """Every object of every InferenceService in ``files``; exit 1 naming the fields."""
+    from serving.kube.render import TARGETS, render
+    from serving.spec import SpecError, load_inference_services
+
+    if target not in TARGETS:
+        typer.secho(f"--target must be one of {', '.join(TARGETS)}", fg="red", err=True)
+        raise typer.Exit(2)
+    objects: list[dict[str, Any]] = []
+    failed = False
+    for file in files:
+        try:
+            for isvc in load_inference_services(file):
+                objects += render(
+                    isvc,
+                    target,
+                    namespace=namespace,
+                    image=image,
+                    mlflow_tracking_uri=tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"),
+                )
+        except SpecError as exc:
+            failed = True
+            typer.secho(f"{file}: cannot render for {target}", fg="red", err=True)
+            for line in exc.lines():
+                typer.echo(f"  {line}", err=True)
+    if failed:
+        raise typer.Exit(1)
+    return objects
+
+
+_TARGET_HELP = "kserve (an InferenceService) or deployment (Deployment + Service + HPA)."
+_IMAGE_HELP = "hyperflow's server image (target deployment; default hyperflow:<version>)."
+_MLFLOW_HELP = "MLflow tracking server URL for runs:/ and models:/ (default $MLFLOW_TRACKING_URI)."
+
+
+@app.command("render")
+def render_cmd(
+    files: list[Path] = typer.Option(
+        ..., "-f", "--file", help="InferenceService YAML file (repeatable)."
+    ),
+    target: str = typer.Option("kserve", "--target", help=_TARGET_HELP),
+    namespace: str | None = typer.Option(None, "-n", "--namespace", help="Namespace."),
+    image: str | None = typer.Option(None, "--image", help=_IMAGE_HELP),
+    tracking_uri: str | None = typer.Option(None, "--mlflow-tracking-uri", help=_MLFLOW_HELP),
+    output: str = typer.Option("yaml", "-o", "--output", help="yaml or json (a v1 List)."),
+) -> None:
+    """Print the Kubernetes objects of InferenceServices (kubectl apply -f - takes them)."""
+    import json
+
+    import yaml
+
+    objects = _rendered(files, target, namespace, image, tracking_uri)
+    if output == "json":
+        typer.echo(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2))
+    elif output == "yaml":
+        typer.echo(yaml.safe_dump_all(objects, sort_keys=False).rstrip())
+    else:
+        typer.secho("--output must be yaml or json", fg="red", err=True)
+        raise typer.Exit(2)
+
+
+@app.command("deploy")
+def deploy(
+    files: list[Path] = typer.Option(
+        ..., "-f", "--file", help="InferenceService YAML file (repeatable)."
+    ),
+    kubernetes: bool = typer.Option(
+        False, "--kubernetes", help="Apply to the Kubernetes cluster (server-side apply)."
+    ),
+    target: str = typer.Option("kserve", "--target", help=_TARGET_HELP),
+    namespace: str | None = typer.Option(None, "-n", "--namespace", help="Namespace."),
+    image: str | None = typer.Option(None, "--image", help=_IMAGE_HELP),
+    tracking_uri: str | None = typer.Option(None, "--mlflow-tracking-uri", help=_MLFLOW_HELP),
+    server: str | None = typer.Option(
+        None, "--server", help="API server URL (as kubectl's --server; default: kubeconfig)."
+    ),
+    token: str | None = typer.Option(
+        None, "--token", envvar="HYPERFLOW_KUBE_TOKEN", help="Bearer token for --server."
+    ),
+    kubeconfig: Path | None = typer.Option(None, "--kubeconfig", help="kubeconfig file."),
+    context: str | None = typer.Option(None, "--context", help="kubeconfig context."),
+) -> None:
+    """Apply InferenceServices to a cluster, as ``serve render`` prints them."""
+    if not kubernetes:
+        typer.secho(
+            "serve deploy applies to a cluster: add --kubernetes "
+            "(to serve on this machine: hyperflow serve run)",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
+    objects = _rendered(files, target, namespace, image, tracking_uri)
+    from serving.kube.client import KubeClient, KubeError
+
+    try:
+        with KubeClient(
+            host=server, token=token, kubeconfig=kubeconfig, context=context, namespace=namespace
+        ) as client:
+            for obj in objects:
+                client.apply(obj)
+                group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
+                kind = obj["kind"].lower() + (f".{group}" if group else "")
+                typer.echo(f"{kind}/{obj['metadata']['name']} serverside-applied")
+    except KubeError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None

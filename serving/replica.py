@@ -53,7 +53,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m serving.replica", description=__doc__.split("\n")[0]
     )
     p.add_argument("--isvc-json", required=True, help="the InferenceService as JSON (camelCase)")
-    p.add_argument("--revision", choices=["default", "canary"], default="default")
+    p.add_argument(
+        "--revision",
+        default="default",
+        help="the revision's name, for the log (default/canary, or NAME-predictor-00001)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="anything but loopback needs a token")
     p.add_argument(
         "--token",

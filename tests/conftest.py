@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import io
 import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
+
+from tests.util import REPO
+
+TRAIN_SKLEARN = REPO / "examples" / "serving" / "train_sklearn.py"
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +47,68 @@ def mlflow_db(mlflow_template: Path, hyperflow_home: Path) -> Path:
     db = hyperflow_home / "mlflow.db"
     shutil.copy(mlflow_template, db)
     return db
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A real PostgreSQL server for the session (see tests/postgres.py), stopped by PID."""
+    from tests.postgres import PostgresCluster, PostgresUnavailable
+
+    try:
+        cluster = PostgresCluster.start()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster):
+    """A fresh database on the session's PostgreSQL server: its SQLAlchemy URL."""
+    url = postgres_cluster.new_database()
+    try:
+        yield url
+    finally:
+        postgres_cluster.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store's URL on every database the store supports (optuna's storage-tests style):
+    a test taking it runs once on a SQLite file and once on a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def kube_api():
+    """A Kubernetes API stand-in (tests/kube/standin.py) on a free loopback port."""
+    from tests.kube.standin import KubeApiStandIn
+
+    with KubeApiStandIn() as api:
+        yield api
+
+
+@pytest.fixture
+def kube(kube_api):
+    """hyperflow's Kubernetes adapter (the official client) pointed at the stand-in."""
+    from serving.kube.client import KubeClient
+
+    with KubeClient(host=kube_api.url) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def iris_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with ``model/v1`` and ``model/v2`` (the serving examples' iris models)."""
+    folder = tmp_path_factory.mktemp("iris")
+    spec = importlib.util.spec_from_file_location("train_sklearn", TRAIN_SKLEARN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with contextlib.redirect_stdout(io.StringIO()):
+        module.train(folder / "model")
+    return folder

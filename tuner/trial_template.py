@@ -118,12 +118,10 @@ def active_deadline_seconds(experiment: Experiment) -> float | None:
     return None
 
 
-def render_trial(
-    experiment: Experiment,
-    trial_name: str,
-    assignments: dict[str, float | int | str],
-    base_dir: Path | None,
-) -> RenderedTrial:
+def _substituter(
+    experiment: Experiment, trial_name: str, assignments: dict[str, float | int | str]
+) -> Any:
+    """Katib's substitution of ``${trialParameters.X}`` and ``${trialSpec.Name}`` & co."""
     template = experiment.spec.trial_template
     if template is None:
         raise TemplateError("spec.trialTemplate: required")
@@ -162,6 +160,46 @@ def render_trial(
             raise TemplateError(f"trialTemplate: unknown reference ${{trialSpec.{key}}}")
 
         return _PLACEHOLDER.sub(repl, text)
+
+    return substitute
+
+
+def render_trial_spec(
+    experiment: Experiment, trial_name: str, assignments: dict[str, float | int | str]
+) -> dict[str, Any]:
+    """The trialSpec as Katib creates it on a cluster: a copy with every placeholder in
+    every string substituted (metadata, labels and the owner are the backend's to set)."""
+    template = experiment.spec.trial_template
+    if template is None or template.trial_spec is None:
+        raise TemplateError(
+            "spec.trialTemplate.trialSpec: required to run trials on Kubernetes "
+            "(trialTemplate.command runs only as a local process)"
+        )
+    substitute = _substituter(experiment, trial_name, assignments)
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, str):
+            return substitute(node)
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    rendered: dict[str, Any] = walk(template.trial_spec)
+    return rendered
+
+
+def render_trial(
+    experiment: Experiment,
+    trial_name: str,
+    assignments: dict[str, float | int | str],
+    base_dir: Path | None,
+) -> RenderedTrial:
+    template = experiment.spec.trial_template
+    if template is None:
+        raise TemplateError("spec.trialTemplate: required")
+    substitute = _substituter(experiment, trial_name, assignments)
 
     cwd = base_dir
     if template.command is not None:

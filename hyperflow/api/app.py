@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
-from hyperflow.api import analysis, console, events, experiments
+from hyperflow.api import analysis, console, events, experiments, inferenceservices
 from hyperflow.api.deps import CallerDep, PlaneDep
 from hyperflow.api.middleware import BodyLimit, RequestMetrics
 from hyperflow.handlers.errors import HandlerError
@@ -72,7 +72,7 @@ def healthz() -> dict[str, str]:
 def readyz(plane: PlaneDep) -> Response:
     if plane.ready():
         return _error(200, {"status": "ready"})
-    return _error(503, {"error": "not ready: resuming experiments"})
+    return _error(503, {"error": "not ready: resuming experiments and inference services"})
 
 
 @system.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
@@ -97,6 +97,7 @@ def create_app(plane: ControlPlane) -> FastAPI:
     app.state.plane = plane
     app.include_router(system)
     app.include_router(experiments.router)
+    app.include_router(inferenceservices.router)
     app.include_router(events.router)
     app.include_router(analysis.router)
     app.include_router(console.router)

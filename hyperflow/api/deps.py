@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from hyperflow.handlers.auth import Caller
-from hyperflow.handlers.errors import Forbidden, Unauthorized
+from hyperflow.handlers.auth import Caller, parse_bearer
+from hyperflow.handlers.errors import Forbidden
 from hyperflow.plane import ControlPlane
 
 
@@ -16,13 +16,7 @@ def plane(request: Request) -> ControlPlane:
     return request.app.state.plane
 
 
-def bearer(authorization: str | None) -> str | None:
-    if authorization is None:
-        return None
-    scheme, _, credentials = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not credentials.strip():
-        raise Unauthorized("Authorization must be 'Bearer <token>'")
-    return credentials.strip()
+bearer = parse_bearer
 
 
 # The web UI's login keeps the token in this HttpOnly cookie (see hyperflow.ui.routes).

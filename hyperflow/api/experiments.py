@@ -19,7 +19,7 @@ router = APIRouter(tags=["experiments"])
 NS = "/apis/v1/namespaces/{namespace}"
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
-_OBJECT_BODY = {
+OBJECT_BODY = {
     "requestBody": {
         "required": True,
         "content": {
@@ -107,7 +107,7 @@ DryRun = Annotated[
 ]
 
 
-@router.post(f"{NS}/experiments", status_code=201, openapi_extra=_OBJECT_BODY)
+@router.post(f"{NS}/experiments", status_code=201, openapi_extra=OBJECT_BODY)
 async def create_experiment(
     namespace: str, request: Request, caller: CallerDep, plane: PlaneDep, dry_run: DryRun = None
 ) -> Response:

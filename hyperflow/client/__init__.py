@@ -1,4 +1,5 @@
-"""A Python client of the control plane, with Katib's ``KatibClient`` method names.
+"""A Python client of the control plane, with Katib's ``KatibClient`` and KServe's
+``KServeClient`` method names.
 
 Imports only httpx (and PyYAML for YAML text): no mlflow, optuna or scikit-learn::
 
@@ -8,6 +9,8 @@ Imports only httpx (and PyYAML for YAML text): no mlflow, optuna or scikit-learn
     client.create_experiment(yaml_text_or_dict)
     client.wait_for_experiment_condition("branin")
     print(client.get_optimal_hyperparameters("branin"))
+    client.create(isvc_yaml_or_dict)       # an InferenceService
+    client.wait_isvc_ready("sklearn-iris")
 """
 
 from __future__ import annotations

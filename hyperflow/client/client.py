@@ -38,25 +38,31 @@ class ServerUnavailable(ApiError):
     """No server answers at the address."""
 
 
-def _experiment_body(experiment: Any) -> dict[str, Any]:
-    if isinstance(experiment, dict):
-        return experiment
-    if isinstance(experiment, str):
+def _object_body(obj: Any, kind: str = "Experiment") -> dict[str, Any]:
+    """A dict, YAML text, or a spec object with ``to_dict()`` (its ``base_dir``, if any,
+    sent as the annotation relative paths resolve from)."""
+    if isinstance(obj, dict):
+        return obj
+    if isinstance(obj, str):
         import yaml
 
-        data = yaml.safe_load(experiment)
+        data = yaml.safe_load(obj)
         if not isinstance(data, dict):
-            raise ValueError("an Experiment must be a mapping")
+            raise ValueError(f"an {kind} must be a mapping")
         return data
-    to_dict = getattr(experiment, "to_dict", None)
+    to_dict = getattr(obj, "to_dict", None)
     if callable(to_dict):
         body = to_dict()
-        base_dir = getattr(experiment, "base_dir", None)
+        base_dir = getattr(obj, "base_dir", None)
         if base_dir is not None:
             md = body.setdefault("metadata", {})
             md.setdefault("annotations", {})[BASE_DIR_ANNOTATION] = str(Path(base_dir).resolve())
         return body
-    raise TypeError(f"cannot send {type(experiment).__name__} as an Experiment")
+    raise TypeError(f"cannot send {type(obj).__name__} as an {kind}")
+
+
+def _experiment_body(experiment: Any) -> dict[str, Any]:
+    return _object_body(experiment, "Experiment")
 
 
 class Client:
@@ -328,6 +334,133 @@ class Client:
                 yield from response.iter_bytes()
         except httpx.ConnectError:
             raise ServerUnavailable(0, self._unavailable()) from None
+
+    # -- inference services (KServeClient's names) --------------------------------------
+
+    def _isvc_path(self, namespace: str | None, name: str | None = None) -> str:
+        base = f"{API}/namespaces/{self._ns(namespace)}/inferenceservices"
+        return f"{base}/{name}" if name else base
+
+    def create(
+        self,
+        inferenceservice: Any,
+        namespace: str | None = None,
+        watch: bool = False,
+        timeout_seconds: int = 600,
+    ) -> dict[str, Any]:
+        """Create an InferenceService (a dict, YAML text or a ``serving.spec``
+        InferenceService); with ``watch``, wait until it is Ready."""
+        body = _object_body(inferenceservice, "InferenceService")
+        ns = namespace or (body.get("metadata") or {}).get("namespace") or self.namespace
+        created: dict[str, Any] = self.request("POST", self._isvc_path(ns), json=body).json()
+        if watch:
+            return self.wait_isvc_ready(
+                created["metadata"]["name"], ns, timeout_seconds=timeout_seconds
+            )
+        return created
+
+    def get(
+        self,
+        name: str | None = None,
+        namespace: str | None = None,
+        watch: bool = False,
+        timeout_seconds: int = 600,
+    ) -> dict[str, Any]:
+        """One InferenceService, or (no ``name``) the list of the namespace
+        (``{"items": [...]}``); with ``watch``, once it is Ready."""
+        if name is None:
+            items, version = self.list_all(self._isvc_path(namespace))
+            return {
+                "apiVersion": "v1",
+                "kind": "InferenceServiceList",
+                "metadata": {"resourceVersion": version},
+                "items": items,
+            }
+        if watch:
+            return self.wait_isvc_ready(name, namespace, timeout_seconds=timeout_seconds)
+        return self.request("GET", self._isvc_path(namespace, name)).json()
+
+    def replace(
+        self,
+        name: str,
+        inferenceservice: Any,
+        namespace: str | None = None,
+        watch: bool = False,
+        timeout_seconds: int = 600,
+    ) -> dict[str, Any]:
+        """Replace the spec: a new revision (``canaryTrafficPercent`` splits the traffic
+        with the previous one, KServe's canary rollout), or only a new split."""
+        body = _object_body(inferenceservice, "InferenceService")
+        ns = namespace or (body.get("metadata") or {}).get("namespace") or self.namespace
+        replaced: dict[str, Any] = self.request("PUT", self._isvc_path(ns, name), json=body).json()
+        if watch:
+            return self.wait_isvc_ready(name, ns, timeout_seconds=timeout_seconds)
+        return replaced
+
+    def delete(self, name: str, namespace: str | None = None) -> dict[str, Any]:
+        return self.request("DELETE", self._isvc_path(namespace, name)).json()
+
+    def is_isvc_ready(self, name: str, namespace: str | None = None) -> bool:
+        return _has_condition(
+            self.get(name, namespace).get("status", {}).get("conditions", []), "Ready"
+        )
+
+    def wait_isvc_ready(
+        self,
+        name: str,
+        namespace: str | None = None,
+        watch: bool = False,
+        timeout_seconds: int = 600,
+        polling_interval: int = 10,
+    ) -> dict[str, Any]:
+        """Wait until the InferenceService is Ready and return it. RuntimeError when its
+        latest revision failed (KServe: the reason in the message) or on timeout.
+        Follows the event stream, so it returns as soon as it is Ready."""
+        ns = self._ns(namespace)
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            isvc = self.get(name, ns)
+            conditions = isvc.get("status", {}).get("conditions", [])
+            if _has_condition(conditions, "Ready"):
+                return isvc
+            ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+            if ready.get("reason") == "RevisionFailed":
+                raise RuntimeError(
+                    f"InferenceService {ns}/{name} failed: {ready.get('message', '')}"
+                )
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(
+                    f"Timeout to start the InferenceService {ns}/{name}: "
+                    f"{ready.get('reason', '')} {ready.get('message', '')}".rstrip()
+                )
+            for _event in self.watch(
+                ns, f"inferenceservices/{name}", None, timeout=min(polling_interval, left)
+            ):
+                break  # something changed: check again
+
+    def deploy_best(
+        self,
+        experiment: str,
+        service: str,
+        namespace: str | None = None,
+        model_format: str | None = None,
+        model_name: str | None = None,
+        canary_traffic_percent: int | None = None,
+    ) -> dict[str, Any]:
+        """Register the experiment's best model in the MLflow Model Registry and serve it
+        from ``models:/MODEL/VERSION`` by the InferenceService ``service`` (created or
+        replaced): ``{"registeredModel", "trial", "inferenceService", "created"}``."""
+        body: dict[str, Any] = {"service": service}
+        for key, value in (
+            ("modelFormat", model_format),
+            ("modelName", model_name),
+            ("canaryTrafficPercent", canary_traffic_percent),
+        ):
+            if value is not None:
+                body[key] = value
+        path = f"{API}/namespaces/{self._ns(namespace)}/experiments/{experiment}/deploy-best"
+        return self.request("POST", path, json=body, timeout=300).json()
 
 
 def _has_condition(conditions: list[dict[str, Any]], type_: str) -> bool:

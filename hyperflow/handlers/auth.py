@@ -46,6 +46,16 @@ class Caller:
         return None if self.admin else self.namespaces
 
 
+def parse_bearer(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value (None if absent)."""
+    if authorization is None:
+        return None
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise Unauthorized("Authorization must be 'Bearer <token>'")
+    return credentials.strip()
+
+
 ANONYMOUS = Caller("anonymous", frozenset(), admin=True)
 LOCAL_ADMIN = Caller("local", frozenset(), admin=True)
 

@@ -8,7 +8,6 @@ the namespace before it reads anything; nothing else reads the store for them.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import hmac
 import logging
 import os
@@ -30,6 +29,7 @@ from hyperflow.handlers.errors import (
     Unavailable,
 )
 from hyperflow.handlers.events import DELETED, MODIFIED, EventBus
+from hyperflow.handlers.folders import base_dir_of
 from hyperflow.handlers.names import check_dns_label
 from hyperflow.manager import OWNER, ExperimentManager
 from tuner.settings import TunerSettings
@@ -42,9 +42,6 @@ from tuner.types import ExperimentPhase, ExperimentReason, TrialPhase
 
 log = logging.getLogger(__name__)
 
-# The folder trials run in (relative commands and paths resolve there), for an experiment
-# submitted without a file: the client sends the folder of the file it read.
-BASE_DIR_ANNOTATION = "hyperflow.io/base-dir"
 EDITABLE = ("maxTrialCount", "parallelTrialCount", "maxFailedTrialCount")
 _PHASES = {p.value for p in ExperimentPhase}
 _TRIAL_PHASES = {p.value for p in TrialPhase}
@@ -88,6 +85,36 @@ class TrialLog:
             return b""
 
 
+@dataclass(frozen=True, slots=True)
+class BestSaved:
+    """An experiment's best trial (None while none succeeded), its MLflow run id (None
+    without tracking) and the entries it saved in ``folder`` (``$HYPERFLOW_ARTIFACTS_DIR``
+    of the trial, logged to its run)."""
+
+    experiment: ExperimentRecord
+    trial: TrialRecord | None
+    run_id: str | None
+    folder: Path | None
+    entries: list[str]
+
+    @property
+    def preferred(self) -> str | None:
+        """The entry to serve: ``model`` if saved, else the first one."""
+        if "model" in self.entries:
+            return "model"
+        return self.entries[0] if self.entries else None
+
+
+def _storage(saved: BestSaved) -> dict[str, Any]:
+    """The trial's MLflow run and the ``runs:/`` storage URIs of what it saved."""
+    run_id, preferred = saved.run_id, saved.preferred
+    return {
+        "mlflowRunId": run_id,
+        "storageUris": [f"runs:/{run_id}/{e}" for e in saved.entries] if run_id else [],
+        "storageUri": f"runs:/{run_id}/{preferred}" if run_id and preferred else None,
+    }
+
+
 class ExperimentHandlers:
     def __init__(
         self,
@@ -128,7 +155,7 @@ class ExperimentHandlers:
                 )
             problems += check_dns_label(metadata.get("name"), "metadata.name")
             body = {**body, "metadata": {**metadata, "namespace": namespace}}
-        base_dir = self._base_dir(body, problems)
+        base_dir = base_dir_of(body, problems)
         try:
             experiment = parse_experiment(body, base_dir=base_dir)
         except SpecError as exc:
@@ -290,27 +317,30 @@ class ExperimentHandlers:
     def best(self, caller: Caller, namespace: str, name: str) -> dict[str, Any]:
         """Katib's currentOptimalTrial, its MLflow run and the storage URIs of what the
         trial saved (``runs:/<run id>/<entry>``), as ``experiment best`` prints them."""
-        record = self._record(caller, namespace, name)
-        best = self._best(record)
-        out: dict[str, Any] = {"currentOptimalTrial": optimal_trial_object(best)}
-        out.update(self._saved(record, best))
+        saved = self.best_saved(caller, namespace, name)
+        out: dict[str, Any] = {"currentOptimalTrial": optimal_trial_object(saved.trial)}
+        out.update(_storage(saved))
         return out
 
-    def artifacts(self, caller: Caller, namespace: str, name: str, trial: str) -> dict[str, Any]:
-        """A trial's MLflow run and the storage URIs of what it saved, as for the best."""
+    def best_saved(self, caller: Caller, namespace: str, name: str) -> BestSaved:
+        """The best trial, its MLflow run and what it saved under its artifacts folder."""
+        record = self._record(caller, namespace, name)
+        return self._saved(record, self._best(record))
+
+    def trial_saved(self, caller: Caller, namespace: str, name: str, trial: str) -> BestSaved:
+        """One trial, its MLflow run and what it saved, as for the best."""
         record = self._record(caller, namespace, name)
         return self._saved(record, self._trial(record, trial))
 
-    def _saved(self, record: ExperimentRecord, trial: TrialRecord | None) -> dict[str, Any]:
+    def artifacts(self, caller: Caller, namespace: str, name: str, trial: str) -> dict[str, Any]:
+        """A trial's MLflow run and the storage URIs of what it saved, as for the best."""
+        return _storage(self.trial_saved(caller, namespace, name, trial))
+
+    def _saved(self, record: ExperimentRecord, trial: TrialRecord | None) -> BestSaved:
         run_id = None if trial is None else self._run_id(record, trial)
-        saved = Path(trial.trial_dir, "artifacts") if trial is not None else None
-        entries = sorted(p.name for p in saved.iterdir()) if saved and saved.is_dir() else []
-        preferred = "model" if "model" in entries else (entries[0] if entries else None)
-        return {
-            "mlflowRunId": run_id,
-            "storageUris": [f"runs:/{run_id}/{e}" for e in entries] if run_id else [],
-            "storageUri": f"runs:/{run_id}/{preferred}" if run_id and preferred else None,
-        }
+        folder = Path(trial.trial_dir, "artifacts") if trial is not None else None
+        entries = sorted(p.name for p in folder.iterdir()) if folder and folder.is_dir() else []
+        return BestSaved(record, trial, run_id, folder, entries)
 
     # -- trials ----------------------------------------------------------------------
 
@@ -493,21 +523,6 @@ class ExperimentHandlers:
         if run_id is not None:
             self._run_ids[cache_key] = run_id
         return run_id
-
-    def _base_dir(self, body: dict[str, Any], problems: builtins.list[FieldProblem]) -> Path | None:
-        metadata = body.get("metadata")
-        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-        value = annotations.get(BASE_DIR_ANNOTATION) if isinstance(annotations, dict) else None
-        if value is None:
-            return None
-        path = f"metadata.annotations[{BASE_DIR_ANNOTATION}]"
-        if not isinstance(value, str) or not os.path.isabs(value):
-            problems.append(FieldProblem(path, "must be an absolute folder path on the server"))
-            return None
-        if not os.path.isdir(value):
-            problems.append(FieldProblem(path, f"no such folder on the server: {value}"))
-            return None
-        return Path(value)
 
 
 def _budget_patch(patch: Any) -> dict[str, int | None]:

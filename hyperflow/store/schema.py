@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from hyperflow.store.models import Base
+from pipelines.schema import SCHEMA as PIPELINES
 from tuner.store.migrate import Schema, upgrade_all
 from tuner.store.schema import SCHEMA as TUNER
 
@@ -18,11 +19,12 @@ HYPERFLOW = Schema(
     script_location=Path(__file__).parent / "migrations",
     version_table="hyperflow_alembic_version",
     metadata=Base.metadata,
-    head="0001",
+    head="0002",
 )
 
 SCHEMAS = [
     TUNER,
+    PIPELINES,
     HYPERFLOW,
 ]
 

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -33,6 +34,24 @@ from serving.router.pool import RevisionPool
 
 ArgvFactory = Callable[[Listener], list[str]]
 EventSink = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DeployEvent:
+    """What happened to a revision, for a control plane (``serve run`` prints ``message``).
+
+    ``reason``: ReplicaStarted, ReplicaReady, ReplicaNotReady, ReplicaUnreachable,
+    ReplicaExited, ReplicaStopped, PortUnavailable, Scaled (``desired`` changed),
+    RevisionReady, RevisionFailed. ``pid``/``port``: the replica's, if about one."""
+
+    reason: str
+    message: str
+    pid: int | None = None
+    port: int | None = None
+    desired: int | None = None
+
+
+ChangeSink = Callable[[DeployEvent], None]
 
 STARTING = "Starting"
 READY = "Ready"
@@ -51,6 +70,7 @@ class RevisionDeployer:
         log_dir: Path | None = None,
         env: dict[str, str] | None = None,
         on_event: EventSink | None = None,
+        on_change: ChangeSink | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         drain_timeout: float = 30.0,
@@ -69,6 +89,7 @@ class RevisionDeployer:
         self.log_dir = log_dir
         self.env = env
         self.on_event = on_event or (lambda _msg: None)
+        self.on_change = on_change
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.drain_timeout = drain_timeout
@@ -91,9 +112,15 @@ class RevisionDeployer:
     def name(self) -> str:
         return f"{self.pool.service}/{self.pool.revision}"
 
+    def _emit(self, reason: str, message: str, r: ReplicaProcess | None = None, **kw: int) -> None:
+        self.on_event(message)
+        if self.on_change is not None:
+            pid, port = (r.pid, r.port) if r is not None else (None, None)
+            self.on_change(DeployEvent(reason, message, pid, port, **kw))
+
     def set_desired(self, n: int) -> None:
         if n != self.desired:
-            self.on_event(f"{self.name}: scale {self.desired} -> {n}")
+            self._emit("Scaled", f"{self.name}: scale {self.desired} -> {n}", desired=n)
             self.desired = n
             self._wake.set()
 
@@ -149,18 +176,20 @@ class RevisionDeployer:
         if state != self._state:
             self._state = state
             if state == READY:
-                self.on_event(f"{self.name}: revision Ready")
+                self._emit("RevisionReady", f"{self.name}: revision Ready")
             elif state == FAILED:
-                self.on_event(f"{self.name}: revision Failed: {self.failure}")
+                self._emit("RevisionFailed", f"{self.name}: revision Failed: {self.failure}")
 
     def replica_unreachable(self, address: tuple[str, int]) -> None:
         """The router could not connect to ``address``: probe it again at once."""
         for r in self.replicas:
             if r.address == address and r.state is ReplicaState.READY:
                 r.state = ReplicaState.STARTING
-                self.on_event(
+                self._emit(
+                    "ReplicaUnreachable",
                     f"{self.name}: replica pid {r.pid} :{r.port} refused a connection; "
-                    "out of rotation until it answers its probe"
+                    "out of rotation until it answers its probe",
+                    r,
                 )
         self._wake.set()
 
@@ -186,9 +215,11 @@ class RevisionDeployer:
                 self._last_failure = f"{r.reason}{_log_tail(r.log_path)}"
                 delay = min(self.backoff_max, self.backoff_base * 2 ** (self._crashes - 1))
                 self._next_start = now + delay
-                self.on_event(
+                self._emit(
+                    "ReplicaExited",
                     f"{self.name}: replica pid {r.pid} :{r.port} exited "
-                    f"({self._last_failure}); restarting in {delay:.1f}s"
+                    f"({self._last_failure}); restarting in {delay:.1f}s",
+                    r,
                 )
 
         # 2. Probe: starting ones every tick, ready ones about once a second.
@@ -229,14 +260,24 @@ class RevisionDeployer:
         if after is ReplicaState.READY:
             self._crashes = 0
             self._last_failure = None
-            self.on_event(
+            self._emit(
+                "ReplicaReady",
                 f"{self.name}: replica pid {r.pid} :{r.port} ready "
-                f"in {time.monotonic() - r.started_at:.1f}s"
+                f"in {time.monotonic() - r.started_at:.1f}s",
+                r,
             )
         elif after is ReplicaState.FAILED:
-            self.on_event(f"{self.name}: replica pid {r.pid} :{r.port} not ready: {r.reason}")
+            self._emit(
+                "ReplicaNotReady",
+                f"{self.name}: replica pid {r.pid} :{r.port} not ready: {r.reason}",
+                r,
+            )
         elif after is ReplicaState.STARTING:
-            self.on_event(f"{self.name}: replica pid {r.pid} :{r.port} stopped answering")
+            self._emit(
+                "ReplicaNotReady",
+                f"{self.name}: replica pid {r.pid} :{r.port} stopped answering",
+                r,
+            )
 
     async def _spawn(self) -> bool:
         """Start one replica on a socket bound here; False (and a backoff) if none can be."""
@@ -247,7 +288,9 @@ class RevisionDeployer:
             self._last_failure = f"cannot bind a replica port: {exc.strerror or exc}"
             delay = min(self.backoff_max, self.backoff_base * 2 ** (self._crashes - 1))
             self._next_start = time.monotonic() + delay
-            self.on_event(f"{self.name}: {self._last_failure}; retrying in {delay:.1f}s")
+            self._emit(
+                "PortUnavailable", f"{self.name}: {self._last_failure}; retrying in {delay:.1f}s"
+            )
             return False
         try:
             port = int(sock.getsockname()[1])
@@ -267,7 +310,7 @@ class RevisionDeployer:
         assert proc is not None
         task = asyncio.create_task(proc.wait())
         task.add_done_callback(lambda _t: self._wake.set())
-        self.on_event(f"{self.name}: started replica pid {r.pid} on :{port}")
+        self._emit("ReplicaStarted", f"{self.name}: started replica pid {r.pid} on :{port}", r)
         return True
 
     def _victims(self, live: list[ReplicaProcess], n: int) -> list[ReplicaProcess]:
@@ -286,7 +329,7 @@ class RevisionDeployer:
             await asyncio.sleep(0.05)
         await r.stop()
         self._retiring.remove(r)
-        self.on_event(f"{self.name}: stopped replica pid {r.pid} :{r.port}")
+        self._emit("ReplicaStopped", f"{self.name}: stopped replica pid {r.pid} :{r.port}", r)
 
     def _publish(self) -> None:
         ready = [r.address for r in self.replicas if r.state is ReplicaState.READY]

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.autoscaler import Autoscaler, Clock, HorizontalAutoscaler
-from serving.local.deployer import STARTING, EventSink, RevisionDeployer
+from serving.autoscaler import Autoscaler, Clock, HorizontalAutoscaler, ScaleDecision
+from serving.local.deployer import STARTING, ChangeSink, EventSink, RevisionDeployer
 from serving.local.replica import Listener
 from serving.local.revisions import RevisionSpec
 from serving.local.usage import ProcessUsage, UsageSampler
-from serving.router import RevisionPool, RoutedService, Router
+from serving.router import DEFAULT_NAMESPACE, RevisionPool, RoutedService, Router
 from serving.router.server import router_server
 
 ReplicaArgv = Callable[[RevisionSpec, Listener], list[str]]
@@ -54,13 +54,119 @@ def replica_argv(spec: RevisionSpec, listener: Listener) -> list[str]:
     ]
 
 
-@dataclass
 class Revision:
-    spec: RevisionSpec
-    pool: RevisionPool
-    scaler: Autoscaler
-    deployer: RevisionDeployer
-    hpa: HorizontalAutoscaler | None = None  # cpu/memory metrics: scales instead of scaler
+    """One revision at run time: its pool (what the router routes to), its autoscaler
+    (Knative's KPA, or the HPA for cpu/memory) and its deployer (the replica processes).
+
+    ``name`` is what the router, the metrics and the events call it (default: the spec's
+    ``revision``, ``default`` or ``canary``). Runs on one event loop: :meth:`start` its
+    loops, :meth:`stop` them and every replica it started.
+    """
+
+    def __init__(
+        self,
+        spec: RevisionSpec,
+        *,
+        name: str | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        argv: ReplicaArgv = replica_argv,
+        log_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        on_event: EventSink | None = None,
+        on_change: ChangeSink | None = None,
+        hold_timeout: float = 60.0,
+        clock: Clock = time.monotonic,
+        replica_ports: range | None = None,
+        sampler: UsageSampler | None = None,
+    ) -> None:
+        self.spec = spec
+        self.pool = RevisionPool(
+            spec.service,
+            name or spec.revision,
+            namespace=namespace,
+            hold_timeout=hold_timeout,
+            request_timeout=spec.timeout,
+            capacity=spec.container_concurrency,
+            on_cold=lambda _pool: self.poke(),
+            on_unreachable=lambda _pool, address: self.deployer.replica_unreachable(address),
+        )
+        self.pool.desired = spec.initial_replicas
+        self.deployer = RevisionDeployer(
+            self.pool,
+            lambda listener: argv(spec, listener),
+            initial=spec.initial_replicas,
+            log_dir=log_dir,
+            env=env,
+            on_event=on_event,
+            on_change=on_change,
+            progress_deadline=spec.progress_deadline,
+            ports=replica_ports,
+        )
+        self.scaler = Autoscaler(spec.autoscaling, clock=clock)
+        # cpu/memory metrics: the HPA scales instead of the KPA.
+        self.hpa = (
+            HorizontalAutoscaler(spec.horizontal, clock=clock)
+            if spec.horizontal is not None
+            else None
+        )
+        self._sampler: UsageSampler = sampler or ProcessUsage()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def name(self) -> str:
+        return self.pool.revision
+
+    def tick(self) -> None:
+        """One autoscaler decision from the router's samples (KPA) or the replicas' usage
+        (HPA); until the revision has reached its initial scale it is not scaled below it
+        (Knative), so a slow or failing load is seen."""
+        mean, rps = self.pool.sample()
+        if self.hpa is not None:
+            ready = [r.pid for r in self.deployer.ready_replicas() if r.pid is not None]
+            usage = self._sampler.sample(ready)
+            decision = self.hpa.scale(self.deployer.desired, list(usage.values()))
+        else:
+            value = rps if self.spec.autoscaling.metric == "rps" else mean
+            self.scaler.record(value)
+            decision = self.scaler.scale(ready=len(self.pool.endpoints))
+        desired = decision.desired
+        if not self.deployer.initialized:
+            desired = max(desired, self.spec.initial_replicas)
+        self.deployer.set_desired(desired)
+
+    def poke(self) -> None:
+        """A request is held with no ready replica (Knative's activator): decide now."""
+        desired = 1
+        if self.hpa is None:
+            self.scaler.record(max(1.0, float(self.pool.concurrency)))
+            desired = self.scaler.scale(ready=len(self.pool.endpoints)).desired
+        # Never fewer than now: the ready replicas may all have just died.
+        self.deployer.set_desired(max(self.deployer.desired, desired, 1))
+        self.deployer.wake()
+
+    async def _autoscale(self) -> None:
+        interval = self.spec.autoscaling.tick_interval
+        while True:
+            await asyncio.sleep(interval)
+            self.tick()
+
+    def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self.deployer.run()))
+        self._tasks.append(asyncio.create_task(self._autoscale()))
+
+    async def stop(self) -> None:
+        """Stop the loops, then every replica process this revision started."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.deployer.shutdown()
+        self.pool.close()
+
+    def last_decision(self) -> ScaleDecision | None:
+        return self.hpa.last_decision if self.hpa is not None else self.scaler.last_decision
 
 
 @dataclass(frozen=True)
@@ -106,39 +212,25 @@ class LocalDeployment:
     ) -> None:
         self.router = Router(token=token, max_body_bytes=max_body_bytes)
         self.on_event = on_event or (lambda _m: None)
-        self.revisions: list[Revision] = []
-        self._tasks: list[asyncio.Task[None]] = []
-        self._argv = argv
-        self._sampler: UsageSampler = sampler or ProcessUsage()
-        by_service: dict[str, list[Revision]] = {}
-        for spec in specs:
-            cfg = spec.autoscaling
-            pool = RevisionPool(
-                spec.service,
-                spec.revision,
-                hold_timeout=hold_timeout,
-                request_timeout=spec.timeout,
-                capacity=spec.container_concurrency,
-                on_cold=self._poke,
-                on_unreachable=self._unreachable,
-            )
-            pool.desired = spec.initial_replicas
-            deployer = RevisionDeployer(
-                pool,
-                (lambda s: lambda listener: argv(s, listener))(spec),
-                initial=spec.initial_replicas,
+        # Each revision samples its own replicas (ProcessUsage forgets pids it is not asked
+        # about), unless a sampler is given.
+        self.revisions = [
+            Revision(
+                spec,
+                argv=argv,
                 log_dir=log_dir,
                 env=env,
                 on_event=self.on_event,
-                progress_deadline=spec.progress_deadline,
-                ports=replica_ports,
+                hold_timeout=hold_timeout,
+                clock=clock,
+                replica_ports=replica_ports,
+                sampler=sampler,
             )
-            hpa = None
-            if spec.horizontal is not None:
-                hpa = HorizontalAutoscaler(spec.horizontal, clock=clock)
-            rev = Revision(spec, pool, Autoscaler(cfg, clock=clock), deployer, hpa)
-            self.revisions.append(rev)
-            by_service.setdefault(spec.service, []).append(rev)
+            for spec in specs
+        ]
+        by_service: dict[str, list[Revision]] = {}
+        for rev in self.revisions:
+            by_service.setdefault(rev.spec.service, []).append(rev)
         for name, revs in by_service.items():
             canary = revs[1] if len(revs) > 1 else None
             self.router.add(
@@ -149,58 +241,13 @@ class LocalDeployment:
                     canary.spec.canary_percent if canary else 0,
                 )
             )
-        self._by_pool = {id(r.pool): r for r in self.revisions}
-
-    # --- autoscaling -----------------------------------------------------------------
-    def _tick(self, rev: Revision) -> None:
-        mean, rps = rev.pool.sample()
-        if rev.hpa is not None:
-            ready = [r.pid for r in rev.deployer.ready_replicas() if r.pid is not None]
-            usage = self._sampler.sample(ready)
-            decision = rev.hpa.scale(rev.deployer.desired, list(usage.values()))
-        else:
-            value = rps if rev.spec.autoscaling.metric == "rps" else mean
-            rev.scaler.record(value)
-            decision = rev.scaler.scale(ready=len(rev.pool.endpoints))
-        desired = decision.desired
-        if not rev.deployer.initialized:
-            # Knative: a revision reaches its initial scale (and readiness) before the
-            # autoscaler may take replicas away, so a slow or failing load is seen.
-            desired = max(desired, rev.spec.initial_replicas)
-        rev.deployer.set_desired(desired)
-
-    def _poke(self, pool: RevisionPool) -> None:
-        """A request is held for a revision with no ready replica: decide now."""
-        rev = self._by_pool.get(id(pool))
-        if rev is None:
-            return
-        desired = 1
-        if rev.hpa is None:
-            rev.scaler.record(max(1.0, float(pool.concurrency)))
-            desired = rev.scaler.scale(ready=len(pool.endpoints)).desired
-        # Never fewer than now: the ready replicas may all have just died.
-        rev.deployer.set_desired(max(rev.deployer.desired, desired, 1))
-        rev.deployer.wake()
-
-    def _unreachable(self, pool: RevisionPool, address: tuple[str, int]) -> None:
-        """The router could not connect to a replica: its deployer re-checks it now."""
-        rev = self._by_pool.get(id(pool))
-        if rev is not None:
-            rev.deployer.replica_unreachable(address)
-
-    async def _autoscale(self, rev: Revision) -> None:
-        interval = rev.spec.autoscaling.tick_interval
-        while True:
-            await asyncio.sleep(interval)
-            self._tick(rev)
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         for rev in self.revisions:
             for note in rev.spec.notes:
                 self.on_event(f"{rev.deployer.name}: note: {note}")
-            self._tasks.append(asyncio.create_task(rev.deployer.run()))
-            self._tasks.append(asyncio.create_task(self._autoscale(rev)))
+            rev.start()
 
     async def wait_ready(self, timeout: float = 120.0) -> bool:
         """Until every revision is Ready or Failed (False if some are still starting)."""
@@ -213,15 +260,7 @@ class LocalDeployment:
 
     async def shutdown(self) -> None:
         """Stop the loops, then every replica process this deployment started."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
-        await asyncio.gather(*(r.deployer.shutdown() for r in self.revisions))
-        for r in self.revisions:
-            r.pool.close()
+        await asyncio.gather(*(r.stop() for r in self.revisions))
 
     async def serve(
         self,
@@ -252,7 +291,7 @@ class LocalDeployment:
             now = svc.traffic()
             traffic = now[1] if canary else now[0]
             configured = svc.split.percent if canary else 100 - svc.split.percent
-            d = r.hpa.last_decision if r.hpa is not None else r.scaler.last_decision
+            d = r.last_decision()
             out.append(
                 RevisionStatus(
                     service=r.spec.service,

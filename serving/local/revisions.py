@@ -95,6 +95,30 @@ def scaling_summary(isvc: InferenceService) -> str:
     return f"{a.metric} target {a.target:g}"
 
 
+def revision_spec(
+    isvc: InferenceService,
+    revision: str,
+    canary_percent: int = 0,
+    tick_interval: float = DEFAULT_TICK_INTERVAL,
+) -> RevisionSpec:
+    """What to run for one revision of ``isvc`` (relative paths from its ``base_dir``,
+    else the working directory)."""
+    predictor = isvc.spec.predictor
+    return RevisionSpec(
+        service=isvc.metadata.name,
+        revision=revision,
+        isvc_json=json.dumps(isvc.to_dict(), separators=(",", ":")),
+        base_dir=Path(isvc.base_dir or Path.cwd()),
+        autoscaling=autoscaler_config(isvc, tick_interval),
+        canary_percent=canary_percent,
+        container_concurrency=predictor.container_concurrency or 0,
+        timeout=float(predictor.timeout) if predictor.timeout else None,
+        horizontal=horizontal_config(isvc, tick_interval),
+        progress_deadline=isvc.autoscaling().progress_deadline,
+        notes=tuple(local_notes(predictor)),
+    )
+
+
 def revision_specs(
     isvcs: list[InferenceService], tick_interval: float = DEFAULT_TICK_INTERVAL
 ) -> list[RevisionSpec]:
@@ -130,19 +154,5 @@ def revision_specs(
                     )
                 ]
             )
-        out.append(
-            RevisionSpec(
-                service=name,
-                revision=revision,
-                isvc_json=json.dumps(isvc.to_dict(), separators=(",", ":")),
-                base_dir=Path(isvc.base_dir or Path.cwd()),
-                autoscaling=autoscaler_config(isvc, tick_interval),
-                canary_percent=percent or 0,
-                container_concurrency=isvc.spec.predictor.container_concurrency or 0,
-                timeout=float(isvc.spec.predictor.timeout) if isvc.spec.predictor.timeout else None,
-                horizontal=horizontal_config(isvc, tick_interval),
-                progress_deadline=isvc.autoscaling().progress_deadline,
-                notes=tuple(local_notes(isvc.spec.predictor)),
-            )
-        )
+        out.append(revision_spec(isvc, revision, percent or 0, tick_interval))
     return out

@@ -1,7 +1,9 @@
 """The router: routing, auth and proxying for every InferenceService behind one port.
 
 Routes ``/v1/models/{name}[:predict|:explain]`` and ``/v2/models/{name}/...`` by model
-name to the least-busy ready replica of the chosen revision (canary split per service),
+name (services of the default namespace), and ``/serving/{namespace}/{name}/...`` (KServe's
+path-based ingress template, every namespace; the prefix is stripped before forwarding)
+to the least-busy ready replica of the chosen revision (canary split per service),
 forwards the body byte for byte (binary-extension headers included) over pooled
 keep-alive connections and tags the response with ``x-hyperflow-revision``. It answers
 ``/v1/models``, ``/v2``, ``/v2/health/live|ready`` and ``/metrics`` itself.
@@ -32,7 +34,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serving.protocol.v2 import EXTENSIONS
 from serving.router.metrics import RouterMetrics
-from serving.router.pool import Endpoint, RevisionPool, Unavailable
+from serving.router.pool import DEFAULT_NAMESPACE, Endpoint, RevisionPool, Unavailable
 from serving.router.service import RoutedService
 from serving.router.upstream import HOP_BY_HOP, ConnectError, Response, UpstreamError
 
@@ -45,6 +47,28 @@ Headers = list[tuple[bytes, bytes]]
 JSON = [(b"content-type", b"application/json")]
 # Health probes, and KServe's V1 liveness (``GET /``, what its client's is_server_live asks).
 OPEN_PATHS = frozenset({"/", "/v2/health/live", "/v2/health/ready"})
+# KServe's ``pathTemplate`` (``/serving/{{ .Namespace }}/{{ .Name }}``): every service of
+# every namespace, unambiguously; the plain paths serve the default namespace's services.
+PATH_PREFIX = "/serving/"
+
+
+def target_namespace(path: str) -> str | None:
+    """The namespace of the service a data-plane ``path`` addresses: ``NS`` for
+    ``/serving/NS/...``, the default namespace for the plain ``/v1/models...`` and
+    ``/v2/models/...``; None for the router's own paths (health, metadata, metrics)."""
+    if path.startswith(PATH_PREFIX):
+        return path[len(PATH_PREFIX) :].split("/", 1)[0]
+    if path.startswith(("/v1/models", "/v2/models/")):
+        return DEFAULT_NAMESPACE
+    return None
+
+
+def prefixed_url(base: str, namespace: str, name: str) -> str:
+    """Where ``/v1/...`` and ``/v2/...`` of a service are reached, under ``base``
+    (``http://host:port``): the plain paths in the default namespace, else the prefix."""
+    if namespace == DEFAULT_NAMESPACE:
+        return base
+    return f"{base}{PATH_PREFIX}{namespace}/{name}"
 
 
 class HTTPError(Exception):
@@ -62,7 +86,10 @@ def json_response(status: int, payload: object) -> Response:
 
 
 class Router:
-    """Routes by model name. ``token`` (if set) is required as ``Authorization: Bearer``."""
+    """Routes by model name. ``token`` (if set) is required as ``Authorization: Bearer``.
+
+    ``services``: what the plain paths route to (the default namespace's services);
+    ``namespaced``: every service by (namespace, name), for the ``/serving/`` prefix."""
 
     def __init__(
         self,
@@ -72,22 +99,38 @@ class Router:
         upstream_timeout: float = 60.0,
     ) -> None:
         self.services: dict[str, RoutedService] = {}
+        self.namespaced: dict[tuple[str, str], RoutedService] = {}
         self.token = token.encode() if token else None
         self.max_body_bytes = max_body_bytes
         self.upstream_timeout = upstream_timeout
         self.metrics = RouterMetrics(self.pools)
 
-    def add(self, service: RoutedService) -> None:
-        self.services[service.name] = service
+    def add(self, service: RoutedService, namespace: str = DEFAULT_NAMESPACE) -> None:
+        """Route ``service`` (replacing one of the same name and namespace)."""
+        self.namespaced[(namespace, service.name)] = service
+        if namespace == DEFAULT_NAMESPACE:
+            self.services[service.name] = service
+
+    def remove(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> RoutedService | None:
+        """Stop routing to a service; requests for it are 404 from now on."""
+        service = self.namespaced.pop((namespace, name), None)
+        if namespace == DEFAULT_NAMESPACE:
+            self.services.pop(name, None)
+        return service
+
+    def all_services(self) -> list[RoutedService]:
+        return list(
+            {id(s): s for s in [*self.services.values(), *self.namespaced.values()]}.values()
+        )
 
     def pools(self) -> Iterator[RevisionPool]:
-        for svc in list(self.services.values()):
+        for svc in self.all_services():
             yield from svc.revisions
 
     def ready(self) -> bool:
         return all(
             svc.default.endpoints or (svc.default.desired == 0 and not svc.default.failure)
-            for svc in self.services.values()
+            for svc in self.all_services()
         )
 
     def close(self) -> None:
@@ -103,6 +146,9 @@ class Router:
         try:
             if self.token is not None and path not in OPEN_PATHS:
                 self._check_token(headers)
+            if path.startswith(PATH_PREFIX):
+                found, target = self._prefixed(path, target)
+                return await self._proxy(found, method, target, headers, body)
             if path.startswith("/v2/models/"):
                 name = path[11:].split("/", 1)[0]
             elif path.startswith("/v1/models/"):
@@ -117,6 +163,18 @@ class Router:
             return await self._proxy(svc, method, target, headers, body)
         except HTTPError as exc:
             return exc.response()
+
+    def _prefixed(self, path: str, target: bytes) -> tuple[RoutedService, bytes]:
+        """``/serving/NS/NAME/REST``: the service and ``/REST`` (the target to forward)."""
+        parts = path.split("/", 4)
+        if len(parts) < 5:
+            raise HTTPError(404, f"no route for {path}: use {PATH_PREFIX}NAMESPACE/NAME/v2/...")
+        namespace, name = parts[2], parts[3]
+        svc = self.namespaced.get((namespace, name))
+        raw = target.split(b"/", 4)
+        if svc is None or len(raw) < 5 or raw[2:4] != [namespace.encode(), name.encode()]:
+            raise HTTPError(404, f"inference service {name!r} not found in namespace {namespace!r}")
+        return svc, b"/" + raw[4]
 
     def _check_token(self, headers: Headers) -> None:
         assert self.token is not None
@@ -168,7 +226,9 @@ class Router:
             return resp
         finally:
             pool.end()
-            self.metrics.observe(svc.name, pool.revision, status, time.perf_counter() - start)
+            self.metrics.observe(
+                pool.namespace, svc.name, pool.revision, status, time.perf_counter() - start
+            )
 
     async def _forward(
         self,

@@ -23,7 +23,7 @@ class _PoolCollector(Collector):
         self._pools = pools
 
     def collect(self) -> Iterator[Metric]:
-        labels = ["service", "revision"]
+        labels = ["namespace", "service", "revision"]
         gauges = {
             "in_flight": GaugeMetricFamily(
                 "hyperflow_router_in_flight_requests",
@@ -43,7 +43,7 @@ class _PoolCollector(Collector):
             ),
         }
         for p in self._pools():
-            lv = [p.service, p.revision]
+            lv = [p.namespace, p.service, p.revision]
             gauges["in_flight"].add_metric(lv, p.concurrency)
             gauges["held"].add_metric(lv, p.held)
             gauges["ready"].add_metric(lv, len(p.endpoints))
@@ -56,29 +56,41 @@ class RouterMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.requests = Counter(
             "hyperflow_router_requests",
-            "Requests answered by the router, by service, revision and HTTP status.",
-            ["service", "revision", "code"],
+            "Requests answered by the router, by namespace, service, revision and HTTP status.",
+            ["namespace", "service", "revision", "code"],
             registry=self.registry,
         )
         self.latency = Histogram(
             "hyperflow_router_request_duration_seconds",
             "Time from request received to response sent, through the router.",
-            ["service", "revision"],
+            ["namespace", "service", "revision"],
             buckets=BUCKETS,
             registry=self.registry,
         )
         self.registry.register(_PoolCollector(pools))
-        self._count_children: dict[tuple[str, str, int], Counter] = {}
-        self._latency_children: dict[tuple[str, str], Histogram] = {}
+        self._count_children: dict[tuple[str, str, str, int], Counter] = {}
+        self._latency_children: dict[tuple[str, str, str], Histogram] = {}
 
-    def observe(self, service: str, revision: str, status: int, seconds: float) -> None:
-        key = (service, revision, status)
+    def observe(
+        self, namespace: str, service: str, revision: str, status: int, seconds: float
+    ) -> None:
+        key = (namespace, service, revision, status)
         c = self._count_children.get(key)
         if c is None:
-            c = self._count_children[key] = self.requests.labels(service, revision, str(status))
+            c = self._count_children[key] = self.requests.labels(
+                namespace, service, revision, str(status)
+            )
         c.inc()
-        lkey = (service, revision)
+        lkey = (namespace, service, revision)
         h = self._latency_children.get(lkey)
         if h is None:
-            h = self._latency_children[lkey] = self.latency.labels(service, revision)
+            h = self._latency_children[lkey] = self.latency.labels(namespace, service, revision)
         h.observe(seconds)
+
+    def forget(self, namespace: str, service: str, revision: str) -> None:
+        """Drop a revision's request series (it was deleted: its labels must not pile up)."""
+        for key in [k for k in self._count_children if k[:3] == (namespace, service, revision)]:
+            self.requests.remove(*key[:3], str(key[3]))
+            del self._count_children[key]
+        if self._latency_children.pop((namespace, service, revision), None) is not None:
+            self.latency.remove(namespace, service, revision)

@@ -19,6 +19,9 @@ from collections.abc import Callable
 
 from serving.router.upstream import UpstreamPool
 
+# The namespace of services that have none (``serve run``'s): Kubernetes' default.
+DEFAULT_NAMESPACE = "default"
+
 
 class Unavailable(Exception):
     """No replica could take the request (503)."""
@@ -55,9 +58,11 @@ class RevisionPool:
         on_cold: Callable[[RevisionPool], None] | None = None,
         on_unreachable: Callable[[RevisionPool, tuple[str, int]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> None:
         self.service = service
         self.revision = revision
+        self.namespace = namespace
         self.hold_timeout = hold_timeout
         self.max_held = max_held
         # Per-revision replica answer timeout (the predictor's ``timeout``); None: router's.

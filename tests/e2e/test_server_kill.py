@@ -1,18 +1,21 @@
-"""SIGKILL the control plane while two experiments run, start it again: both finish with
-the right trial counts, no trial ran twice, each trial has one MLflow run, and nothing of
-the old server is left running."""
+"""SIGKILL the control plane while two experiments run and two inference services serve,
+start it again: both experiments finish with the right trial counts, no trial ran twice,
+each trial has one MLflow run, both services answer on the same URLs from new replicas,
+and nothing of the old server (no replica either) is left running."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 import httpx
+import psutil
 import yaml
 
-from tests.hyperflow.conftest import experiment
+from tests.hyperflow.conftest import V1_BODY, experiment, isvc
 from tests.util import (
     REPO,
     free_port,
@@ -48,8 +51,30 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_kill_9_and_restart_finishes_both_experiments_exactly(
-    tmp_path: Path, hyperflow_home: Path, mlflow_db: Path
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for its new parent to reap it."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _services(http: httpx.Client) -> dict[str, dict]:
+    """Ready services by namespace/name (empty until every one is Ready)."""
+    items = http.get("/apis/v1/inferenceservices").json()["items"]
+    ready = all(i["status"]["conditions"][-1]["status"] == "True" for i in items)
+    return (
+        {f"{i['metadata']['namespace']}/{i['metadata']['name']}": i for i in items} if ready else {}
+    )
+
+
+def _replica_pids(service: dict) -> list[int]:
+    revisions = service["status"]["components"]["predictor"]["revisions"]
+    return [pid for r in revisions for pid in r["pids"]]
+
+
+def test_kill_9_and_restart_finishes_both_experiments_exactly_and_serves_both_services(
+    tmp_path: Path, hyperflow_home: Path, mlflow_db: Path, iris_models: Path
 ) -> None:
     port, serving = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
@@ -60,10 +85,14 @@ def test_kill_9_and_restart_finishes_both_experiments_exactly(
         )
         for name in ("first", "second")
     ]
-    for doc in docs:
-        del doc["metadata"]["annotations"]  # the CLI adds the file's folder
+    shutil.copytree(iris_models / "model", tmp_path / "model")
+    services = [isvc("iris", None), isvc("iris", None, "./model/v2", namespace="team-a")]
+    for doc in docs + services:
+        doc["metadata"].pop("annotations", None)  # the CLI adds the file's folder
     spec_file = tmp_path / "experiments.yaml"
     spec_file.write_text(yaml.safe_dump_all(docs))
+    services_file = tmp_path / "services.yaml"
+    services_file.write_text(yaml.safe_dump_all(services))
     server_cmd = hyperflow_cmd(
         "server", "--port", str(port), "--serving-port", str(serving), "--max-running-trials", "3"
     )
@@ -80,16 +109,25 @@ def test_kill_9_and_restart_finishes_both_experiments_exactly(
         server_cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     ) as old:
         wait_http_ok(f"{url}/readyz", proc=old, timeout=60)
-        created = subprocess.run(
-            hyperflow_cmd("create", "-f", str(spec_file)),
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            env={**os.environ, **env},
-            timeout=60,
-        )
-        assert created.returncode == 0, created.stderr
-        assert created.stdout.count("created") == 2
+
+        def create(path: Path) -> None:
+            created = subprocess.run(
+                hyperflow_cmd("create", "-f", str(path)),
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                env={**os.environ, **env},
+                timeout=60,
+            )
+            assert created.returncode == 0, created.stderr
+            assert created.stdout.count("created") == 2
+
+        create(services_file)
+        wait_until(lambda: len(_services(http)) == 2, timeout=120, interval=0.1)
+        before = _services(http)
+        old_replicas = [pid for s in before.values() for pid in _replica_pids(s)]
+        assert len(old_replicas) == 2
+        create(spec_file)
 
         def mid_flight() -> bool:
             return all(
@@ -108,6 +146,19 @@ def test_kill_9_and_restart_finishes_both_experiments_exactly(
         server_cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     ) as new:
         wait_http_ok(f"{url}/readyz", proc=new, timeout=60)
+        # No replica of the old server is left (the kernel stops them with it; what
+        # outlives it is stopped by pid before the new server is ready).
+        assert not [p for p in old_replicas if _running(p)]
+        # Both services answer on the same URLs (requests wait for the new replicas).
+        for key, service in before.items():
+            base = service["status"]["address"]["url"]
+            answer = httpx.post(f"{base}/v1/models/iris:predict", json=V1_BODY, timeout=120)
+            assert answer.status_code == 200, (key, answer.text)
+        wait_until(lambda: len(_services(http)) == 2, timeout=120, interval=0.1)
+        after = _services(http)
+        for key, service in after.items():
+            assert service["status"]["url"] == before[key]["status"]["url"]
+            assert set(_replica_pids(service)).isdisjoint(old_replicas)
 
         def finished() -> bool:
             return all(

@@ -18,7 +18,7 @@ from hyperflow.plane import ControlPlane, build
 from hyperflow.server import make_app
 from hyperflow.settings import ServerSettings
 from serving.server.http import uvicorn_config
-from tests.util import free_port, wait_http_ok
+from tests.util import free_port, wait_http_ok, wait_until
 
 TRIAL = textwrap.dedent(
     """
@@ -126,3 +126,49 @@ def server_settings(home: Path, **kw: Any) -> ServerSettings:
 def server(hyperflow_home: Path) -> Iterator[Running]:
     with serve_plane(server_settings(hyperflow_home)) as running:
         yield running
+
+
+def isvc(
+    name: str,
+    folder: Path | None,
+    storage: str = "./model/v1",
+    *,
+    namespace: str | None = None,
+    **predictor: Any,
+) -> dict[str, Any]:
+    """A KServe sklearn InferenceService; ``folder``: where relative paths resolve."""
+    metadata: dict[str, Any] = {"name": name}
+    if folder is not None:
+        metadata["annotations"] = {"hyperflow.io/base-dir": str(folder)}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    model = {"modelFormat": {"name": "sklearn"}, "storageUri": storage}
+    model.update(predictor.pop("model", {}))
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": metadata,
+        "spec": {"predictor": {"model": model, **predictor}},
+    }
+
+
+def wait_ready(
+    http: httpx.Client, name: str, namespace: str = "default", timeout: float = 120
+) -> dict[str, Any]:
+    """The service once its Ready condition is True (fails at once if it failed)."""
+    found: dict[str, Any] = {}
+
+    def ready() -> bool:
+        found.update(http.get(f"/apis/v1/namespaces/{namespace}/inferenceservices/{name}").json())
+        condition = found["status"]["conditions"][-1]
+        assert condition.get("reason") != "RevisionFailed", condition
+        return condition["status"] == "True"
+
+    wait_until(ready, timeout=timeout, interval=0.1)
+    return found
+
+
+V2_BODY = {
+    "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [6.7, 3.0, 5.2, 2.3]}]
+}
+V1_BODY = {"instances": [[6.7, 3.0, 5.2, 2.3]]}

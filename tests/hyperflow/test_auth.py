@@ -4,7 +4,6 @@ namespace b."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import threading
@@ -16,8 +15,16 @@ import httpx
 import pytest
 
 from hyperflow.handlers.auth import LOCAL_ADMIN
-from hyperflow.server import TokenGate
-from tests.hyperflow.conftest import Running, experiment, serve_plane, server_settings
+from tests.hyperflow.conftest import (
+    V1_BODY,
+    V2_BODY,
+    Running,
+    experiment,
+    isvc,
+    serve_plane,
+    server_settings,
+    wait_ready,
+)
 from tests.util import hyperflow_cmd, run_hyperflow, wait_until
 
 
@@ -109,6 +116,7 @@ def test_a_token_of_namespace_a_can_do_nothing_in_namespace_b(
     names = {"namespace": "b", "name": "exp-b", "trial": trial}
     doc = server.http.get("/openapi.json").json()
     walked = 0
+    templates = set()
     for template, operations in doc["paths"].items():
         if "{namespace}" not in template:
             continue
@@ -123,7 +131,20 @@ def test_a_token_of_namespace_a_can_do_nothing_in_namespace_b(
             assert r.status_code == expected, (method, path, r.status_code, r.text)
             assert "exp-b" not in r.text or "error" in r.json()
             walked += 1
+            templates.add(
+                f"{method.upper()} {template.removeprefix('/apis/v1/namespaces/{namespace}/')}"
+            )
     assert walked >= 10
+    # The walk covers every resource, inference services included (a new route is walked
+    # as soon as it exists).
+    assert {
+        "POST inferenceservices",
+        "GET inferenceservices",
+        "GET inferenceservices/{name}",
+        "PUT inferenceservices/{name}",
+        "DELETE inferenceservices/{name}",
+        "POST experiments/{name}/deploy-best",
+    } <= templates, templates
     # Nothing happened to b's objects.
     r = server.http.get("/apis/v1/namespaces/b/experiments/exp-b", headers=_auth(tokens["b"]))
     assert r.status_code == 200 and r.json()["spec"]["maxTrialCount"] == 1
@@ -207,26 +228,63 @@ def test_a_non_loopback_bind_refuses_to_start_without_tokens(hyperflow_home: Pat
     assert "needs API tokens" in result.stderr and "hyperflow token create" in result.stderr
 
 
-def test_the_serving_port_on_a_non_loopback_bind_wants_a_token(hyperflow_home: Path) -> None:
+def test_the_serving_port_on_a_non_loopback_bind_wants_a_token_of_the_services_namespace(
+    hyperflow_home: Path, iris_models: Path
+) -> None:
+    """A real server bound to every address (tokens made first), a real service ``m`` in
+    namespace a; requests from here reach it on loopback."""
     from hyperflow.plane import build
 
-    plane = build(server_settings(hyperflow_home, host="0.0.0.0"))
-    _, token = plane.tokens.create(LOCAL_ADMIN, ["a"])
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
-
-    async def calls() -> list[int]:
-        transport = httpx.ASGITransport(app=TokenGate(app, plane))
-        async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
-            return [
-                (await c.get("/v2/models/m")).status_code,
-                (await c.get("/v2/models/m", headers=_auth(token))).status_code,
-                (await c.get("/v2/health/ready")).status_code,
-            ]
-
+    settings = server_settings(hyperflow_home, host="0.0.0.0")
+    plane = build(settings)
     try:
-        assert asyncio.run(calls()) == [401, 200, 200]
+        _, token_a = plane.tokens.create(LOCAL_ADMIN, ["a"])
+        _, token_default = plane.tokens.create(LOCAL_ADMIN, ["default"])
+        _, admin = plane.tokens.create(LOCAL_ADMIN, [], admin=True)
     finally:
         plane.close()
+    with serve_plane(settings) as server:
+        server.http.headers["authorization"] = f"Bearer {token_a}"
+        r = server.http.post(
+            "/apis/v1/namespaces/a/inferenceservices", json=isvc("m", iris_models, namespace="a")
+        )
+        assert r.status_code == 201, r.text
+        wait_ready(server.http, "m", "a")
+        infer, predict = "/v2/models/m/infer", "/v1/models/m:predict"
+        calls = [
+            (infer, None, 401),
+            (infer, "hf_000000000000_" + "x" * 43, 401),
+            # The plain paths are the default namespace's services.
+            (infer, token_a, 403),
+            (predict, token_a, 403),
+            ("/v1/models", token_a, 403),
+            (infer, token_default, 404),  # let through: default has no service m
+            # KServe's path template names the namespace.
+            (f"/serving/a/m{infer}", token_a, 200),
+            (f"/serving/a/m{predict}", token_a, 200),
+            (f"/serving/b/m{infer}", token_a, 403),
+            (f"/serving/a/m{infer}", token_default, 403),
+            (f"/serving/a/m{infer}", None, 401),
+            (f"/serving/a/m{infer}", admin, 200),
+            (f"/serving/b/m{infer}", admin, 404),
+            # The router's own answers: any valid token; the probes: none.
+            ("/metrics", token_a, 200),
+            ("/metrics", None, 401),
+            ("/v2/health/ready", None, 200),
+            ("/v2/health/live", None, 200),
+        ]
+        got = []
+        with httpx.Client(base_url=f"http://127.0.0.1:{settings.serving_port}", timeout=60) as c:
+            for path, token, _ in calls:
+                if path.endswith("/infer"):
+                    r = c.post(path, json=V2_BODY, headers=_auth(token))
+                elif path.endswith(":predict"):
+                    r = c.post(path, json=V1_BODY, headers=_auth(token))
+                else:
+                    r = c.get(path, headers=_auth(token))
+                got.append(r.status_code)
+                if r.status_code >= 400:
+                    assert "error" in r.json(), (path, r.text)
+                elif path.endswith("/infer"):
+                    assert r.json()["outputs"][0]["data"] == [2], r.text
+        assert got == [want for _, _, want in calls], list(zip(calls, got, strict=True))

@@ -12,24 +12,37 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.hyperflow.conftest import Running, experiment
+from tests.hyperflow.conftest import Running, experiment, isvc
 
 EXAMPLES = 25  # per operation and mode: the whole run stays within about a minute
 
 
 @pytest.mark.timeout(600)
-def test_fuzz_every_operation(server: Running, tmp_path: Path) -> None:
-    # Something for the generated requests to find: an experiment with finished trials.
+def test_fuzz_every_operation(server: Running, tmp_path: Path, iris_models: Path) -> None:
+    # Something for the generated requests to find: an experiment with finished trials and
+    # an inference service (scaled to zero: no replica process).
     r = server.http.post(
         "/apis/v1/namespaces/default/experiments",
         json=experiment("fuzzed", tmp_path, max_trials=2, parallel=2),
     )
     assert r.status_code == 201
+    service = isvc("fuzzed", iris_models, minReplicas=0)
+    service["metadata"]["annotations"]["autoscaling.knative.dev/initial-scale"] = "0"
+    r = server.http.post("/apis/v1/namespaces/default/inferenceservices", json=service)
+    assert r.status_code == 201, r.text
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     problems: list[str] = []
     statuses: dict[int, int] = {}
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 14
+    labels = {operation.label for operation in operations}
+    assert {
+        "POST /apis/v1/namespaces/{namespace}/inferenceservices",
+        "PUT /apis/v1/namespaces/{namespace}/inferenceservices/{name}",
+        "DELETE /apis/v1/namespaces/{namespace}/inferenceservices/{name}",
+        "GET /apis/v1/inferenceservices",
+        "POST /apis/v1/namespaces/{namespace}/experiments/{name}/deploy-best",
+    } <= labels, labels
     started = time.monotonic()
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):

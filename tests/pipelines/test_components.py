@@ -136,3 +136,44 @@ def test_digits_example_loads_and_compiles():
     }
     tasks = spec["root"]["dag"]["tasks"]
     assert {"load-data", "for-loop-2", "pick-best", "train", "evaluate"} <= set(tasks)
+
+
+def test_deploy_creates_a_service_on_a_real_server_that_answers_v2(
+    run, iris_models, hyperflow_home, monkeypatch
+):
+    import httpx
+
+    from tests.hyperflow.conftest import V2_BODY, serve_plane, server_settings
+
+    def deploying(version: str):
+        model_dir = str(iris_models / "model" / version)
+
+        @dsl.pipeline
+        def deploys() -> str:
+            model = dsl.importer(artifact_uri=model_dir, artifact_class=Model)
+            return deploy(model=model.output, name="iris-from-pipeline", timeout=120.0).output
+
+        return deploys, model_dir
+
+    path = "/apis/v1/namespaces/default/inferenceservices/iris-from-pipeline"
+    with serve_plane(server_settings(hyperflow_home)) as server:
+        monkeypatch.setenv("HYPERFLOW_SERVER", server.url)
+        url = f"http://127.0.0.1:{server.plane.settings.serving_port}/v2/models/iris-from-pipeline"
+        for generation, version in enumerate(["v1", "v2"], start=1):
+            pipeline, model_dir = deploying(version)
+            result = run(pipeline)  # v1 creates the service, v2 replaces it (a new revision)
+            assert result.state == "SUCCEEDED", result.run.message
+            assert result.output == url
+            service = server.http.get(path).json()
+            assert service["metadata"]["generation"] == generation
+            assert service["spec"]["predictor"]["model"] == {
+                "modelFormat": {"name": "sklearn"},
+                "storageUri": model_dir,
+            }
+            assert service["status"]["conditions"][-1]["status"] == "True"
+            answer = httpx.post(f"{url}/infer", json=V2_BODY, timeout=60)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["model_name"] == "iris-from-pipeline"
+            assert answer.json()["outputs"][0]["data"] == [2]
+            revision = f"iris-from-pipeline-predictor-0000{generation}"
+            assert answer.headers["x-hyperflow-revision"] == revision

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.router import RevisionPool, RoutedService, Router
+from serving.router import RevisionPool, RoutedService, Router, target_namespace
 from serving.router.server import router_server
 from tests.util import free_port, running, wait_http_ok, wait_until
 
@@ -112,11 +112,56 @@ def test_routes_v1_v2_by_name_and_answers_locally(echo_ports: tuple[int, ...]) -
         assert c.get("/v2").json()["extensions"] == ["binary_tensor_data"]
         metrics = c.get("/metrics").text
         assert (
-            'hyperflow_router_requests_total{code="200",revision="default",service="echo"}'
+            'hyperflow_router_requests_total{code="200",namespace="default",revision="default",service="echo"}'
             in metrics
         )
-        assert 'hyperflow_router_ready_replicas{revision="default",service="echo"} 2.0' in metrics
+        assert (
+            'hyperflow_router_ready_replicas{namespace="default",revision="default",service="echo"} 2.0'
+            in metrics
+        )
         assert "hyperflow_router_request_duration_seconds_bucket" in metrics
+
+
+def test_namespaces_kserve_path_template_and_plain_paths(echo_ports: tuple[int, ...]) -> None:
+    """``/serving/NS/NAME/...`` reaches NAME of namespace NS (the prefix is stripped); the
+    plain paths reach the default namespace's services only."""
+    a, _, c_port, _, _ = echo_ports
+    router = Router()
+    router.add(RoutedService("echo", pool("echo", "default", a)))  # the default namespace
+    router.add(RoutedService("echo", pool("echo", "canary", c_port, namespace="team-a")), "team-a")
+    with RouterThread(router) as rt, httpx.Client(base_url=rt.url) as c:
+        r = c.post("/serving/team-a/echo/v2/models/echo/infer?x=1", content=b"{}")
+        assert r.status_code == 200, r.text
+        assert (r.json()["path"], r.json()["query"]) == ("/v2/models/echo/infer", "x=1")
+        assert r.headers["x-hyperflow-revision"] == "canary"
+        r = c.post("/serving/default/echo/v1/models/echo:predict", json={"instances": [[1]]})
+        assert r.headers["x-hyperflow-revision"] == "default"
+        assert r.json()["path"] == "/v1/models/echo:predict"
+        assert c.post("/v2/models/echo/infer", content=b"{}").headers["x-hyperflow-revision"] == (
+            "default"
+        )
+        for path in (
+            "/serving/team-b/echo/v2/models/echo/infer",
+            "/serving/team-a/nope/v2/models/nope/infer",
+            "/serving/team-a/echo",
+            "/serving/team-a/%65cho/v2/models/echo/infer",
+        ):
+            r = c.post(path, content=b"{}")
+            assert r.status_code == 404 and "error" in r.json(), path
+        assert c.get("/v1/models").json() == {"models": ["echo"]}
+        metrics = c.get("/metrics").text
+        assert (
+            'hyperflow_router_ready_replicas{namespace="team-a",revision="canary",service="echo"} 1.0'
+            in metrics
+        )
+        removed = router.remove("echo", "team-a")
+        assert removed is not None and router.remove("echo", "team-a") is None
+        assert c.post("/serving/team-a/echo/v2/models/echo/infer", content=b"{}").status_code == 404
+        assert c.post("/v2/models/echo/infer", content=b"{}").status_code == 200
+    assert target_namespace("/serving/team-a/echo/v2/models/echo/infer") == "team-a"
+    assert target_namespace("/v2/models/echo/infer") == "default"
+    assert target_namespace("/v1/models") == "default"
+    assert target_namespace("/v2/health/ready") is None and target_namespace("/metrics") is None
 
 
 def test_body_and_binary_headers_pass_through_unchanged(echo_ports: tuple[int, ...]) -> None:

@@ -1,4 +1,5 @@
-"""The store against a real SQLite file: records, counts, claims, cascade deletes."""
+"""The store against a real SQLite file and a real PostgreSQL database (``database_url``
+runs each test on both): records, counts, claims, cascade deletes."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from tuner.types import ExperimentPhase, Observation, TrialPhase
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(f"sqlite:///{tmp_path / 'store.db'}")
+def store(database_url: str) -> Store:
+    s = Store(database_url)
     yield s
     s.close()
 
@@ -84,8 +85,8 @@ def test_claim_takes_over_from_a_dead_controller(store: Store) -> None:
     assert store.get_experiment_by_uid(uid).controller_pid == os.getpid()
 
 
-def test_a_push_request_key_stores_its_observations_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'keys.db'}"
+def test_a_push_request_key_stores_its_observations_once(database_url: str) -> None:
+    url = database_url
     store = Store(url)
     uid = _experiment(store)
     t = store.add_trial(uid, "exp-a", 0, {}, "/tmp/x", "tok")
@@ -102,7 +103,8 @@ def test_a_push_request_key_stores_its_observations_once(tmp_path: Path) -> None
     [a, b] = store.trials(uid)
     assert (a.observation_count, b.observation_count) == (2, 1)
     assert len(store.observations(t.id)) == 2
-    with pytest.raises(Exception, match="FOREIGN KEY"):  # not mistaken for a duplicate
+    # not mistaken for a duplicate (SQLite: FOREIGN KEY ..., PostgreSQL: ... foreign key ...)
+    with pytest.raises(Exception, match=r"(?i)foreign key"):
         store.add_observations(999, loss, collected=False, request_key="k1")
     store.delete_experiment(uid)
     with store.engine.connect() as conn:  # keys go with their trials

@@ -47,8 +47,8 @@ def test_head_constant_is_the_newest_migration() -> None:
     assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA.head]
 
 
-def test_migrations_build_exactly_the_tables_of_the_models(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+def test_migrations_build_exactly_the_tables_of_the_models(database_url: str) -> None:
+    url = database_url
     Store(url).close()
     assert _schema_diff(url) == []
 
@@ -83,8 +83,8 @@ def test_a_store_made_before_migrations_upgrades_in_place(tmp_path: Path) -> Non
     engine.dispose()
 
 
-def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'newer.db'}"
+def test_a_store_from_a_newer_version_is_refused(database_url: str) -> None:
+    url = database_url
     Store(url).close()
     engine = create_engine(url)
     with engine.begin() as conn:
@@ -95,9 +95,9 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
 
 
 def test_processes_opening_a_new_store_at_once_do_not_trip_over_each_other(
-    tmp_path: Path,
+    database_url: str,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'race.db'}"
+    url = database_url
     barrier = threading.Barrier(4)
     errors: list[BaseException] = []
 
@@ -114,4 +114,47 @@ def test_processes_opening_a_new_store_at_once_do_not_trip_over_each_other(
     for t in threads:
         t.join()
     assert errors == []
+    assert _schema_diff(url) == []
+
+
+def test_a_store_of_the_previous_release_upgrades_and_keeps_its_experiments(
+    database_url: str,
+) -> None:
+    """The previous release's schema is revision 0002 (0003 widens steps to 64 bits on
+    PostgreSQL): a store taken back there, data included, upgrades in place."""
+    url = database_url
+    store = Store(url)
+    try:
+        exp = store.create_experiment("default", "kept", {"spec": {}}, None, "local")
+        trial = store.add_trial(exp.uid, "kept-aaaaaaaa", 0, {"x": 0.5}, "/tmp/a", "t")
+        store.add_observations(trial.id, [Observation("loss", 0.5, 7, 1.0)], collected=True)
+    finally:
+        store.close()
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            from alembic import command
+
+            config = Config()
+            config.set_main_option("script_location", str(SCHEMA.script_location))
+            config.attributes["connection"] = connection
+            config.attributes["schema"] = SCHEMA
+            command.downgrade(config, "0002")
+            connection.commit()
+            assert current_revision(connection, SCHEMA) == "0002"
+    finally:
+        engine.dispose()
+    store = Store(url)  # upgrades to head
+    try:
+        [record] = store.list_experiments()
+        assert (record.namespace, record.name) == ("default", "kept")
+        [kept] = store.trials(record.uid)
+        assert kept.name == "kept-aaaaaaaa" and kept.assignments == {"x": 0.5}
+        assert store.observations(kept.id) == [Observation("loss", 0.5, 7, 1.0)]
+        # What 0003 is for: a step beyond 32 bits (a global step counter in nanoseconds).
+        big = Observation("loss", 0.25, 2**40, 2.0)
+        store.add_observations(kept.id, [big], collected=True)
+        assert store.observations(kept.id)[-1] == big
+    finally:
+        store.close()
     assert _schema_diff(url) == []

@@ -88,6 +88,7 @@ def _timestamp(raw: object, now: float) -> float:
 def _step(record: dict[str, object]) -> int | None:
     for key in ("step", "epoch"):
         number = finite(record.get(key))
-        if number is not None and number.is_integer():
+        # A step the store can keep (64-bit); a larger one is no step.
+        if number is not None and number.is_integer() and -(2**63) <= number < 2**63:
             return int(number)
     return None

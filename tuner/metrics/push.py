@@ -47,6 +47,7 @@ _KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 MAX_BODY = 1 << 20
 READ_TIMEOUT = 60.0  # seconds without a byte from a client before its connection closes
+_NAME_MAX = 253
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1  # what the store's INTEGER column holds
 _PREFIX = "/v1/trials/"
 _SUFFIX = "/observations"
@@ -175,6 +176,11 @@ def parse_observations(payload: Any, now: float) -> list[Observation]:
         name, value = item.get("name"), item.get("value")
         if not isinstance(name, str) or not name:
             raise _BadRequest("observation name must be a non-empty string")
+        # What the store's name column holds on every database (PostgreSQL enforces both).
+        if len(name) > _NAME_MAX or "\x00" in name:
+            raise _BadRequest(
+                f"observation name must be at most {_NAME_MAX} characters, without NUL"
+            )
         try:
             name.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate ("\ud800"): the store cannot keep it

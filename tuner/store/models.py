@@ -14,12 +14,42 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def _uid() -> str:
     return uuid.uuid4().hex
+
+
+class Message(TypeDecorator[str]):
+    """Text without NUL characters (each becomes U+FFFD): PostgreSQL's ``text`` cannot hold
+    them, SQLite's can, and a trial's failure message quotes its output, which may hold any
+    byte. Replaced on every database, so both keep the same value."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is not None and "\x00" in value:
+            return value.replace("\x00", "\ufffd")
+        return value
+
+
+# 64-bit integers on every database: SQLite's INTEGER already is one, PostgreSQL's is 32-bit.
+Int64 = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -40,7 +70,7 @@ class ExperimentRow(Base):
     backend: Mapped[str] = mapped_column(String(32), default="local")
     phase: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(String(64), default="")
-    message: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[str] = mapped_column(Message, default="")
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     completed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -69,7 +99,7 @@ class ConditionRow(Base):
     )
     type: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(String(64))
-    message: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[str] = mapped_column(Message, default="")
     time: Mapped[float] = mapped_column(Float, default=time.time)
 
     experiment: Mapped[ExperimentRow] = relationship(back_populates="conditions")
@@ -94,7 +124,7 @@ class TrialRow(Base):
     assignments: Mapped[dict[str, Any]] = mapped_column(JSON)
     phase: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(String(64), default="")
-    message: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[str] = mapped_column(Message, default="")
     trial_dir: Mapped[str] = mapped_column(Text)
     push_token: Mapped[str] = mapped_column(String(64))
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -127,7 +157,7 @@ class ObservationRow(Base):
     trial_id: Mapped[int] = mapped_column(ForeignKey("tuner_trials.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(253))
     value: Mapped[float] = mapped_column(Float)
-    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    step: Mapped[int | None] = mapped_column(Int64, nullable=True)
     timestamp: Mapped[float] = mapped_column(Float)
 
     trial: Mapped[TrialRow] = relationship(back_populates="observations")

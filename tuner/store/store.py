@@ -209,17 +209,38 @@ class Store:
             row.spec = spec
 
     def claim(self, uid: str, pid: int) -> None:
-        """Mark ``pid`` as the controller of the experiment; refuse if another live one is."""
-        with self._session.begin() as s:
-            row = s.get(ExperimentRow, uid)
-            if row is None:
-                raise StoreError(f"no experiment with uid {uid}")
-            other = row.controller_pid
-            if other and other != pid and pid_alive(other):
-                raise StoreError(
-                    f"experiment {row.namespace}/{row.name} is being run by another process (pid {other})"
+        """Mark ``pid`` as the controller of the experiment; refuse if another live one is.
+
+        A compare-and-set: the row changes only if its controller is still the one read,
+        so two processes claiming at once (on SQLite or PostgreSQL, where both may read
+        "no controller" before either writes) never both win.
+        """
+        table = cast(Table, ExperimentRow.__table__)
+        while True:
+            with self.engine.begin() as conn:
+                row = conn.execute(
+                    select(table.c.namespace, table.c.name, table.c.controller_pid).where(
+                        table.c.uid == uid
+                    )
+                ).first()
+                if row is None:
+                    raise StoreError(f"no experiment with uid {uid}")
+                other = row.controller_pid
+                if other and other != pid and pid_alive(other):
+                    raise StoreError(
+                        f"experiment {row.namespace}/{row.name} is being run by another process (pid {other})"
+                    )
+                current = (
+                    table.c.controller_pid.is_(None)
+                    if other is None
+                    else table.c.controller_pid == other
                 )
-            row.controller_pid = pid
+                changed = conn.execute(
+                    update(table).where(table.c.uid == uid, current).values(controller_pid=pid)
+                )
+                if changed.rowcount == 1:
+                    return
+            # Another process changed the controller in between: read it again.
 
     def release(self, uid: str, pid: int) -> None:
         with self._session.begin() as s:

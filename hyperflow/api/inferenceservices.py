@@ -1,0 +1,116 @@
+"""InferenceService routes and deploy-best: each a few lines over the handlers.
+
+The namespace (and the caller's right to it) is checked before a body is read: a token of
+another namespace learns nothing from how its body would have been judged.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from hyperflow.api import bodies
+from hyperflow.api.deps import CallerDep, PlaneDep
+from hyperflow.api.experiments import NS, OBJECT_BODY, Continue, Limit, json_response, list_body
+
+router = APIRouter(tags=["inferenceservices"])
+
+_DEPLOY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["service"],
+                    "properties": {
+                        "service": {"type": "string"},
+                        "modelFormat": {"type": "string"},
+                        "modelName": {"type": "string"},
+                        "canaryTrafficPercent": {"type": "integer", "minimum": 0, "maximum": 100},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(f"{NS}/inferenceservices", status_code=201, openapi_extra=OBJECT_BODY)
+async def create_inferenceservice(
+    namespace: str, request: Request, caller: CallerDep, plane: PlaneDep
+) -> Response:
+    """Create a KServe InferenceService (YAML or JSON): 201, 409 if the name exists."""
+    plane.inferenceservices.authorize(caller, namespace)
+    body = bodies.decode(await request.body(), request.headers.get("content-type"))
+    created = await run_in_threadpool(plane.inferenceservices.create, caller, namespace, body)
+    return json_response(created, 201)
+
+
+@router.get(f"{NS}/inferenceservices")
+def list_inferenceservices(
+    namespace: str,
+    caller: CallerDep,
+    plane: PlaneDep,
+    limit: Limit = None,
+    continue_: Continue = None,
+) -> Response:
+    page = plane.inferenceservices.list(caller, namespace, limit=limit, continue_=continue_)
+    return list_body("InferenceService", page)
+
+
+@router.get("/apis/v1/inferenceservices")
+def list_all_inferenceservices(
+    caller: CallerDep,
+    plane: PlaneDep,
+    limit: Limit = None,
+    continue_: Continue = None,
+) -> Response:
+    """Inference services of every namespace the token may see (all for an admin)."""
+    page = plane.inferenceservices.list(caller, None, limit=limit, continue_=continue_)
+    return list_body("InferenceService", page)
+
+
+@router.get(f"{NS}/inferenceservices/{{name}}")
+def get_inferenceservice(namespace: str, name: str, caller: CallerDep, plane: PlaneDep) -> Response:
+    return json_response(plane.inferenceservices.get(caller, namespace, name))
+
+
+@router.put(f"{NS}/inferenceservices/{{name}}", openapi_extra=OBJECT_BODY)
+async def replace_inferenceservice(
+    namespace: str, name: str, request: Request, caller: CallerDep, plane: PlaneDep
+) -> Response:
+    """Replace the spec: a new revision (``canaryTrafficPercent`` splits the traffic with
+    the previous one), or only a new split."""
+    plane.inferenceservices.authorize(caller, namespace)
+    body = bodies.decode(await request.body(), request.headers.get("content-type"))
+    replaced = await run_in_threadpool(
+        plane.inferenceservices.replace, caller, namespace, name, body
+    )
+    return json_response(replaced)
+
+
+@router.delete(f"{NS}/inferenceservices/{{name}}")
+def delete_inferenceservice(
+    namespace: str, name: str, caller: CallerDep, plane: PlaneDep
+) -> Response:
+    """Delete: routing stops at once, replicas are drained and stopped (200 with the last
+    object)."""
+    return json_response(plane.inferenceservices.delete(caller, namespace, name))
+
+
+@router.post(f"{NS}/experiments/{{name}}/deploy-best", openapi_extra=_DEPLOY_BODY)
+async def deploy_best(
+    namespace: str, name: str, request: Request, caller: CallerDep, plane: PlaneDep
+) -> Response:
+    """Register the best trial's model in the MLflow Model Registry (a new version of the
+    model named after the experiment, or ``modelName``) and serve it from
+    ``models:/MODEL/VERSION`` by the InferenceService ``service``: created (201) or
+    replaced (200, a new revision)."""
+    plane.inferenceservices.authorize(caller, namespace)
+    body = bodies.decode(await request.body(), "application/json", yaml_ok=False)
+    result, created = await run_in_threadpool(
+        plane.deploy.deploy_best, caller, namespace, name, body
+    )
+    return json_response(result, 201 if created else 200)
