@@ -12,6 +12,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from hyperflow.api.deps import CallerDep, PlaneDep
+from hyperflow.handlers.deploy import model_format_of
+from hyperflow.handlers.experiments import storage_uris
 
 router = APIRouter(tags=["analysis"])
 EXP = "/apis/v1/namespaces/{namespace}/experiments/{name}"
@@ -142,5 +144,9 @@ def trial_artifacts(
     namespace: str, name: str, trial: str, request: Request, caller: CallerDep, plane: PlaneDep
 ) -> Response:
     """The trial's MLflow run id and ``runs:/`` storage URIs of what it saved (a model to
-    deploy), as ``best`` gives them for the best trial."""
-    return compressed_json(request, plane.experiments.artifacts(caller, namespace, name, trial))
+    deploy), as ``best`` gives them for the best trial, and the serving runtime its files
+    call for (``modelFormat``, as ``deploy-best`` finds it; null: cannot tell)."""
+    saved = plane.experiments.trial_saved(caller, namespace, name, trial)
+    preferred = saved.preferred
+    found = model_format_of(saved.folder / preferred) if saved.folder and preferred else None
+    return compressed_json(request, {**storage_uris(saved), "modelFormat": found})

@@ -1,5 +1,5 @@
 """What routes share: the control plane on ``app.state`` and the caller from the
-``Authorization`` header."""
+``Authorization`` header (or the web UI's login cookie)."""
 
 from __future__ import annotations
 

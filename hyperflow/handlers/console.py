@@ -3,9 +3,9 @@ replicas over time (sampled from the serving router's own metrics), and "try it"
 V1 or V2 request sent through the router on the caller's behalf).
 
 Services themselves are the inference-service handlers' (``plane.inferenceservices``):
-this module only reads a service through them (so the caller's namespace check applies)
-and finds its model name in ``status.url``. On a server without inference services every
-call is a 404 and the UI hides its services pages.
+this module only reads a service through them (so the caller's namespace check applies).
+The router labels its series by namespace and service; a service's model is named as the
+service (``/v2/models/NAME``), under ``/serving/NS/NAME`` outside the default namespace.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hyperflow.handlers.auth import Caller
-from hyperflow.handlers.errors import BadRequest, NotFound, Unavailable
+from hyperflow.handlers.errors import BadRequest, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +48,22 @@ class _Series:
     )
 
 
-def read_router(router: Any) -> dict[str, _Sample]:
-    """Totals per router service (all revisions) from the router's metrics registry."""
+def read_router(router: Any) -> dict[tuple[str, str], _Sample]:
+    """Totals per (namespace, service) over its revisions, from the router's metrics."""
     now = time.time()
-    out: dict[str, _Sample] = {}
+    out: dict[tuple[str, str], _Sample] = {}
 
-    def sample(service: str) -> _Sample:
-        if service not in out:
-            out[service] = _Sample(now, 0.0, 0.0, {}, 0.0, 0.0, 0.0)
-        return out[service]
+    def sample(key: tuple[str, str]) -> _Sample:
+        if key not in out:
+            out[key] = _Sample(now, 0.0, 0.0, {}, 0.0, 0.0, 0.0)
+        return out[key]
 
     for family in router.metrics.registry.collect():
         for s in family.samples:
-            service = s.labels.get("service")
-            if service is None:
+            name = s.labels.get("service")
+            if name is None:
                 continue
+            service = (s.labels.get("namespace", "default"), name)
             if s.name == "hyperflow_router_requests_total":
                 one = sample(service)
                 one.requests += s.value
@@ -106,26 +107,15 @@ class ServiceConsole:
 
     def __init__(self, plane: Any) -> None:
         self.plane = plane
-        self._series: dict[str, _Series] = collections.defaultdict(_Series)
+        self._series: dict[tuple[str, str], _Series] = collections.defaultdict(_Series)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last = 0.0
 
-    def handlers(self) -> Any:
-        services = getattr(self.plane, "inferenceservices", None)
-        if services is None:
-            raise NotFound("this server has no inference services")
-        return services
-
-    def model_of(self, caller: Caller, namespace: str, name: str) -> tuple[dict[str, Any], str]:
-        """The InferenceService (read through its handlers: the namespace check) and the
-        model name the router knows it by (the last part of ``status.url``)."""
-        self.plane.experiments.check_namespace(caller, namespace)
-        obj = self.handlers().get(caller, namespace, name)
-        url = str((obj.get("status") or {}).get("url") or "")
-        model = url.rstrip("/").rsplit("/models/", 1)[-1].split("/", 1)[0] if url else ""
-        return obj, model or name
+    def service(self, caller: Caller, namespace: str, name: str) -> dict[str, Any]:
+        """The InferenceService, read through its handlers (the namespace check, 404)."""
+        return self.plane.inferenceservices.get(caller, namespace, name)
 
     # -- metrics over time -----------------------------------------------------------
 
@@ -160,12 +150,13 @@ class ServiceConsole:
     def metrics(self, caller: Caller, namespace: str, name: str) -> dict[str, Any]:
         """Per sampling interval: request rate (1/s), error rate, latency p50 and p99
         (seconds) and ready/desired replicas, for the last hour at most."""
-        _obj, model = self.model_of(caller, namespace, name)
+        self.service(caller, namespace, name)
         self.start()
         if time.time() - self._last > FRESH_SECONDS:
             self.sample_now()
+        key = (namespace, name)
         with self._lock:
-            samples = list(self._series[model].samples) if model in self._series else []
+            samples = list(self._series[key].samples) if key in self._series else []
         out: dict[str, list[Any]] = {
             k: [] for k in ("time", "rate", "errors", "p50", "p99", "ready", "desired", "inFlight")
         }
@@ -181,7 +172,7 @@ class ServiceConsole:
             out["ready"].append(after.ready)
             out["desired"].append(after.desired)
             out["inFlight"].append(after.in_flight)
-        return {"model": model, "intervalSeconds": SAMPLE_SECONDS, **out}
+        return {"model": name, "intervalSeconds": SAMPLE_SECONDS, **out}
 
     # -- try it ------------------------------------------------------------------------
 
@@ -193,15 +184,15 @@ class ServiceConsole:
         Answers the router's status and body, whatever they are."""
         import httpx
 
-        obj, model = self.model_of(caller, namespace, name)
+        obj = self.service(caller, namespace, name)
         if not isinstance(body, dict):
             raise BadRequest("the request must be a JSON object")
         predictor = ((obj.get("spec") or {}).get("predictor")) or {}
-        protocol = str((predictor.get("model") or {}).get("protocolVersion") or "v2").lower()
-        path = f"/v1/models/{model}:predict" if protocol == "v1" else f"/v2/models/{model}/infer"
-        settings = self.plane.settings
-        host = settings.local_url().rsplit(":", 1)[0]
-        url = f"{host}:{settings.serving_port}{path}"
+        # spec.predictor.model.protocolVersion, or in the legacy per-framework form.
+        given = [v.get("protocolVersion") for v in predictor.values() if isinstance(v, dict)]
+        protocol = str(next((p for p in given if p), "v2")).lower()
+        path = f"/v1/models/{name}:predict" if protocol == "v1" else f"/v2/models/{name}/infer"
+        url = self.plane.services.base_url(namespace, name) + path
         headers = {"authorization": f"Bearer {token}"} if token else {}
         started = time.perf_counter()
         try:

@@ -105,7 +105,7 @@ class BestSaved:
         return self.entries[0] if self.entries else None
 
 
-def _storage(saved: BestSaved) -> dict[str, Any]:
+def storage_uris(saved: BestSaved) -> dict[str, Any]:
     """The trial's MLflow run and the ``runs:/`` storage URIs of what it saved."""
     run_id, preferred = saved.run_id, saved.preferred
     return {
@@ -319,7 +319,7 @@ class ExperimentHandlers:
         trial saved (``runs:/<run id>/<entry>``), as ``experiment best`` prints them."""
         saved = self.best_saved(caller, namespace, name)
         out: dict[str, Any] = {"currentOptimalTrial": optimal_trial_object(saved.trial)}
-        out.update(_storage(saved))
+        out.update(storage_uris(saved))
         return out
 
     def best_saved(self, caller: Caller, namespace: str, name: str) -> BestSaved:
@@ -331,10 +331,6 @@ class ExperimentHandlers:
         """One trial, its MLflow run and what it saved, as for the best."""
         record = self._record(caller, namespace, name)
         return self._saved(record, self._trial(record, trial))
-
-    def artifacts(self, caller: Caller, namespace: str, name: str, trial: str) -> dict[str, Any]:
-        """A trial's MLflow run and the storage URIs of what it saved, as for the best."""
-        return _storage(self.trial_saved(caller, namespace, name, trial))
 
     def _saved(self, record: ExperimentRecord, trial: TrialRecord | None) -> BestSaved:
         run_id = None if trial is None else self._run_id(record, trial)

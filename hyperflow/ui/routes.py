@@ -214,10 +214,10 @@ def session(request: Request, plane: PlaneDep) -> Response:
 
 
 def _config(request: Request, plane: Any) -> dict[str, Any]:
-    paths = {getattr(r, "path", "") for r in request.app.routes}
+    services = getattr(plane, "inferenceservices", None) is not None
     return {
-        "services": any(p.endswith("/inferenceservices") for p in paths),
-        "servicesAllNamespaces": "/apis/v1/inferenceservices" in paths,
+        "services": services,
+        "servicesAllNamespaces": services,
         "mlflowUi": plane.settings.mlflow_ui(),
         "trackingUri": plane.settings.tracking_uri if plane.settings.track else None,
         "servingPort": plane.settings.serving_port,

@@ -77,7 +77,7 @@ def test_trial_columns_are_read_incrementally(server: Running, tmp_path: Path) -
     r = server.http.get(f"{NS}/experiments/cols/contour?x=x&y=z")
     assert r.status_code == 422 and r.json()["details"][0]["path"] == "y"
     art = server.http.get(f"{NS}/experiments/cols/trials/{trials['name'][0]}/artifacts").json()
-    assert art == {"mlflowRunId": None, "storageUris": [], "storageUri": None}
+    assert art == {"mlflowRunId": None, "storageUris": [], "storageUri": None, "modelFormat": None}
     summaries = server.http.get("/apis/v1/experimentsummaries").json()["items"]
     assert [(s["name"], s["trials"], s["best"]) for s in summaries] == [
         ("cols", {"Succeeded": 5}, best)
@@ -200,10 +200,12 @@ def test_pages_and_static_files(server: Running, tmp_path: Path) -> None:
         r = server.http.get(f"/ui/static/{bad}")
         assert r.status_code == 404 and "error" in r.json()
     config = server.http.get("/ui/config").json()
-    assert config["services"] is False and config["mlflowUi"] is None
-    # Without inference services the console's routes are a 404 (not a 500).
+    assert config["services"] is True and config["mlflowUi"] is None
+    # The console's routes of a service that does not exist: a 404 (not a 500).
     r = server.http.get(f"{NS}/inferenceservices/x/requestmetrics")
-    assert r.status_code == 404 and "no inference services" in r.json()["error"]
+    assert r.status_code == 404 and '"x" not found' in r.json()["error"]
+    r = server.http.post(f"{NS}/inferenceservices/x/try", json={"inputs": []})
+    assert r.status_code == 404
 
 
 def test_router_samples_give_rates_and_quantiles() -> None:
@@ -213,9 +215,12 @@ def test_router_samples_give_rates_and_quantiles() -> None:
     before = read_router(router)
     assert before == {}
     for seconds in [0.002] * 50 + [0.02] * 45 + [0.4] * 5:
-        router.metrics.observe("iris", "r1", 200, seconds)
-    router.metrics.observe("iris", "r1", 503, 0.001)
-    sample = read_router(router)["iris"]
+        router.metrics.observe("team", "iris", "r1", 200, seconds)
+    router.metrics.observe("team", "iris", "r1", 503, 0.001)
+    router.metrics.observe("default", "iris", "r1", 200, 0.001)
+    samples = read_router(router)
+    assert samples[("default", "iris")].requests == 1
+    sample = samples[("team", "iris")]
     assert sample.requests == 101 and sample.errors == 1
     # 51 of 101 observations are <= 2.5 ms: the median is in the (1 ms, 2.5 ms] bucket.
     p50 = quantile(0.5, {}, sample.buckets)

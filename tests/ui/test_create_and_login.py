@@ -96,6 +96,29 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running,
         wait_finished(server, "a", "exp-a")
         server.http.headers["authorization"] = f"Bearer {tokens['b']}"
         wait_finished(server, "b", "exp-b")
+        # And an inference service in b (an iris model saved here).
+        import joblib
+        from sklearn.datasets import load_iris
+        from sklearn.linear_model import LogisticRegression
+
+        model = folder / "iris-model"
+        model.mkdir()
+        joblib.dump(
+            LogisticRegression(max_iter=300).fit(*load_iris(return_X_y=True)),
+            model / "model.joblib",
+        )
+        isvc = {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {"name": "svc-b"},
+            "spec": {
+                "predictor": {
+                    "model": {"modelFormat": {"name": "sklearn"}, "storageUri": str(model)}
+                }
+            },
+        }
+        r = server.http.post("/apis/v1/namespaces/b/inferenceservices", json=isvc)
+        assert r.status_code == 201, r.text
         del server.http.headers["authorization"]
         yield server, tokens
 
@@ -137,14 +160,18 @@ def test_a_token_of_namespace_a_sees_only_namespace_a(
         "async () => (await fetch('/apis/v1/namespaces/b/experiments/exp-b/trialtable')).status"
     )
     assert status == 403
+    # Nor b's inference service: not in the list, its page refused.
+    page.goto(f"{server.url}/services")
+    page.wait_for_selector("#services tbody tr")
+    assert "No inference services" in page.inner_text("#services tbody")
+    assert page.locator("#services tbody tr[data-key]").count() == 0
+    page.goto(f"{server.url}/services/b/svc-b")
+    page.wait_for_selector("#toast div.err")
+    assert "may not use namespace 'b'" in page.inner_text("#toast")
+    assert "svc-b" not in page.inner_text("main")
+    assert "may not use namespace 'b'" in page.inner_text("#svc-error")
     # Log out: the cookie is gone, the API answers 401 again.
     page.goto(server.url)
     page.click("#who button")
     page.wait_for_url(f"{server.url}/login")
     assert page.evaluate("async () => (await fetch('/apis/v1/experimentsummaries')).status") == 401
-
-
-def test_the_services_pages_stay_hidden_without_inference_services(page: Any, site: Site) -> None:
-    page.goto(site.url)
-    page.wait_for_selector("#experiments tbody tr[data-key]")
-    assert page.locator('header nav a[data-nav="services"]').is_hidden()

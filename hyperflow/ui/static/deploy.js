@@ -1,7 +1,7 @@
 // "Deploy": an InferenceService of a trial's saved model, created through the API (the
 // same POST as `hyperflow create -f isvc.yaml`), then its page.
 import { navigate } from "./app.js";
-import { api, enc, h, toast } from "./util.js";
+import { api, enc, expPath, h, toast } from "./util.js";
 
 const FORMATS = ["mlflow", "sklearn", "xgboost", "lightgbm", "onnx"];
 
@@ -14,8 +14,9 @@ export function serviceBody(ns, name, format, storageUri) {
   };
 }
 
-export function deployDialog({ ns, name, storageUri }) {
-  const nameInput = h("input", { id: "deploy-name", required: true, value: name.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 63), pattern: "[a-z0-9]([-a-z0-9]*[a-z0-9])?" });
+// The model's format preselected as the server finds it from the trial's files.
+export function deployDialog({ ns, name, storageUri, experiment, trial }) {
+  const nameInput = h("input", { id: "deploy-name", required: true, value: name.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 63), pattern: "[a-z0-9]([a-z0-9\\-]*[a-z0-9])?" });
   const format = h("select", { id: "deploy-format" }, FORMATS.map((f) => h("option", { value: f }, f)));
   const problems = h("ul", { class: "problems", "aria-live": "polite" });
   const form = h("form", {},
@@ -43,4 +44,9 @@ export function deployDialog({ ns, name, storageUri }) {
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
   dialog.showModal();
+  if (experiment && trial) {
+    api(`${expPath(ns, experiment)}/trials/${enc(trial)}/artifacts`).then((a) => {
+      if (a.modelFormat && FORMATS.includes(a.modelFormat)) format.value = a.modelFormat;
+    }).catch(() => { /* the user picks the format */ });
+  }
 }

@@ -192,7 +192,14 @@ async function renderService(root, [ns, name]) {
     if (!list.items.length) eventsBody.append(h("tr", {}, h("td", { colspan: 4 }, "No events kept for this service.")));
   }
 
-  await Promise.all([load(), loadEvents()]);
+  try {
+    await Promise.all([load(), loadEvents()]);
+  } catch (e) {
+    // Nothing of a service the caller may not see (or that is gone) stays on the page.
+    purge(root);
+    root.replaceChildren(h("h1", {}, "Inference service"), h("p", { class: "error-line", id: "svc-error" }, e.message));
+    throw e;
+  }
   loadMetrics().catch(reportError);
   const refresh = throttle(async () => { await Promise.all([load(), loadEvents()]); }, 1000);
   const stop = watch(`/apis/v1/namespaces/${enc(ns)}/events?watch=true&object=inferenceservices/${enc(name)}`, () => refresh(), since);

@@ -48,7 +48,7 @@ export async function render(root, [ns, name, trial]) {
     if (finished && !artifacts) artifacts = await api(`${base}/artifacts`);
     const deploy = artifacts && artifacts.storageUri && ctx.config.services
       ? h("button", { type: "button", class: "primary", id: "deploy",
-        onclick: () => deployDialog({ ns, name: trial, storageUri: artifacts.storageUri }) }, "Deploy…")
+        onclick: () => deployDialog({ ns, name: trial, storageUri: artifacts.storageUri, experiment: name, trial }) }, "Deploy…")
       : null;
     fill(status, h("h2", { id: "tstatus-h" }, "Status"),
       h("dl", { class: "kv" },
