@@ -165,3 +165,5 @@ def test_a_saved_model_deployed_from_the_page_is_served_and_answers(
         trial = best["currentOptimalTrial"]["bestTrialName"]
         page.goto(f"{server.url}/experiments/default/irises/trials/{trial}")
         page.wait_for_selector("#deploy")
+        # Leave the server's pages (their event streams would hold its shutdown open).
+        page.goto("about:blank")
