@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hyperflow.gate import TokenGate
+from hyperflow.handlers.analysis import AnalysisHandlers
 from hyperflow.handlers.auth import Tokens
+from hyperflow.handlers.console import ServiceConsole
 from hyperflow.handlers.deploy import DeployBestHandlers
 from hyperflow.handlers.events import EventBus, EventHandlers
 from hyperflow.handlers.experiments import ExperimentHandlers
@@ -44,10 +46,14 @@ class ControlPlane:
     services: ServiceManager
     inferenceservices: InferenceServiceHandlers
     deploy: DeployBestHandlers
+    # Read models of the web UI (trial columns, curves, importance, contour).
+    analysis: AnalysisHandlers
     _ready: threading.Event = field(default_factory=threading.Event)
     # Pipeline runs (hyperflow.pipelineruns / hyperflow.handlers.pipelineruns).
     pipeline_runs: Any = None
     pipeline_manager: Any = None
+    # The UI's view of inference services (router metrics over time, "try it").
+    console: Any = None
 
     @property
     def router(self) -> Any:
@@ -71,6 +77,8 @@ class ControlPlane:
         """Detach the controllers (trials keep running; the next start adopts them) and
         stop the inference services' replicas (the next start runs them again)."""
         self._ready.clear()
+        if self.console is not None:
+            self.console.close()
         self.services.shutdown()
         self.manager.shutdown()
         if self.pipeline_manager is not None:
@@ -122,7 +130,7 @@ def build(settings: ServerSettings) -> ControlPlane:
         from tuner.tracking.registry import register_model_version
 
         register = functools.partial(register_model_version, settings.tracking_uri)
-    return ControlPlane(
+    plane = ControlPlane(
         settings,
         store,
         events,
@@ -135,10 +143,13 @@ def build(settings: ServerSettings) -> ControlPlane:
         services,
         inferenceservices,
         DeployBestHandlers(experiments, inferenceservices, register),
+        AnalysisHandlers(store, experiments, events),
         _ready=ready,
         pipeline_runs=pipeline_runs,
         pipeline_manager=pipeline_manager,
     )
+    plane.console = ServiceConsole(plane)
+    return plane
 
 
 def _pipeline_handlers(engine: Any, settings: ServerSettings, events: EventBus) -> Any:
