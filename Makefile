@@ -55,6 +55,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/pipelines.py
 	$(BIN)/python benchmarks/bayesopt.py
 	$(BIN)/python benchmarks/server.py
+	$(BIN)/python benchmarks/ui.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache

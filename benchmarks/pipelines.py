@@ -12,17 +12,24 @@ task a subprocess that first pip-installs kfp, then runs the component) and by h
 
 Each pipeline runs ``--repeat`` times per runner (the median is reported). hyperflow runs
 with caching off and MLflow logging on (into a store created before timing starts), three
-ways: a cold worker pool every time (a fresh ``pipelines.run``, as the CLI does), the
-same without MLflow, and a warm pool kept between runs (``function_backend=``, as a
-long-lived process such as a notebook or a server would).
+ways: a cold worker pool every time (a fresh ``pipelines.run``: its workers are forked
+when it starts, as the CLI does), the same without MLflow, and a warm pool kept between
+runs (``function_backend=``, as a long-lived process such as a notebook or a server would).
+In-process, both sides start with kfp imported (the script defined the pipelines with it).
 
-Run:  .venv/bin/python benchmarks/pipelines.py [--repeat 3] [--skip-kfp]
+Then (a) as a user types it, each a fresh process from start to outputs:
+``hyperflow pipeline run -f three.yaml`` (compiled) and ``-f three.py`` (compiled by the
+run), with and without MLflow, against ``python three_kfp_local.py`` (the same pipeline
+run by kfp.local, as kfp's docs show it).
+
+Run:  .venv/bin/python benchmarks/pipelines.py [--repeat 3] [--skip-kfp] [--skip-cli]
 """
 
 # No `from __future__ import annotations`: kfp reads the components' annotations.
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -127,11 +134,83 @@ def run_hyperflow(pipeline, arguments, parallelism: int, track: bool, pool=None)
     return elapsed
 
 
+THREE_STEPS_FILE = """
+from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11")
+def step(x: int) -> int:
+    return x + 1
+
+
+@dsl.component(base_image="python:3.11")
+def join(a: int, b: int) -> int:
+    return a + b
+
+
+@dsl.pipeline(name="three-steps")
+def three_steps(x: int = 1) -> int:
+    return join(a=step(x=x).output, b=step(x=2).output).output
+"""
+
+KFP_LOCAL_SCRIPT = """
+import sys
+from kfp import local
+from three import three_steps
+
+local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=sys.argv[1])
+print(three_steps().output)
+"""
+
+
+def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    assert done.returncode == 0, done.stderr[-2000:]
+    return elapsed
+
+
+def cli_rows(tmp: Path, repeat: int, skip_kfp: bool) -> None:
+    folder = tmp / "cli"
+    folder.mkdir()
+    (folder / "three.py").write_text(THREE_STEPS_FILE)
+    (folder / "three_kfp_local.py").write_text(KFP_LOCAL_SCRIPT)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    python = sys.executable
+    subprocess.run(
+        [python, "-c", "import three, kfp.compiler as c; "
+         "c.Compiler().compile(three.three_steps, 'three.yaml')"],
+        cwd=folder, env=env, check=True,
+    )  # fmt: skip
+    hyperflow = [python, "-m", "hyperflow", "pipeline", "run", "--no-cache", "-p", "4", "-f"]
+    rows = {
+        "kfp.local script": [python, "three_kfp_local.py", str(tmp / "kfp-cli")],
+        "-f three.yaml": [*hyperflow, "three.yaml"],
+        "-f three.yaml --no-track": [*hyperflow, "three.yaml", "--no-track"],
+        "-f three.py --no-track": [*hyperflow, "three.py", "--no-track"],
+    }
+    if skip_kfp:
+        del rows["kfp.local script"]
+    timed(rows["-f three.yaml"], folder, env)  # the MLflow store's schema, off the clock
+    medians = {
+        label: statistics.median(timed(command, folder, env) for _ in range(repeat))
+        for label, command in rows.items()
+    }
+    peer = medians.get("kfp.local script", float("nan"))
+    print(f"(a) from a shell, a fresh process each (median of {repeat}):")
+    for label, median in medians.items():
+        ratio = "" if label.startswith("kfp") else f" {peer / median:6.1f}x"
+        print(f"    {label:28} {median:7.2f}s{ratio}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-kfp", action="store_true")
+    parser.add_argument("--skip-cli", action="store_true")
     args = parser.parse_args()
+    print(f"load average: {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} CPUs", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         os.environ["HYPERFLOW_HOME"] = str(home)
@@ -144,16 +223,15 @@ def main() -> None:
 
         MlflowClient(os.environ["MLFLOW_TRACKING_URI"]).search_experiments()  # schema first
         run_hyperflow(three_steps, {}, 2, True)  # imports (kfp compiler, mlflow) off the clock
-        from pipelines import _lightweight
-        from tuner.backends.function import FunctionBackend
+        from pipelines.runner import worker_pool
 
         # A long-lived process (a notebook, a server) keeps its workers between runs.
-        pool = FunctionBackend(_lightweight.execute, workers=4)
+        pool = worker_pool(4)
         pool.prestart()
         run_hyperflow(three_steps, {}, 4, True, pool)
         print(
             f"{'pipeline':30} {'kfp.local':>10} {'hyperflow':>10} {'no MLflow':>10} "
-            f"{'warm pool':>10} {'ratio':>7} {'warm':>7}"
+            f"{'warm pool':>10} {'ratio':>7} {'no MLflow':>9} {'warm':>7}"
         )
         for label, pipeline, arguments, parallelism in CASES:
             kfp_times = []
@@ -172,11 +250,13 @@ def main() -> None:
             ]
             kfp_median = statistics.median(kfp_times) if kfp_times else float("nan")
             ours_median = statistics.median(ours)
+            untracked_median = statistics.median(untracked)
             warm_median = statistics.median(warm)
             print(
                 f"{label:30} {kfp_median:9.2f}s {ours_median:9.2f}s "
-                f"{statistics.median(untracked):9.2f}s {warm_median:9.2f}s "
-                f"{kfp_median / ours_median:6.1f}x {kfp_median / warm_median:6.1f}x",
+                f"{untracked_median:9.2f}s {warm_median:9.2f}s "
+                f"{kfp_median / ours_median:6.1f}x {kfp_median / untracked_median:8.1f}x "
+                f"{kfp_median / warm_median:6.1f}x",
                 flush=True,
             )
             if pipeline is diamond:
@@ -187,6 +267,9 @@ def main() -> None:
                     flush=True,
                 )
         pool.close()
+        if not args.skip_cli:
+            cli_rows(Path(tmp), args.repeat, args.skip_kfp)
+        print(f"load average: {os.getloadavg()[0]:.1f} (1 min) at the end", flush=True)
 
 
 if __name__ == "__main__":

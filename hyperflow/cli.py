@@ -7,8 +7,8 @@ import sys
 
 import typer
 
-from hyperflow import kubectl
-from pipelines.cli import pipeline_app
+from hyperflow import kubectl, pipeline_remote
+from pipelines.cli import pipeline_app, use_server
 from serving.cli import app as serve_app
 from tuner.cli import experiment_app, suggestion_app
 
@@ -22,6 +22,7 @@ app.add_typer(experiment_app, name="experiment")
 app.add_typer(suggestion_app, name="suggestion")
 app.add_typer(serve_app, name="serve")
 app.add_typer(pipeline_app, name="pipeline")
+use_server(pipeline_remote.connect)  # the read commands go through a running server
 
 
 def _version(value: bool) -> None:

@@ -127,6 +127,12 @@ def _isvc_row(obj: dict[str, Any], wide: bool) -> list[str]:
     return row
 
 
+def _pipelinerun_row(obj: dict[str, Any], wide: bool) -> list[str]:
+    from hyperflow import kubectl_pipelines
+
+    return kubectl_pipelines.row(obj, wide, _age(obj["metadata"].get("creationTimestamp")))
+
+
 @dataclass(frozen=True)
 class Resource:
     plural: str
@@ -162,6 +168,14 @@ RESOURCES = {
         ("LATESTREADYREVISION", "REASON"),
         _isvc_row,
     ),
+    "pipelineruns": Resource(
+        "pipelineruns",
+        "PipelineRun",
+        "pipelinerun.hyperflow.io",
+        ("NAME", "PIPELINE", "STATE", "TASKS", "DURATION", "AGE"),
+        ("MESSAGE",),
+        _pipelinerun_row,
+    ),
 }
 ALIASES = {
     "experiment": "experiments",
@@ -172,6 +186,9 @@ ALIASES = {
     "inferenceservice": "inferenceservices",
     "inferenceservices": "inferenceservices",
     "isvc": "inferenceservices",
+    "pipelinerun": "pipelineruns",
+    "pipelineruns": "pipelineruns",
+    "pr": "pipelineruns",
 }
 KINDS = {r.kind: r for r in RESOURCES.values()}
 
@@ -248,8 +265,14 @@ def _resource(kind: str) -> Resource:
 # -- files ------------------------------------------------------------------------------
 
 
-def _documents(files: list[Path]) -> list[tuple[Resource, dict[str, Any]]]:
+def _documents(
+    files: list[Path], arguments: list[str] | None = None
+) -> list[tuple[Resource, dict[str, Any]]]:
+    """The resources of the files; a compiled pipeline (kfp IR) is a PipelineRun of it
+    with ``arguments`` (``--arg NAME=VALUE``)."""
     import yaml
+
+    from hyperflow import kubectl_pipelines
 
     out: list[tuple[Resource, dict[str, Any]]] = []
     for file in files:
@@ -263,6 +286,10 @@ def _documents(files: list[Path]) -> list[tuple[Resource, dict[str, Any]]]:
         for i, doc in enumerate(docs):
             if not isinstance(doc, dict):
                 raise _fail([f"{file}: document {i} is not an object"])
+            if kubectl_pipelines.is_platform_spec(doc):
+                continue  # kfp's platform settings next to a compiled pipeline
+            if kubectl_pipelines.is_compiled_pipeline(doc) or doc.get("kind") == "PipelineRun":
+                doc = kubectl_pipelines.run_document(doc, file, arguments or [])
             resource = KINDS.get(str(doc.get("kind")))
             if resource is None or resource.plural == "trials":
                 raise _fail(
@@ -296,21 +323,26 @@ def _name_of(doc: dict[str, Any]) -> str:
 def create(
     filename: list[Path] = FileOpt,
     namespace: str = NamespaceOpt,
+    arg: list[str] = typer.Option(
+        [], "--arg", help="Argument NAME=VALUE of a compiled pipeline's run (repeatable)."
+    ),
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
 ) -> None:
-    """Create the resources in YAML files (the kind picks the resource)."""
-    docs = _documents(filename)
+    """Create the resources in YAML files (the kind picks the resource; a compiled
+    pipeline, kfp IR YAML, is run as a PipelineRun with the --arg values)."""
+    docs = _documents(filename, arg)
     failed = False
     with _client(server, token, namespace) as client:
         for resource, doc in docs:
             ns = _namespace_of(doc, namespace)
             try:
-                client.request("POST", f"{API}/namespaces/{ns}/{resource.plural}", json=doc)
+                made = client.request("POST", f"{API}/namespaces/{ns}/{resource.plural}", json=doc)
             except Exception as exc:
                 failed = _report(exc, resource, doc) or failed
                 continue
-            typer.echo(f"{resource.group}/{_name_of(doc)} created")
+            name = _name_of(made.json()) or _name_of(doc)  # generateName: the server's
+            typer.echo(f"{resource.group}/{name} created")
     if failed:
         raise typer.Exit(1)
 
@@ -323,7 +355,8 @@ def _report(exc: Exception, resource: Resource, doc: dict[str, Any]) -> bool:
     if not isinstance(exc, ApiError):
         raise exc
     lines = exc.lines()
-    typer.echo(f'error: {resource.group} "{_name_of(doc)}": {lines[0]}', err=True)
+    name = _name_of(doc) or str((doc.get("metadata") or {}).get("generateName", ""))
+    typer.echo(f'error: {resource.group} "{name}": {lines[0]}', err=True)
     for line in lines[1:]:
         typer.echo(line, err=True)
     return True
@@ -545,10 +578,18 @@ def describe(
     token: str | None = TokenOpt,
 ) -> None:
     """An experiment's status, conditions, best trial and trials; an inference service's
-    model, traffic, revisions, conditions and recent events."""
+    model, traffic, revisions, conditions and recent events; a pipeline run's state,
+    arguments, outputs and task tree."""
     resource = _resource(kind)
     if resource.plural == "inferenceservices":
         _describe_isvc(name, namespace, server, token)
+        return
+    if resource.plural == "pipelineruns":
+        from hyperflow import kubectl_pipelines
+
+        with _Errors(), _client(server, token, namespace) as client:
+            run = client.get_run(name, namespace)
+        kubectl_pipelines.describe(run, _print_table)
         return
     if resource.plural != "experiments":
         raise _fail(
@@ -719,14 +760,24 @@ def delete(
 
 
 def logs(
-    experiment: str = typer.Argument(...),
-    trial: str = typer.Argument(...),
+    experiment: str = typer.Argument(..., help="EXPERIMENT, or pipelinerun/RUN"),
+    trial: str | None = typer.Argument(None, help="TRIAL, or a pipeline run's TASK"),
     follow: bool = typer.Option(False, "-f", "--follow", help="Stream until the trial ends."),
     namespace: str = NamespaceOpt,
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
 ) -> None:
-    """A trial's output (stdout and stderr)."""
+    """A trial's output (stdout and stderr); ``pipelinerun/RUN [TASK]``: a pipeline task's
+    log, or every task's in turn."""
+    kind, slash, run = experiment.partition("/")
+    if slash and ALIASES.get(kind.lower()) == "pipelineruns":
+        with _Errors(), _client(server, token, namespace) as client:
+            sys.stdout.buffer.write(client.run_logs(run, trial, namespace))
+        return
+    if trial is None:
+        raise _fail(
+            ["usage: hyperflow logs EXPERIMENT TRIAL | hyperflow logs pipelinerun/RUN [TASK]"]
+        )
     with _Errors(), _client(server, token, namespace) as client:
         out = sys.stdout.buffer
         try:

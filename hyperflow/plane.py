@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hyperflow.gate import TokenGate
+from hyperflow.handlers.analysis import AnalysisHandlers
 from hyperflow.handlers.auth import Tokens
+from hyperflow.handlers.console import ServiceConsole
 from hyperflow.handlers.deploy import DeployBestHandlers
 from hyperflow.handlers.events import EventBus, EventHandlers
 from hyperflow.handlers.experiments import ExperimentHandlers
@@ -44,7 +46,14 @@ class ControlPlane:
     services: ServiceManager
     inferenceservices: InferenceServiceHandlers
     deploy: DeployBestHandlers
+    # Read models of the web UI (trial columns, curves, importance, contour).
+    analysis: AnalysisHandlers
     _ready: threading.Event = field(default_factory=threading.Event)
+    # Pipeline runs (hyperflow.pipelineruns / hyperflow.handlers.pipelineruns).
+    pipeline_runs: Any = None
+    pipeline_manager: Any = None
+    # The UI's view of inference services (router metrics over time, "try it").
+    console: Any = None
 
     @property
     def router(self) -> Any:
@@ -57,6 +66,8 @@ class ControlPlane:
         cannot be bound fails the start before any experiment resumes.)"""
         self.services.start()
         self.manager.resume_all()
+        if self.pipeline_manager is not None:
+            self.pipeline_manager.resume_all()
         self._ready.set()
 
     def ready(self) -> bool:
@@ -66,8 +77,12 @@ class ControlPlane:
         """Detach the controllers (trials keep running; the next start adopts them) and
         stop the inference services' replicas (the next start runs them again)."""
         self._ready.clear()
+        if self.console is not None:
+            self.console.close()
         self.services.shutdown()
         self.manager.shutdown()
+        if self.pipeline_manager is not None:
+            self.pipeline_manager.shutdown()
         self.store.close()
 
 
@@ -101,6 +116,7 @@ def build(settings: ServerSettings) -> ControlPlane:
         store, manager, events, settings, run_id_lookup=run_id_lookup if settings.track else None
     )
     tokens = Tokens(TokenStore(engine), loopback=settings.loopback)
+    pipeline_runs, pipeline_manager = _pipeline_handlers(engine, settings, events)
     service_store = ServiceStore(engine)
     services = ServiceManager(
         service_store,
@@ -114,7 +130,7 @@ def build(settings: ServerSettings) -> ControlPlane:
         from tuner.tracking.registry import register_model_version
 
         register = functools.partial(register_model_version, settings.tracking_uri)
-    return ControlPlane(
+    plane = ControlPlane(
         settings,
         store,
         events,
@@ -127,8 +143,23 @@ def build(settings: ServerSettings) -> ControlPlane:
         services,
         inferenceservices,
         DeployBestHandlers(experiments, inferenceservices, register),
+        AnalysisHandlers(store, experiments, events),
         _ready=ready,
+        pipeline_runs=pipeline_runs,
+        pipeline_manager=pipeline_manager,
     )
+    plane.console = ServiceConsole(plane)
+    return plane
+
+
+def _pipeline_handlers(engine: Any, settings: ServerSettings, events: EventBus) -> Any:
+    from hyperflow.handlers.pipelineruns import PipelineRunHandlers
+    from hyperflow.pipelineruns import PipelineRunManager
+    from pipelines.store import PipelineStore
+
+    store = PipelineStore(engine=engine)
+    manager = PipelineRunManager(store, settings, events)
+    return PipelineRunHandlers(store, manager, events), manager
 
 
 def token_handlers(settings: ServerSettings) -> tuple[Tokens, Store]:

@@ -110,11 +110,22 @@ def make_app(plane: ControlPlane) -> FastAPI:
             ),
             flush=True,
         )
+        pipelines = plane.pipeline_manager
+        if pipelines is not None and pipelines.resumed:
+            names = ", ".join(f"{r.namespace}/{r.name}" for r in pipelines.resumed)
+            print(f"hyperflow server: resumed pipeline runs: {names}", flush=True)
         try:
             yield
         finally:
             running = plane.manager.running_count()
+            runs = plane.pipeline_manager.running_count() if plane.pipeline_manager else 0
             await _run_blocking(plane.close)
+            if runs:
+                print(
+                    f"hyperflow server: {runs} running pipeline runs detached (resumed on the "
+                    "next start)",
+                    flush=True,
+                )
             print(
                 f"hyperflow server: stopped; {running} running experiments detached (their "
                 "trials go on and are adopted on the next start); inference services stopped "

@@ -29,6 +29,13 @@ class ServerSettings(TunerSettings):
     max_body_bytes: int = 3 * 1024 * 1024
     # Log MLflow runs of the experiments the server runs (HYPERFLOW_TRACK=false: none).
     track: bool = True
+    # Where users open the MLflow UI (``mlflow ui`` / ``mlflow server``): the web UI links
+    # runs there. Default: the tracking URI when it is an http(s) server, else no link.
+    mlflow_ui_url: str | None = None
+
+    def mlflow_ui(self) -> str | None:
+        url = self.mlflow_ui_url or self.tracking_uri
+        return url.rstrip("/") if url.startswith(("http://", "https://")) else None
 
     @property
     def loopback(self) -> bool:

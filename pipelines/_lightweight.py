@@ -21,17 +21,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
+MODULE_NAME = "ephemeral_component"
+
+
+def prepare_worker() -> None:
+    """Import kfp's executor now, before the first task, as its runtime does in a KFP
+    container: without the compiler and client (they import the kubernetes client:
+    seconds, not milliseconds). A forked worker's initializer; a spawned one calls it
+    when it loads this module."""
+    if "kfp" not in sys.modules:
+        os.environ["_KFP_RUNTIME"] = "true"
+    import kfp.dsl.executor  # noqa: F401
+
+
 _main = sys.modules.get("__main__")
 IN_WORKER = getattr(getattr(_main, "__spec__", None), "name", None) == "tuner.backends._worker"
 if IN_WORKER:
-    # Loaded by a warm worker when it starts: import kfp now, before the first task, and
-    # as its runtime does in a KFP container (without the compiler and client, which
-    # import the kubernetes client: seconds, not milliseconds). The orchestrator's process
-    # only pickles a reference to ``execute`` and imports kfp in full.
-    os.environ["_KFP_RUNTIME"] = "true"
-    import kfp.dsl.executor  # noqa: F401
-
-MODULE_NAME = "ephemeral_component"
+    # Loaded by a spawned worker when it starts. The orchestrator's process only pickles
+    # a reference to ``execute`` and imports kfp as it needs.
+    prepare_worker()
 
 
 def execute(task: dict[str, Any]) -> None:

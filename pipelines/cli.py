@@ -1,15 +1,19 @@
 """``hyperflow pipeline ...``: run kfp pipelines locally and inspect stored runs.
 
-The read commands (list, get, describe, logs, delete) import only the store: no kfp,
-mlflow, optuna or sklearn, so they answer fast.
+The read commands (list, get, describe, logs, delete) go through the control plane's API
+when a server answers (``hyperflow`` plugs its client in with :func:`use_server`), else
+read the local store; either way they import no kfp, mlflow, optuna or sklearn.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import typer
 from rich.console import Console
@@ -33,14 +37,6 @@ def _store() -> PipelineStore:
     from tuner.settings import TunerSettings
 
     return PipelineStore(TunerSettings().store_url)
-
-
-def _run_or_exit(store: PipelineStore, name: str, namespace: str) -> RunRecord:
-    record = store.get_run(name, namespace)
-    if record is None:
-        err.print(f"pipeline run {namespace}/{name} not found", markup=False, highlight=False)
-        raise typer.Exit(1)
-    return record
 
 
 def _parse_args(pairs: list[str]) -> dict[str, str]:
@@ -85,6 +81,10 @@ def run(
     from pipelines.spec import PipelineError
 
     arguments = _parse_args(arg)
+    if file.suffix in (".yaml", ".yml", ".json"):
+        from pipelines.spec import import_kfp_runtime
+
+        import_kfp_runtime()
     live = LiveTasks(err, title=str(file))
     try:
         with live:
@@ -124,29 +124,158 @@ def run(
         raise typer.Exit(1)
 
 
+class RunSource(Protocol):
+    """Where the read commands find runs: the control plane's API (``hyperflow`` plugs it
+    in with :func:`use_server`) when a server runs, else the local store."""
+
+    def list(self, namespace: str) -> list[dict[str, Any]]: ...
+
+    def get(self, name: str, namespace: str) -> dict[str, Any]: ...
+
+    def logs(self, name: str, task: str | None, namespace: str) -> bytes: ...
+
+    def delete(self, name: str, namespace: str) -> dict[str, Any]: ...
+
+
+_server: Callable[[str | None, str | None], RunSource | None] | None = None
+
+
+def use_server(connect: Callable[[str | None, str | None], RunSource | None]) -> None:
+    """``connect(server, token)``: the API's runs, or None when no server answers there."""
+    global _server
+    _server = connect
+
+
+class _LocalRuns:
+    """The local store (``HYPERFLOW_DATABASE_URL`` / ``$HYPERFLOW_HOME``)."""
+
+    def _record(self, store: PipelineStore, name: str, namespace: str) -> RunRecord:
+        record = store.get_run(name, namespace)
+        if record is None:
+            raise LookupError(f"pipeline run {namespace}/{name} not found")
+        return record
+
+    def list(self, namespace: str) -> list[dict[str, Any]]:
+        from pipelines.objects import run_object
+
+        store = _store()
+        try:
+            return [run_object(r, []) for r in store.list_runs(namespace)]
+        finally:
+            store.close()
+
+    def get(self, name: str, namespace: str) -> dict[str, Any]:
+        from pipelines.objects import run_object
+
+        store = _store()
+        try:
+            record = self._record(store, name, namespace)
+            return run_object(record, store.tasks(record.uid))
+        finally:
+            store.close()
+
+    def logs(self, name: str, task: str | None, namespace: str) -> bytes:
+        from pipelines.runner import find_task
+
+        store = _store()
+        try:
+            tasks = store.tasks(self._record(store, name, namespace).uid)
+        finally:
+            store.close()
+        chosen = [find_task(tasks, task)] if task is not None else [t for t in tasks if t.task_dir]
+        out = []
+        for item in chosen:
+            if task is None:
+                out.append(f"==> {item.path} ({item.state}) <==\n".encode())
+            log = Path(item.task_dir) / "trial.log" if item.task_dir else None
+            if log is None or not log.is_file():
+                note = f"cached: outputs of {item.cached_from}" if item.cached_from else item.state
+                out.append(f"(no log: {note})\n".encode())
+            else:
+                out.append(log.read_bytes())
+        return b"".join(out)
+
+    def delete(self, name: str, namespace: str) -> dict[str, Any]:
+        from pipelines.objects import run_object
+        from pipelines.runner import owner_alive
+
+        store = _store()
+        try:
+            record = self._record(store, name, namespace)
+            if not record.finished and owner_alive(record):
+                raise LookupError(
+                    f"pipeline run {name} is running (pid {record.owner_pid}); stop it first"
+                )
+            obj = run_object(record, [])
+            store.delete_run(record.uid)
+        finally:
+            store.close()
+        shutil.rmtree(record.pipeline_root, ignore_errors=True)
+        return obj
+
+
+def _runs(server: str | None, token: str | None) -> RunSource:
+    remote = _server(server, token) if _server is not None else None
+    return remote if remote is not None else _LocalRuns()
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """A missing run, an API error: one line and exit code 1."""
+    try:
+        yield
+    except LookupError as exc:
+        err.print(str(exc).strip("'\""), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        lines = getattr(exc, "lines", None)
+        if not callable(lines):
+            raise
+        err.print(f"error: {' '.join(lines())}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
+SERVER = typer.Option(
+    None, "--server", envvar="HYPERFLOW_SERVER", help="Control plane (used when it answers)."
+)
+TOKEN = typer.Option(None, "--token", envvar="HYPERFLOW_TOKEN", help="Its bearer token.")
+
+
 @pipeline_app.command("list")
-def list_(namespace: str = NAMESPACE) -> None:
-    """Stored pipeline runs, oldest first."""
+def list_(
+    namespace: str = NAMESPACE, server: str | None = SERVER, token: str | None = TOKEN
+) -> None:
+    """Pipeline runs, oldest first (the server's when one runs, else the local store's)."""
     from rich.table import Table
 
     from pipelines.live import duration
 
-    store = _store()
-    try:
-        runs = store.list_runs(namespace)
-    finally:
-        store.close()
+    with _errors():
+        runs = _runs(server, token).list(namespace)
     table = Table()
     for column in ("run", "pipeline", "state", "created", "duration"):
         table.add_column(column)
-    import datetime as dt
-
     for r in runs:
-        created = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        status = r.get("status", {})
         table.add_row(
-            r.name, r.pipeline_name, r.state, created, duration(r.started_at, r.finished_at)
+            r["metadata"]["name"],
+            str(r.get("spec", {}).get("pipelineName", "")),
+            str(status.get("state", "")),
+            _created(r["metadata"].get("creationTimestamp")),
+            duration(status.get("startedAt"), status.get("finishedAt")),
         )
     out.print(table)
+
+
+def _created(value: Any) -> str:
+    import datetime as dt
+
+    if isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, str):
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return ""
 
 
 @pipeline_app.command("get")
@@ -154,60 +283,62 @@ def get(
     name: str = typer.Argument(..., help="Run name."),
     namespace: str = NAMESPACE,
     output: str = typer.Option("json", "-o", "--output", help="json or yaml."),
+    server: str | None = SERVER,
+    token: str | None = TOKEN,
 ) -> None:
     """The run object: spec (pipeline, arguments) and status (state, tasks, outputs)."""
-    store = _store()
-    try:
-        record = _run_or_exit(store, name, namespace)
-        tasks = store.tasks(record.uid)
-    finally:
-        store.close()
-    from pipelines.objects import run_object
-
-    data = run_object(record, tasks)
+    if output not in ("json", "yaml"):
+        err.print(f"--output must be json or yaml, got {output!r}", markup=False)
+        raise typer.Exit(2)
+    with _errors():
+        data = _runs(server, token).get(name, namespace)
     if output == "yaml":
         import yaml
 
         out.print(yaml.safe_dump(data, sort_keys=False), markup=False, highlight=False)
-    elif output == "json":
-        out.print_json(data=data)
     else:
-        err.print(f"--output must be json or yaml, got {output!r}", markup=False)
-        raise typer.Exit(2)
+        out.print_json(data=data)
 
 
 @pipeline_app.command("describe")
-def describe(name: str = typer.Argument(..., help="Run name."), namespace: str = NAMESPACE) -> None:
+def describe(
+    name: str = typer.Argument(..., help="Run name."),
+    namespace: str = NAMESPACE,
+    server: str | None = SERVER,
+    token: str | None = TOKEN,
+) -> None:
     """The run's state, arguments, outputs and task table."""
     from pipelines.live import task_table, tree_order
 
-    store = _store()
-    try:
-        record = _run_or_exit(store, name, namespace)
-        tasks = store.tasks(record.uid)
-    finally:
-        store.close()
-    out.print(f"run:       {record.name}", highlight=False, markup=False)
-    out.print(f"pipeline:  {record.pipeline_name} ({record.source})", highlight=False, markup=False)
-    out.print(f"state:     {record.state}", highlight=False, markup=False)
-    if record.message:
-        out.print(f"message:   {record.message}", highlight=False, markup=False)
-    out.print(f"arguments: {json.dumps(record.arguments)}", highlight=False, markup=False)
-    if record.outputs:
-        out.print(f"outputs:   {json.dumps(record.outputs)}", highlight=False, markup=False)
-    if record.mlflow_run_id:
-        out.print(f"MLflow run: {record.mlflow_run_id}", highlight=False, markup=False)
+    with _errors():
+        obj = _runs(server, token).get(name, namespace)
+    spec, status = obj.get("spec", {}), obj.get("status", {})
+    arguments = spec.get("runtimeConfig", {}).get("parameters", spec.get("arguments", {}))
+    lines = [
+        f"run:       {obj['metadata']['name']}",
+        f"pipeline:  {spec.get('pipelineName')} ({spec.get('source')})",
+        f"state:     {status.get('state')}",
+    ]
+    if status.get("message"):
+        lines.append(f"message:   {status['message']}")
+    lines.append(f"arguments: {json.dumps(arguments)}")
+    if status.get("outputs"):
+        lines.append(f"outputs:   {json.dumps(status['outputs'])}")
+    if status.get("mlflowRunId"):
+        lines.append(f"MLflow run: {status['mlflowRunId']}")
+    for line in lines:
+        out.print(line, highlight=False, markup=False)
     rows = [
         {
-            "path": t.path,
-            "kind": t.kind,
-            "state": t.state,
-            "started_at": t.started_at,
-            "finished_at": t.finished_at,
-            "message": t.message,
-            "cached_from": t.cached_from,
+            "path": t["path"],
+            "kind": t.get("kind"),
+            "state": t.get("state"),
+            "started_at": t.get("startedAt"),
+            "finished_at": t.get("finishedAt"),
+            "message": t.get("message"),
+            "cached_from": t.get("cachedFrom"),
         }
-        for t in tasks
+        for t in status.get("tasks", [])
     ]
     out.print(task_table(tree_order(rows)))
 
@@ -217,52 +348,25 @@ def logs(
     name: str = typer.Argument(..., help="Run name."),
     task: str | None = typer.Argument(None, help="Task name or path (default: every task)."),
     namespace: str = NAMESPACE,
+    server: str | None = SERVER,
+    token: str | None = TOKEN,
 ) -> None:
     """A task's log (stdout and stderr), or every executed task's log in turn."""
-    from pipelines.runner import find_task
-
-    store = _store()
-    try:
-        record = _run_or_exit(store, name, namespace)
-        tasks = store.tasks(record.uid)
-    finally:
-        store.close()
-    if task is not None:
-        try:
-            chosen = [find_task(tasks, task)]
-        except LookupError as exc:
-            err.print(str(exc), markup=False, highlight=False)
-            raise typer.Exit(1) from None
-    else:
-        chosen = [t for t in tasks if t.task_dir]
-    for item in chosen:
-        log = Path(item.task_dir) / "trial.log" if item.task_dir else None
-        if task is None:
-            out.print(f"==> {item.path} ({item.state}) <==", markup=False, highlight=False)
-        if log is None or not log.is_file():
-            note = f"cached: outputs of {item.cached_from}" if item.cached_from else item.state
-            out.print(f"(no log: {note})", markup=False, highlight=False)
-            continue
-        out.print(log.read_text(errors="replace"), end="", markup=False, highlight=False)
+    with _errors():
+        text = _runs(server, token).logs(name, task, namespace)
+    sys.stdout.buffer.write(text)
+    sys.stdout.flush()
 
 
 @pipeline_app.command("delete")
-def delete(name: str = typer.Argument(..., help="Run name."), namespace: str = NAMESPACE) -> None:
-    """Delete a finished run: its rows and its artifact folder (MLflow runs are kept)."""
-    from pipelines.runner import owner_alive
-
-    store = _store()
-    try:
-        record = _run_or_exit(store, name, namespace)
-        if not record.finished and owner_alive(record):
-            err.print(
-                f"pipeline run {name} is running (pid {record.owner_pid}); stop it first",
-                markup=False,
-                highlight=False,
-            )
-            raise typer.Exit(1)
-        store.delete_run(record.uid)
-    finally:
-        store.close()
-    shutil.rmtree(record.pipeline_root, ignore_errors=True)
+def delete(
+    name: str = typer.Argument(..., help="Run name."),
+    namespace: str = NAMESPACE,
+    server: str | None = SERVER,
+    token: str | None = TOKEN,
+) -> None:
+    """Delete a run: its rows and its artifact folder (MLflow runs are kept). Through the
+    server, a running run is canceled first; locally, a running run is refused."""
+    with _errors():
+        _runs(server, token).delete(name, namespace)
     out.print(f"pipeline run {namespace}/{name} deleted", markup=False, highlight=False)

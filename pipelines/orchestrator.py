@@ -127,6 +127,10 @@ class Node:
         return self.path
 
 
+class Detached(Exception):
+    """The run was detached (its process is going away): nothing was recorded as final."""
+
+
 class Orchestrator:
     def __init__(
         self,
@@ -163,6 +167,7 @@ class Orchestrator:
         self.running: list[Node] = []
         self.nodes: list[Node] = []  # every node, in creation order (for views)
         self._stop = False
+        self._detach = False
         # Set once run() has returned: a Ctrl-C then only cuts the bookkeeping short.
         self.finished = False
         self.root: Scope | None = None
@@ -172,6 +177,12 @@ class Orchestrator:
     def stop(self) -> None:
         """Ask the run to stop: running tasks are killed and end CANCELED (any thread)."""
         self._stop = True
+
+    def detach(self) -> None:
+        """Leave the run as the store has it (RUNNING), for a later start to resume, as
+        if this process had died: running tasks are killed, their states not touched
+        (a resume runs them again); ``run`` raises :class:`Detached` (any thread)."""
+        self._detach = True
 
     def run(self, arguments: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         """Run to the end: (state, message, outputs)."""
@@ -184,6 +195,8 @@ class Orchestrator:
         root = self._scope("", self.spec["root"], arguments, {}, None)
         self.root = root
         while True:
+            if self._detach:
+                self._abandon()
             if self._stop:
                 return self._cancel()
             while self._advance():
@@ -228,6 +241,15 @@ class Orchestrator:
                 self._finish(node, "CANCELED", "the run was stopped")
         return "CANCELED", "the run was stopped", {}
 
+    def _abandon(self) -> None:
+        for node in list(self.running):
+            if node.backend is not None and node.trial is not None:
+                with contextlib.suppress(Exception):
+                    node.backend.kill(node.trial)
+                    node.backend.release(node.trial)
+        self.running.clear()
+        raise Detached(f"pipeline run {self.run_record.name} detached")
+
     def _advance(self) -> bool:
         """Start whatever can start; True if anything changed."""
         changed = False
@@ -251,7 +273,7 @@ class Orchestrator:
         return all(node.scope.nodes[d].done for d in deps if d in node.scope.nodes)
 
     def _wait(self) -> None:
-        if self._stop:
+        if self._stop or self._detach:
             return
         timeout = 1.0
         waiting = [n.not_before for n in self.nodes if n.queued and n.not_before > time.time()]

@@ -127,11 +127,7 @@ def run_pipeline(
         raise PipelineError(f"parallelism must be at least 1, got {parallelism}")
     own_pool = None
     if function_backend is None:
-        # Workers boot (a second or so) while the pipeline loads and compiles.
-        from pipelines import _lightweight
-        from tuner.backends.function import FunctionBackend
-
-        own_pool = FunctionBackend(_lightweight.execute, workers=parallelism)
+        own_pool = worker_pool(parallelism)
         own_pool.prestart(min(parallelism, 2))
     try:
         return _run(
@@ -141,6 +137,45 @@ def run_pipeline(
     finally:
         if own_pool is not None:
             own_pool.close()
+
+
+def worker_pool(workers: int, start: str = "fork") -> Any:
+    """A pool of warm workers for lightweight components.
+
+    ``fork`` (Linux; the default for a run's own pool): workers are forks of this process,
+    ready in milliseconds with what it imported; each imports kfp's executor in the
+    background (``prepare_worker``) while this process loads and compiles the pipeline.
+    ``spawn``: fresh interpreters (what a long-lived, many-threaded server uses).
+    """
+    from pipelines import _lightweight
+    from tuner.backends.function import FunctionBackend
+
+    return FunctionBackend(
+        _lightweight.execute,
+        workers=workers,
+        start=start,
+        initializer=_lightweight.prepare_worker,
+    )
+
+
+def resume_key(spec: dict[str, Any], args: dict[str, Any], cache: bool, namespace: str) -> str:
+    """What makes a run the same run again (same pipeline, arguments, caching, namespace)."""
+    return digest({"spec": spec, "arguments": args, "cache": cache, "ns": namespace})
+
+
+_engines: dict[str, Any] = {}
+
+
+def _engine(url: str) -> Any:
+    """One engine per store URL for the process: SQLAlchemy caches compiled statements
+    per engine (~0.1 s of a short run's first statements); ``store.close()`` only returns
+    its connections."""
+    engine = _engines.get(url)
+    if engine is None:
+        from tuner.store import create_store_engine
+
+        engine = _engines[url] = create_store_engine(url)
+    return engine
 
 
 def _run(
@@ -164,8 +199,8 @@ def _run(
     settings.ensure_home()
     functions.prestart(min(parallelism, _lightweight_count(spec)))
     pipeline_name = spec["pipelineInfo"]["name"]
-    resume_key = digest({"spec": spec, "arguments": args, "cache": cache, "ns": namespace})
-    store = PipelineStore(settings.store_url)
+    key = resume_key(spec, args, cache, namespace)
+    store = PipelineStore(engine=_engine(settings.store_url))
     try:
         record, resumed = _find_or_create(
             store,
@@ -174,7 +209,7 @@ def _run(
             args=args,
             where=where,
             pipeline_name=pipeline_name,
-            resume_key=resume_key,
+            resume_key=key,
             run_name=run_name,
             namespace=namespace,
             parallelism=parallelism,
@@ -259,10 +294,10 @@ def _execute(
     on_start: Callable[[RunRecord, Any], None] | None,
     functions: Any,
 ) -> PipelineRun:
-    from pipelines.orchestrator import Orchestrator
+    from pipelines.orchestrator import Detached, Orchestrator
     from pipelines.tracking import PipelineLayout, PipelineTracker
     from tuner.backends.local import LocalBackend
-    from tuner.runner import interrupts_stop
+    from tuner.interrupts import interrupts_stop
 
     Path(record.pipeline_root).mkdir(parents=True, exist_ok=True)
     processes = LocalBackend()
@@ -312,30 +347,40 @@ def _execute(
         on_start(record, orchestrator)
     state, message = "FAILED", ""
     outputs: dict[str, Any] = {}
+    detached = False
+    tracking = None
     try:
         with interrupts_stop(orchestrator):
             try:
                 state, message, outputs = orchestrator.run(args)
             except PipelineError as exc:
                 state, message = "FAILED", str(exc)
+    except Detached:
+        detached = True
     finally:
         processes.close()
-        mlflow_run = tracker.run_id() if tracker is not None else None
-        store.update_run(
-            record.uid,
-            state=state,
-            message=message,
-            outputs=outputs,
-            finished_at=time.time(),
-            mlflow_run_id=mlflow_run,
-        )
-        tracking = None
+        if not detached:  # also when interrupted: the state is written before it goes on
+            mlflow_run = tracker.run_id() if tracker is not None else None
+            store.update_run(
+                record.uid,
+                state=state,
+                message=message,
+                outputs=outputs,
+                finished_at=time.time(),
+                mlflow_run_id=mlflow_run,
+            )
+            if tracker is not None:
+                tracker.run_finished(state, message)
+                tracker.close()
+                tracking = tracker.describe()
+                if tracker.run_id() and not mlflow_run:
+                    store.update_run(record.uid, mlflow_run_id=tracker.run_id())
+    if detached:
+        # Left RUNNING for a later start to resume (see Orchestrator.detach).
         if tracker is not None:
-            tracker.run_finished(state, message)
-            tracker.close()
-            tracking = tracker.describe()
-            if tracker.run_id() and not mlflow_run:
-                store.update_run(record.uid, mlflow_run_id=tracker.run_id())
+            tracker.close(timeout=5)
+        current = store.get_run_by_uid(record.uid)
+        return PipelineRun(current, store.tasks(record.uid), {}, None, resumed)
     final = store.get_run_by_uid(record.uid)
     return PipelineRun(
         final, store.tasks(record.uid), flat_outputs(final.outputs), tracking, resumed

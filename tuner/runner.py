@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 from tuner.backends.base import TrialBackend
 from tuner.controller import ExperimentController, Observer, experiment_dir
+from tuner.interrupts import interrupts_stop
 from tuner.settings import TunerSettings
 from tuner.spec.models import Experiment
 from tuner.store import ExperimentRecord, Store
 from tuner.suggestion import HttpSuggestionClient, InProcessSuggestionClient, SuggestionClient
 from tuner.tracking import MlflowTracker, NullTracker, Tracker
 from tuner.tracking.base import Unwritten
-
-
-class Stoppable(Protocol):
-    """A foreground run the signal handler can stop (an experiment's controller, a
-    pipeline run): ``stop()`` winds it down; ``finished`` says it has already ended."""
-
-    @property
-    def finished(self) -> bool: ...
-
-    def stop(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -97,48 +84,6 @@ def make_suggestion_client(url: str | None, store: Store, namespace: str) -> Sug
         ]
 
     return HttpSuggestionClient(url, history=history)
-
-
-class Interrupts:
-    """What the signal handler saw: a Ctrl-C the run could not act on any more."""
-
-    late = False
-
-
-@contextlib.contextmanager
-def interrupts_stop(target: Stoppable) -> Iterator[Interrupts]:
-    """SIGINT/SIGTERM ask ``target`` to stop cleanly (trials or tasks killed, state kept).
-    Only in the main thread; elsewhere a no-op.
-
-    A second one while it stops, or one that lands after the experiment has ended (the
-    controller is finishing its bookkeeping), is not lost: the first raises
-    ``KeyboardInterrupt``, the second is recorded for the caller (who then stops waiting
-    for MLflow).
-    """
-    seen = Interrupts()
-    if threading.current_thread() is not threading.main_thread():
-        yield seen
-        return
-    previous: dict[int, Any] = {}
-    stopping = False
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        if target.finished:
-            seen.late = True
-        elif stopping:
-            raise KeyboardInterrupt
-        else:
-            stopping = True
-            target.stop()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, handler)
-    try:
-        yield seen
-    finally:
-        for number, prev in previous.items():
-            signal.signal(number, prev)
 
 
 def run_experiment(

@@ -15,11 +15,12 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
-from hyperflow.api import events, experiments, inferenceservices
+from hyperflow.api import analysis, console, events, experiments, inferenceservices, pipelineruns
 from hyperflow.api.deps import CallerDep, PlaneDep
 from hyperflow.api.middleware import BodyLimit, RequestMetrics
 from hyperflow.handlers.errors import HandlerError
 from hyperflow.plane import ControlPlane
+from hyperflow.ui import routes as ui
 from tuner.metrics.push import MAX_BODY as PUSH_MAX_BODY
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,10 @@ def create_app(plane: ControlPlane) -> FastAPI:
     app.include_router(experiments.router)
     app.include_router(inferenceservices.router)
     app.include_router(events.router)
+    app.include_router(pipelineruns.router)
+    app.include_router(analysis.router)
+    app.include_router(console.router)
+    app.include_router(ui.router)
     max_body = plane.settings.max_body_bytes
 
     def limit(path: str) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from hyperflow.handlers.errors import BadRequest, UnsupportedMediaType
+from hyperflow.handlers.errors import BadRequest, FieldProblem, UnsupportedMediaType
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 JSON_TYPES = ("application/json", "application/merge-patch+json")
@@ -75,3 +75,49 @@ def _yaml(raw: bytes) -> Any:
     if len(documents) != 1:
         raise BadRequest(f"the body must hold one object; it holds {len(documents)}")
     return documents[0]
+
+
+def is_yaml(content_type: str | None) -> bool:
+    return _media_type(content_type) in YAML_TYPES
+
+
+def yaml_lines(raw: bytes) -> dict[str, int]:
+    """The 1-based line of every field path (``spec.parameters[0].name``) of a YAML body;
+    empty if it does not compose."""
+    try:
+        root = yaml.compose(raw.decode("utf-8"), Loader=_NoAliases)
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
+        return {}
+    lines: dict[str, int] = {}
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode):
+                    continue
+                child = f"{path}.{key.value}" if path else str(key.value)
+                lines[child] = key.start_mark.line + 1
+                walk(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, value in enumerate(node.value):
+                child = f"{path}[{i}]"
+                lines[child] = value.start_mark.line + 1
+                walk(value, child)
+
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+def locate(raw: bytes, problems: list[FieldProblem]) -> list[FieldProblem]:
+    """``problems`` with the YAML line of their path (or of its nearest present parent)."""
+    lines = yaml_lines(raw)
+    out = []
+    for p in problems:
+        path, line = p.path, None
+        while path and line is None:
+            line = lines.get(path)
+            cut = max(path.rfind("."), path.rfind("["))
+            path = path[:cut] if cut > 0 else ""
+        out.append(FieldProblem(p.path, p.message, line))
+    return out

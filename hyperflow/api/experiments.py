@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
@@ -12,7 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from hyperflow.api import bodies
 from hyperflow.api.deps import CallerDep, PlaneDep, bearer
-from hyperflow.handlers.errors import BadRequest
+from hyperflow.handlers.errors import BadRequest, Invalid
 from hyperflow.handlers.paging import Page
 
 router = APIRouter(tags=["experiments"])
@@ -101,13 +101,27 @@ def list_body(kind: str, page: Page) -> Response:
     )
 
 
+DryRun = Annotated[
+    Literal["All"] | None,
+    Query(alias="dryRun", description="All: validate only (Kubernetes' dry run), store nothing"),
+]
+
+
 @router.post(f"{NS}/experiments", status_code=201, openapi_extra=OBJECT_BODY)
 async def create_experiment(
-    namespace: str, request: Request, caller: CallerDep, plane: PlaneDep
+    namespace: str, request: Request, caller: CallerDep, plane: PlaneDep, dry_run: DryRun = None
 ) -> Response:
-    body = bodies.decode(await request.body(), request.headers.get("content-type"))
-    created = await run_in_threadpool(plane.experiments.create, caller, namespace, body)
-    return json_response(created, 201)
+    raw, content_type = await request.body(), request.headers.get("content-type")
+    body = bodies.decode(raw, content_type)
+    try:
+        created = await run_in_threadpool(
+            plane.experiments.create, caller, namespace, body, dry_run=dry_run is not None
+        )
+    except Invalid as exc:
+        if bodies.is_yaml(content_type):
+            raise Invalid(exc.message, bodies.locate(raw, exc.details)) from None
+        raise
+    return json_response(created, 200 if dry_run else 201)
 
 
 @router.get(f"{NS}/experiments")

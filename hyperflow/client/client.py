@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from hyperflow.client.pipelineruns import PipelineRunMethods
+
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 BASE_DIR_ANNOTATION = "hyperflow.io/base-dir"
 API = "/apis/v1"
@@ -65,7 +67,7 @@ def _experiment_body(experiment: Any) -> dict[str, Any]:
     return _object_body(experiment, "Experiment")
 
 
-class Client:
+class Client(PipelineRunMethods):
     """The control plane at ``server`` (default: ``$HYPERFLOW_SERVER``, else
     http://127.0.0.1:8080), with ``token`` (default ``$HYPERFLOW_TOKEN``)."""
 

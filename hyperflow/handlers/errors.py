@@ -13,6 +13,8 @@ from typing import Any
 class FieldProblem:
     path: str
     message: str
+    # The line of the request's YAML the path is on (1-based), when the body was YAML.
+    line: int | None = None
 
 
 class HandlerError(Exception):
@@ -26,7 +28,12 @@ class HandlerError(Exception):
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {"error": self.message}
         if self.details:
-            out["details"] = [{"path": d.path, "message": d.message} for d in self.details]
+            out["details"] = [
+                {"path": d.path, "message": d.message}
+                if d.line is None
+                else {"path": d.path, "message": d.message, "line": d.line}
+                for d in self.details
+            ]
         return out
 
 

@@ -62,7 +62,12 @@ class Event:
 
 
 # Plural resource names of kinds, as in API paths and object filters.
-PLURALS = {"Experiment": "experiments", "Trial": "trials", "InferenceService": "inferenceservices"}
+PLURALS = {
+    "Experiment": "experiments",
+    "Trial": "trials",
+    "InferenceService": "inferenceservices",
+    "PipelineRun": "pipelineruns",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,16 @@ class BestSaved:
         return self.entries[0] if self.entries else None
 
 
+def storage_uris(saved: BestSaved) -> dict[str, Any]:
+    """The trial's MLflow run and the ``runs:/`` storage URIs of what it saved."""
+    run_id, preferred = saved.run_id, saved.preferred
+    return {
+        "mlflowRunId": run_id,
+        "storageUris": [f"runs:/{run_id}/{e}" for e in saved.entries] if run_id else [],
+        "storageUri": f"runs:/{run_id}/{preferred}" if run_id and preferred else None,
+    }
+
+
 class ExperimentHandlers:
     def __init__(
         self,
@@ -123,9 +133,12 @@ class ExperimentHandlers:
 
     # -- experiments -----------------------------------------------------------------
 
-    def create(self, caller: Caller, namespace: str, body: Any) -> dict[str, Any]:
+    def create(
+        self, caller: Caller, namespace: str, body: Any, *, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Store and start an Experiment (Katib object as a mapping); 409 if the name is
-        taken, 422 with every field error."""
+        taken, 422 with every field error. ``dry_run`` (Kubernetes' ``dryRun=All``):
+        every check, nothing stored; the answer is the Experiment with its defaults."""
         self._namespace(caller, namespace)
         if not isinstance(body, dict):
             raise Invalid("an Experiment must be a mapping (a YAML or JSON object)")
@@ -151,6 +164,10 @@ class ExperimentHandlers:
         if problems:
             raise Invalid("the Experiment is invalid", problems)
         md = experiment.metadata
+        if dry_run:
+            if self.store.get_experiment(namespace, md.name) is not None:
+                raise Conflict(f'experiments "{md.name}" already exists in namespace {namespace}')
+            return experiment.to_dict()
         try:
             record = self.store.create_experiment(
                 namespace,
@@ -301,22 +318,25 @@ class ExperimentHandlers:
         """Katib's currentOptimalTrial, its MLflow run and the storage URIs of what the
         trial saved (``runs:/<run id>/<entry>``), as ``experiment best`` prints them."""
         saved = self.best_saved(caller, namespace, name)
-        run_id = saved.run_id
         out: dict[str, Any] = {"currentOptimalTrial": optimal_trial_object(saved.trial)}
-        out["mlflowRunId"] = run_id
-        out["storageUris"] = [f"runs:/{run_id}/{e}" for e in saved.entries] if run_id else []
-        preferred = saved.preferred
-        out["storageUri"] = f"runs:/{run_id}/{preferred}" if run_id and preferred else None
+        out.update(storage_uris(saved))
         return out
 
     def best_saved(self, caller: Caller, namespace: str, name: str) -> BestSaved:
         """The best trial, its MLflow run and what it saved under its artifacts folder."""
         record = self._record(caller, namespace, name)
-        best = self._best(record)
-        run_id = None if best is None else self._run_id(record, best)
-        folder = Path(best.trial_dir, "artifacts") if best is not None else None
+        return self._saved(record, self._best(record))
+
+    def trial_saved(self, caller: Caller, namespace: str, name: str, trial: str) -> BestSaved:
+        """One trial, its MLflow run and what it saved, as for the best."""
+        record = self._record(caller, namespace, name)
+        return self._saved(record, self._trial(record, trial))
+
+    def _saved(self, record: ExperimentRecord, trial: TrialRecord | None) -> BestSaved:
+        run_id = None if trial is None else self._run_id(record, trial)
+        folder = Path(trial.trial_dir, "artifacts") if trial is not None else None
         entries = sorted(p.name for p in folder.iterdir()) if folder and folder.is_dir() else []
-        return BestSaved(record, best, run_id, folder, entries)
+        return BestSaved(record, trial, run_id, folder, entries)
 
     # -- trials ----------------------------------------------------------------------
 
@@ -442,6 +462,14 @@ class ExperimentHandlers:
         return {"accepted": len(observations)}
 
     # -- helpers ---------------------------------------------------------------------
+
+    def record(self, caller: Caller, namespace: str, name: str) -> ExperimentRecord:
+        """The stored experiment, after the caller's namespace check (404 if none)."""
+        return self._record(caller, namespace, name)
+
+    def check_namespace(self, caller: Caller, namespace: str) -> None:
+        """422 for a namespace that is no DNS label, 403 for one the caller may not use."""
+        self._namespace(caller, namespace)
 
     def _namespace(self, caller: Caller, namespace: str) -> None:
         problems = check_dns_label(namespace, "namespace", what="a namespace")

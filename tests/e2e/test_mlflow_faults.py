@@ -115,8 +115,9 @@ def test_killed_in_every_phase_mlflow_ends_with_one_ended_run_per_trial(
     db = hyperflow_home / "mlflow.db"
     db.unlink(missing_ok=True)  # a first run on this machine: the store does not exist yet
 
-    # 1. While the MLflow store is being created.
-    with _started(cmd, env={"TRIAL_SECONDS": "2"}) as proc:
+    # 1. While the MLflow store is being created. Trials long enough that the experiment
+    #    cannot end first, even when the (niced) writer gets little CPU on a loaded machine.
+    with _started(cmd, env={"TRIAL_SECONDS": "60"}) as proc:
         _kill_when(
             proc, lambda: any(hyperflow_home.glob(".mlflow.db.*.creating")), "store creation"
         )

@@ -144,6 +144,11 @@ def test_a_token_of_namespace_a_can_do_nothing_in_namespace_b(
         "PUT inferenceservices/{name}",
         "DELETE inferenceservices/{name}",
         "POST experiments/{name}/deploy-best",
+        "POST pipelineruns",
+        "GET pipelineruns",
+        "GET pipelineruns/{name}",
+        "DELETE pipelineruns/{name}",
+        "GET pipelineruns/{name}/log",
     } <= templates, templates
     # Nothing happened to b's objects.
     r = server.http.get("/apis/v1/namespaces/b/experiments/exp-b", headers=_auth(tokens["b"]))

@@ -13,6 +13,15 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"kfp(\.|$)")
 Runner = Callable[..., Any]
 
 
+@pytest.fixture(autouse=True)
+def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read commands use the local store: no control plane answers here (a server
+    another test or person runs on the default port must not be used)."""
+    from tests.util import free_port
+
+    monkeypatch.setenv("HYPERFLOW_SERVER", f"http://127.0.0.1:{free_port()}")
+
+
 @pytest.fixture(scope="session")
 def pool() -> Iterator[Any]:
     """One warm worker pool for every pipeline test (runs share it, as runs could)."""

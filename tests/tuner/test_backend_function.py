@@ -33,12 +33,13 @@ pytestmark = pytest.mark.timeout(60)
 Factory = Callable[..., FunctionBackend]
 
 
-@pytest.fixture
-def make_backend() -> Iterator[Factory]:
+@pytest.fixture(params=["spawn", "fork"])
+def make_backend(request: pytest.FixtureRequest) -> Iterator[Factory]:
+    """Every backend test runs with spawned workers and with forked ones."""
     backends: list[FunctionBackend] = []
 
     def make(fn: Callable[..., Any], workers: int = 1, **kw: Any) -> FunctionBackend:
-        backend = FunctionBackend(fn, workers, **kw)
+        backend = FunctionBackend(fn, workers, **{"start": request.param, **kw})
         backends.append(backend)
         return backend
 
@@ -610,3 +611,29 @@ def test_a_trial_that_cannot_be_set_up_fails_and_the_worker_survives(
     shared.launch(shared_run("pid", tmp_path, "t2", metric_names=("pid",)))
     assert finish(shared, "t2").succeeded
     assert [o.value for o in shared.collect("t2")] == [pid]
+
+
+def test_a_forked_worker_holds_no_fd_of_its_parent_and_runs_its_initializer(
+    tmp_path: Path,
+) -> None:
+    import select
+
+    marker = tmp_path / "initialized"
+    read_end, write_end = os.pipe()  # as the MLflow writer's or another worker's stdin
+    backend = FunctionBackend(
+        objectives.dispatch,
+        1,
+        start="fork",
+        initializer=lambda: marker.write_text(str(os.getpid())),
+    )
+    try:
+        backend.prestart(1)
+        wait_until(marker.exists, timeout=30)
+        assert marker.read_text() == str(backend.worker_pids()[0])
+        os.close(write_end)
+        # EOF at once: the worker does not hold the write end open.
+        ready, _, _ = select.select([read_end], [], [], 10)
+        assert ready and os.read(read_end, 1) == b""
+    finally:
+        backend.close()
+        os.close(read_end)

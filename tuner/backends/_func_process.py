@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 from tuner.backends import _func_protocol as proto
 
 if TYPE_CHECKING:
+    from tuner.backends._func_fork import ForkedWorker
     from tuner.backends.function import _Trial
 
 
@@ -37,13 +38,13 @@ class WorkerProcess:
     ) -> None:
         self._on_message = on_message
         self._on_exit = on_exit
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | ForkedWorker | None = None
         self.reader: threading.Thread
         self.trial: _Trial | None = None
         self.retired = False
         self._send_lock = threading.Lock()
 
-    def attach(self, proc: subprocess.Popen[bytes]) -> None:
+    def attach(self, proc: subprocess.Popen[bytes] | ForkedWorker) -> None:
         self.proc = proc
         self.reader = threading.Thread(
             target=self._read, name=f"hyperflow-func-worker-{proc.pid}", daemon=True
@@ -94,14 +95,30 @@ class Spawner:
     """
 
     def __init__(self) -> None:
-        self._requests: queue.SimpleQueue[
-            tuple[list[str], dict[str, str], Future[subprocess.Popen[bytes]]] | None
-        ] = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._lock = threading.Lock()
 
     def spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """``python -m tuner.backends._worker``-style: a fresh interpreter."""
+
+        def start() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                args,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
+
+        proc: subprocess.Popen[bytes] = self.run(start)
+        return proc
+
+    def run(self, start: Callable[[], Any]) -> Any:
+        """Call ``start`` (which starts a process) in the spawner thread; its result."""
         with self._lock:
             if self._stopped:
                 raise RuntimeError("the backend is closed")
@@ -110,8 +127,8 @@ class Spawner:
                     target=self._serve, name="hyperflow-func-spawner", daemon=True
                 )
                 self._thread.start()
-        future: Future[subprocess.Popen[bytes]] = Future()
-        self._requests.put((args, env, future))
+        future: Future[Any] = Future()
+        self._requests.put((start, future))
         return future.result()
 
     def stop(self) -> None:
@@ -124,15 +141,9 @@ class Spawner:
 
     def _serve(self) -> None:
         while (request := self._requests.get()) is not None:
-            args, env, future = request
+            start, future = request
             try:
-                proc = subprocess.Popen(
-                    args,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    env=env,
-                    start_new_session=True,
-                )
+                proc = start()
             except BaseException as exc:
                 future.set_exception(exc)
             else:

@@ -46,10 +46,20 @@ from tuner.types import Observation
 _PR_SET_PDEATHSIG = 1
 
 
-def main() -> int:
-    """Serve trials until stdin reaches EOF; the exit code is always 0 then."""
+def main(initializer: Callable[[], None] | None = None) -> int:
+    """Serve trials until stdin reaches EOF; the exit code is always 0 then.
+
+    ``initializer`` (a forked worker's, see ``FunctionBackend(initializer=)``) runs once
+    before the first message, its output in the worker's stderr; if it raises, the
+    traceback goes there too and the worker serves all the same.
+    """
     _die_with_parent(os.environ.pop(proto.PARENT_PID_ENV, None))
     inbox, outbox = _take_protocol_pipes()
+    if initializer is not None:
+        try:
+            initializer()
+        except Exception:
+            traceback.print_exc()
     worker = _Worker(outbox)
     while (message := proto.receive(inbox)) is not None:
         worker.handle(message)

@@ -25,6 +25,12 @@ a couple of pipe messages, not an interpreter start. Contracts (beyond ``TrialBa
 * **Restarts.** The pool dies with the controller process, so ``adopt()`` cannot
   reattach: such a trial polls as ``TrialExit(False, None, "lost: controller restarted")``
   and the controller decides whether to run it again.
+* **Start method.** ``start="spawn"`` (default): each worker is a fresh
+  ``python -m tuner.backends._worker``. ``start="fork"`` (Linux): a worker is a fork of
+  this process (see :mod:`tuner.backends._func_fork`), ready in milliseconds with what the
+  parent imported; ``initializer`` (as ``ProcessPoolExecutor``'s) runs once in each forked
+  worker before its first trial, e.g. to import what trials need while the parent goes on.
+  Elsewhere ``"fork"`` falls back to spawning.
 * **Waiting.** :meth:`FunctionBackend.wait` (optional, beyond ``TrialBackend``) blocks
   until some trial has news (an unpolled exit or uncollected observations).
 * **Threads.** All methods are thread-safe; ``poll``/``collect`` never block on workers.
@@ -33,6 +39,7 @@ a couple of pipe messages, not an interpreter start. Contracts (beyond ``TrialBa
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.machinery
 import os
 import signal
@@ -79,9 +86,20 @@ class FunctionBackend(TrialBackend):
         *,
         kill_grace: float = 2.0,
         python: str = sys.executable,
+        start: str = "spawn",
+        initializer: Callable[[], None] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
+        if start not in ("spawn", "fork"):
+            raise ValueError(f"start must be 'spawn' or 'fork', got {start!r}")
+        from tuner.backends import _func_fork
+
+        self._fork = start == "fork" and _func_fork.SUPPORTED
+        self._initializer = initializer
+        if self._fork:
+            # Imported here, so a forked worker finds it loaded (and nothing to import).
+            from tuner.backends import _worker  # noqa: F401
         self.fn = fn
         self.max_workers = workers
         self.kill_grace = kill_grace
@@ -295,7 +313,10 @@ class FunctionBackend(TrialBackend):
         env = {**os.environ, proto.PARENT_PID_ENV: str(os.getpid())}
         args = [self._python, "-m", WORKER_MODULE]
         try:
-            proc = self._spawner.spawn(args, env)
+            if self._fork:
+                proc: Any = self._spawner.run(functools.partial(self._fork_worker, env))
+            else:
+                proc = self._spawner.spawn(args, env)
         except Exception as exc:
             with self._cond:
                 self._retire(worker)
@@ -313,6 +334,11 @@ class FunctionBackend(TrialBackend):
         worker.send((proto.INIT, list(sys.path)))
         worker.send((proto.FUNCTION, _FUNCTION_KEY, self._payload))
         return True
+
+    def _fork_worker(self, env: dict[str, str]) -> Any:
+        from tuner.backends import _func_fork, _worker
+
+        return _func_fork.fork_worker(env, functools.partial(_worker.main, self._initializer))
 
     def _retire(self, worker: WorkerProcess) -> None:
         """Take a worker out of service (caller holds the lock)."""
