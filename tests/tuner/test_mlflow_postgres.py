@@ -56,7 +56,7 @@ def test_an_experiment_tracks_to_mlflow_on_the_stores_postgresql(
         timeout=500,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "MLflow experiment 'pg-tracked'" in done.stdout + done.stderr
+    assert "MLflow experiment 'pg-tracked'" in done.stdout + done.stderr, done.stderr
 
     from mlflow import MlflowClient
 

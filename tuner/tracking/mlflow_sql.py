@@ -454,6 +454,11 @@ class SqlRunStore:
             _SqliteDb(str(path), wal=sqlite_wal) if path is not None else _AlchemyDb(uri)
         )
         try:
+            if not db.columns("alembic_version"):
+                # No MLflow tables yet (a new database, e.g. PostgreSQL): MLflow's API
+                # creates them, and writes from then on.
+                db.close()
+                return None
             with db.read() as tx:
                 version = tx.scalar("SELECT version_num FROM alembic_version")
             columns = {name: db.columns(name) for name in _TABLES}
