@@ -78,11 +78,13 @@ def test_a_saved_model_deployed_from_the_page_is_served_and_answers(
         wait_until(tracked, timeout=120, interval=0.2)
         assert best["storageUri"] == f"runs:/{best['mlflowRunId']}/model"
 
-        # The best trial's card: "Deploy…" with the model's format found from its files.
+        # The best trial's card: "Deploy…" (deploy-best, as the CLI's) with the model's
+        # format found from its files and the registered model named after the experiment.
         page.goto(f"{server.url}/experiments/default/irises")
         page.click("#deploy")
         page.fill("#deploy-name", "iris")
         page.wait_for_function("() => document.querySelector('#deploy-format').value === 'sklearn'")
+        assert page.input_value("#deploy-model") == "irises"
         page.click("dialog button[type=submit]")
         page.wait_for_url(f"{server.url}/services/default/iris")
         # Ready, seen without a reload (the page follows the service's events).
@@ -96,7 +98,14 @@ def test_a_saved_model_deployed_from_the_page_is_served_and_answers(
         assert url in status
         assert "iris-predictor-00001 100%" in status
         assert "1 ready / 1 desired" in status
-        assert f"storageUri: runs:/{best['mlflowRunId']}/model" in page.inner_text("#svc-yaml")
+        # Served from a new version in MLflow's Model Registry, made from the best run.
+        assert "storageUri: models:/irises/1" in page.inner_text("#svc-yaml")
+        from mlflow import MlflowClient
+
+        registry = MlflowClient(tracking_uri=f"sqlite:///{mlflow_db}")
+        version = registry.get_model_version("irises", "1")
+        assert version.run_id == best["mlflowRunId"]
+        assert version.tags["hyperflow.trial"] == best["currentOptimalTrial"]["bestTrialName"]
         page.wait_for_selector("#svc-events td:text-is('RevisionReady')")
 
         # Try it: the V2 example (an iris setosa) through the router.

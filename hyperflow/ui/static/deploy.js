@@ -1,5 +1,8 @@
-// "Deploy": an InferenceService of a trial's saved model, created through the API (the
-// same POST as `hyperflow create -f isvc.yaml`), then its page.
+// "Deploy": the experiment's best model through deploy-best (the same POST as `hyperflow
+// experiment deploy-best`: a new version in the MLflow Model Registry, served from
+// models:/MODEL/VERSION; a service of that name gets a new revision), or any trial's saved
+// model as an InferenceService of its run's files (the same POST as `hyperflow create -f
+// isvc.yaml`); then the service's page.
 import { navigate } from "./app.js";
 import { api, enc, expPath, h, toast } from "./util.js";
 
@@ -15,14 +18,24 @@ export function serviceBody(ns, name, format, storageUri) {
 }
 
 // The model's format preselected as the server finds it from the trial's files.
-export function deployDialog({ ns, name, storageUri, experiment, trial }) {
+// best: deploy the experiment's best trial through deploy-best (registers a model version).
+export function deployDialog({ ns, name, storageUri, experiment, trial, best = false }) {
   const nameInput = h("input", { id: "deploy-name", required: true, value: name.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 63), pattern: "[a-z0-9]([a-z0-9\\-]*[a-z0-9])?" });
   const format = h("select", { id: "deploy-format" }, FORMATS.map((f) => h("option", { value: f }, f)));
   const problems = h("ul", { class: "problems", "aria-live": "polite" });
+  const modelName = ns === "default" ? experiment : `${ns}.${experiment}`;
+  const modelInput = best
+    ? h("input", { id: "deploy-model", required: true, value: modelName, pattern: "[^\\/:]+" })
+    : null;
   const form = h("form", {},
-    h("h2", {}, "Deploy the model"),
-    h("p", { class: "sub" }, "storageUri ", h("code", {}, storageUri)),
-    h("label", {}, "metadata.name", nameInput),
+    h("h2", {}, best ? "Deploy the best model" : "Deploy the model"),
+    best
+      ? h("p", { class: "sub" }, "Registers ", h("code", {}, storageUri),
+        " as a new version of a model in the MLflow Model Registry and serves ",
+        h("code", {}, "models:/MODEL/VERSION"), "; a service of that name gets a new revision.")
+      : h("p", { class: "sub" }, "storageUri ", h("code", {}, storageUri)),
+    h("label", {}, best ? "service" : "metadata.name", nameInput),
+    best ? h("label", {}, "registered model", modelInput) : null,
     h("label", {}, "modelFormat.name", format),
     problems,
     h("div", { class: "toolbar" }, h("button", { type: "button", onclick: () => dialog.close() }, "Cancel"),
@@ -32,8 +45,15 @@ export function deployDialog({ ns, name, storageUri, experiment, trial }) {
     ev.preventDefault();
     const svc = nameInput.value.trim();
     try {
-      await api(`/apis/v1/namespaces/${enc(ns)}/inferenceservices`, { method: "POST", body: serviceBody(ns, svc, format.value, storageUri) });
-      toast(`inferenceservice ${svc} created`);
+      if (best) {
+        const r = await api(`${expPath(ns, experiment)}/deploy-best`, { method: "POST",
+          body: { service: svc, modelFormat: format.value, modelName: modelInput.value.trim() } });
+        const m = r.registeredModel;
+        toast(`${m.name} version ${m.version} registered; inferenceservice ${svc} ${r.created ? "created" : "updated"}`);
+      } else {
+        await api(`/apis/v1/namespaces/${enc(ns)}/inferenceservices`, { method: "POST", body: serviceBody(ns, svc, format.value, storageUri) });
+        toast(`inferenceservice ${svc} created`);
+      }
       dialog.close();
       navigate(`/services/${enc(ns)}/${enc(svc)}`);
     } catch (e) {

@@ -201,7 +201,7 @@ export async function render(root, [ns, name], query) {
     }
     const deploy = ctx.config.services && b.storageUri
       ? h("button", { type: "button", class: "primary", id: "deploy",
-        onclick: () => deployDialog({ ns, name: `${name}`.slice(0, 50), storageUri: b.storageUri, experiment: name, trial: t.bestTrialName }) }, "Deploy…")
+        onclick: () => deployDialog({ ns, name: `${name}`.slice(0, 50), storageUri: b.storageUri, experiment: name, trial: t.bestTrialName, best: true }) }, "Deploy…")
       : null;
     fill(bestCard,
       h("h2", { id: "best-h" }, "Best trial"),
