@@ -70,6 +70,13 @@ def server(
     ),
     port: int = typer.Option(8080, "--port", help="API port."),
     serving_port: int = typer.Option(8081, "--serving-port", help="Port of the inference router."),
+    serving_url: str | None = typer.Option(
+        None,
+        "--serving-url",
+        envvar="HYPERFLOW_SERVING_URL",
+        help="The router's URL as clients reach it, shown as services' status.url "
+        "(default: http://HOST:SERVING_PORT; the host name on a 0.0.0.0 bind).",
+    ),
     max_running_trials: int | None = typer.Option(
         None, "--max-running-trials", help="Trials running at once on this machine (default: CPUs)."
     ),
@@ -92,6 +99,11 @@ def server(
     from hyperflow.settings import ServerSettings
 
     options: dict[str, object] = {"host": host, "port": port, "serving_port": serving_port}
+    if serving_url is not None:
+        if not serving_url.startswith(("http://", "https://")):
+            typer.echo("error: --serving-url must start with http:// or https://", err=True)
+            raise typer.Exit(2)
+        options["serving_url"] = serving_url
     if max_running_trials is not None:
         if max_running_trials < 1:
             typer.echo("error: --max-running-trials must be >= 1", err=True)

@@ -199,8 +199,13 @@ class ServiceManager:
             return {}
         return self._call(self._states(list(keys)), 30)
 
+    def public_url(self, namespace: str, name: str) -> str:
+        """:meth:`base_url` as clients elsewhere reach it (``status.url``)."""
+        return prefixed_url(self.settings.public_serving_url(), namespace, name)
+
     def base_url(self, namespace: str, name: str) -> str:
-        """Where ``/v1/models/NAME...`` and ``/v2/models/NAME/...`` of the service are."""
+        """Where ``/v1/models/NAME...`` and ``/v2/models/NAME/...`` of the service are, from
+        this machine (``status.address.url``)."""
         host = self.settings.host
         if host in ("0.0.0.0", ""):
             host = "127.0.0.1"

@@ -29,6 +29,10 @@ class ServerSettings(TunerSettings):
     max_body_bytes: int = 3 * 1024 * 1024
     # Log MLflow runs of the experiments the server runs (HYPERFLOW_TRACK=false: none).
     track: bool = True
+    # The serving router's address as clients reach it (``status.url`` of a service, as
+    # KServe's external URL; ``status.address.url`` stays the local one). Default:
+    # http://HOST:SERVING_PORT, with this machine's host name on a wildcard bind.
+    serving_url: str | None = None
     # Where users open the MLflow UI (``mlflow ui`` / ``mlflow server``): the web UI links
     # runs there. Default: the tracking URI when it is an http(s) server, else no link.
     mlflow_ui_url: str | None = None
@@ -40,6 +44,19 @@ class ServerSettings(TunerSettings):
     @property
     def loopback(self) -> bool:
         return is_loopback(self.host)
+
+    def public_serving_url(self) -> str:
+        """The serving router's base URL for clients (``--serving-url``, else from the bind)."""
+        if self.serving_url:
+            return self.serving_url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "", "::"):
+            import socket
+
+            host = socket.gethostname() or ("::1" if host == "::" else "127.0.0.1")
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.serving_port}"
 
     def local_url(self) -> str:
         """The URL processes on this machine (trials) reach the API at."""

@@ -224,7 +224,8 @@ class InferenceServiceHandlers:
 
     def _status(self, record: ServiceRecord, state: ServiceState | None) -> dict[str, Any]:
         base = self.manager.base_url(record.namespace, record.name)
-        url = f"{base}/v2/models/{record.name}"
+        public = self.manager.public_url(record.namespace, record.name)
+        url = f"{public}/v2/models/{record.name}"
         latest = revision_name(record.name, record.latest)
         if state is None:
             ready, reason, message, since = (
@@ -285,7 +286,7 @@ class InferenceServiceHandlers:
         if message:
             condition["message"] = message
         predictor: dict[str, Any] = {
-            "url": base,
+            "url": public,
             "latestCreatedRevision": latest,
             "traffic": traffic,
             "revisions": revisions,

@@ -5,6 +5,7 @@ namespace b."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -255,6 +256,13 @@ def test_the_serving_port_on_a_non_loopback_bind_wants_a_token_of_the_services_n
         )
         assert r.status_code == 201, r.text
         wait_ready(server.http, "m", "a")
+        # status.url: where clients elsewhere reach it (this machine's name on a wildcard
+        # bind, as KServe's external URL); status.address.url: from this machine.
+        status = server.http.get("/apis/v1/namespaces/a/inferenceservices/m").json()["status"]
+        public = f"http://{socket.gethostname()}:{settings.serving_port}/serving/a/m"
+        assert status["url"] == f"{public}/v2/models/m"
+        assert status["components"]["predictor"]["url"] == public
+        assert status["address"]["url"] == f"http://127.0.0.1:{settings.serving_port}/serving/a/m"
         infer, predict = "/v2/models/m/infer", "/v1/models/m:predict"
         calls = [
             (infer, None, 401),
@@ -293,3 +301,26 @@ def test_the_serving_port_on_a_non_loopback_bind_wants_a_token_of_the_services_n
                 elif path.endswith("/infer"):
                     assert r.json()["outputs"][0]["data"] == [2], r.text
         assert got == [want for _, _, want in calls], list(zip(calls, got, strict=True))
+
+
+def test_serving_url_is_what_services_status_urls_show() -> None:
+    from hyperflow.settings import ServerSettings
+
+    given = ServerSettings(serving_url="https://models.example.com/", serving_port=9000)
+    assert given.public_serving_url() == "https://models.example.com"
+    assert ServerSettings(serving_port=9000).public_serving_url() == "http://127.0.0.1:9000"
+    assert ServerSettings(host="::1", serving_port=9000).public_serving_url() == (
+        "http://[::1]:9000"
+    )
+
+
+def test_serving_url_must_be_http(hyperflow_home: Path) -> None:
+    # (--max-running-trials 0 stops it too, with another message, if the check were gone)
+    result = subprocess.run(
+        hyperflow_cmd("server", "--serving-url", "models.example.com", "--max-running-trials", "0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--serving-url must start with http:// or https://" in result.stderr
