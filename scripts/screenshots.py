@@ -2,8 +2,10 @@
 
 Starts ``hyperflow server`` (a fresh HYPERFLOW_HOME in a temporary folder, MLflow off),
 runs examples/experiments/branin.yaml and a training-like experiment with intermediate
-values and median early stopping, and saves PNGs of the main pages under docs/ui/ with
-Debian's headless Chromium (through Playwright).
+values and median early stopping, serves examples/serving/sklearn-v1.yaml (the model
+trained by examples/serving/train_sklearn.py into the temporary folder) with some
+traffic, and saves PNGs of the main pages under docs/ui/ with Debian's headless Chromium
+(through Playwright).
 
 Run:  .venv/bin/python scripts/screenshots.py [--out docs/ui]
 """
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -135,6 +138,7 @@ def main() -> None:
             for body in (branin, random_search, train_experiment(Path(tmp))):
                 r = http.post("/apis/v1/namespaces/default/experiments", json=body)
                 r.raise_for_status()
+            predict = serve_iris(Path(tmp), http)
             for name in ("branin", "branin-random", "train-mlp"):
                 while (
                     not http.get(f"/apis/v1/namespaces/default/experiments/{name}")
@@ -142,13 +146,45 @@ def main() -> None:
                     .get("completionTime")
                 ):
                     time.sleep(0.5)
-            shoot(url, args.out, http)
+            shoot(url, args.out, http, predict)
         finally:
             server.terminate()
             server.wait(30)
 
 
-def shoot(url: str, out: Path, http: httpx.Client) -> None:
+def serve_iris(folder: Path, http: httpx.Client) -> str:
+    """examples/serving/sklearn-v1.yaml on a freshly trained model; its V1 predict URL."""
+    subprocess.run(
+        [sys.executable, str(ROOT / "examples/serving/train_sklearn.py"), "--out", str(folder / "model")],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    body = yaml.safe_load((ROOT / "examples/serving/sklearn-v1.yaml").read_text())
+    body["metadata"]["annotations"] = {"hyperflow.io/base-dir": str(folder)}
+    http.post("/apis/v1/namespaces/default/inferenceservices", json=body).raise_for_status()
+    deadline = time.monotonic() + 180
+    while True:
+        status = http.get("/apis/v1/namespaces/default/inferenceservices/iris").json()["status"]
+        if status["conditions"][-1]["status"] == "True":
+            return f"{status['address']['url']}/v1/models/iris:predict"
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"iris did not become ready: {status['conditions']}")
+        time.sleep(0.5)
+
+
+def traffic(predict: str, stop: threading.Event) -> None:
+    """Requests until stopped, so that the service's rate and latency plots show."""
+    with httpx.Client(timeout=30) as c:
+        i = 0
+        while not stop.is_set():
+            r = c.post(predict, json={"instances": [[5.1 + i % 7 / 10, 3.5, 1.4, 0.2]]})
+            if r.status_code != 200:
+                print(f"traffic: {predict}: {r.status_code} {r.text}", file=sys.stderr)
+                return
+            i += 1
+            time.sleep(0.01)
+
+
+def shoot(url: str, out: Path, http: httpx.Client, predict: str) -> None:
     from playwright.sync_api import sync_playwright
 
     trial = http.get(
@@ -190,6 +226,23 @@ def shoot(url: str, out: Path, http: httpx.Client) -> None:
         page.fill("#create-yaml", page.input_value("#create-yaml").replace("minimize", "minimise"))
         page.wait_for_selector("#create-problems li")
         save("create")
+        page.goto(f"{url}/services")
+        page.wait_for_selector('#services tbody tr[data-key="default/iris"]')
+        save("services")
+        stop = threading.Event()
+        sender = threading.Thread(target=traffic, args=(predict, stop), daemon=True)
+        sender.start()
+        try:
+            page.goto(f"{url}/services/default/iris")
+            page.wait_for_function(
+                "() => (document.querySelector('#plot-rate')?.data?.[0]?.y || [])"
+                ".filter((v) => v > 0).length >= 3",
+                timeout=120_000,
+            )
+            save("service")
+        finally:
+            stop.set()
+            sender.join(30)
         phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
         phone.goto(f"{url}/experiments/default/branin")
         phone.wait_for_function("() => document.querySelector('#plot-parcoords')?.dataset.drawn")
