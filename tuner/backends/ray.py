@@ -1,5 +1,8 @@
-"""The ``ray`` backend: trials on a Ray cluster. The only module of the backends that
-imports ``ray`` (an import-linter contract says so).
+"""The ``ray`` backend: trials on a Ray cluster. The only module of hyperflow that
+imports ``ray`` (an import-linter contract says so): it also holds the Ray side of the
+Ray Tune searcher (:func:`katib_parameters`, the ``Searcher`` subclass
+``KatibSearcher``, made on first use), which :mod:`tuner.integrations.ray_tune` hands
+out lazily.
 
 **Cluster.** ``settings.ray_address`` (``--ray-address``, ``HYPERFLOW_RAY_ADDRESS``):
 ``ray://host:10001`` (Ray Client), ``auto`` or ``host:port`` (a cluster this machine is
@@ -740,3 +743,94 @@ __all__ = [
     "create",
     "ray_options",
 ]
+
+
+# -- Ray Tune: the KatibSearcher's Ray side (tuner.integrations.ray_tune) -----------------------
+
+
+def katib_parameters(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """Katib parameters (``tuner.sdk.SearchSpace``) for Tune's ``param_space``, and each
+    categorical's original values.
+
+    Raises ``ValueError`` naming a key whose domain has no Katib equivalent.
+    """
+    from ray.tune.search.sample import (
+        Categorical,
+        Domain,
+        Float,
+        Integer,
+        LogUniform,
+        Quantized,
+    )
+
+    from tuner.sdk import SearchSpace, search
+
+    parameters: dict[str, SearchSpace] = {}
+    choices: dict[str, list[Any]] = {}
+    for key, domain in config.items():
+        if isinstance(domain, dict) and any(isinstance(v, Domain) for v in domain.values()):
+            raise ValueError(f"param_space[{key!r}]: nested search spaces are not supported")
+        if not isinstance(domain, Domain):
+            continue  # a constant
+        sampler = domain.get_sampler()
+        step = None
+        if isinstance(sampler, Quantized):
+            step, sampler = sampler.q, sampler.sampler
+        distribution = "logUniform" if isinstance(sampler, LogUniform) else None
+        if isinstance(domain, Float):
+            parameters[key] = search.double(
+                min=domain.lower, max=domain.upper, step=step, distribution=distribution
+            )
+        elif isinstance(domain, Integer):
+            upper = domain.upper if step else domain.upper - 1
+            parameters[key] = search.int(
+                min=domain.lower,
+                max=upper,
+                step=int(step) if step else None,
+                distribution=distribution,
+            )
+        elif isinstance(domain, Categorical):
+            values = list(domain.categories)
+            choices[key] = values
+            parameters[key] = search.categorical([str(i) for i in range(len(values))])
+        else:
+            raise ValueError(
+                f"param_space[{key!r}]: {type(domain).__name__} has no Katib parameter type"
+            )
+    return parameters, choices
+
+
+_SEARCHER: type | None = None
+
+
+def _searcher_class() -> type:
+    """``KatibSearcher``: made on first use, so that the backend does not load Ray Tune."""
+    global _SEARCHER
+    if _SEARCHER is None:
+        from ray.tune.search import Searcher
+
+        from tuner.integrations.ray_tune import KatibSearch
+
+        class KatibSearcher(KatibSearch, Searcher):
+            __doc__ = (
+                "A ``ray.tune.search.Searcher`` asking hyperflow's suggestion service and "
+                "recording the experiment in hyperflow's store (see "
+                ":mod:`tuner.integrations.ray_tune`)."
+            )
+
+            def _katib_parameters(
+                self, config: dict[str, Any]
+            ) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+                return katib_parameters(config)
+
+        # Pickled by reference (Tune pickles its searcher with the Tuner).
+        KatibSearcher.__module__ = __name__
+        KatibSearcher.__qualname__ = "KatibSearcher"
+        _SEARCHER = KatibSearcher
+    return _SEARCHER
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KatibSearcher":
+        return _searcher_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
