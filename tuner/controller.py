@@ -924,6 +924,7 @@ class ExperimentController:
         command: list[str] | None = None
         cwd = Path(base_dir) if base_dir else Path.cwd()
         resources: dict[str, str] = {}
+        entrypoint = False
         if not self.backend.runs_functions:
             try:
                 rendered = render_trial(self.experiment, trial.name, trial.assignments, cwd)
@@ -938,6 +939,7 @@ class ExperimentController:
             env.update(rendered.env)
             cwd = rendered.cwd or cwd
             resources = rendered.resources
+            entrypoint = rendered.entrypoint
         return TrialRun(
             experiment_name=self.experiment.metadata.name,
             trial_name=trial.name,
@@ -949,6 +951,7 @@ class ExperimentController:
             collector=self.spec.metrics_collector_spec,
             metric_names=list(self._metric_names),
             resources=resources,
+            entrypoint=entrypoint,
             experiment_uid=self.record.uid if self.record is not None else "",
         )
 

@@ -596,3 +596,87 @@ def test_experiment_run_backend_kubernetes_end_to_end(
     )
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "--backend kubernetes: spec.trialTemplate.trialSpec" in refused.stderr, refused.stderr
+
+
+# An image whose ENTRYPOINT is the trial's program: the container gives only args.
+ENTRYPOINT_IMAGE = "ghcr.io/example/square:1"
+ENTRYPOINT_JOB: dict[str, Any] = {
+    "apiVersion": "batch/v1",
+    "kind": "Job",
+    "spec": {
+        "backoffLimit": 0,
+        "template": {
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [
+                    {
+                        "name": "training",
+                        "image": ENTRYPOINT_IMAGE,
+                        "args": ["${trialParameters.learningRate}"],
+                    }
+                ],
+            }
+        },
+    },
+}
+ENTRYPOINT_FIELD = "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].command"
+
+
+def test_a_container_without_command_runs_its_images_entrypoint_as_a_job(
+    kube: KubeClient, kube_api: KubeApiStandIn, tmp_path: Path
+) -> None:
+    """Katib lets a trial container leave out ``command`` (the image's entrypoint runs
+    with the args): the kubernetes backend creates the Job with the container as written,
+    its args substituted."""
+    from tests.kube.kubelet import LocalKubelet
+    from tuner.runner import run_experiment
+    from tuner.settings import TunerSettings
+    from tuner.store import Store
+
+    exp = experiment(ENTRYPOINT_JOB)
+    exp.spec.max_trial_count = 2
+    exp.spec.parallel_trial_count = 2
+    settings = TunerSettings(home=tmp_path / "home")
+    backend = KubernetesBackend(exp, client=kube)
+    assert backend.problems(exp) == []
+    entrypoints = {ENTRYPOINT_IMAGE: ["python", "-c", SQUARE]}
+    with LocalKubelet(kube_api, tmp_path, entrypoints=entrypoints) as kubelet:
+        outcome = run_experiment(exp, settings=settings, backend=backend, track=False)
+    assert outcome.record.phase.value == "Succeeded", outcome.record.message
+    store = Store(settings.store_url)
+    try:
+        trials = store.trials(outcome.record.uid)
+    finally:
+        store.close()
+    assert len(trials) == 2 and {t.phase.value for t in trials} == {"Succeeded"}
+    for t in trials:
+        container = kubelet.containers[t.name]
+        assert "command" not in container  # as written: the image's entrypoint runs
+        assert container["args"] == [repr(float(t.assignments["lr"]))]
+        assert container["image"] == ENTRYPOINT_IMAGE
+        assert t.objective_value == pytest.approx(float(t.assignments["lr"]) ** 2)
+
+
+def test_local_and_ray_refuse_a_container_without_command_naming_the_field(
+    tmp_path: Path,
+) -> None:
+    """A process has no image to run: the experiment fails at start (no trial runs),
+    ``experiment validate`` says why, each naming the missing field."""
+    from tuner.backends.local import LocalBackend
+    from tuner.backends.ray import RayBackend
+    from tuner.runnable import local_problems
+    from tuner.runner import run_experiment
+    from tuner.settings import TunerSettings
+
+    exp = experiment(ENTRYPOINT_JOB)
+    exp.spec.max_trial_count = 1
+    [problem] = local_problems(exp)
+    assert problem.startswith(f"{ENTRYPOINT_FIELD}: required here")
+    [ray_problem] = RayBackend(address="ray://nowhere:10001").problems(exp)
+    assert ray_problem == problem
+    outcome = run_experiment(
+        exp, settings=TunerSettings(home=tmp_path / "home"), backend=LocalBackend(), track=False
+    )
+    assert outcome.record.phase.value == "Failed"
+    assert ENTRYPOINT_FIELD in outcome.record.message
+    assert outcome.record.message.startswith("Experiment cannot run on this machine")

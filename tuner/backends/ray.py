@@ -315,6 +315,11 @@ class RayBackend(TrialBackend):
             raise ValueError(f"trial {run.trial_name} is already known to this backend")
         if run.command is None:
             raise ValueError(f"trial {run.trial_name} has no command; RayBackend runs commands")
+        if run.entrypoint:
+            # Refused by ``problems`` before any trial: a process has no image to run.
+            raise ValueError(
+                f"trial {run.trial_name} runs its image's entrypoint; RayBackend runs commands"
+            )
         trial = _Trial(run)
         self._trials[run.trial_name] = trial
         log = self._log(run)
