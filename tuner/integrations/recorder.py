@@ -73,6 +73,7 @@ class ExperimentRecorder:
         self.record: ExperimentRecord | None = None
         self._trials: dict[str, _Trial] = {}
         self._pid = os.getpid()
+        self._renew_at = 0.0
 
     # -- the experiment ---------------------------------------------------------------
 
@@ -186,6 +187,7 @@ class ExperimentRecorder:
 
     def observe(self, name: str, observations: list[Observation]) -> None:
         """Observations the trial reported (committed before they are told onwards)."""
+        self._opened()
         trial = self._trials[name]
         if observations:
             self.store.add_observations(trial.record.id, observations, collected=True)
@@ -194,6 +196,7 @@ class ExperimentRecorder:
     def trial_ended(self, name: str, *, error: str | None) -> TrialResult:
         """The trial's end from its observations (``error``: why it failed), stored; the
         result to tell the suggestion service."""
+        self._opened()
         trial = self._trials[name]
         objective = self.experiment.spec.objective
         summaries = summarize(trial.observations)
@@ -235,4 +238,8 @@ class ExperimentRecorder:
 
     def _opened(self) -> ExperimentRecord:
         assert self.record is not None, "ExperimentRecorder.open() first"
+        now = time.monotonic()
+        if now >= self._renew_at:  # the claim's heartbeat, as a controller renews it
+            self._renew_at = now + self.store.claim_lease / 3
+            self.store.renew(self.record.uid, self._pid)
         return self.record
