@@ -16,7 +16,7 @@ import httpx
 
 from tests.kube.kubelet import LocalKubelet
 from tests.kube.standin import KubeApiStandIn
-from tests.tuner.backends.conftest import kubeconfig
+from tests.kube.trials import job, kubeconfig
 from tests.util import REPO, free_port, hyperflow_cmd, running, wait_http_ok, wait_until
 
 SQUARE = "import sys; x = float(sys.argv[1]); print(f'loss={x * x}')"
@@ -38,18 +38,14 @@ def _job(command: list[str], kind: tuple[str, str] = ("batch/v1", "Job")) -> dic
         "command": command,
         "args": ["${trialParameters.x}"],
     }
-    pod = {"spec": {"restartPolicy": "Never", "containers": [container]}}
     if kind[1] != "Job":  # a Kubeflow training job: one replica spec
+        pod = {"spec": {"restartPolicy": "Never", "containers": [container]}}
         return {
             "apiVersion": kind[0],
             "kind": kind[1],
             "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": pod}}},
         }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "spec": {"backoffLimit": 0, "template": pod},
-    }
+    return job(container)
 
 
 def _experiment(

@@ -13,6 +13,8 @@ import pytest
 
 from serving.kube.client import KubeClient
 from tests.kube.standin import KubeApiStandIn
+from tests.kube.trials import experiment as kube_experiment
+from tests.kube.trials import job
 from tests.util import wait_until
 from tuner.backends._conditions import compile_condition, evaluate
 from tuner.backends.base import KILLED, TrialExit, TrialRun
@@ -24,85 +26,39 @@ from tuner.backends.kubernetes import (
 )
 from tuner.spec.defaults import JOB_FAILURE_CONDITION as JOB_FAILURE
 from tuner.spec.defaults import JOB_SUCCESS_CONDITION as JOB_SUCCESS
-from tuner.spec.loader import parse_experiment
 from tuner.spec.models import Experiment, MetricsCollectorSpec
 from tuner.types import Observation
 
-JOB_SPEC: dict[str, Any] = {
-    "apiVersion": "batch/v1",
-    "kind": "Job",
-    "spec": {
-        "backoffLimit": 0,
-        "template": {
-            "metadata": {"labels": {"team": "ml"}},
-            "spec": {
-                "restartPolicy": "Never",
-                "containers": [
-                    {
-                        "name": "training",
-                        "image": "ghcr.io/example/train:1",
-                        "command": ["python", "train.py"],
-                        "args": [
-                            "--lr=${trialParameters.learningRate}",
-                            "--name=${trialSpec.Name}",
-                        ],
-                        "env": [{"name": "USER_VAR", "value": "1"}],
-                    }
-                ],
-            },
-        },
+JOB_SPEC = job(
+    {
+        "image": "ghcr.io/example/train:1",
+        "command": ["python", "train.py"],
+        "args": ["--lr=${trialParameters.learningRate}", "--name=${trialSpec.Name}"],
+        "env": [{"name": "USER_VAR", "value": "1"}],
     },
-}
+    pod_labels={"team": "ml"},
+)
 
 
 # What the end-to-end runs' trials do: the local kubelet stand-in runs it as a process.
 SQUARE = "import sys; x = float(sys.argv[1]); print(f'loss={x * x}')"
-SQUARE_JOB: dict[str, Any] = {
-    "apiVersion": "batch/v1",
-    "kind": "Job",
-    "spec": {
-        "backoffLimit": 0,
-        "template": {
-            "spec": {
-                "restartPolicy": "Never",
-                "containers": [
-                    {
-                        "name": "training",
-                        "image": "python:3.12-slim",
-                        "command": ["python", "-c", SQUARE],
-                        "args": ["${trialParameters.learningRate}"],
-                    }
-                ],
-            }
-        },
-    },
-}
+SQUARE_JOB = job(
+    {
+        "image": "python:3.12-slim",
+        "command": ["python", "-c", SQUARE],
+        "args": ["${trialParameters.learningRate}"],
+    }
+)
 
 
 def experiment(trial_spec: dict[str, Any] | None = None, **template: Any) -> Experiment:
-    return parse_experiment(
-        {
-            "apiVersion": "kubeflow.org/v1beta1",
-            "kind": "Experiment",
-            "metadata": {"name": "exp"},
-            "spec": {
-                "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-                "algorithm": {"algorithmName": "random"},
-                "parameters": [
-                    {
-                        "name": "lr",
-                        "parameterType": "double",
-                        "feasibleSpace": {"min": "0.01", "max": "0.1"},
-                    }
-                ],
-                "trialTemplate": {
-                    "primaryContainerName": "training",
-                    "trialParameters": [{"name": "learningRate", "reference": "lr"}],
-                    "trialSpec": trial_spec or JOB_SPEC,
-                    **template,
-                },
-            },
-        }
+    return kube_experiment(
+        trial_spec or JOB_SPEC,
+        parameter="lr",
+        trial_parameter="learningRate",
+        low="0.01",
+        high="0.1",
+        **template,
     )
 
 
@@ -541,7 +497,7 @@ def test_experiment_run_backend_kubernetes_end_to_end(
     import subprocess
 
     from tests.kube.kubelet import LocalKubelet
-    from tests.tuner.backends.conftest import kubeconfig
+    from tests.kube.trials import kubeconfig
     from tests.util import REPO, hyperflow_cmd
 
     data = experiment(SQUARE_JOB).to_dict()
@@ -600,25 +556,7 @@ def test_experiment_run_backend_kubernetes_end_to_end(
 
 # An image whose ENTRYPOINT is the trial's program: the container gives only args.
 ENTRYPOINT_IMAGE = "ghcr.io/example/square:1"
-ENTRYPOINT_JOB: dict[str, Any] = {
-    "apiVersion": "batch/v1",
-    "kind": "Job",
-    "spec": {
-        "backoffLimit": 0,
-        "template": {
-            "spec": {
-                "restartPolicy": "Never",
-                "containers": [
-                    {
-                        "name": "training",
-                        "image": ENTRYPOINT_IMAGE,
-                        "args": ["${trialParameters.learningRate}"],
-                    }
-                ],
-            }
-        },
-    },
-}
+ENTRYPOINT_JOB = job({"image": ENTRYPOINT_IMAGE, "args": ["${trialParameters.learningRate}"]})
 ENTRYPOINT_FIELD = "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].command"
 
 

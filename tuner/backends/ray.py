@@ -56,6 +56,7 @@ from tuner.backends import _func_protocol as proto
 from tuner.backends._func_calling import CallingConvention
 from tuner.backends._remote import Chunk, FunctionRunner, run_command
 from tuner.backends.base import KILLED, TrialBackend, TrialExit, TrialRun
+from tuner.backends.function import WarmPool
 from tuner.types import Observation
 
 if TYPE_CHECKING:
@@ -510,7 +511,7 @@ class _FnTrial:
     collected: int = 0
 
 
-class RayFunctionBackend(TrialBackend):
+class RayFunctionBackend(WarmPool, TrialBackend):
     """Function trials in a warm pool of Ray actors (see the module docstring).
 
     Thread-safe; a follower thread per running trial consumes its stream.
@@ -538,41 +539,11 @@ class RayFunctionBackend(TrialBackend):
         self._queued: deque[_FnTrial] = deque()
         self._closed = False
 
-    def launch(self, run: TrialRun) -> None:
-        if run.command is not None:
-            raise ValueError(
-                f"trial {run.trial_name} has a command; RayFunctionBackend runs functions"
-            )
-        from tuner.backends.function import collector_config
-
-        collector, problem = collector_config(run.collector)
-        order = proto.TrialOrder(
-            trial_name=run.trial_name,
-            function_key=0,
-            call=self._calling.call_for(run.assignments.keys()),
-            assignments=dict(run.assignments),
-            env=dict(run.env),
-            cwd=str(run.cwd),
-            trial_dir=str(run.trial_dir),
-            metric_names=list(run.metric_names),
-            collector=collector,
-        )
+    def _new_trial(self, run: TrialRun, order: proto.TrialOrder) -> _FnTrial:
         log = Path(os.path.abspath(run.trial_dir)) / LOG_NAME
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_bytes(b"")
-        trial = _FnTrial(run, order)
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("RayFunctionBackend is closed")
-            current = self._trials.get(run.trial_name)
-            if current is not None and current.exit is None:
-                raise ValueError(f"trial {run.trial_name} is already running")
-            self._trials[run.trial_name] = trial
-            if problem is not None:  # a collector no trial can use: fails, as it would start
-                self._finish(trial, TrialExit(False, 1, f"cannot set up the trial: {problem}"))
-                return
-            self._queued.append(trial)
-        self._dispatch()
+        return _FnTrial(run, order)
 
     def prestart(self, count: int | None = None) -> None:
         """Create the pool's actors now (they load the function in the background)."""
