@@ -303,7 +303,7 @@ class ExperimentManager:
                 message="the experiment's controller stopped with an error; see the server log",
             )
         finally:
-            if not running.detached:
+            if not (running.detached or controller.detached):
                 backend.close()  # type: ignore[attr-defined]
             with self._lock:
                 if self._running.get(key) is running:

@@ -99,7 +99,7 @@ def build(settings: ServerSettings) -> ControlPlane:
         settings,
         events=events,
         slots=slots,
-        push_base_url=settings.local_url,
+        push_base_url=settings.trial_url,
         track=settings.track,
         observe_suggest=lambda s: holder[0].suggestion_seconds.observe(s) if holder else None,
     )

@@ -36,6 +36,10 @@ class ServerSettings(TunerSettings):
     # Where users open the MLflow UI (``mlflow ui`` / ``mlflow server``): the web UI links
     # runs there. Default: the tracking URI when it is an http(s) server, else no link.
     mlflow_ui_url: str | None = None
+    # The API's URL as trials reach it (the Push collector's ``report()``): default this
+    # machine's loopback URL (``local_url``); a server whose trials run elsewhere
+    # (Kubernetes Jobs, a Ray cluster) sets its Service's, e.g. http://hyperflow-server:8080.
+    push_base_url: str | None = None
 
     def mlflow_ui(self) -> str | None:
         url = self.mlflow_ui_url or self.tracking_uri
@@ -57,6 +61,10 @@ class ServerSettings(TunerSettings):
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.serving_port}"
+
+    def trial_url(self) -> str:
+        """The URL trials reach the API at (their push route's base)."""
+        return (self.push_base_url or self.local_url()).rstrip("/")
 
     def local_url(self) -> str:
         """The URL processes on this machine (trials) reach the API at."""

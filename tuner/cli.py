@@ -476,16 +476,16 @@ def delete(name: str, namespace: str = NamespaceOpt) -> None:
     store = _open_store()
     try:
         record = _get_record(store, name, namespace)
-        if record.controller_pid and not record.phase.finished:
-            import os
-
-            try:
-                os.kill(record.controller_pid, 0)
-                raise _fail(
-                    f"experiment {namespace}/{name} is running (pid {record.controller_pid}); stop it first"
-                )
-            except ProcessLookupError:
-                pass
+        pid = record.controller_pid
+        if (
+            pid
+            and not record.phase.finished
+            and store.claim_alive(pid, record.controller_host, record.controller_heartbeat)
+        ):
+            where = f" on {record.controller_host}" if record.controller_host else ""
+            raise _fail(
+                f"experiment {namespace}/{name} is running (pid {pid}{where}); stop it first"
+            )
         store.delete_experiment(record.uid)
     finally:
         store.close()

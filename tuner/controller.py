@@ -211,6 +211,12 @@ class ExperimentController:
         self._stop.set()
         self._wake.set()
 
+    @property
+    def detached(self) -> bool:
+        """The loop stopped (or stops) leaving its trials running: its backend must not
+        be closed (a control plane shutting down, or a claim another controller took)."""
+        return self._detach
+
     def detach(self) -> None:
         """Ask the loop to stop and leave running trials running (a control plane shutting
         down): the next controller adopts them, as after a crash. The caller must not
@@ -521,7 +527,11 @@ class ExperimentController:
     def _loop(self, uid: str) -> ExperimentRecord:
         idle = 0.001
         backend_wait = getattr(self.backend, "wait", None)
+        renew_at = 0.0
         while True:
+            if time.monotonic() >= renew_at:
+                renew_at = time.monotonic() + self.store.claim_lease / 3
+                self._keep_claim(uid)
             changed = self._reconcile_trials()
             done = self._check_completion(uid)
             if done is not None:
@@ -555,6 +565,17 @@ class ExperimentController:
                 self._wake.wait(min(idle, timeout))
                 self._wake.clear()
                 idle = min(idle * 2, self.poll_interval)
+
+    def _keep_claim(self, uid: str) -> None:
+        """Renew the claim's heartbeat (other hosts judge it alive by it). A claim taken
+        over meanwhile (this process stalled past the lease): leave the trials to the
+        controller that holds it now."""
+        if not self.store.renew(uid, os.getpid()):
+            log.error(
+                "experiment %s: another controller took it over; leaving its trials to it",
+                uid,
+            )
+            self.detach()
 
     def _commit(self, force: bool = False) -> None:
         """Commit the turn's changes, then run what acts on them (in order).
@@ -924,6 +945,7 @@ class ExperimentController:
         command: list[str] | None = None
         cwd = Path(base_dir) if base_dir else Path.cwd()
         resources: dict[str, str] = {}
+        entrypoint = False
         if not self.backend.runs_functions:
             try:
                 rendered = render_trial(self.experiment, trial.name, trial.assignments, cwd)
@@ -938,6 +960,7 @@ class ExperimentController:
             env.update(rendered.env)
             cwd = rendered.cwd or cwd
             resources = rendered.resources
+            entrypoint = rendered.entrypoint
         return TrialRun(
             experiment_name=self.experiment.metadata.name,
             trial_name=trial.name,
@@ -949,6 +972,7 @@ class ExperimentController:
             collector=self.spec.metrics_collector_spec,
             metric_names=list(self._metric_names),
             resources=resources,
+            entrypoint=entrypoint,
             experiment_uid=self.record.uid if self.record is not None else "",
         )
 

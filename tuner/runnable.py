@@ -18,13 +18,19 @@ _PYTHONS = frozenset({"python", "python3"})
 
 
 def local_problems(
-    experiment: Experiment, *, commands: bool = True, check_command_here: bool = True
+    experiment: Experiment,
+    *,
+    commands: bool = True,
+    check_command_here: bool = True,
+    entrypoints: bool = False,
 ) -> list[str]:
     """Why the experiment cannot run here, one line each (empty: it can).
 
     ``commands``: its trials are rendered commands (False for SDK functions, which have no
     template to run). ``check_command_here``: the command must exist on this machine
     (False for trials that run on other machines, which may have what this one lacks).
+    ``entrypoints``: trials run in their image, so a container without ``command`` (the
+    image's entrypoint) can run; otherwise it is a problem naming the missing field.
     """
     from tuner.metrics import check_collector_supported
 
@@ -36,7 +42,7 @@ def local_problems(
     if collector is not None:
         problems.append(collector)
     if commands:
-        problems += _template_problems(experiment, check_command_here)
+        problems += _template_problems(experiment, check_command_here, entrypoints)
     return problems
 
 
@@ -87,7 +93,9 @@ def _sample_assignments(experiment: Experiment) -> dict[str, float | int | str]:
     return sample
 
 
-def _template_problems(experiment: Experiment, check_command_here: bool = True) -> list[str]:
+def _template_problems(
+    experiment: Experiment, check_command_here: bool = True, entrypoints: bool = False
+) -> list[str]:
     from tuner.backends.local import check_command, trial_argv
     from tuner.trial_template import TemplateError, render_trial
 
@@ -107,6 +115,14 @@ def _template_problems(experiment: Experiment, check_command_here: bool = True) 
         rendered = render_trial(experiment, "sample", _sample_assignments(experiment), cwd)
     except (TemplateError, KeyError, ValueError) as exc:
         return [str(exc)]
+    if rendered.entrypoint:
+        if entrypoints:
+            return []  # the image's entrypoint: nothing to check here
+        return [
+            f"{rendered.command_field}: required here: the trial runs as a process on this "
+            "machine or a Ray node, not in its image, so the image's entrypoint cannot run; "
+            "write the command (or run the trials as Kubernetes Jobs: --backend kubernetes)"
+        ]
     if not check_command_here:
         return []
     cwd = rendered.cwd or cwd

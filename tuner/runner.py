@@ -192,7 +192,8 @@ def _run(
         backend.close()
         tracker.abort()
         raise
-    backend.close()
+    if not controller.detached:  # a claim another controller took: its trials now
+        backend.close()
     outcome = RunOutcome(record=record, tracking=None, already_finished=controller.already_finished)
     try:
         if on_finished is not None:

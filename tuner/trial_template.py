@@ -5,6 +5,10 @@ parameter the trial parameter references, and ``${trialSpec.Name}`` and friends 
 trial's own metadata. Locally the primary container's ``command`` + ``args`` become the
 argv of a process; its ``env`` (plain ``value`` entries) becomes the process environment
 and ``workingDir`` its working directory (relative to the experiment file's folder).
+
+A container without ``command`` runs its image's entrypoint (with ``args``, if any), as
+Kubernetes runs it: :class:`RenderedTrial` says so (``entrypoint``) and names the missing
+field, and only a backend that runs images (``TrialBackend.runs_images``) can run it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ class TemplateError(ValueError):
 
 @dataclass(slots=True)
 class RenderedTrial:
+    # The argv (command + args); with ``entrypoint``, the args alone.
     command: list[str]
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
@@ -32,6 +37,12 @@ class RenderedTrial:
     # The primary container's resources: its ``requests``, each missing one taken from
     # ``limits`` (as Kubernetes defaults a request to its limit), values as written.
     resources: dict[str, str] = field(default_factory=dict)
+    # The container has no ``command``: its image's entrypoint runs, given ``command``
+    # as its arguments. Only a backend that runs the image can run such a trial.
+    entrypoint: bool = False
+    # Where the container's ``command`` is (or would be) in the Experiment, for errors:
+    # ``spec.trialTemplate.trialSpec.spec.template.spec.containers[0].command``.
+    command_field: str = "spec.trialTemplate.command"
 
 
 def format_value(value: float | int | str) -> str:
@@ -43,22 +54,35 @@ def format_value(value: float | int | str) -> str:
     return str(value)
 
 
-def _containers(node: Any) -> list[dict[str, Any]]:
-    """Every container list in a Kubernetes object (Job, PyTorchJob, TFJob, ...)."""
-    found: list[dict[str, Any]] = []
+_TRIAL_SPEC = "spec.trialTemplate.trialSpec"
+
+
+def _containers(node: Any, path: str = _TRIAL_SPEC) -> list[tuple[str, dict[str, Any]]]:
+    """Every container in a Kubernetes object (Job, PyTorchJob, TFJob, ...), with its
+    path in the Experiment (``spec.trialTemplate.trialSpec...containers[0]``)."""
+    found: list[tuple[str, dict[str, Any]]] = []
     if isinstance(node, dict):
         for key, value in node.items():
             if key == "containers" and isinstance(value, list):
-                found.extend(c for c in value if isinstance(c, dict))
+                found.extend(
+                    (f"{path}.containers[{i}]", c)
+                    for i, c in enumerate(value)
+                    if isinstance(c, dict)
+                )
             else:
-                found.extend(_containers(value))
+                found.extend(_containers(value, f"{path}.{key}"))
     elif isinstance(node, list):
-        for item in node:
-            found.extend(_containers(item))
+        for i, item in enumerate(node):
+            found.extend(_containers(item, f"{path}[{i}]"))
     return found
 
 
 def primary_container(trial_spec: dict[str, Any], name: str | None) -> dict[str, Any]:
+    return _primary(trial_spec, name)[1]
+
+
+def _primary(trial_spec: dict[str, Any], name: str | None) -> tuple[str, dict[str, Any]]:
+    """The primary container and its path in the Experiment."""
     containers = _containers(trial_spec)
     if not containers:
         raise TemplateError("trialTemplate.trialSpec: no containers found")
@@ -68,16 +92,22 @@ def primary_container(trial_spec: dict[str, Any], name: str | None) -> dict[str,
         raise TemplateError(
             "trialTemplate.primaryContainerName: required when the trialSpec has several containers"
         )
-    for container in containers:
+    for path, container in containers:
         if container.get("name") == name:
-            return container
+            return path, container
     raise TemplateError(
         f"trialTemplate.primaryContainerName: no container named {name!r} in trialSpec"
     )
 
 
 def local_container(trial_spec: dict[str, Any], name: str | None) -> dict[str, Any]:
-    """The container-like mapping (command, args, env, workingDir, image) run locally.
+    """The container-like mapping (command, args, env, workingDir, image) run locally."""
+    return _local_container(trial_spec, name)[1]
+
+
+def _local_container(trial_spec: dict[str, Any], name: str | None) -> tuple[str, dict[str, Any]]:
+    """The container-like mapping (command, args, env, workingDir, image) run locally,
+    and its path in the Experiment.
 
     A batch Job or a Kubeflow training job (PyTorchJob, TFJob, ...): the primary container.
     A TrainJob (trainer.kubeflow.org): its ``spec.trainer``, as one process. An Argo
@@ -97,8 +127,8 @@ def local_container(trial_spec: dict[str, Any], name: str | None) -> dict[str, A
                 "trialTemplate.trialSpec.spec.trainer: a TrainJob runs locally from its "
                 "trainer's command and args, and this one has none"
             )
-        return trainer
-    return primary_container(trial_spec, name)
+        return f"{_TRIAL_SPEC}.spec.trainer", trainer
+    return _primary(trial_spec, name)
 
 
 def active_deadline_seconds(experiment: Experiment) -> float | None:
@@ -214,14 +244,11 @@ def render_trial(
             "spec.trialTemplate: a configMap trial template cannot run locally; "
             "use trialSpec or command"
         )
-    container = local_container(template.trial_spec, template.primary_container_name)
+    path, container = _local_container(template.trial_spec, template.primary_container_name)
+    entrypoint = not container.get("command")
     argv = [str(a) for a in (container.get("command") or [])] + [
         str(a) for a in (container.get("args") or [])
     ]
-    if not argv:
-        raise TemplateError(
-            f"trialTemplate.trialSpec: container {container.get('name')!r} has no command or args"
-        )
     command = [substitute(part) for part in argv]
     container_env: dict[str, str] = {}
     for item in container.get("env") or []:
@@ -238,6 +265,8 @@ def render_trial(
         cwd=cwd,
         image=str(image) if image else None,
         resources=_resources(container, substitute),
+        entrypoint=entrypoint,
+        command_field=f"{path}.command",
     )
 
 

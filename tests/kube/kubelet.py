@@ -1,6 +1,8 @@
 """A stand-in for a cluster's job controller and kubelet, for tests: each batch/v1 Job
 stored in the Kubernetes API stand-in gets a pod whose container runs as a **local
-process** (its ``command`` + ``args`` and ``env``; the image is ignored), the process's
+process** (its ``command`` + ``args`` and ``env``; the image is not pulled: a container
+without ``command`` runs the entrypoint given for its image in ``entrypoints``, as a
+container runtime runs the image's ENTRYPOINT with the container's ``args``), the process's
 output becomes the pod's log, its exit status the container's ``terminated.exitCode``
 and the Job's ``Complete``/``Failed`` condition, as the real ones record them. A command
 that cannot start ends as containerd reports it (exit code 128, reason ``StartError``).
@@ -24,8 +26,18 @@ from tests.kube.standin import KubeApiStandIn
 
 
 class LocalKubelet:
-    def __init__(self, api: KubeApiStandIn, cwd: Path, namespace: str = "default") -> None:
+    def __init__(
+        self,
+        api: KubeApiStandIn,
+        cwd: Path,
+        namespace: str = "default",
+        entrypoints: dict[str, list[str]] | None = None,
+    ) -> None:
         self.api, self.cwd, self.namespace = api, cwd, namespace
+        # image -> its ENTRYPOINT (what the image would run without a container command)
+        self.entrypoints = dict(entrypoints or {})
+        # Every Job's containers as the kubelet got them (the Job is deleted afterwards).
+        self.containers: dict[str, dict[str, Any]] = {}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._seen: set[str] = set()
         self._stop = threading.Event()
@@ -60,7 +72,9 @@ class LocalKubelet:
     def _start(self, job: dict[str, Any]) -> None:
         name, uid = job["metadata"]["name"], job["metadata"]["uid"]
         container = job["spec"]["template"]["spec"]["containers"][0]
-        argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+        self.containers[name] = container
+        command = container.get("command") or self.entrypoints.get(container.get("image", ""), [])
+        argv = [str(a) for a in command + (container.get("args") or [])]
         if argv and argv[0] in ("python", "python3"):
             argv[0] = sys.executable
         env = {

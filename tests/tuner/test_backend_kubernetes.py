@@ -13,6 +13,8 @@ import pytest
 
 from serving.kube.client import KubeClient
 from tests.kube.standin import KubeApiStandIn
+from tests.kube.trials import experiment as kube_experiment
+from tests.kube.trials import job
 from tests.util import wait_until
 from tuner.backends._conditions import compile_condition, evaluate
 from tuner.backends.base import KILLED, TrialExit, TrialRun
@@ -24,85 +26,39 @@ from tuner.backends.kubernetes import (
 )
 from tuner.spec.defaults import JOB_FAILURE_CONDITION as JOB_FAILURE
 from tuner.spec.defaults import JOB_SUCCESS_CONDITION as JOB_SUCCESS
-from tuner.spec.loader import parse_experiment
 from tuner.spec.models import Experiment, MetricsCollectorSpec
 from tuner.types import Observation
 
-JOB_SPEC: dict[str, Any] = {
-    "apiVersion": "batch/v1",
-    "kind": "Job",
-    "spec": {
-        "backoffLimit": 0,
-        "template": {
-            "metadata": {"labels": {"team": "ml"}},
-            "spec": {
-                "restartPolicy": "Never",
-                "containers": [
-                    {
-                        "name": "training",
-                        "image": "ghcr.io/example/train:1",
-                        "command": ["python", "train.py"],
-                        "args": [
-                            "--lr=${trialParameters.learningRate}",
-                            "--name=${trialSpec.Name}",
-                        ],
-                        "env": [{"name": "USER_VAR", "value": "1"}],
-                    }
-                ],
-            },
-        },
+JOB_SPEC = job(
+    {
+        "image": "ghcr.io/example/train:1",
+        "command": ["python", "train.py"],
+        "args": ["--lr=${trialParameters.learningRate}", "--name=${trialSpec.Name}"],
+        "env": [{"name": "USER_VAR", "value": "1"}],
     },
-}
+    pod_labels={"team": "ml"},
+)
 
 
 # What the end-to-end runs' trials do: the local kubelet stand-in runs it as a process.
 SQUARE = "import sys; x = float(sys.argv[1]); print(f'loss={x * x}')"
-SQUARE_JOB: dict[str, Any] = {
-    "apiVersion": "batch/v1",
-    "kind": "Job",
-    "spec": {
-        "backoffLimit": 0,
-        "template": {
-            "spec": {
-                "restartPolicy": "Never",
-                "containers": [
-                    {
-                        "name": "training",
-                        "image": "python:3.12-slim",
-                        "command": ["python", "-c", SQUARE],
-                        "args": ["${trialParameters.learningRate}"],
-                    }
-                ],
-            }
-        },
-    },
-}
+SQUARE_JOB = job(
+    {
+        "image": "python:3.12-slim",
+        "command": ["python", "-c", SQUARE],
+        "args": ["${trialParameters.learningRate}"],
+    }
+)
 
 
 def experiment(trial_spec: dict[str, Any] | None = None, **template: Any) -> Experiment:
-    return parse_experiment(
-        {
-            "apiVersion": "kubeflow.org/v1beta1",
-            "kind": "Experiment",
-            "metadata": {"name": "exp"},
-            "spec": {
-                "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-                "algorithm": {"algorithmName": "random"},
-                "parameters": [
-                    {
-                        "name": "lr",
-                        "parameterType": "double",
-                        "feasibleSpace": {"min": "0.01", "max": "0.1"},
-                    }
-                ],
-                "trialTemplate": {
-                    "primaryContainerName": "training",
-                    "trialParameters": [{"name": "learningRate", "reference": "lr"}],
-                    "trialSpec": trial_spec or JOB_SPEC,
-                    **template,
-                },
-            },
-        }
+    return kube_experiment(
+        trial_spec or JOB_SPEC,
+        parameter="lr",
+        trial_parameter="learningRate",
+        low="0.01",
+        high="0.1",
+        **template,
     )
 
 
@@ -541,7 +497,7 @@ def test_experiment_run_backend_kubernetes_end_to_end(
     import subprocess
 
     from tests.kube.kubelet import LocalKubelet
-    from tests.tuner.backends.conftest import kubeconfig
+    from tests.kube.trials import kubeconfig
     from tests.util import REPO, hyperflow_cmd
 
     data = experiment(SQUARE_JOB).to_dict()
@@ -596,3 +552,69 @@ def test_experiment_run_backend_kubernetes_end_to_end(
     )
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "--backend kubernetes: spec.trialTemplate.trialSpec" in refused.stderr, refused.stderr
+
+
+# An image whose ENTRYPOINT is the trial's program: the container gives only args.
+ENTRYPOINT_IMAGE = "ghcr.io/example/square:1"
+ENTRYPOINT_JOB = job({"image": ENTRYPOINT_IMAGE, "args": ["${trialParameters.learningRate}"]})
+ENTRYPOINT_FIELD = "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].command"
+
+
+def test_a_container_without_command_runs_its_images_entrypoint_as_a_job(
+    kube: KubeClient, kube_api: KubeApiStandIn, tmp_path: Path
+) -> None:
+    """Katib lets a trial container leave out ``command`` (the image's entrypoint runs
+    with the args): the kubernetes backend creates the Job with the container as written,
+    its args substituted."""
+    from tests.kube.kubelet import LocalKubelet
+    from tuner.runner import run_experiment
+    from tuner.settings import TunerSettings
+    from tuner.store import Store
+
+    exp = experiment(ENTRYPOINT_JOB)
+    exp.spec.max_trial_count = 2
+    exp.spec.parallel_trial_count = 2
+    settings = TunerSettings(home=tmp_path / "home")
+    backend = KubernetesBackend(exp, client=kube)
+    assert backend.problems(exp) == []
+    entrypoints = {ENTRYPOINT_IMAGE: ["python", "-c", SQUARE]}
+    with LocalKubelet(kube_api, tmp_path, entrypoints=entrypoints) as kubelet:
+        outcome = run_experiment(exp, settings=settings, backend=backend, track=False)
+    assert outcome.record.phase.value == "Succeeded", outcome.record.message
+    store = Store(settings.store_url)
+    try:
+        trials = store.trials(outcome.record.uid)
+    finally:
+        store.close()
+    assert len(trials) == 2 and {t.phase.value for t in trials} == {"Succeeded"}
+    for t in trials:
+        container = kubelet.containers[t.name]
+        assert "command" not in container  # as written: the image's entrypoint runs
+        assert container["args"] == [repr(float(t.assignments["lr"]))]
+        assert container["image"] == ENTRYPOINT_IMAGE
+        assert t.objective_value == pytest.approx(float(t.assignments["lr"]) ** 2)
+
+
+def test_local_and_ray_refuse_a_container_without_command_naming_the_field(
+    tmp_path: Path,
+) -> None:
+    """A process has no image to run: the experiment fails at start (no trial runs),
+    ``experiment validate`` says why, each naming the missing field."""
+    from tuner.backends.local import LocalBackend
+    from tuner.backends.ray import RayBackend
+    from tuner.runnable import local_problems
+    from tuner.runner import run_experiment
+    from tuner.settings import TunerSettings
+
+    exp = experiment(ENTRYPOINT_JOB)
+    exp.spec.max_trial_count = 1
+    [problem] = local_problems(exp)
+    assert problem.startswith(f"{ENTRYPOINT_FIELD}: required here")
+    [ray_problem] = RayBackend(address="ray://nowhere:10001").problems(exp)
+    assert ray_problem == problem
+    outcome = run_experiment(
+        exp, settings=TunerSettings(home=tmp_path / "home"), backend=LocalBackend(), track=False
+    )
+    assert outcome.record.phase.value == "Failed"
+    assert ENTRYPOINT_FIELD in outcome.record.message
+    assert outcome.record.message.startswith("Experiment cannot run on this machine")

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.util import wait_until
 from tuner.backends.base import TrialBackend, TrialExit, TrialRun
 from tuner.controller import ExperimentController, Snapshot, TrialState
 from tuner.metrics.push import PushReceiver
@@ -257,3 +258,50 @@ def test_progress_snapshots_do_not_read_the_experiment_back_per_change(
     assert last.experiment.phase is ExperimentPhase.SUCCEEDED
     assert len(last.trials) == 9 and all(t.phase.finished for t in last.trials)
     assert last.best_value == 1.0
+
+
+class EndlessBackend(ScriptedBackend):
+    """Trials that run until killed; records the kills."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.killed: list[str] = []
+
+    def poll(self, trial_name: str) -> TrialExit | None:
+        return TrialExit(False, None, "killed") if trial_name in self.killed else None
+
+    def kill(self, trial_name: str) -> None:
+        self.killed.append(trial_name)
+
+
+def test_a_controller_whose_claim_another_host_took_leaves_the_trials_to_it(
+    tmp_path: Path,
+) -> None:
+    """A controller that stalled past its lease (or lost the store for that long) finds
+    its claim taken over by another host's controller: it stops, killing nothing."""
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    a = Store(url, host="node-a", claim_lease=0.3)  # renewed every 0.1 s
+    backend = EndlessBackend()
+    ctl = controller(experiment(), a, backend, tmp_path)
+    thread = threading.Thread(target=ctl.run, daemon=True)
+    thread.start()
+    # node-b's clock is a minute ahead: node-a's heartbeat looks stale to it.
+    b = Store(url, host="node-b", clock=lambda: time.time() + 60, claim_lease=0.3)
+    try:
+        wait_until(lambda: len(backend.runs) == 2, timeout=30)
+        record = a.get_experiment("default", "ctl")
+        assert record is not None and record.controller_host == "node-a"
+        b.claim(record.uid, 4242)
+        thread.join(30)
+        assert not thread.is_alive() and ctl.detached
+        assert backend.killed == []  # node-b's controller adopts them
+        after = b.get_experiment_by_uid(record.uid)
+        assert (after.controller_pid, after.controller_host) == (4242, "node-b")
+        assert after.phase is ExperimentPhase.RUNNING
+    finally:
+        ctl.stop()
+        thread.join(30)
+        a.close()
+        b.close()

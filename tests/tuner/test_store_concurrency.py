@@ -139,3 +139,63 @@ def test_two_experiment_runs_on_one_postgresql_store_run_each_trial_once(
 
 
 pytestmark = pytest.mark.timeout(600)
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_claim_from_another_host_lives_by_its_heartbeat_not_the_local_pids(
+    postgres_url: str,
+) -> None:
+    """Two server replicas on different hosts share one PostgreSQL store (the production
+    overlay): node-a's controller pid means nothing in node-b's process table. The hosts
+    are the stores' (injected), the clock is emulated."""
+    now = [1000.0]
+    stores = {
+        host: Store(postgres_url, host=host, clock=lambda: now[0], claim_lease=30.0)
+        for host in ("node-a", "node-b")
+    }
+    a, b = stores["node-a"], stores["node-b"]
+    try:
+        uid = a.create_experiment("default", "shared", {"spec": {}}, None, "kubernetes").uid
+        pid_on_a = _dead_pid()  # not a process here: only node-a could tell
+        a.claim(uid, pid_on_a)
+        record = b.get_experiment_by_uid(uid)
+        assert (record.controller_pid, record.controller_host) == (pid_on_a, "node-a")
+        with pytest.raises(StoreError, match=rf"pid {pid_on_a} on node-a"):
+            b.claim(uid, os.getpid())
+        # Renewed within the lease: still node-a's, however long it runs.
+        for _ in range(3):
+            now[0] += 25
+            assert a.renew(uid, pid_on_a)
+            with pytest.raises(StoreError):
+                b.claim(uid, os.getpid())
+        # node-a stopped renewing (gone with its host): after the lease node-b takes over,
+        # and node-a, should it come back, learns it lost the claim.
+        now[0] += 31
+        b.claim(uid, os.getpid())
+        record = a.get_experiment_by_uid(uid)
+        assert (record.controller_pid, record.controller_host) == (os.getpid(), "node-b")
+        assert not a.renew(uid, pid_on_a)
+        a.release(uid, os.getpid())  # the same pid on another host: not a's to release
+        assert a.get_experiment_by_uid(uid).controller_host == "node-b"
+        # On its own host a claim is checked in the process table: a dead pid is no owner,
+        # whatever its heartbeat says.
+        b.release(uid, os.getpid())
+        b.claim(uid, _dead_pid())
+        b2 = Store(postgres_url, host="node-b", clock=lambda: now[0], claim_lease=30.0)
+        try:
+            b2.claim(uid, os.getpid())
+            assert b2.get_experiment_by_uid(uid).controller_pid == os.getpid()
+            assert b2.renew(uid, os.getpid())
+        finally:
+            b2.close()
+    finally:
+        for store in stores.values():
+            store.close()

@@ -33,6 +33,10 @@ backend by name or by its files):
 
 * ``kind`` — the name recorded with the experiment (``local``, ``function``, ``ray``...).
 * ``runs_functions`` — trials are Python functions (the SDK), not rendered commands.
+* ``runs_images`` — a trial runs in its container's image, so a container without
+  ``command`` (the image's entrypoint, ``TrialRun.entrypoint``) can run. Backends that
+  run the command as a process refuse such an experiment in ``problems``, naming the
+  missing field.
 * ``reattaches`` — ``adopt`` can re-attach to trials of a previous controller process.
   When False, trials left running by a crash died with it: the controller runs them
   again from scratch under the same name (their earlier observations dropped).
@@ -83,6 +87,9 @@ class TrialRun:
     # The primary container's ``resources`` (Kubernetes quantities: ``requests`` with
     # ``limits`` as the fallback), for backends that schedule by resources.
     resources: dict[str, str] = field(default_factory=dict)
+    # The primary container has no ``command``: its image's entrypoint runs, and
+    # ``command`` holds the container's (substituted) ``args`` only.
+    entrypoint: bool = False
     # The store's uid of the experiment: unique across namespaces and stores, so a
     # backend can name what it keeps for the experiment on a shared cluster.
     experiment_uid: str = ""
@@ -103,6 +110,7 @@ class TrialBackend(ABC):
 
     kind: str = "local"
     runs_functions: bool = False
+    runs_images: bool = False
     reattaches: bool = True
 
     def may_have_started(self, run: TrialRun) -> bool:
@@ -113,7 +121,9 @@ class TrialBackend(ABC):
         """Why ``experiment`` cannot run on this backend, one line each (empty: it can)."""
         from tuner.runnable import local_problems
 
-        return local_problems(experiment, commands=not self.runs_functions)
+        return local_problems(
+            experiment, commands=not self.runs_functions, entrypoints=self.runs_images
+        )
 
     @abstractmethod
     def launch(self, run: TrialRun) -> None:

@@ -69,7 +69,63 @@ LOST = "lost: controller restarted"
 _FUNCTION_KEY = 0  # one function per backend; the worker caches by key all the same
 
 
-class FunctionBackend(TrialBackend):
+class WarmPool:
+    """The launch every warm pool of function trials shares (:class:`FunctionBackend`,
+    the ray backend's ``RayFunctionBackend``): the trial's order for a worker, then, under
+    the pool's lock, the trial registered and queued, or failed at once when no trial can
+    use the experiment's collector (as it would fail on starting). The pool supplies its
+    trial records (``_new_trial``), ``_finish`` and ``_dispatch``."""
+
+    _cond: threading.Condition
+    _closed: bool
+    _trials: dict[str, Any]
+    _queued: deque[Any]
+    _calling: CallingConvention
+
+    def launch(self, run: TrialRun) -> None:
+        name = type(self).__name__
+        if run.command is not None:
+            raise ValueError(f"trial {run.trial_name} has a command; {name} runs functions")
+        collector, problem = self._collector(run.collector)
+        order = proto.TrialOrder(
+            trial_name=run.trial_name,
+            function_key=_FUNCTION_KEY,
+            call=self._calling.call_for(run.assignments.keys()),
+            assignments=dict(run.assignments),
+            env=dict(run.env),
+            cwd=str(run.cwd),
+            trial_dir=str(run.trial_dir),
+            metric_names=list(run.metric_names),
+            collector=collector,
+        )
+        trial = self._new_trial(run, order)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError(f"{name} is closed")
+            current = self._trials.get(run.trial_name)
+            if current is not None and current.exit is None:
+                raise ValueError(f"trial {run.trial_name} is already running")
+            self._trials[run.trial_name] = trial
+            if problem is not None:  # a collector no trial can use: fails, as it would start
+                self._finish(trial, TrialExit(False, 1, f"cannot set up the trial: {problem}"))
+                return
+            self._queued.append(trial)
+        self._dispatch()
+
+    def _collector(self, spec: MetricsCollectorSpec) -> tuple[proto.CollectorConfig, str | None]:
+        return collector_config(spec)
+
+    def _new_trial(self, run: TrialRun, order: proto.TrialOrder) -> Any:
+        raise NotImplementedError
+
+    def _finish(self, trial: Any, exit_: TrialExit) -> None:
+        raise NotImplementedError
+
+    def _dispatch(self) -> None:
+        raise NotImplementedError
+
+
+class FunctionBackend(WarmPool, TrialBackend):
     """Run function trials in up to ``workers`` warm worker processes (see module doc).
 
     Raises ``TypeError`` right away if ``fn`` cannot be pickled for the workers.
@@ -119,37 +175,6 @@ class FunctionBackend(TrialBackend):
         self._collectors: dict[int, tuple[Any, proto.CollectorConfig, str | None]] = {}
 
     # -- TrialBackend ------------------------------------------------------------------
-
-    def launch(self, run: TrialRun) -> None:
-        if run.command is not None:
-            raise ValueError(
-                f"trial {run.trial_name} has a command; FunctionBackend runs functions"
-            )
-        collector, problem = self._collector(run.collector)
-        order = proto.TrialOrder(
-            trial_name=run.trial_name,
-            function_key=_FUNCTION_KEY,
-            call=self._calling.call_for(run.assignments.keys()),
-            assignments=dict(run.assignments),
-            env=dict(run.env),
-            cwd=str(run.cwd),
-            trial_dir=str(run.trial_dir),
-            metric_names=list(run.metric_names),
-            collector=collector,
-        )
-        trial = _Trial(run=run, order=order)
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("FunctionBackend is closed")
-            current = self._trials.get(run.trial_name)
-            if current is not None and current.exit is None:
-                raise ValueError(f"trial {run.trial_name} is already running")
-            self._trials[run.trial_name] = trial
-            if problem is not None:  # a collector no trial can use: fails, as it would start
-                self._finish(trial, TrialExit(False, 1, f"cannot set up the trial: {problem}"))
-                return
-            self._queued.append(trial)
-        self._dispatch()
 
     def poll(self, trial_name: str) -> TrialExit | None:
         with self._cond:
@@ -268,6 +293,9 @@ class FunctionBackend(TrialBackend):
                     if not worker.retired:
                         self._idle.append(worker)
         self._dispatch()  # trials launched meanwhile waited for these workers
+
+    def _new_trial(self, run: TrialRun, order: proto.TrialOrder) -> _Trial:
+        return _Trial(run=run, order=order)
 
     def _collector(self, spec: MetricsCollectorSpec) -> tuple[proto.CollectorConfig, str | None]:
         """The worker's view of the experiment's collector (computed once per spec)."""

@@ -253,6 +253,7 @@ class KubernetesBackend(TrialBackend):
     """
 
     kind = "kubernetes"
+    runs_images = True
 
     def __init__(
         self,
@@ -305,8 +306,8 @@ class KubernetesBackend(TrialBackend):
     def problems(self, experiment: Experiment) -> list[str]:
         from tuner.runnable import local_problems
 
-        # The command runs in the trial's image, not here.
-        return local_problems(experiment, check_command_here=False)
+        # The command runs in the trial's image, not here; or the image's entrypoint does.
+        return local_problems(experiment, check_command_here=False, entrypoints=True)
 
     def _wake(self) -> None:
         self._changed.set()
@@ -335,15 +336,13 @@ class KubernetesBackend(TrialBackend):
             pod_meta = template.setdefault("metadata", {})
             pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels}
         container = primary_container(obj, self.primary_container)
-        if run.command is not None:
+        if run.command is not None and not run.entrypoint and container.get("command"):
             # The controller's rendering of this container's command + args (the same
             # substitution): the pod runs exactly the trial's argv. A container without
-            # ``command`` keeps its image's entrypoint and gets the argv as its args.
-            if container.get("command"):
-                container["command"] = list(run.command)
-                container.pop("args", None)
-            else:
-                container["args"] = list(run.command)
+            # ``command`` stays as written (its args substituted above): the image's
+            # entrypoint runs.
+            container["command"] = list(run.command)
+            container.pop("args", None)
         env = [e for e in container.get("env") or [] if isinstance(e, dict)]
         present = {e.get("name") for e in env}
         trial_env = {

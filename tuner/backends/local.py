@@ -118,6 +118,11 @@ class LocalBackend(TrialBackend):
             raise ValueError(f"trial {run.trial_name} is already known to this backend")
         if run.command is None:
             raise ValueError(f"trial {run.trial_name} has no command; LocalBackend runs commands")
+        if run.entrypoint:
+            # Refused by ``problems`` before any trial: a process has no image to run.
+            raise ValueError(
+                f"trial {run.trial_name} runs its image's entrypoint; LocalBackend runs commands"
+            )
         trial_dir = Path(os.path.abspath(run.trial_dir))
         trial_dir.mkdir(parents=True, exist_ok=True)
         for stale in (PID_NAME, LAUNCH_ERROR_NAME):

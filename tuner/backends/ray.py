@@ -1,5 +1,8 @@
-"""The ``ray`` backend: trials on a Ray cluster. The only module of the backends that
-imports ``ray`` (an import-linter contract says so).
+"""The ``ray`` backend: trials on a Ray cluster. The only module of hyperflow that
+imports ``ray`` (an import-linter contract says so): it also holds the Ray side of the
+Ray Tune searcher (:func:`katib_parameters`, the ``Searcher`` subclass
+``KatibSearcher``, made on first use), which :mod:`tuner.integrations.ray_tune` hands
+out lazily.
 
 **Cluster.** ``settings.ray_address`` (``--ray-address``, ``HYPERFLOW_RAY_ADDRESS``):
 ``ray://host:10001`` (Ray Client), ``auto`` or ``host:port`` (a cluster this machine is
@@ -53,6 +56,7 @@ from tuner.backends import _func_protocol as proto
 from tuner.backends._func_calling import CallingConvention
 from tuner.backends._remote import Chunk, FunctionRunner, run_command
 from tuner.backends.base import KILLED, TrialBackend, TrialExit, TrialRun
+from tuner.backends.function import WarmPool
 from tuner.types import Observation
 
 if TYPE_CHECKING:
@@ -312,6 +316,11 @@ class RayBackend(TrialBackend):
             raise ValueError(f"trial {run.trial_name} is already known to this backend")
         if run.command is None:
             raise ValueError(f"trial {run.trial_name} has no command; RayBackend runs commands")
+        if run.entrypoint:
+            # Refused by ``problems`` before any trial: a process has no image to run.
+            raise ValueError(
+                f"trial {run.trial_name} runs its image's entrypoint; RayBackend runs commands"
+            )
         trial = _Trial(run)
         self._trials[run.trial_name] = trial
         log = self._log(run)
@@ -502,7 +511,7 @@ class _FnTrial:
     collected: int = 0
 
 
-class RayFunctionBackend(TrialBackend):
+class RayFunctionBackend(WarmPool, TrialBackend):
     """Function trials in a warm pool of Ray actors (see the module docstring).
 
     Thread-safe; a follower thread per running trial consumes its stream.
@@ -530,41 +539,11 @@ class RayFunctionBackend(TrialBackend):
         self._queued: deque[_FnTrial] = deque()
         self._closed = False
 
-    def launch(self, run: TrialRun) -> None:
-        if run.command is not None:
-            raise ValueError(
-                f"trial {run.trial_name} has a command; RayFunctionBackend runs functions"
-            )
-        from tuner.backends.function import collector_config
-
-        collector, problem = collector_config(run.collector)
-        order = proto.TrialOrder(
-            trial_name=run.trial_name,
-            function_key=0,
-            call=self._calling.call_for(run.assignments.keys()),
-            assignments=dict(run.assignments),
-            env=dict(run.env),
-            cwd=str(run.cwd),
-            trial_dir=str(run.trial_dir),
-            metric_names=list(run.metric_names),
-            collector=collector,
-        )
+    def _new_trial(self, run: TrialRun, order: proto.TrialOrder) -> _FnTrial:
         log = Path(os.path.abspath(run.trial_dir)) / LOG_NAME
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_bytes(b"")
-        trial = _FnTrial(run, order)
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("RayFunctionBackend is closed")
-            current = self._trials.get(run.trial_name)
-            if current is not None and current.exit is None:
-                raise ValueError(f"trial {run.trial_name} is already running")
-            self._trials[run.trial_name] = trial
-            if problem is not None:  # a collector no trial can use: fails, as it would start
-                self._finish(trial, TrialExit(False, 1, f"cannot set up the trial: {problem}"))
-                return
-            self._queued.append(trial)
-        self._dispatch()
+        return _FnTrial(run, order)
 
     def prestart(self, count: int | None = None) -> None:
         """Create the pool's actors now (they load the function in the background)."""
@@ -740,3 +719,94 @@ __all__ = [
     "create",
     "ray_options",
 ]
+
+
+# -- Ray Tune: the KatibSearcher's Ray side (tuner.integrations.ray_tune) -----------------------
+
+
+def katib_parameters(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """Katib parameters (``tuner.sdk.SearchSpace``) for Tune's ``param_space``, and each
+    categorical's original values.
+
+    Raises ``ValueError`` naming a key whose domain has no Katib equivalent.
+    """
+    from ray.tune.search.sample import (
+        Categorical,
+        Domain,
+        Float,
+        Integer,
+        LogUniform,
+        Quantized,
+    )
+
+    from tuner.sdk import SearchSpace, search
+
+    parameters: dict[str, SearchSpace] = {}
+    choices: dict[str, list[Any]] = {}
+    for key, domain in config.items():
+        if isinstance(domain, dict) and any(isinstance(v, Domain) for v in domain.values()):
+            raise ValueError(f"param_space[{key!r}]: nested search spaces are not supported")
+        if not isinstance(domain, Domain):
+            continue  # a constant
+        sampler = domain.get_sampler()
+        step = None
+        if isinstance(sampler, Quantized):
+            step, sampler = sampler.q, sampler.sampler
+        distribution = "logUniform" if isinstance(sampler, LogUniform) else None
+        if isinstance(domain, Float):
+            parameters[key] = search.double(
+                min=domain.lower, max=domain.upper, step=step, distribution=distribution
+            )
+        elif isinstance(domain, Integer):
+            upper = domain.upper if step else domain.upper - 1
+            parameters[key] = search.int(
+                min=domain.lower,
+                max=upper,
+                step=int(step) if step else None,
+                distribution=distribution,
+            )
+        elif isinstance(domain, Categorical):
+            values = list(domain.categories)
+            choices[key] = values
+            parameters[key] = search.categorical([str(i) for i in range(len(values))])
+        else:
+            raise ValueError(
+                f"param_space[{key!r}]: {type(domain).__name__} has no Katib parameter type"
+            )
+    return parameters, choices
+
+
+_SEARCHER: type | None = None
+
+
+def _searcher_class() -> type:
+    """``KatibSearcher``: made on first use, so that the backend does not load Ray Tune."""
+    global _SEARCHER
+    if _SEARCHER is None:
+        from ray.tune.search import Searcher
+
+        from tuner.integrations.ray_tune import KatibSearch
+
+        class KatibSearcher(KatibSearch, Searcher):
+            __doc__ = (
+                "A ``ray.tune.search.Searcher`` asking hyperflow's suggestion service and "
+                "recording the experiment in hyperflow's store (see "
+                ":mod:`tuner.integrations.ray_tune`)."
+            )
+
+            def _katib_parameters(
+                self, config: dict[str, Any]
+            ) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+                return katib_parameters(config)
+
+        # Pickled by reference (Tune pickles its searcher with the Tuner).
+        KatibSearcher.__module__ = __name__
+        KatibSearcher.__qualname__ = "KatibSearcher"
+        _SEARCHER = KatibSearcher
+    return _SEARCHER
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KatibSearcher":
+        return _searcher_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -76,6 +76,11 @@ class ExperimentRow(Base):
     completed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     # pid of the controller running it, to refuse two controllers on one experiment.
     controller_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The host it runs on and when it last renewed its claim: a claim from another host
+    # (another server replica on the same PostgreSQL store) is alive while its heartbeat
+    # is fresh; only a claim from this host is checked in the local process table.
+    controller_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    controller_heartbeat: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Who runs it: None for the process that created it (``experiment run``, ``tune()``),
     # "server" for the control plane, which resumes its experiments after a restart.
     owner: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -41,6 +41,9 @@ class ExperimentRecord:
     conditions: list[Condition] = field(default_factory=list)
     # Who created it through the control plane (a token id); None for local runs.
     owner: str | None = None
+    # Where its controller runs and when that renewed its claim (see Store.claim).
+    controller_host: str | None = None
+    controller_heartbeat: float | None = None
 
 
 @dataclass(slots=True)
@@ -84,6 +87,8 @@ def experiment_record(row: Any, conditions: Iterable[Any]) -> ExperimentRecord:
         conditions=[Condition(c.type, c.reason, c.message, c.time) for c in conditions],
         # A store not yet upgraded to the owner column (read-only readers do not migrate).
         owner=getattr(row, "owner", None),
+        controller_host=getattr(row, "controller_host", None),
+        controller_heartbeat=getattr(row, "controller_heartbeat", None),
     )
 
 

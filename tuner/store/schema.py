@@ -14,7 +14,7 @@ SCHEMA = Schema(
     script_location=Path(__file__).parent / "migrations",
     version_table=VERSION_TABLE,
     metadata=Base.metadata,
-    head="0003",
+    head="0004",
     baseline="0001",
     baseline_table="tuner_experiments",
 )

@@ -9,8 +9,9 @@ objects, so callers can keep them across threads and sessions.
 from __future__ import annotations
 
 import os
+import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, create_engine, delete, event, insert, select, update
@@ -51,6 +52,10 @@ _COUNT_OBSERVATIONS = _UPDATE_TRIAL.values(
     observation_count=_TRIALS.c.observation_count + bindparam("b_n"),
     collected_count=_TRIALS.c.collected_count + bindparam("b_collected"),
 )
+# How long a claim from another host stays alive without a heartbeat (seconds); its
+# controller renews it every third of that.
+CLAIM_LEASE = 30.0
+
 # Batch updates by the set of columns they set (and whether they grow the counters).
 _BATCH_UPDATES: dict[tuple[tuple[str, ...], bool], Any] = {}
 
@@ -105,9 +110,25 @@ def create_store_engine(url: str) -> Engine:
 
 
 class Store:
-    """Experiments, trials and observations; safe to share between threads."""
+    """Experiments, trials and observations; safe to share between threads.
 
-    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
+    ``host``: the name of this machine in experiment claims (default: its host name;
+    tests pretend to be other hosts with it). ``clock``: the wall clock of claim
+    heartbeats (emulated in tests). ``claim_lease``: see :meth:`claim`.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        engine: Engine | None = None,
+        host: str | None = None,
+        clock: Callable[[], float] = time.time,
+        claim_lease: float = CLAIM_LEASE,
+    ) -> None:
+        self.host = host or socket.gethostname()
+        self.clock = clock
+        self.claim_lease = claim_lease
         if engine is None:
             if url is None:
                 raise ValueError("Store needs a database URL or an engine")
@@ -206,6 +227,8 @@ class Store:
             if phase.finished:
                 row.completed_at = now
                 row.controller_pid = None
+                row.controller_host = None
+                row.controller_heartbeat = None
             elif phase is ExperimentPhase.RESTARTING:
                 row.completed_at = None
             s.add(
@@ -223,7 +246,14 @@ class Store:
             row.spec = spec
 
     def claim(self, uid: str, pid: int) -> None:
-        """Mark ``pid`` as the controller of the experiment; refuse if another live one is.
+        """Mark ``pid`` on this host as the controller of the experiment; refuse if another
+        live one is.
+
+        A claim records the host and a heartbeat (:meth:`renew`). Another claim is alive
+        if it is from this host and its pid is a live process, or from another host (a
+        server replica elsewhere on the same PostgreSQL store, whose pids mean nothing
+        here) and its heartbeat is younger than ``claim_lease`` seconds. A claim without a
+        host (made before hosts were recorded) is checked as this host's.
 
         A compare-and-set: the row changes only if its controller is still the one read,
         so two processes claiming at once (on SQLite or PostgreSQL, where both may read
@@ -233,35 +263,85 @@ class Store:
         while True:
             with self.engine.begin() as conn:
                 row = conn.execute(
-                    select(table.c.namespace, table.c.name, table.c.controller_pid).where(
-                        table.c.uid == uid
-                    )
+                    select(
+                        table.c.namespace,
+                        table.c.name,
+                        table.c.controller_pid,
+                        table.c.controller_host,
+                        table.c.controller_heartbeat,
+                    ).where(table.c.uid == uid)
                 ).first()
                 if row is None:
                     raise StoreError(f"no experiment with uid {uid}")
-                other = row.controller_pid
-                if other and other != pid and pid_alive(other):
+                other, other_host = row.controller_pid, row.controller_host
+                mine = other == pid and (other_host or self.host) == self.host
+                if (
+                    other
+                    and not mine
+                    and self.claim_alive(other, other_host, row.controller_heartbeat)
+                ):
+                    where = f" on {other_host}" if other_host and other_host != self.host else ""
                     raise StoreError(
-                        f"experiment {row.namespace}/{row.name} is being run by another process (pid {other})"
+                        f"experiment {row.namespace}/{row.name} is being run by another "
+                        f"process (pid {other}{where})"
                     )
                 current = (
                     table.c.controller_pid.is_(None)
                     if other is None
-                    else table.c.controller_pid == other
+                    else (table.c.controller_pid == other)
+                    & (
+                        table.c.controller_host.is_(None)
+                        if other_host is None
+                        else table.c.controller_host == other_host
+                    )
                 )
                 changed = conn.execute(
-                    update(table).where(table.c.uid == uid, current).values(controller_pid=pid)
+                    update(table)
+                    .where(table.c.uid == uid, current)
+                    .values(
+                        controller_pid=pid,
+                        controller_host=self.host,
+                        controller_heartbeat=self.clock(),
+                    )
                 )
                 if changed.rowcount == 1:
                     return
             # Another process changed the controller in between: read it again.
 
+    def claim_alive(self, pid: int, host: str | None, heartbeat: float | None) -> bool:
+        """Whether a claim (``pid`` on ``host``, last renewed at ``heartbeat``) is alive,
+        as :meth:`claim` judges it."""
+        if host is None or host == self.host:
+            return pid_alive(pid)
+        return heartbeat is not None and self.clock() - heartbeat < self.claim_lease
+
+    def renew(self, uid: str, pid: int) -> bool:
+        """Renew this controller's claim (its heartbeat); False if it holds it no more
+        (another host took it over after the lease ran out)."""
+        table = cast(Table, ExperimentRow.__table__)
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(table)
+                .where(
+                    table.c.uid == uid,
+                    table.c.controller_pid == pid,
+                    table.c.controller_host == self.host,
+                )
+                .values(controller_heartbeat=self.clock())
+            )
+        return changed.rowcount == 1
+
     def release(self, uid: str, pid: int) -> None:
         with self._session.begin() as s:
             s.execute(
                 update(ExperimentRow)
-                .where(ExperimentRow.uid == uid, ExperimentRow.controller_pid == pid)
-                .values(controller_pid=None)
+                .where(
+                    ExperimentRow.uid == uid,
+                    ExperimentRow.controller_pid == pid,
+                    (ExperimentRow.controller_host == self.host)
+                    | ExperimentRow.controller_host.is_(None),
+                )
+                .values(controller_pid=None, controller_host=None, controller_heartbeat=None)
             )
 
     def delete_experiment(self, uid: str) -> None:

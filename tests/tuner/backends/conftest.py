@@ -92,6 +92,7 @@ class KubernetesHarness(Harness):
     def __init__(self, request: pytest.FixtureRequest) -> None:
         from tests.kube.kubelet import LocalKubelet
         from tests.kube.standin import KubeApiStandIn
+        from tests.kube.trials import kubeconfig
 
         super().__init__(request)
         # The harness's own stand-in: it outlives every backend made here (see close).
@@ -106,51 +107,15 @@ class KubernetesHarness(Harness):
         return TunerSettings(kube_namespace="default")
 
     def experiment(self) -> Experiment:
-        from tuner.spec.loader import parse_experiment
+        from tests.kube.trials import experiment, job
 
         # Each case's TrialRun brings its own argv: the Job's container runs it.
-        return parse_experiment(
-            {
-                "apiVersion": "kubeflow.org/v1beta1",
-                "kind": "Experiment",
-                "metadata": {"name": "exp"},
-                "spec": {
-                    "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-                    "algorithm": {"algorithmName": "random"},
-                    "parameters": [
-                        {
-                            "name": "x",
-                            "parameterType": "double",
-                            "feasibleSpace": {"min": "0", "max": "1"},
-                        }
-                    ],
-                    "trialTemplate": {
-                        "primaryContainerName": "training",
-                        "trialParameters": [{"name": "x", "reference": "x"}],
-                        "trialSpec": {
-                            "apiVersion": "batch/v1",
-                            "kind": "Job",
-                            "spec": {
-                                "backoffLimit": 0,
-                                "template": {
-                                    "spec": {
-                                        "restartPolicy": "Never",
-                                        "containers": [
-                                            {
-                                                "name": "training",
-                                                "image": "python:3.12-slim",
-                                                "command": ["python", "train.py"],
-                                                "args": ["--x=${trialParameters.x}"],
-                                            }
-                                        ],
-                                    }
-                                },
-                            },
-                        },
-                    },
-                },
-            }
-        )
+        container = {
+            "image": "python:3.12-slim",
+            "command": ["python", "train.py"],
+            "args": ["--x=${trialParameters.x}"],
+        }
+        return experiment(job(container))
 
     def not_found(self, command: str) -> tuple[int | None, str]:
         # As containerd reports it (the pod's container status).
@@ -166,19 +131,6 @@ class KubernetesHarness(Harness):
                 self.kubelet.__exit__(None, None, None)
             finally:
                 self.api.__exit__(None, None, None)
-
-
-def kubeconfig(server: str) -> str:
-    """A kubeconfig whose current context is the API server at ``server``."""
-    return (
-        "apiVersion: v1\n"
-        "kind: Config\n"
-        f"clusters:\n- name: standin\n  cluster:\n    server: {server}\n"
-        "users:\n- name: tester\n  user: {}\n"
-        "contexts:\n- name: standin\n  context:\n    cluster: standin\n    user: tester\n"
-        "    namespace: default\n"
-        "current-context: standin\n"
-    )
 
 
 HARNESSES: dict[str, type[Harness]] = {

@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-import textwrap
 import threading
 from pathlib import Path
 
 import pytest
 
 from tests.tuner.backends.conftest import HARNESSES, Harness
+from tests.tuner.backends.trials import WAIT_FOR, collect_until, make_run, script, wait_exit
 from tests.util import wait_until
-from tuner.backends import BACKENDS, BackendError, TrialBackend, TrialExit, TrialRun
+from tuner.backends import BACKENDS, BackendError, TrialExit, TrialRun
 from tuner.metrics.push import PushReceiver
 from tuner.spec.models import (
     CollectorSpec,
@@ -31,71 +31,12 @@ def test_every_registered_backend_is_in_the_suite() -> None:
     assert set(HARNESSES) == set(BACKENDS)
 
 
-def make_run(
-    tmp: Path,
-    name: str,
-    command: list[str] | None,
-    *,
-    env: dict[str, str] | None = None,
-    collector: MetricsCollectorSpec | None = None,
-    metric_names: tuple[str, ...] = ("loss",),
-) -> TrialRun:
-    return TrialRun(
-        experiment_name="exp",
-        trial_name=name,
-        command=command,
-        env=env or {},
-        cwd=tmp,
-        trial_dir=tmp / "trials" / name,
-        assignments={"x": 1.0},
-        collector=collector or MetricsCollectorSpec(),
-        metric_names=list(metric_names),
-        experiment_uid=f"conformance-{os.getpid()}-{tmp.name}",
-    )
-
-
-def script(tmp: Path, name: str, body: str) -> str:
-    path = tmp / name
-    path.write_text(textwrap.dedent(body))
-    return str(path)
-
-
-def wait_exit(backend: TrialBackend, name: str, timeout: float = 180.0) -> TrialExit:
-    result: list[TrialExit] = []
-
-    def done() -> bool:
-        exit_ = backend.poll(name)
-        if exit_ is not None:
-            result.append(exit_)
-        return bool(result)
-
-    wait_until(done, timeout=timeout)
-    return result[0]
-
-
-def collect_until(
-    backend: TrialBackend, name: str, count: int, timeout: float = 180.0
-) -> list[Observation]:
-    seen: list[Observation] = []
-    wait_until(lambda: bool(seen.extend(backend.collect(name))) or len(seen) >= count, timeout)
-    return seen
-
-
 def pid_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] not in "ZX"
     except OSError:
         return False
-
-
-# Blocks until a file named on the command line exists: the test decides when it goes on.
-WAIT_FOR = """
-import os, sys, time
-def wait_for(path):
-    while not os.path.exists(path):
-        time.sleep(0.01)
-"""
 
 
 def test_launch_streams_output_and_metrics_while_running(harness: Harness, tmp_path: Path) -> None:
