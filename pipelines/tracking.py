@@ -102,7 +102,9 @@ class PipelineLayout:
     def spec_artifact(self) -> tuple[str, str]:
         import yaml
 
-        return SPEC_ARTIFACT, yaml.safe_dump(self.spec, sort_keys=False)
+        # libyaml's emitter: a tenth of the pure-Python one's time, on the writer's thread.
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+        return SPEC_ARTIFACT, yaml.dump(self.spec, Dumper=dumper, sort_keys=False)
 
 
 def _param(value: Any) -> str:
