@@ -17,11 +17,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuner.tracking import layout
-from tuner.tracking.mlflow_tracker import MlflowTracker
 from tuner.types import ExperimentPhase, ExperimentReason, Observation, TrialPhase
+
+if TYPE_CHECKING:
+    from tuner.tracking.mlflow_tracker import MlflowTracker
 
 TAG_PIPELINE = "hyperflow.pipeline"
 TAG_PIPELINE_RUN = "hyperflow.pipeline_run"

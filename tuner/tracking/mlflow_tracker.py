@@ -51,11 +51,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tuner
 from tuner import framing
-from tuner.spec.models import Experiment
 from tuner.tracking import _wire as wire
 from tuner.tracking import layout
 from tuner.tracking.base import Tracker, Unwritten
@@ -69,6 +68,9 @@ from tuner.tracking.events import (
 )
 from tuner.tracking.layout import RunsLayout
 from tuner.types import ExperimentPhase, Observation, TrialPhase
+
+if TYPE_CHECKING:
+    from tuner.spec.models import Experiment
 
 logger = logging.getLogger(__name__)
 
