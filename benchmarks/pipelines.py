@@ -17,6 +17,9 @@ when it starts, as the CLI does), the same without MLflow, and a warm pool kept 
 runs (``function_backend=``, as a long-lived process such as a notebook or a server would).
 In-process, both sides start with kfp imported (the script defined the pipelines with it).
 
+MLflow's store is a complete SQLite store, so a run writes it from a thread of its own
+process (no writer process; see tuner/tracking/mlflow_tracker.py).
+
 Then (a) as a user types it, each a fresh process from start to outputs:
 ``hyperflow pipeline run -f three.yaml`` (compiled) and ``-f three.py`` (compiled by the
 run), with and without MLflow, against ``python three_kfp_local.py`` (the same pipeline
@@ -188,17 +191,22 @@ def cli_rows(tmp: Path, repeat: int, skip_kfp: bool) -> None:
         "kfp.local script": [python, "three_kfp_local.py", str(tmp / "kfp-cli")],
         "-f three.yaml": [*hyperflow, "three.yaml"],
         "-f three.yaml --no-track": [*hyperflow, "three.yaml", "--no-track"],
+        "-f three.py": [*hyperflow, "three.py"],
         "-f three.py --no-track": [*hyperflow, "three.py", "--no-track"],
     }
     if skip_kfp:
         del rows["kfp.local script"]
     timed(rows["-f three.yaml"], folder, env)  # the MLflow store's schema, off the clock
-    medians = {
-        label: statistics.median(timed(command, folder, env) for _ in range(repeat))
-        for label, command in rows.items()
-    }
+    times: dict[str, list[float]] = {label: [] for label in rows}
+    for _ in range(repeat):  # round-robin: a change of the machine's load hits every row
+        for label, command in rows.items():
+            times[label].append(timed(command, folder, env))
+    medians = {label: statistics.median(values) for label, values in times.items()}
     peer = medians.get("kfp.local script", float("nan"))
-    print(f"(a) from a shell, a fresh process each (median of {repeat}):")
+    print(
+        f"(a) from a shell, a fresh process each (median of {repeat}; "
+        f"load {os.getloadavg()[0]:.1f}):"
+    )
     for label, median in medians.items():
         ratio = "" if label.startswith("kfp") else f" {peer / median:6.1f}x"
         print(f"    {label:28} {median:7.2f}s{ratio}", flush=True)
@@ -231,23 +239,19 @@ def main() -> None:
         run_hyperflow(three_steps, {}, 4, True, pool)
         print(
             f"{'pipeline':30} {'kfp.local':>10} {'hyperflow':>10} {'no MLflow':>10} "
-            f"{'warm pool':>10} {'ratio':>7} {'no MLflow':>9} {'warm':>7}"
+            f"{'warm pool':>10} {'ratio':>7} {'no MLflow':>9} {'warm':>7} {'load':>5}"
         )
         for label, pipeline, arguments, parallelism in CASES:
-            kfp_times = []
-            if not args.skip_kfp:
-                for i in range(args.repeat):
+            kfp_times: list[float] = []
+            ours: list[float] = []
+            untracked: list[float] = []
+            warm: list[float] = []
+            for i in range(args.repeat):  # round-robin: a change of load hits every column
+                if not args.skip_kfp:
                     kfp_times.append(run_kfp(pipeline, arguments, Path(tmp) / f"kfp-{i}"))
-            ours = [
-                run_hyperflow(pipeline, arguments, parallelism, True) for _ in range(args.repeat)
-            ]
-            untracked = [
-                run_hyperflow(pipeline, arguments, parallelism, False) for _ in range(args.repeat)
-            ]
-            warm = [
-                run_hyperflow(pipeline, arguments, parallelism, True, pool)
-                for _ in range(args.repeat)
-            ]
+                ours.append(run_hyperflow(pipeline, arguments, parallelism, True))
+                untracked.append(run_hyperflow(pipeline, arguments, parallelism, False))
+                warm.append(run_hyperflow(pipeline, arguments, parallelism, True, pool))
             kfp_median = statistics.median(kfp_times) if kfp_times else float("nan")
             ours_median = statistics.median(ours)
             untracked_median = statistics.median(untracked)
@@ -256,7 +260,7 @@ def main() -> None:
                 f"{label:30} {kfp_median:9.2f}s {ours_median:9.2f}s "
                 f"{untracked_median:9.2f}s {warm_median:9.2f}s "
                 f"{kfp_median / ours_median:6.1f}x {kfp_median / untracked_median:8.1f}x "
-                f"{kfp_median / warm_median:6.1f}x",
+                f"{kfp_median / warm_median:6.1f}x {os.getloadavg()[0]:5.1f}",
                 flush=True,
             )
             if pipeline is diamond:

@@ -29,7 +29,7 @@ def prepare_worker() -> None:
     container: without the compiler and client (they import the kubernetes client:
     seconds, not milliseconds). A forked worker's initializer; a spawned one calls it
     when it loads this module."""
-    if "kfp" not in sys.modules:
+    if "kfp.dsl" not in sys.modules:  # (a parent may have imported kfp's package only)
         os.environ["_KFP_RUNTIME"] = "true"
     import kfp.dsl.executor  # noqa: F401
 

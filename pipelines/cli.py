@@ -78,13 +78,10 @@ def run(
     from pipelines.live import LiveTasks
     from pipelines.objects import run_object
     from pipelines.runner import run_pipeline
-    from pipelines.spec import PipelineError
+    from pipelines.spec import PipelineError, import_kfp_runtime
 
     arguments = _parse_args(arg)
-    if file.suffix in (".yaml", ".yml", ".json"):
-        from pipelines.spec import import_kfp_runtime
-
-        import_kfp_runtime()
+    import_kfp_runtime()  # not kfp's client (the kubernetes client: seconds)
     live = LiveTasks(err, title=str(file))
     try:
         with live:

@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines import cel, executor_io
 from pipelines.cache import cache_key
@@ -54,8 +54,10 @@ from pipelines.spec import (
     missing_packages,
 )
 from pipelines.store import TASK_DONE, PipelineStore, RunRecord, TaskRecord
-from pipelines.tracking import PipelineTracker
 from tuner.backends.base import TrialBackend, TrialExit, TrialRun
+
+if TYPE_CHECKING:
+    from pipelines.tracking import PipelineTracker
 
 ALL_COMPLETED = "ALL_UPSTREAM_TASKS_COMPLETED"
 _PLACEHOLDER = re.compile(r"\{\{\$\.inputs\.parameters\['([^']+)'\]\}\}")

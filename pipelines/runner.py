@@ -313,7 +313,9 @@ def _execute(
             spec=record.spec,
             options={"parallelism": record.parallelism, "cache": record.cache},
         )
-        mlflow = MlflowTracker(settings.tracking_uri, artifact_root=settings.home / "mlartifacts")
+        mlflow = MlflowTracker(
+            settings.tracking_uri, artifact_root=settings.home / "mlartifacts", in_process=True
+        )
         tracker = PipelineTracker(mlflow, subject, record.uid)
     now = time.time()
     store.update_run(

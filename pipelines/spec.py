@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +36,11 @@ def digest(value: Any) -> str:
 def import_kfp_runtime() -> bool:
     """Import kfp as a KFP container does (``_KFP_RUNTIME``): the PipelineSpec proto,
     placeholders and the executor, without the client, which imports the kubernetes
-    client (seconds). For a process that only runs compiled pipelines (the CLI given a
-    compiled file, the server); False if kfp is not installed. Submodules (the compiler)
-    still import on demand; ``kfp.Client`` then needs ``from kfp.client import Client``.
+    client (seconds, most of what compiling a pipeline file cost). For a process that
+    runs pipelines (the CLI, the server); False if kfp is not installed. Only the package
+    is imported so: ``kfp.dsl`` imported afterwards is the whole SDK (``dsl.component``,
+    ``dsl.pipeline``), and what the package would have imported (``kfp.dsl``,
+    ``kfp.components``, ``kfp.Client``) is imported when a pipeline file first uses it.
     """
     import os
     import sys
@@ -46,7 +50,7 @@ def import_kfp_runtime() -> bool:
     previous = os.environ.get("_KFP_RUNTIME")
     os.environ["_KFP_RUNTIME"] = "true"
     try:
-        import kfp  # noqa: F401
+        import kfp
     except ImportError:
         return False
     finally:
@@ -54,7 +58,22 @@ def import_kfp_runtime() -> bool:
             del os.environ["_KFP_RUNTIME"]
         else:
             os.environ["_KFP_RUNTIME"] = previous
+    if not hasattr(kfp, "Client"):
+        kfp.__getattr__ = _kfp_on_demand  # PEP 562: the module falls back to it
     return True
+
+
+def _kfp_on_demand(name: str) -> Any:
+    """``kfp.<name>`` of what ``kfp/__init__`` imports outside a KFP container."""
+    import importlib
+
+    if name in ("components", "dsl", "client"):
+        return importlib.import_module(f"kfp.{name}")
+    if name == "Client":
+        from kfp.client import Client
+
+        return Client
+    raise AttributeError(f"module 'kfp' has no attribute {name!r}")
 
 
 def load_pipeline(source: Any, pipeline: str | None = None) -> tuple[dict[str, Any], str]:
@@ -369,14 +388,30 @@ def _pip_packages(script: str) -> list[str]:
     return out
 
 
+# kfp or kfp-pipeline-spec (any spelling PEP 503 folds to those), whatever follows.
+_OURS = re.compile(r"\s*kfp(?:[-_.]+pipeline[-_.]+spec)?(?![A-Za-z0-9._-])", re.IGNORECASE)
+
+
+# A requirement only for older Pythons (kfp adds typing-extensions for < 3.9).
+_OLDER_PYTHON = re.compile(r"[^;]*;\s*python_version\s*<\s*[\"'](\d+)\.(\d+)[\"']\s*")
+
+
+def _for_older_python(package: str) -> bool:
+    """Its marker, ``python_version < "X.Y"`` alone, is false here (as packaging says)."""
+    older = _OLDER_PYTHON.fullmatch(package)
+    return older is not None and sys.version_info[:2] >= (int(older[1]), int(older[2]))
+
+
 def missing_packages(packages: list[str]) -> list[str]:
     """Requirements not satisfied by the current environment (kfp itself is ours)."""
     from importlib import metadata
 
-    from packaging.requirements import InvalidRequirement, Requirement
-
     missing: list[str] = []
     for package in packages:
+        if _OURS.match(package) or _for_older_python(package):
+            continue  # what every lightweight component lists: no need to parse it
+        from packaging.requirements import InvalidRequirement, Requirement
+
         try:
             requirement = Requirement(package)
         except InvalidRequirement:

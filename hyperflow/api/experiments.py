@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
 from hyperflow.api import bodies
 from hyperflow.api.deps import CallerDep, PlaneDep, bearer
+from hyperflow.api.resources import NS, Continue, Limit, json_response, list_body, read_routes
 from hyperflow.handlers.errors import BadRequest, Invalid
-from hyperflow.handlers.paging import Page
 
 router = APIRouter(tags=["experiments"])
-NS = "/apis/v1/namespaces/{namespace}"
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 OBJECT_BODY = {
@@ -80,27 +78,6 @@ _PUSH_BODY = {
     }
 }
 
-Limit = Annotated[int | None, Query(ge=0, description="page size (default 100, at most 5000)")]
-Continue = Annotated[str | None, Query(alias="continue", description="token of the next page")]
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    """JSON with orjson: for a 10,000-trial experiment FastAPI's own encoding of the
-    returned dict would cost more than reading it from the store."""
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-def list_body(kind: str, page: Page) -> Response:
-    return json_response(
-        {
-            "apiVersion": "v1",
-            "kind": f"{kind}List",
-            "metadata": {"continue": page.next, "resourceVersion": str(page.resource_version)},
-            "items": page.items,
-        }
-    )
-
-
 DryRun = Annotated[
     Literal["All"] | None,
     Query(alias="dryRun", description="All: validate only (Kubernetes' dry run), store nothing"),
@@ -124,35 +101,15 @@ async def create_experiment(
     return json_response(created, 200 if dry_run else 201)
 
 
-@router.get(f"{NS}/experiments")
-def list_experiments(
-    namespace: str,
-    caller: CallerDep,
-    plane: PlaneDep,
-    phase: str | None = None,
-    limit: Limit = None,
-    continue_: Continue = None,
-) -> Response:
-    page = plane.experiments.list(caller, namespace, phase=phase, limit=limit, continue_=continue_)
-    return list_body("Experiment", page)
-
-
-@router.get("/apis/v1/experiments")
-def list_all_experiments(
-    caller: CallerDep,
-    plane: PlaneDep,
-    phase: str | None = None,
-    limit: Limit = None,
-    continue_: Continue = None,
-) -> Response:
-    """Experiments of every namespace the token may see (all for an admin)."""
-    page = plane.experiments.list(caller, None, phase=phase, limit=limit, continue_=continue_)
-    return list_body("Experiment", page)
-
-
-@router.get(f"{NS}/experiments/{{name}}")
-def get_experiment(namespace: str, name: str, caller: CallerDep, plane: PlaneDep) -> Response:
-    return json_response(plane.experiments.get(caller, namespace, name))
+read_routes(
+    router,
+    plural="experiments",
+    kind="Experiment",
+    handlers=lambda plane: plane.experiments,
+    route_name="experiment",
+    everywhere="Experiments of every namespace the token may see (all for an admin).",
+    selector=("phase", "Created, Running, Restarting, Succeeded, Failed"),
+)
 
 
 @router.patch(f"{NS}/experiments/{{name}}", openapi_extra=_PATCH_BODY)
@@ -162,11 +119,6 @@ async def patch_experiment(
     patch = bodies.decode(await request.body(), request.headers.get("content-type"), yaml_ok=False)
     patched = await run_in_threadpool(plane.experiments.patch, caller, namespace, name, patch)
     return json_response(patched)
-
-
-@router.delete(f"{NS}/experiments/{{name}}")
-def delete_experiment(namespace: str, name: str, caller: CallerDep, plane: PlaneDep) -> Response:
-    return json_response(plane.experiments.delete(caller, namespace, name))
 
 
 @router.get(f"{NS}/experiments/{{name}}/best")

@@ -12,7 +12,8 @@ from fastapi.responses import Response
 
 from hyperflow.api import bodies
 from hyperflow.api.deps import CallerDep, PlaneDep
-from hyperflow.api.experiments import NS, OBJECT_BODY, Continue, Limit, json_response, list_body
+from hyperflow.api.experiments import OBJECT_BODY
+from hyperflow.api.resources import NS, json_response, read_routes
 
 router = APIRouter(tags=["inferenceservices"])
 
@@ -48,33 +49,16 @@ async def create_inferenceservice(
     return json_response(created, 201)
 
 
-@router.get(f"{NS}/inferenceservices")
-def list_inferenceservices(
-    namespace: str,
-    caller: CallerDep,
-    plane: PlaneDep,
-    limit: Limit = None,
-    continue_: Continue = None,
-) -> Response:
-    page = plane.inferenceservices.list(caller, namespace, limit=limit, continue_=continue_)
-    return list_body("InferenceService", page)
-
-
-@router.get("/apis/v1/inferenceservices")
-def list_all_inferenceservices(
-    caller: CallerDep,
-    plane: PlaneDep,
-    limit: Limit = None,
-    continue_: Continue = None,
-) -> Response:
-    """Inference services of every namespace the token may see (all for an admin)."""
-    page = plane.inferenceservices.list(caller, None, limit=limit, continue_=continue_)
-    return list_body("InferenceService", page)
-
-
-@router.get(f"{NS}/inferenceservices/{{name}}")
-def get_inferenceservice(namespace: str, name: str, caller: CallerDep, plane: PlaneDep) -> Response:
-    return json_response(plane.inferenceservices.get(caller, namespace, name))
+read_routes(
+    router,
+    plural="inferenceservices",
+    kind="InferenceService",
+    handlers=lambda plane: plane.inferenceservices,
+    route_name="inferenceservice",
+    everywhere="Inference services of every namespace the token may see (all for an admin).",
+    deleting="Delete: routing stops at once, replicas are drained and stopped (200 with the "
+    "last object).",
+)
 
 
 @router.put(f"{NS}/inferenceservices/{{name}}", openapi_extra=OBJECT_BODY)
@@ -89,15 +73,6 @@ async def replace_inferenceservice(
         plane.inferenceservices.replace, caller, namespace, name, body
     )
     return json_response(replaced)
-
-
-@router.delete(f"{NS}/inferenceservices/{{name}}")
-def delete_inferenceservice(
-    namespace: str, name: str, caller: CallerDep, plane: PlaneDep
-) -> Response:
-    """Delete: routing stops at once, replicas are drained and stopped (200 with the last
-    object)."""
-    return json_response(plane.inferenceservices.delete(caller, namespace, name))
 
 
 @router.post(f"{NS}/experiments/{{name}}/deploy-best", openapi_extra=_DEPLOY_BODY)

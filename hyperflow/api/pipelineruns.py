@@ -8,7 +8,7 @@ from fastapi.responses import Response
 
 from hyperflow.api import bodies
 from hyperflow.api.deps import CallerDep, PlaneDep
-from hyperflow.api.experiments import NS, Continue, Limit, json_response, list_body
+from hyperflow.api.resources import NS, json_response, read_routes
 
 router = APIRouter(tags=["pipelineruns"])
 
@@ -61,42 +61,15 @@ async def create_pipeline_run(
     return json_response(created, 201)
 
 
-@router.get(f"{NS}/pipelineruns")
-def list_pipeline_runs(
-    namespace: str,
-    caller: CallerDep,
-    plane: PlaneDep,
-    state: str | None = Query(None, description="PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED"),
-    limit: Limit = None,
-    continue_: Continue = None,
-) -> Response:
-    page = plane.pipeline_runs.list(
-        caller, namespace, state=state, limit=limit, continue_=continue_
-    )
-    return list_body("PipelineRun", page)
-
-
-@router.get("/apis/v1/pipelineruns")
-def list_all_pipeline_runs(
-    caller: CallerDep,
-    plane: PlaneDep,
-    state: str | None = None,
-    limit: Limit = None,
-    continue_: Continue = None,
-) -> Response:
-    """Pipeline runs of every namespace the token may see (all for an admin)."""
-    page = plane.pipeline_runs.list(caller, None, state=state, limit=limit, continue_=continue_)
-    return list_body("PipelineRun", page)
-
-
-@router.get(f"{NS}/pipelineruns/{{name}}")
-def get_pipeline_run(namespace: str, name: str, caller: CallerDep, plane: PlaneDep) -> Response:
-    return json_response(plane.pipeline_runs.get(caller, namespace, name))
-
-
-@router.delete(f"{NS}/pipelineruns/{{name}}")
-def delete_pipeline_run(namespace: str, name: str, caller: CallerDep, plane: PlaneDep) -> Response:
-    return json_response(plane.pipeline_runs.delete(caller, namespace, name))
+read_routes(
+    router,
+    plural="pipelineruns",
+    kind="PipelineRun",
+    handlers=lambda plane: plane.pipeline_runs,
+    route_name="pipeline_run",
+    everywhere="Pipeline runs of every namespace the token may see (all for an admin).",
+    selector=("state", "PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED"),
+)
 
 
 @router.get(

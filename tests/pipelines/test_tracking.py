@@ -65,3 +65,48 @@ def test_run_and_tasks_are_mlflow_runs(run, mlflow_db: Path):
     }
     assert cached["evaluate"].data.tags["hyperflow.cached"] == "true"
     assert cached["evaluate"].data.metrics == {"accuracy": 0.9, "rows": 9.0}
+
+
+@dsl.component
+def fail(message: str):
+    raise ValueError(message)
+
+
+@dsl.pipeline(name="tracked-failure")
+def tracked_failure(rows: int = 3) -> float:
+    made = make_data(rows=rows)
+    fail(message="no").after(made)
+    return evaluate(data=made.outputs["data"]).outputs["Output"]
+
+
+def test_a_run_is_in_mlflow_when_it_returns_written_by_a_thread_of_its_process(
+    run, mlflow_db: Path, monkeypatch
+):
+    """On a complete SQLite store the run's process writes MLflow itself (no writer process
+    to start), and a failed run is FAILED there, with its failed task, before run() returns."""
+    from mlflow import MlflowClient
+
+    from tuner.tracking.mlflow_tracker import MlflowTracker
+
+    spawned = []
+    spawn = MlflowTracker._spawn
+    monkeypatch.setattr(MlflowTracker, "_spawn", lambda self: spawned.append(1) or spawn(self))
+    result = run(tracked_failure, track=True, cache=False)
+    assert result.state == "FAILED" and spawned == []
+    client = MlflowClient(tracking_uri=f"sqlite:///{mlflow_db}")
+    parent = client.get_run(result.run.mlflow_run_id)
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["hyperflow.status"] == "Failed"
+    children = {
+        r.info.run_name: r
+        for r in client.search_runs(
+            [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+        )
+    }
+    assert {name: r.info.status for name, r in children.items()} == {
+        "make-data": "FINISHED",
+        "fail": "FAILED",
+        "evaluate": "FINISHED",
+    }
+    log = client.download_artifacts(children["fail"].info.run_id, "trial.log")
+    assert "ValueError: no" in Path(log).read_text()

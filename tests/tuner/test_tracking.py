@@ -65,12 +65,17 @@ EXPERIMENT = Experiment.model_validate(SPEC)
 UID = "0b5e6c1a-7d2f-4c3e-9a61-1f2e3d4c5b6a"
 
 
-@pytest.fixture
-def tracker(store: tuple[str, Path]) -> Iterator[MlflowTracker]:
+@pytest.fixture(params=["process", "in-process"])
+def tracker(store: tuple[str, Path], request: pytest.FixtureRequest) -> Iterator[MlflowTracker]:
+    """The writer in a process of its own, and on a thread of this one (``in_process``:
+    the store is a complete SQLite store, which that mode writes itself)."""
     uri, root = store
-    t = MlflowTracker(uri, root)
+    in_process = request.param == "in-process"
+    t = MlflowTracker(uri, root, in_process=in_process)
     yield t
     t.close(timeout=30)
+    if t.run_id() is not None:  # something was written: by the writer this mode promises
+        assert (t._proc is None) == in_process
 
 
 class LogEvent(logging.Handler):

@@ -288,3 +288,81 @@ def test_reconciling_leaves_complete_runs_alone_and_ends_running_ones(
     c = after["digits-c"]
     assert (c.info.status, c.info.start_time) == ("KILLED", int((t0 + 6) * 1000))
     assert after["digits"].info.status == "FINISHED"
+
+
+@contextlib.contextmanager
+def write_locked(db: Path) -> Iterator[None]:
+    """Another connection holds the store's write lock (readers still read: WAL)."""
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            other.execute("ROLLBACK")
+
+
+def test_in_process_close_is_bounded_and_a_later_write_never_says_more_than_it_did(
+    store: tuple[str, Path],
+) -> None:
+    uri, root = store
+    db = Path(uri.removeprefix("sqlite:///"))
+    tracker = MlflowTracker(uri, root, in_process=True)
+    with write_locked(db):
+        tracker.start_experiment(EXPERIMENT, UID)
+        tracker.start_trial("digits-a", {"lr": 0.01, "optimizer": "adam"})
+        tracker.end_trial("digits-a", TrialPhase.FAILED, {}, None)
+        tracker.end_experiment(ExperimentPhase.FAILED, "TrialsFailed", None, {})
+        tracker.close(timeout=1.0)  # the writer waits for the lock (30 s): not close()
+        unwritten = tracker.unwritten()
+        assert unwritten is not None
+        assert unwritten.trials == ("digits-a",) and unwritten.experiment_end
+        assert unwritten.reason == "the final drain's 1 s ran out"
+        assert tracker._proc is None  # the writer was this process's thread
+    # The thread's transaction, once it gets the lock, is the last thing it writes; what
+    # it wrote says what happened: the failed runs are FAILED, never FINISHED.
+    wait_until(lambda: tracker._writer_done, timeout=60)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("digits")
+    if experiment is not None:
+        for run in runs_of(client, experiment.experiment_id).values():
+            assert run.info.status in ("RUNNING", "FAILED"), run.info
+
+
+def test_in_process_ctrl_c_while_draining_reports(store: tuple[str, Path]) -> None:
+    uri, root = store
+    db = Path(uri.removeprefix("sqlite:///"))
+    tracker = MlflowTracker(uri, root, in_process=True)
+
+    def interrupt_once_closing() -> None:
+        wait_until(lambda: tracker._closed, timeout=60)
+        _thread.interrupt_main()
+
+    with write_locked(db):
+        tracker.start_experiment(EXPERIMENT, UID)
+        tracker.start_trial("digits-a", {"lr": 0.01, "optimizer": "adam"})
+        threading.Thread(target=interrupt_once_closing, daemon=True).start()
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                tracker.close(timeout=None)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        unwritten = tracker.unwritten()
+        assert unwritten is not None and unwritten.reason == "interrupted"
+        assert unwritten.trials == ("digits-a",)
+    wait_until(lambda: tracker._writer_done, timeout=60)
+
+
+def test_in_process_falls_back_to_the_writer_process_for_a_store_to_create(
+    tmp_path: Path,
+) -> None:
+    """Creating a store imports mlflow (seconds of CPU): never on the caller's interpreter."""
+    db = tmp_path / "new" / "mlflow.db"
+    tracker = MlflowTracker(f"sqlite:///{db}", in_process=True)
+    tracker.start_experiment(EXPERIMENT, UID)
+    tracker.end_experiment(ExperimentPhase.SUCCEEDED, ExperimentReason.GOAL_REACHED, None, {})
+    tracker.close(timeout=120)
+    assert tracker.unwritten() is None
+    assert tracker._proc is not None and tracker._proc.returncode == 0
+    run = MlflowClient(f"sqlite:///{db}").get_run(tracker.run_id() or "")
+    assert run.info.status == "FINISHED"

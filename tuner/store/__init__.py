@@ -11,12 +11,17 @@ from typing import TYPE_CHECKING, Any
 from tuner.store.records import Condition, ExperimentRecord, TrialRecord
 
 if TYPE_CHECKING:
-    from tuner.store.store import ExperimentExists, Store, StoreError, create_store_engine
+    from tuner.store.engine import create_store_engine
+    from tuner.store.store import ExperimentExists, Store, StoreError
 
-_LAZY = ("ExperimentExists", "Store", "StoreError", "create_store_engine")
+_LAZY = ("ExperimentExists", "Store", "StoreError")
 
 
 def __getattr__(name: str) -> Any:
+    if name == "create_store_engine":  # without the ORM models (the pipeline store's way in)
+        from tuner.store import engine
+
+        return engine.create_store_engine
     if name in _LAZY:
         from tuner.store import store
 

@@ -8,19 +8,19 @@ objects, so callers can keep them across threads and sessions.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, create_engine, delete, event, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from tuner.pids import pid_alive
 from tuner.store.batch import Batch
+from tuner.store.engine import create_store_engine
 from tuner.store.models import (
     ConditionRow,
     ExperimentRow,
@@ -84,29 +84,6 @@ def _experiment_record(row: ExperimentRow, with_conditions: bool = True) -> Expe
 
 
 _trial_record = trial_record
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL: readers (the CLI, the UI) never block the controller; NORMAL sync keeps every
-    # committed transaction across a process crash (only an OS crash could lose the tail).
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
-def create_store_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
-    return engine
 
 
 class Store:

@@ -37,13 +37,12 @@ import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from tuner import framing
-from tuner.tracking._wire import EVENT, FATAL, FLUSH, LOG, PARENT_PID_ENV, RUNS, WRITTEN
+from tuner.tracking._wire import CLOSED, EVENT, FATAL, FLUSH, LOG, PARENT_PID_ENV, RUNS, WRITTEN
 
 _PR_SET_PDEATHSIG = 1
-_CLOSED = object()
 
 logger = logging.getLogger("tuner.tracking.mlflow_writer")
 
@@ -93,14 +92,24 @@ def _quiet_mlflow() -> None:
     warnings.filterwarnings("ignore", module=r"alembic(\.|$)")
 
 
-class _Writer:
-    def __init__(self, config: dict[str, Any], inbox: queue.SimpleQueue[Any], out: _Outbox) -> None:
+class Sink(Protocol):
+    def send(self, *message: Any) -> None: ...
+
+
+class WriteLoop:
+    """Takes events from ``inbox`` (``(EVENT, seq, event)``, ``(FLUSH,)``, ``CLOSED``
+    last), writes them every ``batch_interval`` s (at once after a flush or the end) and
+    sends ``WRITTEN``/``RUNS``/``FATAL`` to ``out``. This process's main loop; also run
+    on a thread of the tracker's own process (``MlflowTracker(in_process=True)``), where
+    ``stop`` ends it instead of a kill."""
+
+    def __init__(self, config: dict[str, Any], inbox: queue.SimpleQueue[Any], out: Sink) -> None:
         self.config = config
         self.inbox = inbox
         self.out = out
         self.closing = False
         self.flush_now = False
-        self.stop = threading.Event()  # never set: the tracker ends the process
+        self.stop = threading.Event()  # in a process of its own, the tracker kills it
         self.wake = threading.Event()  # a flush or the end was asked for
         self.reported: dict[str | None, str] = {}
 
@@ -128,7 +137,7 @@ class _Writer:
         except queue.Empty:
             return 0
         while True:
-            if item is _CLOSED:
+            if item is CLOSED:
                 self.closing = True
             elif item[0] == FLUSH:
                 self.flush_now = True
@@ -144,12 +153,13 @@ class _Writer:
             except queue.Empty:
                 return last
 
-    def write_until_done(self, writer: Any) -> None:
+    def write_until_done(self, writer: Any) -> bool:
+        """True once everything taken is written; False if stopped first."""
         failures = 0
         initial = float(self.config.get("initial_backoff", 0.5))
         ceiling = float(self.config.get("max_backoff", 30.0))
         uri = self.config["tracking_uri"]
-        while True:
+        while not self.stop.is_set():
             try:
                 writer.sync()
             except Exception as error:
@@ -166,7 +176,8 @@ class _Writer:
                 continue
             if failures:
                 logger.info("tracking: MLflow at %s reachable again", uri)
-            return
+            return True
+        return False
 
     def report_runs(self, writer: Any) -> None:
         ids = writer.run_ids()
@@ -197,25 +208,31 @@ class _Writer:
                 )
                 self.stop.wait(delay)
 
-    def run(self) -> None:
-        _quiet_mlflow()
-        try:
-            writer = self.open_with_retries()
-        except Exception as error:
-            self.out.send(FATAL, f"{type(error).__name__}: {error}".strip())
-            return
+    def run(self, writer: Any = None) -> None:
+        """Write until the input ends (or ``stop``); ``writer``: an
+        :class:`~tuner.tracking.mlflow_writer.MlflowWriter` opened already."""
+        if writer is None:
+            _quiet_mlflow()
+            try:
+                writer = self.open_with_retries()
+            except Exception as error:
+                self.out.send(FATAL, f"{type(error).__name__}: {error}".strip())
+                return
         interval = float(self.config.get("batch_interval", 0.5))
         while True:
             last = self.take(writer, block=True)
-            self.write_until_done(writer)
+            if not self.write_until_done(writer):
+                return  # stopped: nothing more is acknowledged
             self.report_runs(writer)  # before WRITTEN: a flushed tracker knows its run ids
             if last:
                 self.out.send(WRITTEN, last)
             if self.closing:
-                return  # everything sent before EOF was taken: _CLOSED comes last
+                return  # everything sent before the end was taken: CLOSED comes last
             if not self.flush_now:
                 # Let events accumulate so that one cycle writes many of them.
                 self.wake.wait(interval)
+            if self.stop.is_set():
+                return
             self.wake.clear()
             self.flush_now = False
 
@@ -235,14 +252,14 @@ def main() -> int:
     root.setLevel(logging.INFO)
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
-    writer = _Writer(config, inbox, out)
+    writer = WriteLoop(config, inbox, out)
 
     def read() -> None:
         while (message := framing.receive(inbox_stream)) is not None:
             inbox.put(message)
             if message[0] == FLUSH:
                 writer.wake.set()
-        inbox.put(_CLOSED)
+        inbox.put(CLOSED)
         writer.wake.set()
 
     threading.Thread(target=read, name="hyperflow-mlflow-inbox", daemon=True).start()

@@ -217,8 +217,15 @@ class MlflowWriter:
     owned by the tracker's background thread; ``describe``/``run_id`` only read strings."""
 
     def __init__(
-        self, tracking_uri: str, artifact_root: Path | None = None, *, sqlite_wal: bool = True
+        self,
+        tracking_uri: str,
+        artifact_root: Path | None = None,
+        *,
+        sqlite_wal: bool = True,
+        store: SqlRunStore | None = None,
     ) -> None:
+        """``store``: the SQL store to write, opened already (by default opened on the
+        first sync)."""
         self.tracking_uri = tracking_uri
         self._sqlite_wal = sqlite_wal
         # A tracking server decides (and serves) artifact locations itself; a local
@@ -229,8 +236,8 @@ class MlflowWriter:
         )
         # Created on first sync: creating it opens the store (and may fail while a server
         # or disk is unavailable, which must be retried like any other write).
-        self._store_instance: RunStore | None = None
-        self._bulk: SqlRunStore | None = None  # whole runs in one transaction (SQL stores)
+        self._store_instance: RunStore | None = store
+        self._bulk: SqlRunStore | None = store  # whole runs in one transaction (SQL stores)
         self._experiment: ExperimentInfo | None = None
         self._user = layout.current_user()
         self._artifact_location: str | None = None  # the MLflow experiment's
