@@ -11,16 +11,25 @@ from typing import Any
 
 
 def command_experiment(
+    name: str, command: list[str], trials: int, parallel: int, *, job: bool = False
+) -> Any:
+    """The parsed experiment of :func:`command_spec`."""
+    from tuner.spec import parse_experiment
+
+    return parse_experiment(command_spec(name, command, trials, parallel, job=job))
+
+
+def command_spec(
     name: str,
     command: list[str],
     trials: int,
     parallel: int,
     *,
     job: bool = False,
-) -> Any:
-    """The parsed experiment; ``job``: the command runs in a Job's container (trialSpec)."""
-    from tuner.spec import parse_experiment
-
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The Experiment as YAML would give it; ``job``: the command runs in a Job's container
+    (trialSpec); ``env``: the trials' environment (command trials)."""
     template: dict[str, Any] = {"trialParameters": [{"name": "x", "reference": "x"}]}
     if job:
         template["primaryContainerName"] = "trial"
@@ -41,27 +50,27 @@ def command_experiment(
         }
     else:
         template["command"] = command
-    return parse_experiment(
-        {
-            "apiVersion": "kubeflow.org/v1beta1",
-            "kind": "Experiment",
-            "metadata": {"name": name},
-            "spec": {
-                "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-                "algorithm": {
-                    "algorithmName": "random",
-                    "algorithmSettings": [{"name": "random_state", "value": "1"}],
-                },
-                "parallelTrialCount": parallel,
-                "maxTrialCount": trials,
-                "parameters": [
-                    {
-                        "name": "x",
-                        "parameterType": "double",
-                        "feasibleSpace": {"min": "0", "max": "1"},
-                    }
-                ],
-                "trialTemplate": template,
+        if env:
+            template["env"] = env
+    return {
+        "apiVersion": "kubeflow.org/v1beta1",
+        "kind": "Experiment",
+        "metadata": {"name": name},
+        "spec": {
+            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+            "algorithm": {
+                "algorithmName": "random",
+                "algorithmSettings": [{"name": "random_state", "value": "1"}],
             },
-        }
-    )
+            "parallelTrialCount": parallel,
+            "maxTrialCount": trials,
+            "parameters": [
+                {
+                    "name": "x",
+                    "parameterType": "double",
+                    "feasibleSpace": {"min": "0", "max": "1"},
+                }
+            ],
+            "trialTemplate": template,
+        },
+    }
