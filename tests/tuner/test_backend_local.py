@@ -385,3 +385,58 @@ def test_pid_file_keeps_the_start_time_whatever_order_the_lines_land_in(tmp_path
     assert _read_pid_file(tmp_path) == (42, "12345", 3)
     (tmp_path / "pid").write_text("42 -\n42 12345\n")
     assert _read_pid_file(tmp_path) == (42, "12345", None)
+
+
+def test_no_shell_per_trial_and_the_reaper_ends_with_the_backend(tmp_path: Path) -> None:
+    """The command is the reaper's child (no /bin/sh between them); a script without a
+    ``#!`` line still runs (through /bin/sh, as a shell runs it); the reaper exits when
+    the backend is closed."""
+    backend = LocalBackend(kill_grace=0.5)
+    go = tmp_path / "go"
+    trial = script(
+        tmp_path, "t.py", WAIT_FOR + "print('loss=1', flush=True)\nwait_for(sys.argv[1])\n"
+    )
+    plain = tmp_path / "plain.sh"
+    plain.write_text("echo loss=2\nexit 4\n")
+    plain.chmod(0o755)
+    try:
+        backend.launch(make_run(tmp_path, "a", ["python", trial, str(go)]))
+        backend.launch(make_run(tmp_path, "b", [str(plain)]))
+        pid = backend.pid("a")
+        assert pid is not None
+        with open(f"/proc/{pid}/stat") as f:
+            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{ppid}/cmdline", "rb") as f:
+            assert b"_reaper.py" in f.read()  # not a shell
+        reaper = ppid
+        assert os.getsid(pid) == pid  # its own session and process group
+        assert wait_exit(backend, "b") == TrialExit(False, 4, "exit code 4: loss=2")
+        assert (tmp_path / "trials" / "b" / "pid").read_text().splitlines()[-1] == "exit 4"
+        go.touch()
+        assert wait_exit(backend, "a") == TrialExit(True, 0, "exit code 0")
+    finally:
+        backend.close()
+    wait_until(lambda: not os.path.exists(f"/proc/{reaper}"), timeout=10)
+
+
+def test_a_dead_reaper_loses_its_running_trials_and_is_replaced(tmp_path: Path) -> None:
+    """Whoever kills the reaper takes the trials' exit statuses with it: a trial that then
+    ends is lost (never reported as succeeded); the next launch gets a new reaper."""
+    backend = LocalBackend(kill_grace=0.5)
+    go = tmp_path / "go"
+    trial = script(tmp_path, "t.py", WAIT_FOR + "wait_for(sys.argv[1])\nprint('loss=1')\n")
+    try:
+        backend.launch(make_run(tmp_path, "a", ["python", trial, str(go)]))
+        pid = backend.pid("a")
+        assert pid is not None
+        with open(f"/proc/{pid}/stat") as f:
+            reaper = int(f.read().rsplit(")", 1)[1].split()[1])
+        os.kill(reaper, signal.SIGKILL)
+        wait_until(lambda: backend.poll("a") is None and backend._reaper is None, timeout=10)
+        go.touch()
+        lost = wait_exit(backend, "a")
+        assert not lost.succeeded and lost.message.startswith("lost"), lost
+        backend.launch(make_run(tmp_path, "b", ["python", "-c", "print('loss=2')"]))
+        assert wait_exit(backend, "b") == TrialExit(True, 0, "exit code 0")
+    finally:
+        backend.close()
