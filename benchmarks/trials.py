@@ -262,7 +262,11 @@ def main() -> None:
         # files): otherwise the first row timed pays them and the second does not.
         hyperflow_commands("bench-warm", template, 10, par, track=True)
         hyperflow_commands("bench-warm", template, 10, par, track=False)
+        # CPU of all processes (this one, the trials, the reaper, the MLflow writer) per
+        # trial: what the machine's load does not inflate the way it inflates wall time.
+        cpu0 = cpu_seconds()
         t_floor_first = floor(commands, par)
+        cpu1 = cpu_seconds()
         t_hf, ok = hyperflow_commands(
             f"bench-{label.strip('/-').replace(' ', '-').replace('/', '-')}",
             template,
@@ -270,25 +274,37 @@ def main() -> None:
             par,
             track=True,
         )
+        cpu2 = cpu_seconds()
         t_hf_nomlflow, _ = hyperflow_commands("bench-nomlflow", template, n, par, track=False)
+        cpu3 = cpu_seconds()
         # The floor is measured before and after hyperflow; the faster one counts.
         t_floor = min(t_floor_first, floor(commands, par))
+        cpu_ms = {
+            key: (b - a) / n * 1000
+            for key, (a, b) in (
+                ("floor", (cpu0, cpu1)),
+                ("on", (cpu1, cpu2)),
+                ("off", (cpu2, cpu3)),
+            )
+        }
         print(
             f"{label:10s} floor {t_floor:6.2f}s | hyperflow {t_hf:6.2f}s ({ok} ok) ratio {t_hf / t_floor:4.2f}x "
-            f"| without MLflow {t_hf_nomlflow:6.2f}s ratio {t_hf_nomlflow / t_floor:4.2f}x"
+            f"| without MLflow {t_hf_nomlflow:6.2f}s ratio {t_hf_nomlflow / t_floor:4.2f}x "
+            f"| CPU ms/trial: floor {cpu_ms['floor']:.2f}, MLflow on {cpu_ms['on']:.2f}, "
+            f"off {cpu_ms['off']:.2f}"
         )
         rows.append(
             (
                 f"{n} command trials ({label}), MLflow on",
                 f"{t_hf:.2f} s vs floor {t_floor:.2f} s",
-                f"{t_hf / t_floor:.2f}x",
+                f"{t_hf / t_floor:.2f}x (CPU {cpu_ms['on']:.2f} vs {cpu_ms['floor']:.2f} ms/trial)",
             )
         )
         rows.append(
             (
                 f"{n} command trials ({label}), MLflow off",
                 f"{t_hf_nomlflow:.2f} s vs floor {t_floor:.2f} s",
-                f"{t_hf_nomlflow / t_floor:.2f}x",
+                f"{t_hf_nomlflow / t_floor:.2f}x (CPU {cpu_ms['off']:.2f} vs {cpu_ms['floor']:.2f} ms/trial)",
             )
         )
 
