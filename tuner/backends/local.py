@@ -65,6 +65,10 @@ _PYTHONS = frozenset({"python", "python3"})
 _MESSAGE_CHARS = 200
 
 
+class _ReaperGone(Exception):
+    """The reaper exited before it answered a launch."""
+
+
 @dataclass(eq=False)
 class _Trial:
     run: TrialRun
@@ -152,6 +156,16 @@ class LocalBackend(TrialBackend):
         trial.ident = self._idents
         try:
             pid = self._start(trial.ident, run, argv, env, trial_dir)
+        except _ReaperGone:
+            # It may have started the command before it went: watched through its files.
+            started, start_time, _ = _read_pid_file(trial_dir)
+            if started is None:
+                self._fail_launch(trial, trial_dir, "cannot start: the trial reaper exited")
+                return
+            trial.pid, trial.start_time = started, start_time
+            trial.reaper = _read_reaper(trial_dir)
+            trial.pidfd = _pidfd(started)
+            return
         except OSError as exc:  # e.g. the working directory does not exist
             self._fail_launch(trial, trial_dir, f"cannot start: {exc}")
             return
@@ -317,7 +331,7 @@ class LocalBackend(TrialBackend):
                 continue
             reply = self._receive(None, reply=True)
             if reply is None:
-                raise OSError("the trial reaper exited")
+                raise _ReaperGone
             if reply[0] == "error":
                 raise OSError(reply[1].removeprefix("cannot start: "))
             return int(reply[1])
