@@ -38,10 +38,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from benchmarks.experiments import command_experiment  # noqa: E402
+
+_ECHO = ["echo", "loss=${trialParameters.x}"]
 
 
 _STANDIN = """
@@ -70,62 +73,6 @@ sys.stdin.read()
 """
 
 
-def _kube_experiment(trials: int, parallel: int, local: bool = False) -> Any:
-    from tuner.spec import parse_experiment
-
-    return parse_experiment(
-        {
-            "apiVersion": "kubeflow.org/v1beta1",
-            "kind": "Experiment",
-            "metadata": {"name": "bench-kube"},
-            "spec": {
-                "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-                "algorithm": {
-                    "algorithmName": "random",
-                    "algorithmSettings": [{"name": "random_state", "value": "1"}],
-                },
-                "parallelTrialCount": parallel,
-                "maxTrialCount": trials,
-                "parameters": [
-                    {
-                        "name": "x",
-                        "parameterType": "double",
-                        "feasibleSpace": {"min": "0", "max": "1"},
-                    }
-                ],
-                "trialTemplate": {
-                    "trialParameters": [{"name": "x", "reference": "x"}],
-                    "command": ["echo", "loss=${trialParameters.x}"],
-                }
-                if local
-                else {
-                    "primaryContainerName": "trial",
-                    "trialParameters": [{"name": "x", "reference": "x"}],
-                    "trialSpec": {
-                        "apiVersion": "batch/v1",
-                        "kind": "Job",
-                        "spec": {
-                            "backoffLimit": 0,
-                            "template": {
-                                "spec": {
-                                    "restartPolicy": "Never",
-                                    "containers": [
-                                        {
-                                            "name": "trial",
-                                            "image": "busybox:1.36",
-                                            "command": ["echo", "loss=${trialParameters.x}"],
-                                        }
-                                    ],
-                                }
-                            },
-                        },
-                    },
-                },
-            },
-        }
-    )
-
-
 def bench_kubernetes(trials: int = 100, parallel: int = 2) -> dict[str, float]:
     """Controller CPU and wall time per trial on the kubernetes backend (module doc)."""
     from serving.kube.client import KubeClient
@@ -144,7 +91,7 @@ def bench_kubernetes(trials: int = 100, parallel: int = 2) -> dict[str, float]:
         assert standin.stdout is not None
         url = standin.stdout.readline().strip()
         with tempfile.TemporaryDirectory() as home, KubeClient(host=url) as client:
-            experiment = _kube_experiment(trials, parallel)
+            experiment = command_experiment("bench-kube", _ECHO, trials, parallel, job=True)
             backend = KubernetesBackend(experiment, client=client)
             cpu0, wall0 = time.process_time(), time.perf_counter()
             outcome = run_experiment(
@@ -171,7 +118,7 @@ def bench_local_controller(trials: int = 100, parallel: int = 2) -> dict[str, fl
     from tuner.settings import TunerSettings
 
     with tempfile.TemporaryDirectory() as home:
-        experiment = _kube_experiment(trials, parallel, local=True)
+        experiment = command_experiment("bench-kube", _ECHO, trials, parallel)
         cpu0, wall0 = time.process_time(), time.perf_counter()
         outcome = run_experiment(experiment, settings=TunerSettings(home=Path(home)), track=False)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
@@ -207,7 +154,6 @@ def section_ray(args: argparse.Namespace) -> list[Row]:
     import ray
     from ray import tune as rtune
 
-    from benchmarks.trials import _experiment
     from tuner.runner import run_experiment
     from tuner.sdk import search, tune
     from tuner.settings import TunerSettings
@@ -259,7 +205,7 @@ def section_ray(args: argparse.Namespace) -> list[Row]:
                 settings = TunerSettings(home=Path(home), backend="ray")
                 start = time.perf_counter()
                 command = ["python", "-c", "import sys; print('loss=' + sys.argv[1])"]
-                experiment = _experiment(
+                experiment = command_experiment(
                     "bench-ray-commands", [*command, "${trialParameters.x}"], n, parallel
                 )
                 outcome = run_experiment(experiment, settings=settings, track=False)

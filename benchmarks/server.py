@@ -33,6 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from benchmarks.experiments import command_spec  # noqa: E402
+
 # A trivial trial that records when it starts and ends (for the peak-concurrency count).
 TRIAL = (
     'echo "start $(date +%s%N)" >> "$LEDGER"; echo "loss=$1"; echo "end $(date +%s%N)" >> "$LEDGER"'
@@ -48,28 +50,8 @@ def _free_port() -> int:
 
 
 def _spec(name: str, trials: int, parallel: int, ledger: Path) -> dict[str, Any]:
-    return {
-        "apiVersion": "kubeflow.org/v1beta1",
-        "kind": "Experiment",
-        "metadata": {"name": name},
-        "spec": {
-            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-            "algorithm": {
-                "algorithmName": "random",
-                "algorithmSettings": [{"name": "random_state", "value": "1"}],
-            },
-            "parallelTrialCount": parallel,
-            "maxTrialCount": trials,
-            "parameters": [
-                {"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}
-            ],
-            "trialTemplate": {
-                "trialParameters": [{"name": "x", "reference": "x"}],
-                "command": ["/bin/sh", "-c", TRIAL, "trial", "${trialParameters.x}"],
-                "env": {"LEDGER": str(ledger)},
-            },
-        },
-    }
+    command = ["/bin/sh", "-c", TRIAL, "trial", "${trialParameters.x}"]
+    return command_spec(name, command, trials, parallel, env={"LEDGER": str(ledger)})
 
 
 def _peak(ledger: Path) -> tuple[int, int]:

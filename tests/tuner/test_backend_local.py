@@ -269,3 +269,94 @@ def test_pid_file_keeps_the_start_time_whatever_order_the_lines_land_in(tmp_path
     assert _read_pid_file(tmp_path) == (42, "12345", 3)
     (tmp_path / "pid").write_text("42 -\n42 12345\n")
     assert _read_pid_file(tmp_path) == (42, "12345", None)
+
+
+def test_no_shell_per_trial_and_the_reaper_ends_with_the_backend(tmp_path: Path) -> None:
+    """The command is the reaper's child (no /bin/sh between them); a script without a
+    ``#!`` line still runs (through /bin/sh, as a shell runs it); the reaper exits when
+    the backend is closed."""
+    backend = LocalBackend(kill_grace=0.5)
+    go = tmp_path / "go"
+    trial = script(
+        tmp_path, "t.py", WAIT_FOR + "print('loss=1', flush=True)\nwait_for(sys.argv[1])\n"
+    )
+    plain = tmp_path / "plain.sh"
+    plain.write_text("echo loss=2\nexit 4\n")
+    plain.chmod(0o755)
+    try:
+        backend.launch(make_run(tmp_path, "a", ["python", trial, str(go)]))
+        backend.launch(make_run(tmp_path, "b", [str(plain)]))
+        pid = backend.pid("a")
+        assert pid is not None
+        with open(f"/proc/{pid}/stat") as f:
+            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{ppid}/cmdline", "rb") as f:
+            assert b"_reaper.py" in f.read()  # not a shell
+        reaper = ppid
+        assert os.getsid(pid) == pid  # its own session and process group
+        assert wait_exit(backend, "b") == TrialExit(False, 4, "exit code 4: loss=2")
+        assert "exit 4" in (tmp_path / "trials" / "b" / "pid").read_text().splitlines()
+        go.touch()
+        assert wait_exit(backend, "a") == TrialExit(True, 0, "exit code 0")
+    finally:
+        backend.close()
+    wait_until(lambda: not os.path.exists(f"/proc/{reaper}"), timeout=10)
+
+
+def test_a_dead_reaper_loses_its_running_trials_and_is_replaced(tmp_path: Path) -> None:
+    """Whoever kills the reaper takes the trials' exit statuses with it: a trial that then
+    ends is lost (never reported as succeeded); the next launch gets a new reaper."""
+    backend = LocalBackend(kill_grace=0.5)
+    go = tmp_path / "go"
+    trial = script(tmp_path, "t.py", WAIT_FOR + "wait_for(sys.argv[1])\nprint('loss=1')\n")
+    try:
+        backend.launch(make_run(tmp_path, "a", ["python", trial, str(go)]))
+        pid = backend.pid("a")
+        assert pid is not None
+        with open(f"/proc/{pid}/stat") as f:
+            reaper = int(f.read().rsplit(")", 1)[1].split()[1])
+        os.kill(reaper, signal.SIGKILL)
+        wait_until(lambda: backend.poll("a") is None and backend._reaper is None, timeout=10)
+        go.touch()
+        lost = wait_exit(backend, "a")
+        assert not lost.succeeded and lost.message.startswith("lost"), lost
+        backend.launch(make_run(tmp_path, "b", ["python", "-c", "print('loss=2')"]))
+        assert wait_exit(backend, "b") == TrialExit(True, 0, "exit code 0")
+    finally:
+        backend.close()
+
+
+def test_a_reaper_gone_during_a_launch_leaves_a_started_trial_watched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reaper started the command, then died before it answered: the trial is not
+    reported as a failed launch (it runs); it is watched through its files, and its end
+    without a recorded status is "lost"."""
+    backend = LocalBackend(kill_grace=0.5)
+    go = tmp_path / "go"
+    trial = script(tmp_path, "t.py", WAIT_FOR + "wait_for(sys.argv[1])\n")
+    original = LocalBackend._receive
+
+    def reaper_dies(self: LocalBackend, timeout: float | None, reply: bool = False) -> object:
+        answer = original(self, timeout, reply)
+        if reply:
+            assert self._reaper is not None
+            self._reaper.kill()
+            self._reaper.wait()
+            self._forget_reaper()
+            return None
+        return answer
+
+    monkeypatch.setattr(LocalBackend, "_receive", reaper_dies)
+    run = make_run(tmp_path, "a", ["python", trial, str(go)])
+    try:
+        backend.launch(run)
+        monkeypatch.undo()
+        pid = backend.pid("a")
+        assert pid is not None and backend.poll("a") is None
+        assert not (run.trial_dir / "launch_error").exists()
+        go.touch()
+        lost = wait_exit(backend, "a")
+        assert not lost.succeeded and lost.message.startswith("lost"), lost
+    finally:
+        backend.close()

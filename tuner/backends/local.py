@@ -3,21 +3,23 @@
 Layout of a trial's folder (``run.trial_dir``):
 
 * ``trial.log`` — the command's stdout and stderr (appended);
-* ``pid`` — a line ``"<pid> -"`` the trial's shell appends before the command starts,
-  a line ``"<pid> <start time>"`` appended by the launching controller, and a line
-  ``"exit <status>"`` appended by that shell when the command ends;
+* ``pid`` — created before the command starts; lines appended as the trial goes:
+  ``<pid> -`` and ``reaper <pid> <start time>`` (the process that started it and reaps
+  it) once it has started, ``<pid> <start time>`` from the launching controller,
+  ``exit <status>`` when it ended;
 * ``launch_error`` — why the command could not start (not found, not executable);
 * ``artifacts/`` — ``$HYPERFLOW_ARTIFACTS_DIR``, for the trial's outputs. Not created
   by the backend (a directory costs milliseconds per trial on some disks): a trial that
   saves artifacts runs ``os.makedirs(os.environ["HYPERFLOW_ARTIFACTS_DIR"], exist_ok=True)``.
 
-The command runs as ``/bin/sh -c 'd=$1; shift; echo "$$ -" >>"$d/pid"; "$@"; c=$?;
-echo "exit $c" >>"$d/pid"'``
-in a new session: argv reaches the command unchanged (never through a shell's parsing),
-the exit status lands in a file with no extra interpreter per trial (appending, so no
-file is created or truncated on the way out), and the trial survives the controller
-being killed. A restarted controller ``adopt``\\ s it: finished <=> ``pid`` holds a
-complete ``exit`` line; a dead shell without one is "lost".
+Each command is started by the backend's reaper (:mod:`tuner.backends._reaper`): one small
+process per backend, in a session of its own, that spawns the commands (argv unchanged,
+never through a shell's parsing, each in a new session), waits for them and appends
+each one's exit status to its ``pid`` file. The reaper outlives a killed controller and
+records the exit statuses of the trials it started until the last has ended; a
+restarted controller ``adopt``\\ s them: finished <=> ``pid`` holds a complete ``exit``
+line; a trial that is gone without one while its reaper is gone too is "lost". (Until
+issue 12 a ``/bin/sh`` wrapper around each command did this: one exec per trial more.)
 
 Environment: ``os.environ`` + ``run.env`` + ``HYPERFLOW_TRIAL_DIR``,
 ``HYPERFLOW_TRIAL_NAME``, ``HYPERFLOW_EXPERIMENT_NAME``, ``HYPERFLOW_ARTIFACTS_DIR``;
@@ -30,10 +32,12 @@ Not thread-safe: one controller thread drives it (as the controller does).
 from __future__ import annotations
 
 import contextlib
+import marshal
 import os
 import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -55,22 +59,25 @@ PID_NAME = "pid"
 LAUNCH_ERROR_NAME = "launch_error"
 ARTIFACTS_NAME = "artifacts"
 
-# $1 is the trial folder; the rest is the command. Only shell builtins around the
-# command, so a trial costs one fork more than running the command bare. The shell
-# records its own PID before the command starts: a controller killed between the spawn
-# and writing the ``pid`` line itself must not find "never started" and launch it again.
-_WRAPPER = 'd=$1; shift; echo "$$ -" >>"$d/pid"; "$@"; c=$?; echo "exit $c" >>"$d/pid"; exit $c'
+_REAPER = Path(__file__).with_name("_reaper.py")
+_HEADER = struct.Struct(">I")
 _PYTHONS = frozenset({"python", "python3"})
 _MESSAGE_CHARS = 200
+
+
+class _ReaperGone(Exception):
+    """The reaper exited before it answered a launch."""
 
 
 @dataclass(eq=False)
 class _Trial:
     run: TrialRun
     collector: Collector
-    proc: subprocess.Popen[bytes] | None = None  # None when adopted or never started
+    ours: bool = False  # started by this backend's reaper (not adopted)
     pid: int | None = None
     start_time: str | None = None
+    reaper: tuple[int, str | None] | None = None  # adopted: the reaper that started it
+    ident: int = 0  # ours: the reaper's name for it (its exit is reported by this)
     pidfd: int | None = None
     exit: TrialExit | None = None
     reported: bool = False  # ``poll`` has returned the exit
@@ -106,6 +113,10 @@ class LocalBackend(TrialBackend):
     def __init__(self, kill_grace: float = 5.0) -> None:
         self.kill_grace = kill_grace
         self._trials: dict[str, _Trial] = {}
+        self._reaper: subprocess.Popen[bytes] | None = None
+        self._from_reaper = b""  # bytes of an incomplete frame
+        self._exits: dict[int, int] = {}  # ident -> exit status, as the reaper reported
+        self._idents = 0
 
     # -- TrialBackend ------------------------------------------------------------------
 
@@ -146,28 +157,28 @@ class LocalBackend(TrialBackend):
         if problem:
             self._fail_launch(trial, trial_dir, problem)
             return
-        log = open(trial_dir / LOG_NAME, "ab")  # noqa: SIM115 - closed right after the spawn
+        self._idents += 1
+        trial.ident = self._idents
         try:
-            proc = subprocess.Popen(
-                ["/bin/sh", "-c", _WRAPPER, "sh", str(trial_dir), *argv],
-                cwd=run.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            pid = self._start(trial.ident, run, argv, env, trial_dir)
+        except _ReaperGone:
+            # It may have started the command before it went: watched through its files.
+            started, start_time, _ = _read_pid_file(trial_dir)
+            if started is None:
+                self._fail_launch(trial, trial_dir, "cannot start: the trial reaper exited")
+                return
+            trial.pid, trial.start_time = started, start_time
+            trial.reaper = _read_reaper(trial_dir)
+            trial.pidfd = _pidfd(started)
+            return
         except OSError as exc:  # e.g. the working directory does not exist
             self._fail_launch(trial, trial_dir, f"cannot start: {exc}")
             return
-        finally:
-            log.close()
-        trial.proc, trial.pid = proc, proc.pid
-        trial.start_time = _start_time(proc.pid)
-        # Appended: the shell may already have appended its exit line.
+        trial.ours, trial.pid = True, pid
+        trial.start_time = _start_time(pid)
+        # Appended: the reaper may already have appended the exit line.
         with open(trial_dir / PID_NAME, "a", encoding="ascii") as pid_file:
-            pid_file.write(f"{proc.pid} {trial.start_time or '-'}\n")
-        trial.pidfd = _pidfd(proc.pid)
+            pid_file.write(f"{pid} {trial.start_time or '-'}\n")
 
     def poll(self, trial_name: str) -> TrialExit | None:
         trial = self._trials[trial_name]
@@ -217,6 +228,7 @@ class LocalBackend(TrialBackend):
         pid, start_time, code = _read_pid_file(trial_dir)
         if pid is not None:
             trial.pid, trial.start_time = pid, start_time
+            trial.reaper = _read_reaper(trial_dir)
             if code is None and _alive(pid, start_time):
                 trial.pidfd = _pidfd(pid)
         elif code is None:
@@ -230,20 +242,26 @@ class LocalBackend(TrialBackend):
         if trial is None:
             return
         trial.close_pidfd()
-        if trial.proc is None or trial.pid is None:
+        if not trial.ours or trial.pid is None:
             return
-        if trial.proc.poll() is None or trial.exit is None:
+        pid = trial.pid
+        if trial.exit is None:
             # Released while running: nobody will watch it any more.
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(trial.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                trial.proc.wait(timeout=self.kill_grace)
+                os.killpg(pid, signal.SIGKILL)
+            deadline = time.monotonic() + self.kill_grace
+            while trial.ident not in self._exits and self._reaper_alive():
+                if time.monotonic() >= deadline:
+                    break
+                self._receive(min(0.05, max(0.0, deadline - time.monotonic())))
+            self._exits.pop(trial.ident, None)
             return
-        # Our shell has been reaped; processes the command left behind in its group
-        # would outlive the trial. The group id cannot be reused while they exist.
+        self._exits.pop(trial.ident, None)
+        # The command has been reaped; processes it left behind in its group would
+        # outlive the trial. The group id cannot be reused while they exist.
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(trial.pid, 0)
-            os.killpg(trial.pid, signal.SIGKILL)
+            os.killpg(pid, 0)
+            os.killpg(pid, signal.SIGKILL)
 
     def close(self) -> None:
         """Kill every running trial: SIGTERM, then SIGKILL after ``kill_grace`` seconds."""
@@ -257,6 +275,7 @@ class LocalBackend(TrialBackend):
         for trial in self._trials.values():
             trial.close_pidfd()
         self._trials.clear()
+        self._stop_reaper()
 
     # -- optional ----------------------------------------------------------------------
 
@@ -267,12 +286,21 @@ class LocalBackend(TrialBackend):
         once instead of at its next polling tick. Killed trials are polled on the tick.
         """
         watched: list[int] = []
+        reaper = False
         for trial in self._trials.values():
             if trial.exit is not None:
                 if not trial.reported:
                     return
+            elif trial.ours and trial.killed_at is None:
+                reaper = True
             elif trial.pidfd is not None and trial.killed_at is None:
                 watched.append(trial.pidfd)
+        if reaper and self._reaper is not None and self._reaper.stdout is not None:
+            if self._from_reaper or self._exits.keys() & {
+                t.ident for t in self._trials.values() if t.ours and t.exit is None
+            }:
+                return
+            watched.append(self._reaper.stdout.fileno())
         if not watched:
             time.sleep(timeout)
             return
@@ -282,8 +310,122 @@ class LocalBackend(TrialBackend):
         poller.poll(max(0.0, timeout) * 1000)
 
     def pid(self, trial_name: str) -> int | None:
-        """The PID (and process group id) of the trial's shell, if it started."""
+        """The PID (and process group id) of the trial's command, if it started."""
         return self._trials[trial_name].pid
+
+    # -- the reaper --------------------------------------------------------------------
+
+    def _start(
+        self, ident: int, run: TrialRun, argv: list[str], env: dict[str, str], trial_dir: Path
+    ) -> int:
+        """Have the reaper start the command; its PID (OSError: it could not start)."""
+        path = resolve_command(argv[0], Path(run.cwd), env.get("PATH", os.defpath))
+        cwd, log = str(run.cwd), str(trial_dir / LOG_NAME)
+        request = (ident, path, argv, env, cwd, str(trial_dir), log)
+        data = marshal.dumps(request)
+        for attempt in (1, 2):
+            reaper = self._ensure_reaper()
+            assert reaper.stdin is not None
+            try:
+                reaper.stdin.write(_HEADER.pack(len(data)) + data)
+                reaper.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                if attempt == 2:
+                    raise OSError("the trial reaper is not running") from None
+                self._forget_reaper()
+                continue
+            reply = self._receive(None, reply=True)
+            if reply is None:
+                raise _ReaperGone
+            if reply[0] == "error":
+                raise OSError(reply[1].removeprefix("cannot start: "))
+            return int(reply[1])
+        raise AssertionError("unreachable")
+
+    def _ensure_reaper(self) -> subprocess.Popen[bytes]:
+        if self._reaper is None or self._reaper.poll() is not None:
+            self._forget_reaper()
+            self._reaper = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(_REAPER)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                # Its own session: neither a Ctrl-C to the terminal nor the controller's
+                # death stops it; it ends after its input closed and its last trial ended.
+                start_new_session=True,
+            )
+            assert self._reaper.stdout is not None
+            os.set_blocking(self._reaper.stdout.fileno(), False)
+        return self._reaper
+
+    def _reaper_alive(self) -> bool:
+        return self._reaper is not None and self._reaper.poll() is None
+
+    def _receive(self, timeout: float | None, reply: bool = False) -> tuple[Any, ...] | None:
+        """Read the reaper's frames: exits are recorded; with ``reply``, the first other
+        frame is returned (waiting for it; None if the reaper is gone), else whatever
+        arrives within ``timeout`` s is taken and None returned."""
+        reaper = self._reaper
+        if reaper is None or reaper.stdout is None:
+            return None
+        fd = reaper.stdout.fileno()
+        while True:
+            while len(self._from_reaper) >= _HEADER.size:
+                (size,) = _HEADER.unpack_from(self._from_reaper)
+                end = _HEADER.size + size
+                if len(self._from_reaper) < end:
+                    break
+                frame = marshal.loads(self._from_reaper[_HEADER.size : end])
+                self._from_reaper = self._from_reaper[end:]
+                if frame[0] == "exit":
+                    self._exits[int(frame[1])] = int(frame[2])
+                elif reply:
+                    return tuple(frame)
+            ready, _, _ = select.select([fd], [], [], None if reply else timeout)
+            if not ready:
+                return None
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:  # the reaper exited
+                self._forget_reaper()
+                return None
+            self._from_reaper += chunk
+            if not reply:
+                timeout = 0
+
+    def _forget_reaper(self) -> None:
+        """The reaper is gone (or is being replaced): its trials are watched through their
+        ``pid`` files from now on, as adopted ones are."""
+        reaper, self._reaper = self._reaper, None
+        self._from_reaper = b""
+        for trial in self._trials.values():
+            if trial.ours and trial.exit is None and trial.ident not in self._exits:
+                trial.ours = False
+                if trial.pid is not None and reaper is not None:
+                    trial.reaper = (reaper.pid, _start_time(reaper.pid))
+                    trial.pidfd = _pidfd(trial.pid)
+        if reaper is not None:
+            for stream in (reaper.stdin, reaper.stdout):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                reaper.wait(timeout=0)
+
+    def _stop_reaper(self) -> None:
+        """Close the reaper's input; it exits once its trials have ended (all were killed)."""
+        reaper = self._reaper
+        if reaper is None:
+            return
+        self._reaper = None
+        self._from_reaper = b""
+        for stream in (reaper.stdin, reaper.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            reaper.wait(timeout=self.kill_grace + 5.0)
 
     # -- internals ---------------------------------------------------------------------
 
@@ -296,18 +438,19 @@ class LocalBackend(TrialBackend):
 
     def _poll_running(self, trial: _Trial) -> TrialExit | None:
         trial_dir = Path(os.path.abspath(trial.run.trial_dir))
-        if trial.proc is not None:
-            code = trial.proc.poll()
-            if code is None:
-                return None
-            if code < 0:
-                return TrialExit(False, None, f"killed by signal {_signal_name(-code)}")
-            return exit_for(code, trial_dir)
-        # Adopted: check the file, then liveness, then the file again — the shell writes
-        # the file just before it exits.
+        if trial.ours:
+            self._receive(0)
+            if trial.ours:  # (the reaper may have turned out to be gone)
+                code = self._exits.get(trial.ident)
+                return None if code is None else exit_for(code, trial_dir)
+        # Adopted (or its reaper is gone): check the file, then liveness, then the file
+        # again — the reaper writes the file after the command ended, the moment it does.
         code = _read_exit_code(trial_dir)
         if code is None:
             if trial.pid is not None and _alive(trial.pid, trial.start_time):
+                return None
+            if trial.reaper is not None and _alive(*trial.reaper):
+                trial.close_pidfd()  # ended: its reaper is about to write the status
                 return None
             code = _read_exit_code(trial_dir)
             if code is None:
@@ -315,11 +458,13 @@ class LocalBackend(TrialBackend):
         return exit_for(code, trial_dir)
 
     def _poll_killed(self, trial: _Trial) -> TrialExit | None:
-        if trial.proc is not None:
-            trial.proc.poll()  # reap our shell so it does not count as a group member
+        if trial.ours:
+            self._receive(0)
         if trial.pid is None or not self._group_alive(trial):
-            code = trial.proc.returncode if trial.proc is not None else None
-            return TrialExit(False, code if code is not None and code >= 0 else None, KILLED)
+            code = self._exits.get(trial.ident) if trial.ident else None
+            if code is None and not trial.ours:
+                code = _read_exit_code(Path(os.path.abspath(trial.run.trial_dir)))
+            return TrialExit(False, code, KILLED)
         assert trial.killed_at is not None
         if not trial.sigkilled and time.monotonic() - trial.killed_at >= self.kill_grace:
             trial.sigkilled = True
@@ -374,6 +519,13 @@ def check_command(argv: list[str], cwd: Path, path: str) -> str | None:
     if shutil.which(exe, path=path) is None:
         return f"command not found: {exe}"
     return None
+
+
+def resolve_command(exe: str, cwd: Path, path: str) -> str:
+    """The file ``exe`` names, as ``execvp`` in ``cwd`` with ``PATH=path`` finds it."""
+    if os.sep not in exe:
+        exe = shutil.which(exe, path=path) or exe
+    return exe if os.path.isabs(exe) else os.path.join(cwd, exe)
 
 
 def group_has_live_members(pgid: int) -> bool:
@@ -460,6 +612,16 @@ def _read_pid_file(trial_dir: Path) -> tuple[int | None, str | None, int | None]
             if line_pid != pid or line_start is not None:
                 pid, start_time = line_pid, line_start
     return pid, start_time, code
+
+
+def _read_reaper(trial_dir: Path) -> tuple[int, str | None] | None:
+    """The (pid, start time) of the reaper that started the trial, from its ``pid`` file."""
+    text = _read_text(trial_dir / PID_NAME) or ""
+    for line in text.split("\n")[:-1]:
+        fields = line.split()
+        if len(fields) == 3 and fields[0] == "reaper" and fields[1].isdigit():
+            return int(fields[1]), None if fields[2] == "-" else fields[2]
+    return None
 
 
 def _read_exit_code(trial_dir: Path) -> int | None:

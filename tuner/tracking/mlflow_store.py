@@ -54,19 +54,15 @@ def _remove_stale_builds(path: Path) -> None:
 
 def prepare_sqlite_store(path: Path) -> None:
     """Make ``path`` a complete MLflow store (created atomically if it is not one yet)."""
-    from tuner.tracking.probe import migration_heads
-
-    head, _ = migration_heads()  # from the scripts' text: an existing store needs no mlflow
-    if head is None:  # scripts not where they used to be: ask MLflow itself
-        from mlflow.store.db.utils import _get_latest_schema_revision
-
-        head = _get_latest_schema_revision()
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_builds(path)  # left by a creation that was killed
     if path.exists():
         version, runs = _state(path)
-        if version == head or runs:
-            return  # complete, or holding runs: MLflow itself says what it thinks of it
+        # Holding runs: MLflow itself says what it thinks of it. Only a store without runs
+        # needs the installed MLflow's newest revision (reading its ~70 migration scripts:
+        # milliseconds of every tracked experiment's writer otherwise).
+        if runs or version == _head():
+            return
         logger.warning(
             "tracking: MLflow store %s was left half-created (schema %s, no runs): rebuilding it",
             path,
@@ -82,6 +78,18 @@ def prepare_sqlite_store(path: Path) -> None:
         pass  # another process created the store meanwhile: use theirs
     finally:
         _remove(build)
+
+
+def _head() -> str | None:
+    """The installed MLflow's newest schema revision."""
+    from tuner.tracking.probe import migration_heads
+
+    head, _ = migration_heads()  # from the scripts' text: an existing store needs no mlflow
+    if head is None:  # scripts not where they used to be: ask MLflow itself
+        from mlflow.store.db.utils import _get_latest_schema_revision
+
+        head = _get_latest_schema_revision()
+    return head
 
 
 def _create_schema(build: Path) -> None:

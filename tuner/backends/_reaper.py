@@ -1,0 +1,169 @@
+"""The local backend's trial starter: one small process per backend, the trials' parent.
+
+Run as ``python -I -S _reaper.py`` by :class:`tuner.backends.local.LocalBackend` (the
+standard library only: it starts in a few milliseconds). It starts each trial's command
+(``posix_spawn``: no copy of a big interpreter, no shell) in a new session, waits for
+them, and appends each one's ``exit <status>`` to its trial's ``pid`` file — what a
+``/bin/sh`` wrapper around every trial did before, one exec per trial fewer.
+
+It lives in a session of its own and outlives the controller: when the controller is
+killed (``kill -9``), this process goes on reaping the trials it started and recording
+their exit statuses, then exits once its input is closed and its last trial has ended. A
+restarted controller adopts the trials from their ``pid`` files as before.
+
+The trial's ``pid`` file is created before the command starts (so a restarted
+controller never launches a trial twice); once it has started, ``<pid> -`` (the command,
+which leads its own session and process group) and ``reaper <pid> <start time>`` (this
+process) are appended, and ``exit <status>`` (128 + N for a command killed by signal N,
+as a shell reports it) when this process has reaped it.
+
+Frames both ways: a 4-byte big-endian length, then :mod:`marshal` data.
+In: ``(ident, path, argv, env, cwd, trial_dir, log_path)``; out: ``("pid", pid)`` or
+``("error", message)`` for each request, in order, and ``("exit", ident, status)``
+whenever a trial has ended and its status is in its ``pid`` file (by the request's
+``ident``, not its PID: a PID may be reused as soon as it has been reaped).
+"""
+
+import contextlib
+import errno
+import marshal
+import os
+import select
+import signal
+import struct
+import sys
+
+_HEADER = struct.Struct(">I")
+_PID_NAME = "pid"
+
+
+def _start_time(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return "-"
+    fields = data[data.rfind(b")") + 2 :].split()
+    return fields[19].decode() if len(fields) > 19 else "-"
+
+
+def _append(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _spawn(path, argv, env, cwd, log_path, pid_path, me):
+    os.chdir(cwd)  # posix_spawn has no chdir of its own; the child inherits this one
+    # Before the command starts: a restarted controller must find the file.
+    _append(pid_path, "")
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_DUP2, log, 1),
+        (os.POSIX_SPAWN_DUP2, log, 2),
+    ]
+    options = {
+        "file_actions": actions,
+        "setsid": True,
+        "setsigmask": (),
+        # As subprocess's restore_signals: Python ignores these, a command must not.
+        "setsigdef": (signal.SIGPIPE, signal.SIGXFSZ),
+    }
+    try:
+        try:
+            pid = os.posix_spawn(path, argv, env, **options)
+        except OSError as exc:
+            if exc.errno != errno.ENOEXEC:
+                raise
+            # No #! line: a shell script, run as a shell runs one.
+            pid = os.posix_spawn("/bin/sh", ["sh", path, *argv[1:]], env, **options)
+    finally:
+        os.close(log)
+    _append(pid_path, f"{pid} -\n{me}")
+    return pid
+
+
+class _Reaper:
+    def __init__(self):
+        self.children = {}  # pid -> (ident, its pid file)
+        self.out_open = True
+        self.me = f"reaper {os.getpid()} {_start_time(os.getpid())}\n"
+
+    def send(self, message):
+        if not self.out_open:
+            return
+        data = marshal.dumps(message)
+        try:
+            os.write(1, _HEADER.pack(len(data)) + data)
+        except OSError:  # the controller is gone: go on reaping
+            self.out_open = False
+
+    def handle(self, request):
+        ident, path, argv, env, cwd, trial_dir, log_path = request
+        pid_path = os.path.join(trial_dir, _PID_NAME)
+        try:
+            pid = _spawn(path, argv, env, cwd, log_path, pid_path, self.me)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(pid_path)  # it never started
+            self.send(("error", f"cannot start: {exc}"))
+            return
+        self.children[pid] = (ident, pid_path)
+        self.send(("pid", pid))
+
+    def reap(self):
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            if child is None:
+                continue
+            ident, pid_path = child
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code
+            with contextlib.suppress(OSError):  # a removed trial folder: nobody reads it
+                _append(pid_path, f"exit {code}\n")
+            self.send(("exit", ident, code))
+
+    def run(self):
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        inbox = b""
+        reading = True
+        while reading or self.children:
+            watched = [wake_r, 0] if reading else [wake_r]
+            try:
+                ready, _, _ = select.select(watched, [], [])
+            except InterruptedError:
+                ready = []
+            if wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_r, 4096)
+            if 0 in ready:
+                chunk = os.read(0, 65536)
+                if not chunk:
+                    reading = False
+                inbox += chunk
+                while len(inbox) >= _HEADER.size:
+                    (size,) = _HEADER.unpack_from(inbox)
+                    if len(inbox) < _HEADER.size + size:
+                        break
+                    request = marshal.loads(inbox[_HEADER.size : _HEADER.size + size])
+                    inbox = inbox[_HEADER.size + size :]
+                    self.handle(request)
+            self.reap()
+
+
+if __name__ == "__main__":
+    _Reaper().run()
+    sys.exit(0)
