@@ -4,6 +4,7 @@ import contextlib
 import importlib.util
 import io
 import shutil
+import signal
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -12,6 +13,19 @@ from pathlib import Path
 import pytest
 
 from tests.util import REPO
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A SIGTERM (``timeout``, a CI runner cancelling the job) ends the run as Ctrl-C does:
+    every fixture's and ``with`` block's clean-up runs, so no server or replica a test
+    started outlives it (Python's default SIGTERM ends the process without them)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
 
 TRAIN_SKLEARN = REPO / "examples" / "serving" / "train_sklearn.py"
 
