@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -216,6 +217,12 @@ def main() -> None:
     parser.add_argument("--many-trials", type=int, default=1000)
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="command rows: rounds of (MLflow on, off, floor), medians reported",
+    )
+    parser.add_argument(
         "--fresh-home",
         action="store_true",
         help="time the creation of hyperflow's store too (first run in a new home)",
@@ -260,36 +267,43 @@ def main() -> None:
         floor(commands[:10], par)  # warm the page cache for the interpreter / binary
         # CPU of all processes (this one, the trials, the reaper, the MLflow writer) per
         # trial: what the machine's load does not inflate the way it inflates wall time.
-        cpu0 = cpu_seconds()
+        cpu = {"floor": 0.0, "on": 0.0, "off": 0.0}
+        times: dict[str, list[float]] = {"floor": [], "on": [], "off": []}
         # First, before this process has run hyperflow (spawning from it is slower after:
         # 1.34 s vs 1.83 s for the same floor, load ~1.3).
-        t_floor_first = floor(commands, par)
-        cpu_floor_end = cpu_seconds()
+        before = cpu_seconds()
+        times["floor"].append(floor(commands, par))
+        cpu["floor"] += cpu_seconds() - before
         # Warm hyperflow (its lazy imports in this process, the MLflow writer's files):
         # otherwise the first row timed pays them and the second does not.
         hyperflow_commands("bench-warm", template, 10, par, track=True)
         hyperflow_commands("bench-warm", template, 10, par, track=False)
-        cpu1 = cpu_seconds()
-        t_hf, ok = hyperflow_commands(
-            f"bench-{label.strip('/-').replace(' ', '-').replace('/', '-')}",
-            template,
-            n,
-            par,
-            track=True,
-        )
-        cpu2 = cpu_seconds()
-        t_hf_nomlflow, _ = hyperflow_commands("bench-nomlflow", template, n, par, track=False)
-        cpu3 = cpu_seconds()
-        # The floor is measured before and after hyperflow; the faster one counts.
-        t_floor = min(t_floor_first, floor(commands, par))
-        cpu_ms = {
-            key: (b - a) / n * 1000
-            for key, (a, b) in (
-                ("floor", (cpu0, cpu_floor_end)),
-                ("on", (cpu1, cpu2)),
-                ("off", (cpu2, cpu3)),
+        slug = label.strip("/-").replace(" ", "-").replace("/", "-")
+        ok = 0
+        # Round-robin (--repeat): a change of the machine's speed hits every column.
+        for round_ in range(args.repeat):
+            before = cpu_seconds()
+            elapsed, ok = hyperflow_commands(f"bench-{slug}-{round_}", template, n, par, True)
+            times["on"].append(elapsed)
+            middle = cpu_seconds()
+            times["off"].append(
+                hyperflow_commands(f"bench-off-{slug}-{round_}", template, n, par, False)[0]
             )
-        }
+            after = cpu_seconds()
+            times["floor"].append(floor(commands, par))
+            cpu["on"] += middle - before
+            cpu["off"] += after - middle
+            cpu["floor"] += cpu_seconds() - after
+        t_floor = statistics.median(times["floor"])
+        t_hf = statistics.median(times["on"])
+        t_hf_nomlflow = statistics.median(times["off"])
+        cpu_ms = {key: value / len(times[key]) / n * 1000 for key, value in cpu.items()}
+        if args.repeat > 1:
+            print(
+                f"{label:10s} all runs: floor {', '.join(f'{t:.2f}' for t in times['floor'])} | "
+                f"MLflow on {', '.join(f'{t:.2f}' for t in times['on'])} | "
+                f"off {', '.join(f'{t:.2f}' for t in times['off'])} (s)"
+            )
         print(
             f"{label:10s} floor {t_floor:6.2f}s | hyperflow {t_hf:6.2f}s ({ok} ok) ratio {t_hf / t_floor:4.2f}x "
             f"| without MLflow {t_hf_nomlflow:6.2f}s ratio {t_hf_nomlflow / t_floor:4.2f}x "

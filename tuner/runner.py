@@ -192,10 +192,11 @@ def _run(
         backend.close()
         tracker.abort()
         raise
-    if not controller.detached:  # a claim another controller took: its trials now
-        backend.close()
     outcome = RunOutcome(record=record, tracking=None, already_finished=controller.already_finished)
     try:
+        # (In the try: a Ctrl-C while the backend closes ends the wait for MLflow too.)
+        if not controller.detached:  # a claim another controller took: its trials now
+            backend.close()
         if on_finished is not None:
             on_finished(outcome)
         if interrupts.late:
