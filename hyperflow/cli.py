@@ -10,7 +10,7 @@ import typer
 from hyperflow import kubectl, pipeline_remote
 from pipelines.cli import pipeline_app, use_server
 from serving.cli import app as serve_app
-from tuner.cli import experiment_app, suggestion_app
+from tuner.cli import BACKEND_OPTION, RAY_ADDRESS_OPTION, experiment_app, suggestion_app
 
 app = typer.Typer(
     name="hyperflow",
@@ -80,19 +80,8 @@ def server(
     max_running_trials: int | None = typer.Option(
         None, "--max-running-trials", help="Trials running at once on this machine (default: CPUs)."
     ),
-    backend: str | None = typer.Option(
-        None,
-        "--backend",
-        envvar="HYPERFLOW_BACKEND",
-        help="Where trials run: local (processes, the default), ray, ...",
-    ),
-    ray_address: str | None = typer.Option(
-        None,
-        "--ray-address",
-        envvar="HYPERFLOW_RAY_ADDRESS",
-        help="Ray cluster for --backend ray (ray://host:10001, auto, host:port); "
-        "default: start a local one.",
-    ),
+    backend: str | None = BACKEND_OPTION,
+    ray_address: str | None = RAY_ADDRESS_OPTION,
 ) -> None:
     """Run the control plane: experiments (and their trial queue) as managed resources."""
     from hyperflow.server import ServerError, serve

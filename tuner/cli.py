@@ -62,6 +62,22 @@ def suggestion_serve(
     serve(host=host, port=port, token=token)
 
 
+# Where trials run: the same options on `experiment run` and `hyperflow server`.
+BACKEND_OPTION = typer.Option(
+    None,
+    "--backend",
+    envvar="HYPERFLOW_BACKEND",
+    help="Where trials run: local (processes, the default), ray, ...",
+)
+RAY_ADDRESS_OPTION = typer.Option(
+    None,
+    "--ray-address",
+    envvar="HYPERFLOW_RAY_ADDRESS",
+    help="Ray cluster for --backend ray (ray://host:10001, auto, host:port); "
+    "default: start a local one.",
+)
+
+
 def _fail(message: str) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(1)
@@ -92,19 +108,8 @@ def run(
         help="Use a suggestion service over HTTP (hyperflow suggestion serve) instead of in-process.",
     ),
     no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log to MLflow."),
-    backend: str | None = typer.Option(
-        None,
-        "--backend",
-        envvar="HYPERFLOW_BACKEND",
-        help="Where trials run: local (processes, the default), ray, ...",
-    ),
-    ray_address: str | None = typer.Option(
-        None,
-        "--ray-address",
-        envvar="HYPERFLOW_RAY_ADDRESS",
-        help="Ray cluster for --backend ray (ray://host:10001, auto, host:port); "
-        "default: start a local one.",
-    ),
+    backend: str | None = BACKEND_OPTION,
+    ray_address: str | None = RAY_ADDRESS_OPTION,
 ) -> None:
     """Run an experiment in the foreground (resumes it if it was interrupted)."""
     from tuner.backends import BackendError
