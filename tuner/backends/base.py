@@ -160,3 +160,16 @@ class TrialBackend(ABC):
     @abstractmethod
     def close(self) -> None:
         """Kill every trial still running and free the backend's resources."""
+
+
+def check_command_trial(run: TrialRun, backend: str) -> list[str]:
+    """The command of ``run``, for a backend that runs commands as processes: anything else
+    (a function trial, one that runs its image's entrypoint, refused by ``problems``
+    before any trial: a process has no image to run) is a ValueError naming the trial."""
+    if run.command is None:
+        raise ValueError(f"trial {run.trial_name} has no command; {backend} runs commands")
+    if run.entrypoint:
+        raise ValueError(
+            f"trial {run.trial_name} runs its image's entrypoint; {backend} runs commands"
+        )
+    return run.command

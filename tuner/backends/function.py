@@ -74,7 +74,8 @@ class WarmPool:
     the ray backend's ``RayFunctionBackend``): the trial's order for a worker, then, under
     the pool's lock, the trial registered and queued, or failed at once when no trial can
     use the experiment's collector (as it would fail on starting). The pool supplies its
-    trial records (``_new_trial``), ``_finish`` and ``_dispatch``."""
+    trial records (``_new_trial``), ``_finish``, ``_dispatch`` and ``kill``; ``poll``,
+    ``collect`` and ``release`` are shared too."""
 
     _cond: threading.Condition
     _closed: bool
@@ -112,8 +113,44 @@ class WarmPool:
             self._queued.append(trial)
         self._dispatch()
 
+    def poll(self, trial_name: str) -> TrialExit | None:
+        with self._cond:
+            trial = self._trials[trial_name]
+            if trial.exit is not None:
+                trial.exit_seen = True
+                self._taken(trial)
+            return trial.exit
+
+    def collect(self, trial_name: str) -> list[Observation]:
+        with self._cond:
+            trial = self._trials[trial_name]
+            new = trial.observations[trial.collected :]
+            trial.collected = len(trial.observations)
+            self._taken(trial)
+            return new
+
+    def _taken(self, trial: Any) -> None:
+        """The controller took a trial's exit or observations (under the lock)."""
+
+    def release(self, trial_name: str) -> None:
+        """Forget a trial (killed first if it still runs)."""
+        with self._cond:
+            trial = self._trials.get(trial_name)
+            running = trial is not None and trial.exit is None
+        if running:
+            self.kill(trial_name)
+        with self._cond:
+            self._trials.pop(trial_name, None)
+            self._forget(trial_name)
+
+    def _forget(self, trial_name: str) -> None:
+        """What else the pool keeps of a released trial (under the lock)."""
+
     def _collector(self, spec: MetricsCollectorSpec) -> tuple[proto.CollectorConfig, str | None]:
         return collector_config(spec)
+
+    def kill(self, trial_name: str) -> None:
+        raise NotImplementedError
 
     def _new_trial(self, run: TrialRun, order: proto.TrialOrder) -> Any:
         raise NotImplementedError
@@ -176,22 +213,6 @@ class FunctionBackend(WarmPool, TrialBackend):
 
     # -- TrialBackend ------------------------------------------------------------------
 
-    def poll(self, trial_name: str) -> TrialExit | None:
-        with self._cond:
-            trial = self._trials[trial_name]
-            if trial.exit is not None:
-                trial.exit_seen = True
-                self._update_news(trial)
-            return trial.exit
-
-    def collect(self, trial_name: str) -> list[Observation]:
-        with self._cond:
-            trial = self._trials[trial_name]
-            new = trial.observations[trial.collected :]
-            trial.collected = len(trial.observations)
-            self._update_news(trial)
-            return new
-
     def kill(self, trial_name: str) -> None:
         with self._cond:
             trial = self._trials.get(trial_name)
@@ -218,15 +239,11 @@ class FunctionBackend(WarmPool, TrialBackend):
         with self._cond:
             return self._trials[trial_name].run.trial_dir / LOG_NAME
 
-    def release(self, trial_name: str) -> None:
-        with self._cond:
-            trial = self._trials.get(trial_name)
-            running = trial is not None and trial.exit is None
-        if running:
-            self.kill(trial_name)
-        with self._cond:
-            self._trials.pop(trial_name, None)
-            self._news.discard(trial_name)
+    def _forget(self, trial_name: str) -> None:
+        self._news.discard(trial_name)
+
+    def _taken(self, trial: Any) -> None:
+        self._update_news(trial)
 
     def close(self) -> None:
         """Stop every worker and wait for it: idle ones on EOF, busy ones by signal."""

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuner.backends.base import KILLED, TrialBackend, TrialExit, TrialRun
+from tuner.backends.base import KILLED, TrialBackend, TrialExit, TrialRun, check_command_trial
 from tuner.metrics import Collector, NullCollector, make_collector
 from tuner.types import Observation
 
@@ -121,19 +121,13 @@ class LocalBackend(TrialBackend):
     # -- TrialBackend ------------------------------------------------------------------
 
     def may_have_started(self, run: TrialRun) -> bool:
-        # The trial's shell writes the pid file before the command starts.
+        # The pid file is created before the command starts (see _reaper).
         return (Path(run.trial_dir) / PID_NAME).exists()
 
     def launch(self, run: TrialRun) -> None:
         if run.trial_name in self._trials:
             raise ValueError(f"trial {run.trial_name} is already known to this backend")
-        if run.command is None:
-            raise ValueError(f"trial {run.trial_name} has no command; LocalBackend runs commands")
-        if run.entrypoint:
-            # Refused by ``problems`` before any trial: a process has no image to run.
-            raise ValueError(
-                f"trial {run.trial_name} runs its image's entrypoint; LocalBackend runs commands"
-            )
+        command = check_command_trial(run, "LocalBackend")
         trial_dir = Path(os.path.abspath(run.trial_dir))
         trial_dir.mkdir(parents=True, exist_ok=True)
         for stale in (PID_NAME, LAUNCH_ERROR_NAME):
@@ -152,7 +146,7 @@ class LocalBackend(TrialBackend):
         except ValueError as exc:
             self._fail_launch(trial, trial_dir, str(exc))
             return
-        argv = trial_argv(run.command)
+        argv = trial_argv(command)
         problem = check_command(argv, Path(run.cwd), env.get("PATH", os.defpath))
         if problem:
             self._fail_launch(trial, trial_dir, problem)
@@ -607,7 +601,7 @@ def _read_pid_file(trial_dir: Path) -> tuple[int | None, str | None, int | None]
             code = int(fields[1])
         elif len(fields) == 2 and fields[0].isdigit():
             line_pid, line_start = int(fields[0]), None if fields[1] == "-" else fields[1]
-            # The shell's own "<pid> -" line may land after the controller's line with
+            # The reaper's "<pid> -" line may land after the controller's line with
             # the start time: it must not erase that start time.
             if line_pid != pid or line_start is not None:
                 pid, start_time = line_pid, line_start
@@ -625,7 +619,7 @@ def _read_reaper(trial_dir: Path) -> tuple[int, str | None] | None:
 
 
 def _read_exit_code(trial_dir: Path) -> int | None:
-    """The exit status the trial's shell appended to ``pid``; None until it did."""
+    """The exit status the trial's reaper appended to ``pid``; None until it did."""
     return _read_pid_file(trial_dir)[2]
 
 

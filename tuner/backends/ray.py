@@ -55,8 +55,8 @@ import ray
 from tuner.backends import _func_protocol as proto
 from tuner.backends._func_calling import CallingConvention
 from tuner.backends._remote import Chunk, FunctionRunner, run_command
-from tuner.backends.base import KILLED, TrialBackend, TrialExit, TrialRun
-from tuner.backends.function import WarmPool
+from tuner.backends.base import KILLED, TrialBackend, TrialExit, TrialRun, check_command_trial
+from tuner.backends.function import LOST, WarmPool
 from tuner.types import Observation
 
 if TYPE_CHECKING:
@@ -65,7 +65,6 @@ if TYPE_CHECKING:
 
 RAY_NAMESPACE = "hyperflow"
 LOG_NAME = "trial.log"
-LOST = "lost: controller restarted"
 _CALLS = 32  # concurrent calls into the supervisor (its followers are threads of its own)
 
 
@@ -314,13 +313,7 @@ class RayBackend(TrialBackend):
     def launch(self, run: TrialRun) -> None:
         if run.trial_name in self._trials:
             raise ValueError(f"trial {run.trial_name} is already known to this backend")
-        if run.command is None:
-            raise ValueError(f"trial {run.trial_name} has no command; RayBackend runs commands")
-        if run.entrypoint:
-            # Refused by ``problems`` before any trial: a process has no image to run.
-            raise ValueError(
-                f"trial {run.trial_name} runs its image's entrypoint; RayBackend runs commands"
-            )
+        check_command_trial(run, "RayBackend")
         trial = _Trial(run)
         self._trials[run.trial_name] = trial
         log = self._log(run)
@@ -555,20 +548,6 @@ class RayFunctionBackend(WarmPool, TrialBackend):
                 self._actors.append(actor)
                 self._idle.append(actor)
 
-    def poll(self, trial_name: str) -> TrialExit | None:
-        with self._cond:
-            trial = self._trials[trial_name]
-            if trial.exit is not None:
-                trial.exit_seen = True
-            return trial.exit
-
-    def collect(self, trial_name: str) -> list[Observation]:
-        with self._cond:
-            trial = self._trials[trial_name]
-            new = trial.observations[trial.collected :]
-            trial.collected = len(trial.observations)
-            return new
-
     def kill(self, trial_name: str) -> None:
         with self._cond:
             trial = self._trials.get(trial_name)
@@ -592,15 +571,6 @@ class RayFunctionBackend(WarmPool, TrialBackend):
     def log_path(self, trial_name: str) -> Path:
         with self._cond:
             return Path(os.path.abspath(self._trials[trial_name].run.trial_dir)) / LOG_NAME
-
-    def release(self, trial_name: str) -> None:
-        with self._cond:
-            trial = self._trials.get(trial_name)
-            running = trial is not None and trial.exit is None
-        if running:
-            self.kill(trial_name)
-        with self._cond:
-            self._trials.pop(trial_name, None)
 
     def close(self) -> None:
         with self._cond:
