@@ -50,15 +50,8 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 DASHBOARD_VENV = ROOT / "benchmarks" / ".venvs" / "optuna-dashboard"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.ui.browser import CHROMIUM, FLAGS  # noqa: E402
+
 STEPS = 20
 PARAMS = [
     {"name": "x1", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}},

@@ -7,7 +7,6 @@ errors fail the test (a test that expects some, e.g. a 422 of a dry run, says wh
 
 from __future__ import annotations
 
-import shutil
 import textwrap
 import time
 from collections.abc import Iterator
@@ -18,16 +17,7 @@ from typing import Any
 import pytest
 
 from tests.hyperflow.conftest import Running, serve_plane, server_settings
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.ui.browser import CHROMIUM, FLAGS
 
 # A trial that reports its loss and accuracy at 8 steps (StdOut collector: each line is
 # the next step), so the intermediate-values plot and medianstop have curves to work on.

@@ -4,7 +4,7 @@
 // model as an InferenceService of its run's files (the same POST as `hyperflow create -f
 // isvc.yaml`); then the service's page.
 import { navigate } from "./app.js";
-import { api, enc, expPath, h, toast } from "./util.js";
+import { api, enc, expPath, h, showProblems, toast } from "./util.js";
 
 const FORMATS = ["mlflow", "sklearn", "xgboost", "lightgbm", "onnx"];
 
@@ -57,8 +57,7 @@ export function deployDialog({ ns, name, storageUri, experiment, trial, best = f
       dialog.close();
       navigate(`/services/${enc(ns)}/${enc(svc)}`);
     } catch (e) {
-      problems.replaceChildren(...(e.details && e.details.length ? e.details : [{ path: "", message: e.message }])
-        .map((d) => h("li", {}, d.path ? h("code", {}, d.path) : null, d.path ? ": " : "", d.message)));
+      showProblems(problems, e);
     }
   });
   dialog.addEventListener("close", () => dialog.remove());

@@ -9,7 +9,7 @@ import * as plots from "./plots.js";
 import { VirtualTable } from "./table.js";
 import {
   api, badge, fill, count, csvCell, download, duration, enc, expPath, h, loadPlotly, mlflowLink, num,
-  parseTime, purge, reportError, throttle, toast, watch, when,
+  parseTime, purge, reportError, showProblems, throttle, toast, watch, when,
 } from "./util.js";
 
 const TABS = [
@@ -180,8 +180,7 @@ export async function render(root, [ns, name], query) {
         toast(`${name}: maxTrialCount ${input.value}`);
         dialog.close();
       } catch (e) {
-        problems.replaceChildren(...(e.details && e.details.length ? e.details : [{ path: "", message: e.message }])
-          .map((d) => h("li", {}, d.path ? h("code", {}, d.path) : null, d.path ? ": " : "", d.message)));
+        showProblems(problems, e);
       }
     });
     dialog.addEventListener("close", () => dialog.remove());

@@ -125,6 +125,12 @@ export function toast(message, error = false) {
   setTimeout(() => item.remove(), error ? 8000 : 4000);
 }
 
+// A failed request's field problems (or its message) as the items of a dialog's list.
+export function showProblems(list, e) {
+  list.replaceChildren(...(e.details && e.details.length ? e.details : [{ path: "", message: e.message }])
+    .map((d) => h("li", {}, d.path ? h("code", {}, d.path) : null, d.path ? ": " : "", d.message)));
+}
+
 // Run `fn` at most once per `ms`, the last call always eventually (live updates).
 export function throttle(fn, ms) {
   let timer = null;
