@@ -179,7 +179,9 @@ def test_adopt_finished_lost_and_killed_trials(tmp_path: Path) -> None:
     first.launch(sleeper)
     missing = make_run(tmp_path, "missing", ["no-such-command-xyz"])
     first.launch(missing)
-    wait_until(lambda: "exit 0" in (done.trial_dir / "pid").read_text())
+    # (The reaper creates the file: launch does not wait for it.)
+    pid_file = done.trial_dir / "pid"
+    wait_until(lambda: pid_file.exists() and "exit 0" in pid_file.read_text())
     del first  # the "controller" goes away without killing anything
 
     # A trial whose shell died without writing its exit code (e.g. killed with the machine).
@@ -212,24 +214,14 @@ def test_adopt_finished_lost_and_killed_trials(tmp_path: Path) -> None:
         second.close()
 
 
-def test_a_trial_started_before_the_controller_wrote_its_pid_is_adopted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A controller killed right after spawning a trial, before writing the ``pid`` line.
+def test_a_trial_whose_start_was_not_answered_yet_is_adopted(tmp_path: Path) -> None:
+    """A controller killed right after it asked the reaper to start a trial, before it took
+    the answer (the PID: ``launch`` does not wait for it).
 
     The restarted controller launches again only trials without a ``pid`` file: the
-    running trial must have one, or it would run twice.
+    running trial must have one, with its PID and start time, or it would run twice.
     """
-    import tuner.backends.local as local
-
-    class ControllerKilled(BaseException):
-        pass
-
-    spawned: list[int] = []
-
-    def die(pid: int) -> None:
-        spawned.append(pid)
-        raise ControllerKilled
+    from tuner.backends.local import _read_pid_file
 
     go = tmp_path / "go"
     trial = script(
@@ -237,16 +229,21 @@ def test_a_trial_started_before_the_controller_wrote_its_pid_is_adopted(
     )
     run = make_run(tmp_path, "t1", ["python", trial, str(go)])
     first = LocalBackend(kill_grace=0.5)
-    monkeypatch.setattr(local, "_start_time", die)
-    with pytest.raises(ControllerKilled):
-        first.launch(run)
-    monkeypatch.undo()
-    [pid] = spawned
+    first.launch(run)
+    # The controller dies: its ends of the reaper's pipes close, the answer unread.
+    reaper = first._reaper
+    assert reaper is not None and reaper.stdin is not None and reaper.stdout is not None
+    reaper.stdin.close()
+    reaper.stdout.close()
+    log = run.trial_dir / "trial.log"
+    pid: int | None = None
     try:
-        wait_until(lambda: "loss=3" in (run.trial_dir / "trial.log").read_text(), timeout=20)
-        assert (run.trial_dir / "pid").exists(), "the restart would launch the trial again"
+        wait_until(lambda: log.exists() and "loss=3" in log.read_text(), timeout=20)
+        pid, start_time, code = _read_pid_file(run.trial_dir)
+        assert pid is not None and start_time is not None and code is None
         second = LocalBackend(kill_grace=0.5)
         try:
+            assert second.may_have_started(run), "the restart would launch the trial again"
             second.adopt(run, skip_observations=0)
             assert second.pid("t1") == pid
             assert second.poll("t1") is None
@@ -256,10 +253,11 @@ def test_a_trial_started_before_the_controller_wrote_its_pid_is_adopted(
         finally:
             second.close()
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
+        pid = _read_pid_file(run.trial_dir)[0]
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        reaper.wait(timeout=10)  # it ends with its last trial, its input closed
 
 
 def test_pid_file_keeps_the_start_time_whatever_order_the_lines_land_in(tmp_path: Path) -> None:
@@ -335,24 +333,23 @@ def test_a_reaper_gone_during_a_launch_leaves_a_started_trial_watched(
     backend = LocalBackend(kill_grace=0.5)
     go = tmp_path / "go"
     trial = script(tmp_path, "t.py", WAIT_FOR + "wait_for(sys.argv[1])\n")
-    original = LocalBackend._receive
+    original = LocalBackend._take
 
-    def reaper_dies(self: LocalBackend, timeout: float | None, reply: bool = False) -> object:
-        answer = original(self, timeout, reply)
-        if reply:
+    def reaper_dies(self: LocalBackend, frame: tuple[object, ...]) -> None:
+        if frame[0] == "pid":  # the answer is lost with the reaper
             assert self._reaper is not None
             self._reaper.kill()
             self._reaper.wait()
-            self._forget_reaper()
-            return None
-        return answer
+            return
+        original(self, frame)
 
-    monkeypatch.setattr(LocalBackend, "_receive", reaper_dies)
+    monkeypatch.setattr(LocalBackend, "_take", reaper_dies)
     run = make_run(tmp_path, "a", ["python", trial, str(go)])
     try:
         backend.launch(run)
+        pid = backend.pid("a")  # waits for the answer; finds the reaper gone instead
         monkeypatch.undo()
-        pid = backend.pid("a")
+        assert backend._reaper is None
         assert pid is not None and backend.poll("a") is None
         assert not (run.trial_dir / "launch_error").exists()
         go.touch()

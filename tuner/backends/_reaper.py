@@ -11,17 +11,21 @@ killed (``kill -9``), this process goes on reaping the trials it started and rec
 their exit statuses, then exits once its input is closed and its last trial has ended. A
 restarted controller adopts the trials from their ``pid`` files as before.
 
-The trial's ``pid`` file is created before the command starts (so a restarted
-controller never launches a trial twice); once it has started, ``<pid> -`` (the command,
-which leads its own session and process group) and ``reaper <pid> <start time>`` (this
-process) are appended, and ``exit <status>`` (128 + N for a command killed by signal N,
-as a shell reports it) when this process has reaped it.
+The trial's folder is created here, and its ``pid`` file before the command starts (so a
+restarted controller never launches a trial twice); once it has started, ``<pid> <start
+time>`` (the command, which leads its own session and process group; its start time from
+``/proc``, which tells it from a later process with the same PID) and ``reaper <pid>
+<start time>`` (this process) are appended, and ``exit <status>`` (128 + N for a command
+killed by signal N, as a shell reports it) when this process has reaped it. A stale
+``launch_error`` of an earlier attempt is removed first.
 
 Frames both ways: a 4-byte big-endian length, then :mod:`marshal` data.
-In: ``(ident, path, argv, env, cwd, trial_dir, log_path)``; out: ``("pid", pid)`` or
-``("error", message)`` for each request, in order, and ``("exit", ident, status)``
-whenever a trial has ended and its status is in its ``pid`` file (by the request's
-``ident``, not its PID: a PID may be reused as soon as it has been reaped).
+In: ``(ident, path, argv, env, cwd, trial_dir, log_path)``; out: ``("pid", ident, pid,
+start time)`` or ``("error", ident, message)`` for each request, and ``("exit", ident,
+status)`` whenever a trial has ended and its status is in its ``pid`` file (by the
+request's ``ident``, not its PID: a PID may be reused as soon as it has been reaped). The
+controller does not wait for the answer to a request: it goes on with its loop, and
+takes the answers with the exits.
 """
 
 import contextlib
@@ -35,6 +39,7 @@ import sys
 
 _HEADER = struct.Struct(">I")
 _PID_NAME = "pid"
+_LAUNCH_ERROR_NAME = "launch_error"
 
 
 def _start_time(pid):
@@ -55,10 +60,14 @@ def _append(path, text):
         os.close(fd)
 
 
-def _spawn(path, argv, env, cwd, log_path, pid_path, me):
-    os.chdir(cwd)  # posix_spawn has no chdir of its own; the child inherits this one
+def _spawn(path, argv, env, cwd, log_path, trial_dir, me):
+    os.makedirs(trial_dir, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(trial_dir, _LAUNCH_ERROR_NAME))
+    pid_path = os.path.join(trial_dir, _PID_NAME)
     # Before the command starts: a restarted controller must find the file.
-    _append(pid_path, "")
+    os.close(os.open(pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+    os.chdir(cwd)  # posix_spawn has no chdir of its own; the child inherits this one
     log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -82,8 +91,10 @@ def _spawn(path, argv, env, cwd, log_path, pid_path, me):
             pid = os.posix_spawn("/bin/sh", ["sh", path, *argv[1:]], env, **options)
     finally:
         os.close(log)
-    _append(pid_path, f"{pid} -\n{me}")
-    return pid
+    # Our unreaped child: its PID cannot be another process's yet.
+    start = _start_time(pid)
+    _append(pid_path, f"{pid} {start}\n{me}")
+    return pid, start
 
 
 class _Reaper:
@@ -103,16 +114,15 @@ class _Reaper:
 
     def handle(self, request):
         ident, path, argv, env, cwd, trial_dir, log_path = request
-        pid_path = os.path.join(trial_dir, _PID_NAME)
         try:
-            pid = _spawn(path, argv, env, cwd, log_path, pid_path, self.me)
+            pid, start = _spawn(path, argv, env, cwd, log_path, trial_dir, self.me)
         except OSError as exc:
             with contextlib.suppress(OSError):
-                os.unlink(pid_path)  # it never started
-            self.send(("error", f"cannot start: {exc}"))
+                os.unlink(os.path.join(trial_dir, _PID_NAME))  # it never started
+            self.send(("error", ident, f"cannot start: {exc}"))
             return
-        self.children[pid] = (ident, pid_path)
-        self.send(("pid", pid))
+        self.children[pid] = (ident, os.path.join(trial_dir, _PID_NAME))
+        self.send(("pid", ident, pid, start))
 
     def reap(self):
         while self.children:

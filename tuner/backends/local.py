@@ -4,9 +4,9 @@ Layout of a trial's folder (``run.trial_dir``):
 
 * ``trial.log`` — the command's stdout and stderr (appended);
 * ``pid`` — created before the command starts; lines appended as the trial goes:
-  ``<pid> -`` and ``reaper <pid> <start time>`` (the process that started it and reaps
-  it) once it has started, ``<pid> <start time>`` from the launching controller,
-  ``exit <status>`` when it ended;
+  ``<pid> <start time>`` and ``reaper <pid> <start time>`` (the process that started it
+  and reaps it) once it has started, ``exit <status>`` when it ended (files of earlier
+  versions may hold ``<pid> -`` and a second ``<pid> <start time>`` line);
 * ``launch_error`` — why the command could not start (not found, not executable);
 * ``artifacts/`` — ``$HYPERFLOW_ARTIFACTS_DIR``, for the trial's outputs. Not created
   by the backend (a directory costs milliseconds per trial on some disks): a trial that
@@ -20,6 +20,10 @@ records the exit statuses of the trials it started until the last has ended; a
 restarted controller ``adopt``\\ s them: finished <=> ``pid`` holds a complete ``exit``
 line; a trial that is gone without one while its reaper is gone too is "lost". (Until
 issue 12 a ``/bin/sh`` wrapper around each command did this: one exec per trial more.)
+The reaper creates the trial's folder and ``pid`` file, and ``launch`` does not wait for
+its answer (the PID): the controller's loop goes on while the command starts, and the
+answer is taken with the exits (whatever needs the PID — ``kill``, ``pid`` — waits for
+it).
 
 Environment: ``os.environ`` + ``run.env`` + ``HYPERFLOW_TRIAL_DIR``,
 ``HYPERFLOW_TRIAL_NAME``, ``HYPERFLOW_EXPERIMENT_NAME``, ``HYPERFLOW_ARTIFACTS_DIR``;
@@ -65,10 +69,6 @@ _PYTHONS = frozenset({"python", "python3"})
 _MESSAGE_CHARS = 200
 
 
-class _ReaperGone(Exception):
-    """The reaper exited before it answered a launch."""
-
-
 @dataclass(eq=False)
 class _Trial:
     run: TrialRun
@@ -78,6 +78,7 @@ class _Trial:
     start_time: str | None = None
     reaper: tuple[int, str | None] | None = None  # adopted: the reaper that started it
     ident: int = 0  # ours: the reaper's name for it (its exit is reported by this)
+    starting: bool = False  # ours: asked the reaper to start it, no answer yet
     pidfd: int | None = None
     exit: TrialExit | None = None
     reported: bool = False  # ``poll`` has returned the exit
@@ -116,6 +117,7 @@ class LocalBackend(TrialBackend):
         self._reaper: subprocess.Popen[bytes] | None = None
         self._from_reaper = b""  # bytes of an incomplete frame
         self._exits: dict[int, int] = {}  # ident -> exit status, as the reaper reported
+        self._starting: dict[int, _Trial] = {}  # ident -> trial whose start is unanswered
         self._idents = 0
 
     # -- TrialBackend ------------------------------------------------------------------
@@ -129,9 +131,6 @@ class LocalBackend(TrialBackend):
             raise ValueError(f"trial {run.trial_name} is already known to this backend")
         command = check_command_trial(run, "LocalBackend")
         trial_dir = Path(os.path.abspath(run.trial_dir))
-        trial_dir.mkdir(parents=True, exist_ok=True)
-        for stale in (PID_NAME, LAUNCH_ERROR_NAME):
-            (trial_dir / stale).unlink(missing_ok=True)
         env = trial_env(run, trial_dir)
         trial = _Trial(run=run, collector=NullCollector())
         self._trials[run.trial_name] = trial
@@ -147,32 +146,40 @@ class LocalBackend(TrialBackend):
             self._fail_launch(trial, trial_dir, str(exc))
             return
         argv = trial_argv(command)
-        problem = check_command(argv, Path(run.cwd), env.get("PATH", os.defpath))
+        search = env.get("PATH", os.defpath)
+        problem = check_command(argv, Path(run.cwd), search)
         if problem:
             self._fail_launch(trial, trial_dir, problem)
             return
         self._idents += 1
         trial.ident = self._idents
-        try:
-            pid = self._start(trial.ident, run, argv, env, trial_dir)
-        except _ReaperGone:
-            # It may have started the command before it went: watched through its files.
-            started, start_time, _ = _read_pid_file(trial_dir)
-            if started is None:
-                self._fail_launch(trial, trial_dir, "cannot start: the trial reaper exited")
-                return
-            trial.pid, trial.start_time = started, start_time
-            trial.reaper = _read_reaper(trial_dir)
-            trial.pidfd = _pidfd(started)
+        path = resolve_command(argv[0], Path(run.cwd), search)
+        request = (
+            trial.ident,
+            path,
+            argv,
+            env,
+            str(run.cwd),
+            str(trial_dir),
+            str(trial_dir / LOG_NAME),
+        )
+        data = marshal.dumps(request)
+        for attempt in (1, 2):
+            reaper = self._ensure_reaper()
+            assert reaper.stdin is not None
+            try:
+                reaper.stdin.write(_HEADER.pack(len(data)) + data)
+                reaper.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                self._forget_reaper()
+                if attempt == 2:
+                    self._fail_launch(
+                        trial, trial_dir, "cannot start: the trial reaper is not running"
+                    )
+                continue
+            trial.ours = trial.starting = True
+            self._starting[trial.ident] = trial
             return
-        except OSError as exc:  # e.g. the working directory does not exist
-            self._fail_launch(trial, trial_dir, f"cannot start: {exc}")
-            return
-        trial.ours, trial.pid = True, pid
-        trial.start_time = _start_time(pid)
-        # Appended: the reaper may already have appended the exit line.
-        with open(trial_dir / PID_NAME, "a", encoding="ascii") as pid_file:
-            pid_file.write(f"{pid} {trial.start_time or '-'}\n")
 
     def poll(self, trial_name: str) -> TrialExit | None:
         trial = self._trials[trial_name]
@@ -191,6 +198,9 @@ class LocalBackend(TrialBackend):
     def kill(self, trial_name: str) -> None:
         trial = self._trials.get(trial_name)
         if trial is None or trial.exit is not None or trial.killed_at is not None:
+            return
+        self._await_start(trial)
+        if trial.exit is not None:
             return
         trial.killed_at = time.monotonic()
         if trial.pid is not None and self._group_alive(trial):
@@ -232,9 +242,11 @@ class LocalBackend(TrialBackend):
         return Path(os.path.abspath(self._trials[trial_name].run.trial_dir)) / LOG_NAME
 
     def release(self, trial_name: str) -> None:
-        trial = self._trials.pop(trial_name, None)
+        trial = self._trials.get(trial_name)
         if trial is None:
             return
+        self._await_start(trial)
+        del self._trials[trial_name]
         trial.close_pidfd()
         if not trial.ours or trial.pid is None:
             return
@@ -276,65 +288,55 @@ class LocalBackend(TrialBackend):
     def wait(self, timeout: float) -> None:
         """Return as soon as some trial's exit awaits ``poll``, or after ``timeout`` s.
 
-        Trial exits are watched through pidfds, so the controller learns of an exit at
-        once instead of at its next polling tick. Killed trials are polled on the tick.
+        Trial exits are watched through the reaper's reports (and pidfds for adopted
+        trials), so the controller learns of an exit at once instead of at its next
+        polling tick. The reaper's answers to starts are taken on the way without
+        returning. Killed trials are polled on the tick.
         """
-        watched: list[int] = []
-        reaper = False
-        for trial in self._trials.values():
-            if trial.exit is not None:
-                if not trial.reported:
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            watched: list[int] = []
+            reaper_fd: int | None = None
+            running: set[int] = set()
+            for trial in self._trials.values():
+                if trial.exit is not None:
+                    if not trial.reported:
+                        return
+                elif trial.ours and trial.killed_at is None:
+                    running.add(trial.ident)
+                elif trial.pidfd is not None and trial.killed_at is None:
+                    watched.append(trial.pidfd)
+            if running and self._reaper is not None and self._reaper.stdout is not None:
+                if self._exits.keys() & running:
                     return
-            elif trial.ours and trial.killed_at is None:
-                reaper = True
-            elif trial.pidfd is not None and trial.killed_at is None:
-                watched.append(trial.pidfd)
-        if reaper and self._reaper is not None and self._reaper.stdout is not None:
-            if self._from_reaper or self._exits.keys() & {
-                t.ident for t in self._trials.values() if t.ours and t.exit is None
-            }:
+                reaper_fd = self._reaper.stdout.fileno()
+                watched.append(reaper_fd)
+            remaining = deadline - time.monotonic()
+            if not watched:
+                time.sleep(max(0.0, remaining))
                 return
-            watched.append(self._reaper.stdout.fileno())
-        if not watched:
-            time.sleep(timeout)
-            return
-        poller = select.poll()
-        for fd in watched:
-            poller.register(fd, select.POLLIN)
-        poller.poll(max(0.0, timeout) * 1000)
+            if remaining <= 0:
+                return
+            poller = select.poll()
+            for fd in watched:
+                poller.register(fd, select.POLLIN)
+            events = poller.poll(remaining * 1000)
+            if not events or any(fd != reaper_fd for fd, _ in events):
+                return
+            self._receive(0)
 
     def pid(self, trial_name: str) -> int | None:
         """The PID (and process group id) of the trial's command, if it started."""
-        return self._trials[trial_name].pid
+        trial = self._trials[trial_name]
+        self._await_start(trial)
+        return trial.pid
 
     # -- the reaper --------------------------------------------------------------------
 
-    def _start(
-        self, ident: int, run: TrialRun, argv: list[str], env: dict[str, str], trial_dir: Path
-    ) -> int:
-        """Have the reaper start the command; its PID (OSError: it could not start)."""
-        path = resolve_command(argv[0], Path(run.cwd), env.get("PATH", os.defpath))
-        cwd, log = str(run.cwd), str(trial_dir / LOG_NAME)
-        request = (ident, path, argv, env, cwd, str(trial_dir), log)
-        data = marshal.dumps(request)
-        for attempt in (1, 2):
-            reaper = self._ensure_reaper()
-            assert reaper.stdin is not None
-            try:
-                reaper.stdin.write(_HEADER.pack(len(data)) + data)
-                reaper.stdin.flush()
-            except (BrokenPipeError, ValueError):
-                if attempt == 2:
-                    raise OSError("the trial reaper is not running") from None
-                self._forget_reaper()
-                continue
-            reply = self._receive(None, reply=True)
-            if reply is None:
-                raise _ReaperGone
-            if reply[0] == "error":
-                raise OSError(reply[1].removeprefix("cannot start: "))
-            return int(reply[1])
-        raise AssertionError("unreachable")
+    def _await_start(self, trial: _Trial) -> None:
+        """Take the reaper's answer to ``trial``'s start (its PID, or why it could not)."""
+        while trial.starting and self._reaper is not None:
+            self._receive(1.0)
 
     def _ensure_reaper(self) -> subprocess.Popen[bytes]:
         if self._reaper is None or self._reaper.poll() is not None:
@@ -354,15 +356,26 @@ class LocalBackend(TrialBackend):
     def _reaper_alive(self) -> bool:
         return self._reaper is not None and self._reaper.poll() is None
 
-    def _receive(self, timeout: float | None, reply: bool = False) -> tuple[Any, ...] | None:
-        """Read the reaper's frames: exits are recorded; with ``reply``, the first other
-        frame is returned (waiting for it; None if the reaper is gone), else whatever
-        arrives within ``timeout`` s is taken and None returned."""
+    def _receive(self, timeout: float) -> None:
+        """Take the reaper's frames that arrive within ``timeout`` s (what is there already,
+        with 0): started trials get their PID, failed starts their exit, ended trials'
+        statuses are recorded. The reaper's end (EOF) is :meth:`_forget_reaper`."""
         reaper = self._reaper
         if reaper is None or reaper.stdout is None:
-            return None
+            return
         fd = reaper.stdout.fileno()
         while True:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if not ready:
+                return
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:  # the reaper exited
+                self._forget_reaper()
+                return
+            self._from_reaper += chunk
             while len(self._from_reaper) >= _HEADER.size:
                 (size,) = _HEADER.unpack_from(self._from_reaper)
                 end = _HEADER.size + size
@@ -370,29 +383,40 @@ class LocalBackend(TrialBackend):
                     break
                 frame = marshal.loads(self._from_reaper[_HEADER.size : end])
                 self._from_reaper = self._from_reaper[end:]
-                if frame[0] == "exit":
-                    self._exits[int(frame[1])] = int(frame[2])
-                elif reply:
-                    return tuple(frame)
-            ready, _, _ = select.select([fd], [], [], None if reply else timeout)
-            if not ready:
-                return None
-            try:
-                chunk = os.read(fd, 65536)
-            except BlockingIOError:
-                continue
-            if not chunk:  # the reaper exited
-                self._forget_reaper()
-                return None
-            self._from_reaper += chunk
-            if not reply:
-                timeout = 0
+                self._take(frame)
+            timeout = 0
+
+    def _take(self, frame: tuple[Any, ...]) -> None:
+        kind, ident = frame[0], int(frame[1])
+        if kind == "exit":
+            self._exits[ident] = int(frame[2])
+            return
+        trial = self._starting.pop(ident, None)
+        if trial is None:
+            return
+        trial.starting = False
+        if kind == "pid":
+            trial.pid, trial.start_time = int(frame[2]), None if frame[3] == "-" else frame[3]
+        else:
+            trial.ours = False
+            self._fail_launch(trial, Path(os.path.abspath(trial.run.trial_dir)), str(frame[2]))
 
     def _forget_reaper(self) -> None:
         """The reaper is gone (or is being replaced): its trials are watched through their
         ``pid`` files from now on, as adopted ones are."""
         reaper, self._reaper = self._reaper, None
         self._from_reaper = b""
+        starting, self._starting = self._starting, {}
+        for trial in starting.values():
+            # It may have started the command before it went: watched through its files.
+            trial.starting = False
+            trial_dir = Path(os.path.abspath(trial.run.trial_dir))
+            started, start_time, _ = _read_pid_file(trial_dir)
+            if started is None:
+                trial.ours = False
+                self._fail_launch(trial, trial_dir, "cannot start: the trial reaper exited")
+            else:
+                trial.pid, trial.start_time = started, start_time
         for trial in self._trials.values():
             if trial.ours and trial.exit is None and trial.ident not in self._exits:
                 trial.ours = False
@@ -412,6 +436,8 @@ class LocalBackend(TrialBackend):
         reaper = self._reaper
         if reaper is None:
             return
+        for trial in list(self._starting.values()):
+            self._await_start(trial)
         self._reaper = None
         self._from_reaper = b""
         for stream in (reaper.stdin, reaper.stdout):
@@ -424,16 +450,21 @@ class LocalBackend(TrialBackend):
     # -- internals ---------------------------------------------------------------------
 
     def _fail_launch(self, trial: _Trial, trial_dir: Path, message: str) -> None:
-        # Written down so that a controller adopting this trial knows why it failed.
-        with open(trial_dir / LOG_NAME, "a", encoding="utf-8") as log:
-            log.write(message + "\n")
-        (trial_dir / LAUNCH_ERROR_NAME).write_text(message + "\n", encoding="utf-8")
         trial.exit = TrialExit(succeeded=False, exit_code=None, message=message)
+        # Written down so that a controller adopting this trial knows why it failed (a
+        # folder that cannot be made: its trial fails all the same, for this controller).
+        with contextlib.suppress(OSError):
+            trial_dir.mkdir(parents=True, exist_ok=True)
+            with open(trial_dir / LOG_NAME, "a", encoding="utf-8") as log:
+                log.write(message + "\n")
+            (trial_dir / LAUNCH_ERROR_NAME).write_text(message + "\n", encoding="utf-8")
 
     def _poll_running(self, trial: _Trial) -> TrialExit | None:
         trial_dir = Path(os.path.abspath(trial.run.trial_dir))
         if trial.ours:
             self._receive(0)
+            if trial.exit is not None:  # it could not start
+                return trial.exit
             if trial.ours:  # (the reaper may have turned out to be gone)
                 code = self._exits.get(trial.ident)
                 return None if code is None else exit_for(code, trial_dir)
