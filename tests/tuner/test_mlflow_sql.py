@@ -592,3 +592,38 @@ def test_a_commit_sqlite_refuses_keeps_nothing_and_the_next_write_works(
     sql.insert_finished(experiment, {new_run_id(): finished_run("after")})
     assert [r.info.run_name for r in client.search_runs([experiment_id])] == ["after"]
     sql.close()
+
+
+def test_a_trial_log_is_linked_into_the_artifacts_and_copied_where_links_fail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's ``trial.log`` artifact has the log's content: a hard link on the same file
+    system (no copy of the data), replaced when a resumed experiment sends it again, and a
+    copy where no link can be made (another file system: EXDEV)."""
+    import errno
+    import os
+
+    import tuner.tracking.mlflow_sql as mlflow_sql
+
+    log = tmp_path / "trial" / "trial.log"
+    log.parent.mkdir()
+    log.write_text("loss=0.5\n")
+    artifacts = tmp_path / "mlartifacts" / "1" / "run" / "artifacts"
+    SqlRunStore.log_files("run", artifacts.as_uri(), log, None)
+    linked = artifacts / "trial.log"
+    assert linked.read_text() == "loss=0.5\n"
+    assert linked.stat().st_ino == log.stat().st_ino
+    again = tmp_path / "again.log"
+    again.write_text("loss=0.25\n")
+    mlflow_sql.link_or_copy(again, linked)  # a re-send replaces it
+    assert linked.read_text() == "loss=0.25\n"
+
+    def cross_device(src: object, dst: object) -> None:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    monkeypatch.setattr(mlflow_sql.os, "link", cross_device)
+    other = tmp_path / "other" / "1" / "run" / "artifacts"
+    SqlRunStore.log_files("run", other.as_uri(), log, None)
+    copied = other / "trial.log"
+    assert copied.read_text() == "loss=0.5\n"
+    assert copied.stat().st_ino != log.stat().st_ino

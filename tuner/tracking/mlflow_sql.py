@@ -808,11 +808,29 @@ class SqlRunStore:
         if root is None:
             log_to_repository(artifact_uri, file, folder)
             return
-        root.mkdir(parents=True, exist_ok=True)
+        os.makedirs(root, exist_ok=True)  # (no failed mkdir first, as pathlib's does)
         if file is not None:
-            shutil.copy2(file, root / file.name)
+            link_or_copy(file, root / file.name)
         if folder is not None:
             shutil.copytree(folder, root, dirs_exist_ok=True)
+
+
+def link_or_copy(file: Path, target: Path) -> None:
+    """``target`` with ``file``'s content: a hard link where the file system allows one (a
+    finished trial's log is never written again, and the link survives the trial folder's
+    removal), else a copy (``shutil.copy2``, as MLflow's local repository copies)."""
+    try:
+        os.link(file, target)
+        return
+    except FileExistsError:  # re-sent after a resume: the file is replaced, as a copy would
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(target)
+        with contextlib.suppress(OSError):
+            os.link(file, target)
+            return
+    except OSError:  # another file system, or one without hard links
+        pass
+    shutil.copy2(file, target)
 
 
 def log_to_repository(
