@@ -39,23 +39,51 @@ sys.path.insert(0, str(REPO))
 from benchmarks.experiments import command_experiment  # noqa: E402
 
 
-def floor(commands: list[list[str]], parallel: int) -> float:
-    """Spawn the commands ``parallel`` at a time, output to a file, wait for each."""
-    start = time.perf_counter()
-    running: list[subprocess.Popen[bytes]] = []
+# The floor: a scheduler that does nothing but spawn the commands ``parallel`` at a time
+# (output to a file each) and wait for whichever ends first. It runs in a small
+# interpreter of its own (no site, standard library only), as hyperflow's reaper does:
+# spawning from this process, big after hyperflow and optuna are imported, costs more
+# than the same spawn from a small one (the floor then beat hyperflow itself by up to
+# 20%). It reports its wall time and the CPU of itself and its children from its first
+# spawn to its last wait.
+_FLOOR = r"""
+import json, os, resource, subprocess, sys, time
+with open(sys.argv[1]) as f:
+    commands = json.load(f)
+parallel, logs = int(sys.argv[2]), sys.argv[3]
+def cpu():
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+cpu0, start = cpu(), time.perf_counter()
+running = {}
+for i, cmd in enumerate(commands):
+    while len(running) >= parallel:
+        running.pop(os.wait()[0], None)
+    with open(os.path.join(logs, f"{i}.log"), "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    running[proc.pid] = proc
+while running:
+    running.pop(os.wait()[0], None)
+print(json.dumps([time.perf_counter() - start, cpu() - cpu0]))
+"""
+
+
+def floor(commands: list[list[str]], parallel: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of spawning the commands ``parallel`` at a time."""
+    import json
+
     with tempfile.TemporaryDirectory() as tmp:
-        for i, cmd in enumerate(commands):
-            while len(running) >= parallel:
-                # wait for whichever finishes first (os.wait), as a scheduler would
-                pid, _ = os.wait()
-                running = [p for p in running if p.pid != pid]
-                for p in running:
-                    p.poll()
-            with open(Path(tmp) / f"{i}.log", "wb") as log:
-                running.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
-        for p in running:
-            p.wait()
-    return time.perf_counter() - start
+        listing = Path(tmp) / "commands.json"
+        listing.write_text(json.dumps(commands))
+        out = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", _FLOOR, str(listing), str(parallel), tmp],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    elapsed, cpu = json.loads(out)
+    return float(elapsed), float(cpu)
 
 
 def prepared_home(home: str) -> str:
@@ -269,11 +297,6 @@ def main() -> None:
         # trial: what the machine's load does not inflate the way it inflates wall time.
         cpu = {"floor": 0.0, "on": 0.0, "off": 0.0}
         times: dict[str, list[float]] = {"floor": [], "on": [], "off": []}
-        # First, before this process has run hyperflow (spawning from it is slower after:
-        # 1.34 s vs 1.83 s for the same floor, load ~1.3).
-        before = cpu_seconds()
-        times["floor"].append(floor(commands, par))
-        cpu["floor"] += cpu_seconds() - before
         # Warm hyperflow (its lazy imports in this process, the MLflow writer's files):
         # otherwise the first row timed pays them and the second does not.
         hyperflow_commands("bench-warm", template, 10, par, track=True)
@@ -289,11 +312,11 @@ def main() -> None:
             times["off"].append(
                 hyperflow_commands(f"bench-off-{slug}-{round_}", template, n, par, False)[0]
             )
-            after = cpu_seconds()
-            times["floor"].append(floor(commands, par))
             cpu["on"] += middle - before
-            cpu["off"] += after - middle
-            cpu["floor"] += cpu_seconds() - after
+            cpu["off"] += cpu_seconds() - middle
+            floor_time, floor_cpu = floor(commands, par)
+            times["floor"].append(floor_time)
+            cpu["floor"] += floor_cpu
         t_floor = statistics.median(times["floor"])
         t_hf = statistics.median(times["on"])
         t_hf_nomlflow = statistics.median(times["off"])

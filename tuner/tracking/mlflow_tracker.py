@@ -2,7 +2,8 @@
 
 Every call stamps an event and queues it (microseconds). A sender thread starts the
 writer process (:mod:`tuner.tracking.mlflow_process`) on the first event and streams the
-events to it; the writer imports mlflow, folds the events into per-run buffers and writes
+events to it, a burst at a time (it lets events gather up to 0.25 s, never past a flush
+or close); the writer imports mlflow, folds the events into per-run buffers and writes
 them with few round trips (:mod:`tuner.tracking.mlflow_writer`), every
 ``batch_interval`` seconds, retrying failed writes with exponential backoff. It
 acknowledges what it wrote; a reader thread here takes the acknowledgements, so
@@ -77,6 +78,10 @@ logger = logging.getLogger(__name__)
 # Bounds the wait at interpreter exit when the owner never called close().
 _EXIT_FLUSH_TIMEOUT = 10.0
 _WAIT_SLICE = 0.1  # waits are sliced so that Ctrl-C is handled promptly
+# How long the sender lets events gather before it passes them to the writer process (at
+# most the writer's batch interval, which it waits anyway; a flush or close ends it at
+# once): one wake-up of the sender and of the writer per burst instead of per event.
+_SEND_LINGER = 0.25
 
 
 def _ms(at: float | None) -> int:
@@ -118,6 +123,7 @@ class MlflowTracker(Tracker):
     ) -> None:
         self.tracking_uri = tracking_uri
         self._in_process = in_process
+        self._batch_interval = batch_interval
         self._artifact_root = artifact_root
         self._sqlite_wal = sqlite_wal
         self._config = {
@@ -142,6 +148,7 @@ class MlflowTracker(Tracker):
         self._proc: subprocess.Popen[bytes] | None = None
         self._loop: Any = None  # the in-process WriteLoop, when the sender thread writes
         self._sender: threading.Thread | None = None
+        self._nudge = threading.Event()  # flush/close/abort: the sender stops lingering
         self._writer_done = False  # the writer process exited / the write loop returned
         self._experiment: tuple[str | None, str | None] = (None, None)
         self._run_ids: dict[str | None, str] = {}
@@ -273,6 +280,7 @@ class MlflowTracker(Tracker):
             proc = self._proc
             loop = self._loop
         atexit.unregister(self._close_at_exit)
+        self._nudge.set()
         if self._in_process:
             self._outbox.put(wire.CLOSED)  # a loop waiting for events ends too
         if loop is not None:
@@ -295,8 +303,10 @@ class MlflowTracker(Tracker):
         return self._failure is not None or self._writer_done
 
     def _wake(self) -> None:
-        """An in-process write loop writes at once what was queued before this call. (One
-        not started yet takes it first thing: it is set before it takes anything.)"""
+        """What was queued before this call goes to the writer at once: the sender stops
+        lingering; an in-process write loop writes it (one not started yet takes it first
+        thing: it is set before it takes anything)."""
+        self._nudge.set()
         loop = self._loop
         if loop is not None:
             loop.wake.set()
@@ -380,11 +390,26 @@ class MlflowTracker(Tracker):
         threading.Thread(
             target=self._read, args=(proc,), name="hyperflow-mlflow-acks", daemon=True
         ).start()
+        linger = min(_SEND_LINGER, self._batch_interval)
         try:
-            while (item := self._outbox.get()) is not wire.CLOSED:
-                proc.stdin.write(framing.encode(item))
-                if self._outbox.empty():
-                    proc.stdin.flush()
+            closed = False
+            while not closed:
+                item = self._outbox.get()
+                if item is not wire.CLOSED and item[0] == wire.EVENT and linger > 0:
+                    self._nudge.wait(linger)  # let a burst gather (see _SEND_LINGER)
+                    self._nudge.clear()
+                frames: list[bytes] = []
+                while True:
+                    if item is wire.CLOSED:
+                        closed = True
+                        break
+                    frames.append(framing.encode(item))
+                    try:
+                        item = self._outbox.get_nowait()
+                    except queue.Empty:
+                        break
+                proc.stdin.write(b"".join(frames))
+                proc.stdin.flush()
             proc.stdin.close()
         except (BrokenPipeError, ValueError, OSError):
             pass  # the writer is gone; the reader reports why
