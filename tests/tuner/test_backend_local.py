@@ -357,3 +357,24 @@ def test_a_reaper_gone_during_a_launch_leaves_a_started_trial_watched(
         assert not lost.succeeded and lost.message.startswith("lost"), lost
     finally:
         backend.close()
+
+
+def test_a_start_the_reaper_refuses_fails_its_trial_and_not_the_next(
+    tmp_path: Path, backend: LocalBackend
+) -> None:
+    """``launch`` does not wait for the reaper: a command it cannot start (its working
+    directory is gone) is reported by ``poll`` as a failed launch, written down for a
+    controller that adopts the trial, and the next trial starts as usual."""
+    import dataclasses
+
+    gone = tmp_path / "gone"
+    run = dataclasses.replace(make_run(tmp_path, "a", ["python", "-c", "pass"]), cwd=gone)
+    backend.launch(run)
+    exit_ = wait_exit(backend, "a")
+    assert not exit_.succeeded and exit_.exit_code is None
+    assert exit_.message == f"cannot start: [Errno 2] No such file or directory: '{gone}'"
+    assert (run.trial_dir / "launch_error").read_text() == exit_.message + "\n"
+    assert not (run.trial_dir / "pid").exists()  # never started: a restart may launch it
+    backend.launch(make_run(tmp_path, "b", ["python", "-c", "print('loss=2')"]))
+    assert wait_exit(backend, "b") == TrialExit(True, 0, "exit code 0")
+    assert [o.value for o in backend.collect("b")] == [2.0]
