@@ -117,6 +117,12 @@ def prepared_home(home: str) -> str:
     return home
 
 
+# CPU seconds (all processes, see cpu_seconds) of the timed part of the last
+# hyperflow_commands / hyperflow_functions call: the experiment alone, not the benchmark's
+# set-up of its home (the store's migrations) or its clean-up.
+LAST_CPU = [0.0]
+
+
 def hyperflow_commands(
     name: str, command: list[str], trials: int, parallel: int, track: bool
 ) -> tuple[float, int]:
@@ -126,9 +132,11 @@ def hyperflow_commands(
     with tempfile.TemporaryDirectory() as home:
         settings = TunerSettings(home=Path(prepared_home(home)))
         experiment = command_experiment(name, command, trials, parallel)
+        cpu = cpu_seconds()
         start = time.perf_counter()
         outcome = run_experiment(experiment, settings=settings, track=track)
         elapsed = time.perf_counter() - start
+        LAST_CPU[0] = cpu_seconds() - cpu
         from tuner.store import Store
 
         store = Store(settings.store_url)
@@ -173,6 +181,7 @@ def hyperflow_functions(
 
     with tempfile.TemporaryDirectory() as tmp:
         home = home or prepared_home(tmp)
+        cpu = cpu_seconds()
         start = time.perf_counter()
         result = tune(
             name=name,
@@ -187,6 +196,7 @@ def hyperflow_functions(
             progress=False,
         )
         elapsed = time.perf_counter() - start
+        LAST_CPU[0] = cpu_seconds() - cpu
     return elapsed, sum(1 for t in result.trials if t.phase.value == "Succeeded")
 
 
@@ -328,16 +338,13 @@ def main() -> None:
         ok = 0
         # Round-robin (--repeat): a change of the machine's speed hits every column.
         for round_ in range(args.repeat):
-            before = cpu_seconds()
             elapsed, ok = hyperflow_commands(f"bench-{slug}-{round_}", template, n, par, True)
             times["on"].append(elapsed)
-            middle = cpu_seconds()
+            cpu["on"] += LAST_CPU[0]
             times["off"].append(
                 hyperflow_commands(f"bench-off-{slug}-{round_}", template, n, par, False)[0]
             )
-            after = cpu_seconds()
-            cpu["on"] += middle - before
-            cpu["off"] += after - middle
+            cpu["off"] += LAST_CPU[0]
             strict_time, strict_cpu = strict_floor(commands, par)
             times["strict"].append(strict_time)
             cpu["strict"] += strict_cpu
@@ -378,13 +385,12 @@ def main() -> None:
         print(f"\n== {n} SDK function trials, {par} at a time ==")
         t_opt = min(bare_optuna(n) for _ in range(3))
         hyperflow_functions(10, par, track=False)  # warm: imports, page cache
-        cpu0 = cpu_seconds()
         t_fn, ok = hyperflow_functions(n, par, track=True)
-        cpu1 = cpu_seconds()
+        cpu_on = LAST_CPU[0]
         t_fn_off, ok_off = hyperflow_functions(n, par, track=False)
-        cpu2 = cpu_seconds()
+        cpu_off = LAST_CPU[0]
         per = {k: v / n * 1000 for k, v in (("opt", t_opt), ("on", t_fn), ("off", t_fn_off))}
-        cpu = {"on": (cpu1 - cpu0) / n * 1000, "off": (cpu2 - cpu1) / n * 1000}
+        cpu = {"on": cpu_on / n * 1000, "off": cpu_off / n * 1000}
         print(
             f"bare optuna ask/tell {per['opt']:.2f} ms/trial | hyperflow tune() MLflow off "
             f"{t_fn_off:.2f}s ({ok_off} ok, {per['off']:.2f} ms/trial, +{per['off'] - per['opt']:.2f} ms; "
