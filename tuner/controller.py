@@ -546,13 +546,18 @@ class ExperimentController:
                 )
                 self._settle_all_killed()
                 return self.store.get_experiment_by_uid(uid)
+            checked = self._completion_inputs()
             launched = self._launch_queued() or self._launch_new()
             # One transaction for the whole turn, then what acts on it (launches ...).
             self._commit()
             if changed or launched:
                 self._notify()
                 idle = 0.001
-                continue
+                if backend_wait is None or self._completion_inputs() != checked:
+                    continue
+                # Nothing the completion check reads has changed since it ran: on to the
+                # backend's wait, which returns at once if a trial has news already (a
+                # turn less per trial than looking again first).
             timeout = self.poll_interval
             if self._batch.lazy_since is not None:
                 timeout = min(timeout, self._batch.lazy_since + _LAZY_COMMIT - time.monotonic())
@@ -809,6 +814,13 @@ class ExperimentController:
                 "Experiment has succeeded because suggestion service has reached the end",
             )
         return None
+
+    def _completion_inputs(self) -> tuple[object, ...]:
+        """What :meth:`_check_completion` decides on (finished counts, trial count, best
+        value, suggestions' end): unchanged since it ran, it would decide the same."""
+        counts = self._phase_counts
+        finished = tuple(counts[phase] for phase in TrialPhase if phase.finished)
+        return (finished, len(self.trials), self.best_value, self._suggestions_exhausted)
 
     def _complete_unless_none_succeeded(
         self, uid: str, reason: ExperimentReason, message: str
