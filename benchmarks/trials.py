@@ -26,8 +26,10 @@ compiled to bytecode, as an installed package has them.
 from __future__ import annotations
 
 import argparse
+import atexit
 import compileall
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -294,6 +296,7 @@ def main() -> None:
         os.environ["BENCH_FRESH_HOME"] = "1"
     n, par = args.trials, args.parallel
     mlflow_dir = tempfile.mkdtemp(prefix="hyperflow-bench-mlflow-")
+    atexit.register(shutil.rmtree, mlflow_dir, ignore_errors=True)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{mlflow_dir}/mlflow.db"
     from tuner.tracking.mlflow_store import prepare_sqlite_store
 
