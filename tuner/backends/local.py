@@ -146,14 +146,13 @@ class LocalBackend(TrialBackend):
             self._fail_launch(trial, trial_dir, str(exc))
             return
         argv = trial_argv(command)
-        search = env.get("PATH", os.defpath)
-        problem = check_command(argv, Path(run.cwd), search)
-        if problem:
+        path, problem = locate_command(argv, Path(run.cwd), env.get("PATH", os.defpath))
+        if path is None:
+            assert problem is not None
             self._fail_launch(trial, trial_dir, problem)
             return
         self._idents += 1
         trial.ident = self._idents
-        path = resolve_command(argv[0], Path(run.cwd), search)
         request = (
             trial.ident,
             path,
@@ -531,26 +530,26 @@ def trial_argv(command: list[str]) -> list[str]:
 
 def check_command(argv: list[str], cwd: Path, path: str) -> str | None:
     """Why ``argv`` cannot start (a short message), or None if it can."""
+    return locate_command(argv, cwd, path)[1]
+
+
+def locate_command(argv: list[str], cwd: Path, path: str) -> tuple[str | None, str | None]:
+    """(the file ``argv[0]`` names, as ``execvp`` in ``cwd`` with ``PATH=path`` finds it,
+    None), or (None, why it cannot start: a short message)."""
     if not argv or not argv[0]:
-        return "empty command"
+        return None, "empty command"
     exe = argv[0]
     if os.sep in exe:
         full = exe if os.path.isabs(exe) else os.path.join(cwd, exe)
         if not os.path.isfile(full):
-            return f"command not found: {exe}"
+            return None, f"command not found: {exe}"
         if not os.access(full, os.X_OK):
-            return f"command not executable: {exe}"
-        return None
-    if shutil.which(exe, path=path) is None:
-        return f"command not found: {exe}"
-    return None
-
-
-def resolve_command(exe: str, cwd: Path, path: str) -> str:
-    """The file ``exe`` names, as ``execvp`` in ``cwd`` with ``PATH=path`` finds it."""
-    if os.sep not in exe:
-        exe = shutil.which(exe, path=path) or exe
-    return exe if os.path.isabs(exe) else os.path.join(cwd, exe)
+            return None, f"command not executable: {exe}"
+        return full, None
+    found = shutil.which(exe, path=path)
+    if found is None:
+        return None, f"command not found: {exe}"
+    return (found if os.path.isabs(found) else os.path.join(cwd, found)), None
 
 
 def group_has_live_members(pgid: int) -> bool:
