@@ -89,6 +89,17 @@ def backend(kube: KubeClient) -> Iterator[KubernetesBackend]:
         b.close()
 
 
+def stored_trials(settings: Any, uid: str) -> list[Any]:
+    """The experiment's trials as its store holds them."""
+    from tuner.store import Store
+
+    store = Store(settings.store_url)
+    try:
+        return store.trials(uid)
+    finally:
+        store.close()
+
+
 def wait_exit(backend: KubernetesBackend, name: str) -> TrialExit:
     found: list[TrialExit] = []
 
@@ -464,7 +475,6 @@ def test_an_experiment_runs_end_to_end_as_jobs(
     from tests.kube.kubelet import LocalKubelet
     from tuner.runner import run_experiment
     from tuner.settings import TunerSettings
-    from tuner.store import Store
 
     exp = experiment(SQUARE_JOB)
     exp.spec.max_trial_count = 4
@@ -474,11 +484,7 @@ def test_an_experiment_runs_end_to_end_as_jobs(
     with LocalKubelet(kube_api, tmp_path):
         outcome = run_experiment(exp, settings=settings, backend=backend, track=False)
     assert outcome.record.phase.value == "Succeeded"
-    store = Store(settings.store_url)
-    try:
-        trials = store.trials(outcome.record.uid)
-    finally:
-        store.close()
+    trials = stored_trials(settings, outcome.record.uid)
     assert len(trials) == 4 and {t.phase.value for t in trials} == {"Succeeded"}
     for t in trials:
         assert t.objective_value == pytest.approx(float(t.assignments["lr"]) ** 2)
@@ -569,7 +575,6 @@ def test_a_container_without_command_runs_its_images_entrypoint_as_a_job(
     from tests.kube.kubelet import LocalKubelet
     from tuner.runner import run_experiment
     from tuner.settings import TunerSettings
-    from tuner.store import Store
 
     exp = experiment(ENTRYPOINT_JOB)
     exp.spec.max_trial_count = 2
@@ -581,11 +586,7 @@ def test_a_container_without_command_runs_its_images_entrypoint_as_a_job(
     with LocalKubelet(kube_api, tmp_path, entrypoints=entrypoints) as kubelet:
         outcome = run_experiment(exp, settings=settings, backend=backend, track=False)
     assert outcome.record.phase.value == "Succeeded", outcome.record.message
-    store = Store(settings.store_url)
-    try:
-        trials = store.trials(outcome.record.uid)
-    finally:
-        store.close()
+    trials = stored_trials(settings, outcome.record.uid)
     assert len(trials) == 2 and {t.phase.value for t in trials} == {"Succeeded"}
     for t in trials:
         container = kubelet.containers[t.name]
