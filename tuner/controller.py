@@ -266,12 +266,21 @@ class ExperimentController:
             # finished experiment as it is; delete it to run it again).
             self.already_finished = True
             return record
+        # A backend with something to boot (a reaper, workers) boots it while the set-up
+        # below runs, so that the first trial starts at once.
+        prestart = getattr(self.backend, "prestart", None)
+        if prestart is not None:
+            prestart(self.spec.parallel_trial_count)
         pid = os.getpid()
         self.store.claim(record.uid, pid)
         try:
-            self._run(record)
-        finally:
+            result = self._run(record)
+        except BaseException:
             self.store.release(record.uid, pid)
+            raise
+        if result.phase.finished and result.controller_pid is None:
+            return result  # its end released the claim (Store.set_experiment_phase)
+        self.store.release(record.uid, pid)
         # Read after the release: an interrupted experiment has no controller any more.
         return self.store.get_experiment_by_uid(record.uid)
 
@@ -858,7 +867,8 @@ class ExperimentController:
         ) as exc:  # the outcome is stored; freeing the service's state is best effort
             log.warning("could not release the suggestion state of %s: %s", uid, exc)
         self._notify()
-        return self.store.get_experiment_by_uid(uid)
+        assert self.record is not None  # read back after the phase change, unchanged since
+        return self.record
 
     def _launch_new(self) -> bool:
         if self._suggestions_exhausted:

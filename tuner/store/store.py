@@ -36,6 +36,14 @@ from tuner.store.records import (
 )
 from tuner.types import ExperimentPhase, Observation, TrialPhase
 
+_EXPERIMENTS = cast(Table, ExperimentRow.__table__)
+_CONDITIONS = cast(Table, ConditionRow.__table__)
+_EXPERIMENT_BY_UID = select(_EXPERIMENTS).where(_EXPERIMENTS.c.uid == bindparam("uid"))
+_CONDITIONS_OF = (
+    select(_CONDITIONS)
+    .where(_CONDITIONS.c.experiment_uid == bindparam("uid"))
+    .order_by(_CONDITIONS.c.id)
+)
 _TRIALS = cast(Table, TrialRow.__table__)
 _OBSERVATIONS = cast(Table, ObservationRow.__table__)
 # Statements built once and executed with parameters: building them per call is most of
@@ -132,11 +140,12 @@ class Store:
             return _experiment_record(row) if row else None
 
     def get_experiment_by_uid(self, uid: str) -> ExperimentRecord:
-        with self._session() as s:
-            row = s.get(ExperimentRow, uid)
+        # Core, not the ORM: the controller reads its experiment back after each change.
+        with self.engine.connect() as conn:
+            row = conn.execute(_EXPERIMENT_BY_UID, {"uid": uid}).first()
             if row is None:
                 raise StoreError(f"no experiment with uid {uid}")
-            return _experiment_record(row)
+            return experiment_record(row, conn.execute(_CONDITIONS_OF, {"uid": uid}))
 
     def list_experiments(self, namespace: str | None = None) -> list[ExperimentRecord]:
         with self._session() as s:
@@ -191,25 +200,33 @@ class Store:
     def set_experiment_phase(
         self, uid: str, phase: ExperimentPhase, reason: str, message: str = ""
     ) -> None:
+        # Core statements, as the trials' writes: through the ORM's unit of work this was
+        # milliseconds, twice in every run (Running, then how it ended).
         now = time.time()
-        with self._session.begin() as s:
-            row = s.get(ExperimentRow, uid)
+        table = _EXPERIMENTS
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(table.c.phase, table.c.reason, table.c.started_at).where(table.c.uid == uid)
+            ).first()
             if row is None:
                 raise StoreError(f"no experiment with uid {uid}")
             if row.phase == phase.value and row.reason == reason:
                 return
-            row.phase, row.reason, row.message = phase.value, reason, message
+            values: dict[str, Any] = {"phase": phase.value, "reason": reason, "message": message}
             if phase is ExperimentPhase.RUNNING and row.started_at is None:
-                row.started_at = now
+                values["started_at"] = now
             if phase.finished:
-                row.completed_at = now
-                row.controller_pid = None
-                row.controller_host = None
-                row.controller_heartbeat = None
+                values.update(
+                    completed_at=now,
+                    controller_pid=None,
+                    controller_host=None,
+                    controller_heartbeat=None,
+                )
             elif phase is ExperimentPhase.RESTARTING:
-                row.completed_at = None
-            s.add(
-                ConditionRow(
+                values["completed_at"] = None
+            conn.execute(update(table).where(table.c.uid == uid).values(values))
+            conn.execute(
+                insert(_CONDITIONS).values(
                     experiment_uid=uid, type=phase.value, reason=reason, message=message, time=now
                 )
             )
