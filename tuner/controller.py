@@ -21,6 +21,15 @@ so that the same turn's suggestions take them into account: its state is never a
 (it is rebuilt from the store on every start). A launched trial's Running mark is the one
 change nothing acts on (resuming asks the backend what was started); it is committed with
 the next turn's changes, or on its own after ``_LAZY_COMMIT`` seconds.
+
+A trial on deck: for an algorithm whose suggestions ignore results (random, grid, sobol)
+and while trials are short (under ``_DECK_BELOW``), one trial more than the free slots is
+created and committed; it waits, Created, and starts as soon as a running trial ends, in
+the turn that sees the exit and before that turn's bookkeeping (ending the trial, the
+suggestion, the commit), so no slot waits for the loop. Never more than
+``parallelTrialCount`` trials run at once; a trial on deck when the experiment ends (goal,
+failures, an interrupt) is Killed without having started. A restarted controller starts the
+Created trials it finds only as slots are free.
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ from tuner.scheduling import TrialSlots
 from tuner.spec.models import Experiment, MetricsCollectorKind
 from tuner.store import ExperimentRecord, Store, TrialRecord
 from tuner.store.batch import Batch
-from tuner.suggestion import SuggestionClient
+from tuner.suggestion import SuggestionClient, ignores_results
 from tuner.suggestion.http_client import ServiceError
 from tuner.tracking import NullTracker, Tracker
 from tuner.trial_template import TemplateError, active_deadline_seconds, render_trial
@@ -63,6 +72,9 @@ log = logging.getLogger(__name__)
 
 # A Running mark waits at most this long for other changes to share its commit.
 _LAZY_COMMIT = 0.02
+# A trial goes on deck (see _ask_ahead) only while trials take less than this (seconds):
+# for longer ones the loop's turn between two trials does not matter.
+_DECK_BELOW = 1.0
 
 _TRIAL_REASONS = {
     TrialPhase.CREATED: "TrialCreated",
@@ -194,6 +206,11 @@ class ExperimentController:
         self._slot_owner = f"{md.namespace}/{md.name}"
         # Trials created and waiting for a slot, in creation order.
         self._queued: dict[str, tuple[TrialState, TrialRun]] = {}
+        # Trials on deck: created (and committed) while every one of the
+        # parallelTrialCount slots was taken; launched as soon as a trial ends.
+        self._deck: dict[str, tuple[TrialState, TrialRun]] = {}
+        self._may_ask_ahead = ignores_results(self.spec.algorithm.algorithm_name)
+        self._last_run_time: float | None = None  # of the trial that ended last (seconds)
         self._detach = False
         # The turn's uncommitted changes, and what acts on them once they are committed.
         self._batch = Batch()
@@ -476,9 +493,8 @@ class ExperimentController:
         self._rebuild_median()
 
     def _resume_active_trials(self) -> None:
-        for state in self.trials.values():
-            if state.phase.finished:
-                continue
+        to_launch: list[tuple[TrialState, TrialRun]] = []
+        for state in list(self._running.values()):
             run = self._trial_run(state.record)
             if run is None:
                 continue
@@ -488,7 +504,7 @@ class ExperimentController:
                 self.store.reset_trial_observations(state.record.id)
                 state.observations.clear()
                 state.objective_history.clear()
-                self._launch(state, run)
+                to_launch.append((state, run))
             elif state.phase is TrialPhase.RUNNING or self.backend.may_have_started(run):
                 self.backend.adopt(run, skip_observations=state.record.collected_count)
                 if self.slots is not None:
@@ -497,7 +513,16 @@ class ExperimentController:
                 if state.phase is TrialPhase.CREATED:
                     self._set_phase(state, TrialPhase.RUNNING, "Trial is running", lazy=True)
             else:
+                to_launch.append((state, run))
+        # Never more than parallelTrialCount at once: a trial that was on deck (or a count
+        # lowered since) waits for a slot.
+        held = sum(1 for state in self._running.values() if state.launched)
+        for state, run in to_launch:
+            if held < self.spec.parallel_trial_count:
+                held += 1
                 self._launch(state, run)
+            else:
+                self._deck[state.name] = (state, run)
         self._commit(force=True)
 
     def _start_push_receiver(self) -> None:
@@ -663,6 +688,10 @@ class ExperimentController:
                     )
                 self._finish(state, exit_)
                 changed = True
+                if self._deck and not self._ending():
+                    # Its slot is free: the trial on deck (committed in an earlier turn)
+                    # starts now, not after this turn's bookkeeping.
+                    self._launch_deck()
         return changed
 
     def _take_observations(self, state: TrialState, observations: list[Observation]) -> None:
@@ -750,6 +779,9 @@ class ExperimentController:
         )
         # Told now, so that this turn's suggestions know it (see the module docstring).
         self.suggestion.report(self.experiment, self._result(state))
+        started, ended_at = state.record.started_at, state.record.completed_at
+        if started is not None and ended_at is not None:
+            self._last_run_time = ended_at - started
         name, trial_dir, final = (
             state.name,
             Path(state.record.trial_dir),
@@ -871,15 +903,16 @@ class ExperimentController:
         return self.record
 
     def _launch_new(self) -> bool:
+        deck = self._launch_deck()
         if self._suggestions_exhausted:
-            return False
+            return deck
         spec = self.spec
-        active = len(self._running)
-        want = spec.parallel_trial_count - active
+        free = self._free_slots()
+        want = free - len(self._deck) + (1 if self._ask_ahead() else 0)
         if spec.max_trial_count is not None:
             want = min(want, spec.max_trial_count - len(self.trials))
         if want <= 0:
-            return False
+            return deck
         suggestions = self.suggestion.suggest(self.experiment, want)
         self._check_trial_names([s.trial_name for s in suggestions])
         if len(suggestions) < want:
@@ -913,9 +946,56 @@ class ExperimentController:
             self._add_state(state)
             self._then(functools.partial(self.tracker.start_trial, trial.name, trial.assignments))
             run = self._trial_run(trial)
-            if run is not None:
+            if run is None:
+                continue
+            if free > 0:
+                free -= 1
                 self._launch(state, run)
-        return bool(suggestions)
+            else:
+                self._deck[state.name] = (state, run)
+        return deck or bool(suggestions)
+
+    def _free_slots(self) -> int:
+        """Slots of ``parallelTrialCount`` no trial holds (trials on deck hold none)."""
+        return self.spec.parallel_trial_count - (len(self._running) - len(self._deck))
+
+    def _ask_ahead(self) -> bool:
+        """Whether to put a trial on deck: created while the slots are all taken, so that
+        when a trial ends the next one starts at once instead of after the loop's turn
+        (ending the trial, the suggestion, the commit). Only for algorithms whose
+        suggestions ignore results (asking early changes nothing they suggest), while
+        trials are short (below ``_DECK_BELOW``, where that turn is a visible share of a
+        trial), one trial at a time, and without the machine-wide slots of the control
+        plane (whose queue holds created trials already)."""
+        return (
+            self._may_ask_ahead
+            and not self._deck
+            and self.slots is None
+            and self._last_run_time is not None
+            and self._last_run_time < _DECK_BELOW
+        )
+
+    def _launch_deck(self) -> bool:
+        """Launch trials on deck into the free slots, right away: their creation was
+        committed in an earlier turn (their ``id`` is set then)."""
+        launched = False
+        for state, run in list(self._deck.values()):
+            if self._free_slots() <= 0 or state.record.id == 0:
+                break
+            del self._deck[state.name]
+            self._launch(state, run, now=True)
+            launched = True
+        return launched
+
+    def _ending(self) -> bool:
+        """Whether the next completion check ends the experiment early (goal, failures, an
+        interrupt): then no trial on deck starts."""
+        if self._stop.is_set() or goal_reached(self.spec.objective, self.best_value):
+            return True
+        max_failed = self.spec.max_failed_trial_count
+        counts = self._phase_counts
+        failed = counts[TrialPhase.FAILED] + counts[TrialPhase.METRICS_UNAVAILABLE]
+        return max_failed is not None and failed != 0 and failed >= max_failed
 
     def _launch_queued(self) -> bool:
         """Launch the queued trials that have been granted a slot meanwhile."""
@@ -998,8 +1078,9 @@ class ExperimentController:
             experiment_uid=self.record.uid if self.record is not None else "",
         )
 
-    def _launch(self, state: TrialState, run: TrialRun) -> None:
-        """Launch the trial once the turn is committed, or queue it for a machine slot."""
+    def _launch(self, state: TrialState, run: TrialRun, now: bool = False) -> None:
+        """Launch the trial once the turn is committed (``now``: it is already), or queue it
+        for a machine slot."""
         if self.slots is not None and not self.slots.acquire(
             self._slot_owner, state.name, self._wake.set
         ):
@@ -1009,10 +1090,11 @@ class ExperimentController:
             self._batch.set_trial_phase(state.record, TrialPhase.CREATED, "TrialQueued", message)
             state.record.reason, state.record.message = "TrialQueued", message
             return
-        self._start(state, run)
+        self._start(state, run, now)
 
-    def _start(self, state: TrialState, run: TrialRun) -> None:
-        """Launch (after the commit) a trial that holds its slot, if it needs one."""
+    def _start(self, state: TrialState, run: TrialRun, now: bool = False) -> None:
+        """Launch (after the commit; ``now``: it is committed already) a trial that holds
+        its slot, if it needs one."""
         self._queued.pop(state.name, None)
 
         def launch() -> None:
@@ -1024,7 +1106,10 @@ class ExperimentController:
             state.launched = True
             self._set_phase(state, TrialPhase.RUNNING, "Trial is running", lazy=True)
 
-        self._then(launch)
+        if now:
+            launch()
+        else:
+            self._then(launch)
 
     def _set_phase(
         self,
@@ -1046,6 +1131,7 @@ class ExperimentController:
         if phase.finished:
             self._running.pop(state.name, None)
             self._queued.pop(state.name, None)
+            self._deck.pop(state.name, None)
             if self.slots is not None:
                 slots, owner, name = self.slots, self._slot_owner, state.name
                 self._then(lambda: slots.release(owner, name))

@@ -301,6 +301,27 @@ def test_no_shell_per_trial_and_the_reaper_ends_with_the_backend(tmp_path: Path)
     wait_until(lambda: not os.path.exists(f"/proc/{reaper}"), timeout=10)
 
 
+def test_prestart_boots_the_reaper_that_runs_the_trials_and_close_reaps_it(
+    tmp_path: Path,
+) -> None:
+    """``prestart`` starts the reaper before any launch (it boots while the controller sets
+    up); the first trial runs under that same reaper; ``close`` returns once it has exited
+    and been reaped (no zombie left behind)."""
+    backend = LocalBackend(kill_grace=0.5)
+    try:
+        backend.prestart(2)
+        reaper = backend._reaper
+        assert reaper is not None and reaper.poll() is None
+        backend.launch(make_run(tmp_path, "a", ["/bin/echo", "loss=1"]))
+        assert wait_exit(backend, "a") == TrialExit(True, 0, "exit code 0")
+        assert backend._reaper is reaper
+        assert f"reaper {reaper.pid} " in (tmp_path / "trials" / "a" / "pid").read_text()
+    finally:
+        backend.close()
+    assert reaper.returncode == 0
+    assert not os.path.exists(f"/proc/{reaper.pid}")
+
+
 def test_a_dead_reaper_loses_its_running_trials_and_is_replaced(tmp_path: Path) -> None:
     """Whoever kills the reaper takes the trials' exit statuses with it: a trial that then
     ends is lost (never reported as succeeded); the next launch gets a new reaper."""

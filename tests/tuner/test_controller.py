@@ -253,7 +253,7 @@ def test_progress_snapshots_do_not_read_the_experiment_back_per_change(
     backend = ScriptedBackend(loss=lambda run: float(run.assignments["x"]))
     record = controller(exp, store, backend, tmp_path, observer=snapshots.append).run()
     assert record.reason == "ExperimentMaxTrialsReached"
-    assert len(snapshots) > 9 and reads <= 4
+    assert len(snapshots) > 5 and reads <= 2, (len(snapshots), reads)
     last = snapshots[-1]
     assert last.experiment.phase is ExperimentPhase.SUCCEEDED
     assert len(last.trials) == 9 and all(t.phase.finished for t in last.trials)
@@ -305,3 +305,138 @@ def test_a_controller_whose_claim_another_host_took_leaves_the_trials_to_it(
         thread.join(30)
         a.close()
         b.close()
+
+
+class TimedBackend(ScriptedBackend):
+    """Trials that end ``duration`` seconds after their launch; counts how many run at once
+    and how many trials the store holds unfinished at each launch."""
+
+    def __init__(
+        self,
+        store: Store,
+        duration: float | Callable[[int], float],
+        loss: Callable[[TrialRun], float | None] | None = None,
+    ) -> None:
+        super().__init__(loss=loss or (lambda run: float(run.assignments["x"])))
+        self.store = store
+        self.duration = duration if callable(duration) else (lambda i: duration)
+        self.ends: dict[str, float] = {}
+        self.running: set[str] = set()
+        self.most_running = 0
+        self.most_unfinished = 0  # Created or Running in the store, at a launch
+
+    def launch(self, run: TrialRun) -> None:
+        super().launch(run)
+        record = self.store.get_experiment("default", "ctl")
+        assert record is not None
+        unfinished = [t for t in self.store.trials(record.uid) if not t.phase.finished]
+        self.most_unfinished = max(self.most_unfinished, len(unfinished))
+        self.running.add(run.trial_name)
+        self.most_running = max(self.most_running, len(self.running))
+        # Last: the trial's run time starts when the controller's launch returns.
+        self.ends[run.trial_name] = time.monotonic() + self.duration(len(self.ends))
+
+    def poll(self, trial_name: str) -> TrialExit | None:
+        if time.monotonic() < self.ends[trial_name]:
+            return None
+        self.running.discard(trial_name)
+        return EXIT_0
+
+
+def random_experiment(algorithm: str = "random", **spec: Any) -> Experiment:
+    return experiment(
+        algorithm={
+            "algorithmName": algorithm,
+            "algorithmSettings": [{"name": "random_state", "value": "3"}],
+        },
+        parameters=[
+            {"name": "x", "parameterType": "double", "feasibleSpace": {"min": "1", "max": "9"}}
+        ],
+        **spec,
+    )
+
+
+def test_a_trial_waits_on_deck_for_the_next_free_slot_while_trials_are_short(
+    tmp_path: Path, store: Store
+) -> None:
+    """Random search, short trials: the next trial is created (and committed) while both
+    slots are busy, so it starts as soon as one ends; never more than parallelTrialCount
+    run at once."""
+    backend = TimedBackend(store, duration=0.01)
+    exp = random_experiment(maxTrialCount=20, parallelTrialCount=2)
+    record = controller(exp, store, backend, tmp_path).run()
+    assert record.reason == "ExperimentMaxTrialsReached"
+    trials = store.trials(record.uid)
+    assert len(trials) == 20 and all(t.phase is TrialPhase.SUCCEEDED for t in trials)
+    assert backend.most_running == 2
+    assert backend.most_unfinished == 3  # two running, one on deck
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "deck_below"), [("tpe", None), ("random", 0.005)], ids=["tpe", "long-trials"]
+)
+def test_no_trial_waits_on_deck_for_an_algorithm_that_learns_or_for_long_trials(
+    tmp_path: Path,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    algorithm: str,
+    deck_below: float | None,
+) -> None:
+    """TPE's next suggestion depends on the trial that is about to end: it is asked for
+    only then. Trials longer than the deck's threshold gain nothing from one."""
+    import tuner.controller
+
+    if deck_below is not None:
+        monkeypatch.setattr(tuner.controller, "_DECK_BELOW", deck_below)
+    backend = TimedBackend(store, duration=0.01)
+    exp = random_experiment(algorithm, maxTrialCount=12, parallelTrialCount=2)
+    record = controller(exp, store, backend, tmp_path).run()
+    assert record.reason == "ExperimentMaxTrialsReached"
+    assert backend.most_running == 2 and backend.most_unfinished == 2
+
+
+def test_a_trial_on_deck_when_the_goal_is_reached_is_killed_without_starting(
+    tmp_path: Path, store: Store
+) -> None:
+    launched: list[str] = []
+
+    def loss(run: TrialRun) -> float:
+        launched.append(run.trial_name)
+        return 0.0 if len(launched) == 8 else 5.0
+
+    # Staggered trials; the 8th reaches the goal and ends at once, alone in its turn (a
+    # trial ending in the same turn before it would take the one on deck).
+    backend = TimedBackend(
+        store, duration=lambda i: 0.001 if i == 7 else 0.03 + 0.017 * (i % 4), loss=loss
+    )
+    exp = random_experiment(
+        maxTrialCount=30,
+        parallelTrialCount=2,
+        objective={"type": "minimize", "objectiveMetricName": "loss", "goal": 0.5},
+    )
+    record = controller(exp, store, backend, tmp_path).run()
+    assert record.reason == "ExperimentGoalReached"
+    trials = {t.name: t for t in store.trials(record.uid)}
+    never_started = [t for name, t in trials.items() if name not in backend.runs]
+    assert len(never_started) == 1  # the one on deck
+    (deck,) = never_started
+    assert deck.phase is TrialPhase.KILLED and deck.started_at is None
+    assert backend.most_running == 2
+
+
+def test_a_resumed_experiment_with_more_created_trials_than_slots_runs_them_in_turn(
+    tmp_path: Path, store: Store
+) -> None:
+    """After a crash with a trial on deck (or a parallelTrialCount lowered since), the
+    trials that never started are launched as slots free up, not all at once."""
+    exp = random_experiment(maxTrialCount=4, parallelTrialCount=2)
+    record = store.create_experiment("default", "ctl", exp.to_dict(), None, "local")
+    for i in range(3):
+        store.add_trial(
+            record.uid, f"ctl-old{i}", i, {"x": 2.0 + i}, str(tmp_path / f"ctl-old{i}"), "t"
+        )
+    backend = TimedBackend(store, duration=0.02)
+    done = controller(exp, store, backend, tmp_path).run()
+    assert done.reason == "ExperimentMaxTrialsReached"
+    assert {f"ctl-old{i}" for i in range(3)} <= set(backend.runs)
+    assert backend.most_running == 2

@@ -24,6 +24,13 @@ _LAZY = {
 }
 
 
+def ignores_results(algorithm_name: str) -> bool:
+    """Whether the algorithm's suggestions never depend on earlier trials' results
+    (``random``, ``grid``, ``sobol``): asking for a trial early changes nothing it suggests."""
+    algorithm = ALGORITHMS.get(algorithm_name)
+    return algorithm is not None and algorithm.ignores_results
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
@@ -40,5 +47,6 @@ __all__ = [
     "Suggestion",
     "SuggestionClient",
     "get_algorithm",
+    "ignores_results",
     "validate_algorithm",
 ]

@@ -48,6 +48,9 @@ class Algorithm(ABC):
     sampler_name: ClassVar[str] = ""
     # (module, distribution to install) pairs the sampler needs at run time.
     requires: ClassVar[tuple[tuple[str, str], ...]] = ()
+    # Its suggestions depend on which trials were asked for, never on their results (the
+    # controller may then ask for a trial before the running ones have ended).
+    ignores_results: ClassVar[bool] = False
 
     @abstractmethod
     def create_sampler(self, settings: dict[str, Any], space: SearchSpace) -> BaseSampler:

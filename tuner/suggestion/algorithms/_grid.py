@@ -105,6 +105,7 @@ def _make_sampler(grid: dict[str, list[Any]], seed: int | None) -> BaseSampler:
 class Grid(Algorithm):
     name = "grid"
     sampler_name = "grid (own sampler, see tuner/suggestion/algorithms/_grid.py)"
+    ignores_results = True
     settings = (RANDOM_STATE,)
 
     def create_sampler(self, settings: dict[str, Any], space: SearchSpace) -> BaseSampler:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 class RandomSearch(Algorithm):
     name = "random"
     sampler_name = "RandomSampler"
+    ignores_results = True
 
     def create_sampler(self, settings: dict[str, Any], space: SearchSpace) -> BaseSampler:
         from optuna.samplers import RandomSampler

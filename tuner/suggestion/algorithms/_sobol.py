@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 class Sobol(Algorithm):
     name = "sobol"
     sampler_name = "QMCSampler(qmc_type='sobol')"
+    ignores_results = True
     settings = (
         RANDOM_STATE,
         Setting(
