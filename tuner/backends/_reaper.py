@@ -20,7 +20,8 @@ killed by signal N, as a shell reports it) when this process has reaped it. A st
 ``launch_error`` of an earlier attempt is removed first.
 
 Frames both ways: a 4-byte big-endian length, then :mod:`marshal` data.
-In: ``(ident, path, argv, env, cwd, trial_dir, log_path)``; out: ``("pid", ident, pid,
+In: ``(ident, path, argv, env, cwd, trial_dir, log_path)``, where ``env`` is what the
+trial's environment sets over this process's (the controller's, when it started this one); out: ``("pid", ident, pid,
 start time)`` or ``("error", ident, message)`` for each request, and ``("exit", ident,
 status)`` whenever a trial has ended and its status is in its ``pid`` file (by the
 request's ``ident``, not its PID: a PID may be reused as soon as it has been reaped). The
@@ -59,7 +60,8 @@ def _append(path, text):
         os.close(fd)
 
 
-def _spawn(path, argv, env, cwd, log_path, trial_dir, me):
+def _spawn(path, argv, overrides, cwd, log_path, trial_dir, me):
+    env = {**os.environ, **overrides}
     os.makedirs(trial_dir, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(trial_dir, _LAUNCH_ERROR_NAME))
@@ -112,9 +114,9 @@ class _Reaper:
             self.out_open = False
 
     def handle(self, request):
-        ident, path, argv, env, cwd, trial_dir, log_path = request
+        ident, path, argv, overrides, cwd, trial_dir, log_path = request
         try:
-            pid, start = _spawn(path, argv, env, cwd, log_path, trial_dir, self.me)
+            pid, start = _spawn(path, argv, overrides, cwd, log_path, trial_dir, self.me)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(trial_dir, _PID_NAME))  # it never started

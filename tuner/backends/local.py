@@ -28,6 +28,8 @@ it).
 Environment: ``os.environ`` + ``run.env`` + ``HYPERFLOW_TRIAL_DIR``,
 ``HYPERFLOW_TRIAL_NAME``, ``HYPERFLOW_EXPERIMENT_NAME``, ``HYPERFLOW_ARTIFACTS_DIR``;
 ``PYTHONUNBUFFERED=1`` unless set, so a Python trial's metrics stream as printed.
+``os.environ`` is this process's when the reaper started (on ``prestart`` or the first
+launch): the reaper holds it, and each launch sends only what the trial adds to it.
 ``python``/``python3`` as argv[0] become ``sys.executable`` (hyperflow's environment).
 
 Not thread-safe: one controller thread drives it (as the controller does).
@@ -35,6 +37,7 @@ Not thread-safe: one controller thread drives it (as the controller does).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import marshal
 import os
@@ -131,7 +134,10 @@ class LocalBackend(TrialBackend):
             raise ValueError(f"trial {run.trial_name} is already known to this backend")
         command = check_command_trial(run, "LocalBackend")
         trial_dir = Path(os.path.abspath(run.trial_dir))
-        env = trial_env(run, trial_dir)
+        # Only what differs from this process's environment goes to the reaper, which
+        # started with that environment and adds these (no copy of it per trial here).
+        overrides = trial_env_overrides(run, trial_dir)
+        env = collections.ChainMap(overrides, os.environ, _BASE_ENV)
         trial = _Trial(run=run, collector=NullCollector())
         self._trials[run.trial_name] = trial
         try:
@@ -157,7 +163,7 @@ class LocalBackend(TrialBackend):
             trial.ident,
             path,
             argv,
-            env,
+            overrides,
             str(run.cwd),
             str(trial_dir),
             str(trial_dir / LOG_NAME),
@@ -353,6 +359,8 @@ class LocalBackend(TrialBackend):
             self._forget_reaper()
             self._reaper = subprocess.Popen(
                 [sys.executable, "-I", "-S", str(_REAPER)],
+                # The trials' environment but what each launch sets (trial_env_overrides).
+                env={**_BASE_ENV, **os.environ},
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 # Its own session: neither a Ctrl-C to the terminal nor the controller's
@@ -529,9 +537,16 @@ class LocalBackend(TrialBackend):
 
 def trial_env(run: TrialRun, trial_dir: Path) -> dict[str, str]:
     """The trial's environment (module docstring)."""
-    env = dict(os.environ)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    env.update(run.env)
+    return {**_BASE_ENV, **os.environ, **trial_env_overrides(run, trial_dir)}
+
+
+# What a trial's environment adds to the controller's unless the controller has it.
+_BASE_ENV = {"PYTHONUNBUFFERED": "1"}
+
+
+def trial_env_overrides(run: TrialRun, trial_dir: Path) -> dict[str, str]:
+    """What the trial's environment sets over the controller's (and ``_BASE_ENV``)."""
+    env = dict(run.env)
     env["HYPERFLOW_TRIAL_DIR"] = str(trial_dir)
     env["HYPERFLOW_TRIAL_NAME"] = run.trial_name
     env["HYPERFLOW_EXPERIMENT_NAME"] = run.experiment_name
