@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,3 +162,93 @@ def test_the_sqlite_reader_gives_the_stores_own_records(tmp_path: Path) -> None:
     finally:
         store.close()
     assert SqliteReader(tmp_path / "absent.db").list_experiments() == []
+
+
+def test_the_sqlite_group_commit_writes_the_rows_the_core_path_writes(tmp_path: Path) -> None:
+    """On SQLite, ``Store.commit`` runs its statements on the DB-API connection
+    (``tuner/store/sqlite_batch.py``); the same batches through SQLAlchemy Core
+    (``commit_core``) store the very same values."""
+    import sqlite3
+
+    from tuner.store import TrialRecord
+    from tuner.store.batch import Batch
+
+    def batches(store: Store, commit: Any) -> None:
+        uid = _experiment(store)
+        trials = [
+            TrialRecord(
+                id=0,
+                experiment_uid=uid,
+                name=f"t{i}",
+                seq=i,
+                assignments={"x": 0.5 + i, "opt": 'a"b'},
+                phase=TrialPhase.CREATED,
+                reason="TrialCreated",
+                message="Trial is created",
+                trial_dir=f"/trials/t{i}",
+                push_token=f"tok{i}",
+                exit_code=None,
+                metrics=None,
+                objective_value=None,
+                observation_count=0,
+                collected_count=0,
+                created_at=100.0 + i,
+                started_at=None,
+                completed_at=None,
+            )
+            for i in range(3)
+        ]
+        first = Batch()
+        first.add_trial(trials[0])
+        first.add_trial(trials[1])
+        first.set_trial_phase(
+            trials[1], TrialPhase.FAILED, "TrialFailed", "out: \x00 bad", at=101.5, exit_code=3
+        )
+        first.add_observations(
+            trials[0], [Observation("loss", 0.75, 0, 102.0), Observation("acc", 1.0, None, 102.5)],
+            collected=True,
+        )  # fmt: skip
+        commit(first)
+        running = Batch()
+        running.set_trial_phase(trials[0], TrialPhase.RUNNING, "TrialRunning", "Trial is running", at=103.0, lazy=True)  # fmt: skip
+        commit(running)
+        last = Batch()
+        last.add_observations(trials[0], [Observation("loss", 0.25, 1, 104.0)], collected=False)
+        last.set_trial_phase(
+            trials[0], TrialPhase.SUCCEEDED, "TrialSucceeded", "done", at=105.0, exit_code=0,
+            metrics={"loss": {"latest": 0.25, "min": 0.25}}, objective_value=0.25,
+        )  # fmt: skip
+        last.add_trial(trials[2])
+        commit(last)
+        assert [t.id for t in trials] == [1, 2, 3]
+
+    tables = {}
+    for name in ("raw", "core"):
+        store = Store(f"sqlite:///{tmp_path / name}.db")
+        assert store._sqlite_batches is not None  # commit() takes the DB-API path
+        try:
+            batches(store, store.commit if name == "raw" else store.commit_core)
+        finally:
+            store.close()
+        with sqlite3.connect(tmp_path / f"{name}.db") as db:
+            tables[name] = [
+                db.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+                for table in ("tuner_trials", "tuner_observations")
+            ]
+    raw_trials, raw_observations = tables["raw"]
+    core_trials, core_observations = tables["core"]
+    # The experiments' uids differ (random); everything else is the same, value for value.
+    assert [r[:1] + r[2:] for r in raw_trials] == [r[:1] + r[2:] for r in core_trials]
+    assert raw_observations == core_observations
+    assert len(raw_trials) == 3 and len(raw_observations) == 3
+    assert any("\ufffd" in str(v) for v in raw_trials[1])  # the NUL replaced, as Message does
+
+
+def test_the_sqlite_batch_writer_refuses_a_column_type_it_does_not_convert() -> None:
+    from sqlalchemy import Column, DateTime, Integer, MetaData, Table
+
+    from tuner.store.sqlite_batch import converters
+
+    table = Table("t", MetaData(), Column("id", Integer), Column("at", DateTime))
+    with pytest.raises(ValueError, match=r"t\.at: type DateTime"):
+        converters(table)

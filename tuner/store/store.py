@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from tuner.pids import pid_alive
-from tuner.store.batch import Batch
+from tuner.store.batch import Batch, TrialChange
 from tuner.store.engine import create_store_engine
 from tuner.store.models import (
     ConditionRow,
@@ -34,6 +34,7 @@ from tuner.store.records import (
     experiment_record,
     trial_record,
 )
+from tuner.store.sqlite_batch import SqliteBatchWriter
 from tuner.types import ExperimentPhase, Observation, TrialPhase
 
 _EXPERIMENTS = cast(Table, ExperimentRow.__table__)
@@ -77,6 +78,26 @@ def _batch_update(columns: tuple[str, ...], counts: bool) -> Any:
             values["collected_count"] = _TRIALS.c.collected_count + bindparam("b_collected")
         statement = _BATCH_UPDATES[(columns, counts)] = _UPDATE_TRIAL.values(**values)
     return statement
+
+
+def _insert_values(change: TrialChange) -> dict[str, Any]:
+    """The row of a trial a batch inserts."""
+    record = change.record
+    return {
+        "experiment_uid": record.experiment_uid,
+        "name": record.name,
+        "seq": record.seq,
+        "assignments": record.assignments,
+        "phase": record.phase.value,
+        "reason": record.reason,
+        "message": record.message,
+        "trial_dir": record.trial_dir,
+        "push_token": record.push_token,
+        "observation_count": change.observations,
+        "collected_count": change.collected,
+        "created_at": record.created_at,
+        **change.values,
+    }
 
 
 class StoreError(RuntimeError):
@@ -124,6 +145,9 @@ class Store:
 
         upgrade(engine, SCHEMA)
         self._session = sessionmaker(engine, expire_on_commit=False)
+        self._sqlite_batches: SqliteBatchWriter | None = None
+        if engine.dialect.name == "sqlite":
+            self._sqlite_batches = SqliteBatchWriter(engine, _TRIALS, _OBSERVATIONS)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -422,30 +446,23 @@ class Store:
 
     def commit(self, batch: Batch) -> None:
         """Write ``batch`` in one transaction (see :mod:`tuner.store.batch`); the ids of the
-        trials it inserts are set on their records."""
+        trials it inserts are set on their records. On SQLite through the DB-API
+        connection (:mod:`tuner.store.sqlite_batch`: the same rows, less overhead)."""
         if not batch:
             return
+        if self._sqlite_batches is not None:
+            self._sqlite_batches.commit(batch, _insert_values)
+            return
+        self.commit_core(batch)
+
+    def commit_core(self, batch: Batch) -> None:
+        """:meth:`commit` through SQLAlchemy Core, on any database."""
         with self.engine.begin() as conn:
             updates: list[tuple[Any, dict[str, Any]]] = []
             for change in batch.changes():
                 record = change.record
                 if change.insert:
-                    values = {
-                        "experiment_uid": record.experiment_uid,
-                        "name": record.name,
-                        "seq": record.seq,
-                        "assignments": record.assignments,
-                        "phase": record.phase.value,
-                        "reason": record.reason,
-                        "message": record.message,
-                        "trial_dir": record.trial_dir,
-                        "push_token": record.push_token,
-                        "observation_count": change.observations,
-                        "collected_count": change.collected,
-                        "created_at": record.created_at,
-                        **change.values,
-                    }
-                    key = conn.execute(_INSERT_TRIAL, values).inserted_primary_key
+                    key = conn.execute(_INSERT_TRIAL, _insert_values(change)).inserted_primary_key
                     assert key is not None
                     record.id = int(key[0])
                     continue
