@@ -27,9 +27,10 @@ and while trials are short (under ``_DECK_BELOW``), one trial more than the free
 created and committed; it waits, Created, and starts as soon as a running trial ends, in
 the turn that sees the exit and before that turn's bookkeeping (ending the trial, the
 suggestion, the commit), so no slot waits for the loop. Never more than
-``parallelTrialCount`` trials run at once; a trial on deck when the experiment ends (goal,
-failures, an interrupt) is Killed without having started. A restarted controller starts the
-Created trials it finds only as slots are free.
+``parallelTrialCount`` trials run at once. A trial on deck when the experiment ends (goal,
+failures, an interrupt) is withdrawn: it never started, its row is deleted and the tracker
+never heard of it (it is told of a trial on deck when the trial starts). A restarted
+controller starts the Created trials it finds only as slots are free.
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ class TrialState:
     kill_phase: TrialPhase | None = None
     kill_message: str = ""
     kill_reason: str | None = None  # the trial's condition reason, when not the phase's own
+    # The tracker knows it (False for a trial on deck: it is told when the trial starts).
+    tracked: bool = True
 
     @property
     def name(self) -> str:
@@ -944,15 +947,21 @@ class ExperimentController:
             self._batch.add_trial(trial)
             state = TrialState(record=trial)
             self._add_state(state)
-            self._then(functools.partial(self.tracker.start_trial, trial.name, trial.assignments))
+            on_deck = free <= 0
+            if on_deck:
+                state.tracked = False  # the tracker hears of it when it starts
+            else:
+                free -= 1
+                self._then(
+                    functools.partial(self.tracker.start_trial, trial.name, trial.assignments)
+                )
             run = self._trial_run(trial)
             if run is None:
                 continue
-            if free > 0:
-                free -= 1
-                self._launch(state, run)
-            else:
+            if on_deck:
                 self._deck[state.name] = (state, run)
+            else:
+                self._launch(state, run)
         return deck or bool(suggestions)
 
     def _free_slots(self) -> int:
@@ -986,6 +995,20 @@ class ExperimentController:
             self._launch(state, run, now=True)
             launched = True
         return launched
+
+    def _drop_deck(self) -> None:
+        """The experiment ends (or stops): trials on deck that this run created never
+        started, and go as if never created (no row, no MLflow run). One a restarted
+        controller found waiting was told to the tracker already: it is killed instead."""
+        for state, _ in list(self._deck.values()):
+            if state.tracked or state.launched:
+                continue
+            del self._deck[state.name]
+            del self.trials[state.name]
+            self._running.pop(state.name, None)
+            self._records.remove(state.record)
+            self._phase_counts[state.phase] -= 1
+            self._batch.remove_trial(state.record)
 
     def _ending(self) -> bool:
         """Whether the next completion check ends the experiment early (goal, failures, an
@@ -1056,6 +1079,9 @@ class ExperimentController:
                 self._set_phase(state, TrialPhase.FAILED, f"Trial has failed: {exc}")
                 self.suggestion.report(self.experiment, self._result(state))
                 name = trial.name
+                if not state.tracked:
+                    state.tracked = True
+                    self._then(functools.partial(self.tracker.start_trial, name, trial.assignments))
                 self._then(lambda: self.tracker.end_trial(name, TrialPhase.FAILED, {}, None))
                 return None
             command = rendered.command
@@ -1100,6 +1126,9 @@ class ExperimentController:
         def launch() -> None:
             if state.kill_phase is not None or state.phase.finished:
                 return  # stopped before it could start: nothing to launch
+            if not state.tracked:
+                state.tracked = True
+                self.tracker.start_trial(state.name, state.record.assignments)
             if self._push_receiver is not None:
                 self._push_receiver.register(state.name, state.record.push_token)
             self.backend.launch(run)
@@ -1145,6 +1174,7 @@ class ExperimentController:
             r.objective_value = kw.get("objective_value")
 
     def _kill_active(self, phase: TrialPhase, message: str) -> None:
+        self._drop_deck()
         self._commit(force=True)  # what led to the kill is stored before it happens
         for state in self._active():
             if state.kill_phase is None:

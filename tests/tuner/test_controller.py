@@ -24,6 +24,7 @@ from tuner.store import Store
 from tuner.suggestion import InProcessSuggestionClient
 from tuner.suggestion.base import Suggestion
 from tuner.suggestion.http_client import ServiceError
+from tuner.tracking import NullTracker
 from tuner.types import ExperimentPhase, Observation, TrialPhase
 
 EXIT_0 = TrialExit(True, 0, "exit code 0")
@@ -395,7 +396,7 @@ def test_no_trial_waits_on_deck_for_an_algorithm_that_learns_or_for_long_trials(
     assert backend.most_running == 2 and backend.most_unfinished == 2
 
 
-def test_a_trial_on_deck_when_the_goal_is_reached_is_killed_without_starting(
+def test_a_trial_on_deck_when_the_goal_is_reached_is_withdrawn(
     tmp_path: Path, store: Store
 ) -> None:
     launched: list[str] = []
@@ -414,13 +415,27 @@ def test_a_trial_on_deck_when_the_goal_is_reached_is_killed_without_starting(
         parallelTrialCount=2,
         objective={"type": "minimize", "objectiveMetricName": "loss", "goal": 0.5},
     )
-    record = controller(exp, store, backend, tmp_path).run()
+    started: list[str] = []
+    tracker = NullTracker()
+    tracker.start_trial = lambda name, *args, **kwargs: started.append(name)  # type: ignore[method-assign]
+    deck: list[str] = []
+    ctl = controller(exp, store, backend, tmp_path)
+    ctl.tracker = tracker
+    drop = ctl._drop_deck
+
+    def dropping() -> None:
+        deck.extend(ctl._deck)
+        drop()
+
+    ctl._drop_deck = dropping  # type: ignore[method-assign]
+    record = ctl.run()
     assert record.reason == "ExperimentGoalReached"
-    trials = {t.name: t for t in store.trials(record.uid)}
-    never_started = [t for name, t in trials.items() if name not in backend.runs]
-    assert len(never_started) == 1  # the one on deck
-    (deck,) = never_started
-    assert deck.phase is TrialPhase.KILLED and deck.started_at is None
+    assert len(deck) == 1, "a trial was on deck when the goal was reached"
+    trials = store.trials(record.uid)
+    # The trial on deck never started: gone from the store, never shown to the tracker.
+    assert {t.name for t in trials} == set(backend.runs) == set(started)
+    assert deck[0] not in backend.runs
+    assert [t.seq for t in trials] == list(range(len(trials)))
     assert backend.most_running == 2
 
 

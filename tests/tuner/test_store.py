@@ -196,7 +196,7 @@ def test_the_sqlite_group_commit_writes_the_rows_the_core_path_writes(tmp_path: 
                 started_at=None,
                 completed_at=None,
             )
-            for i in range(3)
+            for i in range(4)
         ]
         first = Batch()
         first.add_trial(trials[0])
@@ -220,7 +220,14 @@ def test_the_sqlite_group_commit_writes_the_rows_the_core_path_writes(tmp_path: 
         )  # fmt: skip
         last.add_trial(trials[2])
         commit(last)
-        assert [t.id for t in trials] == [1, 2, 3]
+        assert [t.id for t in trials] == [1, 2, 3, 0]
+        withdrawn = Batch()
+        withdrawn.remove_trial(trials[2])  # stored: its row is deleted
+        withdrawn.add_trial(trials[3])
+        withdrawn.remove_trial(trials[3])  # never stored: not inserted at all
+        assert withdrawn and trials[3].id == 0
+        commit(withdrawn)
+        assert trials[3].id == 0
 
     tables = {}
     for name in ("raw", "core"):
@@ -240,7 +247,7 @@ def test_the_sqlite_group_commit_writes_the_rows_the_core_path_writes(tmp_path: 
     # The experiments' uids differ (random); everything else is the same, value for value.
     assert [r[:1] + r[2:] for r in raw_trials] == [r[:1] + r[2:] for r in core_trials]
     assert raw_observations == core_observations
-    assert len(raw_trials) == 3 and len(raw_observations) == 3
+    assert [r[0] for r in raw_trials] == [1, 2] and len(raw_observations) == 3
     assert any("\ufffd" in str(v) for v in raw_trials[1])  # the NUL replaced, as Message does
 
 

@@ -42,12 +42,13 @@ class Batch:
     def __init__(self) -> None:
         self._changes: dict[int, TrialChange] = {}  # by id() of the record object
         self._observations: list[tuple[TrialRecord, Observation]] = []
+        self._deleted: list[TrialRecord] = []
         self._urgent = False
         # When the oldest change that may wait (a Running mark) was added.
         self.lazy_since: float | None = None
 
     def __bool__(self) -> bool:
-        return bool(self._changes or self._observations)
+        return bool(self._changes or self._observations or self._deleted)
 
     @property
     def urgent(self) -> bool:
@@ -114,6 +115,19 @@ class Batch:
             change.collected += len(observations)
         self._observations.extend((record, o) for o in observations)
         self._urgent = True
+
+    def remove_trial(self, record: TrialRecord) -> None:
+        """Delete the trial's row (one that never started); a row this batch was to insert
+        is not inserted at all."""
+        change = self._changes.pop(id(record), None)
+        self._observations = [(r, o) for r, o in self._observations if r is not record]
+        if change is None or not change.insert:
+            self._deleted.append(record)
+            self._urgent = True
+
+    def deleted(self) -> list[TrialRecord]:
+        """Trials whose rows the batch deletes (see :meth:`remove_trial`)."""
+        return self._deleted
 
     def changes(self) -> Iterator[TrialChange]:
         """Per-trial changes, in the order their trials were first changed."""

@@ -153,6 +153,8 @@ class SqliteBatchWriter:
                     )
                 for sql, params in updates:
                     cursor.execute(sql, params)
+                for record in batch.deleted():
+                    cursor.execute(f"DELETE FROM {self.trials.name} WHERE id = ?", (record.id,))
                 connection.commit()
             except BaseException:
                 connection.rollback()

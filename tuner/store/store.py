@@ -57,6 +57,7 @@ _PUSH_REQUEST_SEEN = select(_PUSH_REQUESTS.c.key).where(
     _PUSH_REQUESTS.c.trial_id == bindparam("trial_id"), _PUSH_REQUESTS.c.key == bindparam("key")
 )
 _UPDATE_TRIAL = update(_TRIALS).where(_TRIALS.c.id == bindparam("b_id"))
+_DELETE_TRIAL = delete(_TRIALS).where(_TRIALS.c.id == bindparam("b_id"))
 _COUNT_OBSERVATIONS = _UPDATE_TRIAL.values(
     observation_count=_TRIALS.c.observation_count + bindparam("b_n"),
     collected_count=_TRIALS.c.collected_count + bindparam("b_collected"),
@@ -493,6 +494,8 @@ class Store:
                 )
             for statement, params in updates:
                 conn.execute(statement, params)
+            for record in batch.deleted():
+                conn.execute(_DELETE_TRIAL, {"b_id": record.id})
 
     def trials(self, experiment_uid: str) -> list[TrialRecord]:
         with self._session() as s:
