@@ -323,6 +323,7 @@ class TimedBackend(ScriptedBackend):
         self.duration = duration if callable(duration) else (lambda i: duration)
         self.ends: dict[str, float] = {}
         self.running: set[str] = set()
+        self.killed: set[str] = set()
         self.most_running = 0
         self.most_unfinished = 0  # Created or Running in the store, at a launch
 
@@ -338,10 +339,16 @@ class TimedBackend(ScriptedBackend):
         self.ends[run.trial_name] = time.monotonic() + self.duration(len(self.ends))
 
     def poll(self, trial_name: str) -> TrialExit | None:
+        if trial_name in self.killed:
+            self.running.discard(trial_name)
+            return TrialExit(False, None, "killed")
         if time.monotonic() < self.ends[trial_name]:
             return None
         self.running.discard(trial_name)
         return EXIT_0
+
+    def kill(self, trial_name: str) -> None:
+        self.killed.add(trial_name)
 
 
 def random_experiment(algorithm: str = "random", **spec: Any) -> Experiment:
@@ -405,11 +412,15 @@ def test_a_trial_on_deck_when_the_goal_is_reached_is_withdrawn(
         launched.append(run.trial_name)
         return 0.0 if len(launched) == 8 else 5.0
 
-    # Staggered trials; the 8th reaches the goal and ends at once, alone in its turn (a
-    # trial ending in the same turn before it would take the one on deck).
-    backend = TimedBackend(
-        store, duration=lambda i: 0.001 if i == 7 else 0.03 + 0.017 * (i % 4), loss=loss
-    )
+    def duration(i: int) -> float:
+        # Staggered short trials; the 8th reaches the goal and ends at once; from the 7th
+        # on, the others run until killed, so none ends in the goal's turn (one that did
+        # would start the trial on deck first).
+        if i == 7:
+            return 0.001
+        return 0.03 + 0.017 * (i % 4) if i < 6 else 3600.0
+
+    backend = TimedBackend(store, duration=duration, loss=loss)
     exp = random_experiment(
         maxTrialCount=30,
         parallelTrialCount=2,
