@@ -823,8 +823,6 @@ class ExperimentController:
         counts = self._counts()
         active = counts[TrialPhase.CREATED] + counts[TrialPhase.RUNNING]
         completed = len(self.trials) - active
-        # As Katib counts them: a trial that reported no objective value failed too.
-        failed = counts[TrialPhase.FAILED] + counts[TrialPhase.METRICS_UNAVAILABLE]
         if goal_reached(spec.objective, self.best_value):
             self._kill_active(TrialPhase.KILLED, "Trial is killed: the experiment reached its goal")
             self._settle_all_killed()
@@ -834,8 +832,7 @@ class ExperimentController:
                 ExperimentReason.GOAL_REACHED,
                 "Experiment has succeeded because Objective goal has reached",
             )
-        max_failed = spec.max_failed_trial_count
-        if max_failed is not None and failed != 0 and failed >= max_failed:
+        if self._too_many_failures():
             self._kill_active(TrialPhase.KILLED, "Trial is killed: the experiment failed")
             self._settle_all_killed()
             return self._complete(
@@ -1013,8 +1010,15 @@ class ExperimentController:
     def _ending(self) -> bool:
         """Whether the next completion check ends the experiment early (goal, failures, an
         interrupt): then no trial on deck starts."""
-        if self._stop.is_set() or goal_reached(self.spec.objective, self.best_value):
-            return True
+        return (
+            self._stop.is_set()
+            or goal_reached(self.spec.objective, self.best_value)
+            or self._too_many_failures()
+        )
+
+    def _too_many_failures(self) -> bool:
+        """``maxFailedTrialCount`` reached; as Katib counts them, a trial that reported no
+        objective value failed too."""
         max_failed = self.spec.max_failed_trial_count
         counts = self._phase_counts
         failed = counts[TrialPhase.FAILED] + counts[TrialPhase.METRICS_UNAVAILABLE]
