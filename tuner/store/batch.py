@@ -35,6 +35,26 @@ class TrialChange:
     observations: int = 0  # observations added (the row's counters grow by these)
     collected: int = 0
 
+    def insert_values(self) -> dict[str, Any]:
+        """The row of a trial the batch inserts (``insert``): its record, its counters and
+        the columns set since."""
+        record = self.record
+        return {
+            "experiment_uid": record.experiment_uid,
+            "name": record.name,
+            "seq": record.seq,
+            "assignments": record.assignments,
+            "phase": record.phase.value,
+            "reason": record.reason,
+            "message": record.message,
+            "trial_dir": record.trial_dir,
+            "push_token": record.push_token,
+            "observation_count": self.observations,
+            "collected_count": self.collected,
+            "created_at": record.created_at,
+            **self.values,
+        }
+
 
 class Batch:
     """Trial writes of one transaction (see the module docstring). Not thread-safe."""

@@ -80,6 +80,7 @@ class SqliteBatchWriter:
             f"INSERT INTO {observations.name} (trial_id, name, value, step, timestamp) "
             "VALUES (?, ?, ?, ?, ?)"
         )
+        self._delete = f"DELETE FROM {trials.name} WHERE id = ?"
         self._inserts: dict[tuple[str, ...], str] = {}
         self._updates: dict[tuple[tuple[str, ...], bool], str] = {}
 
@@ -106,9 +107,8 @@ class SqliteBatchWriter:
             )
         return sql
 
-    def commit(self, batch: Batch, insert_values: Callable[[Any], dict[str, Any]]) -> None:
-        """Write ``batch`` in one transaction; ``insert_values(change)``: the columns of a
-        new trial's row (as the Core path inserts them)."""
+    def commit(self, batch: Batch) -> None:
+        """Write ``batch`` in one transaction."""
         conv = self._trial_conv
         connection = self.engine.raw_connection()  # pooled; back to the pool on close
         try:
@@ -118,7 +118,7 @@ class SqliteBatchWriter:
                 for change in batch.changes():
                     record = change.record
                     if change.insert:
-                        values = insert_values(change)
+                        values = change.insert_values()
                         columns = tuple(values)
                         cursor.execute(
                             self._insert_sql(columns), [conv[c](values[c]) for c in columns]
@@ -154,7 +154,7 @@ class SqliteBatchWriter:
                 for sql, params in updates:
                     cursor.execute(sql, params)
                 for record in batch.deleted():
-                    cursor.execute(f"DELETE FROM {self.trials.name} WHERE id = ?", (record.id,))
+                    cursor.execute(self._delete, (record.id,))
                 connection.commit()
             except BaseException:
                 connection.rollback()

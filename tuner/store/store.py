@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from tuner.pids import pid_alive
-from tuner.store.batch import Batch, TrialChange
+from tuner.store.batch import Batch
 from tuner.store.engine import create_store_engine
 from tuner.store.models import (
     ConditionRow,
@@ -79,26 +79,6 @@ def _batch_update(columns: tuple[str, ...], counts: bool) -> Any:
             values["collected_count"] = _TRIALS.c.collected_count + bindparam("b_collected")
         statement = _BATCH_UPDATES[(columns, counts)] = _UPDATE_TRIAL.values(**values)
     return statement
-
-
-def _insert_values(change: TrialChange) -> dict[str, Any]:
-    """The row of a trial a batch inserts."""
-    record = change.record
-    return {
-        "experiment_uid": record.experiment_uid,
-        "name": record.name,
-        "seq": record.seq,
-        "assignments": record.assignments,
-        "phase": record.phase.value,
-        "reason": record.reason,
-        "message": record.message,
-        "trial_dir": record.trial_dir,
-        "push_token": record.push_token,
-        "observation_count": change.observations,
-        "collected_count": change.collected,
-        "created_at": record.created_at,
-        **change.values,
-    }
 
 
 class StoreError(RuntimeError):
@@ -452,7 +432,7 @@ class Store:
         if not batch:
             return
         if self._sqlite_batches is not None:
-            self._sqlite_batches.commit(batch, _insert_values)
+            self._sqlite_batches.commit(batch)
             return
         self.commit_core(batch)
 
@@ -463,7 +443,7 @@ class Store:
             for change in batch.changes():
                 record = change.record
                 if change.insert:
-                    key = conn.execute(_INSERT_TRIAL, _insert_values(change)).inserted_primary_key
+                    key = conn.execute(_INSERT_TRIAL, change.insert_values()).inserted_primary_key
                     assert key is not None
                     record.id = int(key[0])
                     continue
