@@ -21,12 +21,12 @@ killed by signal N, as a shell reports it) when this process has reaped it. A st
 
 Frames both ways: a 4-byte big-endian length, then :mod:`marshal` data.
 In: ``(ident, path, argv, env, cwd, trial_dir, log_path)``, where ``env`` is what the
-trial's environment sets over this process's (the controller's, when it started this one); out: ``("pid", ident, pid,
-start time)`` or ``("error", ident, message)`` for each request, and ``("exit", ident,
-status)`` whenever a trial has ended and its status is in its ``pid`` file (by the
-request's ``ident``, not its PID: a PID may be reused as soon as it has been reaped). The
-controller does not wait for the answer to a request: it goes on with its loop, and
-takes the answers with the exits.
+trial's environment sets over this process's (the controller's, when it started this
+one); out: ``("pid", ident, pid, start time)`` or ``("error", ident, message)`` for each
+request, and ``("exit", ident, status)`` whenever a trial has ended and its status is in
+its ``pid`` file (by the request's ``ident``, not its PID: a PID may be reused as soon as
+it has been reaped). The controller does not wait for the answer to a request: it goes
+on with its loop, and takes the answers with the exits.
 """
 
 import contextlib
@@ -60,12 +60,11 @@ def _append(path, text):
         os.close(fd)
 
 
-def _spawn(path, argv, overrides, cwd, log_path, trial_dir, me):
+def _spawn(path, argv, overrides, cwd, log_path, trial_dir, pid_path, me):
     env = {**os.environ, **overrides}
     os.makedirs(trial_dir, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(trial_dir, _LAUNCH_ERROR_NAME))
-    pid_path = os.path.join(trial_dir, _PID_NAME)
     # Before the command starts: a restarted controller must find the file.
     os.close(os.open(pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
     os.chdir(cwd)  # posix_spawn has no chdir of its own; the child inherits this one
@@ -115,14 +114,15 @@ class _Reaper:
 
     def handle(self, request):
         ident, path, argv, overrides, cwd, trial_dir, log_path = request
+        pid_path = os.path.join(trial_dir, _PID_NAME)
         try:
-            pid, start = _spawn(path, argv, overrides, cwd, log_path, trial_dir, self.me)
+            pid, start = _spawn(path, argv, overrides, cwd, log_path, trial_dir, pid_path, self.me)
         except OSError as exc:
             with contextlib.suppress(OSError):
-                os.unlink(os.path.join(trial_dir, _PID_NAME))  # it never started
+                os.unlink(pid_path)  # it never started
             self.send(("error", ident, f"cannot start: {exc}"))
             return
-        self.children[pid] = (ident, os.path.join(trial_dir, _PID_NAME))
+        self.children[pid] = (ident, pid_path)
         self.send(("pid", ident, pid, start))
 
     def reap(self):
