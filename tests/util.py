@@ -29,6 +29,18 @@ def needs_shared(folder: str) -> pytest.MarkDecorator:
     )
 
 
+def write_script(path: Path, text: str) -> None:
+    """Write a trial script that trials may be starting from right now (an experiment
+    helper called again for a second experiment in the same folder): unchanged, it is
+    left alone; changed, it is replaced whole (``os.replace``), never truncated under a
+    ``python`` that is reading it (which would run an empty script and exit 0)."""
+    if path.exists() and path.read_text() == text:
+        return
+    fresh = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fresh.write_text(text)
+    os.replace(fresh, path)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

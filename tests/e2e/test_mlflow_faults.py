@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.util import REPO, free_port, hyperflow_cmd, run_hyperflow, wait_until
+from tests.util import REPO, free_port, hyperflow_cmd, run_hyperflow, wait_until, write_script
 from tuner.settings import TunerSettings
 from tuner.store import ExperimentRecord, Store, TrialRecord
 from tuner.tracking.mlflow_store import prepare_sqlite_store
@@ -35,7 +35,7 @@ TRIAL = textwrap.dedent(
 
 
 def _experiment(folder: Path, name: str = "mlflow-faults", trials: int = 12) -> Path:
-    (folder / "trial.py").write_text(TRIAL)
+    write_script(folder / "trial.py", TRIAL)
     spec = {
         "apiVersion": "kubeflow.org/v1beta1",
         "kind": "Experiment",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.util import REPO, hyperflow_cmd, run_hyperflow, running, wait_until
+from tests.util import REPO, hyperflow_cmd, run_hyperflow, running, wait_until, write_script
 from tuner.settings import TunerSettings
 from tuner.store import Store
 
@@ -33,7 +33,7 @@ TRIAL = textwrap.dedent(
 
 
 def _write_experiment(folder: Path, max_trials: int = 8) -> Path:
-    (folder / "trial.py").write_text(TRIAL)
+    write_script(folder / "trial.py", TRIAL)
     spec = {
         "apiVersion": "kubeflow.org/v1beta1",
         "kind": "Experiment",

@@ -18,7 +18,7 @@ from hyperflow.plane import ControlPlane, build
 from hyperflow.server import make_app
 from hyperflow.settings import ServerSettings
 from serving.server.http import uvicorn_config
-from tests.util import free_port, wait_http_ok, wait_until
+from tests.util import free_port, wait_http_ok, wait_until, write_script
 
 TRIAL = textwrap.dedent(
     """
@@ -46,7 +46,7 @@ def experiment(
     resume_policy: str | None = None,
 ) -> dict[str, Any]:
     """A small experiment whose trials run ``trial.py`` in ``folder``."""
-    (folder / "trial.py").write_text(TRIAL)
+    write_script(folder / "trial.py", TRIAL)
     metadata: dict[str, Any] = {
         "name": name,
         "annotations": {"hyperflow.io/base-dir": str(folder)},

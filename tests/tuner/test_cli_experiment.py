@@ -18,7 +18,15 @@ import yaml
 from typer.testing import CliRunner
 
 from hyperflow.cli import app
-from tests.util import REPO, free_port, hyperflow_cmd, run_hyperflow, running, wait_http_ok
+from tests.util import (
+    REPO,
+    free_port,
+    hyperflow_cmd,
+    run_hyperflow,
+    running,
+    wait_http_ok,
+    write_script,
+)
 
 TRIAL = textwrap.dedent(
     """
@@ -56,7 +64,7 @@ def _spec(name: str = "cli-exp", max_trials: int = 3) -> dict[str, Any]:
 
 
 def _write(folder: Path, spec: dict[str, Any], name: str = "experiment.yaml") -> Path:
-    (folder / "trial.py").write_text(TRIAL)
+    write_script(folder / "trial.py", TRIAL)
     path = folder / name
     path.write_text(yaml.safe_dump(spec))
     return path

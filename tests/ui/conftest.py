@@ -18,6 +18,7 @@ import pytest
 
 from tests.hyperflow.conftest import Running, serve_plane, server_settings
 from tests.ui.browser import CHROMIUM, FLAGS
+from tests.util import write_script
 
 # A trial that reports its loss and accuracy at 8 steps (StdOut collector: each line is
 # the next step), so the intermediate-values plot and medianstop have curves to work on.
@@ -45,7 +46,7 @@ def experiment(
     early_stopping: bool = False,
     namespace: str | None = None,
 ) -> dict[str, Any]:
-    (folder / "ui_trial.py").write_text(TRIAL)
+    write_script(folder / "ui_trial.py", TRIAL)
     spec: dict[str, Any] = {
         "objective": {
             "type": "minimize",
