@@ -199,3 +199,37 @@ def test_a_claim_from_another_host_lives_by_its_heartbeat_not_the_local_pids(
     finally:
         for store in stores.values():
             store.close()
+
+
+def test_finished_through_never_counts_a_trial_committed_while_it_reads(
+    database_url: str,
+) -> None:
+    """The UI keeps the columns of the trials up to ``finishedThrough`` for good, so that
+    number must come from one snapshot. Here a controller's commit lands right after each
+    statement the query runs (two Created trials appear while it reads): the answer may
+    be old, never a mix ("no trial open" before the commit, "the last is seq 1" after)."""
+    from sqlalchemy import event
+
+    from tuner.store.queries import finished_through, trial_rows
+
+    store = Store(database_url)
+    writer = Store(database_url)
+    try:
+        uid = store.create_experiment("default", "snap", {"spec": {}}, None, "local").uid
+        pending = [0, 1]
+
+        def commit_between(*_: object) -> None:
+            while pending:
+                seq = pending.pop(0)
+                writer.add_trial(uid, f"t{seq}", seq, {}, f"/trials/t{seq}", "tok")
+
+        event.listen(store.engine, "after_cursor_execute", commit_between)
+        through = finished_through(store, uid)
+        event.remove(store.engine, "after_cursor_execute", commit_between)
+        assert not pending  # the commit did land while the query ran
+        rows = trial_rows(store, uid, -1)
+        assert [(seq, phase) for seq, _, phase, *_ in rows] == [(0, "Created"), (1, "Created")]
+        assert through == -1, f"finishedThrough {through} counts trials that are Created"
+    finally:
+        writer.close()
+        store.close()

@@ -200,19 +200,19 @@ def trial_rows(store: Store, experiment_uid: str, after: int) -> list[tuple[Any,
 
 def finished_through(store: Store, experiment_uid: str) -> int:
     """The largest ``seq`` such that every trial up to it has finished (-1: none): what a
-    reader that has those trials never needs to read again."""
+    reader that has those trials never needs to read again.
+
+    One statement, so one snapshot: the first unfinished trial and the last trial read
+    apart could straddle a commit (no trial yet, then two new Created ones: "finished
+    through 1"), and a reader would keep those Created rows as finished for good."""
+    mine = _T.c.experiment_uid == experiment_uid
+    first_open = select(func.min(_T.c.seq)).where(mine, _T.c.phase.in_(_UNFINISHED))
+    last = select(func.max(_T.c.seq)).where(mine)
     with store.engine.connect() as conn:
-        first_open = conn.execute(
-            select(func.min(_T.c.seq)).where(
-                _T.c.experiment_uid == experiment_uid, _T.c.phase.in_(_UNFINISHED)
-            )
-        ).scalar()
-        if first_open is not None:
-            return int(first_open) - 1
-        last = conn.execute(
-            select(func.max(_T.c.seq)).where(_T.c.experiment_uid == experiment_uid)
-        ).scalar()
-    return -1 if last is None else int(last)
+        row = conn.execute(select(first_open.scalar_subquery(), last.scalar_subquery())).one()
+    if row[0] is not None:
+        return int(row[0]) - 1
+    return -1 if row[1] is None else int(row[1])
 
 
 def metric_series(
