@@ -235,9 +235,10 @@ def test_sigkill_during_a_group_commit_loses_nothing_acknowledged(
     ledger = (tmp_path / "ledger.txt").read_text().split()
     if when == "inside":
         # The whole turn is gone, and nothing acted on it: the trial it created was never
-        # started, the trial it ended is still Running in the store.
+        # started, the trial it ended is still Running in the store. (It may have created
+        # two: the slot's next trial and the one on deck, see the controller.)
         created = in_flight - set(before)
-        assert len(created) == 1
+        assert created
         assert not created & set(ledger)
         assert any(before[n].phase.value == "Running" for n in in_flight & set(before))
     else:
