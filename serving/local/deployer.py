@@ -221,6 +221,7 @@ class RevisionDeployer:
                     f"({self._last_failure}); restarting in {delay:.1f}s",
                     r,
                 )
+        self._update_state()
 
         # 2. Probe: starting ones every tick, ready ones about once a second.
         probes = []
@@ -257,6 +258,9 @@ class RevisionDeployer:
         after = await r.probe(client)
         if after is before:
             return
+        # At once, with no await between: a reader never sees the replica's failure as
+        # the revision's reason while its state still says Starting.
+        self._update_state()
         if after is ReplicaState.READY:
             self._crashes = 0
             self._last_failure = None

@@ -173,7 +173,12 @@ def test_revision_whose_model_cannot_load_is_failed_with_the_reason(workdir: Pat
     async def main() -> None:
         async with deployed(specs, events, hold_timeout=5.0) as (dep, url):
             rev = dep.revisions[0]
-            await until(lambda: "weights are corrupt" in (rev.deployer.failure or ""), 60)
+            # Looked at on every turn of the loop: the reason and the state change together
+            # (never the reason of a revision that still says Starting).
+            deadline = time.monotonic() + 60
+            while "weights are corrupt" not in (rev.deployer.failure or ""):
+                assert time.monotonic() < deadline, "the load error never showed"
+                await asyncio.sleep(0)
             status = dep.status()[0]
             assert status.state == "Failed" and "weights are corrupt" in (status.reason or "")
             # Kept (not scaled away, not restarted): the reason stays visible.
