@@ -308,6 +308,32 @@ def test_flush_waits_for_everything_queued_before_it(
     assert len(client.get_metric_history(run_id, "loss")) == 1500
 
 
+def test_close_leaves_the_sqlite_store_closed_as_a_database_is(
+    tracker: MlflowTracker, store: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The writer closes its connection before it goes (the process leaves without the
+    interpreter's clean-up): the WAL is checkpointed into ``mlflow.db`` and removed, so a
+    copy of the file alone holds every run; the process ends with status 0."""
+    uri, _ = store
+    db = Path(uri.removeprefix("sqlite:///"))
+    tracker.start_experiment(EXPERIMENT, UID)
+    tracker.start_trial("digits-a", {"lr": 0.01, "optimizer": "adam"})
+    tracker.end_trial("digits-a", TrialPhase.SUCCEEDED, {"loss": 0.5}, tmp_path / "none")
+    assert tracker.flush(timeout=60)
+    assert db.with_name("mlflow.db-wal").exists()  # written in WAL mode
+    tracker.close(timeout=30)
+    assert not db.with_name("mlflow.db-wal").exists()
+    if tracker._proc is not None:
+        assert tracker._proc.returncode == 0
+    copy = tmp_path / "copy.db"
+    shutil.copy(db, copy)
+    client = MlflowClient(tracking_uri=f"sqlite:///{copy}")
+    experiment = client.get_experiment_by_name("digits")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["digits", "digits-a"]
+
+
 def test_store_unavailable_at_first_then_everything_is_written(
     mlflow_template: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
