@@ -33,7 +33,7 @@ def _since(resource_version: str | None, last_event_id: str | None) -> int | Non
     value = last_event_id or resource_version
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise BadRequest(f"resourceVersion must be a number; got {value!r}")
     return int(value)
 

@@ -106,6 +106,8 @@ RAW_CASES = [
     ("NUL in a path segment", b"GET /apis/v1/namespaces/a%00b/experiments HTTP/1.1\r\nhost: x\r\n\r\n"),
     ("bad bearer bytes", b"GET " + _EXP + b" HTTP/1.1\r\nhost: x\r\nauthorization: Bearer \xff\r\n\r\n"),
     ("bad resourceVersion", b"GET /apis/v1/events?resourceVersion=99999999999999999999999 HTTP/1.1\r\nhost: x\r\n\r\n"),
+    # A digit to str.isdigit, not to int() (found by the fuzzer: a 500 once).
+    ("superscript resourceVersion", b"GET /apis/v1/events?resourceVersion=%C2%B9 HTTP/1.1\r\nhost: x\r\n\r\n"),
 ]  # fmt: skip
 
 

@@ -346,6 +346,11 @@ def test_collector_rules_and_defaults() -> None:
         "spec.metricsCollectorSpec.source.httpGet.port: must be a port number 1-65535; got 0",
         "spec.metricsCollectorSpec.source.httpGet.path: must start with '/'; got 'metrics'",
     ]
+    # A digit to str.isdigit, not to int(): refused by name, not a ValueError.
+    data["spec"]["metricsCollectorSpec"]["source"] = {"httpGet": {"path": "/m", "port": "\u00b9"}}
+    assert errors_of(data) == [
+        "spec.metricsCollectorSpec.source.httpGet.port: must be a port number 1-65535; got '\u00b9'"
+    ]
     data["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "Custom"}}
     assert errors_of(data) == [
         "spec.metricsCollectorSpec.collector.customCollector: required for collector kind Custom"

@@ -63,7 +63,7 @@ def check_metrics_collector(spec: MetricsCollectorSpec) -> list[FieldError]:
             port = http.port
             if port is not None and (
                 isinstance(port, bool)
-                or not str(port).isdigit()
+                or not (str(port).isascii() and str(port).isdigit())
                 or int(str(port)) <= 0
                 or int(str(port)) > 65535
             ):
