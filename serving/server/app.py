@@ -196,7 +196,9 @@ class ModelServerApp:
     async def _read(self, scope: dict[str, Any], receive: Any) -> tuple[bytes, dict[str, str]]:
         headers = _headers_of(scope)
         raw_len = headers.get("content-length")
-        content_length = int(raw_len) if raw_len and raw_len.isascii() and raw_len.isdigit() else None
+        content_length = (
+            int(raw_len) if raw_len and raw_len.isascii() and raw_len.isdigit() else None
+        )
         body = await read_body(receive, self.max_body_bytes, content_length)
         encoding = headers.get("content-encoding")
         if encoding:
