@@ -286,7 +286,13 @@ def test_activator_holds_until_a_replica_is_ready_and_times_out_otherwise(
                 asyncio.create_task(c.post("/v2/models/echo/infer", content=b"{}"))
                 for _ in range(20)
             ]
-            await asyncio.sleep(0.3)
+            # Every request reached the router and is held there (not a fixed sleep: on a
+            # loaded machine they may not have arrived yet, and would never be held).
+            deadline = time.monotonic() + 30
+            while cold.held < 20:
+                assert time.monotonic() < deadline, f"{cold.held} of 20 requests held"
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
             assert not any(t.done() for t in tasks)  # held, not failed
             rt.call(lambda: cold.set_endpoints([("127.0.0.1", a)]))
             return list(await asyncio.gather(*tasks))
