@@ -258,9 +258,6 @@ class RevisionDeployer:
         after = await r.probe(client)
         if after is before:
             return
-        # At once, with no await between: a reader never sees the replica's failure as
-        # the revision's reason while its state still says Starting.
-        self._update_state()
         if after is ReplicaState.READY:
             self._crashes = 0
             self._last_failure = None
@@ -282,6 +279,10 @@ class RevisionDeployer:
                 f"{self.name}: replica pid {r.pid} :{r.port} stopped answering",
                 r,
             )
+        # At once, with no await between: a reader never sees the replica's failure as
+        # the revision's reason while its state still says Starting. After the crash
+        # count is reset and the replica's event is out, as before.
+        self._update_state()
 
     async def _spawn(self) -> bool:
         """Start one replica on a socket bound here; False (and a backoff) if none can be."""
