@@ -52,6 +52,7 @@ from typing import Any
 from tuner import failures
 from tuner.backends.base import TrialBackend, TrialExit, TrialRun
 from tuner.earlystopping import MedianStop
+from tuner.heap import frozen_heap
 from tuner.results import (
     final_metrics,
     goal_reached,
@@ -279,6 +280,12 @@ class ExperimentController:
         return self._on_pushed(trial_name, observations, key)
 
     def run(self) -> ExperimentRecord:
+        # Full passes of the garbage collector scan only what the experiment allocates,
+        # not the process's imported modules (180 ms a pass; tuner.heap).
+        with frozen_heap():
+            return self._run_to_end()
+
+    def _run_to_end(self) -> ExperimentRecord:
         record = self._open()
         self.record = record
         if record.phase.finished:

@@ -466,3 +466,18 @@ def test_a_resumed_experiment_with_more_created_trials_than_slots_runs_them_in_t
     assert done.reason == "ExperimentMaxTrialsReached"
     assert {f"ctl-old{i}" for i in range(3)} <= set(backend.runs)
     assert backend.most_running == 2
+
+
+def test_an_experiment_runs_with_the_processs_old_objects_out_of_full_collections(
+    tmp_path: Path, store: Store
+) -> None:
+    import gc
+
+    frozen: list[int] = []
+    backend = ScriptedBackend(loss=lambda run: float(run.assignments["x"]))
+    backend.before_exit = lambda name: frozen.append(gc.get_freeze_count())
+    record = controller(experiment(), store, backend, tmp_path).run()
+    assert record.phase is ExperimentPhase.SUCCEEDED
+    # tuner.heap: a full pass would otherwise scan every imported module's objects.
+    assert len(frozen) == 4 and min(frozen) > 1000
+    assert gc.get_freeze_count() == 0, "thawed when the experiment ends"
