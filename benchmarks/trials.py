@@ -161,6 +161,60 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def where_it_runs(folder: str) -> str:
+    """What bounds the command rows besides hyperflow: the file system the trials' folders
+    go to (and the CPU one new inode costs there, measured now) and what a ``python`` start
+    costs in this environment, with and without the site module (``-S``: no site-packages,
+    no ``.pth`` files).
+
+    On ext4 without a journal the kernel checks every free inode it passes for a recent
+    deletion (``recently_deleted`` in fs/ext4/ialloc.c, skipped when a journal exists): a
+    new inode costs 0.1-0.7 ms of CPU on a disk where other processes delete files, about
+    0.02 ms on a journaled ext4 or tmpfs. An editable install's finder (a ``.pth`` that
+    imports pathlib and more) is ~17 ms of every interpreter's start, the ``python -c``
+    floor included; a regular install has none."""
+    import resource
+
+    real = os.path.realpath(folder)
+    best = ("?", "?", "")
+    with open("/proc/mounts") as mounts:
+        for line in mounts:
+            device, point, kind = line.split()[:3]
+            if (real + "/").startswith(point.rstrip("/") + "/") and len(point) >= len(best[2]):
+                best = (device, kind, point)
+    device, kind, _ = best
+    journal = ""
+    if kind == "ext4":
+        name = os.path.basename(os.path.realpath(device))
+        has = any(entry.startswith(name + "-") for entry in os.listdir("/proc/fs/jbd2"))
+        journal = ", with a journal" if has else ", no journal"
+
+    def cpu() -> float:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        return me.ru_utime + me.ru_stime
+
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        start = cpu()
+        for i in range(200):  # a trial's pattern: a new folder, a file in it
+            os.mkdir(f"{tmp}/{i}")
+            os.close(os.open(f"{tmp}/{i}/f", os.O_WRONLY | os.O_CREAT, 0o644))
+        inode_ms = (cpu() - start) / 400 * 1000
+
+    def start_ms(*flags: str) -> float:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        for _ in range(10):
+            subprocess.run([sys.executable, *flags, "-c", "pass"], check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        return used / 10 * 1000
+
+    return (
+        f"{folder}: {kind} on {device}{journal}; a new inode costs {inode_ms:.3f} ms of CPU "
+        f"now | python start {start_ms():.1f} ms of CPU ({start_ms('-S'):.1f} ms without "
+        f"the site module: -S)"
+    )
+
+
 def bare_optuna(trials: int) -> float:
     """Seconds for ``trials`` ask/tell rounds of optuna's RandomSampler, same space."""
     import optuna
@@ -308,6 +362,7 @@ def main() -> None:
         compileall.compile_dir(str(REPO / package), quiet=2)
     rows: list[tuple[str, str, str]] = []
 
+    print(f"where: {where_it_runs(tempfile.gettempdir())}")
     print(f"== {n} no-op command trials, {par} at a time ==")
     variants = (
         {}
