@@ -214,7 +214,7 @@ from tests.serving.test_local import fake_argv, spec
 from serving.local import LocalDeployment
 
 async def main():
-    dep = LocalDeployment([spec(min_replicas=2)], argv=fake_argv)
+    dep = LocalDeployment([spec(min_replicas=2, initial_replicas=2)], argv=fake_argv)
     await dep.start()
     await dep.wait_ready(30)
     print(" ".join(map(str, dep.started_pids())), flush=True)
