@@ -4,8 +4,8 @@ A process that imported the controller's stack (SQLAlchemy, optuna, pydantic, th
 tracks about 330,000 objects, nearly all of them modules, classes and functions that live
 as long as the process. A full collection scans every one of them: 180 ms on the
 reference machine (benchmarks/README.md), and CPython 3.11 runs one whenever the objects
-that survived into the oldest generation grew by a quarter, which quick trials reach
-every few hundred trials. In 1,000 trials of 1 ms that is one or two stalls of 180 ms.
+that survived into the oldest generation grew by a quarter of it: measured, one stall of
+180-190 ms every 1,000-2,000 quick trials, in runs that last about a second.
 
 :func:`frozen_heap` moves the objects that exist when the first experiment of the process
 starts into the permanent generation (``gc.freeze()``, CPython's tool for exactly such
