@@ -21,7 +21,7 @@ import sqlite3
 from pathlib import Path
 
 from tuner.pids import pid_alive
-from tuner.tracking.probe import HAS_RUNS
+from tuner.tracking.probe import sqlite_state
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +37,7 @@ def _remove(path: Path) -> None:
 def _state(path: Path) -> tuple[str | None, bool]:
     """(alembic schema version or None, whether it holds a run) of an existing database."""
     with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        version = None
-        if "alembic_version" in tables:
-            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
-            version = row[0] if row else None
-        runs = bool(db.execute(HAS_RUNS).fetchone()[0]) if "runs" in tables else False
-    return version, runs
+        return sqlite_state(db)
 
 
 def _remove_stale_builds(path: Path) -> None:
