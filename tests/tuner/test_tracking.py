@@ -78,6 +78,43 @@ def tracker(store: tuple[str, Path], request: pytest.FixtureRequest) -> Iterator
         assert (t._proc is None) == in_process
 
 
+def test_by_default_one_tracker_of_a_process_writes_from_a_thread_the_others_from_processes(
+    store: tuple[str, Path],
+) -> None:
+    """``in_process=None``: an experiment alone is spared the writer process; one that
+    starts while another writes from a thread gets a process (the server's many
+    experiments keep their writing off the interpreter that runs them); once the first
+    has closed, the next one writes from a thread again. Every run is written either way."""
+    uri, root = store
+    first = MlflowTracker(uri, root)
+    second = MlflowTracker(uri, root)
+    third = MlflowTracker(uri, root)
+    try:
+        first.start_experiment(EXPERIMENT, UID)
+        assert first.flush(timeout=60)
+        second.start_experiment(
+            Experiment.model_validate({**SPEC, "metadata": {"name": "other"}}), UID[:-1] + "7"
+        )
+        assert second.flush(timeout=60)
+        assert (first._proc, first._loop is not None) == (None, True)
+        assert second._proc is not None and second._loop is None
+        first.close(timeout=60)
+        third.start_experiment(
+            Experiment.model_validate({**SPEC, "metadata": {"name": "third"}}), UID[:-1] + "8"
+        )
+        assert third.flush(timeout=60)
+        assert (third._proc, third._loop is not None) == (None, True)
+    finally:
+        for t in (first, second, third):
+            t.close(timeout=60)
+    assert [t.unwritten() for t in (first, second, third)] == [None, None, None]
+    client = MlflowClient(uri)
+    for name in ("digits", "other", "third"):
+        experiment = client.get_experiment_by_name(name)
+        assert experiment is not None
+        assert set(runs_of(client, experiment.experiment_id)) == {name}
+
+
 class LogEvent(logging.Handler):
     """Set when a log record containing ``text`` arrives: a test waits on it, not on time."""
 

@@ -202,7 +202,7 @@ from tuner.spec.models import Experiment
 from tuner.tracking import MlflowTracker
 from tests.tuner.test_tracking import SPEC, UID
 
-tracker = MlflowTracker(sys.argv[1])
+tracker = MlflowTracker(sys.argv[1], in_process=False)  # the process is the subject
 tracker.start_experiment(Experiment.model_validate(SPEC), UID)
 assert tracker.flush(timeout=60)
 print(tracker._proc.pid, flush=True)

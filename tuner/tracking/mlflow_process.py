@@ -100,7 +100,7 @@ class WriteLoop:
     """Takes events from ``inbox`` (``(EVENT, seq, event)``, ``(FLUSH,)``, ``CLOSED``
     last), writes them every ``batch_interval`` s (at once after a flush or the end) and
     sends ``WRITTEN``/``RUNS``/``FATAL`` to ``out``. This process's main loop; also run
-    on a thread of the tracker's own process (``MlflowTracker(in_process=True)``), where
+    on a thread of the tracker's own process (``MlflowTracker``'s in-process writing), where
     ``stop`` ends it instead of a kill."""
 
     def __init__(self, config: dict[str, Any], inbox: queue.SimpleQueue[Any], out: Sink) -> None:

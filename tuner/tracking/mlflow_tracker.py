@@ -1,32 +1,43 @@
-"""MLflow tracking off the experiment's path: a queue here, a writer process beside it.
+"""MLflow tracking off the experiment's path: a queue here, a writer beside it.
 
 Every call stamps an event and queues it (microseconds). A sender thread starts the
-writer process (:mod:`tuner.tracking.mlflow_process`) on the first event and streams the
-events to it, a burst at a time (it lets events gather up to 0.25 s, never past a flush
-or close); the writer imports mlflow, folds the events into per-run buffers and writes
+writer on the first event: a process (:mod:`tuner.tracking.mlflow_process`), to which it
+streams the events a burst at a time (it lets events gather up to 0.25 s, never past a
+flush or close), or the same write loop on the sender thread itself (see "Where the
+writer runs"). The writer imports what the store needs, folds the events into per-run buffers and writes
 them with few round trips (:mod:`tuner.tracking.mlflow_writer`), every
 ``batch_interval`` seconds, retrying failed writes with exponential backoff. It
 acknowledges what it wrote; a reader thread here takes the acknowledgements, so
 :meth:`MlflowTracker.flush` knows what is in MLflow and :meth:`MlflowTracker.close` can
 say exactly what is not.
 
-Why a process and not a thread: importing mlflow and writing runs cost seconds of CPU
-that would hold this interpreter (its GIL) while the experiment runs; in a process of its
-own, ``nice``\\ d, the writer neither slows the controller nor takes CPU from trials, and
-the experiment's process can end it at any time — when the final drain is over its time
-limit, or on Ctrl-C — without waiting for a network call to return.
+Where the writer runs. A process of its own (``nice``\\ d) for any store that needs
+mlflow imported (a store still to be created, an MLflow server, a schema the SQL writer
+does not know): importing mlflow and opening such a store cost seconds of CPU that would
+hold this interpreter (its GIL) while the experiment runs, and the experiment's process
+can end a process at any time — when the final drain is over its time limit, or on
+Ctrl-C — without waiting for a network call to return. On a SQLite store that the SQL
+writer (:mod:`tuner.tracking.mlflow_sql`) takes as it is, the same write loop can run on
+the sender thread instead: nothing of mlflow is imported and a write is a few
+milliseconds of ``sqlite3`` (which releases the GIL while SQLite works), so a process (an
+interpreter start and its imports, pickled events, its exit: 60 ms of CPU, and 110 ms
+instead of 49 ms for a 10-trial experiment) buys nothing there. Who writes where:
 
-In-process writing (``in_process=True``, what a pipeline run uses): on a SQLite store
-that the SQL writer (:mod:`tuner.tracking.mlflow_sql`) takes as it is, the same write
-loop runs on the sender thread instead: nothing of mlflow is imported and a write is a
-few milliseconds of ``sqlite3`` (which releases the GIL while SQLite works), so a process
-(an interpreter start, its imports, pickled events, its exit: about 0.3 s of a three-task
-pipeline's 0.45 s) buys nothing there. Any other store (one still to be created, which
-imports mlflow; an MLflow server; a schema the SQL writer does not know) gets the process.
-The guarantees are the same: :meth:`flush` and :meth:`close` return True / nothing
-unwritten only for what is committed; a close that runs out of time or is interrupted
-stops the thread before its next transaction (it cannot be killed: a transaction it is
-in finishes or rolls back) and reports everything not acknowledged as unwritten.
+- ``in_process=None`` (the default: ``hyperflow experiment run``, the SDK, the server):
+  one tracker of this process at a time writes from a thread; a tracker that starts
+  while another one does gets a process. One experiment alone is spared the process; the
+  server's many at once keep most of the writing off the interpreter that runs their
+  controllers (four experiments of 250 function trials each, every writer a thread: 6 %
+  slower than with processes, measured with ``benchmarks/trials.py``'s experiment).
+- ``in_process=True`` (a pipeline run: a few runs, not a stream of trials): a thread
+  whenever the store allows it.
+- ``in_process=False``: always a process.
+
+The guarantees are the same either way: :meth:`flush` and :meth:`close` return True /
+nothing unwritten only for what is committed; a close that runs out of time or is
+interrupted stops the thread before its next transaction (it cannot be killed: a
+transaction it is in finishes or rolls back) and reports everything not acknowledged as
+unwritten.
 
 Crash semantics: everything logged before a :meth:`MlflowTracker.flush` that returned True
 is in MLflow. The writer dies with this process (a ``kill -9`` included), so events of
@@ -84,6 +95,11 @@ _WAIT_SLICE = 0.1  # waits are sliced so that Ctrl-C is handled promptly
 _SEND_LINGER = 0.25
 
 
+# Held by the one tracker of this process that writes from a thread by default
+# (``in_process=None``); the others start writer processes (see the module docstring).
+_THREAD_WRITER = threading.Lock()
+
+
 def _ms(at: float | None) -> int:
     return int((time.time() if at is None else at) * 1000)
 
@@ -105,8 +121,9 @@ class MlflowTracker(Tracker):
     :func:`~tuner.tracking.mlflow_writer.use_wal`). ``batch_interval`` (s) is how long
     calls accumulate between writes; failed writes are retried after ``initial_backoff``
     s, doubling up to ``max_backoff`` s. ``nice``: the writer process's niceness.
-    ``in_process``: write from a thread of this process where the store allows it (see
-    the module docstring): for a few runs (a pipeline run), not a stream of trials.
+    ``in_process``: write from a thread of this process where the store allows it —
+    ``None``: if no other tracker of this process does at the moment; ``True``: always;
+    ``False``: never (see the module docstring).
     """
 
     def __init__(
@@ -119,7 +136,7 @@ class MlflowTracker(Tracker):
         max_backoff: float = 30.0,
         sqlite_wal: bool = True,
         nice: int = 10,
-        in_process: bool = False,
+        in_process: bool | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
         self._in_process = in_process
@@ -281,7 +298,7 @@ class MlflowTracker(Tracker):
             loop = self._loop
         atexit.unregister(self._close_at_exit)
         self._nudge.set()
-        if self._in_process:
+        if self._in_process is not False:
             self._outbox.put(wire.CLOSED)  # a loop waiting for events ends too
         if loop is not None:
             loop.stop.set()
@@ -371,11 +388,8 @@ class MlflowTracker(Tracker):
             self._cond.notify_all()
 
     def _send(self) -> None:
-        if self._in_process:
-            writer = self._open_here()
-            if writer is not None:
-                self._write_here(writer)
-                return
+        if self._in_process is not False and self._write_here_if_allowed():
+            return
         # This thread lives until the writer exits: PR_SET_PDEATHSIG, which the writer
         # sets, fires when the thread that started it ends.
         try:
@@ -452,6 +466,22 @@ class MlflowTracker(Tracker):
             self._cond.notify_all()
 
     # -- in-process writing (see the module docstring) ---------------------------------------
+
+    def _write_here_if_allowed(self) -> bool:
+        """Write on this thread if the store allows it and (``in_process=None``) no other
+        tracker of this process does; True once the write loop has ended."""
+        slot = _THREAD_WRITER if self._in_process is None else None
+        if slot is not None and not slot.acquire(blocking=False):
+            return False  # another experiment of this process writes from a thread now
+        try:
+            writer = self._open_here()
+            if writer is None:
+                return False
+            self._write_here(writer)
+            return True
+        finally:
+            if slot is not None:
+                slot.release()
 
     def _open_here(self) -> Any:
         """An MlflowWriter on the SQL writer's connection to a complete SQLite store, or
