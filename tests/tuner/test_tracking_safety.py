@@ -238,6 +238,33 @@ def test_the_writer_dies_with_the_process_that_owns_it(store: tuple[str, Path]) 
     wait_until(gone, timeout=30)
 
 
+def test_an_abort_while_the_writer_process_starts_leaves_no_writer_behind(
+    store: tuple[str, Path],
+) -> None:
+    """``abort()`` that comes while the sender thread starts the writer process (it sees
+    no process to kill yet): the process is killed as soon as it exists, nothing is
+    written after the abort, and the events are reported as unwritten."""
+    uri, root = store
+    tracker = MlflowTracker(uri, root, in_process=False)
+    spawn = tracker._spawn
+    started: list[subprocess.Popen[bytes]] = []
+
+    def spawn_during_an_abort() -> subprocess.Popen[bytes]:
+        tracker.abort("stopped")  # before the process is known to the tracker
+        started.append(spawn())
+        return started[0]
+
+    tracker._spawn = spawn_during_an_abort  # type: ignore[method-assign]
+    tracker.start_experiment(EXPERIMENT, UID)
+    assert tracker._sender is not None
+    tracker._sender.join(timeout=30)
+    assert not tracker._sender.is_alive()
+    assert len(started) == 1 and started[0].poll() is not None
+    unwritten = tracker.unwritten()
+    assert unwritten is not None and unwritten.reason == "stopped"
+    assert MlflowClient(uri).get_experiment_by_name(EXPERIMENT.metadata.name) is None
+
+
 def test_reconciling_leaves_complete_runs_alone_and_ends_running_ones(
     store: tuple[str, Path], tmp_path: Path
 ) -> None:

@@ -4,9 +4,9 @@ Every call stamps an event and queues it (microseconds). A sender thread starts 
 writer on the first event: a process (:mod:`tuner.tracking.mlflow_process`), to which it
 streams the events a burst at a time (it lets events gather up to 0.25 s, never past a
 flush or close), or the same write loop on the sender thread itself (see "Where the
-writer runs"). The writer imports what the store needs, folds the events into per-run buffers and writes
-them with few round trips (:mod:`tuner.tracking.mlflow_writer`), every
-``batch_interval`` seconds, retrying failed writes with exponential backoff. It
+writer runs"). The writer imports what the store needs, folds the events into per-run
+buffers and writes them with few round trips (:mod:`tuner.tracking.mlflow_writer`),
+every ``batch_interval`` seconds, retrying failed writes with exponential backoff. It
 acknowledges what it wrote; a reader thread here takes the acknowledgements, so
 :meth:`MlflowTracker.flush` knows what is in MLflow and :meth:`MlflowTracker.close` can
 say exactly what is not.
@@ -390,6 +390,9 @@ class MlflowTracker(Tracker):
     def _send(self) -> None:
         if self._in_process is not False and self._write_here_if_allowed():
             return
+        with self._cond:
+            if self._aborted:
+                return  # stopped before a writer existed: none is started to write later
         # This thread lives until the writer exits: PR_SET_PDEATHSIG, which the writer
         # sets, fires when the thread that started it ends.
         try:
@@ -400,6 +403,14 @@ class MlflowTracker(Tracker):
             return
         with self._cond:
             self._proc = proc
+            aborted = self._aborted
+        if aborted:  # abort() came between the check above and this: it saw no process
+            proc.kill()
+            proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    stream.close()
+            return
         assert proc.stdin is not None
         threading.Thread(
             target=self._read, args=(proc,), name="hyperflow-mlflow-acks", daemon=True
