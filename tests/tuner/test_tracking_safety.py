@@ -24,6 +24,7 @@ from tests.util import REPO, free_port, wait_until
 from tuner.tracking import MlflowTracker
 from tuner.tracking.lookup import trial_run_id
 from tuner.tracking.mlflow_store import prepare_sqlite_store
+from tuner.tracking.mlflow_writer import MlflowWriter
 from tuner.tracking.probe import check_tracking_uri, migration_heads
 from tuner.types import ExperimentPhase, ExperimentReason, TrialPhase
 
@@ -263,6 +264,52 @@ def test_an_abort_while_the_writer_process_starts_leaves_no_writer_behind(
     unwritten = tracker.unwritten()
     assert unwritten is not None and unwritten.reason == "stopped"
     assert MlflowClient(uri).get_experiment_by_name(EXPERIMENT.metadata.name) is None
+
+
+def test_a_fork_waits_while_the_in_process_writer_is_inside_sqlite(
+    store: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forked child (a pipeline's worker) inherits SQLite's process-wide mutexes as the
+    fork found them: ``os.fork`` waits until a writer thread of this process has left
+    SQLite, and goes on at once after."""
+    uri, root = store
+    inside, leave = threading.Event(), threading.Event()
+    real_sync = MlflowWriter.sync
+
+    def held_sync(self: MlflowWriter) -> None:
+        inside.set()
+        leave.wait(30)
+        real_sync(self)
+
+    monkeypatch.setattr(MlflowWriter, "sync", held_sync)
+    tracker = MlflowTracker(uri, root, in_process=True)
+    forked = threading.Event()
+    children: list[int] = []
+
+    def fork() -> None:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        children.append(pid)
+        forked.set()
+
+    try:
+        tracker.start_experiment(EXPERIMENT, UID)
+        tracker._wake()
+        assert inside.wait(30)
+        forking = threading.Thread(target=fork)
+        forking.start()
+        assert not forked.wait(0.3)  # the writer is inside a write cycle
+        leave.set()
+        assert forked.wait(30)
+        forking.join(30)
+    finally:
+        leave.set()
+        for pid in children:
+            os.waitpid(pid, 0)
+        tracker.close(timeout=60)
+    assert tracker._proc is None and tracker.unwritten() is None
+    assert MlflowClient(uri).get_experiment_by_name(EXPERIMENT.metadata.name) is not None
 
 
 def test_reconciling_leaves_complete_runs_alone_and_ends_running_ones(

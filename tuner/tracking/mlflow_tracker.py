@@ -95,6 +95,19 @@ _WAIT_SLICE = 0.1  # waits are sliced so that Ctrl-C is handled promptly
 _SEND_LINGER = 0.25
 
 
+# Held while a writer thread of this process is inside SQLite (opening the store, a write
+# cycle, closing it), and taken by every os.fork of this process (a pipeline's forked
+# workers) for its duration: a forked child inherits SQLite's process-wide mutexes (its
+# allocator's, its file-locking table's) as the fork found them, and one this thread held
+# at that moment would never be released there: the child's first SQLite call would hang.
+_IN_SQLITE = threading.Lock()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_IN_SQLITE.acquire,
+        after_in_parent=_IN_SQLITE.release,
+        after_in_child=_IN_SQLITE.release,
+    )
+
 # Held by the one tracker of this process that writes from a thread by default
 # (``in_process=None``); the others start writer processes (see the module docstring).
 _THREAD_WRITER = threading.Lock()
@@ -507,7 +520,10 @@ class MlflowTracker(Tracker):
         from tuner.tracking.mlflow_writer import MlflowWriter
 
         try:
-            store = SqlRunStore.open(uri, user=layout.current_user(), sqlite_wal=self._sqlite_wal)
+            with _IN_SQLITE:
+                store = SqlRunStore.open(
+                    uri, user=layout.current_user(), sqlite_wal=self._sqlite_wal
+                )
         except Exception as error:  # locked, unreadable: the process retries and reports
             logger.debug("tracking: MLflow store %s not opened in-process: %s", uri, error)
             return None
@@ -519,6 +535,7 @@ class MlflowTracker(Tracker):
         from tuner.tracking.mlflow_process import WriteLoop
 
         loop = WriteLoop(self._config, self._outbox, _Messages(self._receive))
+        loop.guard = _IN_SQLITE
         with self._cond:
             self._loop = loop
             if self._aborted:
@@ -530,5 +547,6 @@ class MlflowTracker(Tracker):
             logger.exception("tracking: the in-process MLflow writer failed")
             why = f"the in-process MLflow writer failed: {type(error).__name__}: {error}"
         finally:
-            writer.close()
+            with _IN_SQLITE:
+                writer.close()
             self._writer_ended(why)
