@@ -14,10 +14,11 @@
    at once in one process (4 threads, as the server runs them).
 
 Run:  .venv/bin/python benchmarks/trials.py [--trials 100] [--skip-ray] [--only ...]
-Each run uses a fresh HYPERFLOW_HOME in a temporary folder whose store is created before
-timing (a user's exists after the first run; --fresh-home times its creation too). MLflow
-logging is on (the default), as a user would run it, into one MLflow SQLite store created
-before timing starts (a user's store exists already: creating one runs MLflow's schema
+Each run uses a fresh HYPERFLOW_HOME in a temporary folder (all of them removed when the
+script ends, see ``kept_folder``) whose store is created before timing (a user's exists
+after the first run; --fresh-home times its creation too). MLflow logging is on (the
+default), as a user would run it, into one MLflow SQLite store created before timing
+starts (a user's store exists already: creating one runs MLflow's schema
 migrations, seconds of work); a second row shows MLflow off. Each part is warmed up first
 (a small experiment: the lazy imports of this process), and hyperflow's modules are
 compiled to bytecode, as an installed package has them.
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import compileall
+import contextlib
 import os
 import shutil
 import statistics
@@ -35,12 +37,30 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.experiments import command_experiment  # noqa: E402
+
+_SESSION: list[str] = []  # the folder every run's files go under, removed at exit
+
+
+@contextlib.contextmanager
+def kept_folder() -> Iterator[str]:
+    """A fresh folder for one run, removed when the script ends instead of after the run.
+    On an ext4 without a journal (this VM's disk), creating a file costs up to 10x more
+    for one to five minutes after thousands were deleted (ext4 skips recently freed
+    inodes: benchmarks/README.md, sixth pass); each run's clean-up would slow the runs
+    after it, the later rows more than the earlier ones."""
+    if not _SESSION:
+        root = tempfile.mkdtemp(prefix="hyperflow-bench-runs-")
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _SESSION.append(root)
+    yield tempfile.mkdtemp(dir=_SESSION[0])
+
 
 # Two floors, each a scheduler that does nothing but spawn the commands ``parallel`` at a
 # time (output to a file each) and wait for whichever ends first:
@@ -76,7 +96,7 @@ def floor(commands: list[list[str]], parallel: int) -> float:
     """Seconds to spawn the commands ``parallel`` at a time from this process."""
     start = time.perf_counter()
     running: dict[int, subprocess.Popen[bytes]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with kept_folder() as tmp:
         for i, cmd in enumerate(commands):
             while len(running) >= parallel:
                 running.pop(os.wait()[0], None)
@@ -93,7 +113,7 @@ def strict_floor(commands: list[list[str]], parallel: int) -> tuple[float, float
     small interpreter of its own."""
     import json
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with kept_folder() as tmp:
         listing = Path(tmp) / "commands.json"
         listing.write_text(json.dumps(commands))
         out = subprocess.run(
@@ -131,7 +151,7 @@ def hyperflow_commands(
     from tuner.runner import run_experiment
     from tuner.settings import TunerSettings
 
-    with tempfile.TemporaryDirectory() as home:
+    with kept_folder() as home:
         settings = TunerSettings(home=Path(prepared_home(home)))
         experiment = command_experiment(name, command, trials, parallel)
         cpu = cpu_seconds()
@@ -235,7 +255,7 @@ def hyperflow_functions(
     from tuner.sdk import search, tune
     from tuner.settings import TunerSettings
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with kept_folder() as tmp:
         home = home or prepared_home(tmp)
         cpu = cpu_seconds()
         start = time.perf_counter()
@@ -263,7 +283,7 @@ def concurrent_experiments(
     import threading
 
     results: list[tuple[float, int] | BaseException] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with kept_folder() as tmp:
         home = prepared_home(tmp)
 
         def one(i: int) -> None:
@@ -291,7 +311,7 @@ def ray_tune(trials: int, parallel: int) -> tuple[float, float, int]:
     import ray
     from ray import tune as rtune
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with kept_folder() as tmp:
         t0 = time.perf_counter()
         ray.init(
             num_cpus=os.cpu_count(),
