@@ -21,9 +21,9 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
-from tests.util import free_port
+from tests.util import free_port, wait_until
 from tuner.spec.models import Experiment
-from tuner.tracking import MlflowTracker, NullTracker, Tracker
+from tuner.tracking import MlflowTracker, NullTracker, Tracker, mlflow_tracker
 from tuner.types import ExperimentPhase, ExperimentReason, Observation, TrialPhase
 
 # MLflow's own deprecation warnings (e.g. from SQLAlchemy) are not ours to fix.
@@ -86,6 +86,8 @@ def test_by_default_one_tracker_of_a_process_writes_from_a_thread_the_others_fro
     experiments keep their writing off the interpreter that runs them); once the first
     has closed, the next one writes from a thread again. Every run is written either way."""
     uri, root = store
+    # A tracker of an earlier test may still be ending its last cycle on the thread slot.
+    wait_until(lambda: not mlflow_tracker._THREAD_WRITER.locked(), timeout=60)
     first = MlflowTracker(uri, root)
     second = MlflowTracker(uri, root)
     third = MlflowTracker(uri, root)

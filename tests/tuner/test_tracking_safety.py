@@ -15,16 +15,16 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow import MlflowClient
 
 from tests.tuner.test_tracking import EXPERIMENT, UID, obs, runs_of
 from tests.util import REPO, free_port, wait_until
-from tuner.tracking import MlflowTracker
+from tuner.tracking import MlflowTracker, mlflow_sql
 from tuner.tracking.lookup import trial_run_id
 from tuner.tracking.mlflow_store import prepare_sqlite_store
-from tuner.tracking.mlflow_writer import MlflowWriter
 from tuner.tracking.probe import check_tracking_uri, migration_heads
 from tuner.types import ExperimentPhase, ExperimentReason, TrialPhase
 
@@ -266,26 +266,38 @@ def test_an_abort_while_the_writer_process_starts_leaves_no_writer_behind(
     assert MlflowClient(uri).get_experiment_by_name(EXPERIMENT.metadata.name) is None
 
 
-def test_a_fork_waits_while_the_in_process_writer_is_inside_sqlite(
+@contextlib.contextmanager
+def a_writer_held_inside_sqlite(
     store: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A forked child (a pipeline's worker) inherits SQLite's process-wide mutexes as the
-    fork found them: ``os.fork`` waits until a writer thread of this process has left
-    SQLite, and goes on at once after."""
+) -> Iterator[threading.Event]:
+    """An in-process writer stopped inside a SQLite transaction until the yielded event
+    is set (then it writes everything)."""
     uri, root = store
     inside, leave = threading.Event(), threading.Event()
-    real_sync = MlflowWriter.sync
+    real_write = mlflow_sql._SqliteDb.write
 
-    def held_sync(self: MlflowWriter) -> None:
-        inside.set()
-        leave.wait(30)
-        real_sync(self)
+    @contextlib.contextmanager
+    def held_write(self: Any) -> Iterator[Any]:
+        with real_write(self) as tx:
+            inside.set()
+            leave.wait(30)
+            yield tx
 
-    monkeypatch.setattr(MlflowWriter, "sync", held_sync)
+    monkeypatch.setattr(mlflow_sql._SqliteDb, "write", held_write)
     tracker = MlflowTracker(uri, root, in_process=True)
-    forked = threading.Event()
-    children: list[int] = []
+    try:
+        tracker.start_experiment(EXPERIMENT, UID)
+        tracker._wake()
+        assert inside.wait(30)
+        yield leave
+    finally:
+        leave.set()
+        tracker.close(timeout=60)
+    assert tracker._proc is None and tracker.unwritten() is None
+    assert MlflowClient(uri).get_experiment_by_name(EXPERIMENT.metadata.name) is not None
 
+
+def fork_in_a_thread(forked: threading.Event, children: list[int]) -> threading.Thread:
     def fork() -> None:
         pid = os.fork()
         if pid == 0:
@@ -293,23 +305,46 @@ def test_a_fork_waits_while_the_in_process_writer_is_inside_sqlite(
         children.append(pid)
         forked.set()
 
+    thread = threading.Thread(target=fork)
+    thread.start()
+    return thread
+
+
+def test_a_fork_waits_while_the_in_process_writer_is_inside_sqlite(
+    store: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forked child (a pipeline's worker) inherits SQLite's process-wide mutexes as the
+    fork found them: ``os.fork`` waits until a writer thread of this process has left
+    SQLite, and goes on at once after."""
+    forked, children = threading.Event(), []
     try:
-        tracker.start_experiment(EXPERIMENT, UID)
-        tracker._wake()
-        assert inside.wait(30)
-        forking = threading.Thread(target=fork)
-        forking.start()
-        assert not forked.wait(0.3)  # the writer is inside a write cycle
-        leave.set()
-        assert forked.wait(30)
-        forking.join(30)
+        with a_writer_held_inside_sqlite(store, monkeypatch) as leave:
+            forking = fork_in_a_thread(forked, children)
+            assert not forked.wait(0.3)  # the writer is inside a transaction
+            leave.set()
+            assert forked.wait(30)
+            forking.join(30)
     finally:
-        leave.set()
         for pid in children:
             os.waitpid(pid, 0)
-        tracker.close(timeout=60)
-    assert tracker._proc is None and tracker.unwritten() is None
-    assert MlflowClient(uri).get_experiment_by_name(EXPERIMENT.metadata.name) is not None
+
+
+def test_a_fork_waits_for_sqlite_a_bounded_time(
+    store: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait is bounded (SQLite sleeping on another process's write lock holds none of
+    its process-wide mutexes): past it the fork goes on, and the writer's lock is intact
+    (it finishes its transaction and writes everything)."""
+    monkeypatch.setattr(mlflow_sql, "_FORK_WAIT", 0.2)
+    forked, children = threading.Event(), []
+    try:
+        with a_writer_held_inside_sqlite(store, monkeypatch):
+            forking = fork_in_a_thread(forked, children)
+            assert forked.wait(30)  # while the writer is still inside
+            forking.join(30)
+    finally:
+        for pid in children:
+            os.waitpid(pid, 0)
 
 
 def test_reconciling_leaves_complete_runs_alone_and_ends_running_ones(

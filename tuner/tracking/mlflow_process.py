@@ -110,9 +110,6 @@ class WriteLoop:
         self.closing = False
         self.flush_now = False
         self.stop = threading.Event()  # in a process of its own, the tracker kills it
-        # Held around each write cycle (the in-process writer's guard against a fork
-        # while it is inside SQLite: see MlflowTracker); nothing to guard in a process.
-        self.guard: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         self.wake = threading.Event()  # a flush or the end was asked for
         self.reported: dict[str | None, str] = {}
 
@@ -164,8 +161,7 @@ class WriteLoop:
         uri = self.config["tracking_uri"]
         while not self.stop.is_set():
             try:
-                with self.guard:
-                    writer.sync()
+                writer.sync()
             except Exception as error:
                 failures += 1
                 delay = min(ceiling, initial * 2 ** (failures - 1))

@@ -31,6 +31,7 @@ import os
 import posixpath
 import re
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -334,9 +335,40 @@ def _insert_sql(table: str, columns: list[str]) -> str:
     return f'INSERT INTO "{table}" ({names}) VALUES ({values})'
 
 
+# Held while a _SqliteDb of this process is inside SQLite (connecting, a read, a
+# transaction, closing): every os.fork of the process (a pipeline's forked workers, while
+# the run's MLflow writer thread writes) waits for it, at most _FORK_WAIT seconds. A
+# forked child inherits SQLite's process-wide mutexes (its allocator's, its table of open
+# files) as the fork found them; one held by the writer at that moment would never be
+# released in the child, whose first SQLite call would hang. Past the bound (SQLite
+# sleeping in its busy wait for another process's write lock, which holds none of those
+# mutexes) the fork goes on.
+_IN_SQLITE = threading.RLock()
+_FORK_WAIT = 2.0
+_forking = threading.local()
+
+
+def _before_fork() -> None:
+    _forking.held = False  # a Ctrl-C in the wait below: the fork goes on, nothing held
+    _forking.held = _IN_SQLITE.acquire(timeout=_FORK_WAIT)
+
+
+def _after_fork() -> None:
+    if getattr(_forking, "held", False):
+        _forking.held = False
+        _IN_SQLITE.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+    )
+
+
 class _SqliteDb:
     """A SQLite store through the standard library's sqlite3 (no SQLAlchemy import: most
-    of the writer process's start-up). One connection, owned by the writer."""
+    of the writer process's start-up). One connection, owned by the writer. Every call
+    into SQLite holds ``_IN_SQLITE`` (see above)."""
 
     dialect = "sqlite"
 
@@ -345,39 +377,44 @@ class _SqliteDb:
 
         self._sqlite3 = sqlite3
         self.integrity_errors: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
-        # Autocommit mode: transactions are this class's own BEGIN IMMEDIATE ... COMMIT.
-        self._conn = sqlite3.connect(
-            path, timeout=30, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        if wal:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
+        with _IN_SQLITE:
+            # Autocommit mode: transactions are this class's own BEGIN IMMEDIATE ... COMMIT.
+            self._conn = sqlite3.connect(
+                path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            if wal:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
 
     def columns(self, table: str) -> set[str]:
-        return {row[1] for row in self._conn.execute(f'PRAGMA table_info("{table}")')}
+        with _IN_SQLITE:
+            return {row[1] for row in self._conn.execute(f'PRAGMA table_info("{table}")')}
 
     @contextlib.contextmanager
     def read(self) -> Iterator[_Tx]:
-        yield _Tx(self._conn.execute, self._conn.executemany)
+        with _IN_SQLITE:
+            yield _Tx(self._conn.execute, self._conn.executemany)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[_Tx]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield _Tx(self._conn.execute, self._conn.executemany)
-            self._conn.execute("COMMIT")  # may fail too (busy): then nothing is kept
-        except BaseException:
-            if self._conn.in_transaction:
-                with contextlib.suppress(self._sqlite3.Error):
-                    self._conn.execute("ROLLBACK")
-            raise
+        with _IN_SQLITE:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Tx(self._conn.execute, self._conn.executemany)
+                self._conn.execute("COMMIT")  # may fail too (busy): then nothing is kept
+            except BaseException:
+                if self._conn.in_transaction:
+                    with contextlib.suppress(self._sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                raise
 
     def insert_id(self, tx: _Tx, table: str, row: dict[str, Any], key: str) -> int:
         return int(tx.run(_insert_sql(table, list(row)), row).lastrowid)
 
     def close(self) -> None:
-        self._conn.close()
+        with _IN_SQLITE:
+            self._conn.close()
 
 
 class _AlchemyDb:

@@ -35,9 +35,9 @@ instead of 49 ms for a 10-trial experiment) buys nothing there. Who writes where
 
 The guarantees are the same either way: :meth:`flush` and :meth:`close` return True /
 nothing unwritten only for what is committed; a close that runs out of time or is
-interrupted stops the thread before its next transaction (it cannot be killed: a
-transaction it is in finishes or rolls back) and reports everything not acknowledged as
-unwritten.
+interrupted stops the thread after its current write cycle (it cannot be killed: the
+cycle's transactions finish or roll back, and what it writes then is more than the
+report says, never less) and reports everything not acknowledged as unwritten.
 
 Crash semantics: everything logged before a :meth:`MlflowTracker.flush` that returned True
 is in MLflow. The writer dies with this process (a ``kill -9`` included), so events of
@@ -94,19 +94,6 @@ _WAIT_SLICE = 0.1  # waits are sliced so that Ctrl-C is handled promptly
 # once): one wake-up of the sender and of the writer per burst instead of per event.
 _SEND_LINGER = 0.25
 
-
-# Held while a writer thread of this process is inside SQLite (opening the store, a write
-# cycle, closing it), and taken by every os.fork of this process (a pipeline's forked
-# workers) for its duration: a forked child inherits SQLite's process-wide mutexes (its
-# allocator's, its file-locking table's) as the fork found them, and one this thread held
-# at that moment would never be released there: the child's first SQLite call would hang.
-_IN_SQLITE = threading.Lock()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_IN_SQLITE.acquire,
-        after_in_parent=_IN_SQLITE.release,
-        after_in_child=_IN_SQLITE.release,
-    )
 
 # Held by the one tracker of this process that writes from a thread by default
 # (``in_process=None``); the others start writer processes (see the module docstring).
@@ -301,9 +288,9 @@ class MlflowTracker(Tracker):
         self._record_unwritten(None)
 
     def abort(self, reason: str = "the MLflow writer was stopped") -> None:
-        """Stop the writer process now, whatever it was doing (the in-process writer: before
-        its next transaction), and report what it had not written (idempotent: the first
-        report stands)."""
+        """Stop the writer process now, whatever it was doing (the in-process writer: after
+        its current write cycle), and report what it had not written (idempotent: the
+        first report stands)."""
         with self._cond:
             self._closed = True
             self._aborted = True
@@ -513,40 +500,41 @@ class MlflowTracker(Tracker):
         from tuner.tracking.probe import sqlite_path
 
         uri = self.tracking_uri
-        path = sqlite_path(uri) if uri.startswith("sqlite:") else None
-        if path is None or not path.is_file():
-            return None  # still to be created (by MLflow, imported in the writer process)
-        from tuner.tracking.mlflow_sql import SqlRunStore
-        from tuner.tracking.mlflow_writer import MlflowWriter
-
         try:
-            with _IN_SQLITE:
-                store = SqlRunStore.open(
-                    uri, user=layout.current_user(), sqlite_wal=self._sqlite_wal
+            path = sqlite_path(uri) if uri.startswith("sqlite:") else None
+            if path is None or not path.is_file():
+                return None  # still to be created (by MLflow, imported in the writer process)
+            from tuner.tracking.mlflow_sql import SqlRunStore
+            from tuner.tracking.mlflow_writer import MlflowWriter
+
+            store = SqlRunStore.open(uri, user=layout.current_user(), sqlite_wal=self._sqlite_wal)
+            if store is None:
+                return None  # tables the SQL writer does not write: MLflow's API, in the process
+            try:
+                return MlflowWriter(
+                    uri, self._artifact_root, sqlite_wal=self._sqlite_wal, store=store
                 )
+            except BaseException:
+                store.close()
+                raise
         except Exception as error:  # locked, unreadable: the process retries and reports
             logger.debug("tracking: MLflow store %s not opened in-process: %s", uri, error)
             return None
-        if store is None:
-            return None  # tables the SQL writer does not write: MLflow's API, in the process
-        return MlflowWriter(uri, self._artifact_root, sqlite_wal=self._sqlite_wal, store=store)
 
     def _write_here(self, writer: Any) -> None:
         from tuner.tracking.mlflow_process import WriteLoop
 
-        loop = WriteLoop(self._config, self._outbox, _Messages(self._receive))
-        loop.guard = _IN_SQLITE
-        with self._cond:
-            self._loop = loop
-            if self._aborted:
-                loop.stop.set()  # aborted before the loop existed
         why = "the in-process MLflow writer stopped"
         try:
+            loop = WriteLoop(self._config, self._outbox, _Messages(self._receive))
+            with self._cond:
+                self._loop = loop
+                if self._aborted:
+                    loop.stop.set()  # aborted before the loop existed
             loop.run(writer)
         except BaseException as error:
             logger.exception("tracking: the in-process MLflow writer failed")
             why = f"the in-process MLflow writer failed: {type(error).__name__}: {error}"
         finally:
-            with _IN_SQLITE:
-                writer.close()
+            writer.close()
             self._writer_ended(why)
