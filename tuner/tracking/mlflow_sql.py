@@ -146,6 +146,8 @@ def run_artifact_uri(experiment_artifact_location: str, run_id: str) -> str:
 
 def local_path(uri: str) -> Path | None:
     """The folder of a local artifact location (``file:`` URI or plain path), else None."""
+    if uri.startswith("file:///") and "?" not in uri and "#" not in uri:
+        return Path(unquote(uri[7:]))  # what urlparse gives (every run's location: the fast way)
     parsed = urlparse(uri)
     if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
         return Path(unquote(parsed.path))
@@ -163,9 +165,17 @@ def sanitize_metric_value(value: float) -> tuple[bool, float]:
     return False, value
 
 
+# Names that passed _check_key (a pure check): most are the same for every run (the
+# trial tags, the parameters), so each is checked once. Bounded, in case names vary freely.
+_VALID_KEYS: set[str] = set()
+_VALID_KEYS_MAX = 10_000
+
+
 def _check_key(kind: str, key: object) -> str:
     """MLflow's name rules (``mlflow.utils.validation``, POSIX): characters, a path that
     resolves to itself, at most 250 characters."""
+    if isinstance(key, str) and key in _VALID_KEYS:
+        return key
     if not isinstance(key, str):
         raise TrackingRejected(f"Invalid {kind} name: {key!r}. Expected a string")
     if not _KEY.match(key):
@@ -182,6 +192,8 @@ def _check_key(kind: str, key: object) -> str:
         )
     if len(key) > MAX_KEY_LENGTH:
         raise TrackingRejected(f"{kind} name {key[:40]!r}... exceeds {MAX_KEY_LENGTH} characters")
+    if len(_VALID_KEYS) < _VALID_KEYS_MAX:
+        _VALID_KEYS.add(key)
     return key
 
 
