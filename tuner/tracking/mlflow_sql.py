@@ -174,10 +174,10 @@ _VALID_KEYS_MAX = 10_000
 def _check_key(kind: str, key: object) -> str:
     """MLflow's name rules (``mlflow.utils.validation``, POSIX): characters, a path that
     resolves to itself, at most 250 characters."""
-    if isinstance(key, str) and key in _VALID_KEYS:
-        return key
     if not isinstance(key, str):
         raise TrackingRejected(f"Invalid {kind} name: {key!r}. Expected a string")
+    if key in _VALID_KEYS:
+        return key
     if not _KEY.match(key):
         raise TrackingRejected(
             f"Invalid {kind} name: {key!r}. Names may only contain alphanumerics, "
