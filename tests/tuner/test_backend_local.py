@@ -301,6 +301,31 @@ def test_no_shell_per_trial_and_the_reaper_ends_with_the_backend(tmp_path: Path)
     wait_until(lambda: not os.path.exists(f"/proc/{reaper}"), timeout=10)
 
 
+def test_trials_that_end_together_each_get_their_own_complete_record(tmp_path: Path) -> None:
+    """Forty trials started at once, ending in any order, some while others still start:
+    each one's ``pid`` file holds its PID with its start time (the reaper read ``/proc``
+    before the exit was taken), the reaper's line, then its own exit status, in that
+    order; and each exit is reported for its own trial."""
+    backend = LocalBackend(kill_grace=0.5)
+    try:
+        for i in range(40):
+            command = ["/bin/true"] if i % 2 else ["/bin/false"]
+            backend.launch(make_run(tmp_path, f"t{i}", command))
+        for i in range(40):
+            want = (
+                TrialExit(True, 0, "exit code 0") if i % 2 else TrialExit(False, 1, "exit code 1")
+            )
+            assert wait_exit(backend, f"t{i}") == want, i
+            lines = (tmp_path / "trials" / f"t{i}" / "pid").read_text().splitlines()
+            assert len(lines) == 3, lines
+            pid, start = lines[0].split()
+            assert pid.isdigit() and start.isdigit(), lines
+            assert lines[1].startswith("reaper "), lines
+            assert lines[2] == f"exit {0 if i % 2 else 1}", lines
+    finally:
+        backend.close()
+
+
 def test_prestart_boots_the_reaper_that_runs_the_trials_and_close_reaps_it(
     tmp_path: Path,
 ) -> None:
