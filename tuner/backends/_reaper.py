@@ -29,13 +29,17 @@ it has been reaped). The controller does not wait for the answer to a request: i
 on with its loop, and takes the answers with the exits.
 """
 
-import contextlib
+# Only modules cheap to import (C modules): this process's start delays an experiment's
+# first trial. ``threading``, ``contextlib`` and ``signal`` (its enum) cost ~9 ms of it.
+import _thread
 import errno
 import marshal
 import os
-import signal
 import struct
-import threading
+import sys
+
+# signal's C module (no stubs in typeshed): the same numbers.
+from _signal import SIGPIPE, SIGXFSZ  # type: ignore[import-not-found]
 
 _HEADER = struct.Struct(">I")
 _PID_NAME = "pid"
@@ -64,8 +68,10 @@ def _append(path, text):
 def _spawn(path, argv, overrides, cwd, log_path, trial_dir, pid_path, me):
     env = {**os.environ, **overrides}
     os.makedirs(trial_dir, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.unlink(os.path.join(trial_dir, _LAUNCH_ERROR_NAME))
+    except FileNotFoundError:
+        pass
     # Before the command starts: a restarted controller must find the file.
     os.close(os.open(pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
     os.chdir(cwd)  # posix_spawn has no chdir of its own; the child inherits this one
@@ -80,7 +86,7 @@ def _spawn(path, argv, overrides, cwd, log_path, trial_dir, pid_path, me):
         "setsid": True,
         "setsigmask": (),
         # As subprocess's restore_signals: Python ignores these, a command must not.
-        "setsigdef": (signal.SIGPIPE, signal.SIGXFSZ),
+        "setsigdef": (SIGPIPE, SIGXFSZ),
     }
     if _BATCH:
         options["scheduler"] = (os.SCHED_OTHER, os.sched_param(0))
@@ -114,7 +120,9 @@ class _Reaper:
 
     ``lock`` orders a start's records (its ``pid`` file lines, its answer) before its
     exit's: the exit is taken (``WNOWAIT``: not reaped yet, so ``/proc`` still has the
-    child) and only handled once the start that made it is complete.
+    child) and only handled once the start that made it is complete. ``wake`` (held while
+    there is nothing new) lets the waiting thread sleep while no trial runs; ``done`` is
+    released when it has ended.
     """
 
     def __init__(self):
@@ -122,8 +130,11 @@ class _Reaper:
         self.out_open = True
         self.reading = True  # the controller's input is open
         self.me = f"reaper {os.getpid()} {_start_time(os.getpid())}\n"
-        self.lock = threading.Lock()
-        self.changed = threading.Condition(self.lock)  # a child was added, or input ended
+        self.lock = _thread.allocate_lock()
+        self.wake = _thread.allocate_lock()  # released (by the main thread only): news
+        self.wake.acquire()
+        self.done = _thread.allocate_lock()  # released when the waiting thread ends
+        self.done.acquire()
 
     def send(self, message):
         if not self.out_open:
@@ -143,22 +154,39 @@ class _Reaper:
                     path, argv, overrides, cwd, log_path, trial_dir, pid_path, self.me
                 )
             except OSError as exc:
-                with contextlib.suppress(OSError):
+                try:
                     os.unlink(pid_path)  # it never started
+                except OSError:
+                    pass
                 self.send(("error", ident, f"cannot start: {exc}"))
                 return
             self.children[pid] = (ident, pid_path)
             self.send(("pid", ident, pid, start))
-            self.changed.notify()
+        self.tell()
+
+    def tell(self):
+        """Wake the waiting thread if it sleeps for want of news (the main thread only)."""
+        if self.wake.locked():
+            self.wake.release()
 
     def reap(self):
-        """Record each trial's exit, until the input is closed and no trial is left."""
+        """The waiting thread: record each trial's exit, until the input is closed and no
+        trial is left."""
+        try:
+            self.reap_all()
+        except BaseException:
+            _die()
+        self.done.release()
+
+    def reap_all(self):
         while True:
-            with self.lock:
-                while not self.children:
+            while True:
+                with self.lock:
+                    if self.children:
+                        break
                     if not self.reading:
                         return
-                    self.changed.wait()
+                self.wake.acquire()  # until the main thread tells of a start or the end
             try:
                 info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
             except ChildProcessError:  # not ours after all (cannot happen): forget them
@@ -168,22 +196,28 @@ class _Reaper:
             if info is None:
                 continue
             with self.lock:
-                pid, status = os.waitpid(info.si_pid, 0)
+                try:
+                    pid, status = os.waitpid(info.si_pid, 0)
+                except ChildProcessError:
+                    # A child whose exec failed, reaped by posix_spawn itself (which then
+                    # raised, or ran the file through /bin/sh) while we waited for the lock.
+                    continue
                 child = self.children.pop(pid, None)
                 if child is None:
                     continue
                 ident, pid_path = child
                 code = os.waitstatus_to_exitcode(status)
                 code = 128 - code if code < 0 else code
-                with contextlib.suppress(OSError):  # a removed trial folder: nobody reads it
+                try:
                     _append(pid_path, f"exit {code}\n")
+                except OSError:  # a removed trial folder: nobody reads it
+                    pass
                 self.send(("exit", ident, code))
 
     def run(self):
-        waiter = threading.Thread(target=self.reap, name="reap")
-        waiter.start()
+        _thread.start_new_thread(self.reap, ())
+        inbox = b""
         try:
-            inbox = b""
             while chunk := os.read(0, 65536):
                 inbox += chunk
                 while len(inbox) >= _HEADER.size:
@@ -193,11 +227,20 @@ class _Reaper:
                     request = marshal.loads(inbox[_HEADER.size : _HEADER.size + size])
                     inbox = inbox[_HEADER.size + size :]
                     self.handle(request)
-        finally:
-            with self.lock:
-                self.reading = False
-                self.changed.notify()
-            waiter.join()  # the trials started here are still reaped and recorded
+        except BaseException:
+            _die()
+        with self.lock:
+            self.reading = False
+        self.tell()
+        self.done.acquire()  # the trials started here are still reaped and recorded
+
+
+def _die():
+    """A thread of this process failed: exit now, as a reaper killed would. The controller
+    sees it gone; its trials' exit statuses are lost (never made up), and no new trial
+    starts where the other thread can no longer wait for it or hear of it."""
+    sys.excepthook(*sys.exc_info())
+    os._exit(70)
 
 
 if __name__ == "__main__":
