@@ -43,7 +43,6 @@ from _signal import SIGPIPE, SIGXFSZ  # type: ignore[import-not-found]
 
 _HEADER = struct.Struct(">I")
 _PID_NAME = "pid"
-_BATCH = os.environ.get("REAPER_BATCH") == "1"
 _LAUNCH_ERROR_NAME = "launch_error"
 
 
@@ -88,8 +87,6 @@ def _spawn(path, argv, overrides, cwd, log_path, trial_dir, pid_path, me):
         # As subprocess's restore_signals: Python ignores these, a command must not.
         "setsigdef": (SIGPIPE, SIGXFSZ),
     }
-    if _BATCH:
-        options["scheduler"] = (os.SCHED_OTHER, os.sched_param(0))
     try:
         try:
             pid = os.posix_spawn(path, argv, env, **options)
