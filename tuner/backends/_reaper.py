@@ -43,6 +43,9 @@ from _signal import SIGPIPE, SIGXFSZ  # type: ignore[import-not-found]
 
 _HEADER = struct.Struct(">I")
 _PID_NAME = "pid"
+# This process's environment, read once (os.environ decodes every name and value at each
+# read): the trials' base, which nothing here changes.
+_ENVIRON = dict(os.environ)
 _LAUNCH_ERROR_NAME = "launch_error"
 
 
@@ -65,7 +68,7 @@ def _append(path, text):
 
 
 def _spawn(path, argv, overrides, cwd, log_path, trial_dir, pid_path, me):
-    env = {**os.environ, **overrides}
+    env = {**_ENVIRON, **overrides}
     os.makedirs(trial_dir, exist_ok=True)
     try:
         os.unlink(os.path.join(trial_dir, _LAUNCH_ERROR_NAME))
