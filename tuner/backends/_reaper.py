@@ -30,16 +30,21 @@ on with its loop, and takes the answers with the exits.
 """
 
 # Only modules cheap to import (C modules): this process's start delays an experiment's
-# first trial. ``threading``, ``contextlib`` and ``signal`` (its enum) cost ~9 ms of it.
-import _thread
+# first trial. ``contextlib`` and ``signal`` (its enum) cost ~9 ms of it.
 import errno
 import marshal
 import os
+import select
 import struct
-import sys
 
-# signal's C module (no stubs in typeshed): the same numbers.
-from _signal import SIGPIPE, SIGXFSZ  # type: ignore[import-not-found]
+# signal's C module (no stubs in typeshed): the same functions, numbers for names.
+from _signal import (  # type: ignore[import-not-found]
+    SIGCHLD,
+    SIGPIPE,
+    SIGXFSZ,
+    set_wakeup_fd,
+)
+from _signal import signal as handle_signal
 
 _HEADER = struct.Struct(">I")
 _PID_NAME = "pid"
@@ -107,34 +112,10 @@ def _spawn(path, argv, overrides, cwd, log_path, trial_dir, pid_path, me):
 
 
 class _Reaper:
-    """Two threads. The main one reads the requests and starts the trials; the other
-    (``reap``) waits for their exits in a blocking ``waitid``.
-
-    Why a thread blocked in a wait call, not a ``SIGCHLD`` handler waking a ``select``
-    loop: the kernel wakes a parent blocked in a wait call *synchronously*, onto the CPU
-    its exiting child is leaving. A signal's wake-up puts the woken process on the CPU it
-    ran on last; on a machine whose every CPU runs a trial it then waits there for a time
-    slice (up to a scheduler tick, 4 ms at 250 Hz) while the CPU the ended trial freed
-    stays idle (seen with ``perf sched``; it was most of the idle time of 100 one-line
-    ``python -c`` trials on two CPUs).
-
-    ``lock`` orders a start's records (its ``pid`` file lines, its answer) before its
-    exit's: the exit is taken (``WNOWAIT``: not reaped yet, so ``/proc`` still has the
-    child) and only handled once the start that made it is complete. ``wake`` (held while
-    there is nothing new) lets the waiting thread sleep while no trial runs; ``done`` is
-    released when it has ended.
-    """
-
     def __init__(self):
         self.children = {}  # pid -> (ident, its pid file)
         self.out_open = True
-        self.reading = True  # the controller's input is open
         self.me = f"reaper {os.getpid()} {_start_time(os.getpid())}\n"
-        self.lock = _thread.allocate_lock()
-        self.wake = _thread.allocate_lock()  # released (by the main thread only): news
-        self.wake.acquire()
-        self.done = _thread.allocate_lock()  # released when the waiting thread ends
-        self.done.acquire()
 
     def send(self, message):
         if not self.out_open:
@@ -148,77 +129,61 @@ class _Reaper:
     def handle(self, request):
         ident, path, argv, overrides, cwd, trial_dir, log_path = request
         pid_path = os.path.join(trial_dir, _PID_NAME)
-        with self.lock:
+        try:
+            pid, start = _spawn(path, argv, overrides, cwd, log_path, trial_dir, pid_path, self.me)
+        except OSError as exc:
             try:
-                pid, start = _spawn(
-                    path, argv, overrides, cwd, log_path, trial_dir, pid_path, self.me
-                )
-            except OSError as exc:
-                try:
-                    os.unlink(pid_path)  # it never started
-                except OSError:
-                    pass
-                self.send(("error", ident, f"cannot start: {exc}"))
-                return
-            self.children[pid] = (ident, pid_path)
-            self.send(("pid", ident, pid, start))
-        self.tell()
-
-    def tell(self):
-        """Wake the waiting thread if it sleeps for want of news (the main thread only)."""
-        if self.wake.locked():
-            self.wake.release()
+                os.unlink(pid_path)  # it never started
+            except OSError:
+                pass
+            self.send(("error", ident, f"cannot start: {exc}"))
+            return
+        self.children[pid] = (ident, pid_path)
+        self.send(("pid", ident, pid, start))
 
     def reap(self):
-        """The waiting thread: record each trial's exit, until the input is closed and no
-        trial is left."""
-        try:
-            self.reap_all()
-        except BaseException:
-            _die()
-        self.done.release()
-
-    def reap_all(self):
-        while True:
-            while True:
-                with self.lock:
-                    if self.children:
-                        break
-                    if not self.reading:
-                        return
-                self.wake.acquire()  # until the main thread tells of a start or the end
+        while self.children:
             try:
-                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
-            except ChildProcessError:  # not ours after all (cannot happen): forget them
-                with self.lock:
-                    self.children.clear()
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            if child is None:
                 continue
-            if info is None:
-                continue
-            with self.lock:
-                try:
-                    pid, status = os.waitpid(info.si_pid, 0)
-                except ChildProcessError:
-                    # A child whose exec failed, reaped by posix_spawn itself (which then
-                    # raised, or ran the file through /bin/sh) while we waited for the lock.
-                    continue
-                child = self.children.pop(pid, None)
-                if child is None:
-                    continue
-                ident, pid_path = child
-                code = os.waitstatus_to_exitcode(status)
-                code = 128 - code if code < 0 else code
-                try:
-                    _append(pid_path, f"exit {code}\n")
-                except OSError:  # a removed trial folder: nobody reads it
-                    pass
-                self.send(("exit", ident, code))
+            ident, pid_path = child
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code
+            try:
+                _append(pid_path, f"exit {code}\n")
+            except OSError:  # a removed trial folder: nobody reads it
+                pass
+            self.send(("exit", ident, code))
 
     def run(self):
-        _thread.start_new_thread(self.reap, ())
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        set_wakeup_fd(wake_w)
+        handle_signal(SIGCHLD, lambda *_: None)
         inbox = b""
-        try:
-            while chunk := os.read(0, 65536):
+        reading = True
+        while reading or self.children:
+            watched = [wake_r, 0] if reading else [wake_r]
+            try:
+                ready, _, _ = select.select(watched, [], [])
+            except InterruptedError:
+                ready = []
+            if wake_r in ready:
+                try:
+                    os.read(wake_r, 4096)
+                except BlockingIOError:
+                    pass
+            if 0 in ready:
+                chunk = os.read(0, 65536)
+                if not chunk:
+                    reading = False
                 inbox += chunk
                 while len(inbox) >= _HEADER.size:
                     (size,) = _HEADER.unpack_from(inbox)
@@ -227,20 +192,7 @@ class _Reaper:
                     request = marshal.loads(inbox[_HEADER.size : _HEADER.size + size])
                     inbox = inbox[_HEADER.size + size :]
                     self.handle(request)
-        except BaseException:
-            _die()
-        with self.lock:
-            self.reading = False
-        self.tell()
-        self.done.acquire()  # the trials started here are still reaped and recorded
-
-
-def _die():
-    """A thread of this process failed: exit now, as a reaper killed would. The controller
-    sees it gone; its trials' exit statuses are lost (never made up), and no new trial
-    starts where the other thread can no longer wait for it or hear of it."""
-    sys.excepthook(*sys.exc_info())
-    os._exit(70)
+            self.reap()
 
 
 if __name__ == "__main__":
