@@ -165,24 +165,35 @@ def _run(
         from tuner.backends import create_backend
 
         backend = create_backend(settings.backend, settings, experiment=experiment)
-    tracker: Tracker = (
-        MlflowTracker(uri, artifact_root=settings.home / "mlartifacts")
-        if tracking
-        else NullTracker()
-    )
-    suggestion = make_suggestion_client(suggestion_url, store, md.namespace)
-    controller = ExperimentController(
-        experiment,
-        store=store,
-        backend=backend,
-        suggestion=suggestion,
-        tracker=tracker,
-        home=settings.home,
-        observer=observer,
-        trial_deadline_seconds=trial_deadline_seconds,
-    )
-    if on_controller is not None:
-        on_controller(controller)
+        if existing is None or not existing.phase.finished:
+            # What the backend boots (the local backend's reaper: an interpreter, ~10 ms)
+            # boots while the tracker, the suggestion service and the controller are set
+            # up; the controller's own prestart call then finds it running.
+            prestart = getattr(backend, "prestart", None)
+            if prestart is not None:
+                prestart(experiment.spec.parallel_trial_count)
+    try:
+        tracker: Tracker = (
+            MlflowTracker(uri, artifact_root=settings.home / "mlartifacts")
+            if tracking
+            else NullTracker()
+        )
+        suggestion = make_suggestion_client(suggestion_url, store, md.namespace)
+        controller = ExperimentController(
+            experiment,
+            store=store,
+            backend=backend,
+            suggestion=suggestion,
+            tracker=tracker,
+            home=settings.home,
+            observer=observer,
+            trial_deadline_seconds=trial_deadline_seconds,
+        )
+        if on_controller is not None:
+            on_controller(controller)
+    except BaseException:
+        backend.close()
+        raise
     try:
         with interrupts_stop(controller) as interrupts:
             record = controller.run()

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,6 +118,7 @@ def test_wait_returns_when_a_trial_exits(tmp_path: Path, backend: LocalBackend) 
 CONTROLLER = """
 import sys
 from pathlib import Path
+from typing import Any
 from tuner.backends.base import TrialRun
 from tuner.backends.local import LocalBackend
 tmp, trial, go = sys.argv[1:4]
@@ -424,3 +426,54 @@ def test_a_start_the_reaper_refuses_fails_its_trial_and_not_the_next(
     backend.launch(make_run(tmp_path, "b", ["python", "-c", "print('loss=2')"]))
     assert wait_exit(backend, "b") == TrialExit(True, 0, "exit code 0")
     assert [o.value for o in backend.collect("b")] == [2.0]
+
+
+def test_the_runner_boots_the_reaper_before_the_controller_unless_the_experiment_is_over(
+    tmp_path: Path,
+) -> None:
+    """``run_experiment`` starts the local backend's reaper as soon as it has the backend,
+    so that the interpreter boots while the controller is set up; an experiment that has
+    finished (run again: nothing to run) starts none."""
+    from tuner.runner import run_experiment
+    from tuner.settings import TunerSettings
+    from tuner.spec import parse_experiment
+    from tuner.types import ExperimentPhase
+
+    data = {
+        "apiVersion": "kubeflow.org/v1beta1",
+        "kind": "Experiment",
+        "metadata": {"name": "early-reaper"},
+        "spec": {
+            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+            "algorithm": {"algorithmName": "grid"},
+            "parallelTrialCount": 2,
+            "parameters": [
+                {"name": "x", "parameterType": "categorical", "feasibleSpace": {"list": ["1", "2"]}}
+            ],
+            "trialTemplate": {
+                "trialParameters": [{"name": "x", "reference": "x"}],
+                "command": ["/bin/echo", "loss=${trialParameters.x}"],
+            },
+        },
+    }
+    settings = TunerSettings(home=tmp_path / "home")
+    booted: list[bool] = []
+
+    def look(controller: Any) -> None:
+        booted.append(controller.backend._reaper is not None)
+
+    first = run_experiment(
+        parse_experiment(data, base_dir=tmp_path),
+        settings=settings,
+        track=False,
+        on_controller=look,
+    )
+    assert first.record.phase is ExperimentPhase.SUCCEEDED
+    again = run_experiment(
+        parse_experiment(data, base_dir=tmp_path),
+        settings=settings,
+        track=False,
+        on_controller=look,
+    )
+    assert again.already_finished
+    assert booted == [True, False]
