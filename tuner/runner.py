@@ -161,18 +161,19 @@ def _run(
         if problem is not None:
             raise TrackingUnavailable(problem)
         (folder / _SYNCED).unlink(missing_ok=True)  # until this run confirms it again
+    created = backend is None
     if backend is None:
         from tuner.backends import create_backend
 
         backend = create_backend(settings.backend, settings, experiment=experiment)
-        if existing is None or not existing.phase.finished:
-            # What the backend boots (the local backend's reaper: an interpreter, ~10 ms)
-            # boots while the tracker, the suggestion service and the controller are set
-            # up; the controller's own prestart call then finds it running.
+    try:
+        if created and (existing is None or not existing.phase.finished):
+            # What the backend boots (the local backend's reaper: an interpreter, 10-20 ms
+            # here) boots while the tracker, the suggestion service and the controller are
+            # set up; the controller's own prestart call then finds it running.
             prestart = getattr(backend, "prestart", None)
             if prestart is not None:
                 prestart(experiment.spec.parallel_trial_count)
-    try:
         tracker: Tracker = (
             MlflowTracker(uri, artifact_root=settings.home / "mlartifacts")
             if tracking

@@ -118,7 +118,6 @@ def test_wait_returns_when_a_trial_exits(tmp_path: Path, backend: LocalBackend) 
 CONTROLLER = """
 import sys
 from pathlib import Path
-from typing import Any
 from tuner.backends.base import TrialRun
 from tuner.backends.local import LocalBackend
 tmp, trial, go = sys.argv[1:4]
@@ -304,18 +303,24 @@ def test_no_shell_per_trial_and_the_reaper_ends_with_the_backend(tmp_path: Path)
 
 
 def test_trials_that_end_together_each_get_their_own_complete_record(tmp_path: Path) -> None:
-    """Forty trials started at once, ending in any order, some while others still start:
-    each one's ``pid`` file holds its PID with its start time (the reaper read ``/proc``
-    before the exit was taken), the reaper's line, then its own exit status, in that
-    order; and each exit is reported for its own trial."""
+    """Forty trials started at once, each with its own exit status, a fifth of them files
+    without a ``#!`` line (their exec fails; ``posix_spawn`` reaps that child itself and
+    the file runs through /bin/sh): each one's ``pid`` file holds its PID with its start
+    time, the reaper's line, then its own exit status, in that order, and each exit is
+    reported for its own trial."""
+    plain = tmp_path / "plain.sh"
+    plain.write_text('exit "$1"\n')
+    plain.chmod(0o755)
     backend = LocalBackend(kill_grace=0.5)
     try:
         for i in range(40):
-            command = ["/bin/true"] if i % 2 else ["/bin/false"]
+            command = [str(plain), str(i)] if i % 5 == 0 else ["/bin/sh", "-c", f"exit {i}"]
             backend.launch(make_run(tmp_path, f"t{i}", command))
         for i in range(40):
             want = (
-                TrialExit(True, 0, "exit code 0") if i % 2 else TrialExit(False, 1, "exit code 1")
+                TrialExit(True, 0, "exit code 0")
+                if i == 0
+                else TrialExit(False, i, f"exit code {i}")
             )
             assert wait_exit(backend, f"t{i}") == want, i
             lines = (tmp_path / "trials" / f"t{i}" / "pid").read_text().splitlines()
@@ -323,7 +328,7 @@ def test_trials_that_end_together_each_get_their_own_complete_record(tmp_path: P
             pid, start = lines[0].split()
             assert pid.isdigit() and start.isdigit(), lines
             assert lines[1].startswith("reaper "), lines
-            assert lines[2] == f"exit {0 if i % 2 else 1}", lines
+            assert lines[2] == f"exit {i}", lines
     finally:
         backend.close()
 
@@ -428,21 +433,12 @@ def test_a_start_the_reaper_refuses_fails_its_trial_and_not_the_next(
     assert [o.value for o in backend.collect("b")] == [2.0]
 
 
-def test_the_runner_boots_the_reaper_before_the_controller_unless_the_experiment_is_over(
-    tmp_path: Path,
-) -> None:
-    """``run_experiment`` starts the local backend's reaper as soon as it has the backend,
-    so that the interpreter boots while the controller is set up; an experiment that has
-    finished (run again: nothing to run) starts none."""
-    from tuner.runner import run_experiment
-    from tuner.settings import TunerSettings
-    from tuner.spec import parse_experiment
-    from tuner.types import ExperimentPhase
-
-    data = {
+def _echo_experiment(name: str) -> dict[str, Any]:
+    """A Katib Experiment of two `/bin/echo` trials (grid over x = 1, 2)."""
+    return {
         "apiVersion": "kubeflow.org/v1beta1",
         "kind": "Experiment",
-        "metadata": {"name": "early-reaper"},
+        "metadata": {"name": name},
         "spec": {
             "objective": {"type": "minimize", "objectiveMetricName": "loss"},
             "algorithm": {"algorithmName": "grid"},
@@ -456,6 +452,20 @@ def test_the_runner_boots_the_reaper_before_the_controller_unless_the_experiment
             },
         },
     }
+
+
+def test_the_runner_boots_the_reaper_before_the_controller_unless_the_experiment_is_over(
+    tmp_path: Path,
+) -> None:
+    """``run_experiment`` starts the local backend's reaper as soon as it has the backend,
+    so that the interpreter boots while the controller is set up; an experiment that has
+    finished (run again: nothing to run) starts none."""
+    from tuner.runner import run_experiment
+    from tuner.settings import TunerSettings
+    from tuner.spec import parse_experiment
+    from tuner.types import ExperimentPhase
+
+    data = _echo_experiment("early-reaper")
     settings = TunerSettings(home=tmp_path / "home")
     booted: list[bool] = []
 
@@ -477,3 +487,30 @@ def test_the_runner_boots_the_reaper_before_the_controller_unless_the_experiment
     )
     assert again.already_finished
     assert booted == [True, False]
+
+
+def test_a_run_whose_set_up_fails_stops_the_reaper_it_started(tmp_path: Path) -> None:
+    """The reaper started early (above) is stopped when the set-up after it fails: here
+    the ``on_controller`` callback raises before the experiment runs."""
+    from tuner.runner import run_experiment
+    from tuner.settings import TunerSettings
+    from tuner.spec import parse_experiment
+
+    data = _echo_experiment("set-up-fails")
+    reapers: list[int] = []
+
+    def fail(controller: Any) -> None:
+        reaper = controller.backend._reaper
+        assert reaper is not None
+        reapers.append(reaper.pid)
+        raise RuntimeError("set-up failed")
+
+    with pytest.raises(RuntimeError, match="set-up failed"):
+        run_experiment(
+            parse_experiment(data, base_dir=tmp_path),
+            settings=TunerSettings(home=tmp_path / "home"),
+            track=False,
+            on_controller=fail,
+        )
+    assert len(reapers) == 1
+    assert not os.path.exists(f"/proc/{reapers[0]}")  # stopped and reaped by the close
