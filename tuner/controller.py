@@ -295,9 +295,7 @@ class ExperimentController:
             return record
         # A backend with something to boot (a reaper, workers) boots it while the set-up
         # below runs, so that the first trial starts at once.
-        prestart = getattr(self.backend, "prestart", None)
-        if prestart is not None:
-            prestart(self.spec.parallel_trial_count)
+        self.backend.prestart(self.spec.parallel_trial_count)
         pid = os.getpid()
         self.store.claim(record.uid, pid)
         try:

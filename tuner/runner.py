@@ -171,9 +171,7 @@ def _run(
             # What the backend boots (the local backend's reaper: an interpreter, 10-20 ms
             # here) boots while the tracker, the suggestion service and the controller are
             # set up; the controller's own prestart call then finds it running.
-            prestart = getattr(backend, "prestart", None)
-            if prestart is not None:
-                prestart(experiment.spec.parallel_trial_count)
+            backend.prestart(experiment.spec.parallel_trial_count)
         tracker: Tracker = (
             MlflowTracker(uri, artifact_root=settings.home / "mlartifacts")
             if tracking

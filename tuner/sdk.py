@@ -301,10 +301,8 @@ def tune(
         raise SpecError([FieldError("backend", str(exc).removeprefix("backend: "))]) from None
     # The workers boot (a fresh interpreter each) while the store and the suggestion
     # service are set up, so the first trials start at once.
-    prestart = getattr(trial_backend, "prestart", None)
-    if prestart is not None:
-        budget = experiment.spec.max_trial_count
-        prestart(experiment.spec.parallel_trial_count if budget is None else budget)
+    budget = experiment.spec.max_trial_count
+    trial_backend.prestart(experiment.spec.parallel_trial_count if budget is None else budget)
     live: LiveProgress | None = None
     if progress:
         from rich.console import Console

@@ -117,6 +117,12 @@ class TrialBackend(ABC):
         """Whether a trial the store has as Created may have been launched already."""
         return False
 
+    def prestart(self, count: int | None = None) -> None:  # noqa: B027 (a no-op by default)
+        """Boot now what the first launches would otherwise wait for (the local backend's
+        reaper, function workers), so that it boots while the caller sets up; ``count``:
+        the trials to come, at most. A no-op if it runs already, and by default (nothing
+        to boot)."""
+
     def problems(self, experiment: Experiment) -> list[str]:
         """Why ``experiment`` cannot run on this backend, one line each (empty: it can)."""
         from tuner.runnable import local_problems

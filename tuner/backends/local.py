@@ -293,9 +293,9 @@ class LocalBackend(TrialBackend):
     def prestart(self, count: int | None = None) -> None:
         """Start the reaper now (``count``, the trials to come, does not matter here).
 
-        Optional, as ``FunctionBackend.prestart``: ``run_experiment`` calls it as soon as
-        it has created the backend, and the controller before its own set-up (a no-op if
-        the reaper runs), so the reaper's interpreter boots meanwhile instead of delaying
+        ``TrialBackend.prestart``: ``run_experiment`` calls it as soon as it has created
+        the backend, and the controller before its own set-up (a no-op if the reaper
+        runs), so the reaper's interpreter boots meanwhile instead of delaying
         the first trial (10-20 ms here). A reaper that fails to start is started again by
         the first ``launch``, which reports why if it cannot.
         """
