@@ -434,24 +434,12 @@ def test_a_start_the_reaper_refuses_fails_its_trial_and_not_the_next(
 
 
 def _echo_experiment(name: str) -> dict[str, Any]:
-    """A Katib Experiment of two `/bin/echo` trials (grid over x = 1, 2)."""
-    return {
-        "apiVersion": "kubeflow.org/v1beta1",
-        "kind": "Experiment",
-        "metadata": {"name": name},
-        "spec": {
-            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-            "algorithm": {"algorithmName": "grid"},
-            "parallelTrialCount": 2,
-            "parameters": [
-                {"name": "x", "parameterType": "categorical", "feasibleSpace": {"list": ["1", "2"]}}
-            ],
-            "trialTemplate": {
-                "trialParameters": [{"name": "x", "reference": "x"}],
-                "command": ["/bin/echo", "loss=${trialParameters.x}"],
-            },
-        },
-    }
+    """A Katib Experiment of two `/bin/echo` trials (grid over x = 1, 2, two at a time)."""
+    from tests.e2e.test_experiments import _categorical, _experiment
+
+    return _experiment(
+        name, ["/bin/echo", "loss=${trialParameters.x}"], [_categorical("x", ["1", "2"])]
+    )
 
 
 def test_the_runner_boots_the_reaper_before_the_controller_unless_the_experiment_is_over(
