@@ -87,7 +87,8 @@ def test_kill_9_then_the_same_command_resumes(pipeline_file: Path, tmp_path: Pat
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
     try:
-        _wait_for(lambda: (folder / "slow-starts").exists())
+        # Its "x", not just the file: ``open`` creates it, the write lands at the close.
+        _wait_for(lambda: _read(folder / "slow-starts") == "x")
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         if proc.poll() is None:
@@ -135,6 +136,13 @@ def test_ctrl_c_cancels_the_run_and_its_running_tasks(pipeline_file: Path, tmp_p
         "first": "SUCCEEDED",
         "slow": "CANCELED",
     }
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
 
 
 def _only_run_name() -> str:
