@@ -270,19 +270,18 @@ def _documents(
 ) -> list[tuple[Resource, dict[str, Any]]]:
     """The resources of the files; a compiled pipeline (kfp IR) is a PipelineRun of it
     with ``arguments`` (``--arg NAME=VALUE``)."""
-    import yaml
-
     from hyperflow import kubectl_pipelines
+    from serving import yamlfile  # the spec files' loader: safe, bounded, strict keys
 
     out: list[tuple[Resource, dict[str, Any]]] = []
     for file in files:
         try:
-            text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
-            docs = [d for d in yaml.safe_load_all(text) if d is not None]
+            text = sys.stdin.read() if str(file) == "-" else yamlfile.read_text(file)
+            docs = yamlfile.load_all(text)
         except OSError as exc:
             raise _fail([f"{file}: {exc.strerror or exc}"]) from None
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise _fail([f"{file}: invalid YAML: {exc}"]) from None
+        except (yamlfile.YamlError, UnicodeDecodeError) as exc:
+            raise _fail([f"{file}: {exc}"]) from None
         for i, doc in enumerate(docs):
             if not isinstance(doc, dict):
                 raise _fail([f"{file}: document {i} is not an object"])

@@ -30,15 +30,17 @@ class YamlError(ValueError):
     """Unreadable, oversized or invalid YAML; ``str()`` is one line."""
 
 
-class _StrictLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """The safe loader, refusing a key that appears twice in one mapping."""
+class NoDuplicateKeys:
+    """A loader mix-in (before a ``yaml.SafeLoader`` class in the bases) refusing a key
+    that appears twice in one mapping: :class:`YamlError` naming the key and both lines.
+    The control plane's request bodies use it with a loader of their own."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, yaml.Node] = {}
         for key_node, _ in node.value:
             if key_node.tag == _MERGE:  # "<<: *anchor" may override keys on purpose
                 continue
-            key = self.construct_object(key_node, deep=True)  # cached: built once
+            key = self.construct_object(key_node, deep=True)  # type: ignore[attr-defined]
             try:
                 first = seen.setdefault(key, key_node)
             except TypeError:  # an unhashable key: the base class reports it
@@ -49,7 +51,11 @@ class _StrictLoader(_BaseLoader):  # type: ignore[valid-type,misc]
                     f"{key_node.start_mark.line + 1}, column {key_node.start_mark.column + 1} "
                     f"(already set at line {first.start_mark.line + 1})"
                 )
-        return super().construct_mapping(node, deep)
+        return super().construct_mapping(node, deep)  # type: ignore[misc]
+
+
+class _StrictLoader(NoDuplicateKeys, _BaseLoader):  # type: ignore[valid-type,misc]
+    """The safe loader, refusing a key that appears twice in one mapping."""
 
 
 def problem(exc: yaml.YAMLError) -> str:

@@ -8,14 +8,16 @@ from typing import Any
 import yaml
 
 from hyperflow.handlers.errors import BadRequest, FieldProblem, UnsupportedMediaType
+from serving.yamlfile import NoDuplicateKeys, YamlError
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 
-class _NoAliases(yaml.SafeLoader):
+class _NoAliases(NoDuplicateKeys, yaml.SafeLoader):
     """A safe loader that refuses anchors/aliases: a small body must not expand into a
-    huge object (the "billion laughs"). Pure Python: the C loader composes nodes in C."""
+    huge object (the "billion laughs"). Pure Python: the C loader composes nodes in C. A
+    key given twice is refused, as in files and as Kubernetes' strict decoding does."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -52,9 +54,23 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (``json`` alone keeps the last value)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+    return out
+
+
 def _json(raw: bytes) -> Any:
     try:
-        return json.loads(_text(raw), parse_constant=_reject_constant)
+        return json.loads(
+            _text(raw), parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+        )
     except ValueError as exc:
         raise BadRequest(f"invalid JSON: {exc}") from None
     except RecursionError:
@@ -70,6 +86,8 @@ def _yaml(raw: bytes) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise BadRequest(f"invalid YAML: {problem}{where}") from None
+    except YamlError as exc:  # a duplicate key
+        raise BadRequest(str(exc)) from None
     except RecursionError:
         raise BadRequest("invalid YAML: nested too deeply") from None
     if len(documents) != 1:

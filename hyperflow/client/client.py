@@ -46,9 +46,9 @@ def _object_body(obj: Any, kind: str = "Experiment") -> dict[str, Any]:
     if isinstance(obj, dict):
         return obj
     if isinstance(obj, str):
-        import yaml
+        from serving import yamlfile  # the spec files' loader: safe, strict keys
 
-        data = yaml.safe_load(obj)
+        data = yamlfile.load(obj)
         if not isinstance(data, dict):
             raise ValueError(f"an {kind} must be a mapping")
         return data

@@ -158,6 +158,30 @@ def test_bad_input_is_a_4xx_naming_every_field(server: Running, tmp_path: Path) 
     assert server.http.get("/no/such/path").json()["error"].startswith("no such endpoint")
 
 
+def test_a_key_given_twice_is_refused_in_yaml_and_json_bodies(
+    server: Running, tmp_path: Path
+) -> None:
+    """As Kubernetes' strict decoding: not the last value silently kept."""
+    import yaml
+
+    text = yaml.safe_dump(experiment("twice", tmp_path), sort_keys=False)
+    text = text.replace("  maxTrialCount: 4\n", "  maxTrialCount: 4\n  maxTrialCount: 5\n")
+    r = server.http.post(
+        f"{NS}/experiments", content=text, headers={"content-type": "application/yaml"}
+    )
+    assert r.status_code == 400, r.text
+    assert "duplicate key 'maxTrialCount'" in r.json()["error"]
+    body = json.dumps(experiment("twice", tmp_path)).replace(
+        '"maxTrialCount": 4', '"maxTrialCount": 4, "maxTrialCount": 5'
+    )
+    r = server.http.post(
+        f"{NS}/experiments", content=body, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "invalid JSON: duplicate key 'maxTrialCount'"
+    assert server.http.get(f"{NS}/experiments/twice").status_code == 404
+
+
 def test_a_yaml_body_creates_an_experiment(server: Running, tmp_path: Path) -> None:
     import yaml
 

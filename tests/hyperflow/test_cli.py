@@ -118,6 +118,31 @@ def test_apply_creates_then_changes_the_budget(server: Running, tmp_path: Path) 
     assert got["status"]["trials"] == 3
 
 
+def test_a_file_with_a_key_given_twice_creates_nothing(server: Running, tmp_path: Path) -> None:
+    """``create -f``/``apply -f`` and the Python client read files as ``experiment
+    validate`` does: a key given twice is an error naming it, not the last value kept."""
+    text = _file(tmp_path, experiment("twice", tmp_path)).read_text()
+    assert "  maxTrialCount: 4\n" in text
+    text = text.replace("  maxTrialCount: 4\n", "  maxTrialCount: 4\n  maxTrialCount: 5\n")
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    for verb in ("create", "apply"):
+        result = cli(server, verb, "-f", str(path))
+        assert result.returncode == 1, result.stdout
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith(
+            f"error: {path}: invalid YAML: duplicate key 'maxTrialCount' at line"
+        )
+    with Client(server=server.url) as client:
+        try:
+            client.create_experiment(text)
+        except ValueError as exc:
+            assert "duplicate key 'maxTrialCount'" in str(exc)
+        else:
+            raise AssertionError("the client must refuse it")
+    assert server.http.get("/apis/v1/namespaces/default/experiments/twice").status_code == 404
+
+
 def test_get_watch_prints_rows_as_things_change(server: Running, tmp_path: Path) -> None:
     proc = subprocess.Popen(
         hyperflow_cmd("get", "exp", "-w", "--server", server.url),
