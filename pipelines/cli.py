@@ -81,7 +81,15 @@ def run(
     from pipelines.spec import PipelineError, import_kfp_runtime
 
     arguments = _parse_args(arg)
-    import_kfp_runtime()  # not kfp's client (the kubernetes client: seconds)
+    # Not kfp's client (the kubernetes client: seconds).
+    if not import_kfp_runtime():
+        err.print(
+            "error: kfp (the Kubeflow Pipelines SDK) is not installed: "
+            "pip install 'hyperflow[pipelines]'",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1)
     live = LiveTasks(err, title=str(file))
     try:
         with live:

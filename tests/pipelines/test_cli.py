@@ -138,6 +138,36 @@ def test_ctrl_c_cancels_the_run_and_its_running_tasks(pipeline_file: Path, tmp_p
     }
 
 
+def test_without_kfp_one_line_says_how_to_install_it(pipeline_file: Path, tmp_path: Path):
+    # As where only the core is installed (`make run`): `import kfp` fails.
+    hide_kfp = textwrap.dedent(
+        """
+        import sys
+
+        class NoKfp:
+            def find_spec(self, name, path=None, target=None):
+                if name.partition(".")[0] == "kfp":
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+        sys.meta_path.insert(0, NoKfp())
+        from hyperflow.entry import main
+
+        main()
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", hide_kfp, "pipeline", "run", "-f", str(pipeline_file),
+         "--pipeline", "other", "--arg", f"folder={tmp_path}", "--no-track"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: kfp (the Kubeflow Pipelines SDK) is not installed: "
+        "pip install 'hyperflow[pipelines]'"
+    ]
+    assert not (tmp_path / "first-runs").exists()
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text()
