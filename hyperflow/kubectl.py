@@ -191,6 +191,7 @@ ALIASES = {
     "pr": "pipelineruns",
 }
 KINDS = {r.kind: r for r in RESOURCES.values()}
+KIND_HELP = "experiments|exp, trials, inferenceservices|isvc, pipelineruns|pr"
 
 
 # -- output -----------------------------------------------------------------------------
@@ -254,11 +255,7 @@ def _check_output(output: str) -> None:
 def _resource(kind: str) -> Resource:
     plural = ALIASES.get(kind.lower())
     if plural is None:
-        raise _fail(
-            [
-                f'the server doesn\'t have a resource type "{kind}" (use experiments|exp, trials, inferenceservices|isvc)'
-            ]
-        )
+        raise _fail([f'the server doesn\'t have a resource type "{kind}" (use {KIND_HELP})'])
     return RESOURCES[plural]
 
 
@@ -412,7 +409,7 @@ def apply(
 
 
 def get(
-    kind: str = typer.Argument(..., help="experiments|exp, trials, inferenceservices|isvc"),
+    kind: str = typer.Argument(..., help=KIND_HELP),
     name: str | None = typer.Argument(None),
     namespace: str = NamespaceOpt,
     all_namespaces: bool = typer.Option(False, "-A", "--all-namespaces"),
@@ -570,7 +567,9 @@ def _watch(
 
 
 def describe(
-    kind: str = typer.Argument(..., help="experiments|exp, inferenceservices|isvc"),
+    kind: str = typer.Argument(
+        ..., help="experiments|exp, inferenceservices|isvc, pipelineruns|pr"
+    ),
     name: str = typer.Argument(...),
     namespace: str = NamespaceOpt,
     server: str | None = ServerOpt,
@@ -593,7 +592,7 @@ def describe(
     if resource.plural != "experiments":
         raise _fail(
             [
-                f"describe supports experiments and inferenceservices; use hyperflow get {resource.plural} {name} -o yaml"
+                f"describe supports experiments, inferenceservices and pipelineruns; use hyperflow get {resource.plural} {name} -o yaml"
             ]
         )
     with _Errors(), _client(server, token, namespace) as client:
@@ -724,7 +723,9 @@ def _age_of(timestamp: float) -> str:
 
 
 def delete(
-    kind: str | None = typer.Argument(None, help="experiments|exp, inferenceservices|isvc"),
+    kind: str | None = typer.Argument(
+        None, help="experiments|exp, inferenceservices|isvc, pipelineruns|pr"
+    ),
     names: list[str] | None = typer.Argument(None),
     filename: list[Path] | None = typer.Option(
         None, "-f", "--filename", help="Delete what the files define."

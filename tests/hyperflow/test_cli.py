@@ -180,6 +180,15 @@ def test_without_a_server_one_line_says_how_to_start_one(hyperflow_home: Path) -
     assert "no hyperflow server answers" in line and "hyperflow server" in line
 
 
+def test_an_unknown_kind_lists_every_kind(hyperflow_home: Path) -> None:
+    result = run_hyperflow("get", "foo", "--server", f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        'error: the server doesn\'t have a resource type "foo" '
+        "(use experiments|exp, trials, inferenceservices|isvc, pipelineruns|pr)"
+    )
+
+
 def test_get_imports_no_heavy_library_and_starts_fast(server: Running) -> None:
     probe = (
         "import sys, runpy\n"
