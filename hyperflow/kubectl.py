@@ -566,6 +566,19 @@ def _watch(
         return
 
 
+# Katib's status counts, as `describe` words them: the first four always, the rest when
+# there are some (every trial is in one of them).
+_TRIAL_COUNTS = (
+    ("trialsSucceeded", "succeeded"),
+    ("trialsRunning", "running"),
+    ("trialsPending", "pending"),
+    ("trialsFailed", "failed"),
+    ("trialsKilled", "killed"),
+    ("trialsEarlyStopped", "early stopped"),
+    ("trialMetricsUnavailable", "metrics unavailable"),
+)
+
+
 def describe(
     kind: str = typer.Argument(
         ..., help="experiments|exp, inferenceservices|isvc, pipelineruns|pr"
@@ -609,11 +622,14 @@ def describe(
         + (f" (goal {objective['goal']})" if objective.get("goal") is not None else "")
     )
     typer.echo(f"Algorithm:    {spec['algorithm']['algorithmName']}")
+    counts = [
+        f"{status.get(key, 0)} {what}"
+        for key, what in _TRIAL_COUNTS
+        if status.get(key) or what in ("succeeded", "running", "pending", "failed")
+    ]
     typer.echo(
         f"Trials:       {status.get('trials', 0)} (max {spec.get('maxTrialCount', '-')}, "
-        f"parallel {spec.get('parallelTrialCount')}): {status.get('trialsSucceeded', 0)} succeeded, "
-        f"{status.get('trialsRunning', 0)} running, {status.get('trialsPending', 0)} pending, "
-        f"{status.get('trialsFailed', 0)} failed"
+        f"parallel {spec.get('parallelTrialCount')}): {', '.join(counts)}"
     )
     best = status.get("currentOptimalTrial", {})
     if best.get("bestTrialName"):

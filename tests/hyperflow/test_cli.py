@@ -94,6 +94,31 @@ def test_create_get_describe_logs_delete(server: Running, tmp_path: Path) -> Non
     assert cli(server, "get", "exp").stderr.startswith("No resources found")
 
 
+def test_describe_counts_every_trial(server: Running, tmp_path: Path) -> None:
+    """The goal reached, the running trials are killed: ``describe``'s counts add up."""
+    from tests.e2e.test_experiments import _categorical, _experiment, _script
+
+    _script(tmp_path, "fast", "#!/bin/sh\necho loss=0.01\n")
+    _script(tmp_path, "slow", "#!/bin/sh\nsleep 60\n")
+    _script(tmp_path, "slow2", "#!/bin/sh\nsleep 60\n")
+    # Grid order: the slow one starts first, beside the fast one (the server runs 2 at once).
+    data = _experiment(
+        "counts",
+        ["${trialParameters.prog}"],
+        [_categorical("prog", ["./slow", "./fast", "./slow2"])],
+        parallelTrialCount=2,
+        maxTrialCount=3,
+    )
+    data["spec"]["objective"]["goal"] = 0.1
+    assert cli(server, "create", "-f", str(_file(tmp_path, data))).returncode == 0
+    _wait_done(server, "counts")
+    described = cli(server, "describe", "exp", "counts").stdout
+    assert (
+        "Trials:       2 (max 3, parallel 2): 1 succeeded, 0 running, 0 pending, 0 failed, "
+        "1 killed\n" in described
+    ), described
+
+
 def test_apply_creates_then_changes_the_budget(server: Running, tmp_path: Path) -> None:
     doc = experiment(
         "applied", tmp_path, max_trials=2, parallel=1, seconds=0.5, resume_policy="LongRunning"
