@@ -556,7 +556,14 @@ def _budget_patch(patch: Any) -> dict[str, int | None]:
         else:
             changes[key] = value
     if problems:
-        raise Invalid("only the trial budget of an experiment can be changed", problems)
+        # The headline names the problem: a field that is not editable, or a bad value.
+        editable = all(p.path.startswith("spec.") and p.path[5:] in EDITABLE for p in problems)
+        headline = (
+            "the patch is invalid"
+            if editable
+            else "only the trial budget of an experiment can be changed"
+        )
+        raise Invalid(headline, problems)
     if not changes:
         raise Invalid(
             "nothing to change: patch spec.maxTrialCount, spec.parallelTrialCount or "

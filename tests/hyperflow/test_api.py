@@ -207,6 +207,16 @@ def test_patch_changes_the_budget_and_raising_max_trials_restarts_a_finished_one
         headers=patch_headers,
     )
     assert r.status_code == 422 and r.json()["details"][0]["path"] == "spec.algorithm"
+    assert r.json()["error"] == "only the trial budget of an experiment can be changed"
+    r = server.http.patch(
+        f"{NS}/experiments/budget",
+        content=json.dumps({"spec": {"maxTrialCount": "lots"}}),
+        headers=patch_headers,
+    )
+    assert r.status_code == 422 and r.json()["error"] == "the patch is invalid"
+    assert r.json()["details"] == [
+        {"path": "spec.maxTrialCount", "message": "must be an integer or null; got 'lots'"}
+    ]
     r = server.http.patch(
         f"{NS}/experiments/budget",
         content=json.dumps({"spec": {"maxTrialCount": 1}}),
