@@ -177,6 +177,9 @@ def serve(settings: ServerSettings) -> None:
     # One line per replica probe (every 50 ms while a model loads) is not news; the
     # inference services' events (hyperflow get isvc -w, describe isvc) are.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # alembic's set-up of its plugins, one line each at every start; an upgrade it runs
+    # (alembic.runtime.migration) is still logged.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     with single_server(settings):
         plane = build(settings)
         check_bind(settings, plane)
