@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -52,6 +53,10 @@ def replica_argv(spec: RevisionSpec, listener: Listener) -> list[str]:
         "--base-dir",
         str(spec.base_dir),
     ]
+
+
+class BindError(OSError):
+    """The router cannot listen on its address (taken, not this host's, not allowed)."""
 
 
 class Revision:
@@ -271,7 +276,12 @@ class LocalDeployment:
     ) -> None:
         """Run router + replicas until ``stop`` is set; then stop everything it started."""
         server = router_server(self.router, host, port)
-        await server.start()  # bind first: a taken port fails before any replica starts
+        try:
+            await server.start()  # bind first: a taken port fails before any replica starts
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            shown = f"[{host}]" if ":" in host else host
+            raise BindError(exc.errno, f"cannot listen on {shown}:{port}: {reason}") from None
         try:
             await self.start()
             if started is not None:

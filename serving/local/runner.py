@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from serving.local.deployment import LocalDeployment, RevisionStatus
+from serving.local.deployment import BindError, LocalDeployment, RevisionStatus
 from serving.local.replica import parse_port_range
 from serving.local.revisions import DEFAULT_TICK_INTERVAL, revision_specs
 from serving.router.server import is_loopback
@@ -152,6 +152,9 @@ async def run_foreground(
 
     try:
         await deployment.serve(host, port, started=started, stop=stop)
+    except BindError as exc:
+        out.print(f"[red]error:[/red] {escape(exc.strerror or '')} (choose another --port)")
+        return 1
     except (RuntimeError, OSError) as exc:
         out.print(f"[red]error:[/red] {exc}")
         return 1

@@ -429,6 +429,23 @@ def test_serve_run_refuses_a_bad_port_range(workdir: Path) -> None:
     assert "--replica-ports" in r.stdout and "FIRST <= LAST" in r.stdout
 
 
+def test_serve_run_on_a_taken_port_says_which_and_starts_no_replica(workdir: Path) -> None:
+    (workdir / "iris.yaml").write_text(isvc_yaml("iris", "Constant"))
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        r = run_hyperflow("serve", "run", "-f", str(workdir / "iris.yaml"), "--port", str(port))
+    finally:
+        taken.close()
+    assert r.returncode == 1
+    assert r.stdout.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: {os.strerror(errno.EADDRINUSE)} "
+        "(choose another --port)"
+    ]
+
+
 def test_a_refused_connection_makes_the_deployer_probe_the_replica_again() -> None:
     from tests.serving.test_local import spec
 
