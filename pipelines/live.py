@@ -101,7 +101,9 @@ class LiveTasks:
         tb: TracebackType | None,
     ) -> None:
         with self._lock:
-            self._live.update(self._render())
+            shown = bool(self._rows)  # none when the run never started (a bad argument)
+            if shown:
+                self._live.update(self._render())
         self._live.__exit__(exc_type, exc, tb)
-        if not self.console.is_terminal:
+        if shown and not self.console.is_terminal:
             self.console.print()  # the last render ends without a newline off a terminal
