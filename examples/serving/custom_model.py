@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from serving.protocol import get_predict_input, get_predict_response
+import numpy as np
+
+from serving.protocol import InvalidInput, get_predict_input, get_predict_response
 
 
 class IrisRules:
@@ -33,6 +35,18 @@ class IrisRules:
 
     def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         rows = get_predict_input(payload)
+        # A request this model cannot read is the client's error: InvalidInput is a 400
+        # (as kserve.errors.InvalidInput); anything else raised here would be a 500.
+        try:
+            features = np.asarray(rows, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidInput("expected rows of 4 numbers (the iris features)") from None
+        if features.ndim != 2 or features.shape[1] != 4:
+            raise InvalidInput(
+                "expected rows of 4 numbers (the iris features); "
+                f"got an array of shape {list(features.shape)}"
+            )
         low, high = self.thresholds
-        labels = [0 if row[2] < low else 1 if row[2] < high else 2 for row in rows]
-        return get_predict_response(payload, labels, self.name)
+        petal_length = features[:, 2]
+        labels = np.where(petal_length < low, 0, np.where(petal_length < high, 1, 2))
+        return get_predict_response(payload, labels.tolist(), self.name)

@@ -18,6 +18,7 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from serving.protocol import InvalidInput
 from serving.runtimes import (
     ArrayModel,
     Model,
@@ -468,3 +469,7 @@ def test_example_custom_model(tmp_path: Path) -> None:
     model.load()
     rows = FEATURES[[0, 60, 120]].tolist()
     assert _run(model, {"instances": rows}) == {"predictions": [0, 1, 2]}
+    # What a client gets wrong is a 400 (InvalidInput), not an IndexError's 500.
+    for bad, why in (([[6.8, 2.8]], "shape [1, 2]"), ([["a", "b", "c", "d"]], "4 numbers")):
+        with pytest.raises(InvalidInput, match=re.escape(why)):
+            _run(model, {"instances": bad})
