@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import typer
 from rich.console import Console
 
+from serving import terminal
+
 if TYPE_CHECKING:
     from pipelines.store import PipelineStore, RunRecord
 
@@ -26,7 +28,7 @@ pipeline_app = typer.Typer(
     no_args_is_help=True,
 )
 
-err = Console(stderr=True, soft_wrap=True)
+err = terminal.console(stderr=True, soft_wrap=True)  # the live task table: 160 columns piped
 out = Console(soft_wrap=True)
 
 NAMESPACE = typer.Option("default", "-n", "--namespace", help="Namespace of the run.")

@@ -112,6 +112,7 @@ def run(
     ray_address: str | None = RAY_ADDRESS_OPTION,
 ) -> None:
     """Run an experiment in the foreground (resumes it if it was interrupted)."""
+    from serving import terminal
     from tuner.backends import BackendError
     from tuner.controller import ExperimentConflict
     from tuner.progress import LiveProgress
@@ -124,7 +125,7 @@ def run(
 
     experiment = _load_one(file)
     settings = _backend_settings(TunerSettings(), backend, ray_address)
-    console = Console(stderr=True, soft_wrap=True)
+    console = terminal.console(stderr=True, soft_wrap=True)  # 160 columns when piped
     progress = LiveProgress(experiment, console)
 
     def finished(outcome: RunOutcome) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from serving import terminal
 from serving.local.deployment import BindError, LocalDeployment, RevisionStatus
 from serving.local.replica import parse_port_range
 from serving.local.revisions import DEFAULT_TICK_INTERVAL, revision_specs
@@ -76,17 +76,6 @@ def load_files(files: list[Path]) -> list[InferenceService]:
     return isvcs
 
 
-# Piped into a file or a pager, rich would wrap the table at 80 columns.
-PIPED_WIDTH = 160
-
-
-def _console() -> Console:
-    """The terminal's width on a terminal; ``$COLUMNS``, else 160 columns, when piped."""
-    if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
-        return Console(width=PIPED_WIDTH)
-    return Console()
-
-
 async def run_foreground(
     files: list[Path],
     *,
@@ -99,7 +88,7 @@ async def run_foreground(
     replica_ports: str | None = None,
 ) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
-    out = console or _console()
+    out = console or terminal.console()
     if not is_loopback(host) and not token:
         out.print(f"[red]error:[/red] binding to {host} (not loopback) requires --token")
         return 2

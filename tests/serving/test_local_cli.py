@@ -18,7 +18,7 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from serving.local.runner import _console
+from serving import terminal
 from tests.util import (
     REPO,
     free_port,
@@ -242,6 +242,8 @@ def test_stop_line_names_only_the_replicas_it_stopped(tmp_path: Path, model_dir:
 def test_console_width_when_piped(monkeypatch: pytest.MonkeyPatch) -> None:
     # pytest's stdout is not a terminal: COLUMNS wins if set, else 160 columns.
     monkeypatch.setenv("COLUMNS", "100")
-    assert _console().width == 100
+    assert terminal.console().width == 100
+    assert terminal.console(stderr=True).width == 100
     monkeypatch.delenv("COLUMNS")
-    assert _console().width == 160
+    assert terminal.console().width == 160
+    assert terminal.console(stderr=True).width == 160

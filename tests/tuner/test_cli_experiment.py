@@ -8,6 +8,7 @@ that an unknown name fails cleanly.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import textwrap
 import time
@@ -167,6 +168,19 @@ def test_run_json_then_every_read_command(tmp_path: Path) -> None:
     assert "cli-exp" not in _cli("list").output
     gone = _cli("get", "cli-exp")
     assert gone.exit_code == 1 and "not found" in gone.output
+
+
+def test_piped_output_is_not_cut_at_80_columns(tmp_path: Path) -> None:
+    """Into a file or a CI log (no terminal, no COLUMNS): 160 columns, as ``serve run``."""
+    path = _write(tmp_path, _spec("a-rather-long-experiment-name-to-fill-the-line"))
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    done = subprocess.run(
+        hyperflow_cmd("experiment", "run", "-f", str(path), "--no-mlflow"),
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    [bar] = [line for line in done.stderr.splitlines() if "3/3" in line]
+    assert "best loss=" in bar and "…" not in bar, bar
 
 
 def test_unknown_names_fail_cleanly(tmp_path: Path) -> None:
