@@ -13,6 +13,7 @@ from serving.cli import app as serve_app
 from tuner.cli import BACKEND_OPTION, RAY_ADDRESS_OPTION, experiment_app, suggestion_app
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     name="hyperflow",
     help="Katib-style tuning and KServe-style serving on one machine, tracked in MLflow.",
     no_args_is_help=True,
@@ -58,7 +59,9 @@ def _interrupted(exc: BaseException) -> bool:
 kubectl.register(app, experiment_app)
 
 token_app = typer.Typer(
-    help="API tokens (scoped to namespaces) of the control plane.", no_args_is_help=True
+    rich_markup_mode="markdown",
+    help="API tokens (scoped to namespaces) of the control plane.",
+    no_args_is_help=True,
 )
 app.add_typer(token_app, name="token")
 

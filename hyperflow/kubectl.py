@@ -325,8 +325,10 @@ def create(
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
 ) -> None:
-    """Create the resources in YAML files (the kind picks the resource; a compiled
-    pipeline, kfp IR YAML, is run as a PipelineRun with the --arg values)."""
+    """Create the resources in YAML files.
+
+    The kind picks the resource; a compiled pipeline (kfp IR YAML) is run as a
+    PipelineRun with the --arg values."""
     docs = _documents(filename, arg)
     failed = False
     with _client(server, token, namespace) as client:
@@ -364,8 +366,10 @@ def apply(
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
 ) -> None:
-    """Create what does not exist; change what does (an Experiment's trial budget:
-    maxTrialCount, parallelTrialCount, maxFailedTrialCount; other fields are immutable)."""
+    """Create what does not exist; change what does.
+
+    Of an Experiment, the trial budget (maxTrialCount, parallelTrialCount,
+    maxFailedTrialCount) can change; its other fields are immutable."""
     from hyperflow.client import ApiError
 
     docs = _documents(filename)
@@ -588,7 +592,9 @@ def describe(
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
 ) -> None:
-    """An experiment's status, conditions, best trial and trials; an inference service's
+    """Show one resource in detail.
+
+    An experiment's status, conditions, best trial and trials; an inference service's
     model, traffic, revisions, conditions and recent events; a pipeline run's state,
     arguments, outputs and task tree."""
     resource = _resource(kind)
@@ -750,8 +756,9 @@ def delete(
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
 ) -> None:
-    """Delete resources by kind and name, or those a file defines (an experiment's running
-    trials are killed; its MLflow runs are kept)."""
+    """Delete resources by kind and name, or those a file defines.
+
+    An experiment's running trials are killed; its MLflow runs are kept."""
     targets: list[tuple[Resource, str, str]] = []
     if filename:
         if kind is not None:
@@ -783,8 +790,9 @@ def logs(
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
 ) -> None:
-    """A trial's output (stdout and stderr); ``pipelinerun/RUN [TASK]``: a pipeline task's
-    log, or every task's in turn."""
+    """A trial's output (stdout and stderr), or a pipeline task's.
+
+    ``pipelinerun/RUN [TASK]``: a pipeline task's log, or every task's in turn."""
     kind, slash, run = experiment.partition("/")
     if slash and ALIASES.get(kind.lower()) == "pipelineruns":
         with _Errors(), _client(server, token, namespace) as client:
@@ -828,9 +836,10 @@ def deploy_best(
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
 ) -> None:
-    """Register the best trial's model in the MLflow Model Registry (a new version of a
-    model named after the experiment) and serve it by an InferenceService from
-    models:/MODEL/VERSION, through the server."""
+    """Register the best trial's model in MLflow and serve it, through the server.
+
+    The model is a new version of a model named after the experiment in the MLflow Model
+    Registry, served by an InferenceService from models:/MODEL/VERSION."""
     with _Errors(), _client(server, token, namespace) as client:
         result = client.deploy_best(
             experiment,

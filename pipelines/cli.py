@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pipelines.store import PipelineStore, RunRecord
 
 pipeline_app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Kubeflow Pipelines (kfp SDK) pipelines: run locally, inspect runs.",
     no_args_is_help=True,
 )
@@ -372,8 +373,10 @@ def delete(
     server: str | None = SERVER,
     token: str | None = TOKEN,
 ) -> None:
-    """Delete a run: its rows and its artifact folder (MLflow runs are kept). Through the
-    server, a running run is canceled first; locally, a running run is refused."""
+    """Delete a run: its rows and its artifact folder (MLflow runs are kept).
+
+    Through the server, a running run is canceled first; locally, a running run is
+    refused."""
     with _errors():
         _runs(server, token).delete(name, namespace)
     out.print(f"pipeline run {namespace}/{name} deleted", markup=False, highlight=False)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from serving.spec import FieldError, InferenceService
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     help="KServe InferenceServices: validate, run locally, render or deploy for Kubernetes.",
     no_args_is_help=True,
 )
@@ -175,7 +176,9 @@ def _rendered(
 
 
 _TARGET_HELP = "kserve (an InferenceService) or deployment (Deployment + Service + HPA)."
-_IMAGE_HELP = "hyperflow's server image (target deployment; default hyperflow:<version>)."
+_IMAGE_HELP = (
+    "hyperflow's server image (target deployment; default hyperflow:X.Y.Z, this install's version)."
+)
 _MLFLOW_HELP = "MLflow tracking server URL for runs:/ and models:/ (default $MLFLOW_TRACKING_URI)."
 
 

@@ -12,9 +12,13 @@ if TYPE_CHECKING:
     pass
 
 experiment_app = typer.Typer(
-    help="Katib Experiments: validate, run, inspect.", no_args_is_help=True
+    rich_markup_mode="markdown",
+    help="Katib Experiments: validate, run, inspect.",
+    no_args_is_help=True,
 )
-suggestion_app = typer.Typer(help="The suggestion service.", no_args_is_help=True)
+suggestion_app = typer.Typer(
+    rich_markup_mode="markdown", help="The suggestion service.", no_args_is_help=True
+)
 
 # soft_wrap: long lines (field errors, paths) stay whole when output is not a terminal.
 err = Console(stderr=True, soft_wrap=True)

@@ -205,6 +205,32 @@ def test_without_a_server_one_line_says_how_to_start_one(hyperflow_home: Path) -
     assert "no hyperflow server answers" in line and "hyperflow server" in line
 
 
+def test_every_command_has_a_one_line_summary() -> None:
+    """The commands panel of ``--help`` shows the docstring's first paragraph with its line
+    breaks: a summary of one line, then the details after a blank line."""
+    import inspect
+
+    import typer.main
+
+    from hyperflow.cli import app
+
+    def commands(command, path):  # type: ignore[no-untyped-def]
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from commands(sub, f"{path} {name}")
+
+    broken = [
+        path
+        for path, command in commands(typer.main.get_command(app), "hyperflow")
+        if "\n" in inspect.cleandoc(command.help or "").split("\n\n")[0]
+    ]
+    assert broken == []
+    # The details: paragraphs re-wrapped to the terminal (markdown mode), not cut at the
+    # docstring's line ends.
+    shown = run_hyperflow("describe", "--help", columns=300).stdout
+    assert "an inference service's model, traffic, revisions, conditions" in shown, shown
+
+
 def test_an_unknown_kind_lists_every_kind(hyperflow_home: Path) -> None:
     result = run_hyperflow("get", "foo", "--server", f"http://127.0.0.1:{free_port()}")
     assert result.returncode == 1
