@@ -221,7 +221,21 @@ class _Errors:
 def _client(server: str | None, token: str | None, namespace: str = "default") -> Client:
     from hyperflow.client import Client
 
+    _check_names(namespace, what="namespace")
     return Client(server=server, token=token, namespace=namespace)
+
+
+def _check_names(*values: str | None, what: str = "resource name") -> None:
+    """Names and namespaces are URL segments: one with ``/`` (or ``..``) is refused in
+    kubectl's words before anything is sent."""
+    from hyperflow.client import InvalidName, check_name
+
+    try:
+        for value in values:
+            if value is not None:
+                check_name(value, what)
+    except InvalidName as exc:
+        raise _fail([exc.message]) from None
 
 
 def _print_table(
@@ -428,6 +442,7 @@ def get(
     """Show resources as a table (kubectl-like), or whole as YAML/JSON."""
     _check_output(output)
     resource = _resource(kind)
+    _check_names(name, experiment)
     ns = namespace
     if resource.plural == "trials":
         if experiment is None:
@@ -598,6 +613,7 @@ def describe(
     model, traffic, revisions, conditions and recent events; a pipeline run's state,
     arguments, outputs and task tree."""
     resource = _resource(kind)
+    _check_names(name)
     if resource.plural == "inferenceservices":
         _describe_isvc(name, namespace, server, token)
         return
@@ -769,6 +785,9 @@ def delete(
             raise _fail(["usage: hyperflow delete KIND NAME... | hyperflow delete -f FILE"])
         resource = _resource(kind)
         targets = [(resource, namespace, n) for n in names]
+    for _, ns, name in targets:
+        _check_names(ns, what="namespace")
+        _check_names(name)
     failed = False
     with _client(server, token, namespace) as client:
         for resource, ns, name in targets:
@@ -795,6 +814,7 @@ def logs(
     ``pipelinerun/RUN [TASK]``: a pipeline task's log, or every task's in turn."""
     kind, slash, run = experiment.partition("/")
     if slash and ALIASES.get(kind.lower()) == "pipelineruns":
+        _check_names(run, trial)
         with _Errors(), _client(server, token, namespace) as client:
             sys.stdout.buffer.write(client.run_logs(run, trial, namespace))
         return
@@ -802,6 +822,7 @@ def logs(
         raise _fail(
             ["usage: hyperflow logs EXPERIMENT TRIAL | hyperflow logs pipelinerun/RUN [TASK]"]
         )
+    _check_names(experiment, trial)
     with _Errors(), _client(server, token, namespace) as client:
         out = sys.stdout.buffer
         try:
@@ -840,6 +861,7 @@ def deploy_best(
 
     The model is a new version of a model named after the experiment in the MLflow Model
     Registry, served by an InferenceService from models:/MODEL/VERSION."""
+    _check_names(experiment)  # (the service's name is in the body: the server checks it)
     with _Errors(), _client(server, token, namespace) as client:
         result = client.deploy_best(
             experiment,

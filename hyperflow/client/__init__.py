@@ -15,6 +15,13 @@ Imports only httpx (and PyYAML for YAML text): no mlflow, optuna or scikit-learn
 
 from __future__ import annotations
 
-from hyperflow.client.client import DEFAULT_SERVER, ApiError, Client, ServerUnavailable
+from hyperflow.client.client import (
+    DEFAULT_SERVER,
+    ApiError,
+    Client,
+    InvalidName,
+    ServerUnavailable,
+    check_name,
+)
 
-__all__ = ["DEFAULT_SERVER", "ApiError", "Client", "ServerUnavailable"]
+__all__ = ["DEFAULT_SERVER", "ApiError", "Client", "InvalidName", "ServerUnavailable", "check_name"]

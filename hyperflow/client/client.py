@@ -40,6 +40,22 @@ class ServerUnavailable(ApiError):
     """No server answers at the address."""
 
 
+class InvalidName(ApiError):
+    """A name or namespace that cannot be one segment of the API's URLs, refused before
+    anything is sent (as kubectl does): ``..`` would reach another resource, since httpx
+    (as a browser) resolves dot segments before it sends a URL."""
+
+
+def check_name(value: str, what: str = "resource name") -> str:
+    """``value`` if it can be a path segment; else :class:`InvalidName` in kubectl's words
+    (``invalid resource name "../x": [may not contain '/']``)."""
+    problems = [f"may not be '{value}'"] if value in (".", "..") else []
+    problems += [f"may not contain '{c}'" for c in "/%" if c in value]
+    if problems:
+        raise InvalidName(400, f'invalid {what} "{value}": [{", ".join(problems)}]')
+    return value
+
+
 def _object_body(obj: Any, kind: str = "Experiment") -> dict[str, Any]:
     """A dict, YAML text, or a spec object with ``to_dict()`` (its ``base_dir``, if any,
     sent as the annotation relative paths resolve from)."""
@@ -96,6 +112,8 @@ class Client(PipelineRunMethods):
     # -- plumbing ---------------------------------------------------------------------
 
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        for segment in path.partition("?")[0].split("/")[1:]:
+            check_name(segment, "name or namespace")  # ("a/b" as a name: two segments)
         try:
             response = self._http.request(method, path, **kw)
         except httpx.ConnectError:

@@ -168,6 +168,37 @@ def test_a_file_with_a_key_given_twice_creates_nothing(server: Running, tmp_path
     assert server.http.get("/apis/v1/namespaces/default/experiments/twice").status_code == 404
 
 
+def test_a_name_is_one_url_segment(server: Running, tmp_path: Path) -> None:
+    """A name with ``/`` or ``..`` cannot reach another resource (httpx resolves dot
+    segments): refused in kubectl's words, before anything is sent."""
+    from hyperflow.client import InvalidName
+
+    data = experiment("victim", tmp_path, max_trials=1, parallel=1)
+    assert cli(server, "create", "-f", str(_file(tmp_path, data))).returncode == 0
+    traversal = "../experiments/victim"
+    result = cli(server, "delete", "isvc", traversal)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: invalid resource name \"{traversal}\": [may not contain '/']"
+    )
+    result = cli(server, "get", "exp", "-n", "../../etc")
+    assert result.returncode == 1
+    assert 'invalid namespace "../../etc"' in result.stderr
+    with Client(server=server.url) as client:
+        for call in (
+            lambda: client.delete_experiment(".."),
+            lambda: client.delete(traversal),
+            lambda: client.get_experiment("victim", namespace=".."),
+        ):
+            try:
+                call()
+            except InvalidName as exc:
+                assert exc.status == 400 and "may not be '..'" in exc.message
+            else:
+                raise AssertionError("a dot segment must be refused")
+    assert server.http.get("/apis/v1/namespaces/default/experiments/victim").status_code == 200
+
+
 def test_get_watch_prints_rows_as_things_change(server: Running, tmp_path: Path) -> None:
     proc = subprocess.Popen(
         hyperflow_cmd("get", "exp", "-w", "--server", server.url),
