@@ -77,6 +77,10 @@ _LAZY_COMMIT = 0.02
 # A trial goes on deck (see _ask_ahead) only while trials take less than this (seconds):
 # for longer ones the loop's turn between two trials does not matter.
 _DECK_BELOW = 1.0
+# At most this many trials are created in one turn: a huge parallelTrialCount is filled
+# over several turns (a stop or a delete is heard between two of them), not by one
+# suggestion call that asks for all of it.
+_MOST_PER_TURN = 100
 
 _TRIAL_REASONS = {
     TrialPhase.CREATED: "TrialCreated",
@@ -916,6 +920,11 @@ class ExperimentController:
         want = free - len(self._deck) + (1 if self._ask_ahead() else 0)
         if spec.max_trial_count is not None:
             want = min(want, spec.max_trial_count - len(self.trials))
+        want = min(want, _MOST_PER_TURN)
+        if self.slots is not None:
+            # Created trials wait for a machine-wide slot: no more of them than the
+            # machine runs at once (a larger parallelTrialCount is not a queue of its own).
+            want = min(want, self.slots.capacity - len(self._queued))
         if want <= 0:
             return deck
         suggestions = self.suggestion.suggest(self.experiment, want)

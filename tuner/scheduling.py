@@ -30,7 +30,11 @@ Wake = Callable[[], None]
 
 
 class TrialSlots(ABC):
-    """Where a controller asks before launching a trial (see the module docstring)."""
+    """Where a controller asks before launching a trial (see the module docstring).
+    ``capacity``: how many trials hold slots at once at most (a controller keeps no more
+    trials than that waiting in the queue)."""
+
+    capacity: int
 
     @abstractmethod
     def acquire(self, owner: str, trial: str, wake: Wake) -> bool: ...

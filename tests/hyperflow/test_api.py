@@ -340,6 +340,30 @@ def test_the_trial_queue_bounds_running_trials_across_experiments(
         assert len(events) == 24 and peak <= 2
 
 
+def test_a_huge_parallel_trial_count_waits_in_the_machine_queue_and_deletes(
+    hyperflow_home: Path, tmp_path: Path
+) -> None:
+    """parallelTrialCount 10^9 on a 2-slot server: 2 trials run, at most 2 wait, and the
+    experiment deletes at once (a batch of 10^9 suggestions once held the controller)."""
+    settings = server_settings(hyperflow_home, max_running_trials=2)
+    with serve_plane(settings) as server:
+        body = experiment("huge", tmp_path, max_trials=10**9, parallel=10**9, seconds=60)
+        assert server.http.post(f"{NS}/experiments", json=body).status_code == 201
+
+        def settled() -> bool:
+            status = server.http.get(f"{NS}/experiments/huge").json()["status"]
+            return status.get("trialsRunning", 0) == 2 and status.get("trialsPending", 0) == 2
+
+        wait_until(settled, timeout=30, interval=0.05)
+        time.sleep(0.5)  # several more turns of the controller's loop: still 4 trials
+        assert server.http.get(f"{NS}/experiments/huge").json()["status"]["trials"] == 4
+        started = time.monotonic()
+        r = server.http.delete(f"{NS}/experiments/huge")
+        assert r.status_code == 200, r.text
+        assert time.monotonic() - started < 15
+        assert server.http.get(f"{NS}/experiments/huge").status_code == 404
+
+
 def test_report_lands_on_the_push_route_exactly_once(server: Running, tmp_path: Path) -> None:
     (tmp_path / "pusher.py").write_text(
         "import sys\n"
