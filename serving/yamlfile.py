@@ -5,7 +5,9 @@
   seconds instead of minutes, and only plain data (no Python objects) is built;
 * a size cap (:data:`MAX_BYTES`), checked before anything is parsed;
 * duplicate mapping keys are an error naming the key and both lines, as Kubernetes'
-  strict decoding rejects them (PyYAML alone silently keeps the last value).
+  strict decoding rejects them (PyYAML alone silently keeps the last value);
+* at most :data:`MAX_VALUES` values once aliases are expanded (a "billion laughs" file
+  is refused, not expanded when it is sent or stored).
 
 Every problem is a :class:`YamlError` (a ``ValueError``) whose ``str()`` is one line for
 people; the spec loaders turn it into their own field errors.
@@ -20,6 +22,10 @@ import yaml
 
 # Larger files are certainly not hand-written specs; refused before they are parsed.
 MAX_BYTES = 10 * 1024 * 1024
+# Values of a document once its aliases are expanded (what JSON, the store and the
+# server see): a few aliased lists make billions of them from a few lines ("billion
+# laughs"). A 10 MiB file without aliases holds fewer.
+MAX_VALUES = 5_000_000
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 LIBYAML = _BaseLoader is not yaml.SafeLoader
@@ -71,11 +77,30 @@ def _check_size(size: int, max_bytes: int) -> None:
         raise YamlError(f"too large: {size} bytes (at most {max_bytes})")
 
 
+def _check_expansion(document: Any, limit: int = MAX_VALUES) -> Any:
+    """``document`` if it holds at most ``limit`` values with its aliases expanded (PyYAML
+    builds an alias as a second reference to the same object: cheap until serialized)."""
+    stack = [document]
+    count = 0
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            count += len(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            count += len(value)
+            stack.extend(value)
+        if count > limit:
+            raise YamlError(f"invalid YAML: more than {limit} values once its aliases are expanded")
+    return document
+
+
 def load_all(text: str, *, max_bytes: int = MAX_BYTES) -> list[Any]:
     """Every document of ``text`` (empty ones skipped)."""
     _check_size(len(text.encode("utf-8", errors="surrogatepass")), max_bytes)
     try:
-        return [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
+        documents = [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
+        return [_check_expansion(d) for d in documents]
     except yaml.YAMLError as exc:
         raise YamlError(problem(exc)) from None
     except RecursionError:
@@ -86,7 +111,7 @@ def load(text: str, *, max_bytes: int = MAX_BYTES) -> Any:
     """The single document of ``text`` (None when empty)."""
     _check_size(len(text.encode("utf-8", errors="surrogatepass")), max_bytes)
     try:
-        return yaml.load(text, Loader=_StrictLoader)
+        return _check_expansion(yaml.load(text, Loader=_StrictLoader))
     except yaml.YAMLError as exc:
         raise YamlError(problem(exc)) from None
     except RecursionError:

@@ -107,3 +107,27 @@ def test_files_over_the_cap_are_refused_before_parsing(tmp_path: Path) -> None:
 def test_only_plain_data_is_built() -> None:
     with pytest.raises(yamlfile.YamlError, match="could not determine a constructor"):
         yamlfile.load("!!python/object/apply:os.system ['true']")
+
+
+def _laughs(levels: int) -> str:
+    """Each level a list of ten aliases of the one before: 10**levels values expanded."""
+    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, levels + 1):
+        lines.append(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_billion_laughs_is_refused_not_expanded(tmp_path: Path) -> None:
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(yamlfile.YamlError, match="more than 5000000 values once its aliases"):
+        yamlfile.load(_laughs(9))
+    with pytest.raises(yamlfile.YamlError, match="aliases are expanded"):
+        yamlfile.load_all("a: 1\n---\n" + _laughs(9))
+    assert time.monotonic() - started < 20  # refused on the way, not after 10**9 values
+    assert len(yamlfile.load(_laughs(3))["l3"]) == 10  # what aliases are for still works
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(EXPERIMENT.replace("maxTrialCount: 400\n", "") + _laughs(9))
+    with pytest.raises(SpecError, match="aliases are expanded"):
+        load_experiments(bomb)
