@@ -25,6 +25,17 @@ def request_metrics(
     return compressed_json(request, plane.console.metrics(caller, namespace, name))
 
 
+@router.get(f"{ISVC}/try")
+async def try_example(
+    namespace: str, name: str, request: Request, caller: CallerDep, plane: PlaneDep
+) -> Response:
+    """A request to start "try it" with, shaped as the model's V2 metadata states its
+    inputs (``{"protocol", "body"}``)."""
+    token = bearer(request.headers.get("authorization")) or request.cookies.get(COOKIE)
+    answer = await run_in_threadpool(plane.console.try_example, caller, namespace, name, token)
+    return compressed_json(request, answer)
+
+
 @router.post(
     f"{ISVC}/try",
     openapi_extra={

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -176,6 +177,25 @@ class ServiceConsole:
 
     # -- try it ------------------------------------------------------------------------
 
+    def try_example(
+        self, caller: Caller, namespace: str, name: str, token: str | None
+    ) -> dict[str, Any]:
+        """A request to start "try it" with, in the service's protocol: shaped as the
+        model's V2 metadata states its inputs (zeros), or an iris flower when the model
+        takes four features or does not say."""
+        import httpx
+
+        obj = self.service(caller, namespace, name)
+        protocol = _protocol(obj)
+        url = self.plane.services.base_url(namespace, name) + f"/v2/models/{name}"
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        try:
+            response = httpx.get(url, headers=headers, timeout=10.0)
+            inputs = response.json().get("inputs") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            inputs = None
+        return {"protocol": protocol, "body": example_request(protocol, inputs)}
+
     def try_request(
         self, caller: Caller, namespace: str, name: str, body: Any, token: str | None
     ) -> dict[str, Any]:
@@ -187,10 +207,7 @@ class ServiceConsole:
         obj = self.service(caller, namespace, name)
         if not isinstance(body, dict):
             raise BadRequest("the request must be a JSON object")
-        predictor = ((obj.get("spec") or {}).get("predictor")) or {}
-        # spec.predictor.model.protocolVersion, or in the legacy per-framework form.
-        given = [v.get("protocolVersion") for v in predictor.values() if isinstance(v, dict)]
-        protocol = str(next((p for p in given if p), "v2")).lower()
+        protocol = _protocol(obj)
         path = f"/v1/models/{name}:predict" if protocol == "v1" else f"/v2/models/{name}/infer"
         url = self.plane.services.base_url(namespace, name) + path
         headers = {"authorization": f"Bearer {token}"} if token else {}
@@ -211,3 +228,55 @@ class ServiceConsole:
             "seconds": elapsed,
             "body": answer,
         }
+
+
+def _protocol(obj: dict[str, Any]) -> str:
+    """``v1`` or ``v2``: spec.predictor.model.protocolVersion, or in the legacy
+    per-framework form (``spec.predictor.sklearn.protocolVersion``)."""
+    predictor = ((obj.get("spec") or {}).get("predictor")) or {}
+    given = [v.get("protocolVersion") for v in predictor.values() if isinstance(v, dict)]
+    return str(next((p for p in given if p), "v2")).lower()
+
+
+# An iris flower (setosa): what the examples' models take, and the example when a model
+# states no inputs.
+_IRIS = [5.1, 3.5, 1.4, 0.2]
+
+
+def _zero(datatype: str) -> Any:
+    if datatype == "BOOL":
+        return False
+    if datatype == "BYTES":
+        return ""
+    return 0 if "INT" in datatype else 0.0
+
+
+def example_request(protocol: str, inputs: Any) -> dict[str, Any]:
+    """A request of ``protocol`` for a model whose V2 metadata lists ``inputs``."""
+    tensors = inputs if isinstance(inputs, list) and inputs else None
+    shapes: list[list[int]] = []
+    for tensor in tensors or []:
+        shape = tensor.get("shape") if isinstance(tensor, dict) else None
+        if not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
+            tensors = None
+            break
+        shapes.append([1 if d < 0 else d for d in shape])
+    if tensors is None or shapes == [[1, 4]] or sum(math.prod(s) for s in shapes) > 10_000:
+        if protocol == "v1":
+            return {"instances": [_IRIS]}
+        return {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": _IRIS}]}
+    if protocol == "v1":
+        if len(shapes) == 1 and len(shapes[0]) == 2:
+            return {"instances": [[0.0] * shapes[0][1]] * shapes[0][0]}
+        return {"instances": [_IRIS]}
+    return {
+        "inputs": [
+            {
+                "name": str(tensor.get("name", f"input-{i}")),
+                "shape": shape,
+                "datatype": str(tensor.get("datatype", "FP64")),
+                "data": [_zero(str(tensor.get("datatype", "FP64")))] * math.prod(shape),
+            }
+            for i, (tensor, shape) in enumerate(zip(tensors, shapes, strict=True))
+        ]
+    }

@@ -120,6 +120,50 @@ def test_create_serve_list_get_and_delete(
     assert last.json()["items"][-1]["type"] == "DELETED"
 
 
+def test_try_it_starts_from_a_request_shaped_as_the_model_says(
+    server: Running, iris_models: Path, tmp_path: Path
+) -> None:
+    """The console's example request: an iris flower for the iris model; zeros of the
+    model's stated shape (its V2 metadata) for a model of six features, which the router
+    then serves."""
+    import joblib
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    features = np.random.default_rng(0).normal(size=(40, 6))
+    six = LogisticRegression().fit(features, (features[:, 0] > 0).astype(int))
+    (tmp_path / "six").mkdir()
+    joblib.dump(six, tmp_path / "six" / "model.joblib")
+    http = server.http
+    assert http.post(f"{API}/default/inferenceservices", json=isvc("iris", iris_models)).is_success
+    assert http.post(
+        f"{API}/default/inferenceservices", json=isvc("six", tmp_path, "./six")
+    ).is_success
+    wait_ready(http, "iris")
+    wait_ready(http, "six")
+    iris = http.get(f"{API}/default/inferenceservices/iris/try").json()
+    assert iris == {
+        "protocol": "v2",
+        "body": {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [1, 4],
+                    "datatype": "FP64",
+                    "data": [5.1, 3.5, 1.4, 0.2],
+                }
+            ]
+        },
+    }
+    example = http.get(f"{API}/default/inferenceservices/six/try").json()
+    assert example["body"] == {
+        "inputs": [{"name": "input-0", "shape": [1, 6], "datatype": "FP64", "data": [0.0] * 6}]
+    }
+    answer = http.post(f"{API}/default/inferenceservices/six/try", json=example["body"]).json()
+    assert answer["status"] == 200 and answer["body"]["outputs"][0]["shape"] == [1]
+    assert http.get(f"{API}/default/inferenceservices/nope/try").status_code == 404
+
+
 def test_invalid_services_get_422_naming_each_field(server: Running, iris_models: Path) -> None:
     http = server.http
 

@@ -7,8 +7,6 @@ import {
   api, badge, enc, fill, h, loadPlotly, num, parseTime, purge, reportError, throttle, watch, when,
 } from "./util.js";
 
-const V2_EXAMPLE = { inputs: [{ name: "input-0", shape: [1, 4], datatype: "FP64", data: [5.1, 3.5, 1.4, 0.2] }] };
-const V1_EXAMPLE = { instances: [[5.1, 3.5, 1.4, 0.2]] };
 
 function ready(obj) {
   const c = ((obj.status || {}).conditions || []).find((x) => x.type === "Ready");
@@ -150,11 +148,14 @@ async function renderService(root, [ns, name]) {
   }
 
   let tryDrawn = false;
-  function drawTry() {
+  async function drawTry() {
     if (tryDrawn) return;
     tryDrawn = true;
-    const v1 = ((((obj.spec || {}).predictor || {}).model || {}).protocolVersion || "v2").toLowerCase() === "v1";
-    const input = h("textarea", { id: "try-body", rows: 8, spellcheck: "false", style: "width:100%" }, JSON.stringify(v1 ? V1_EXAMPLE : V2_EXAMPLE, null, 2));
+    // Shaped as the model says its inputs are (its V2 metadata), in the service's protocol.
+    let example = { protocol: "v2", body: {} };
+    try { example = await api(`${base}/try`); } catch (err) { /* an empty request to edit */ }
+    const v1 = example.protocol === "v1";
+    const input = h("textarea", { id: "try-body", rows: 8, spellcheck: "false", style: "width:100%" }, JSON.stringify(example.body, null, 2));
     const out = h("pre", { class: "log", id: "try-answer", "aria-live": "polite" });
     const form = h("form", {}, h("label", { for: "try-body" }, v1 ? "V1 predict request (JSON)" : "V2 inference request (JSON)"), input,
       h("div", { class: "toolbar" }, h("button", { type: "submit", class: "primary", id: "try-send" }, "Send")), out);
