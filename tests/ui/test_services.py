@@ -154,6 +154,12 @@ def test_a_saved_model_deployed_from_the_page_is_served_and_answers(
         page.wait_for_function(
             "() => (document.querySelector('#plot-latency')?.data?.[0]?.y || []).some((v) => v > 0)"
         )
+        # The x axis is the last hour, however few the samples.
+        span = page.evaluate(
+            "() => { const r = document.querySelector('#plot-rate').layout.xaxis.range;"
+            " return (new Date(r[1]) - new Date(r[0])) / 1000; }"
+        )
+        assert span == 3600
         assert layout_problems(page) == []
 
         # The list: URL, ready, revisions and traffic, replicas.

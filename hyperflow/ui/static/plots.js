@@ -278,10 +278,15 @@ export function curves(gd, logs) {
 
 export function timeSeries(gd, series, yTitle) {
   const traces = series.map((s, k) => ({
-    type: "scatter", mode: "lines", name: s.name, x: s.x.map((t) => new Date(t * 1000)), y: s.y,
+    // A few samples (a service just started) show as points, not an invisible line.
+    type: "scatter", mode: s.x.length < 3 ? "lines+markers" : "lines", name: s.name,
+    x: s.x.map((t) => new Date(t * 1000)), y: s.y,
     line: { color: PALETTE[k % PALETTE.length], width: 2 },
   }));
-  return react(gd, traces, { yaxis: { title: { text: yTitle }, rangemode: "tozero" },
+  // The last hour, whatever the samples span (one sample spanned a millisecond).
+  const last = Math.max(0, ...series.map((s) => (s.x.length ? s.x[s.x.length - 1] : 0))) || Date.now() / 1000;
+  const xaxis = { type: "date", range: [new Date((last - 3600) * 1000), new Date(last * 1000)] };
+  return react(gd, traces, { xaxis, yaxis: { title: { text: yTitle }, rangemode: "tozero" },
     legend: { orientation: "h", y: 1.15 }, margin: { l: 60, r: 20, t: 30, b: 40 } });
 }
 
