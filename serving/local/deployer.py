@@ -3,7 +3,9 @@
 Contract: a replica gets traffic only after its ``/v2/health/ready`` answered 200 (the
 router's pool holds ready replicas only); a replica that dies is replaced with
 exponential backoff; one whose model failed to load is kept (not ready, its reason in
-the pool's ``failure``) and counts toward the desired count, so it does not crash-loop;
+the pool's ``failure``) and counts toward the desired count, so it does not crash-loop,
+but its process is stopped (a model that failed to load never serves; it held its
+memory for nothing);
 replicas removed by a scale-down are taken out of rotation first, drained, then stopped
 by PID. :meth:`shutdown` stops exactly the processes this deployer started.
 
@@ -208,6 +210,8 @@ class RevisionDeployer:
         now = time.monotonic()
         # 1. Reap replicas that died on their own.
         for r in list(self.replicas):
+            if r.stopped_failed:
+                continue  # stopped here: a failed replica, not a crash
             if r.exited():
                 self.replicas.remove(r)
                 self._crashes += 1
@@ -273,6 +277,11 @@ class RevisionDeployer:
                 f"{self.name}: replica pid {r.pid} :{r.port} not ready: {r.reason}",
                 r,
             )
+            # It never serves: its process goes (the replica stays, failed, with its reason).
+            r.stopped_failed = True
+            task = asyncio.create_task(self._stop_failed(r))
+            self._draining.add(task)
+            task.add_done_callback(self._draining.discard)
         elif after is ReplicaState.STARTING:
             self._emit(
                 "ReplicaNotReady",
@@ -324,6 +333,15 @@ class RevisionDeployer:
         rank = {ReplicaState.FAILED: 0, ReplicaState.STARTING: 1, ReplicaState.READY: 2}
         ordered = sorted(live, key=lambda r: (rank.get(r.state, 0), busy.get(r.address, 0)))
         return ordered[:n]
+
+    async def _stop_failed(self, r: ReplicaProcess) -> None:
+        await r.stop()
+        r.state = ReplicaState.FAILED  # (stop says EXITED): the revision's failed replica
+        self._emit(
+            "ReplicaStopped",
+            f"{self.name}: stopped replica pid {r.pid} :{r.port} (its model failed to load)",
+            r,
+        )
 
     async def _drain_and_stop(self, r: ReplicaProcess) -> None:
         # Out of rotation first, then let its in-flight requests finish, then stop it.

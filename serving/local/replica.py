@@ -125,6 +125,9 @@ class ReplicaProcess:
         self.started_at = time.monotonic()
         self.ready_at: float | None = None
         self.probe_failures = 0
+        # Its model failed to load, and its process was stopped by the deployer: it stays
+        # in the revision as a failed replica (not restarted, its reason kept).
+        self.stopped_failed = False
 
     @property
     def pid(self) -> int | None:

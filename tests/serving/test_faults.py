@@ -181,9 +181,13 @@ def test_revision_whose_model_cannot_load_is_failed_with_the_reason(workdir: Pat
                 await asyncio.sleep(0)
             status = dep.status()[0]
             assert status.state == "Failed" and "weights are corrupt" in (status.reason or "")
-            # Kept (not scaled away, not restarted): the reason stays visible.
-            await asyncio.sleep(1.0)
-            assert len(rev.deployer.started_pids) == 1 and _alive(rev.deployer.started_pids[0])
+            # Kept (not scaled away, not restarted): the reason stays visible. Its process
+            # is stopped: it would never serve, and held the model's memory for nothing.
+            [pid] = rev.deployer.started_pids
+            await until(lambda: not _alive(pid), timeout=20)
+            await until(lambda: any(f"stopped replica pid {pid}" in e for e in events))
+            await asyncio.sleep(1.0)  # several reconciles: no restart
+            assert rev.deployer.started_pids == [pid] and rev.deployer.restarts == 0
             assert dep.status()[0].state == "Failed"
             async with httpx.AsyncClient(base_url=url, timeout=30) as c:
                 r = await c.post("/v1/models/broken:predict", json=V1)
