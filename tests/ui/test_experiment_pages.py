@@ -170,6 +170,20 @@ def test_plots_hold_every_trial(page: Any, site: Site) -> None:
     assert dims == [["x", succeeded], ["opt", succeeded], ["loss", succeeded], ["acc", succeeded]]
     assert page.get_attribute("#plot-parcoords", "data-lines") == str(succeeded)
     assert page.locator("#plot-parcoords .pc-axis").count() == 4
+    # No title runs into another (the colour bar's was next to the last axis's).
+    overlaps = page.evaluate(
+        """() => {
+            const boxes = [...document.querySelectorAll(
+                '#plot-parcoords .pc-label, #plot-parcoords .pc-color-label')]
+                .map((t) => t.getBoundingClientRect());
+            let n = 0;
+            boxes.forEach((a, i) => boxes.slice(i + 1).forEach((b) => {
+                if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) n++;
+            }));
+            return [boxes.length, n];
+        }"""
+    )
+    assert overlaps == [5, 0]
     # History: one point per succeeded trial, drawn as SVG points; the best-so-far line.
     page.wait_for_function("() => document.querySelector('#plot-history')?.data")
     assert (

@@ -195,7 +195,8 @@ function drawOverlay(el, g, cmin, cmax) {
       svg("rect", { x, y: g.top, width: 12, height: g.bottom - g.top, fill: `url(#pc-grad-${el.id})` }),
       svg("text", { x: x + 16, y: g.top + 4, "font-size": 11, fill: "#17191c" }, fmt(cmax)),
       svg("text", { x: x + 16, y: g.bottom, "font-size": 11, fill: "#17191c" }, fmt(cmin)),
-      svg("text", { x: x + 6, y: g.top - 22, "text-anchor": "middle", "font-size": 12, "font-weight": 600, fill: "#17191c" }, opts.colorLabel || ""));
+      // Its title on a row of its own, below the axis titles (the last one's is next to it).
+      svg("text", { x: g.width - 4, y: g.top - 8, "text-anchor": "end", "font-size": 11, "font-weight": 600, fill: "#17191c", class: "pc-color-label" }, opts.colorLabel || ""));
   }
 }
 
