@@ -156,6 +156,9 @@ def test_a_token_of_namespace_a_sees_only_namespace_a(
     page.wait_for_selector("#toast div.err")
     assert "may not use namespace 'b'" in page.inner_text("#toast")
     assert page.locator("#trials .vt-row").count() == 0
+    # An error page, not an empty experiment page.
+    assert "may not use namespace 'b'" in page.inner_text("#exp-error")
+    assert page.locator("#plot-parcoords").count() == 0
     status = page.evaluate(
         "async () => (await fetch('/apis/v1/namespaces/b/experiments/exp-b/trialtable')).status"
     )

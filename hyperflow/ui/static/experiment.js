@@ -544,7 +544,15 @@ export async function render(root, [ns, name], query) {
 
   // First paint: the table and parallel coordinates as soon as the trials are in; then
   // plotly.js (parsing it takes the main thread for a while) and the other plots.
-  const [obj] = await Promise.all([api(base), data.load()]);
+  let obj;
+  try {
+    [obj] = await Promise.all([api(base), data.load()]);
+  } catch (e) {
+    // Nothing of an experiment the caller may not see (or that is gone) stays on the page.
+    purge(root);
+    root.replaceChildren(h("h1", {}, name), h("p", { class: "error-line", id: "exp-error" }, e.message));
+    throw e;
+  }
   performance.mark("hf:data");
   state.obj = obj;
   drawHeader();
