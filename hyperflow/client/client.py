@@ -50,7 +50,10 @@ def check_name(value: str, what: str = "resource name") -> str:
     """``value`` if it can be a path segment; else :class:`InvalidName` in kubectl's words
     (``invalid resource name "../x": [may not contain '/']``)."""
     problems = [f"may not be '{value}'"] if value in (".", "..") else []
-    problems += [f"may not contain '{c}'" for c in "/%" if c in value]
+    # "?" and "#" would end the URL's path (the rest a query or a fragment: "x#y" is x).
+    problems += [f"may not contain '{c}'" for c in "/%?#" if c in value]
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        problems.append("may not contain control characters")
     if problems:
         raise InvalidName(400, f'invalid {what} "{value}": [{", ".join(problems)}]')
     return value
@@ -58,7 +61,8 @@ def check_name(value: str, what: str = "resource name") -> str:
 
 def _object_body(obj: Any, kind: str = "Experiment") -> dict[str, Any]:
     """A dict, YAML text, or a spec object with ``to_dict()`` (its ``base_dir``, if any,
-    sent as the annotation relative paths resolve from)."""
+    sent as the annotation relative paths resolve from). YAML text is read as spec files
+    are (``serving.yamlfile``): invalid text raises its ``YamlError``, a ``ValueError``."""
     if isinstance(obj, dict):
         return obj
     if isinstance(obj, str):
@@ -112,8 +116,10 @@ class Client(PipelineRunMethods):
     # -- plumbing ---------------------------------------------------------------------
 
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        for segment in path.partition("?")[0].split("/")[1:]:
-            check_name(segment, "name or namespace")  # ("a/b" as a name: two segments)
+        # The client's paths hold no query (that goes in ``params``): every segment is a
+        # fixed word, a name or a namespace ("a/b" as a name: two segments).
+        for segment in path.split("/")[1:]:
+            check_name(segment, "name or namespace")
         try:
             response = self._http.request(method, path, **kw)
         except httpx.ConnectError:
@@ -160,6 +166,8 @@ class Client(PipelineRunMethods):
         """Events as they happen (server-sent events): ``{"type", "kind", "name", ...}``.
         ``namespace=None``: every namespace the token may see. Ends after ``timeout``
         seconds without an event (None: never)."""
+        if namespace:
+            check_name(namespace, "namespace")
         path = f"{API}/namespaces/{namespace}/events" if namespace else f"{API}/events"
         params: dict[str, Any] = {"watch": "true"}
         if object:

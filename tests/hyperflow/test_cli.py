@@ -186,6 +186,8 @@ def test_a_name_is_one_url_segment(server: Running, tmp_path: Path) -> None:
     assert 'invalid namespace "../../etc"' in result.stderr
     with Client(server=server.url) as client:
         for call in (
+            lambda: client.delete("victim#x"),  # "#": the rest a fragment, "victim" deleted
+            lambda: client.delete("victim?x"),
             lambda: client.delete_experiment(".."),
             lambda: client.delete(traversal),
             lambda: client.get_experiment("victim", namespace=".."),
@@ -193,7 +195,7 @@ def test_a_name_is_one_url_segment(server: Running, tmp_path: Path) -> None:
             try:
                 call()
             except InvalidName as exc:
-                assert exc.status == 400 and "may not be '..'" in exc.message
+                assert exc.status == 400 and "may not" in exc.message
             else:
                 raise AssertionError("a dot segment must be refused")
     assert server.http.get("/apis/v1/namespaces/default/experiments/victim").status_code == 200
