@@ -61,14 +61,14 @@ def run_document(doc: dict[str, Any], file: Path, arguments: list[str]) -> dict[
 
 
 def _read_compiled(path: Path) -> dict[str, Any]:
-    import yaml
+    from serving import yamlfile  # the spec files' loader: bounded, strict keys
 
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+        docs = yamlfile.load_all(yamlfile.read_text(path))
     except OSError as exc:
         raise _fail(f"spec.pipelineFile: {path}: {exc.strerror or exc}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise _fail(f"spec.pipelineFile: {path}: invalid YAML: {exc}") from None
+    except yamlfile.YamlError as exc:
+        raise _fail(f"spec.pipelineFile: {path}: {exc}") from None
     if not docs or not isinstance(docs[0], dict) or not is_compiled_pipeline(docs[0]):
         raise _fail(f"spec.pipelineFile: {path} is not a compiled pipeline (kfp IR YAML)")
     return docs[0]

@@ -77,10 +77,10 @@ class PipelineRunMethods:
         enable_caching: bool | None = None,
     ) -> dict[str, Any]:
         """Run a compiled pipeline file (kfp IR YAML) with ``arguments``, as kfp's."""
-        import yaml
+        from serving import yamlfile  # the spec files' loader: bounded, strict keys
 
         path = Path(pipeline_file)
-        documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        documents = yamlfile.load_all(yamlfile.read_text(path))
         if not documents or not isinstance(documents[0], dict):
             raise ValueError(f"{path} holds no compiled pipeline")
         run = pipeline_run_body(
