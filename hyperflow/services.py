@@ -513,7 +513,7 @@ class ServiceManager:
                     failed=counts["failed"],
                     desired=rev.deployer.desired,
                     in_flight=rev.pool.concurrency,
-                    pids=tuple(p.pid for p in rev.deployer.replicas if p.pid is not None),
+                    pids=rev.deployer.pids,
                     scaling=rev.hpa.config.describe() if rev.hpa is not None else "",
                 )
             )

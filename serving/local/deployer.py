@@ -350,9 +350,17 @@ class RevisionDeployer:
         deadline = time.monotonic() + self.drain_timeout
         while endpoint is not None and endpoint.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        if r.stopped_failed:  # stopped (or being stopped) already, and said so
+            self._retiring.remove(r)
+            return
         await r.stop()
         self._retiring.remove(r)
         self._emit("ReplicaStopped", f"{self.name}: stopped replica pid {r.pid} :{r.port}", r)
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        """The PIDs of this revision's replica processes (not of failed ones it stopped)."""
+        return tuple(r.pid for r in self.replicas if r.pid is not None and not r.stopped_failed)
 
     def _publish(self) -> None:
         ready = [r.address for r in self.replicas if r.state is ReplicaState.READY]

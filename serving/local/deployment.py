@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import sys
 import time
@@ -279,7 +280,12 @@ class LocalDeployment:
         try:
             await server.start()  # bind first: a taken port fails before any replica starts
         except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            # (getaddrinfo's errors, for a host name, carry their own text and numbers.)
+            reason = exc.strerror or str(exc)
+            if exc.errno == errno.EADDRINUSE:
+                reason = f"{os.strerror(exc.errno)} (choose another --port)"
+            elif exc.errno == errno.EADDRNOTAVAIL:
+                reason = f"{os.strerror(exc.errno)} (not an address of this host: --host)"
             shown = f"[{host}]" if ":" in host else host
             raise BindError(exc.errno, f"cannot listen on {shown}:{port}: {reason}") from None
         try:
@@ -313,7 +319,7 @@ class LocalDeployment:
                     desired=r.deployer.desired,
                     in_flight=r.pool.concurrency,
                     panicking=bool(d and d.panicking),
-                    pids=tuple(p.pid for p in r.deployer.replicas if p.pid is not None),
+                    pids=r.deployer.pids,
                     reason=r.deployer.failure,
                     state=r.deployer.state,
                     configured_traffic=configured,

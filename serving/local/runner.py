@@ -142,7 +142,7 @@ async def run_foreground(
     try:
         await deployment.serve(host, port, started=started, stop=stop)
     except BindError as exc:
-        out.print(f"[red]error:[/red] {escape(exc.strerror or '')} (choose another --port)")
+        out.print(f"[red]error:[/red] {escape(exc.strerror or '')}")
         return 1
     except (RuntimeError, OSError) as exc:
         out.print(f"[red]error:[/red] {exc}")

@@ -188,7 +188,7 @@ def test_revision_whose_model_cannot_load_is_failed_with_the_reason(workdir: Pat
             await until(lambda: any(f"stopped replica pid {pid}" in e for e in events))
             await asyncio.sleep(1.0)  # several reconciles: no restart
             assert rev.deployer.started_pids == [pid] and rev.deployer.restarts == 0
-            assert dep.status()[0].state == "Failed"
+            assert dep.status()[0].state == "Failed" and dep.status()[0].pids == ()
             async with httpx.AsyncClient(base_url=url, timeout=30) as c:
                 r = await c.post("/v1/models/broken:predict", json=V1)
             assert r.status_code == 503 and "weights are corrupt" in r.json()["error"]
