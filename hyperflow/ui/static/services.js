@@ -115,7 +115,8 @@ async function renderService(root, [ns, name]) {
   const base = `/apis/v1/namespaces/${enc(ns)}/inferenceservices/${enc(name)}`;
   const title = h("h1", {}, name);
   const summary = h("section", { class: "card", id: "svc-status", "aria-labelledby": "svc-h" });
-  const tryCard = h("section", { class: "card", "aria-labelledby": "try-h" });
+  const tryCard = h("section", { class: "card", "aria-labelledby": "try-h" },
+    h("h2", { id: "try-h" }, "Try it"), h("p", { class: "sub", id: "try-wait" }, "The form opens once the service is Ready."));
   const rate = h("div", { class: "plot short", id: "plot-rate", role: "img", "aria-label": "Request rate" });
   const latency = h("div", { class: "plot short", id: "plot-latency", role: "img", "aria-label": "Latency" });
   const reps = h("div", { class: "plot short", id: "plot-replicas", role: "img", "aria-label": "Replicas" });
@@ -144,7 +145,9 @@ async function renderService(root, [ns, name]) {
         h("dt", {}, "Replicas"), h("dd", {}, replicas(obj)),
         h("dt", {}, "Conditions"), h("dd", {}, (st.conditions || []).map((c) => h("div", {}, badge(c.status), ` ${c.type} ${c.reason || ""}`)))));
     yaml.textContent = toYaml(obj);
-    drawTry();
+    // Once Ready: the example comes from the model's metadata, which a service still
+    // starting cannot give yet.
+    if (r.status === "True") drawTry();
   }
 
   let tryDrawn = false;
