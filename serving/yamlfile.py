@@ -22,10 +22,10 @@ import yaml
 
 # Larger files are certainly not hand-written specs; refused before they are parsed.
 MAX_BYTES = 10 * 1024 * 1024
-# Values of a document once its aliases are expanded (what JSON, the store and the
-# server see): a few aliased lists make billions of them from a few lines ("billion
-# laughs"). A 10 MiB file without aliases holds fewer.
-MAX_VALUES = 5_000_000
+# Values of a file once its aliases are expanded (what JSON, the store and the server
+# see): a few aliased lists make billions of them from a few lines ("billion laughs").
+# A file within MAX_BYTES without aliases holds fewer (each value takes 2 bytes or more).
+MAX_VALUES = MAX_BYTES
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 LIBYAML = _BaseLoader is not yaml.SafeLoader
@@ -79,7 +79,8 @@ def _check_size(size: int, max_bytes: int) -> None:
 
 def _check_expansion(document: Any, limit: int = MAX_VALUES) -> Any:
     """``document`` if it holds at most ``limit`` values with its aliases expanded (PyYAML
-    builds an alias as a second reference to the same object: cheap until serialized)."""
+    builds an alias as a second reference to the same object: cheap until serialized).
+    A list of documents counts as one."""
     stack = [document]
     count = 0
     while stack:
@@ -100,7 +101,7 @@ def load_all(text: str, *, max_bytes: int = MAX_BYTES) -> list[Any]:
     _check_size(len(text.encode("utf-8", errors="surrogatepass")), max_bytes)
     try:
         documents = [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
-        return [_check_expansion(d) for d in documents]
+        return _check_expansion(documents)  # the file's values, all documents together
     except yaml.YAMLError as exc:
         raise YamlError(problem(exc)) from None
     except RecursionError:

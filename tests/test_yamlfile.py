@@ -121,11 +121,21 @@ def test_a_billion_laughs_is_refused_not_expanded(tmp_path: Path) -> None:
     import time
 
     started = time.monotonic()
-    with pytest.raises(yamlfile.YamlError, match="more than 5000000 values once its aliases"):
+    limit = yamlfile.MAX_VALUES
+    with pytest.raises(yamlfile.YamlError, match=f"more than {limit} values once its aliases"):
         yamlfile.load(_laughs(9))
+    # A file within the size cap without aliases is never taken for one: a value takes 2
+    # bytes at least ("0," in a flow list).
+    assert yamlfile.MAX_VALUES >= yamlfile.MAX_BYTES // 2
+    # Documents count together: six of two million values each are a file of twelve.
+    two_million = (
+        "l0: &l0 [" + ", ".join(["0"] * 2000) + "]\nl1: [" + ", ".join(["*l0"] * 1000) + "]\n"
+    )
+    with pytest.raises(yamlfile.YamlError, match="aliases are expanded"):
+        yamlfile.load_all("---\n".join([two_million] * 6))
     with pytest.raises(yamlfile.YamlError, match="aliases are expanded"):
         yamlfile.load_all("a: 1\n---\n" + _laughs(9))
-    assert time.monotonic() - started < 20  # refused on the way, not after 10**9 values
+    assert time.monotonic() - started < 60  # refused on the way, not after 10**9 values
     assert len(yamlfile.load(_laughs(3))["l3"]) == 10  # what aliases are for still works
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text(EXPERIMENT.replace("maxTrialCount: 400\n", "") + _laughs(9))
