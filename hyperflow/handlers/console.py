@@ -272,10 +272,10 @@ def example_request(protocol: str, inputs: Any) -> dict[str, Any]:
     return {
         "inputs": [
             {
-                "name": str(tensor.get("name", f"input-{i}")),
+                "name": str(tensor.get("name") or f"input-{i}"),
                 "shape": shape,
-                "datatype": str(tensor.get("datatype", "FP64")),
-                "data": [_zero(str(tensor.get("datatype", "FP64")))] * math.prod(shape),
+                "datatype": str(tensor.get("datatype") or "FP64"),
+                "data": [_zero(str(tensor.get("datatype") or "FP64"))] * math.prod(shape),
             }
             for i, (tensor, shape) in enumerate(zip(tensors, shapes, strict=True))
         ]
