@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from hyperflow.handlers.errors import BadRequest, FieldProblem, UnsupportedMediaType
-from serving.yamlfile import NoDuplicateKeys, YamlError
+from serving.yamlfile import NoDuplicateKeys, YamlError, problem
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 JSON_TYPES = ("application/json", "application/merge-patch+json")
@@ -82,10 +82,7 @@ def _yaml(raw: bytes) -> Any:
     try:
         documents = [d for d in yaml.load_all(text, Loader=_NoAliases) if d is not None]
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise BadRequest(f"invalid YAML: {problem}{where}") from None
+        raise BadRequest(problem(exc)) from None
     except YamlError as exc:  # a duplicate key
         raise BadRequest(str(exc)) from None
     except RecursionError:
