@@ -62,6 +62,11 @@ def _categorical(name: str, values: list[str]) -> dict[str, Any]:
     return {"name": name, "parameterType": "categorical", "feasibleSpace": {"list": values}}
 
 
+def _programs(name: str, progs: list[str], **spec: Any) -> dict[str, Any]:
+    """An experiment whose trials each run one of ``progs`` (grid: in that order)."""
+    return _experiment(name, ["${trialParameters.prog}"], [_categorical("prog", progs)], **spec)
+
+
 def _script(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(text).lstrip())
@@ -122,12 +127,7 @@ def test_failed_trials_are_recorded_and_the_experiment_goes_on(tmp_path: Path) -
     _script(tmp_path, "crash", "#!/bin/sh\necho 'boom: out of cheese' >&2\nexit 3\n")
     _script(tmp_path, "silent", "#!/bin/sh\necho accuracy=0.9\n")
     progs = ["./good", "./crash", "./silent", "./nope", "./good2"]
-    data = _experiment(
-        "failures",
-        ["${trialParameters.prog}"],
-        [_categorical("prog", progs)],
-        maxFailedTrialCount=5,
-    )
+    data = _programs("failures", progs, maxFailedTrialCount=5)
     record, trials = _run(data, tmp_path)
     assert record.phase.value == "Succeeded", (record.reason, record.message)
     assert record.reason == "ExperimentSuggestionEndReached"
@@ -178,13 +178,7 @@ def test_goal_reached_kills_the_running_trials(tmp_path: Path) -> None:
     # The slow ones would run for a minute; their shell waits on a child sleep.
     _script(tmp_path, "slow", "#!/bin/sh\necho loss=5\nsleep 60\necho loss=4\n")
     _script(tmp_path, "slow2", "#!/bin/sh\nsleep 60\n")
-    data = _experiment(
-        "goal",
-        ["${trialParameters.prog}"],
-        [_categorical("prog", ["./slow", "./slow2", "./fast"])],
-        parallelTrialCount=3,
-        maxTrialCount=3,
-    )
+    data = _programs("goal", ["./slow", "./slow2", "./fast"], parallelTrialCount=3, maxTrialCount=3)
     data["spec"]["objective"]["goal"] = 0.1
     record, trials = _run(data, tmp_path)
     assert record.phase.value == "Succeeded"

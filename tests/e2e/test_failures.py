@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.test_experiments import _categorical, _experiment, _run, _script
+from tests.e2e.test_experiments import _categorical, _experiment, _programs, _run, _script
 from tests.util import run_hyperflow
 from tuner.sdk import search, tune
 
@@ -59,10 +59,9 @@ def test_max_failed_trial_count_counts_metrics_unavailable_and_is_reached_at_the
     _script(tmp_path, "crash", "#!/bin/sh\necho out of cheese\nexit 3\n")
     _script(tmp_path, "silent", "#!/bin/sh\necho accuracy=0.9\n")
     _script(tmp_path, "good", "#!/bin/sh\necho loss=0.5\n")
-    data = _experiment(
+    data = _programs(
         "max-failed",
-        ["${trialParameters.prog}"],
-        [_categorical("prog", ["./crash", "./silent", "./good"])],
+        ["./crash", "./silent", "./good"],
         parallelTrialCount=1,
         maxTrialCount=3,
         maxFailedTrialCount=2,

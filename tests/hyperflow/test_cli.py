@@ -96,18 +96,14 @@ def test_create_get_describe_logs_delete(server: Running, tmp_path: Path) -> Non
 
 def test_describe_counts_every_trial(server: Running, tmp_path: Path) -> None:
     """The goal reached, the running trials are killed: ``describe``'s counts add up."""
-    from tests.e2e.test_experiments import _categorical, _experiment, _script
+    from tests.e2e.test_experiments import _programs, _script
 
     _script(tmp_path, "fast", "#!/bin/sh\necho loss=0.01\n")
     _script(tmp_path, "slow", "#!/bin/sh\nsleep 60\n")
     _script(tmp_path, "slow2", "#!/bin/sh\nsleep 60\n")
     # Grid order: the slow one starts first, beside the fast one (the server runs 2 at once).
-    data = _experiment(
-        "counts",
-        ["${trialParameters.prog}"],
-        [_categorical("prog", ["./slow", "./fast", "./slow2"])],
-        parallelTrialCount=2,
-        maxTrialCount=3,
+    data = _programs(
+        "counts", ["./slow", "./fast", "./slow2"], parallelTrialCount=2, maxTrialCount=3
     )
     data["spec"]["objective"]["goal"] = 0.1
     assert cli(server, "create", "-f", str(_file(tmp_path, data))).returncode == 0
