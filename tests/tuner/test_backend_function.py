@@ -278,6 +278,24 @@ def test_return_values_that_are_no_metrics_are_ignored_with_a_note(
     )
 
 
+def test_non_finite_return_values_are_ignored_with_a_note(
+    shared: FunctionBackend, tmp_path: Path
+) -> None:
+    # SQLite keeps NaN as NULL: one such value reaching the store failed every commit after.
+    backend = shared
+    run = shared_run("returns_non_finite", tmp_path, "dict", {"x": 1}, ("loss", "accuracy", "big"))
+    backend.launch(run)
+    assert finish(backend, "dict").succeeded
+    assert values(backend.collect("dict")) == [("accuracy", 0.5, None)]
+    log = backend.log_path("dict").read_text()
+    assert "ignoring returned metric 'loss': inf is not finite" in log
+    assert "ignoring returned metric 'big'" in log
+    backend.launch(shared_run("returns_non_finite", tmp_path, "one", {"x": 0}))
+    assert finish(backend, "one").succeeded
+    assert backend.collect("one") == []
+    assert "ignoring the returned loss: nan is not finite" in backend.log_path("one").read_text()
+
+
 def test_workers_are_reused_across_trials(make_backend: Factory, tmp_path: Path) -> None:
     backend = make_backend(objectives.pid, workers=2)
     pids: set[int] = set()

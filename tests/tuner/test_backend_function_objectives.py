@@ -113,3 +113,9 @@ def environment(parameters: dict[str, float]) -> dict[str, float]:
 
 def noop(parameters: dict[str, float]) -> None:
     return None
+
+
+def returns_non_finite(parameters: dict[str, float]) -> object:
+    if parameters["x"] == 0:
+        return float("nan")  # the objective alone
+    return {"loss": float("inf"), "accuracy": 0.5, "big": 10**400}

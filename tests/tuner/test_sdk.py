@@ -42,6 +42,10 @@ def flaky(parameters: dict[str, Any]) -> dict[str, float]:
     return {"loss": 1.0 if parameters["mode"] == "a" else 2.0}
 
 
+def not_finite(parameters: dict[str, Any]) -> Any:
+    return {"nan": float("nan"), "inf": {"loss": float("-inf")}, "ok": 1.0}[parameters["mode"]]
+
+
 def _observations(trial_id: int) -> list[Any]:
     store = Store(TunerSettings().store_url)
     try:
@@ -161,6 +165,29 @@ def test_an_exception_fails_the_trial_and_the_experiment_goes_on() -> None:
     assert "ValueError: bad mode boom" in by["boom"].message
     assert by["a"].phase.value == by["b"].phase.value == "Succeeded"
     assert result.best_parameters == {"mode": "a"}
+
+
+def test_a_nan_or_infinite_result_is_no_observation_and_the_experiment_goes_on() -> None:
+    # A NaN reached the store once (SQLite keeps it as NULL): every commit after failed,
+    # and the experiment could not be run again.
+    result = tune(
+        "sdk-nan",
+        not_finite,
+        {"mode": search.categorical(["nan", "inf", "ok"])},
+        objective_metric_name="loss",
+        objective_type="minimize",
+        algorithm_name="grid",
+        parallel_trial_count=1,
+        max_failed_trial_count=3,
+        track=False,
+    )
+    assert result.succeeded, result.experiment.message
+    by = {t.assignments["mode"]: t for t in result.trials}
+    for mode in ("nan", "inf"):
+        assert by[mode].phase.value == "MetricsUnavailable", by[mode].message
+        assert "no 'loss' was reported" in by[mode].message
+        assert _observations(by[mode].id) == []
+    assert result.best_parameters == {"mode": "ok"}
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
+import math
 import numbers
 import os
 import signal
@@ -218,7 +219,11 @@ def _returned_observations(result: Any, metric_names: list[str]) -> list[Observa
     if _is_number(result):
         if not metric_names:
             return []
-        return [Observation(metric_names[0], float(result), None, now)]
+        number = _finite(result)
+        if number is None:
+            print(f"hyperflow: ignoring the returned {metric_names[0]}: {result!r} is not finite")
+            return []
+        return [Observation(metric_names[0], number, None, now)]
     if isinstance(result, dict):
         kept: list[Observation] = []
         other: list[str] = []
@@ -230,7 +235,11 @@ def _returned_observations(result: Any, metric_names: list[str]) -> list[Observa
             if not _is_number(value):
                 print(f"hyperflow: ignoring returned metric {name!r}: {value!r} is not a number")
                 continue
-            kept.append(Observation(str(name), float(value), None, now))
+            number = _finite(value)
+            if number is None:
+                print(f"hyperflow: ignoring returned metric {name!r}: {value!r} is not finite")
+                continue
+            kept.append(Observation(str(name), number, None, now))
         if other:
             # In the collector's name=value format, so a metric name typo can be pointed out.
             print(
@@ -247,6 +256,16 @@ def _returned_observations(result: Any, metric_names: list[str]) -> list[Observa
 
 def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a float, or None for NaN, infinities and integers beyond a float's range
+    (which the store cannot hold: SQLite keeps NaN as NULL)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _extend_sys_path(paths: list[str]) -> None:
