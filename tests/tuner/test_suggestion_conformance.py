@@ -209,6 +209,42 @@ def test_restore_rebuilds_an_equivalent_state(algorithm: str) -> None:
     assert restored.counts("ns", "exp") == (8, 6)
 
 
+def _history(suggestions: list[Suggestion]) -> list[TrialResult]:
+    return [
+        TrialResult(s.trial_name, s.assignments, TrialPhase.SUCCEEDED, objective(s.assignments))
+        for s in suggestions
+    ]
+
+
+def test_a_resumed_seeded_sampler_does_not_replay_its_first_proposals(algorithm: str) -> None:
+    # A seeded sampler made afresh on resume used to replay its stream: the resumed run's
+    # trials repeated the first run's, assignment for assignment.
+    # Without the quick settings: tpe and the GP sample at random for their first 10 trials.
+    quick = ("n_startup_trials", "n_initial_points")
+    settings = {k: v for k, v in SETTINGS[algorithm].items() if k not in quick}
+    experiment = make_experiment(algorithm, {**settings, "random_state": "5"})
+    first = run(InProcessSuggestionClient(), experiment, total=3)
+    resumed = []
+    for _ in range(2):
+        client = InProcessSuggestionClient()
+        client.restore(experiment, _history(first))
+        resumed.append(run(client, experiment, total=3))
+    assert [s.assignments for s in resumed[0]] != [s.assignments for s in first]
+    # still reproducible: the same history resumes the same way
+    assert [s.assignments for s in resumed[0]] == [s.assignments for s in resumed[1]]
+
+
+@pytest.mark.parametrize("settings", [{}, {"random_state": "5"}])
+def test_a_resumed_sobol_sequence_continues_where_it_stopped(settings: dict[str, str]) -> None:
+    experiment = make_experiment("sobol", settings)
+    original = InProcessSuggestionClient()
+    first = run(original, experiment, total=4)
+    client = InProcessSuggestionClient()
+    client.restore(experiment, _history(first))
+    continued = [s.assignments for s in run(client, experiment, total=3)]
+    assert continued == [s.assignments for s in run(original, experiment, total=3)]
+
+
 def test_restore_rejects_assignments_outside_the_space(algorithm: str) -> None:
     bad = {"x": 0.3, "lr": 0.5, "n": 2, "epochs": 2, "c": "z", "d": 3}
     with pytest.raises(Exception, match="outside the search space"):

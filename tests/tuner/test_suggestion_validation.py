@@ -11,6 +11,7 @@ from tests.util import SHARED, needs_shared
 from tuner.spec.models import AlgorithmSpec, Experiment, ParameterSpec
 from tuner.suggestion import ALGORITHMS, get_algorithm, validate_algorithm
 from tuner.suggestion.algorithms import UnknownAlgorithm
+from tuner.suggestion.space import SearchSpace
 
 KATIB_EXAMPLES = sorted((SHARED / "katib-examples").rglob("*.yaml"))
 
@@ -66,10 +67,17 @@ def test_unknown_setting_lists_the_valid_settings() -> None:
     assert problems == [
         (
             "algorithm.algorithmSettings[0].name",
-            "unknown setting 'foo' for tpe; valid settings: n_startup_trials, n_ei_candidates, random_state",
+            "unknown setting 'foo' for tpe; valid settings: n_startup_trials, n_ei_candidates, "
+            "gamma, prior_weight, n_EI_candidates, random_state",
         ),
-        ("algorithm.algorithmSettings[1].value", "must be an integer >= 1"),
-        ("algorithm.algorithmSettings[2].value", "must be an integer >= 0"),
+        (
+            "algorithm.algorithmSettings[1].value",
+            "n_ei_candidates must be an integer >= 1; got '0'",
+        ),
+        (
+            "algorithm.algorithmSettings[2].value",
+            "n_startup_trials must be an integer >= 0; got 'x'",
+        ),
     ]
 
 
@@ -77,6 +85,8 @@ VALID_SETTINGS: list[tuple[str, dict[str, str]]] = [
     ("random", {"random_state": "3"}),
     ("grid", {"random_state": "3"}),
     ("tpe", {"n_startup_trials": "5", "n_ei_candidates": "24", "random_state": "1"}),
+    # Katib's own tpe service is hyperopt's: its settings' names
+    ("tpe", {"gamma": "0.25", "prior_weight": "1.0", "n_EI_candidates": "24", "random_state": "1"}),
     ("multivariate-tpe", {"n_startup_trials": "0", "n_ei_candidates": "8"}),
     ("cmaes", {"sigma": "0.5", "restart_strategy": "ipop", "random_state": "2"}),
     (
@@ -106,6 +116,25 @@ VALID_SETTINGS: list[tuple[str, dict[str, str]]] = [
 @pytest.mark.parametrize(("name", "settings"), VALID_SETTINGS)
 def test_valid_settings_of_every_algorithm(name: str, settings: dict[str, str]) -> None:
     assert validate_algorithm(algo(name, **settings), params(XS, Y), 4) == []
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # optuna 4.9 deprecated both settings
+def test_the_tpe_of_katibs_hyperopt_settings_runs_as_told() -> None:
+    from optuna.samplers import TPESampler
+
+    from tuner.suggestion.algorithms._tpe import hyperopt_gamma
+    from tuner.suggestion.settings import parse_settings
+
+    tpe = get_algorithm("tpe")
+    given = algo("tpe", gamma="0.5", prior_weight="2", n_EI_candidates="7").algorithm_settings
+    settings, problems = parse_settings("tpe", tpe.settings, given)
+    assert problems == []
+    sampler = tpe.create_sampler(settings, SearchSpace.from_specs(params(XS, Y)))
+    assert isinstance(sampler, TPESampler)
+    assert sampler._parzen_estimator_parameters.prior_weight == 2.0
+    assert sampler._n_ei_candidates == 7
+    assert sampler._gamma(100) == hyperopt_gamma(0.5, 100) == 5
+    assert hyperopt_gamma(0.25, 10**6) == 25  # hyperopt's linear_forgetting cap
 
 
 def test_the_table_above_covers_every_algorithm() -> None:
@@ -188,6 +217,28 @@ def test_the_table_above_covers_every_algorithm() -> None:
             ("algorithm.algorithmSettings", "pbt needs the setting 'suggestion_trial_dir'"),
         ),
         (
+            "tpe",
+            {"gamma": "1"},
+            ("algorithm.algorithmSettings[0].value", "must be a number strictly between 0 and 1"),
+        ),
+        (
+            "tpe",
+            {"n_EI_candidates": "8", "n_ei_candidates": "8"},
+            (
+                "algorithm.algorithmSettings",
+                "n_EI_candidates (hyperopt's name) and n_ei_candidates are one setting: give one",
+            ),
+        ),
+        (
+            "multivariate-tpe",
+            {"gamma": "0.25"},
+            (
+                "algorithm.algorithmSettings[0].name",
+                "unknown setting 'gamma' for multivariate-tpe; valid settings: "
+                "n_startup_trials, n_ei_candidates, random_state",
+            ),
+        ),
+        (
             "sobol",
             {"scramble": "maybe"},
             ("algorithm.algorithmSettings[0].value", "must be true or false"),
@@ -195,7 +246,11 @@ def test_the_table_above_covers_every_algorithm() -> None:
     ],
 )
 def test_invalid_settings(name: str, settings: dict[str, str], expected: tuple[str, str]) -> None:
-    assert validate_algorithm(algo(name, **settings), params(XS, Y), None) == [expected]
+    path, message = expected
+    if path.endswith("].value"):  # the message names the setting and quotes its value
+        key, value = list(settings.items())[int(path.rpartition("[")[2][:-7])]
+        message = f"{key} {message}; got {value!r}"
+    assert validate_algorithm(algo(name, **settings), params(XS, Y), None) == [(path, message)]
 
 
 def test_duplicate_setting() -> None:

@@ -71,7 +71,8 @@ class ExperimentState:
         return len(self.numbers)
 
 
-def _new_state(experiment: Experiment) -> ExperimentState:
+def _new_state(experiment: Experiment, known: int = 0) -> ExperimentState:
+    """A fresh study for ``experiment``, for one that already has ``known`` trials."""
     spec = experiment.spec
     try:
         algorithm = get_algorithm(spec.algorithm.algorithm_name)
@@ -87,6 +88,7 @@ def _new_state(experiment: Experiment) -> ExperimentState:
     problems += algorithm.check_space(settings, space, None)
     if problems:
         raise InvalidRequest("; ".join(f"spec.{path}: {message}" for path, message in problems))
+    settings = algorithm.resumed_settings(settings, known)
     try:
         with warnings.catch_warnings():
             # Experimental/deprecation notices of optuna's samplers are not the user's concern.
@@ -144,11 +146,12 @@ class InProcessSuggestionClient(SuggestionClient):
     # -- SuggestionClient ---------------------------------------------------------------
 
     def restore(self, experiment: Experiment, trials: Sequence[TrialResult]) -> None:
-        state = _new_state(experiment)
+        state = _new_state(experiment, known=len(trials))
         finished = [t for t in trials if t.phase.finished]
         pending = [t for t in trials if not t.phase.finished]
         frozen = [self._frozen(state, t) for t in [*finished, *pending]]
         state.study.add_trials(frozen)
+        state.algorithm.advance(state.study.sampler, state.study, state.distributions, len(trials))
         all_trials = state.study.get_trials(deepcopy=False)
         for result, trial in zip([*finished, *pending], all_trials, strict=True):
             state.numbers[result.trial_name] = trial.number

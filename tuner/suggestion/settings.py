@@ -133,7 +133,7 @@ def parse_settings(
         try:
             values[item.name] = setting.parse(item.value)
         except SettingError as exc:
-            problems.append((f"{path}.value", str(exc)))
+            problems.append((f"{path}.value", f"{item.name} {exc}; got {item.value!r}"))
     for setting in schema:
         if (
             setting.required

@@ -16,10 +16,14 @@ Contract for implementations (one module each, registered in ``algorithms/__init
   imports; :meth:`local_problem` says what is missing, so ``experiment validate`` notes it
   and ``experiment run`` fails at start (``ExperimentFailed``) instead of after trials ran.
   ``local_problem`` also reports valid settings this service cannot run.
+* A resumed experiment's sampler is made from :meth:`resumed_settings` (a seed of its own,
+  so that a seeded sampler does not replay its first proposals); :meth:`advance` then
+  moves a sequence that counts its proposals past the restored trials.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -30,6 +34,7 @@ from tuner.suggestion.space import SearchSpace, Value
 if TYPE_CHECKING:
     from optuna.pruners import BasePruner
     from optuna.samplers import BaseSampler
+    from optuna.study import Study
 
 
 class UnsupportedAlgorithm(RuntimeError):
@@ -89,6 +94,27 @@ class Algorithm(ABC):
     def seed(settings: dict[str, Any]) -> int | None:
         value = settings.get("random_state")
         return int(value) if value is not None else None
+
+    def resumed_settings(self, settings: dict[str, Any], known: int) -> dict[str, Any]:
+        """The settings of a sampler re-created for an experiment that already has ``known``
+        trials (a resumed or continued run).
+
+        A seeded sampler made afresh would replay its stream from the start and propose the
+        trials it proposed before; this one gets a seed derived from ``random_state`` and
+        ``known``: still reproducible, never the old stream.
+        """
+        seed = self.seed(settings)
+        if seed is None or known <= 0:
+            return settings
+        digest = hashlib.sha256(f"{seed}/{known}".encode()).digest()
+        return {**settings, "random_state": int.from_bytes(digest[:4], "big")}
+
+    def advance(
+        self, sampler: BaseSampler, study: Study, distributions: dict[str, Any], known: int
+    ) -> None:
+        """Move a sampler that counts its proposals in the study past the ``known`` trials
+        restored into ``study`` (nothing for the others)."""
+        return None
 
 
 def _importable(module: str) -> bool:

@@ -117,6 +117,9 @@ class Grid(Algorithm):
             grid[p.name] = values
         return _make_sampler(grid, self.seed(settings))
 
+    def resumed_settings(self, settings: dict[str, Any], known: int) -> dict[str, Any]:
+        return settings  # the same (shuffled) order; the sampler skips the cells used
+
     def check_space(
         self, settings: dict[str, Any], space: SearchSpace, max_trial_count: int | None
     ) -> list[tuple[str, str]]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from tuner.suggestion.algorithms._tpe import TPE
+from tuner.suggestion.algorithms._tpe import TPE, TPE_SETTINGS
 
 
 class MultivariateTPE(TPE):
     name = "multivariate-tpe"
     sampler_name = "TPESampler(multivariate=True)"
+    settings = TPE_SETTINGS  # Katib's optuna service: no hyperopt names
     multivariate = True

@@ -11,6 +11,7 @@ from tuner.suggestion.space import SearchSpace
 
 if TYPE_CHECKING:
     from optuna.samplers import BaseSampler
+    from optuna.study import Study
 
 
 class Sobol(Algorithm):
@@ -39,3 +40,20 @@ class Sobol(Algorithm):
                 warn_asynchronous_seeding=False,
                 warn_independent_sampling=False,
             )
+
+    def resumed_settings(self, settings: dict[str, Any], known: int) -> dict[str, Any]:
+        return settings  # the same sequence, continued (advance)
+
+    def advance(
+        self, sampler: BaseSampler, study: Study, distributions: dict[str, Any], known: int
+    ) -> None:
+        # QMCSampler numbers its points in a study attribute (``_find_sample_id``, keyed by
+        # the search space it takes from the first trial: our distributions), which a study
+        # rebuilt from the store does not have: the sequence would restart at its first
+        # point. Every restored trial but the first (drawn by the independent sampler) took
+        # one point.
+        find_sample_id = getattr(sampler, "_find_sample_id", None)
+        if find_sample_id is None:  # pragma: no cover - an optuna without it
+            raise RuntimeError("this optuna's QMCSampler cannot be resumed")
+        for _ in range(known - 1):
+            find_sample_id(study, distributions)
