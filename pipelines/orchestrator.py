@@ -832,7 +832,15 @@ class Orchestrator:
                 self._finish(node, "FAILED", f"task {node.path}: placeholders: {exc}", failed=True)
                 return
             if not argv:
-                self._finish(node, "FAILED", f"task {node.path}: the container has no command")
+                image = container.get("image", "?")
+                self._finish(
+                    node,
+                    "FAILED",
+                    f"task {node.path}: the container has no command: hyperflow runs a "
+                    f"container component's command and args on this machine, not image "
+                    f"{image}'s own entrypoint",
+                    failed=True,
+                )
                 return
             if self.import_paths:
                 inherited = env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
@@ -915,7 +923,9 @@ class Orchestrator:
     def _finish(self, node: Node, state: str, message: str, *, failed: bool = False) -> None:
         node.state = state
         node.message = message
-        node.failed = failed
+        # A FAILED task always fails its scope (its downstream tasks are skipped, the run
+        # fails); a SKIPPED one only when it was skipped for an upstream failure.
+        node.failed = failed or state == "FAILED"
         node.queued = False
         node.finished_at = time.time()
         if node.started_at is None and state not in ("SKIPPED",):

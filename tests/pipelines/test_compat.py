@@ -467,6 +467,26 @@ def test_pipeline_in_pipeline_with_container_component(run):
     assert "world" in log_of(result, "inner-pipeline/print-op2")
 
 
+@dsl.container_component
+def image_entrypoint():
+    return dsl.ContainerSpec(image="busybox")  # no command: the image's entrypoint
+
+
+@dsl.pipeline
+def entrypoint_then_more() -> str:
+    first = image_entrypoint()
+    return print_op1(msg="after").after(first).output
+
+
+def test_a_container_without_a_command_fails_the_run_and_skips_what_follows(run):
+    # It failed, but the run went on and ended SUCCEEDED.
+    result = run(entrypoint_then_more)
+    assert result.state == "FAILED"
+    assert states(result) == {"image-entrypoint": "FAILED", "print-op1": "SKIPPED"}
+    message = result.task("image-entrypoint").message
+    assert "the container has no command" in message and "image busybox" in message
+
+
 # -- if_elif_else_complex (nested conditions, OneOf, loops inside branches, Collected) -----------
 
 
