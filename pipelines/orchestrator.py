@@ -34,11 +34,13 @@ outputs come from the store) and runs again the ones that were running.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -398,11 +400,13 @@ class Orchestrator:
             else:
                 raise PipelineError(f"{where}: unsupported input source {sorted(source)}")
             params[name] = executor_io.typed(params[name], definitions.get(name))
+        runtime = self._runtime_constants(node)
         for name, source in spec_inputs.get("parameters", {}).items():
             constant = source.get("runtimeValue", {}).get("constant")
-            if isinstance(constant, str) and "{{$.inputs.parameters[" in constant:
-                # f-strings over pipeline channels: the channels are inputs of this task.
-                params[name] = _PLACEHOLDER.sub(lambda m: _as_text(params.get(m[1])), constant)
+            if isinstance(constant, str | dict | list) and "{{$." in json.dumps(constant):
+                # Pipeline channels in f-strings, dicts and lists (the channels are inputs of
+                # this task), and KFP's run placeholders (dsl.PIPELINE_JOB_NAME_PLACEHOLDER...).
+                params[name] = _fill(constant, params, runtime, top=True)
         artifact_definitions = node.component.get("inputDefinitions", {}).get("artifacts", {})
         artifacts: dict[str, list[dict[str, Any]]] = {}
         for name, source in spec_inputs.get("artifacts", {}).items():
@@ -428,6 +432,23 @@ class Orchestrator:
             else:
                 raise PipelineError(f"{where}: unsupported artifact source {sorted(source)}")
         return {"parameters": params, "artifacts": artifacts}
+
+    def _runtime_constants(self, node: Node) -> dict[str, str]:
+        """KFP's run and task placeholders (``dsl.PIPELINE_*_PLACEHOLDER``), by name."""
+        record = self.run_record
+        created = datetime.datetime.fromtimestamp(record.created_at, datetime.UTC)
+        created_text = created.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return {
+            "pipeline_job_name": record.name,
+            "pipeline_job_resource_name": record.name,
+            "pipeline_job_uuid": record.uid,
+            "pipeline_task_name": node.name,
+            # one id per task of the run, the same when a resumed run redoes it
+            "pipeline_task_uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{record.uid}/{node.path}")),
+            "pipeline_job_create_time_utc": created_text,
+            "pipeline_job_schedule_time_utc": created_text,  # a run not from a schedule
+            "pipeline_root": str(self.root_dir),
+        }
 
     def _final_status(self, producer: Node | None, name: str) -> dict[str, Any]:
         state = "SUCCEEDED"
@@ -998,6 +1019,26 @@ def _select(value: Any, selector: str, where: str) -> Any:
 
 def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
+
+
+_RUNTIME = re.compile(r"\{\{\$\.([a-z_]+)\}\}")
+
+
+def _fill(value: Any, params: dict[str, Any], runtime: dict[str, str], *, top: bool) -> Any:
+    """A constant input with its placeholders replaced: a string that is one channel inside
+    a dict or list becomes the channel's value (a number stays a number); a placeholder
+    within text, or a top-level string input, becomes text."""
+    if isinstance(value, dict):
+        return {k: _fill(v, params, runtime, top=False) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, params, runtime, top=False) for v in value]
+    if not isinstance(value, str):
+        return value
+    whole = _PLACEHOLDER.fullmatch(value)
+    if whole and not top:
+        return params.get(whole[1])
+    text = _PLACEHOLDER.sub(lambda m: _as_text(params.get(m[1])), value)
+    return _RUNTIME.sub(lambda m: runtime.get(m[1], m[0]), text)
 
 
 def _resolve_metadata(metadata: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:

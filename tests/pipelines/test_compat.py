@@ -487,6 +487,46 @@ def test_a_container_without_a_command_fails_the_run_and_skips_what_follows(run)
     assert "the container has no command" in message and "image busybox" in message
 
 
+# -- pipeline channels inside dict and list constants; KFP's run placeholders --------------
+
+
+@dsl.component
+def seven() -> float:
+    return 7.0
+
+
+@dsl.component
+def echo_inputs(d: dict, items: list, job: str, task: str, job_id: str, task_id: str) -> str:
+    import json
+
+    return json.dumps([d, items, job, task, job_id, task_id])
+
+
+@dsl.pipeline
+def channels_in_collections(lo: float = 0.5, who: str = "bob") -> str:
+    n = seven()
+    return echo_inputs(
+        d={"x": {"min": lo}, "who": who, "n": n.output, "s": f"hi {who}"},
+        items=[lo, who, n.output],
+        job=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        task=f"{dsl.PIPELINE_TASK_NAME_PLACEHOLDER}!",
+        job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
+    ).output
+
+
+def test_channels_in_dicts_and_lists_and_run_placeholders_are_filled_in(run):
+    # They reached the component as "{{$.inputs.parameters['pipelinechannel--lo']}}" text.
+    result = run(channels_in_collections, {"who": "ann"})
+    assert result.state == "SUCCEEDED"
+    d, items, job, task, job_id, task_id = json.loads(result.output)
+    assert d == {"x": {"min": 0.5}, "who": "ann", "n": 7.0, "s": "hi ann"}
+    assert items == [0.5, "ann", 7.0]
+    assert job == result.run.name and job_id == result.run.uid
+    assert task == "echo-inputs!"
+    assert len(task_id) == 36 and "{{" not in task_id
+
+
 # -- if_elif_else_complex (nested conditions, OneOf, loops inside branches, Collected) -----------
 
 
