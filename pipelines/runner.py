@@ -19,6 +19,7 @@ from typing import Any
 
 from pipelines.spec import PipelineError, digest, load_pipeline, pipeline_arguments
 from pipelines.store import PipelineStore, RunRecord, TaskRecord
+from tuner.pids import pid_alive
 from tuner.settings import TunerSettings
 
 
@@ -92,7 +93,7 @@ def _pid_started(pid: int) -> float | None:
 
 
 def owner_alive(run: RunRecord) -> bool:
-    if run.owner_pid is None:
+    if run.owner_pid is None or not pid_alive(run.owner_pid):  # a killed owner's zombie too
         return False
     started = _pid_started(run.owner_pid)
     if started is None:

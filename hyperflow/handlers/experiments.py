@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import os
 import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from hyperflow.handlers.events import DELETED, MODIFIED, EventBus
 from hyperflow.handlers.folders import base_dir_of
 from hyperflow.handlers.names import check_dns_label
 from hyperflow.manager import OWNER, ExperimentManager
+from tuner.pids import pid_alive
 from tuner.settings import TunerSettings
 from tuner.spec import SpecError, parse_experiment
 from tuner.spec.models import Experiment, ObjectiveType, ResumePolicy
@@ -304,7 +304,7 @@ class ExperimentHandlers:
         if self.manager.is_running(namespace, name):
             if not self.manager.stop(namespace, name):
                 raise Unavailable(f"experiment {namespace}/{name} is still stopping; try again")
-        elif record.controller_pid and not record.phase.finished and _alive(record.controller_pid):
+        elif record.controller_pid and not record.phase.finished and pid_alive(record.controller_pid):
             raise Conflict(
                 f"experiment {namespace}/{name} is being run by process {record.controller_pid} "
                 "(hyperflow experiment run); stop it first"
@@ -576,14 +576,6 @@ def _objective_type(record: ExperimentRecord) -> ObjectiveType:
     return ObjectiveType(record.spec["spec"]["objective"]["type"])
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _now() -> float:
