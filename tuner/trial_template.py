@@ -21,6 +21,7 @@ from typing import Any
 from tuner.spec.models import Experiment
 
 _PLACEHOLDER = re.compile(r"\$\{(trialParameters|trialSpec)\.([^}]+)\}")
+_TRIAL_SPEC_REFERENCE = re.compile(r"\$\{trialSpec\.([^}]+)\}")
 
 
 class TemplateError(ValueError):
@@ -158,11 +159,6 @@ def _substituter(
     template = experiment.spec.trial_template
     if template is None:
         raise TemplateError("spec.trialTemplate: required")
-    values = {
-        tp.name: format_value(assignments[tp.reference])
-        for tp in template.trial_parameters
-        if tp.reference in assignments
-    }
     meta = {
         "Name": trial_name,
         "Namespace": experiment.metadata.namespace,
@@ -173,6 +169,28 @@ def _substituter(
         meta["Kind"] = str(template.trial_spec.get("kind", "Job"))
         meta["APIVersion"] = str(template.trial_spec.get("apiVersion", "batch/v1"))
 
+    def metadata(key: str) -> str:
+        if key in meta:
+            return meta[key]
+        labels = re.fullmatch(r"(Labels|Annotations)\[(.+)\]", key)
+        if labels:
+            source = (
+                experiment.metadata.labels
+                if labels.group(1) == "Labels"
+                else experiment.metadata.annotations
+            )
+            return source.get(labels.group(2), "")
+        raise TemplateError(f"trialTemplate: unknown reference ${{trialSpec.{key}}}")
+
+    # A trial parameter references a search parameter, or (Katib's metadata references)
+    # the trial's own ``${trialSpec.Name}``, ``${trialSpec.Labels[key]}``...
+    values: dict[str, str] = {}
+    for tp in template.trial_parameters:
+        if tp.reference in assignments:
+            values[tp.name] = format_value(assignments[tp.reference])
+        elif (reference := _TRIAL_SPEC_REFERENCE.fullmatch(tp.reference)) is not None:
+            values[tp.name] = metadata(reference.group(1))
+
     def substitute(text: str) -> str:
         def repl(match: re.Match[str]) -> str:
             kind, key = match.group(1), match.group(2)
@@ -180,17 +198,7 @@ def _substituter(
                 if key not in values:
                     raise TemplateError(f"trialTemplate: ${{trialParameters.{key}}} has no value")
                 return values[key]
-            if key in meta:
-                return meta[key]
-            labels = re.fullmatch(r"(Labels|Annotations)\[(.+)\]", key)
-            if labels:
-                source = (
-                    experiment.metadata.labels
-                    if labels.group(1) == "Labels"
-                    else experiment.metadata.annotations
-                )
-                return source.get(labels.group(2), "")
-            raise TemplateError(f"trialTemplate: unknown reference ${{trialSpec.{key}}}")
+            return metadata(key)
 
         return _PLACEHOLDER.sub(repl, text)
 

@@ -97,6 +97,23 @@ def test_command_extension(tmp_path: Path) -> None:
     assert rendered.cwd == tmp_path
 
 
+def test_trial_parameters_may_reference_the_trials_metadata(tmp_path: Path) -> None:
+    # Katib's samples pass the trial's name this way; it validated, then failed at run.
+    template = {
+        "trialParameters": [
+            {"name": "lr", "reference": "lr"},
+            {"name": "trialName", "reference": "${trialSpec.Name}"},
+            {"name": "owner", "reference": "${trialSpec.Labels[owner]}"},
+        ],
+        "command": ["t", "${trialParameters.trialName}", "${trialParameters.owner}"],
+    }
+    rendered = render_trial(_experiment(template), "exp-x", {"lr": 0.1, "opt": "sgd"}, tmp_path)
+    assert rendered.command == ["t", "exp-x", "ana"]
+    bad = {**template, "trialParameters": [{"name": "n", "reference": "${trialSpec.Nope}"}]}
+    with pytest.raises(TemplateError, match=r"unknown reference \$\{trialSpec.Nope\}"):
+        render_trial(_experiment(bad), "exp-x", {"lr": 0.1, "opt": "sgd"}, tmp_path)
+
+
 def test_missing_primary_container_is_a_clear_error(tmp_path: Path) -> None:
     template = {**JOB, "primaryContainerName": "nope"}
     with pytest.raises(TemplateError, match="no container named 'nope'"):
