@@ -202,7 +202,10 @@ def build_experiment(
         else None,
         # Function trials have no container: a command stands in so the template is valid.
         trial_template=TrialTemplate(command=["<python function>"]),
-        parallel_trial_count=parallel_trial_count or 3,
+        # Katib's default of 3, never above the budget (Katib's webhook refuses that).
+        parallel_trial_count=(
+            min(3, max_trial_count or 3) if parallel_trial_count is None else parallel_trial_count
+        ),
         max_trial_count=max_trial_count,
         max_failed_trial_count=max_failed_trial_count,
         metrics_collector_spec=MetricsCollectorSpec(),

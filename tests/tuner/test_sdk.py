@@ -199,6 +199,8 @@ def test_a_nan_or_infinite_result_is_no_observation_and_the_experiment_goes_on()
         ({"parameters": {"x": search.double(min=1, max=0)}}, "feasibleSpace.min"),
         ({"parameters": {}}, "spec.parameters"),
         ({"algorithm_name": "nope"}, "spec.algorithm.algorithmName"),
+        # a 0 given is a 0 refused, not Katib's default of 3 in its place
+        ({"parallel_trial_count": 0}, "spec.parallelTrialCount"),
     ],
 )
 def test_bad_arguments_raise_spec_errors(kwargs: dict[str, Any], field: str) -> None:
@@ -212,6 +214,17 @@ def test_bad_arguments_raise_spec_errors(kwargs: dict[str, Any], field: str) -> 
         build_experiment(**args)
     assert field in str(info.value)
     assert "pydantic" not in str(info.value)
+
+
+def test_the_default_parallel_trial_count_stays_within_a_small_budget() -> None:
+    args: dict[str, Any] = {
+        "name": "small",
+        "parameters": {"x": search.double(min=0, max=1)},
+        "objective_metric_name": "loss",
+    }
+    assert build_experiment(**args, max_trial_count=2).spec.parallel_trial_count == 2
+    assert build_experiment(**args, max_trial_count=9).spec.parallel_trial_count == 3
+    assert build_experiment(**args).spec.parallel_trial_count == 3
 
 
 def test_bad_search_spaces_raise_spec_errors() -> None:
