@@ -785,6 +785,7 @@ class ExperimentController:
             phase,
             message,
             reason=reason,
+            at=exit_.ended_at,
             exit_code=exit_.exit_code,
             metrics=metrics,
             objective_value=value,
@@ -804,7 +805,7 @@ class ExperimentController:
             if self._push_receiver is not None:
                 self._push_receiver.unregister(name)
             self.backend.release(name)
-            self.tracker.end_trial(name, phase, final, trial_dir)
+            self.tracker.end_trial(name, phase, final, trial_dir, ended_at)
 
         self._then(ended)
         if phase is TrialPhase.SUCCEEDED and value is not None:
@@ -1166,11 +1167,13 @@ class ExperimentController:
         *,
         reason: str | None = None,
         lazy: bool = False,
+        at: float | None = None,
         **kw: Any,
     ) -> None:
-        """The trial's new phase: in memory now, in the store with the turn's commit."""
+        """The trial's new phase: in memory now, in the store with the turn's commit;
+        ``at``: when it changed, if not now."""
         reason = reason or _TRIAL_REASONS[phase]
-        now = time.time()
+        now = time.time() if at is None else at
         self._batch.set_trial_phase(state.record, phase, reason, message, at=now, lazy=lazy, **kw)
         r = state.record
         self._phase_counts[r.phase] -= 1

@@ -192,13 +192,17 @@ def test_adopt_finished_lost_and_killed_trials(tmp_path: Path) -> None:
     gone.wait()
     (lost.trial_dir / "pid").write_text(f"{gone.pid} -\n")
 
+    # It ended a while before the next controller looked: it says when.
+    ended = pid_file.stat().st_mtime - 30
+    os.utime(pid_file, (ended, ended))
+
     second = LocalBackend(kill_grace=0.5)
     try:
         second.adopt(done, skip_observations=0)
         second.adopt(sleeper, skip_observations=0)
         second.adopt(missing, skip_observations=0)
         second.adopt(lost, skip_observations=0)
-        assert second.poll("done") == TrialExit(True, 0, "exit code 0")
+        assert second.poll("done") == TrialExit(True, 0, "exit code 0", ended_at=ended)
         assert [o.value for o in second.collect("done")] == [7.0]
         assert second.poll("missing") == TrialExit(
             False, None, "command not found: no-such-command-xyz"

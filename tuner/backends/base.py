@@ -103,6 +103,9 @@ class TrialExit:
     succeeded: bool
     exit_code: int | None
     message: str
+    # When it ended, if that was before the backend saw it (a trial that ended while no
+    # controller watched it, adopted by the next one); None: just now.
+    ended_at: float | None = None
 
 
 class TrialBackend(ABC):

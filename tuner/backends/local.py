@@ -49,7 +49,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -240,7 +240,11 @@ class LocalBackend(TrialBackend):
             trial.reaper = _read_reaper(trial_dir)
             if code is None and _alive(pid, start_time):
                 trial.pidfd = _pidfd(pid)
-        elif code is None:
+        if code is not None:
+            # It ended while no controller watched: when its reaper appended the status
+            # (the file's last write), not when this one looked.
+            trial.exit = replace(exit_for(code, trial_dir), ended_at=_mtime(trial_dir))
+        elif pid is None:
             trial.exit = TrialExit(False, None, "lost: the trial never started (no pid file)")
 
     def log_path(self, trial_name: str) -> Path:
@@ -681,6 +685,13 @@ def _read_reaper(trial_dir: Path) -> tuple[int, str | None] | None:
         if len(fields) == 3 and fields[0] == "reaper" and fields[1].isdigit():
             return int(fields[1]), None if fields[2] == "-" else fields[2]
     return None
+
+
+def _mtime(trial_dir: Path) -> float | None:
+    try:
+        return (trial_dir / PID_NAME).stat().st_mtime
+    except OSError:
+        return None
 
 
 def _read_exit_code(trial_dir: Path) -> int | None:
