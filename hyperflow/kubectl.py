@@ -814,7 +814,7 @@ def logs(
     ``pipelinerun/RUN [TASK]``: a pipeline task's log, or every task's in turn."""
     kind, slash, run = experiment.partition("/")
     if slash and ALIASES.get(kind.lower()) == "pipelineruns":
-        _check_names(run, trial)
+        _check_names(run)  # the task is a path (for-loop-2/iteration-1/train), sent as a query
         with _Errors(), _client(server, token, namespace) as client:
             sys.stdout.buffer.write(client.run_logs(run, trial, namespace))
         return

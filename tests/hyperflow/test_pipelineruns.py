@@ -149,6 +149,10 @@ def test_create_get_describe_logs_delete_and_events(server: Running, tmp_path: P
     assert "adding 3 and 2" in logs.stdout and "adding 5 and 2" not in logs.stdout
     every = hyperflow(server, "logs", f"pipelinerun/{name}")
     assert "==> add (SUCCEEDED) <==" in every.stdout and "adding 5 and 2" in every.stdout
+    # A task is named by its path (tasks in loops have no other name): sent, not refused.
+    by_path = hyperflow(server, "logs", f"pipelinerun/{name}", "for-loop-2/iteration-0/add")
+    assert by_path.returncode == 1 and "invalid resource name" not in by_path.stderr
+    assert "for-loop-2/iteration-0/add" in by_path.stderr, by_path.stderr
 
     # `hyperflow pipeline ...` goes through the server: this home's store is empty.
     elsewhere = {"HYPERFLOW_HOME": str(tmp_path / "other-home")}
