@@ -114,6 +114,14 @@ def run(
     record = result.run
     if result.resumed:
         err.print(f"resumed run {record.name}", highlight=False)
+    if result.already_finished:
+        err.print(
+            f"pipeline run {record.name} had already finished: nothing ran, this is its "
+            f"stored result (to run it again: hyperflow pipeline delete {record.name}, "
+            "or another --name)",
+            markup=False,
+            highlight=False,
+        )
     state_style = {"SUCCEEDED": "green", "FAILED": "red"}.get(record.state, "yellow")
     err.print(
         f"pipeline run {record.name}: [{state_style}]{record.state}[/]"

@@ -32,6 +32,8 @@ class PipelineRun:
     outputs: dict[str, Any] = field(default_factory=dict)
     tracking: str | None = None
     resumed: bool = False
+    # A run named (``run_name``) that had finished before: nothing ran, this is its record.
+    already_finished: bool = False
 
     @property
     def state(self) -> str:
@@ -217,7 +219,8 @@ def _run(
             cache=cache,
         )
         if record.finished:
-            return PipelineRun(record, store.tasks(record.uid), flat_outputs(record.outputs))
+            tasks = store.tasks(record.uid)
+            return PipelineRun(record, tasks, flat_outputs(record.outputs), already_finished=True)
         return _execute(
             store, settings, record, args, track, resumed, observer, on_start, functions
         )

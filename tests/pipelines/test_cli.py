@@ -222,6 +222,10 @@ def test_run_failures_and_read_commands(tmp_path: Path):
     result = _cli("pipeline", "run", "-f", str(failing), "--no-track", "--name", "boom", "-p", "1")
     assert result.exit_code == 1
     assert "pipeline run boom: FAILED — task explode failed: ValueError: bad n 3" in result.stderr
+    again = _cli("pipeline", "run", "-f", str(failing), "--no-track", "--name", "boom", "-p", "1")
+    assert again.exit_code == 1  # the stored result, said so
+    assert "pipeline run boom had already finished: nothing ran" in again.stderr
+    assert "hyperflow pipeline delete boom" in again.stderr
 
     bad = _cli("pipeline", "run", "-f", str(failing), "--arg", "n=three", "--no-track")
     assert bad.exit_code == 2
