@@ -142,6 +142,7 @@ def build_experiment(
     max_failed_trial_count: int | None = None,
     early_stopping: str | None = None,
     early_stopping_settings: dict[str, Any] | None = None,
+    annotations: dict[str, str] | None = None,
 ) -> Experiment:
     """The Katib Experiment ``tune`` runs (validated like a YAML file)."""
     from tuner.spec import validate_experiment
@@ -210,7 +211,8 @@ def build_experiment(
         max_failed_trial_count=max_failed_trial_count,
         metrics_collector_spec=MetricsCollectorSpec(),
     )
-    experiment = Experiment(metadata=ObjectMeta(name=name, namespace=namespace), spec=spec)
+    metadata = ObjectMeta(name=name, namespace=namespace, annotations=dict(annotations or {}))
+    experiment = Experiment(metadata=metadata, spec=spec)
     validate_experiment(experiment)
     return experiment
 
@@ -238,6 +240,7 @@ def tune(
     progress: bool = False,
     settings: TunerSettings | None = None,
     backend: str | None = None,
+    annotations: dict[str, str] | None = None,
 ) -> TuneResult:
     """Tune ``objective`` over ``parameters`` and return when the experiment ends.
 
@@ -252,7 +255,7 @@ def tune(
     ``ray``: a warm pool of ``parallel_trial_count`` Ray actors); default
     ``HYPERFLOW_BACKEND``, else ``local``. The Ray cluster: ``settings.ray_address``
     (``HYPERFLOW_RAY_ADDRESS``), else the one this process already joined, else a new
-    local one.
+    local one. ``annotations``: the Experiment's ``metadata.annotations``.
     """
     from tuner.backends import BackendError, check_backend_name, create_backend
     from tuner.runner import run_experiment
@@ -273,6 +276,7 @@ def tune(
         max_failed_trial_count=max_failed_trial_count,
         early_stopping=early_stopping,
         early_stopping_settings=early_stopping_settings,
+        annotations=annotations,
     )
     if trial_active_deadline_seconds is not None and (
         isinstance(trial_active_deadline_seconds, bool)

@@ -8,7 +8,9 @@ run`` do, and the best trial's saved files become the component's ``Model`` outp
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -73,6 +75,46 @@ def search_space(parameters: dict[str, Any]) -> dict[str, Any]:
     return space
 
 
+# The digest of what a tune step's trials read besides their parameters (the dataset's
+# content, ``fixed``): a step that finds its experiment tuned on other inputs says so rather
+# than hand back a model of the old data.
+INPUTS_ANNOTATION = "hyperflow.io/tune-inputs"
+
+
+def inputs_digest(dataset_path: str | None, fixed: dict[str, Any] | None) -> str:
+    digest = hashlib.sha256(json.dumps(fixed or {}, sort_keys=True, default=str).encode())
+    if dataset_path is not None:
+        root = Path(dataset_path)
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for file in files:
+            digest.update(b"\0" + str(file.relative_to(root) if root.is_dir() else "").encode())
+            with file.open("rb") as f:
+                for block in iter(functools.partial(f.read, 1 << 20), b""):
+                    digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def check_inputs(settings: Any, namespace: str, name: str, inputs: dict[str, str]) -> None:
+    """Refuse to reuse experiment ``name`` when it was tuned on other inputs."""
+    from tuner.store import Store
+
+    store = Store(settings.store_url)
+    try:
+        existing = store.get_experiment(namespace, name)
+    finally:
+        store.close()
+    if existing is None:
+        return
+    annotations = (existing.spec.get("metadata") or {}).get("annotations") or {}
+    recorded = annotations.get(INPUTS_ANNOTATION)
+    if recorded is not None and recorded != inputs[INPUTS_ANNOTATION]:
+        raise ValueError(
+            f"experiment {name} was tuned on another dataset or other fixed arguments; its "
+            f"best model would not be this data's: give the tune step another name, or "
+            f"delete it first (hyperflow experiment delete {name})"
+        )
+
+
 def run_tune(
     *,
     name: str,
@@ -101,11 +143,15 @@ def run_tune(
     extra = dict(fixed or {})
     if dataset_path is not None:
         extra["dataset"] = dataset_path
+    inputs = {INPUTS_ANNOTATION: inputs_digest(dataset_path, fixed)}
     if experiment:
         from tuner.runner import run_experiment
         from tuner.spec.loader import parse_experiment
 
-        spec = parse_experiment(experiment)
+        metadata = dict(experiment.get("metadata") or {})
+        metadata["annotations"] = {**(metadata.get("annotations") or {}), **inputs}
+        spec = parse_experiment({**experiment, "metadata": metadata})
+        check_inputs(settings, spec.metadata.namespace, spec.metadata.name, inputs)
         outcome = run_experiment(spec, settings=settings)
         record, objective_spec = outcome.record, spec.spec.objective
         metric = objective_spec.objective_metric_name
@@ -118,6 +164,7 @@ def run_tune(
                 "and objective_metric_name"
             )
         function = functools.partial(call_objective, load_objective(objective), extra)
+        check_inputs(settings, "default", name, inputs)
         result = tune(
             name=name,
             objective=function,
@@ -130,6 +177,7 @@ def run_tune(
             parallel_trial_count=parallel_trial_count,
             max_failed_trial_count=max_failed_trial_count,
             settings=settings,
+            annotations=inputs,
         )
         record = result.experiment
         from tuner.spec.models import Experiment

@@ -63,6 +63,22 @@ def test_tune_component_outputs_the_best_trial(run):
     assert optimal["bestTrialName"] == model["metadata"]["trial"]
 
 
+def test_a_tune_step_on_new_data_does_not_hand_back_the_old_model(run):
+    # Same experiment name, another dataset: it returned the model tuned on the old data.
+    first = run(tuned, {"target": 0.3}, track=False)
+    assert first.state == "SUCCEEDED", first.run.message
+    same = run(tuned, {"target": 0.3}, track=False)  # same data, another run: reused
+    assert same.state == "SUCCEEDED", same.run.message
+    assert same.output == first.output
+    other = run(tuned, {"target": 0.9}, track=False, cache=False)
+    assert other.state == "FAILED"
+    message = other.task("tune").message
+    assert "quadratic-in-pipeline was tuned on another dataset or other fixed arguments" in (
+        message
+    )
+    assert "hyperflow experiment delete quadratic-in-pipeline" in message
+
+
 @dsl.pipeline
 def tuned_without_model():
     tune(
