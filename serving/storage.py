@@ -11,12 +11,14 @@ here, at deploy time, with the list of what is supported.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from serving.settings import hyperflow_home, mlflow_tracking_uri
@@ -98,11 +100,36 @@ def _default_cache_dir() -> Path:
 
 
 def _download_mlflow(uri: str, cache_dir: Path) -> Path:
+    tracking_uri = mlflow_tracking_uri()
+    registry_uri = os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri
+    with _mlflow_uris(tracking_uri, registry_uri):
+        return _download_mlflow_from(uri, cache_dir, tracking_uri, registry_uri)
+
+
+@contextlib.contextmanager
+def _mlflow_uris(tracking_uri: str, registry_uri: str) -> Iterator[None]:
+    """MLflow's own URIs, for the calls that do not take them: a logged model's or a
+    registered version's download looks its model up in MLflow's default store whatever
+    ``download_artifacts`` is given (``./mlflow.db``, created in the working folder)."""
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(zip(names, (tracking_uri, registry_uri), strict=True))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _download_mlflow_from(
+    uri: str, cache_dir: Path, tracking_uri: str, registry_uri: str
+) -> Path:
     import mlflow.artifacts  # lazy: mlflow is heavy and only needed for these schemes
     from mlflow.exceptions import MlflowException
 
-    tracking_uri = mlflow_tracking_uri()
-    registry_uri = os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri
     try:
         pinned = _pin_version(uri, tracking_uri, registry_uri)
     except MlflowException as exc:

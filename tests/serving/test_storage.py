@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +128,33 @@ def test_mlflow_runs_and_models_uris(tmp_path: Path, hyperflow_home: Path) -> No
 
     with pytest.raises(StorageError, match="models:/nobody/1"):
         resolve_storage_uri("models:/nobody/1", None)
+
+
+def test_mlflow_3_logged_and_registered_models_without_mlflow_tracking_uri(
+    tmp_path: Path, hyperflow_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `serve run` has it: no MLFLOW_TRACKING_URI, the store in HYPERFLOW_HOME. MLflow
+    looked a logged model's version up in ./mlflow.db, which it created."""
+    import mlflow
+    import mlflow.sklearn
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    features, labels = load_iris(return_X_y=True)
+    clf = LogisticRegression(max_iter=500).fit(features, labels)
+    store = f"sqlite:///{hyperflow_home / 'mlflow.db'}"
+    mlflow.set_tracking_uri(store)  # how the user logged it
+    try:
+        with mlflow.start_run() as run:
+            mlflow.sklearn.log_model(clf, name="model", registered_model_name="irisreg")
+    finally:
+        mlflow.set_tracking_uri(None)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for uri in ("models:/irisreg/1", f"runs:/{run.info.run_id}/model"):
+        path = resolve_storage_uri(uri, None)
+        assert (path / "MLmodel").is_file(), uri
+    assert list(elsewhere.iterdir()) == []  # no stray ./mlflow.db
+    assert "MLFLOW_TRACKING_URI" not in os.environ
