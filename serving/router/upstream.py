@@ -65,6 +65,7 @@ class _Connection(asyncio.Protocol):
         self._future: asyncio.Future[Response] | None = None
         self._headers: Headers = []
         self._body: list[bytes] = []
+        self._head = False  # the request in flight is a HEAD: its response has no body
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -89,6 +90,18 @@ class _Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
+    def on_headers_complete(self) -> None:
+        if not self._head or self._parser.get_status_code() < 200:
+            return
+        # A HEAD response has no body, whatever its content-length says, but the parser
+        # does not know the request's method and would wait for one: the response is
+        # complete here, and the connection (its parser mid-message) is not reused.
+        fut = self._future
+        self._future = None
+        self.close()
+        if fut is not None and not fut.done():
+            fut.set_result(Response(self._parser.get_status_code(), self._headers, b""))
+
     def on_message_complete(self) -> None:
         if self._parser.get_status_code() < 200:
             # An interim (1xx) response: the final one follows on the same connection.
@@ -109,8 +122,9 @@ class _Connection(asyncio.Protocol):
         if fut is not None and not fut.done():
             fut.set_exception(exc)
 
-    def send(self, data: bytes) -> asyncio.Future[Response]:
+    def send(self, data: bytes, *, head: bool = False) -> asyncio.Future[Response]:
         assert self.transport is not None
+        self._head = head
         self._headers = []
         self._body = []
         self.received_any = False
@@ -169,7 +183,7 @@ class UpstreamPool:
             reused = conn is not None
             if conn is None:
                 conn = await self._connect()
-            fut = conn.send(data)
+            fut = conn.send(data, head=method == "HEAD")
             try:
                 resp = await asyncio.wait_for(fut, timeout)
             except UpstreamError:
