@@ -68,7 +68,7 @@ def validate(
             typer.echo(f"inferenceservice {isvc.name!r} is valid: {summary}")
             for problem in deploy_problems(p):
                 typer.echo(f"  note: cannot run locally: {problem}")
-            for note in [*local_notes(p), *storage_notes]:
+            for note in [*local_notes(isvc), *storage_notes]:
                 typer.echo(f"  note: {note}")
     if failed:
         raise typer.Exit(1)

@@ -115,7 +115,7 @@ def revision_spec(
         timeout=float(predictor.timeout) if predictor.timeout else None,
         horizontal=horizontal_config(isvc, tick_interval),
         progress_deadline=isvc.autoscaling().progress_deadline,
-        notes=tuple(local_notes(predictor)),
+        notes=tuple(local_notes(isvc)),
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from serving.runtimes import _custom, _lightgbm, _mlflow, _onnx, _sklearn, _xgboost
 from serving.runtimes.base import ArrayModel, Model
 from serving.runtimes.errors import ModelLoadError, UnsupportedModelError
-from serving.spec.models import PredictorSpec, ProtocolVersion
+from serving.spec.models import InferenceService, PredictorSpec, ProtocolVersion
 from serving.storage import (
     SUPPORTED_SCHEMES,
     StorageError,
@@ -102,15 +102,34 @@ def deploy_problems(predictor: PredictorSpec) -> list[str]:
     return model_problems(predictor)
 
 
-def local_notes(predictor: PredictorSpec) -> list[str]:
-    """What a local run leaves out of a predictor it can serve (shown, not refused)."""
+def local_notes(isvc: InferenceService) -> list[str]:
+    """What a local run leaves out of a service it can serve (shown, not refused)."""
+    predictor, notes = isvc.spec.predictor, []
     sidecars = predictor.sidecars
-    if not sidecars:
-        return []
-    return [
-        f"spec.predictor.containers: sidecar container(s) {', '.join(map(repr, sidecars))} "
-        "are not run locally (only the predictor is)"
-    ]
+    if sidecars:
+        notes.append(
+            f"spec.predictor.containers: sidecar container(s) {', '.join(map(repr, sidecars))} "
+            "are not run locally (only the predictor is)"
+        )
+    if isvc.spec.transformer is not None:
+        notes.append(
+            "spec.transformer: not run locally: requests go straight to the predictor, "
+            "without the transformer's pre- and post-processing"
+        )
+    if isvc.spec.explainer is not None:
+        notes.append("spec.explainer: not run locally (no :explain endpoint)")
+    for where, component in (
+        ("predictor", predictor),
+        ("transformer", isvc.spec.transformer),
+        ("explainer", isvc.spec.explainer),
+    ):
+        logger = getattr(component, "logger", None)
+        if logger is not None:
+            notes.append(
+                f"spec.{where}.logger: not run locally: requests and responses are not "
+                f"sent to {logger.url or 'the logger'}"
+            )
+    return notes
 
 
 def create_model(name: str, predictor: PredictorSpec, base_dir: Path | None) -> Model:

@@ -73,6 +73,36 @@ def test_sidecar_containers_beside_a_model_are_accepted(tmp_path: Path) -> None:
     assert spec.notes and "log-shipper" in spec.notes[0]
 
 
+def test_a_transformer_explainer_and_logger_are_noted_as_not_run(tmp_path: Path) -> None:
+    # They were dropped without a word: requests skipped the transformer's pre-processing.
+    import yaml  # type: ignore[import-untyped]
+
+    (tmp_path / "m").mkdir()
+    document = yaml.safe_load(
+        isvc(
+            {
+                "model": {"modelFormat": {"name": "sklearn"}, "storageUri": "./m"},
+                "logger": {"mode": "all", "url": "http://message-dumper"},
+            }
+        )
+    )
+    document["spec"]["transformer"] = {"containers": [{"name": "t", "image": "my/transformer"}]}
+    document["spec"]["explainer"] = {"containers": [{"name": "e", "image": "my/explainer"}]}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(document))
+    r = run_hyperflow("serve", "validate", "-f", str(tmp_path / "s.yaml"))
+    assert r.returncode == 0, r.stderr + r.stdout
+    for note in (
+        "note: spec.transformer: not run locally: requests go straight to the predictor",
+        "note: spec.explainer: not run locally (no :explain endpoint)",
+        "note: spec.predictor.logger: not run locally: requests and responses are not sent "
+        "to http://message-dumper",
+    ):
+        assert note in r.stdout, r.stdout
+    (service,) = load_inference_services(tmp_path / "s.yaml")
+    (spec,) = revision_specs([service])
+    assert len(spec.notes) == 3  # what `serve run` prints at start
+
+
 def test_a_kserve_container_beside_a_model_is_two_predictors() -> None:
     both = {
         "model": {"modelFormat": {"name": "sklearn"}, "storageUri": "./m"},
