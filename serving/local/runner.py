@@ -22,6 +22,7 @@ from serving.local.deployment import BindError, LocalDeployment, RevisionStatus
 from serving.local.replica import parse_port_range
 from serving.local.revisions import DEFAULT_TICK_INTERVAL, revision_specs
 from serving.router.server import is_loopback
+from serving.runtimes import deploy_problems
 from serving.spec import InferenceService, SpecError, load_inference_services
 
 
@@ -98,7 +99,8 @@ async def run_foreground(
         out.print(f"[red]error:[/red] --replica-ports: {exc}")
         return 2
     try:
-        specs = revision_specs(load_files(files), tick_interval)
+        services = load_files(files)
+        specs = revision_specs(services, tick_interval)
     except SpecError as exc:
         where = f"{exc.source}: " if exc.source else ""  # which file, when one is to blame
         for line in exc.lines():
@@ -107,6 +109,13 @@ async def run_foreground(
     except OSError as exc:
         out.print(f"[red]error:[/red] {exc}")
         return 2
+    # What is known not to run here (a gs:// storageUri, a tensorflow model...) is refused
+    # now, as `hyperflow create` refuses it, not left to fail in a replica that keeps going.
+    refused = [(isvc.name, p) for isvc in services for p in deploy_problems(isvc.predictor)]
+    for name, problem in refused:
+        out.print(f"[red]error:[/red] {escape(f'{name}: cannot run locally: {problem}')}")
+    if refused:
+        return 1
 
     def event(msg: str) -> None:
         out.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {msg}", highlight=False)

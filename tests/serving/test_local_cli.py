@@ -157,6 +157,17 @@ def test_invalid_file_exits_2_with_field_errors(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
+def test_what_cannot_run_locally_is_refused_at_start(tmp_path: Path) -> None:
+    # It started a router and a replica that failed to load, and kept running.
+    remote = tmp_path / "remote.yaml"
+    remote.write_text(ISVC.format(extra="", uri="gs://kfserving-examples/models/sklearn/1.0/model"))
+    proc = run_hyperflow("serve", "run", "-f", str(remote))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    said = proc.stdout + proc.stderr
+    assert "cannot run locally" in said and "gs://" in said
+    assert "Traceback" not in said
+
+
 def test_missing_file_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
     proc = run_hyperflow("serve", "run", "-f", str(missing))
