@@ -5,8 +5,11 @@ Order of preference:
    ``versions``, ``inputs``, ``outputs`` (V2 ``$metadata_tensor`` dicts);
 2. for array models, an sklearn-style estimator found among the model's attributes:
    ``n_features_in_`` gives input ``input-0`` of shape ``[-1, n]`` (FP64), ``classes_``
-   gives the output datatype (shape ``[-1]``);
-3. otherwise empty ``inputs``/``outputs`` (allowed: the model decides at request time).
+   gives the output datatype (shape ``[-1]``; ``[-1, classes]`` FP64 with PREDICT_PROBA,
+   ``[-1, targets]`` for a model of several outputs);
+3. for other array models, the input the model's file states (``input_features``: a
+   booster's feature count, an ONNX graph's input shape), outputs left open;
+4. otherwise empty ``inputs``/``outputs`` (allowed: the model decides at request time).
 The ``platform`` defaults to the model's ``platform`` attribute, else ``""``.
 """
 
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any
+
+import numpy as np
 
 from serving.protocol.datatypes import datatype_of
 from serving.protocol.errors import InvalidInput
@@ -46,15 +51,32 @@ def derive_metadata(model: Model) -> dict[str, Any]:
         if est is not None:
             n = int(est.n_features_in_)
             meta["inputs"] = [{"name": "input-0", "datatype": "FP64", "shape": [-1, n]}]
-            out_type = "FP64"
-            classes = getattr(est, "classes_", None)
-            if classes is not None and hasattr(classes, "dtype"):
-                with contextlib.suppress(InvalidInput):
-                    out_type = datatype_of(classes.dtype)
-            meta["outputs"] = [{"name": "output-0", "datatype": out_type, "shape": [-1]}]
+            meta["outputs"] = [{"name": "output-0", **_sklearn_output(model, est)}]
             if not meta["platform"]:
                 meta["platform"] = type(est).__module__.split(".")[0]
+        elif (features := model.input_features()) is not None:
+            n, datatype = features
+            meta["inputs"] = [{"name": "input-0", "datatype": datatype, "shape": [-1, n]}]
     return meta
+
+
+def _sklearn_output(model: Model, est: Any) -> dict[str, Any]:
+    """What ``predict`` (or ``predict_proba``, PREDICT_PROBA=true) of ``est`` returns."""
+    classes = getattr(est, "classes_", None)
+    if getattr(model, "predict_proba", False) is True:
+        width = len(classes) if classes is not None and np.ndim(classes) == 1 else -1
+        return {"datatype": "FP64", "shape": [-1, width]}
+    outputs = int(getattr(est, "n_outputs_", 1) or 1)
+    coef = getattr(est, "coef_", None)
+    if outputs == 1 and classes is None and coef is not None and np.ndim(coef) == 2:
+        outputs = int(np.shape(coef)[0])  # a linear model fitted on several targets
+    if outputs > 1:
+        return {"datatype": "FP64", "shape": [-1, outputs]}
+    out_type = "FP64"
+    if classes is not None and hasattr(classes, "dtype"):
+        with contextlib.suppress(InvalidInput):
+            out_type = datatype_of(classes.dtype)
+    return {"datatype": out_type, "shape": [-1]}
 
 
 def expected_features(meta: dict[str, Any]) -> int | None:

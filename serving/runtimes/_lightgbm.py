@@ -43,6 +43,10 @@ class LightGBMModel(ArrayModel):
             return np.asarray(self._booster.predict(inputs, num_threads=self.num_threads))
         return np.asarray(self._booster.predict(inputs))
 
+    def input_features(self) -> tuple[int, str] | None:
+        n = int(self._booster.num_feature()) if self._booster is not None else 0
+        return (n, "FP64") if n > 0 else None
+
 
 def build(
     name: str, predictor: PredictorSpec, model_path: Path | None, base_dir: Path | None

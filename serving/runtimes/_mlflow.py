@@ -7,12 +7,15 @@ column names when the model was logged with a column-based signature.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
 
+from serving.protocol.datatypes import datatype_of
+from serving.protocol.errors import InvalidInput
 from serving.runtimes.base import ArrayModel
 from serving.runtimes.errors import ModelLoadError
 
@@ -32,6 +35,7 @@ class MLflowModel(ArrayModel):
         self.model_path = model_path
         self._model: Any = None
         self._columns: list[str] | None = None
+        self._tensor: tuple[int, str] | None = None  # its signature's (features, datatype)
         # The data plane reads thread_safe before load(): decide from the MLmodel file.
         self.thread_safe = _safe_flavors(_flavors(model_path / "MLmodel"))
 
@@ -48,10 +52,22 @@ class MLflowModel(ArrayModel):
         schema = model.metadata.get_input_schema()
         if schema is not None and not schema.is_tensor_spec() and schema.has_input_names():
             self._columns = list(schema.input_names())
+        elif schema is not None and schema.is_tensor_spec() and len(schema.inputs) == 1:
+            # A signature of one [-1, n] tensor (what infer_signature makes of an array).
+            spec = schema.inputs[0]
+            shape = tuple(spec.shape)
+            if len(shape) == 2 and shape[1] > 0:
+                with contextlib.suppress(InvalidInput, TypeError):
+                    self._tensor = (int(shape[1]), datatype_of(np.dtype(spec.type)))
         self.thread_safe = _safe_flavors(set(model.metadata.flavors))
         self._model = model
         self.ready = True
         return True
+
+    def input_features(self) -> tuple[int, str] | None:
+        if self._columns is not None:
+            return len(self._columns), "FP64"
+        return self._tensor
 
     def predict_array(self, inputs: np.ndarray) -> np.ndarray:
         data: Any = inputs

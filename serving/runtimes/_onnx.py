@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from serving.protocol.datatypes import datatype_of
 from serving.runtimes._files import find_model_file
 from serving.runtimes.base import ArrayModel
 from serving.runtimes.errors import ModelLoadError
@@ -44,6 +45,7 @@ class ONNXModel(ArrayModel):
         self._input_name = ""
         self._input_dtype: type[np.generic] | None = None
         self._output_name = ""
+        self._features: int | None = None
 
     def load(self) -> bool:
         import onnxruntime as ort  # type: ignore[import-untyped]  # lazy: onnx replicas only
@@ -57,6 +59,11 @@ class ONNXModel(ArrayModel):
         self._input_name = first_input.name
         self._input_dtype = _ONNX_TYPES.get(first_input.type)
         self._output_name = session.get_outputs()[0].name
+        shape = first_input.shape
+        # [batch, features] with a fixed feature count ("N" or None for the batch).
+        self._features = (
+            shape[1] if len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0 else None
+        )
         self._session = session
         self.ready = True
         return True
@@ -66,6 +73,12 @@ class ONNXModel(ArrayModel):
             inputs = inputs.astype(self._input_dtype)
         (output,) = self._session.run([self._output_name], {self._input_name: inputs})
         return np.asarray(output)
+
+    def input_features(self) -> tuple[int, str] | None:
+        if self._features is None:
+            return None
+        dtype = np.dtype(self._input_dtype or np.float32)
+        return self._features, datatype_of(dtype)
 
 
 def build(

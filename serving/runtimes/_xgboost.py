@@ -47,6 +47,10 @@ class XGBoostModel(ArrayModel):
     def predict_array(self, inputs: np.ndarray) -> np.ndarray:
         return np.asarray(self._booster.inplace_predict(inputs))
 
+    def input_features(self) -> tuple[int, str] | None:
+        n = int(self._booster.num_features()) if self._booster is not None else 0
+        return (n, "FP32") if n > 0 else None
+
 
 def build(
     name: str, predictor: PredictorSpec, model_path: Path | None, base_dir: Path | None

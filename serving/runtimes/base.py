@@ -52,5 +52,11 @@ class ArrayModel(Model):
     def predict_array(self, inputs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def input_features(self) -> tuple[int, str] | None:
+        """The loaded model's ``(feature count, V2 datatype)`` of its input rows, when its
+        file says (a booster's feature count, an ONNX graph's input shape); None else.
+        The model metadata advertises it and a request of another width is a 400."""
+        return None
+
     def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         return self.predict_array(np.asarray(payload))

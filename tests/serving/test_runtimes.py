@@ -114,9 +114,14 @@ def _onnx(tmp: Path, clf: LogisticRegression) -> Case:
 
 def _mlflow_local(tmp: Path, clf: LogisticRegression) -> Case:
     import mlflow.sklearn
+    from mlflow.models import infer_signature
 
     mlflow.sklearn.save_model(
-        clf, tmp / "mlflow-model", pip_requirements=["scikit-learn"], serialization_format="pickle"
+        clf,
+        tmp / "mlflow-model",
+        pip_requirements=["scikit-learn"],
+        serialization_format="pickle",
+        signature=infer_signature(FEATURES, clf.predict(FEATURES)),
     )
     return Case("mlflow", "mlflow-model", clf.predict(SAMPLE))
 
@@ -153,6 +158,22 @@ class TestRuntimeConformance:
         np.testing.assert_allclose(model.predict(SAMPLE.tolist()), got, rtol=1e-6)
         assert isinstance(model.thread_safe, bool)
 
+    def test_a_row_of_another_width_is_the_clients_error(self, case: Case, tmp_path: Path) -> None:
+        # xgboost, lightgbm and onnx failed inside the model: a 500, not a 400.
+        import json
+
+        from serving.dataplane import DataPlane
+        from serving.dataplane.metadata import derive_metadata
+
+        model = create_model("iris", predictor(model_spec(case.fmt, case.uri)), tmp_path)
+        model.load()
+        [tensor] = derive_metadata(model)["inputs"]
+        assert tensor["shape"] == [-1, 4]
+        plane = DataPlane([model], inline=True)
+        body = json.dumps({"instances": [[1.0, 2.0, 3.0]]}).encode()
+        with pytest.raises(InvalidInput, match=r"expects input shape \[-1, 4\], got \[1, 3\]"):
+            asyncio.run(plane.predict_v1("iris", body))
+
 
 def test_registry_lists_the_local_formats() -> None:
     assert supported_formats() == ["custom", "lightgbm", "mlflow", "onnx", "sklearn", "xgboost"]
@@ -181,6 +202,30 @@ def test_sklearn_predict_proba_from_container_env(
     model = create_model("iris", predictor(model_spec("sklearn", "model", env=env)), tmp_path)
     model.load()
     np.testing.assert_allclose(model.predict_array(SAMPLE), classifier.predict_proba(SAMPLE))
+    from serving.dataplane.metadata import derive_metadata
+
+    # It said INT64 [-1] (the labels' type), not what predict_proba returns.
+    [output] = derive_metadata(model)["outputs"]
+    assert (output["datatype"], output["shape"]) == ("FP64", [-1, 3])
+
+
+def test_the_metadata_of_a_model_of_several_outputs(tmp_path: Path) -> None:
+    import joblib
+    from sklearn.linear_model import LinearRegression
+    from sklearn.tree import DecisionTreeRegressor
+
+    from serving.dataplane.metadata import derive_metadata
+
+    targets = np.stack([FEATURES[:, 0] * 2, FEATURES[:, 1] - 1], axis=1)
+    for estimator in (LinearRegression(), DecisionTreeRegressor(max_depth=2)):
+        folder = tmp_path / type(estimator).__name__
+        folder.mkdir()
+        joblib.dump(estimator.fit(FEATURES, targets), folder / "model.joblib")
+        model = create_model("m", predictor(model_spec("sklearn", str(folder))), tmp_path)
+        model.load()
+        assert model.predict_array(SAMPLE).shape == (10, 2)
+        [output] = derive_metadata(model)["outputs"]
+        assert (output["datatype"], output["shape"]) == ("FP64", [-1, 2]), estimator
 
 
 # --- deploy-time refusals -------------------------------------------------------------
