@@ -23,7 +23,7 @@ from serving.protocol.datatypes import (
     tensor_from_json,
     tensor_to_binary,
 )
-from serving.protocol.errors import InvalidInput
+from serving.protocol.errors import InferenceError, InvalidInput
 from serving.protocol.infer_type import (
     InferInput,
     InferOutput,
@@ -153,11 +153,22 @@ def to_infer_response(result: Any, model_name: str) -> InferResponse:
         arr = np.empty(len(result), dtype=object)
         arr[:] = result
         return InferResponse([InferOutput.from_numpy("output-0", arr)], model_name)
+    # What the model returned is the model's doing: a 500, never the client's 400.
     try:
         arr = np.asarray(result)
-    except (ValueError, TypeError) as e:
-        raise InvalidInput(f"model returned a value that is not a tensor: {e}") from e
-    return InferResponse([InferOutput.from_numpy("output-0", arr)], model_name)
+        output = InferOutput.from_numpy("output-0", arr)
+    except (ValueError, TypeError, InvalidInput) as e:
+        raise InferenceError(f"model returned a value that is not a tensor: {e}") from e
+    return InferResponse([output], model_name)
+
+
+def _response_id(response: InferResponse, request: InferRequest) -> str:
+    """The model's id, else the request's: "if specified, this identifier must be returned
+    in the response" (an empty string too); a new one only when neither has one."""
+    for given in (response.id, request.id):
+        if given is not None:
+            return str(given)
+    return str(uuid.uuid4())
 
 
 def encode_infer_response(
@@ -205,7 +216,7 @@ def encode_infer_response(
         json_outputs.append(entry)
     doc: dict[str, Any] = {
         "model_name": response.model_name or request.model_name,
-        "id": response.id or request.id or str(uuid.uuid4()),
+        "id": _response_id(response, request),
         "outputs": json_outputs,
     }
     version = response.model_version or request.model_version
@@ -216,7 +227,7 @@ def encode_infer_response(
     try:
         head = orjson.dumps(doc, option=_DUMPS_OPTS)
     except TypeError as e:
-        raise InvalidInput(f"cannot serialise the response: {e}") from e
+        raise InferenceError(f"cannot serialise the model's response: {e}") from e
     if not tail:
         return head, None
     return head + b"".join(tail), len(head)

@@ -75,9 +75,10 @@ def test_infer_sklearn_nested_and_flat(iris_app: Any) -> None:
         assert out["outputs"] == [
             {"name": "output-0", "shape": [2], "datatype": "INT64", "data": [0, 2]}
         ]
-    # Without an id the server makes one up.
+    # Without an id the server makes one up; an id given is returned, an empty one too.
     body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": rows[0]}]}
     assert _post(iris_app, "/v2/models/iris/versions/1/infer", json=body).json()["id"]
+    assert _post(iris_app, "/v2/models/iris/infer", json={**body, "id": ""}).json()["id"] == ""
 
 
 JSON_VALUES: dict[str, list[Any]] = {
@@ -497,3 +498,17 @@ def test_model_error_is_json_500_without_traceback() -> None:
     body = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}
     r = _post(app, "/v2/models/broken/infer", json=body)
     assert r.status_code == 500 and r.json() == {"error": "RuntimeError: boom"}
+
+
+class RaggedModel(EchoModel):
+    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        return [[1, 2], [3]]  # not a tensor
+
+
+def test_a_model_result_that_is_no_tensor_is_the_models_500() -> None:
+    # It was a 400, as if the client had sent something wrong.
+    app = create_app(loaded(RaggedModel("ragged")))
+    body = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}
+    r = _post(app, "/v2/models/ragged/infer", json=body)
+    assert r.status_code == 500, r.text
+    assert r.json()["error"].startswith("model returned a value that is not a tensor")
