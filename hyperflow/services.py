@@ -329,7 +329,8 @@ class ServiceManager:
         svc.latest, svc.previous, svc.rolled_out = record.latest, record.previous, record.rolled_out
         svc.percent = canary_percent(record.obj)
         if svc.latest_ready not in wanted:
-            svc.latest_ready = None
+            # Knative never unsets latestReadyRevision: the one serving now takes its place.
+            svc.latest_ready = self._ready_previous(svc)
         self._route(svc)
         for number in [n for n in svc.revisions if n not in wanted]:
             self._spawn(self._retire(svc, svc.revisions.pop(number)))
@@ -393,8 +394,15 @@ class ServiceManager:
             except Exception:
                 log.exception("reconciling inference service %s/%s", svc.namespace, svc.name)
 
+    @staticmethod
+    def _ready_previous(svc: _Service) -> int | None:
+        previous = svc.revisions.get(svc.previous) if svc.previous is not None else None
+        return svc.previous if previous is not None and previous.deployer.state == READY else None
+
     async def _reconcile(self, svc: _Service) -> None:
         latest = svc.revisions.get(svc.latest)
+        if svc.latest_ready is None:
+            svc.latest_ready = self._ready_previous(svc)
         if latest is not None and latest.deployer.state == READY:
             svc.latest_ready = svc.latest
             full = svc.previous is None or svc.percent in (None, 100)

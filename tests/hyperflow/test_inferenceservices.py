@@ -305,6 +305,29 @@ def test_canary_rollout_traffic_changes_promotion_and_a_failed_revision(
         ("iris-predictor-00003", 0),
     ]
     assert _revisions_of(url, V2_BODY, 10) == {"iris-predictor-00002": 10}
+    assert status["components"]["predictor"]["latestReadyRevision"] == "iris-predictor-00002"
+
+    # A good canary, then a failing one in its place: the revision serving is still the
+    # latest ready one (the field was unset: Knative never unsets it).
+    http.put(path, json=isvc("iris", iris_models, "./model/v2", canaryTrafficPercent=20))
+    wait_until(
+        lambda: (
+            http.get(path).json()["status"]["components"]["predictor"].get("latestReadyRevision")
+            == "iris-predictor-00004"
+        ),
+        timeout=90,
+    )
+    http.put(path, json=isvc("iris", iris_models, "./model/gone", canaryTrafficPercent=20))
+    wait_until(
+        lambda: (
+            "iris-predictor-00005"
+            in http.get(path).json()["status"]["conditions"][-1].get("message", "")
+        ),
+        timeout=90,
+    )
+    predictor = http.get(path).json()["status"]["components"]["predictor"]
+    assert predictor["latestCreatedRevision"] == "iris-predictor-00005"
+    assert predictor["latestReadyRevision"] == "iris-predictor-00002"
     events = http.get(f"{API}/default/events", params={"object": "inferenceservices/iris"}).json()
     reasons = [e["reason"] for e in events["items"]]
     for reason in (
