@@ -9,8 +9,9 @@ It follows Knative's ``pkg/autoscaler/scaling/autoscaler.go``:
   holds, and ends only after a full stable window without it; in panic the count never
   goes down (the max seen during the panic is kept);
 - scale to zero (local rule in place of Knative's SKS/activator hand-over): only when
-  minReplicas is 0, the stable window saw no traffic and the last traffic is at least the
-  scale-to-zero grace period old;
+  minReplicas is 0, a whole stable window saw no traffic (counted from the last traffic,
+  or from the revision's start) and the scale-to-zero grace (Knative's pod retention
+  period) has passed since: ``stable window + grace`` after the last request;
 - finally clamped to ``[minReplicas, maxReplicas]``.
 """
 
@@ -87,8 +88,11 @@ def decide(
         reason = "panic"
 
     if desired == 0:
+        # As Knative: zero is decided once a whole stable window saw no traffic (since the
+        # last request, or since the revision started: a young window is no evidence),
+        # and the last replica is kept the retention period (grace) after that decision.
         since = obs.last_traffic if obs.last_traffic is not None else obs.started_at
-        idle_for = obs.now - since
+        idle_for = obs.now - since - cfg.stable_window
         if cfg.min_replicas > 0 or idle_for < cfg.scale_to_zero_grace:
             desired = 1
             reason = "idle, within scale-to-zero grace" if cfg.min_replicas == 0 else reason

@@ -137,9 +137,13 @@ V1 = {"instances": [ROW]}
 
 
 def test_new_revision_reaches_readiness_before_scale_to_zero(workdir: Path) -> None:
-    # minReplicas 0 and no retention: an idle revision may go to zero at the first tick,
-    # but not before its first replica finished loading (2 s) and was ready.
-    quick_zero = '    autoscaling.knative.dev/scale-to-zero-pod-retention-period: "0s"\n'
+    # minReplicas 0, no retention, Knative's shortest window: an idle revision may go to
+    # zero after one window, but not before its first replica finished loading (2 s) and
+    # was ready.
+    quick_zero = (
+        '    autoscaling.knative.dev/scale-to-zero-pod-retention-period: "0s"\n'
+        '    autoscaling.knative.dev/window: "6s"\n'
+    )
     specs = specs_of(
         workdir,
         isvc_yaml("slow", "SlowLoad", extra="    minReplicas: 0\n", annotations=quick_zero),
