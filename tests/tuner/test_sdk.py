@@ -42,6 +42,12 @@ def flaky(parameters: dict[str, Any]) -> dict[str, float]:
     return {"loss": 1.0 if parameters["mode"] == "a" else 2.0}
 
 
+def reports_then_returns(parameters: dict[str, Any]) -> dict[str, float]:
+    for step, loss in enumerate((3.0, 2.0, 2.5)):
+        report(step=step, loss=loss)
+    return {"loss": 1.5}
+
+
 def not_finite(parameters: dict[str, Any]) -> Any:
     return {"nan": float("nan"), "inf": {"loss": float("-inf")}, "ok": 1.0}[parameters["mode"]]
 
@@ -263,3 +269,30 @@ def test_mlflow_one_run_per_trial(mlflow_db: Path) -> None:
         assert run.info.status == "FINISHED"
         assert float(run.data.params["x"]) == pytest.approx(trial.assignments["x"])
         assert run.data.metrics["loss"] == pytest.approx(trial.objective_value)
+
+
+def test_a_returned_value_is_mlflows_latest_after_the_reported_steps(mlflow_db: Path) -> None:
+    # It was logged at step 0, so MLflow's latest loss was the last reported one (2.5).
+    import mlflow
+
+    result = tune(
+        "sdk-steps",
+        reports_then_returns,
+        {"x": search.double(min=0, max=1)},
+        objective_metric_name="loss",
+        objective_type="minimize",
+        max_trial_count=1,
+        parallel_trial_count=1,
+        track=True,
+    )
+    assert result.succeeded and result.tracking
+    client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name("sdk-steps")
+    [run] = [
+        r
+        for r in client.search_runs([exp.experiment_id])
+        if "mlflow.parentRunId" in r.data.tags
+    ]
+    history = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "loss")]
+    assert sorted(history) == [(0, 3.0), (1, 2.0), (2, 2.5), (3, 1.5)]
+    assert run.data.metrics["loss"] == 1.5

@@ -44,9 +44,10 @@ is in MLflow. The writer dies with this process (a ``kill -9`` included), so eve
 the last moments may be missing: the hyperflow store, not MLflow, is the record an
 experiment resumes from, and re-sending on resume is idempotent (runs are found by tag;
 a run whose final status is already written is left as it is; metric rows of the same
-step and timestamp are not duplicated). Observations without a step are numbered per
-metric by the writer, and that numbering restarts at 0 in a new tracker: metrics that
-must resume cleanly should carry their own steps.
+step and timestamp are not duplicated). Observations without a step (a function's
+returned values) take the step after the metric's last one in that run, counted by the
+writer, and that numbering restarts in a new tracker: metrics that must resume cleanly
+should carry their own steps.
 """
 
 from __future__ import annotations

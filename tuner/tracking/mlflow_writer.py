@@ -185,7 +185,7 @@ class _Run:
     texts: dict[str, str] = field(default_factory=dict)
     trial_dir: Path | None = None
     terminal: tuple[str, int] | None = None  # (MLflow status, end time ms)
-    steps: dict[str, int] = field(default_factory=dict)  # next step for step-less metrics
+    steps: dict[str, int] = field(default_factory=dict)  # a step-less value's step, by metric
     best_trial: str | None = None  # parent only: whose run id to tag at the end
 
     rejected: bool = False  # MLflow refused to create/find it: its data is dropped
@@ -198,9 +198,13 @@ class _Run:
         self.trial_dir = None
         self.terminal = None
 
-    def next_step(self, metric: str) -> int:
-        step = self.steps.get(metric, 0)
-        self.steps[metric] = step + 1
+    def step_of(self, metric: str, step: int | None) -> int:
+        """``step``, or for a value without one (a function's returned result) the step
+        after every step the metric has had, so that it is MLflow's latest value as it is
+        hyperflow's (it was logged at step 0, before the reported steps)."""
+        if step is None:
+            step = self.steps.get(metric, 0)
+        self.steps[metric] = max(self.steps.get(metric, 0), step + 1)
         return step
 
 
@@ -308,7 +312,7 @@ class MlflowWriter:
             run = self._trial(event.trial_name, event.time_ms)
             for obs in event.observations:
                 metric = layout.key(obs.name)
-                step = obs.step if obs.step is not None else run.next_step(metric)
+                step = run.step_of(metric, obs.step)
                 stamp = int(obs.timestamp * 1000) if obs.timestamp > 0 else event.time_ms
                 run.metrics.append(Metric(metric, float(obs.value), stamp, step))
         elif isinstance(event, TrialEnded):
