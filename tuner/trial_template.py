@@ -13,12 +13,13 @@ field, and only a backend that runs images (``TrialBackend.runs_images``) can ru
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuner.spec.models import Experiment
+from tuner.spec.models import Experiment, ParameterType
 
 _PLACEHOLDER = re.compile(r"\$\{(trialParameters|trialSpec)\.([^}]+)\}")
 _TRIAL_SPEC_REFERENCE = re.compile(r"\$\{trialSpec\.([^}]+)\}")
@@ -184,10 +185,28 @@ def _substituter(
 
     # A trial parameter references a search parameter, or (Katib's metadata references)
     # the trial's own ``${trialSpec.Name}``, ``${trialSpec.Labels[key]}``...
+    # A discrete value goes to the trial as its list writes it ("1", not the 1.0 a list of
+    # numbers with fractions is searched as), as Katib passes it.
+    written: dict[str, dict[float, str]] = {}
+    for p in experiment.spec.parameters:
+        if p.parameter_type is ParameterType.DISCRETE and p.feasible_space.values:
+            texts: dict[float, str] = {}
+            for text in p.feasible_space.values:
+                with contextlib.suppress(ValueError):
+                    texts.setdefault(float(text), text.strip())
+            written[p.name] = texts
+
+    def rendered(name: str) -> str:
+        value = assignments[name]
+        texts = written.get(name)
+        if texts and isinstance(value, int | float) and not isinstance(value, bool):
+            return texts.get(float(value), format_value(value))
+        return format_value(value)
+
     values: dict[str, str] = {}
     for tp in template.trial_parameters:
         if tp.reference in assignments:
-            values[tp.name] = format_value(assignments[tp.reference])
+            values[tp.name] = rendered(tp.reference)
         elif (reference := _TRIAL_SPEC_REFERENCE.fullmatch(tp.reference)) is not None:
             values[tp.name] = metadata(reference.group(1))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.spec.models import Experiment
+from tuner.spec.models import Experiment, ParameterSpec
 from tuner.trial_template import TemplateError, format_value, render_trial
 
 
@@ -112,6 +112,28 @@ def test_trial_parameters_may_reference_the_trials_metadata(tmp_path: Path) -> N
     bad = {**template, "trialParameters": [{"name": "n", "reference": "${trialSpec.Nope}"}]}
     with pytest.raises(TemplateError, match=r"unknown reference \$\{trialSpec.Nope\}"):
         render_trial(_experiment(bad), "exp-x", {"lr": 0.1, "opt": "sgd"}, tmp_path)
+
+
+def test_a_discrete_value_reaches_the_trial_as_its_list_writes_it(tmp_path: Path) -> None:
+    # ["0.5", "1", "2.5"] is searched as floats: "1" reached the trial as "1.0".
+    experiment = _experiment(
+        {
+            "trialParameters": [{"name": "d", "reference": "d"}, {"name": "lr", "reference": "lr"}],
+            "command": ["t", "${trialParameters.d}", "${trialParameters.lr}"],
+        }
+    )
+    experiment.spec.parameters.append(
+        ParameterSpec.model_validate(
+            {
+                "name": "d",
+                "parameterType": "discrete",
+                "feasibleSpace": {"list": ["0.5", "1", "2.5"]},
+            }
+        )
+    )
+    for value, text in ((1.0, "1"), (0.5, "0.5"), (2.5, "2.5")):
+        rendered = render_trial(experiment, "t", {"lr": 0.1, "opt": "sgd", "d": value}, tmp_path)
+        assert rendered.command == ["t", text, "0.1"]
 
 
 def test_missing_primary_container_is_a_clear_error(tmp_path: Path) -> None:
