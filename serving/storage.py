@@ -124,9 +124,7 @@ def _mlflow_uris(tracking_uri: str, registry_uri: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _download_mlflow_from(
-    uri: str, cache_dir: Path, tracking_uri: str, registry_uri: str
-) -> Path:
+def _download_mlflow_from(uri: str, cache_dir: Path, tracking_uri: str, registry_uri: str) -> Path:
     import mlflow.artifacts  # lazy: mlflow is heavy and only needed for these schemes
     from mlflow.exceptions import MlflowException
 

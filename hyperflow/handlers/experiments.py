@@ -304,7 +304,9 @@ class ExperimentHandlers:
         if self.manager.is_running(namespace, name):
             if not self.manager.stop(namespace, name):
                 raise Unavailable(f"experiment {namespace}/{name} is still stopping; try again")
-        elif record.controller_pid and not record.phase.finished and pid_alive(record.controller_pid):
+        elif (
+            record.controller_pid and not record.phase.finished and pid_alive(record.controller_pid)
+        ):
             raise Conflict(
                 f"experiment {namespace}/{name} is being run by process {record.controller_pid} "
                 "(hyperflow experiment run); stop it first"
@@ -574,8 +576,6 @@ def _budget_patch(patch: Any) -> dict[str, int | None]:
 
 def _objective_type(record: ExperimentRecord) -> ObjectiveType:
     return ObjectiveType(record.spec["spec"]["objective"]["type"])
-
-
 
 
 def _now() -> float:

@@ -289,9 +289,7 @@ def test_a_returned_value_is_mlflows_latest_after_the_reported_steps(mlflow_db: 
     client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name("sdk-steps")
     [run] = [
-        r
-        for r in client.search_runs([exp.experiment_id])
-        if "mlflow.parentRunId" in r.data.tags
+        r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags
     ]
     history = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "loss")]
     assert sorted(history) == [(0, 3.0), (1, 2.0), (2, 2.5), (3, 1.5)]

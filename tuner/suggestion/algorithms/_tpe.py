@@ -57,7 +57,7 @@ def hyperopt_gamma(fraction: float, n: int) -> int:
 class TPE(Algorithm):
     name = "tpe"
     sampler_name = "TPESampler"
-    settings = (*TPE_SETTINGS[:-1], *HYPEROPT_SETTINGS, RANDOM_STATE)
+    settings: ClassVar[tuple[Setting, ...]] = (*TPE_SETTINGS[:-1], *HYPEROPT_SETTINGS, RANDOM_STATE)
     multivariate: ClassVar[bool] = False
 
     def check_space(
