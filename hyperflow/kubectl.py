@@ -292,10 +292,10 @@ def _documents(
         except OSError as exc:
             raise _fail([f"{file}: {exc.strerror or exc}"]) from None
         except (yamlfile.YamlError, UnicodeDecodeError) as exc:
-            raise _fail([f"{file}: {exc}"]) from None
+            raise _fail([f"{file}: {exc}", *_python_hint(file)]) from None
         for i, doc in enumerate(docs):
             if not isinstance(doc, dict):
-                raise _fail([f"{file}: document {i} is not an object"])
+                raise _fail([f"{file}: document {i} is not an object", *_python_hint(file)])
             if kubectl_pipelines.is_platform_spec(doc):
                 continue  # kfp's platform settings next to a compiled pipeline
             if kubectl_pipelines.is_compiled_pipeline(doc) or doc.get("kind") == "PipelineRun":
@@ -316,6 +316,15 @@ def _documents(
                         annotations.setdefault(BASE_DIR_ANNOTATION, str(folder))
             out.append((resource, doc))
     return out
+
+
+def _python_hint(file: Path) -> list[str]:
+    if file.suffix != ".py":
+        return []
+    return [
+        f"(a pipeline written with the KFP SDK runs with `hyperflow pipeline run -f {file}`; "
+        "`create -f` takes YAML: compile it first with kfp.compiler.Compiler().compile)"
+    ]
 
 
 def _namespace_of(doc: dict[str, Any], default: str) -> str:

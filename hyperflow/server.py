@@ -156,16 +156,21 @@ def check_bind(settings: ServerSettings, plane: ControlPlane) -> None:
             f"binding to {settings.host} (not loopback) needs API tokens: create one first with "
             "`hyperflow token create --namespace NAMESPACE` (or --admin)"
         )
-    # Said before anything starts (the start binds it for good, and says so too).
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    # Said before anything starts, in one line (uvicorn would log its own error for the
+    # API's port after the start, and the serving router's start binds its port for good).
+    _probe(settings.host, settings.port, "serve the API", "--port")
+    _probe(settings.host, settings.serving_port, "serve inference services", "--serving-port")
+
+
+def _probe(host: str, port: int, what: str, option: str) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((settings.host, settings.serving_port))
+            probe.bind((host, port))
         except OSError as exc:
             raise ServerError(
-                f"cannot serve inference services on {settings.host}:{settings.serving_port}: "
-                f"{exc.strerror or exc} (choose another --serving-port)"
+                f"cannot {what} on {host}:{port}: {exc.strerror or exc} (choose another {option})"
             ) from None
 
 

@@ -235,13 +235,16 @@ def _runs(server: str | None, token: str | None) -> RunSource:
     return remote if remote is not None else _LocalRuns()
 
 
+QUOTES = "'\""  # a LookupError's str() is its message in quotes
+
+
 @contextlib.contextmanager
 def _errors() -> Iterator[None]:
     """A missing run, an API error: one line and exit code 1."""
     try:
         yield
     except LookupError as exc:
-        err.print(str(exc).strip("'\""), markup=False, highlight=False)
+        err.print(f"error: {str(exc).strip(QUOTES)}", markup=False, highlight=False)
         raise typer.Exit(1) from None
     except Exception as exc:
         lines = getattr(exc, "lines", None)

@@ -318,6 +318,8 @@ def pipeline_arguments(
                     ) from None
             if kind == "NUMBER_DOUBLE" and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
+            if kind == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
+                value = int(value)  # KFP's API carries every number as a double: 3.0 is 3
             if not check_type(value, kind):
                 raise PipelineError(
                     f"argument {name}: expected {_TYPE_NAMES.get(kind, kind)}, "

@@ -146,13 +146,18 @@ class PipelineTracker:
     ) -> None:
         now = time.time()
         observations: list[Observation] = []
-        for name, items in artifacts.items():
+        # A task's one Metrics output logs its metrics by their own names (another output,
+        # a Model say, does not rename them); several are told apart by output name.
+        metric_outputs = {
+            name: [i for i in items if i.get("type", {}).get("schemaTitle") in METRICS_SCHEMAS]
+            for name, items in artifacts.items()
+        }
+        metric_outputs = {name: items for name, items in metric_outputs.items() if items}
+        for name, items in metric_outputs.items():
             for item in items:
-                if item.get("type", {}).get("schemaTitle") not in METRICS_SCHEMAS:
-                    continue
                 for metric, value in (item.get("metadata") or {}).items():
                     if isinstance(value, int | float) and not isinstance(value, bool):
-                        key = metric if len(artifacts) == 1 else f"{name}.{metric}"
+                        key = metric if len(metric_outputs) == 1 else f"{name}.{metric}"
                         observations.append(Observation(key, float(value), 0, now))
         if observations:
             self._tracker.log_observations(path, observations)

@@ -317,6 +317,12 @@ def _validate(
     the parsed service; Invalid (422) naming every field otherwise."""
     if not isinstance(body, dict):
         raise Invalid("an InferenceService must be a mapping (a YAML or JSON object)")
+    kind = body.get("kind", KIND)
+    if kind != KIND:  # said first: the rest would be judged as the wrong kind of object
+        raise Invalid(
+            "the InferenceService is invalid",
+            [FieldProblem("kind", f"must be {KIND!r}, got {kind!r}")],
+        )
     problems: builtins.list[FieldProblem] = []
     metadata = body.get("metadata")
     if not isinstance(metadata, dict):

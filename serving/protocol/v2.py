@@ -83,6 +83,8 @@ def decode_infer_request(
         name = raw.get("name")
         if not isinstance(name, str):
             raise InvalidInput(f"inputs[{i}] needs a string 'name'")
+        if any(earlier.name == name for earlier in inputs):
+            raise InvalidInput(f"inputs[{i}]: input name {name!r} is given twice")
         # Any value: tensor_from_binary/tensor_from_json reject what is not a V2 datatype.
         datatype = cast(str, raw.get("datatype"))
         shape = check_shape(raw.get("shape"), name)

@@ -26,7 +26,7 @@ from tests.hyperflow.conftest import (
     server_settings,
     wait_ready,
 )
-from tests.util import hyperflow_cmd, run_hyperflow, wait_until
+from tests.util import free_port, hyperflow_cmd, run_hyperflow, wait_until
 
 
 @pytest.fixture
@@ -232,6 +232,24 @@ def test_a_non_loopback_bind_refuses_to_start_without_tokens(hyperflow_home: Pat
     )
     assert result.returncode == 1
     assert "needs API tokens" in result.stderr and "hyperflow token create" in result.stderr
+
+
+def test_an_api_port_taken_stops_the_start_in_one_line(hyperflow_home: Path) -> None:
+    # uvicorn logged its raw error after the start, and the server said its services stopped.
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = ["server", "--port", str(port), "--serving-port", str(free_port())]
+        result = subprocess.run(hyperflow_cmd(*command), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert (
+        f"error: cannot serve the API on 127.0.0.1:{port}: Address already in use "
+        "(choose another --port)"
+    ) in result.stderr
+    assert "Errno" not in result.stderr and "stopped" not in result.stderr
 
 
 def test_the_serving_port_on_a_non_loopback_bind_wants_a_token_of_the_services_namespace(

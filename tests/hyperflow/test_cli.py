@@ -164,6 +164,17 @@ def test_a_file_with_a_key_given_twice_creates_nothing(server: Running, tmp_path
     assert server.http.get("/apis/v1/namespaces/default/experiments/twice").status_code == 404
 
 
+def test_a_pipeline_python_file_says_how_it_runs(hyperflow_home: Path, tmp_path: Path) -> None:
+    # It said only "invalid YAML: mapping values are not allowed here".
+    for text in ("from kfp import dsl\n\n@dsl.pipeline(name='p')\ndef p():\n    pass\n", "x = 1\n"):
+        path = tmp_path / "pipeline.py"
+        path.write_text(text)
+        result = run_hyperflow("create", "-f", str(path))
+        assert result.returncode == 1
+        assert f"`hyperflow pipeline run -f {path}`" in result.stderr, result.stderr
+        assert "kfp.compiler.Compiler().compile" in result.stderr
+
+
 def test_a_name_is_one_url_segment(server: Running, tmp_path: Path) -> None:
     """A name with ``/`` or ``..`` cannot reach another resource (httpx resolves dot
     segments): refused in kubectl's words, before anything is sent."""

@@ -192,6 +192,9 @@ def test_invalid_services_get_422_naming_each_field(server: Running, iris_models
     assert "must stay inside" in found["spec.predictor.model.storageUri"]
     found = problems(isvc("Bad_Name", iris_models))
     assert "DNS label" in found["metadata.name"]
+    # Another kind of object is named as such (it got "metadata: required: name").
+    experiment = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "spec": {}}
+    assert problems(experiment) == {"kind": "must be 'InferenceService', got 'Experiment'"}
     found = problems(isvc("iris", iris_models, namespace="other"))
     assert "does not match the namespace" in found["metadata.namespace"]
     tf = isvc("iris", iris_models, model={"modelFormat": {"name": "tensorflow"}})

@@ -249,7 +249,8 @@ def test_run_failures_and_read_commands(tmp_path: Path):
     assert _cli("pipeline", "delete", "boom").exit_code == 0
     assert not Path(root).exists()
     gone = _cli("pipeline", "get", "boom")
-    assert gone.exit_code == 1 and "not found" in gone.stderr
+    assert gone.exit_code == 1
+    assert gone.stderr.strip() == "error: pipeline run default/boom not found"
 
 
 def test_read_commands_import_no_heavy_packages(tmp_path: Path):

@@ -72,6 +72,19 @@ def test_missing_argument_wrong_type_unknown_argument(run):
         run(_needs_seconds, {"seconds": 1, "nope": 2})
 
 
+def test_a_whole_float_is_an_integer_argument() -> None:
+    # KFP's API carries every number as a double: {"n": 3.0} for an int input was refused.
+    from pipelines.spec import pipeline_arguments
+
+    spec = {
+        "root": {"inputDefinitions": {"parameters": {"n": {"parameterType": "NUMBER_INTEGER"}}}}
+    }
+    assert pipeline_arguments(spec, {"n": 3.0}) == {"n": 3}
+    assert type(pipeline_arguments(spec, {"n": 3.0})["n"]) is int
+    with pytest.raises(PipelineError, match=r"argument n: expected an integer, got float 3\.5"):
+        pipeline_arguments(spec, {"n": 3.5})
+
+
 @dsl.pipeline
 def _needs_seconds(seconds: float):
     nap(seconds=seconds, tag="x")

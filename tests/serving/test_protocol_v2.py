@@ -512,3 +512,11 @@ def test_a_model_result_that_is_no_tensor_is_the_models_500() -> None:
     r = _post(app, "/v2/models/ragged/infer", json=body)
     assert r.status_code == 500, r.text
     assert r.json()["error"].startswith("model returned a value that is not a tensor")
+
+
+def test_an_input_name_given_twice_is_a_400(iris_app: Any) -> None:
+    # The two were stacked into one [1, 8] array: "expects [-1, 4], got [1, 8]".
+    row = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.0, 3.4, 1.5, 0.2]}
+    r = _post(iris_app, "/v2/models/iris/infer", json={"inputs": [row, row]})
+    assert r.status_code == 400
+    assert r.json() == {"error": "inputs[1]: input name 'x' is given twice"}
