@@ -843,14 +843,15 @@ class ExperimentController:
                 "Experiment has succeeded because Objective goal has reached",
             )
         if self._too_many_failures():
+            # Said before the kill: the trials killed because of it are not its cause.
+            why = failures.describe(spec, self._records)
             self._kill_active(TrialPhase.KILLED, "Trial is killed: the experiment failed")
             self._settle_all_killed()
             return self._complete(
                 uid,
                 ExperimentPhase.FAILED,
                 ExperimentReason.FAILED,
-                "Experiment has failed because max failed count has reached: "
-                + failures.describe(spec, self._records),
+                "Experiment has failed because max failed count has reached: " + why,
             )
         if spec.max_trial_count is not None and completed >= spec.max_trial_count:
             return self._complete_unless_none_succeeded(

@@ -35,6 +35,10 @@ class ApiError(RuntimeError):
             for d in self.details
         ]
 
+    def __str__(self) -> str:
+        # A traceback (or a print) of it names every field, not "the ... is invalid" alone.
+        return "\n".join(self.lines())
+
 
 class ServerUnavailable(ApiError):
     """No server answers at the address."""

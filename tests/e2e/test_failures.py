@@ -78,6 +78,26 @@ def test_max_failed_trial_count_counts_metrics_unavailable_and_is_reached_at_the
     assert [t.phase.value for t in trials] == ["Failed", "MetricsUnavailable"]
 
 
+def test_the_max_failed_message_does_not_count_the_trials_it_killed(tmp_path: Path) -> None:
+    # It said "1 Failed (...); 1 Killed": the Killed one was killed because of the failure.
+    _script(tmp_path, "crash", "#!/bin/sh\necho out of cheese >&2\nexit 3\n")
+    _script(tmp_path, "slow", "#!/bin/sh\nsleep 30\necho loss=0.5\n")
+    data = _programs(
+        "max-failed-killed",
+        ["./slow", "./crash"],
+        parallelTrialCount=2,
+        maxTrialCount=2,
+        maxFailedTrialCount=1,
+    )
+    data["spec"]["algorithm"] = {"algorithmName": "grid"}
+    record, trials = _run(data, tmp_path)
+    assert record.message == (
+        "Experiment has failed because max failed count has reached: "
+        "1 Failed (last: exit code 3: out of cheese)"
+    )
+    assert sorted(t.phase.value for t in trials) == ["Failed", "Killed"]
+
+
 def test_sdk_functions_returning_other_names_end_failed_with_the_names(tmp_path: Path) -> None:
     def objective(parameters: dict[str, Any]) -> dict[str, float]:
         return {"Loss": (parameters["x"] - 0.5) ** 2}

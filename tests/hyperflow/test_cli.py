@@ -337,5 +337,6 @@ def test_python_client_with_katib_names(server: Running, tmp_path: Path) -> None
             client.edit_experiment_budget("sdk", max_trial_count=5)
         except ApiError as exc:
             assert exc.status == 422 and exc.details[0]["path"] == "spec.resumePolicy"
+            assert str(exc).splitlines()[1].startswith("  spec.resumePolicy: ")
         client.delete_experiment("sdk")
         assert client.list_experiments() == []
