@@ -274,18 +274,43 @@ NamespaceOpt = typer.Option("default", "-n", "--namespace", help="Namespace of t
 @experiment_app.command("list")
 def list_(
     namespace: str | None = typer.Option(None, "-n", "--namespace", help="Only this namespace."),
+    output: str = typer.Option(
+        "table", "-o", "--output", help="table, name, json or yaml (a List of Katib objects)."
+    ),
 ) -> None:
     """List experiments in the store."""
     from rich.table import Table
 
-    from tuner.status import display_phase
+    from tuner.status import display_phase, experiment_object
 
+    _check_output(output, ("table", "name", "json", "yaml"))
     store = _open_reader()
     try:
         records = store.list_experiments(namespace)
+        if output == "name":
+            for r in records:
+                out.print(f"experiment.kubeflow.org/{r.name}", highlight=False, markup=False)
+            return
+        if output in ("json", "yaml"):
+            items = [
+                experiment_object(r, _experiment_model(r).spec.objective, store.trials(r.uid))
+                for r in records
+            ]
+            obj = {"apiVersion": "v1", "kind": "List", "items": items}
+            if output == "json":
+                out.print_json(data=obj)
+            else:
+                import yaml
+
+                out.print(yaml.safe_dump(obj, sort_keys=False), highlight=False, markup=False)
+            return
         table = Table(box=None, header_style="bold")
-        for col in ("NAMESPACE", "NAME", "STATUS", "REASON", "TRIALS", "AGE"):
-            table.add_column(col)
+        # Names are never cut (they are what get/describe/delete take); a long reason folds.
+        widest = max((len(r.name) for r in records), default=4)
+        table.add_column("NAMESPACE", no_wrap=True)
+        table.add_column("NAME", no_wrap=True, min_width=widest)
+        for col in ("STATUS", "REASON", "TRIALS", "AGE"):
+            table.add_column(col, overflow="fold")
         for r in records:
             table.add_row(
                 r.namespace,

@@ -114,6 +114,11 @@ def test_run_json_then_every_read_command(tmp_path: Path) -> None:
 
     listed = _cli("list")
     assert listed.exit_code == 0 and "cli-exp" in listed.output and "Succeeded" in listed.output
+    listed_json = json.loads(_cli("list", "-o", "json").output)
+    assert listed_json["kind"] == "List"
+    assert [i["status"] for i in listed_json["items"]] == [status]
+    assert yaml.safe_load(_cli("list", "-o", "yaml").output) == listed_json
+    assert _cli("list", "-o", "name").output.split() == ["experiment.kubeflow.org/cli-exp"]
 
     as_json = _cli("get", "cli-exp", "-o", "json")
     assert as_json.exit_code == 0
@@ -314,3 +319,20 @@ def test_an_experiment_that_reached_its_goal_is_not_continued(tmp_path: Path) ->
         "has finished (Succeeded: ExperimentGoalReached); only an experiment that ended by "
         "reaching maxTrialCount can be continued"
     ) in again.stderr
+
+
+def test_list_never_cuts_a_name() -> None:
+    # Piped (80 columns here), it printed "a-bayesianoptimiz…": not a name get can take.
+    from tuner.sdk import search, tune
+
+    name = "a-rather-long-experiment-name-for-bayesianoptimization-trials"
+    tune(
+        name,
+        lambda p: {"loss": p["x"]},
+        {"x": search.double(min=0, max=1)},
+        objective_metric_name="loss",
+        objective_type="minimize",
+        max_trial_count=1,
+        track=False,
+    )
+    assert name in _cli("list").output.split()
