@@ -773,10 +773,14 @@ class ExperimentController:
             message = (
                 f"Metrics are not available: no {objective.objective_metric_name!r} was reported"
             )
+            trial_dir = Path(state.record.trial_dir)
             printed = failures.other_names(
-                self.spec, failures.printed_metric_names(self.spec, Path(state.record.trial_dir))
+                self.spec, failures.printed_metric_names(self.spec, trial_dir)
             )
-            if printed:
+            missing = failures.missing_metrics_file(self.spec, trial_dir)
+            if missing is not None:
+                message += f" (its metrics file {missing} does not exist)"
+            elif printed:
                 message += f" (it reported {', '.join(repr(n) for n in printed)})"
         else:
             phase, message = TrialPhase.SUCCEEDED, "Trial has succeeded"

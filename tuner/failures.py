@@ -77,6 +77,18 @@ def printed_metric_names(spec: ExperimentSpec, trial_dir: Path) -> Counter[str]:
     return found
 
 
+def missing_metrics_file(spec: ExperimentSpec, trial_dir: Path) -> Path | None:
+    """A File collector's metrics file for ``trial_dir`` when the trial never wrote it."""
+    collector = spec.metrics_collector_spec
+    source = collector.source
+    if collector.collector.kind is not MetricsCollectorKind.FILE or not source:
+        return None
+    if not source.file_system_path:
+        return None
+    path = resolve_metrics_path(source.file_system_path.path, trial_dir, {})
+    return None if path.exists() else path
+
+
 def other_names(spec: ExperimentSpec, names: Counter[str]) -> list[str]:
     """The printed names that are not the experiment's metrics, likeliest typo first."""
     wanted = {spec.objective.objective_metric_name, *spec.objective.additional_metric_names}

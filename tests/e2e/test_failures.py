@@ -98,6 +98,30 @@ def test_the_max_failed_message_does_not_count_the_trials_it_killed(tmp_path: Pa
     assert sorted(t.phase.value for t in trials) == ["Failed", "Killed"]
 
 
+def test_a_metrics_file_never_written_is_named(tmp_path: Path) -> None:
+    # The trial wrote m.log into its working folder (the experiment's), not its trial
+    # folder, where a relative path points: "no 'loss' was reported" said nothing of it.
+    _script(tmp_path, "train.py", "open('m.log', 'w').write('loss=0.5\\n')\n")
+    data = _experiment(
+        "file-missing",
+        ["python", "train.py", "${trialParameters.x}"],
+        [_categorical("x", ["a"])],
+        maxTrialCount=1,
+        parallelTrialCount=1,
+        metricsCollectorSpec={
+            "source": {"fileSystemPath": {"path": "m.log", "kind": "File"}},
+            "collector": {"kind": "File"},
+        },
+    )
+    record, [trial] = _run(data, tmp_path)
+    assert trial.phase.value == "MetricsUnavailable"
+    expected = Path(trial.trial_dir) / "m.log"
+    assert trial.message == (
+        f"Metrics are not available: no 'loss' was reported (its metrics file {expected} "
+        "does not exist)"
+    )
+
+
 def test_sdk_functions_returning_other_names_end_failed_with_the_names(tmp_path: Path) -> None:
     def objective(parameters: dict[str, Any]) -> dict[str, float]:
         return {"Loss": (parameters["x"] - 0.5) ** 2}
