@@ -441,6 +441,16 @@ def test_trial_environment_cwd_and_their_restoration(
         ]
 
 
+def test_a_trials_sys_path_changes_do_not_reach_the_next(
+    make_backend: Factory, tmp_path: Path
+) -> None:
+    backend = make_backend(objectives.path_changer, workers=1)  # one worker: both trials
+    for name in ("p1", "p2"):
+        backend.launch(trial_run(tmp_path, name, metric_names=("leaked",)))
+        assert finish(backend, name).succeeded
+        assert values(backend.collect(name)) == [("leaked", 0.0, None)]
+
+
 def test_adopted_trials_are_lost(make_backend: Factory, tmp_path: Path) -> None:
     backend = make_backend(objectives.noop)
     backend.adopt(trial_run(tmp_path, "old"), skip_observations=2)

@@ -119,3 +119,11 @@ def returns_non_finite(parameters: dict[str, float]) -> object:
     if parameters["x"] == 0:
         return float("nan")  # the objective alone
     return {"loss": float("inf"), "accuracy": 0.5, "big": 10**400}
+
+
+def path_changer(parameters: dict[str, float]) -> dict[str, float]:
+    import sys
+
+    leaked = 1.0 if "/a/path/of/another/trial" in sys.path else 0.0
+    sys.path.insert(0, "/a/path/of/another/trial")
+    return {"leaked": leaked}

@@ -304,6 +304,7 @@ def _flush_std() -> None:
 def _trial_environment(order: proto.TrialOrder, artifacts: Path) -> Iterator[None]:
     saved_env = dict(os.environ)
     saved_cwd = os.getcwd()
+    saved_path = list(sys.path)
     os.environ.update(order.env)
     os.environ["HYPERFLOW_TRIAL_DIR"] = order.trial_dir
     os.environ["HYPERFLOW_TRIAL_NAME"] = order.trial_name
@@ -314,6 +315,7 @@ def _trial_environment(order: proto.TrialOrder, artifacts: Path) -> Iterator[Non
     finally:
         with contextlib.suppress(OSError):
             os.chdir(saved_cwd)
+        sys.path[:] = saved_path  # a trial's sys.path.insert is its own
         # Undo the trial's changes too, so one trial's environment never leaks into the next.
         for key in [k for k in os.environ if k not in saved_env]:
             del os.environ[key]
