@@ -56,9 +56,14 @@ class Unauthorized(ServingError):
 
 
 class MethodNotAllowed(ServingError):
-    """The endpoint exists but not for this HTTP method (405)."""
+    """The endpoint exists but not for this HTTP method (405); ``allow``: the methods it
+    takes, sent as the ``Allow`` header RFC 9110 asks of a 405."""
 
     status = 405
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow
 
 
 class ModelNotReady(ServingError):

@@ -125,9 +125,11 @@ class ModelServerApp:
             else:
                 if not _is_get_route(parts) and not _is_post_route(parts):
                     raise NotFound("no such endpoint")
-                raise MethodNotAllowed(f"method {method} not allowed on {scope['path']}")
+                allow = "GET, HEAD" if _is_get_route(parts) else "POST"
+                raise MethodNotAllowed(f"method {method} not allowed on {scope['path']}", allow)
         except ServingError as e:
-            await _send(send, e.status, _error_body(e))
+            extra = [(b"allow", e.allow.encode())] if isinstance(e, MethodNotAllowed) else None
+            await _send(send, e.status, _error_body(e), extra=extra)
         except ClientDisconnected:
             return
         except Exception as e:
@@ -163,13 +165,13 @@ class ModelServerApp:
                 if rest == "ready":
                     return 200, orjson.dumps(plane.model_ready(name, version)), _JSON
                 if rest == "infer":
-                    raise MethodNotAllowed("infer takes POST")
+                    raise MethodNotAllowed("infer takes POST", "POST")
         elif parts[0] == "v1" and n >= 2 and parts[1] == "models":
             if n == 2:
                 return 200, orjson.dumps(plane.v1_list_models()), _JSON
             if n == 3:
                 if ":" in parts[2]:
-                    raise MethodNotAllowed(":predict takes POST")
+                    raise MethodNotAllowed(":predict takes POST", "POST")
                 return 200, orjson.dumps(plane.v1_model_status(parts[2])), _JSON
         elif parts[0] == "metrics" and n == 1:
             return 200, plane.metrics.render(), METRICS_CONTENT_TYPE.encode()
@@ -191,7 +193,7 @@ class ModelServerApp:
                 return
         if not _is_get_route(parts):
             raise NotFound("no such endpoint")
-        raise MethodNotAllowed("this endpoint takes GET")
+        raise MethodNotAllowed("this endpoint takes GET", "GET, HEAD")
 
     async def _read(self, scope: dict[str, Any], receive: Any) -> tuple[bytes, dict[str, str]]:
         headers = _headers_of(scope)
