@@ -695,6 +695,10 @@ def _describe_isvc(name: str, namespace: str, server: str | None, token: str | N
             f"{API}/namespaces/{namespace}/events",
             params={"object": f"inferenceservices/{name}"},
         ).json()["items"]
+    # This object's events: not those of an earlier one of the same name, deleted.
+    deleted = [i for i, e in enumerate(events) if e.get("type") == "DELETED"]
+    if deleted:
+        events = events[deleted[-1] + 1 :]
     md, status = obj["metadata"], obj.get("status", {})
     predictor = obj.get("spec", {}).get("predictor", {})
     model = predictor.get("model") or next(

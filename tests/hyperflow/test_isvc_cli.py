@@ -154,6 +154,14 @@ def test_create_get_watch_describe_apply_delete(
     missing = cli(server, "delete", "isvc", "iris")
     assert missing.returncode == 1 and "not found" in missing.stderr
 
+    # Created again: its describe shows its own events, not the deleted one's.
+    assert cli(server, "create", "-f", str(path)).returncode == 0
+    again = cli(server, "describe", "isvc", "iris").stdout
+    events = again.split("Events:", 1)[1]
+    assert "InferenceServiceDeleted" not in events and "RevisionRolledOut" not in events, again
+    assert "InferenceServiceCreated" in events, again
+    assert cli(server, "delete", "isvc", "iris").returncode == 0
+
 
 def test_python_client_with_kserve_names(server: Running, iris_models: Path) -> None:
     with Client(server=server.url) as client:
