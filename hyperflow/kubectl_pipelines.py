@@ -120,12 +120,18 @@ def _task_counts(status: dict[str, Any]) -> str:
     return f"{len(done)}/{len(leaves)}"
 
 
+def _state(status: dict[str, Any]) -> str:
+    # pipelines.objects.shown_state, without importing the pipelines package (this CLI
+    # path stays light): INTERRUPTED for a run no live process runs.
+    return "INTERRUPTED" if status.get("interrupted") else str(status.get("state", ""))
+
+
 def row(obj: dict[str, Any], wide: bool, age: str) -> list[str]:
     status = obj.get("status", {})
     out = [
         obj["metadata"]["name"],
         str(obj.get("spec", {}).get("pipelineName", "")),
-        str(status.get("state", "")),
+        _state(status),
         _task_counts(status),
         _duration(status),
         age,
@@ -142,7 +148,7 @@ def describe(obj: dict[str, Any], table: Any) -> None:
     typer.echo(f"Namespace:    {md.get('namespace', '')}")
     typer.echo(f"Created:      {md.get('creationTimestamp')}")
     typer.echo(f"Pipeline:     {spec.get('pipelineName')} ({spec.get('source')})")
-    typer.echo(f"State:        {status.get('state')}")
+    typer.echo(f"State:        {_state(status)}")
     if status.get("message"):
         typer.echo(f"Message:      {status['message']}")
     parameters = spec.get("runtimeConfig", {}).get("parameters", spec.get("arguments", {}))

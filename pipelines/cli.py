@@ -268,6 +268,7 @@ def list_(
     from rich.table import Table
 
     from pipelines.live import duration
+    from pipelines.objects import shown_state
 
     with _errors():
         runs = _runs(server, token).list(namespace)
@@ -279,7 +280,7 @@ def list_(
         table.add_row(
             r["metadata"]["name"],
             str(r.get("spec", {}).get("pipelineName", "")),
-            str(status.get("state", "")),
+            shown_state(status),
             _created(r["metadata"].get("creationTimestamp")),
             duration(status.get("startedAt"), status.get("finishedAt")),
         )
@@ -328,6 +329,7 @@ def describe(
 ) -> None:
     """The run's state, arguments, outputs and task table."""
     from pipelines.live import task_table, tree_order
+    from pipelines.objects import shown_state
 
     with _errors():
         obj = _runs(server, token).get(name, namespace)
@@ -336,8 +338,10 @@ def describe(
     lines = [
         f"run:       {obj['metadata']['name']}",
         f"pipeline:  {spec.get('pipelineName')} ({spec.get('source')})",
-        f"state:     {status.get('state')}",
+        f"state:     {shown_state(status)}",
     ]
+    if status.get("interrupted"):
+        lines.append("           (no process runs it: the same `pipeline run` command resumes it)")
     if status.get("message"):
         lines.append(f"message:   {status['message']}")
     lines.append(f"arguments: {json.dumps(arguments)}")

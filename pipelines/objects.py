@@ -7,9 +7,25 @@ from typing import Any
 from pipelines.store import RunRecord, TaskRecord
 
 
+def shown_state(status: dict[str, Any]) -> str:
+    """A run's state as tables show it: ``INTERRUPTED`` for an unfinished run that no live
+    process runs (its process was killed; the same command resumes it), as an experiment
+    shows ``Interrupted``; the object's ``state`` stays KFP's."""
+    return "INTERRUPTED" if status.get("interrupted") else str(status.get("state", ""))
+
+
 def run_object(record: RunRecord, tasks: list[TaskRecord]) -> dict[str, Any]:
     """A pipeline run as an API object (apiVersion/kind/metadata/spec/status), for the
     CLI's ``get`` and, once the control plane serves pipeline runs, its API."""
+    from pipelines.runner import owner_alive
+
+    obj = _object(record, tasks)
+    if not record.finished and not owner_alive(record):
+        obj["status"]["interrupted"] = True
+    return obj
+
+
+def _object(record: RunRecord, tasks: list[TaskRecord]) -> dict[str, Any]:
     return {
         "apiVersion": "hyperflow.io/v1",
         "kind": "PipelineRun",

@@ -96,8 +96,12 @@ def test_kill_9_then_the_same_command_resumes(pipeline_file: Path, tmp_path: Pat
         proc.wait()
     run = json.loads(_cli("pipeline", "get", _only_run_name()).stdout)
     tasks = {t["path"]: t["state"] for t in run["status"]["tasks"]}
-    assert run["status"]["state"] == "RUNNING"
+    assert run["status"]["state"] == "RUNNING" and run["status"]["interrupted"] is True
     assert tasks == {"first": "SUCCEEDED", "slow": "RUNNING"}
+    # Tables say what it is: no process runs it (it said RUNNING for good).
+    listed = _cli("pipeline", "list").stdout
+    assert "INTERRUPTED" in listed and "RUNNING" not in listed, listed
+    assert "resumes it" in _cli("pipeline", "describe", run["metadata"]["name"]).stdout
 
     (folder / "release").touch()
     again = _hyperflow(*command[3:])
@@ -106,7 +110,7 @@ def test_kill_9_then_the_same_command_resumes(pipeline_file: Path, tmp_path: Pat
     assert (folder / "first-runs").read_text() == "x"  # finished: not run again
     assert (folder / "slow-starts").read_text() == "xx"  # was running: run again
     done = json.loads(_cli("pipeline", "get", run["metadata"]["name"]).stdout)
-    assert done["status"]["state"] == "SUCCEEDED"
+    assert done["status"]["state"] == "SUCCEEDED" and "interrupted" not in done["status"]
     assert done["status"]["outputs"]["parameters"] == {"Output": "first done, slow done"}
 
 
