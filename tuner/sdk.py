@@ -278,6 +278,11 @@ def tune(
         early_stopping_settings=early_stopping_settings,
         annotations=annotations,
     )
+    from tuner.backends._func_calling import call_problem
+
+    problem = call_problem(objective, [p.name for p in experiment.spec.parameters])
+    if problem is not None:
+        raise SpecError([FieldError("objective", problem)])
     if trial_active_deadline_seconds is not None and (
         isinstance(trial_active_deadline_seconds, bool)
         or not isinstance(trial_active_deadline_seconds, int)

@@ -294,3 +294,26 @@ def test_a_returned_value_is_mlflows_latest_after_the_reported_steps(mlflow_db: 
     history = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "loss")]
     assert sorted(history) == [(0, 3.0), (1, 2.0), (2, 2.5), (3, 1.5)]
     assert run.data.metrics["loss"] == 1.5
+
+
+def test_an_objective_that_cannot_take_the_parameters_is_refused_before_any_trial() -> None:
+    # def f(x, z) for parameters x and y failed every trial with the same TypeError.
+    def objective(x: float, z: float) -> float:
+        return x + z
+
+    with pytest.raises(SpecError) as info:
+        tune(
+            "sdk-signature",
+            objective,
+            {"x": search.double(min=0, max=1), "y": search.double(min=0, max=1)},
+            objective_metric_name="loss",
+            track=False,
+        )
+    message = str(info.value)
+    assert "objective: objective(x: 'float', z: 'float') -> 'float' cannot take the " in message
+    assert "(x, y)" in message and "def objective(parameters)" in message
+    store = Store(TunerSettings().store_url)
+    try:
+        assert store.get_experiment("default", "sdk-signature") is None  # nothing ran
+    finally:
+        store.close()

@@ -57,3 +57,24 @@ class CallingConvention:
         ):
             return CALL_DICT
         return CALL_KWARGS
+
+
+def call_problem(fn: Callable[..., Any], parameter_names: Collection[str]) -> str | None:
+    """Why ``fn`` cannot take a trial of an experiment with these parameters (a keyword
+    call that does not bind: ``def f(x, z)`` for parameters x and y), or None: said before
+    the first trial, instead of failing every trial with the same TypeError."""
+    if CallingConvention.of(fn).call_for(parameter_names) == CALL_DICT:
+        return None
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(**dict.fromkeys(parameter_names))
+    except TypeError as exc:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        return (
+            f"{name}{signature} cannot take the experiment's parameters as keywords "
+            f"({', '.join(parameter_names)}): {exc}; or take one dict: def {name}(parameters)"
+        )
+    return None
