@@ -113,7 +113,7 @@ def test_a_metrics_file_never_written_is_named(tmp_path: Path) -> None:
             "collector": {"kind": "File"},
         },
     )
-    record, [trial] = _run(data, tmp_path)
+    _, [trial] = _run(data, tmp_path)
     assert trial.phase.value == "MetricsUnavailable"
     expected = Path(trial.trial_dir) / "m.log"
     assert trial.message == (
