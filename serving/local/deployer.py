@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -408,4 +409,18 @@ def _log_tail(path: Path | None) -> str:
     except OSError:
         return ""
     lines = [ln for ln in lines if ln]
-    return f": {lines[-1][:300]}" if lines else ""
+    # Why it died is the last error it wrote (an exception's last line), not whatever
+    # came last: uvicorn's "INFO: Waiting for application startup." says nothing.
+    for line in reversed(lines):
+        if _ERROR_LINE.search(line):
+            return f": {line[:300]}"
+    if lines and not lines[-1].startswith(("INFO:", "DEBUG:")):
+        return f": {lines[-1][:300]}"
+    return ""
+
+
+_ERROR_LINE = re.compile(
+    r"^(\w+\.)*\w*(Error|Exception|Exit|Interrupt)\b|^(ERROR|CRITICAL|FATAL)\b|\berror:|"
+    r"Segmentation fault|Killed|out of memory",
+    re.IGNORECASE,
+)

@@ -169,7 +169,7 @@ class ReplicaProcess:
             if self.state is not ReplicaState.EXITED:
                 self.state = ReplicaState.EXITED
                 code = self.proc.returncode if self.proc is not None else None
-                self.reason = self.reason or f"process exited with code {code}"
+                self.reason = self.reason or _exit_reason(code)
             return True
         return False
 
@@ -235,3 +235,14 @@ def _error_reason(r: httpx.Response) -> str | None:
     if "loading" in err.lower() and "fail" not in err.lower():
         return None
     return err
+
+
+def _exit_reason(code: int | None) -> str:
+    """``process exited with code 3``, or ``process was killed by SIGKILL``."""
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"process was killed by {name}"
+    return f"process exited with code {code}"

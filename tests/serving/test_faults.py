@@ -495,3 +495,25 @@ def test_revision_not_ready_by_its_progress_deadline_is_failed() -> None:
             await deployer.shutdown()
 
     asyncio.run(main())
+
+
+def test_a_dead_replica_is_said_to_die_of_its_last_error(tmp_path: Path) -> None:
+    # A crash loop's reason was the log's last line: "INFO: Waiting for application startup."
+    from serving.local.deployer import _log_tail
+    from serving.local.replica import _exit_reason
+
+    log = tmp_path / "replica.log"
+    log.write_text(
+        "INFO: Started server process [7]\n"
+        "Traceback (most recent call last):\n"
+        '  File "m.py", line 3, in load\n'
+        "RuntimeError: weights are corrupt\n"
+        "INFO: Waiting for application startup.\n"
+    )
+    assert _log_tail(log) == ": RuntimeError: weights are corrupt"
+    log.write_text("INFO: Started server process [7]\nINFO: Waiting for application startup.\n")
+    assert _log_tail(log) == ""  # nothing said is better than a wrong reason
+    log.write_text("loading weights\nsegfault in libfoo\n")
+    assert _log_tail(log) == ": segfault in libfoo"
+    assert _exit_reason(-9) == "process was killed by SIGKILL"
+    assert _exit_reason(3) == "process exited with code 3"
