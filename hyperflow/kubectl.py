@@ -54,12 +54,24 @@ def _phase(obj: dict[str, Any]) -> str:
     return true[-1]["type"] if true else ""
 
 
+def _reduced(metric: dict[str, Any], objective: dict[str, Any]) -> float:
+    """A metric's one value as its strategy reduces it (Katib's metricStrategies: min, max
+    or latest; by default min when minimizing, max when maximizing), as the controller
+    ranks trials and the UI shows them."""
+    name = metric.get("name")
+    strategy = next(
+        (s.get("value") for s in objective.get("metricStrategies") or [] if s.get("name") == name),
+        "min" if objective.get("type") == "minimize" else "max",
+    )
+    return float(metric[strategy if strategy in ("min", "max", "latest") else "latest"])
+
+
 def _best_value(obj: dict[str, Any]) -> str:
     optimal = obj.get("status", {}).get("currentOptimalTrial", {})
-    objective = obj.get("spec", {}).get("objective", {}).get("objectiveMetricName")
+    objective = obj.get("spec", {}).get("objective", {})
     for m in optimal.get("observation", {}).get("metrics", []):
-        if m.get("name") == objective:
-            return f"{float(m['latest']):.6g}"
+        if m.get("name") == objective.get("objectiveMetricName"):
+            return f"{_reduced(m, objective):.6g}"
     return ""
 
 
@@ -86,7 +98,8 @@ def _experiment_row(obj: dict[str, Any], wide: bool) -> list[str]:
 def _trial_row(obj: dict[str, Any], wide: bool) -> list[str]:
     cond = (obj.get("status", {}).get("conditions") or [{}])[-1]
     metrics = obj.get("status", {}).get("observation", {}).get("metrics", [])
-    values = " ".join(f"{m['name']}={float(m['latest']):.6g}" for m in metrics)
+    objective = obj.get("spec", {}).get("objective") or {}
+    values = " ".join(f"{m['name']}={_reduced(m, objective):.6g}" for m in metrics)
     status = cond.get("type", "")
     if cond.get("reason") == "TrialQueued":
         status = "Queued"

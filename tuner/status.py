@@ -191,6 +191,9 @@ def trial_object(experiment: ExperimentRecord, trial: TrialRecord) -> dict[str, 
             "creationTimestamp": rfc3339(trial.created_at),
         },
         "spec": {
+            # As Katib's Trial: the experiment's objective (its metricStrategies say how
+            # each metric's observations reduce to the one value shown).
+            "objective": (experiment.spec.get("spec") or {}).get("objective", {}),
             "parameterAssignments": [
                 {"name": k, "value": str(v)} for k, v in trial.assignments.items()
             ],

@@ -340,3 +340,31 @@ def test_python_client_with_katib_names(server: Running, tmp_path: Path) -> None
             assert str(exc).splitlines()[1].startswith("  spec.resumePolicy: ")
         client.delete_experiment("sdk")
         assert client.list_experiments() == []
+
+
+def test_tables_reduce_metrics_by_their_strategy() -> None:
+    # `get exp` / `get trials` showed the latest value, the UI and the ranking the max.
+    from hyperflow.kubectl import _experiment_row, _trial_row
+
+    metric = {"name": "accuracy", "min": "0.5", "max": "0.85", "latest": "0.8"}
+    loss = {"name": "loss", "min": "0.2", "max": "0.9", "latest": "0.3"}
+    objective = {
+        "type": "maximize",
+        "objectiveMetricName": "accuracy",
+        "metricStrategies": [{"name": "loss", "value": "latest"}],
+    }
+    experiment = {
+        "metadata": {"name": "e", "creationTimestamp": None},
+        "spec": {"objective": objective, "maxTrialCount": 3},
+        "status": {"currentOptimalTrial": {"observation": {"metrics": [metric]}}},
+    }
+    assert _experiment_row(experiment, False)[4] == "0.85"  # maximize: max by default
+    trial = {
+        "metadata": {"name": "e-1", "creationTimestamp": None},
+        "spec": {"objective": objective, "parameterAssignments": []},
+        "status": {
+            "conditions": [{"type": "Succeeded"}],
+            "observation": {"metrics": [metric, loss]},
+        },
+    }
+    assert _trial_row(trial, False)[2] == "accuracy=0.85 loss=0.3"
