@@ -45,6 +45,7 @@ def experiment(
     step_seconds: float = 0.0,
     early_stopping: bool = False,
     namespace: str | None = None,
+    maximize_acc: bool = False,
 ) -> dict[str, Any]:
     write_script(folder / "ui_trial.py", TRIAL)
     spec: dict[str, Any] = {
@@ -53,7 +54,9 @@ def experiment(
             "objectiveMetricName": "loss",
             "additionalMetricNames": ["acc"],
             "metricStrategies": [{"name": "acc", "value": "max"}],
-        },
+        }
+        if not maximize_acc
+        else {"type": "maximize", "objectiveMetricName": "acc", "additionalMetricNames": ["loss"]},
         "algorithm": {
             "algorithmName": "random",
             "algorithmSettings": [{"name": "random_state", "value": "5"}],
@@ -154,6 +157,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 ),
             ),
             ("default", experiment("quad-small", folder, trials=6, parallel=3)),
+            ("default", experiment("acc-max", folder, trials=4, parallel=2, maximize_acc=True)),
             ("team-b", experiment("other", folder, trials=4, parallel=2, namespace="team-b")),
         ]
         for ns, body in bodies:

@@ -89,6 +89,41 @@ def test_the_list_filters_and_selects_experiments_to_compare(page: Any, site: Si
     assert "Shared parameters: x, opt" in page.inner_text("#shared-params")
 
 
+def test_compare_keeps_each_objective_apart_and_survives_a_missing_experiment(
+    page: Any, site: Site, console: Console
+) -> None:
+    # A minimized loss and a maximized acc: one axis titled "loss" held both, and the
+    # table ranked every trial by raw value in the first experiment's direction.
+    page.goto(f"{site.url}/compare?e=default/quad-small&e=default/acc-max")
+    page.wait_for_function(
+        "() => document.querySelector('#plot-compare-history')?.data?.length === 4"
+    )
+    titles = page.evaluate(
+        """() => { const l = document.querySelector('#plot-compare-history').layout;
+                   return [l.yaxis.title.text, l.yaxis2.title.text, l.grid.rows]; }"""
+    )
+    assert titles == ["loss (minimize)", "acc (maximize)", 2]
+    edf_axes = page.evaluate(
+        """() => { const l = document.querySelector('#plot-compare-edf').layout;
+                   return [l.xaxis.title.text, l.xaxis2.title.text]; }"""
+    )
+    assert edf_axes == ["loss", "acc"]
+    page.wait_for_selector("#compare-table .vt-body .vt-row")
+    header = page.locator("#compare-table [role=columnheader][aria-sort=ascending] button")
+    assert header.get_attribute("data-key") == "rank"
+    assert "each trial's rank is within its own experiment" in page.inner_text("#shared-params")
+    # One experiment that cannot be read: said on its card, the other still compared.
+    console.allow("/experiments/nope/")  # the browser logs the 404 it was answered
+    page.goto(f"{site.url}/compare?e=default/quad-small&e=default/nope")
+    page.wait_for_function(
+        "() => document.querySelector('#plot-compare-history')?.data?.length === 2"
+    )
+    cards = page.locator("#compare-best section")
+    assert cards.count() == 2
+    assert "not found" in cards.nth(1).locator(".error").inner_text()
+    assert page.get_attribute("#compare-table .vt", "aria-rowcount") == str(6 + 1)
+
+
 def test_the_trial_table_sorts_filters_and_chooses_columns(page: Any, site: Site) -> None:
     _open_experiment(page, site, "quad")
     assert page.inner_text("#shown-count") == "24 of 24 shown"

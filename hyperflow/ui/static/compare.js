@@ -26,18 +26,27 @@ export async function render(root, _params, query) {
     h("h2", {}, "Empirical distribution"), edf, h("h2", {}, "Trials"), shared, tableHost);
   const plotlyReady = loadPlotly();
   let table = null;
+  let tableMode = null;  // whether the table's experiments share one objective
 
   async function load() {
-    await Promise.all(sets.map(async (s) => {
+    // One experiment that cannot be read (deleted, another namespace's) is said on its
+    // card; the others are still compared (it blanked the whole page).
+    const settled = await Promise.allSettled(sets.map(async (s) => {
       await s.data.load();
       s.best = await api(`${expPath(s.ns, s.name)}/best`);
     }));
+    settled.forEach((r, k) => {
+      sets[k].error = r.status === "rejected" ? (r.reason && r.reason.message) || String(r.reason) : null;
+    });
+    const shown = sets.filter((s) => !s.error);
     cards.replaceChildren(...sets.map((s, k) => {
+      const head = h("h3", {}, h("a", { href: `/experiments/${enc(s.ns)}/${enc(s.name)}`, "data-link": "" }, s.key));
+      const style = `border-top: 4px solid ${plots.PALETTE[k % plots.PALETTE.length]}`;
+      if (s.error) return h("section", { class: "card", style }, head, h("p", { class: "error" }, s.error));
       const t = s.best.currentOptimalTrial;
       const metric = s.data.objective.metric;
       const bi = s.data.bestIndex();
-      return h("section", { class: "card", style: `border-top: 4px solid ${plots.PALETTE[k % plots.PALETTE.length]}` },
-        h("h3", {}, h("a", { href: `/experiments/${enc(s.ns)}/${enc(s.name)}`, "data-link": "" }, s.key)),
+      return h("section", { class: "card", style }, head,
         t.bestTrialName
           ? h("dl", { class: "kv" },
             h("dt", {}, "Trial"), h("dd", {}, h("a", { href: `/experiments/${enc(s.ns)}/${enc(s.name)}/trials/${enc(t.bestTrialName)}`, "data-link": "" }, t.bestTrialName)),
@@ -47,55 +56,68 @@ export async function render(root, _params, query) {
           : h("p", { class: "sub" }, "No trial has succeeded yet."));
     }));
     await plotlyReady;
-    const first = sets[0].data;
-    const extra = [];
-    sets.slice(1).forEach((s, k) => {
-      const d = s.data;
-      const m = d.objective.metric;
-      const idx = d.completed();
-      let best = null;
-      const color = plots.PALETTE[(k + 1) % plots.PALETTE.length];
-      extra.push({ type: idx.length > 3000 ? "scattergl" : "scatter", mode: "markers", name: `${s.key}: ${m}`,
-        x: idx.map((i) => d.cols.number[i]), y: idx.map((i) => d.cols.metrics[m][i]), marker: { color, size: 6, opacity: 0.5 } });
-      extra.push({ type: "scatter", mode: "lines", name: `${s.key}: best`, line: { color, width: 2, shape: "hv" },
-        x: idx.map((i) => d.cols.number[i]),
-        y: idx.map((i) => { const v = d.cols.metrics[m][i]; if (best === null || (d.maximize ? v > best : v < best)) best = v; return best; }) });
-    });
-    plots.history(hist, first, { name: sets[0].key, color: plots.PALETTE[0], extra });
-    plots.edf(edf, sets.map((s) => ({ name: s.key, metric: s.data.objective.metric,
+    const series = shown.map((s) => ({ name: s.key, data: s.data, color: plots.PALETTE[sets.indexOf(s) % plots.PALETTE.length] }));
+    plots.histories(hist, series);
+    plots.edf(edf, shown.map((s) => ({ name: s.key, metric: s.data.objective.metric,
       values: s.data.completed().map((i) => s.data.cols.metrics[s.data.objective.metric][i]) })));
-    drawTable();
+    drawTable(shown);
   }
 
-  function drawTable() {
-    const names = sets.map((s) => new Set(s.data.parameters.map((p) => p.name)));
-    const common = sets[0].data.parameters.map((p) => p.name).filter((p) => names.every((n) => n.has(p)));
-    shared.textContent = common.length ? `Shared parameters: ${common.join(", ")}` : "These experiments share no parameter.";
+  // Rank of each trial among its experiment's completed ones, by its own direction (1 =
+  // its best): what the table sorts on when the experiments' objectives differ.
+  function ranks(s) {
+    const d = s.data;
+    const col = d.cols.metrics[d.objective.metric];
+    const order = d.completed().filter((i) => col[i] !== null).sort((a, b) => (d.maximize ? col[b] - col[a] : col[a] - col[b]));
+    const rank = new Array(d.n).fill(null);
+    order.forEach((i, k) => { rank[i] = k + 1; });
+    return rank;
+  }
+
+  function drawTable(shown) {
+    if (!shown.length) {
+      shared.textContent = "";
+      tableHost.replaceChildren();
+      return;
+    }
+    const names = shown.map((s) => new Set(s.data.parameters.map((p) => p.name)));
+    const common = shown[0].data.parameters.map((p) => p.name).filter((p) => names.every((n) => n.has(p)));
+    const first = shown[0].data;
+    const same = shown.every((s) => s.data.objective.metric === first.objective.metric && s.data.maximize === first.maximize);
+    shared.textContent = (common.length ? `Shared parameters: ${common.join(", ")}` : "These experiments share no parameter.")
+      + (same ? "" : " Their objectives differ: each trial's rank is within its own experiment (1 = its best).");
     // One row per trial of every experiment: (set index, row index) packed into arrays.
     const which = [];
     const at = [];
-    sets.forEach((s, k) => { for (let i = 0; i < s.data.n; i++) { which.push(k); at.push(i); } });
-    const get = (j) => sets[which[j]].data;
+    shown.forEach((s, k) => { for (let i = 0; i < s.data.n; i++) { which.push(k); at.push(i); } });
+    const rank = shown.map(ranks);
+    const get = (j) => shown[which[j]].data;
+    const objectiveOf = (j) => get(j).cols.metrics[get(j).objective.metric][at[j]];
     const cols = [
-      { key: "experiment", label: "Experiment", value: (j) => sets[which[j]].key, width: 200 },
+      { key: "experiment", label: "Experiment", value: (j) => shown[which[j]].key, width: 200 },
       { key: "name", label: "Trial", value: (j) => get(j).cols.name[at[j]], width: 190,
         render: (j, cell) => {
-          const s = sets[which[j]];
+          const s = shown[which[j]];
           cell.replaceChildren(h("a", { href: `/experiments/${enc(s.ns)}/${enc(s.name)}/trials/${enc(s.data.cols.name[at[j]])}`, "data-link": "" }, s.data.cols.name[at[j]]));
         } },
       { key: "phase", label: "Phase", value: (j) => get(j).cols.phase[at[j]], width: 130,
         render: (j, cell) => cell.replaceChildren(badge(get(j).cols.phase[at[j]])) },
-      { key: "objective", label: "Objective", value: (j) => get(j).cols.metrics[get(j).objective.metric][at[j]],
-        text: (j) => num(get(j).cols.metrics[get(j).objective.metric][at[j]], 6), numeric: true, width: 120 },
+      same
+        ? { key: "objective", label: "Objective", value: objectiveOf, text: (j) => num(objectiveOf(j), 6), numeric: true, width: 120 }
+        : { key: "rank", label: "Rank", value: (j) => rank[which[j]][at[j]], text: (j) => (rank[which[j]][at[j]] ?? "–").toString(), numeric: true, width: 80 },
+      ...(same ? [] : [{ key: "objective", label: "Objective", value: (j) => `${get(j).objective.metric}=${num(objectiveOf(j), 6)}`, width: 170 }]),
       ...common.map((p) => ({ key: `p:${p}`, label: p, value: (j) => get(j).cols.params[p][at[j]],
-        text: (j) => num(get(j).cols.params[p][at[j]], 6), numeric: typeof get(0).cols.params[p][0] === "number", width: 120 })),
+        text: (j) => num(get(j).cols.params[p][at[j]], 6), numeric: typeof first.cols.params[p][0] === "number", width: 120 })),
     ];
-    if (!table) {
+    if (table && tableMode === same) {
+      table.setColumns(cols, cols.map((c) => c.key));  // a refresh keeps the user's sort
+    } else {
+      if (table) table.destroy();
       table = new VirtualTable({ columns: cols, label: "Trials of the compared experiments", height: 420 });
       tableHost.replaceChildren(table.el);
-      table.sortBy("objective", sets[0].data.maximize ? -1 : 1);
-    } else {
-      table.setColumns(cols, cols.map((c) => c.key));
+      tableMode = same;
+      if (same) table.sortBy("objective", first.maximize ? -1 : 1);
+      else table.sortBy("rank", 1);
     }
     table.setRows(which.map((_, j) => j));
   }

@@ -218,18 +218,68 @@ export function intermediate(gd, data, resp) {
 
 // Empirical distribution function of the objective over succeeded trials.
 export function edf(gd, series) {
+  // Series of different metrics get a row each: one x axis per metric, never one axis
+  // titled by the first metric for values of another.
+  const metrics = [...new Set(series.map((s) => s.metric))];
   const traces = series.map((s, k) => {
     const v = [...s.values].sort((a, b) => a - b);
+    const r = metrics.indexOf(s.metric);
     return {
       type: "scatter", mode: "lines", name: s.name, x: v, y: v.map((_, j) => (j + 1) / v.length),
+      xaxis: axisName("x", r), yaxis: axisName("y", r),
       line: { shape: "hv", color: PALETTE[k % PALETTE.length], width: 2 },
     };
   });
-  return react(gd, traces, {
-    xaxis: { title: { text: series[0] ? series[0].metric : "" } },
-    yaxis: { title: { text: "fraction of trials ≤ value" }, range: [0, 1.02] },
-    legend: { orientation: "h", y: 1.12 },
+  const layout = { legend: { orientation: "h", y: 1.12 } };
+  metrics.forEach((m, r) => {
+    layout[axisName("xaxis", r)] = { title: { text: m } };
+    layout[axisName("yaxis", r)] = { title: { text: metrics.length > 1 ? "fraction ≤" : "fraction of trials ≤ value" }, range: [0, 1.02] };
   });
+  gridRows(gd, layout, metrics.length);
+  return react(gd, traces, layout);
+}
+
+// Optimization histories of several experiments (compare): one row per objective (metric
+// and direction), each titled by it; the best-so-far line of each experiment follows its
+// own direction.
+export function histories(gd, series) {
+  const key = (s) => `${s.data.objective.metric} (${s.data.maximize ? "maximize" : "minimize"})`;
+  const rows = [...new Set(series.map(key))];
+  const traces = [];
+  series.forEach((s) => {
+    const d = s.data;
+    const m = d.objective.metric;
+    const idx = d.completed();
+    const r = rows.indexOf(key(s));
+    const x = idx.map((i) => d.cols.number[i]);
+    const y = idx.map((i) => d.cols.metrics[m][i]);
+    let best = null;
+    const by = y.map((v) => { if (best === null || (d.maximize ? v > best : v < best)) best = v; return best; });
+    const axes = { xaxis: axisName("x", r), yaxis: axisName("y", r) };
+    traces.push({ type: scatterType(x.length), mode: "markers", name: `${s.name}: ${m}`, x, y, ...axes,
+      marker: { color: s.color, size: 6, opacity: 0.5 },
+      text: idx.map((i) => d.cols.name[i]), hovertemplate: "%{text}<br>trial %{x}<br>%{y}<extra></extra>" });
+    traces.push({ type: "scatter", mode: "lines", name: `${s.name}: best`, x, y: by, ...axes,
+      line: { color: s.color, width: 2, shape: "hv" } });
+  });
+  const layout = { legend: { orientation: "h", y: 1.12 } };
+  rows.forEach((label, r) => {
+    layout[axisName("yaxis", r)] = { title: { text: label } };
+    layout[axisName("xaxis", r)] = { title: { text: r === rows.length - 1 ? "trial number" : "" }, zeroline: false };
+  });
+  gridRows(gd, layout, rows.length);
+  return react(gd, traces, layout);
+}
+
+function axisName(prefix, r) {
+  return r === 0 ? prefix : `${prefix}${r + 1}`;
+}
+
+function gridRows(gd, layout, n) {
+  if (n > 1) {
+    layout.grid = { rows: n, columns: 1, pattern: "independent" };
+    gd.style.height = `${Math.max(320, 240 * n)}px`;
+  }
 }
 
 // Any two metrics against each other (objective with additionalMetricNames).
@@ -269,6 +319,8 @@ export function curves(gd, logs) {
     traces.forEach((t, k) => {
       t.xaxis = k === 0 ? "x" : `x${k + 1}`;
       layout[k === 0 ? "yaxis" : `yaxis${k + 1}`] = { title: { text: t.name } };
+      // "step" under the bottom plot only (on the top one it was drawn over the next).
+      layout[k === 0 ? "xaxis" : `xaxis${k + 1}`] = { title: { text: k === n - 1 ? "step" : "" } };
     });
   } else if (n === 1) {
     layout.yaxis = { title: { text: traces[0].name } };
