@@ -361,6 +361,17 @@ def test_trial_page_shows_curves_status_and_log(page: Any, site: Site) -> None:
     assert "TrialSucceeded" in page.inner_text(".card >> nth=1")
 
 
+def test_a_trial_that_is_not_there_says_so_on_the_page(
+    page: Any, site: Site, console: Console
+) -> None:
+    # It left empty cards and a toast that went away.
+    console.allow("/trials/nope")
+    page.goto(f"{site.url}/experiments/default/quad-small/trials/nope")
+    page.wait_for_selector("#trial-error")
+    assert "not found" in page.inner_text("#trial-error")
+    assert page.locator(".card").count() == 0
+
+
 def test_a_running_trials_log_is_followed(page: Any, site: Site) -> None:
     body = experiment("follow", site.folder, trials=1, parallel=1, step_seconds=0.6)
     assert (
@@ -382,6 +393,11 @@ def test_a_running_trials_log_is_followed(page: Any, site: Site) -> None:
     )
     first = page.inner_text("#trial-log").count("loss=")
     assert first < 8
+    # Its reported values are summarised while it runs (it said "none reported yet").
+    page.wait_for_function(
+        "() => document.querySelector('.card h3')?.textContent === 'Metrics so far'"
+    )
+    assert "latest" in page.inner_text(".card >> nth=0")
     page.wait_for_function(
         "() => (document.querySelector('#trial-log')?.textContent.match(/loss=/g) || []).length === 8",
         timeout=60_000,

@@ -35,11 +35,16 @@ export async function render(root, [ns, name, trial]) {
     const cond = obj.status.conditions[0] || {};
     finished = !["Created", "Running"].includes(cond.type);
     head.replaceChildren(trial, " ", badge(cond.type, cond.message));
+    // A running trial's summary is made when it ends: until then, from its reported values
+    // (it said "none reported yet" above a chart of them).
+    const summary = obj.status.observation.metrics.length
+      ? obj.status.observation.metrics
+      : summarize((obj.status.observationLog && obj.status.observationLog.metricLogs) || []);
     fill(info, h("h2", { id: "params-h" }, "Parameters"),
       h("dl", { class: "kv" }, obj.spec.parameterAssignments.map((p) => [h("dt", {}, p.name), h("dd", { class: "mono" }, num(p.value, 8))])),
-      h("h3", {}, "Metrics"),
-      obj.status.observation.metrics.length
-        ? h("dl", { class: "kv" }, obj.status.observation.metrics.map((m) => [h("dt", {}, m.name),
+      h("h3", {}, summary.length && !obj.status.observation.metrics.length ? "Metrics so far" : "Metrics"),
+      summary.length
+        ? h("dl", { class: "kv" }, summary.map((m) => [h("dt", {}, m.name),
           h("dd", { class: "mono" }, `min ${num(Number(m.min), 6)} · max ${num(Number(m.max), 6)} · latest ${num(Number(m.latest), 6)}`)]))
         : h("p", { class: "sub" }, "none reported yet"));
     const st = obj.status;
@@ -100,7 +105,14 @@ export async function render(root, [ns, name, trial]) {
     logBox.dataset.done = "1";
   }
 
-  await load();
+  try {
+    await load();
+  } catch (e) {
+    // A trial that is gone, or of a namespace the caller may not see: said on the page.
+    purge(root);
+    root.replaceChildren(h("h1", {}, trial), h("p", { class: "error-line", id: "trial-error" }, e.message));
+    throw e;
+  }
   followLog().catch((e) => { if (e.name !== "AbortError") reportError(e); });
   const refresh = throttle(async () => {
     const was = finished;
@@ -113,4 +125,15 @@ export async function render(root, [ns, name, trial]) {
   // Reported values arrive without an event of their own: look again while it runs.
   const poll = setInterval(() => { if (!finished) refresh(); }, 2000);
   return () => { stop(); refresh.cancel(); clearInterval(poll); aborter.abort(); purge(root); };
+}
+
+function summarize(logs) {
+  const by = new Map();
+  for (const l of logs) {
+    const v = Number(l.metric.value);
+    const m = by.get(l.metric.name);
+    if (!m) by.set(l.metric.name, { name: l.metric.name, min: v, max: v, latest: v });
+    else Object.assign(m, { min: Math.min(m.min, v), max: Math.max(m.max, v), latest: v });
+  }
+  return [...by.values()];
 }
