@@ -221,9 +221,13 @@ class ServiceConsole:
             answer: Any = response.json()
         except ValueError:
             answer = response.text
+        from urllib.parse import urlsplit
+
         return {
             "protocol": protocol,
-            "path": path,
+            # The path on the serving port as it was sent (with /serving/NAMESPACE for a
+            # service outside "default"), so that it can be copied into a curl command.
+            "path": urlsplit(url).path,
             "status": response.status_code,
             "seconds": elapsed,
             "body": answer,

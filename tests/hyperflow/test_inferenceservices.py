@@ -380,6 +380,13 @@ def test_the_same_name_in_two_namespaces_on_the_one_router(
     ]
     metrics = httpx.get(f"{base}/metrics").text
     assert 'namespace="team-a",revision="iris-predictor-00001",service="iris"' in metrics
+    # "Try it" says the path it sent, which curl can take (it said /v2/models/iris/infer).
+    tried = http.post(f"{API}/team-a/inferenceservices/iris/try", json=V2_BODY).json()
+    assert tried["status"] == 200 and tried["path"] == "/serving/team-a/iris/v2/models/iris/infer"
+    again = httpx.post(f"{base}{tried['path']}", json=V2_BODY, timeout=60)
+    assert again.status_code == 200
+    plain_try = http.post(f"{API}/default/inferenceservices/iris/try", json=V2_BODY).json()
+    assert plain_try["path"] == "/v2/models/iris/infer"
 
 
 def test_a_restarted_server_serves_the_same_urls_with_new_replicas(
