@@ -122,6 +122,9 @@ def test_compare_keeps_each_objective_apart_and_survives_a_missing_experiment(
     assert cards.count() == 2
     assert "not found" in cards.nth(1).locator(".error").inner_text()
     assert page.get_attribute("#compare-table .vt", "aria-rowcount") == str(6 + 1)
+    # The same experiment twice is one experiment (every row was shown twice).
+    page.goto(f"{site.url}/compare?e=default/quad-small&e=default/quad-small")
+    page.wait_for_selector("text=Select two or more experiments")
 
 
 def test_the_trial_table_sorts_filters_and_chooses_columns(page: Any, site: Site) -> None:

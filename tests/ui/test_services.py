@@ -90,7 +90,7 @@ def test_a_saved_model_deployed_from_the_page_is_served_and_answers(
         # Ready, seen without a reload (the page follows the service's events).
         page.evaluate("() => { window.__notReloaded = true; }")
         page.wait_for_function(
-            "() => document.querySelector('h1 .badge')?.textContent === 'True'", timeout=180_000
+            "() => document.querySelector('h1 .badge')?.textContent === 'Ready'", timeout=180_000
         )
         assert page.evaluate("() => window.__notReloaded") is True
         url = f"http://127.0.0.1:{settings.serving_port}/v2/models/iris"
@@ -167,7 +167,7 @@ def test_a_saved_model_deployed_from_the_page_is_served_and_answers(
         row = page.locator('#services tbody tr[data-key="default/iris"]')
         row.wait_for()
         text = row.inner_text()
-        assert url in text and "True" in text and "iris-predictor-00001 100%" in text
+        assert url in text and "Ready" in text and "iris-predictor-00001 100%" in text
         assert layout_problems(page) == []
         # At phone width too.
         page.set_viewport_size({"width": 390, "height": 844})

@@ -6,7 +6,8 @@ import { VirtualTable } from "./table.js";
 import { api, badge, count, enc, expPath, h, loadPlotly, num, purge, throttle, watch } from "./util.js";
 
 export async function render(root, _params, query) {
-  const keys = query.getAll("e").filter((k) => /^[^/]+\/[^/]+$/.test(k));
+  // Each experiment once (?e=X&e=X compared X with itself, every row twice).
+  const keys = [...new Set(query.getAll("e").filter((k) => /^[^/]+\/[^/]+$/.test(k)))];
   root.append(h("p", { class: "sub" }, h("a", { href: "/", "data-link": "" }, "Experiments"), " /"),
     h("h1", {}, `Compare ${keys.length} experiments`));
   if (keys.length < 2) {

@@ -4,7 +4,7 @@
 import { ctx, knownNamespaces } from "./app.js";
 import * as plots from "./plots.js";
 import {
-  api, badge, enc, fill, h, loadPlotly, num, parseTime, purge, reportError, throttle, watch, when,
+  api, badge, enc, fill, h, loadPlotly, num, parseTime, purge, readyBadge, reportError, throttle, watch, when,
 } from "./util.js";
 
 
@@ -94,7 +94,7 @@ async function renderList(root) {
         h("td", {}, h("a", { href: `/services/${enc(md.namespace)}/${enc(md.name)}`, "data-link": "" }, md.name)),
         h("td", {}, md.namespace),
         h("td", { class: "mono wrap" }, (o.status || {}).url || "–"),
-        h("td", {}, badge(r.status === "True" ? "True" : "False", r.message), r.reason ? h("div", { class: "sub" }, r.reason) : null),
+        h("td", {}, readyBadge(r), r.reason ? h("div", { class: "sub" }, r.reason) : null),
         h("td", {}, revisions(o)),
         h("td", {}, traffic(o)),
         h("td", {}, replicas(o)),
@@ -134,7 +134,7 @@ async function renderService(root, [ns, name]) {
   async function load() {
     obj = await api(base);
     const r = ready(obj);
-    title.replaceChildren(name, " ", badge(r.status === "True" ? "True" : "False", r.message), h("span", { class: "sub" }, ns));
+    title.replaceChildren(name, " ", readyBadge(r), h("span", { class: "sub" }, ns));
     const st = obj.status || {};
     fill(summary, h("h2", { id: "svc-h" }, "Status"),
       h("dl", { class: "kv" },

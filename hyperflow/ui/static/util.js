@@ -113,8 +113,14 @@ export function parseTime(rfc) {
   return rfc ? Date.parse(rfc) / 1000 : null;
 }
 
-export function badge(phase, title) {
-  return h("span", { class: `badge ph-${phase}`, title: title || null }, phase || "–");
+export function badge(phase, title, label) {
+  return h("span", { class: `badge ph-${phase}`, title: title || null }, label || phase || "–");
+}
+
+// A service's Ready condition as a badge: "Ready" or "Not ready" (not "True"/"False").
+export function readyBadge(condition) {
+  const ok = condition.status === "True";
+  return badge(ok ? "True" : "False", condition.message, ok ? "Ready" : "Not ready");
 }
 
 // --- feedback -----------------------------------------------------------------------------
