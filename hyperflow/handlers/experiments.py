@@ -451,8 +451,11 @@ class ExperimentHandlers:
         try:
             stored = controller.push(trial, token, observations, key)
         except KeyError:
-            raise NotFound(
-                f"trial {trial!r} is not running in experiment {namespace}/{name}"
+            # Stored as not finished, yet not running in this controller: one that has just
+            # started and is adopting its trials (a server restart), or a trial whose launch
+            # is being recorded. A 404 failed the trial; report() retries a 503.
+            raise Unavailable(
+                f"trial {trial!r} of experiment {namespace}/{name} is not adopted yet; retry"
             ) from None
         except PermissionError:
             raise Unauthorized("bad push token for this trial") from None

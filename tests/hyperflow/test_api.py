@@ -423,6 +423,18 @@ def test_a_pushed_request_key_is_stored_once(server: Running, tmp_path: Path) ->
     trial = server.http.get(f"{NS}/experiments/keys/trials/{state.name}").json()
     assert len(trial["status"]["observationLog"]["metricLogs"]) == 1
 
+    # A controller that has not adopted the trial yet (just restarted): 503, which
+    # report() retries, not a 404 that failed the trial.
+    def not_adopted(*args: Any) -> bool:
+        raise KeyError(state.name)
+
+    controller.push = not_adopted  # type: ignore[method-assign]
+    try:
+        later = server.http.post(path, json=obs, headers={**auth, "idempotency-key": "k-2"})
+    finally:
+        del controller.push
+    assert later.status_code == 503 and "not adopted yet" in later.json()["error"]
+
 
 def test_events_stream_the_experiment_and_its_trials(server: Running, tmp_path: Path) -> None:
     version = server.http.get(f"{NS}/experiments").json()["metadata"]["resourceVersion"]
