@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import socket
 import sys
 import threading
 import time
@@ -52,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
+from tuner.backends import BackendError
 from tuner.backends import _func_protocol as proto
 from tuner.backends._func_calling import CallingConvention
 from tuner.backends._remote import Chunk, FunctionRunner, run_command
@@ -82,16 +85,56 @@ def create(
 
 
 def connect(address: str | None) -> None:
-    """Join the Ray cluster at ``address`` (module docstring), once per process."""
+    """Join the Ray cluster at ``address`` (module docstring), once per process.
+
+    ``BackendError`` when it cannot be reached (Ray itself would wait for minutes), or for
+    a ``ray://`` address without Ray Client installed. The process keeps its own SIGTERM
+    and SIGINT handlers: ``ray.init`` installs its own, which ended a controller with an
+    abort instead of the clean stop it does on a signal.
+    """
     if ray.is_initialized():
         return
-    ray.init(
-        address=address,
-        include_dashboard=False,
-        log_to_driver=False,
-        ignore_reinit_error=True,
-        configure_logging=False,
-    )
+    _check_reachable(address)
+    main = threading.current_thread() is threading.main_thread()
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            ignore_reinit_error=True,
+            configure_logging=False,
+        )
+    except ValueError as exc:
+        if "ray[client]" in str(exc):
+            raise BackendError(
+                f"the Ray address {address} needs Ray Client: pip install 'ray[client]'"
+            ) from None
+        raise
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
+REACH_TIMEOUT = 5.0  # seconds to connect to a cluster's address before saying it is not there
+
+
+def _check_reachable(address: str | None) -> None:
+    """A ``host:port`` or ``ray://host:port`` address must accept a TCP connection."""
+    if not address or address in ("auto", "local"):
+        return
+    hostport = address.removeprefix("ray://").rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # a form Ray itself judges
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT).close()
+    except OSError as exc:
+        raise BackendError(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} "
+            "(HYPERFLOW_RAY_ADDRESS / --ray-address; `ray status` on the cluster)"
+        ) from None
 
 
 def ray_options(resources: dict[str, str]) -> dict[str, Any]:
@@ -297,6 +340,11 @@ class RayBackend(TrialBackend):
         self._drained_at = 0.0
 
     # -- what the controller asks --------------------------------------------------------
+
+    def prestart(self, count: int | None = None) -> None:
+        # Join the cluster before any trial is created: one that cannot be reached is said
+        # at once (BackendError), not after trials wait on it.
+        connect(self.address)
 
     def problems(self, experiment: Experiment) -> list[str]:
         from tuner.runnable import local_problems

@@ -144,3 +144,51 @@ def test_the_server_runs_ray_trials_that_push_to_its_route(
         assert record is not None and record.backend == "ray"
         for t in server.plane.store.trials(record.uid):
             assert [o.step for o in server.plane.store.observations(t.id)] == [0, 1, 2]
+
+
+def test_an_unreachable_ray_address_is_said_at_once(tmp_path: Path, hyperflow_home: Path) -> None:
+    # Ray waited for minutes, printing its own C++ warnings, with trials Created.
+    from tests.util import free_port
+
+    spec = experiment("no-ray", tmp_path, max_trials=2, parallel=2)
+    file = tmp_path / "experiment.yaml"
+    file.write_text(json.dumps(spec))
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    args = ("experiment", "run", "-f", str(file), "--no-mlflow", "--backend", "ray")
+    done = run_hyperflow(*args, "--ray-address", address, timeout=120)
+    assert done.returncode != 0
+    assert f"cannot reach the Ray cluster at {address}" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert _trials(hyperflow_home, "no-ray") == []  # nothing was started
+
+
+def test_sigterm_stops_a_ray_run_cleanly(
+    ray_address: str, tmp_path: Path, hyperflow_home: Path
+) -> None:
+    # ray.init's own SIGTERM handler replaced hyperflow's: the run aborted, its trials
+    # stayed Running and the next run counted them Failed.
+    env = {"LEDGER": str(tmp_path / "ledger"), "GO": str(tmp_path / "go")}  # no "go": they wait
+    spec = experiment("term-ray", tmp_path, max_trials=2, parallel=2, extra_env=env)
+    (tmp_path / "trial.py").write_text(TRIAL)  # in place of the one experiment() wrote
+    file = tmp_path / "experiment.yaml"
+    file.write_text(json.dumps(spec))
+    args = ("experiment", "run", "-f", str(file), "--no-mlflow", "--backend", "ray")
+    args += ("--ray-address", ray_address)
+    output = tmp_path / "run.txt"
+    with (
+        open(output, "wb") as out,
+        running(hyperflow_cmd(*args), cwd=REPO, stdout=out, stderr=subprocess.STDOUT) as proc,
+    ):
+
+        def both_running() -> bool:
+            assert proc.poll() is None, output.read_text()
+            trials = _trials(hyperflow_home, "term-ray")
+            return len(trials) == 2 and all(t.phase.value == "Running" for t in trials)
+
+        wait_until(both_running, timeout=240, interval=0.2)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    said = output.read_text()
+    assert "Aborted" not in said and "SIGTERM received" not in said, said[-2000:]
+    assert code in (130, 143), (code, said[-2000:])
+    assert [t.phase.value for t in _trials(hyperflow_home, "term-ray")] == ["Killed", "Killed"]
