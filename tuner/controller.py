@@ -62,7 +62,7 @@ from tuner.results import (
 )
 from tuner.scheduling import TrialSlots
 from tuner.spec.models import Experiment, MetricsCollectorKind
-from tuner.store import ExperimentRecord, Store, TrialRecord
+from tuner.store import ExperimentExists, ExperimentRecord, Store, TrialRecord
 from tuner.store.batch import Batch
 from tuner.suggestion import SuggestionClient, ignores_results
 from tuner.suggestion.http_client import ServiceError
@@ -345,13 +345,20 @@ class ExperimentController:
         existing = self.store.get_experiment(md.namespace, md.name)
         if existing is None:
             base_dir = getattr(self.experiment, "base_dir", None)
-            return self.store.create_experiment(
-                md.namespace,
-                md.name,
-                spec_dict,
-                str(base_dir) if base_dir else None,
-                self.backend.kind,
-            )
+            try:
+                return self.store.create_experiment(
+                    md.namespace,
+                    md.name,
+                    spec_dict,
+                    str(base_dir) if base_dir else None,
+                    self.backend.kind,
+                )
+            except ExperimentExists:
+                # Another run of the same file created it between the read and the
+                # create: go on as with any stored one (its claim then says who runs it).
+                existing = self.store.get_experiment(md.namespace, md.name)
+                if existing is None:
+                    raise
         old, new = existing.spec.get("spec") or {}, spec_dict.get("spec") or {}
         if old == new:
             return existing

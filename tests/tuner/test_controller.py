@@ -481,3 +481,22 @@ def test_an_experiment_runs_with_the_processs_old_objects_out_of_full_collection
     # tuner.heap: a full pass would otherwise scan every imported module's objects.
     assert len(frozen) == 4 and min(frozen) > 1000
     assert gc.get_freeze_count() == 0, "thawed when the experiment ends"
+
+
+def test_two_first_runs_racing_to_create_it_meet_on_the_stored_one(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other run created it between this run's read and its create: this one goes on
+    with the stored experiment (it said "experiment default/ctl already exists")."""
+    exp = experiment()
+    ctl = controller(exp, store, ScriptedBackend(), tmp_path)
+    other = store.create_experiment("default", "ctl", exp.to_dict(), None, "local")
+    real = store.get_experiment
+    calls = []
+
+    def read(namespace: str, name: str) -> Any:
+        calls.append(name)
+        return None if len(calls) == 1 else real(namespace, name)  # the first read: too soon
+
+    monkeypatch.setattr(store, "get_experiment", read)
+    assert ctl._open().uid == other.uid
