@@ -619,3 +619,22 @@ def test_local_and_ray_refuse_a_container_without_command_naming_the_field(
     assert outcome.record.phase.value == "Failed"
     assert ENTRYPOINT_FIELD in outcome.record.message
     assert outcome.record.message.startswith("Experiment cannot run on this machine")
+
+
+def test_an_api_server_that_does_not_answer_is_said_before_any_trial(tmp_path: Path) -> None:
+    # Every trial ended Failed, "the API server refused the trial's Job", and so did the
+    # experiment: no answer is not a refusal.
+    from tests.util import free_port
+    from tuner.backends import BackendError
+
+    with KubeClient(host=f"http://127.0.0.1:{free_port()}", request_timeout=2.0) as silent:
+        b = KubernetesBackend(experiment(), client=silent, finish_grace=1)
+        b.LAUNCH_RETRIES = (0.01,)  # type: ignore[misc]
+        try:
+            with pytest.raises(BackendError, match="no answer from the API server"):
+                b.prestart()
+            b.launch(trial_run(tmp_path, "exp-late"))  # gone after the start: not "refused"
+            message = b.poll("exp-late").message  # type: ignore[union-attr]
+            assert message.startswith("no answer from the API server for the trial's Job")
+        finally:
+            b.close()

@@ -57,6 +57,7 @@ from serving.kube.client import (
     KubeClient,
     KubeError,
     LogStream,
+    Unavailable,
     Watch,
 )
 from tuner.backends._conditions import compile_condition, evaluate
@@ -303,6 +304,18 @@ class KubernetesBackend(TrialBackend):
         )
         self._pods = _Informer(self.client, "v1", "Pod", self.namespace, selector, self._wake)
 
+    def prestart(self, count: int | None = None) -> None:
+        # The API server must answer before any trial is created: one that does not is
+        # said at once, not as every trial "refused".
+        from tuner.backends import BackendError
+
+        try:
+            self.client.version()
+        except Unavailable as exc:
+            raise BackendError(
+                f"backend: kubernetes: no answer from the API server: {exc}"
+            ) from None
+
     def problems(self, experiment: Experiment) -> list[str]:
         from tuner.runnable import local_problems
 
@@ -371,7 +384,7 @@ class KubernetesBackend(TrialBackend):
             self._fail(trial, str(exc))
             return
         try:
-            created = self.client.create(obj, self.namespace)
+            created = self._create(obj)
         except AlreadyExists:
             # A controller that died between creating it and recording the launch.
             existing = self.client.find(
@@ -388,11 +401,30 @@ class KubernetesBackend(TrialBackend):
                 )
                 return
             created = existing
+        except Unavailable as exc:
+            self._fail(
+                trial, f"no answer from the API server for the trial's {self.object_kind}: {exc}"
+            )
+            return
         except KubeError as exc:
             self._fail(trial, f"the API server refused the trial's {self.object_kind}: {exc}")
             return
         trial.owned = True
         self._objects.put(created)
+
+    LAUNCH_RETRIES = (0.5, 1.0, 2.0)  # seconds between tries while the API server is silent
+
+    def _create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create ``obj``, trying again a few times when no answer came (a moment's outage
+        is no reason to fail a trial; a refusal is)."""
+        for delay in self.LAUNCH_RETRIES:
+            try:
+                return self.client.create(obj, self.namespace)
+            except AlreadyExists:
+                raise
+            except Unavailable:
+                time.sleep(delay)
+        return self.client.create(obj, self.namespace)
 
     def poll(self, trial_name: str) -> TrialExit | None:
         trial = self._trials[trial_name]
