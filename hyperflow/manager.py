@@ -177,6 +177,31 @@ class ExperimentManager:
         self.resumed = records
         return records
 
+    def take_over_orphans(self) -> list[ExperimentRecord]:
+        """Start a controller for every unfinished experiment of the control plane that no
+        live controller runs (the server replica running it died, or stopped), as
+        :meth:`Store.claim` judges a claim: another host's after its heartbeat is
+        ``claim_lease`` seconds old. One never claimed is left alone for that long too (its
+        replica may be about to start it). Two replicas taking the same one over meet at
+        the claim's compare-and-set: one runs it."""
+        now = self.store.clock()
+        lease = self.store.claim_lease
+        taken = []
+        for record in owned_experiments(self.store, OWNER):
+            if self.is_running(record.namespace, record.name):
+                continue
+            if record.controller_pid is None:
+                if now - (record.controller_heartbeat or record.created_at) < lease:
+                    continue
+            elif self.store.claim_alive(
+                record.controller_pid, record.controller_host, record.controller_heartbeat
+            ):
+                continue
+            log.info("taking over experiment %s/%s", record.namespace, record.name)
+            self.start(record)
+            taken.append(record)
+        return taken
+
     def shutdown(self, timeout: float = 30.0) -> None:
         """Detach every controller (trials keep running) and wait for their loops."""
         with self._lock:

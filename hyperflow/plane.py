@@ -9,6 +9,7 @@ A resource kind plugs in here as one more manager + handler object, and in
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ from hyperflow.store.tokens import TokenStore
 from tuner.scheduling import FairTrialQueue
 from tuner.store import Store, create_store_engine
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class ControlPlane:
@@ -49,6 +52,7 @@ class ControlPlane:
     # Read models of the web UI (trial columns, curves, importance, contour).
     analysis: AnalysisHandlers
     _ready: threading.Event = field(default_factory=threading.Event)
+    _stopping: threading.Event = field(default_factory=threading.Event)
     # Pipeline runs (hyperflow.pipelineruns / hyperflow.handlers.pipelineruns).
     pipeline_runs: Any = None
     pipeline_manager: Any = None
@@ -69,6 +73,17 @@ class ControlPlane:
         if self.pipeline_manager is not None:
             self.pipeline_manager.resume_all()
         self._ready.set()
+        # Replicas on one PostgreSQL store: one takes over the experiments of another
+        # that died, once its claim has lapsed (checked a few times per lease).
+        threading.Thread(target=self._take_over, name="take-over", daemon=True).start()
+
+    def _take_over(self) -> None:
+        interval = max(1.0, self.store.claim_lease / 3)
+        while not self._stopping.wait(interval):
+            try:
+                self.manager.take_over_orphans()
+            except Exception:  # the store unreachable for a moment: next time
+                log.warning("looking for experiments to take over failed", exc_info=True)
 
     def ready(self) -> bool:
         return self._ready.is_set()
@@ -77,6 +92,7 @@ class ControlPlane:
         """Detach the controllers (trials keep running; the next start adopts them) and
         stop the inference services' replicas (the next start runs them again)."""
         self._ready.clear()
+        self._stopping.set()
         if self.console is not None:
             self.console.close()
         self.services.shutdown()

@@ -516,3 +516,37 @@ def test_stopping_the_server_leaves_trials_running_for_the_next_start(
         if _alive(p):
             os.kill(p, signal.SIGKILL)
     assert pytest is not None
+
+
+def test_a_replica_takes_over_an_experiment_whose_replica_died(
+    server: Running, tmp_path: Path
+) -> None:
+    """Replicas on one store: an experiment claimed by a replica on another node whose
+    heartbeat lapsed is taken over and run to the end (README promised it; only a
+    restart looked)."""
+    import time as clock
+
+    from tuner.spec import parse_experiment
+    from tuner.store import Store
+
+    store = server.plane.store
+    body = experiment("orphan", tmp_path, max_trials=2)
+    parsed = parse_experiment(body, base_dir=tmp_path)
+    record = store.create_experiment(
+        "default", "orphan", parsed.to_dict(), str(tmp_path), "local", owner="server"
+    )
+    stale = clock.time() - store.claim_lease - 5  # its last heartbeat, long ago
+    elsewhere = Store(engine=store.engine, host="node-a", clock=lambda: stale)
+    elsewhere.claim(record.uid, 4242)
+    # Still alive by its heartbeat (a fresh claim of another node): left alone.
+    fresh = Store(engine=store.engine, host="node-b")
+    young = fresh.create_experiment(
+        "default", "busy", parsed.to_dict() | {"metadata": {"name": "busy"}}, str(tmp_path),
+        "local", owner="server",
+    )  # fmt: skip
+    fresh.claim(young.uid, 4343)
+    taken = server.plane.manager.take_over_orphans()
+    assert [r.name for r in taken] == ["orphan"]
+    done = wait_phase(server, "orphan")
+    assert done["status"]["trialsSucceeded"] == 2
+    assert not server.plane.manager.is_running("default", "busy")
