@@ -501,6 +501,23 @@ def logs(
     typer.echo(log_file.read_text(errors="replace"), nl=False)
 
 
+def _delete_leftovers(record: Any, trial_dirs: list[Path]) -> None:
+    from tuner.backends import BackendError, create_backend
+    from tuner.settings import TunerSettings
+
+    experiment = _experiment_model(record)
+    try:
+        backend = create_backend(record.backend, TunerSettings(), experiment=experiment)
+    except BackendError:
+        return  # no such backend here any more: nothing it ran can be reached from here
+    try:
+        backend.delete_leftovers(record.uid, trial_dirs)
+    except Exception as exc:  # the cluster unreachable: said, the delete goes on
+        err.print(f"warning: what its trials run on {record.backend} was not stopped: {exc}")
+    finally:
+        backend.close()
+
+
 @experiment_app.command("delete")
 def delete(name: str, namespace: str = NamespaceOpt) -> None:
     """Delete an experiment, its trials and their files (MLflow runs are kept)."""
@@ -521,6 +538,10 @@ def delete(name: str, namespace: str = NamespaceOpt) -> None:
             raise _fail(
                 f"experiment {namespace}/{name} is running (pid {pid}{where}); stop it first"
             )
+        if not record.phase.finished:
+            # No controller runs it: what its trials still run is stopped here (it ran on
+            # unwatched: processes, Kubernetes Jobs, a Ray actor).
+            _delete_leftovers(record, [Path(t.trial_dir) for t in store.trials(record.uid)])
         store.delete_experiment(record.uid)
     finally:
         store.close()

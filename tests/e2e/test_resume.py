@@ -271,3 +271,29 @@ def test_sigkill_during_a_group_commit_loses_nothing_acknowledged(
         assert not created & set(names), "a trial whose creation was not committed came back"
     else:
         assert in_flight <= set(names)
+
+
+def test_deleting_an_experiment_whose_controller_died_stops_its_trials(
+    tmp_path: Path, hyperflow_home: Path
+) -> None:
+    # Its trials ran on unwatched, into folders the delete had removed.
+    experiment = _write_experiment(tmp_path, max_trials=2)
+    env = {"TRIAL_SECONDS": "60"}
+    cmd = hyperflow_cmd("experiment", "run", "-f", str(experiment), "--no-mlflow")
+    with running(
+        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as proc:
+        wait_until(
+            lambda: sum(t.phase.value == "Running" for t in _trials(hyperflow_home)) == 2,
+            timeout=60,
+        )
+        pids = [
+            int(Path(t.trial_dir, "pid").read_text().split()[0]) for t in _trials(hyperflow_home)
+        ]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert all(_alive(pid) for pid in pids)  # no controller, the trials go on
+    deleted = run_hyperflow("experiment", "delete", "resume-me")
+    assert deleted.returncode == 0, deleted.stderr
+    for pid in pids:
+        wait_until(lambda pid=pid: not _alive(pid), timeout=10)

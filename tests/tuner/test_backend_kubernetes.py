@@ -638,3 +638,19 @@ def test_an_api_server_that_does_not_answer_is_said_before_any_trial(tmp_path: P
             assert message.startswith("no answer from the API server for the trial's Job")
         finally:
             b.close()
+
+
+def test_deleting_a_controllerless_experiment_deletes_its_trials_objects(
+    backend: KubernetesBackend, kube: KubeClient, kube_api: KubeApiStandIn, tmp_path: Path
+) -> None:
+    # Its Jobs ran on to the end after `experiment delete` said "deleted".
+    for name in ("exp-a", "exp-b"):
+        backend.launch(trial_run(tmp_path, name))
+    assert kube_api.get_object("batch/v1", "Job", "exp-a") is not None
+    other = KubernetesBackend(experiment(), client=kube, finish_grace=10)  # a later process
+    try:
+        other.delete_leftovers("uid", [])
+    finally:
+        other.close()
+    wait_until(lambda: kube_api.get_object("batch/v1", "Job", "exp-a") is None, timeout=10)
+    assert kube_api.get_object("batch/v1", "Job", "exp-b") is None

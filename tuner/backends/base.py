@@ -126,6 +126,11 @@ class TrialBackend(ABC):
         the trials to come, at most. A no-op if it runs already, and by default (nothing
         to boot)."""
 
+    def delete_leftovers(self, experiment_uid: str, trial_dirs: list[Path]) -> None:  # noqa: B027
+        """Stop what an experiment being deleted may still have running with no controller
+        watching (its controller died): trial processes, Jobs, a Ray actor. Nothing by
+        default."""
+
     def problems(self, experiment: Experiment) -> list[str]:
         """Why ``experiment`` cannot run on this backend, one line each (empty: it can)."""
         from tuner.runnable import local_problems

@@ -316,6 +316,21 @@ class KubernetesBackend(TrialBackend):
                 f"backend: kubernetes: no answer from the API server: {exc}"
             ) from None
 
+    def delete_leftovers(self, experiment_uid: str, trial_dirs: list[Path]) -> None:
+        # Its trials' objects, by the experiment's label (what Katib's garbage collection
+        # of a deleted Experiment's Trials does).
+        name = self.experiment.metadata.name
+        listed = self.client.list(
+            self.api_version,
+            self.object_kind,
+            self.namespace,
+            label_selector=f"{EXPERIMENT_LABEL}={name}",
+        )
+        for obj in listed.items:
+            self.client.delete(
+                self.api_version, self.object_kind, obj["metadata"]["name"], self.namespace
+            )
+
     def problems(self, experiment: Experiment) -> list[str]:
         from tuner.runnable import local_problems
 

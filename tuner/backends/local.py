@@ -250,6 +250,15 @@ class LocalBackend(TrialBackend):
     def log_path(self, trial_name: str) -> Path:
         return Path(os.path.abspath(self._trials[trial_name].run.trial_dir)) / LOG_NAME
 
+    def delete_leftovers(self, experiment_uid: str, trial_dirs: list[Path]) -> None:
+        # Trials of a controller killed with SIGKILL run on (the next run adopts them):
+        # their process groups, each its recorded start time's, not a reused pid's.
+        for trial_dir in trial_dirs:
+            pid, start_time, code = _read_pid_file(trial_dir)
+            if pid is not None and code is None and _alive(pid, start_time):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+
     def release(self, trial_name: str) -> None:
         trial = self._trials.get(trial_name)
         if trial is None:

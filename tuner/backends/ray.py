@@ -346,6 +346,16 @@ class RayBackend(TrialBackend):
         # at once (BackendError), not after trials wait on it.
         connect(self.address)
 
+    def delete_leftovers(self, experiment_uid: str, trial_dirs: list[Path]) -> None:
+        # The experiment's detached supervisor actor (and so its trials' tasks) would live
+        # on for an experiment no longer in the store.
+        connect(self.address)
+        try:
+            actor = ray.get_actor(f"hyperflow-trials-{experiment_uid}", namespace=RAY_NAMESPACE)
+        except ValueError:
+            return
+        ray.kill(actor)
+
     def problems(self, experiment: Experiment) -> list[str]:
         from tuner.runnable import local_problems
 
