@@ -500,14 +500,16 @@ class LocalBackend(TrialBackend):
             (trial_dir / LAUNCH_ERROR_NAME).write_text(message + "\n", encoding="utf-8")
 
     def _poll_running(self, trial: _Trial) -> TrialExit | None:
-        trial_dir = Path(os.path.abspath(trial.run.trial_dir))
         if trial.ours:
             self._receive(0)
             if trial.exit is not None:  # it could not start
                 return trial.exit
             if trial.ours:  # (the reaper may have turned out to be gone)
                 code = self._exits.get(trial.ident)
-                return None if code is None else exit_for(code, trial_dir)
+                if code is None:  # the common answer, polled every turn: no path built
+                    return None
+                return exit_for(code, Path(os.path.abspath(trial.run.trial_dir)))
+        trial_dir = Path(os.path.abspath(trial.run.trial_dir))
         # Adopted (or its reaper is gone): check the file, then liveness, then the file
         # again — the reaper writes the file after the command ended, the moment it does.
         code = _read_exit_code(trial_dir)

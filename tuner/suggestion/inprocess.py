@@ -18,6 +18,7 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.study import StudyDirection
+from optuna.study import _tell as optuna_tell
 from optuna.trial import Trial, TrialState
 
 from tuner.spec.models import Experiment, ObjectiveType
@@ -109,6 +110,17 @@ def _new_state(experiment: Experiment, known: int = 0) -> ExperimentState:
     }
     sampled = tuple(p for p in space.parameters if p.name in distributions)
     return ExperimentState(experiment, algorithm, space, study, distributions, fixed, sampled)
+
+
+def _tell(study: optuna.Study, trial: Trial, value: float | None, state: TrialState) -> None:
+    """``study.tell`` without the deep copy of the trial it returns (a tenth of the
+    controller's CPU a trial, thrown away here): optuna's own telling function, which
+    ``tell`` calls first; ``tell`` itself where an optuna lacks it."""
+    tell = getattr(optuna_tell, "_tell_with_warning", None)
+    if tell is None:  # pragma: no cover - another optuna's layout
+        study.tell(trial, value, state=state)
+        return
+    tell(study=study, trial=trial, value_or_values=value, state=state, skip_if_finished=False)
 
 
 def _optuna_state(result: TrialResult) -> tuple[TrialState, float | None]:
@@ -248,7 +260,7 @@ class InProcessSuggestionClient(SuggestionClient):
                 if int(step) not in steps:
                     trial.report(float(v), int(step))
                     steps.add(int(step))
-            state.study.tell(trial, value, state=trial_state)
+            _tell(state.study, trial, value, trial_state)
             del state.pending[result.trial_name]
             state.told.add(result.trial_name)
 
