@@ -8,14 +8,15 @@ run`` do, and the best trial's saved files become the component's ``Model`` outp
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
-import json
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from pipelines.cache import content_digest
+from pipelines.spec import digest
 
 DATASET_ENV = "HYPERFLOW_INPUT_DATASET"
 
@@ -82,16 +83,9 @@ INPUTS_ANNOTATION = "hyperflow.io/tune-inputs"
 
 
 def inputs_digest(dataset_path: str | None, fixed: dict[str, Any] | None) -> str:
-    digest = hashlib.sha256(json.dumps(fixed or {}, sort_keys=True, default=str).encode())
-    if dataset_path is not None:
-        root = Path(dataset_path)
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        for file in files:
-            digest.update(b"\0" + str(file.relative_to(root) if root.is_dir() else "").encode())
-            with file.open("rb") as f:
-                for block in iter(functools.partial(f.read, 1 << 20), b""):
-                    digest.update(block)
-    return f"sha256:{digest.hexdigest()}"
+    # The dataset's content as the cache keys take it (a file, or a folder's files).
+    dataset = content_digest(dataset_path) if dataset_path is not None else None
+    return f"sha256:{digest({'fixed': fixed or {}, 'dataset': dataset})}"
 
 
 def check_inputs(settings: Any, namespace: str, name: str, inputs: dict[str, str]) -> None:
