@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from tuner.spec.models import Experiment, ParameterType
+from tuner.spec.template_rules import INDEXED_META, META_REFERENCE
 
 _PLACEHOLDER = re.compile(r"\$\{(trialParameters|trialSpec)\.([^}]+)\}")
-_TRIAL_SPEC_REFERENCE = re.compile(r"\$\{trialSpec\.([^}]+)\}")
 
 
 class TemplateError(ValueError):
@@ -173,7 +173,7 @@ def _substituter(
     def metadata(key: str) -> str:
         if key in meta:
             return meta[key]
-        labels = re.fullmatch(r"(Labels|Annotations)\[(.+)\]", key)
+        labels = INDEXED_META.fullmatch(key)
         if labels:
             source = (
                 experiment.metadata.labels
@@ -207,7 +207,7 @@ def _substituter(
     for tp in template.trial_parameters:
         if tp.reference in assignments:
             values[tp.name] = rendered(tp.reference)
-        elif (reference := _TRIAL_SPEC_REFERENCE.fullmatch(tp.reference)) is not None:
+        elif (reference := META_REFERENCE.fullmatch(tp.reference)) is not None:
             values[tp.name] = metadata(reference.group(1))
 
     def substitute(text: str) -> str:

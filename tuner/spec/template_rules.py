@@ -20,19 +20,21 @@ _TRIAL_PARAMETER = re.compile(r"\$\{trialParameters\.(.+?)\}")
 _META_PLACEHOLDER = re.compile(r"\$\{trialSpec\.(.+?)\}")
 # Katib: consts.TrialTemplateMetaKeys; Labels/Annotations take a key: Labels[app].
 META_KEYS = ("Name", "Namespace", "Kind", "APIVersion")
-_INDEXED_META = re.compile(r"(Labels|Annotations)\[(.+)\]")
+INDEXED_META = re.compile(r"(Labels|Annotations)\[(.+)\]")
+# A trialParameters reference to the trial's metadata: ${trialSpec.KEY}.
+META_REFERENCE = re.compile(r"\$\{trialSpec\.(.+)\}")
 JOB_KIND = "Job"
 JOB_API_VERSION = "batch/v1"
 
 
 def is_meta_key(key: str) -> bool:
     """``Name``, ``Namespace``, ``Kind``, ``APIVersion``, ``Labels[k]``, ``Annotations[k]``."""
-    return key in META_KEYS or _INDEXED_META.fullmatch(key) is not None
+    return key in META_KEYS or INDEXED_META.fullmatch(key) is not None
 
 
 def is_meta_reference(reference: str) -> bool:
     """A trialParameters ``reference`` to trial metadata: ``${trialSpec.Name}`` etc."""
-    match = re.fullmatch(r"\$\{trialSpec\.(.+)\}", reference)
+    match = META_REFERENCE.fullmatch(reference)
     return match is not None and is_meta_key(match.group(1))
 
 
