@@ -435,9 +435,7 @@ class KubernetesBackend(TrialBackend):
         for delay in self.LAUNCH_RETRIES:
             try:
                 return self.client.create(obj, self.namespace)
-            except AlreadyExists:
-                raise
-            except Unavailable:
+            except Unavailable:  # a refusal (AlreadyExists included) is not retried
                 time.sleep(delay)
         return self.client.create(obj, self.namespace)
 

@@ -164,7 +164,12 @@ def experiment_key(run: TrialRun) -> str:
 
 
 def supervisor_name(run: TrialRun) -> str:
-    return f"hyperflow-trials-{experiment_key(run)}"
+    return supervisor_name_of(experiment_key(run))
+
+
+def supervisor_name_of(key: str) -> str:
+    """The detached actor that supervises the trials of experiment ``key`` (its uid)."""
+    return f"hyperflow-trials-{key}"
 
 
 # -- on the cluster ------------------------------------------------------------------------
@@ -351,7 +356,7 @@ class RayBackend(TrialBackend):
         # on for an experiment no longer in the store.
         connect(self.address)
         try:
-            actor = ray.get_actor(f"hyperflow-trials-{experiment_uid}", namespace=RAY_NAMESPACE)
+            actor = ray.get_actor(supervisor_name_of(experiment_uid), namespace=RAY_NAMESPACE)
         except ValueError:
             return
         ray.kill(actor)
