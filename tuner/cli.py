@@ -501,23 +501,6 @@ def logs(
     typer.echo(log_file.read_text(errors="replace"), nl=False)
 
 
-def _delete_leftovers(record: Any, trial_dirs: list[Path]) -> None:
-    from tuner.backends import BackendError, create_backend
-    from tuner.settings import TunerSettings
-
-    experiment = _experiment_model(record)
-    try:
-        backend = create_backend(record.backend, TunerSettings(), experiment=experiment)
-    except BackendError:
-        return  # no such backend here any more: nothing it ran can be reached from here
-    try:
-        backend.delete_leftovers(record.uid, trial_dirs)
-    except Exception as exc:  # the cluster unreachable: said, the delete goes on
-        err.print(f"warning: what its trials run on {record.backend} was not stopped: {exc}")
-    finally:
-        backend.close()
-
-
 @experiment_app.command("delete")
 def delete(name: str, namespace: str = NamespaceOpt) -> None:
     """Delete an experiment, its trials and their files (MLflow runs are kept)."""
@@ -541,7 +524,14 @@ def delete(name: str, namespace: str = NamespaceOpt) -> None:
         if not record.phase.finished:
             # No controller runs it: what its trials still run is stopped here (it ran on
             # unwatched: processes, Kubernetes Jobs, a Ray actor).
-            _delete_leftovers(record, [Path(t.trial_dir) for t in store.trials(record.uid)])
+            from tuner.backends import stop_leftovers
+
+            dirs = [Path(t.trial_dir) for t in store.trials(record.uid)]
+            problem = stop_leftovers(
+                record.backend, TunerSettings(), _experiment_model(record), record.uid, dirs
+            )
+            if problem is not None:
+                err.print(f"warning: {problem}", markup=False, highlight=False)
         store.delete_experiment(record.uid)
     finally:
         store.close()

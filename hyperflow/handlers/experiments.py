@@ -311,6 +311,16 @@ class ExperimentHandlers:
                 f"experiment {namespace}/{name} is being run by process {record.controller_pid} "
                 "(hyperflow experiment run); stop it first"
             )
+        elif not record.phase.finished:
+            # No controller runs it (its process was killed): what its trials still run is
+            # stopped, as `hyperflow experiment delete` does.
+            from tuner.backends import stop_leftovers
+
+            dirs = [Path(t.trial_dir) for t in self.store.trials(record.uid)]
+            experiment = Experiment.model_validate(record.spec)
+            problem = stop_leftovers(record.backend, self.settings, experiment, record.uid, dirs)
+            if problem is not None:
+                log.warning("deleting experiment %s/%s: %s", namespace, name, problem)
         self.store.delete_experiment(record.uid)
         shutil.rmtree(self.settings.home / "experiments" / namespace / name, ignore_errors=True)
         self.events.publish(DELETED, "Experiment", namespace, name, reason="ExperimentDeleted")

@@ -273,8 +273,9 @@ def test_sigkill_during_a_group_commit_loses_nothing_acknowledged(
         assert in_flight <= set(names)
 
 
+@pytest.mark.parametrize("through", ["cli", "server"])
 def test_deleting_an_experiment_whose_controller_died_stops_its_trials(
-    tmp_path: Path, hyperflow_home: Path
+    tmp_path: Path, hyperflow_home: Path, through: str
 ) -> None:
     # Its trials ran on unwatched, into folders the delete had removed.
     experiment = _write_experiment(tmp_path, max_trials=2)
@@ -293,7 +294,14 @@ def test_deleting_an_experiment_whose_controller_died_stops_its_trials(
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     assert all(_alive(pid) for pid in pids)  # no controller, the trials go on
-    deleted = run_hyperflow("experiment", "delete", "resume-me")
-    assert deleted.returncode == 0, deleted.stderr
+    if through == "cli":
+        deleted = run_hyperflow("experiment", "delete", "resume-me")
+        assert deleted.returncode == 0, deleted.stderr
+    else:  # `hyperflow delete exp` and the UI: the server's handler, which did not stop them
+        from tests.hyperflow.conftest import serve_plane, server_settings
+
+        with serve_plane(server_settings(hyperflow_home)) as server:
+            answer = server.http.delete("/apis/v1/namespaces/default/experiments/resume-me")
+            assert answer.status_code == 200, answer.text
     for pid in pids:
         wait_until(lambda pid=pid: not _alive(pid), timeout=10)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tuner.backends.base import TrialBackend, TrialExit, TrialRun
     from tuner.settings import TunerSettings
     from tuner.spec.models import Experiment
@@ -72,6 +74,26 @@ def create_backend(
         settings, function=function, workers=workers, experiment=experiment
     )
     return backend
+
+
+def stop_leftovers(
+    name: str, settings: TunerSettings, experiment: Experiment, uid: str, trial_dirs: list[Path]
+) -> str | None:
+    """Stop what an experiment about to be deleted still runs with no controller watching
+    (its controller died) on backend ``name``: ``TrialBackend.delete_leftovers``. None when
+    done (or when the backend does not exist here); else why it could not be (the cluster
+    unreachable), for the caller to say: the delete goes on."""
+    try:
+        backend = create_backend(name, settings, experiment=experiment)
+    except BackendError:
+        return None  # no such backend here any more: nothing it ran can be reached
+    try:
+        backend.delete_leftovers(uid, trial_dirs)
+    except Exception as exc:
+        return f"what its trials run on {name} was not stopped: {exc}"
+    finally:
+        backend.close()
+    return None
 
 
 __all__ = [
