@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tuner.pids import process_state
+
 REPO = Path(__file__).resolve().parent.parent
 # Katib's and KServe's own sample files, beside the repository on CI; a user's clone has
 # none, so tests that read them skip (``needs_shared``) instead of failing.
@@ -27,6 +29,15 @@ def needs_shared(folder: str) -> pytest.MarkDecorator:
         not (SHARED / folder).is_dir(),
         reason=f"{SHARED / folder} is absent (the shared example folders are not in a clone)",
     )
+
+
+def pid_running(pid: int) -> bool:
+    """Whether ``pid`` runs: a zombie nobody reaped yet counts as gone.
+
+    Uses ``tuner.pids.process_state``, which also treats a process reaped between the
+    open and the read of ``/proc/<pid>/stat`` (ESRCH) as gone.
+    """
+    return process_state(pid) not in (None, "Z", "X")
 
 
 def write_script(path: Path, text: str) -> None:

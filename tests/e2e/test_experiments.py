@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.util import REPO, run_hyperflow
+from tests.util import REPO, pid_running, run_hyperflow
 from tuner.runner import run_experiment
 from tuner.settings import TunerSettings
 from tuner.spec import parse_experiment
@@ -102,18 +102,6 @@ def _by(trials: list[TrialRecord], param: str) -> dict[str, TrialRecord]:
     return {str(t.assignments[param]): t for t in trials}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def _phases(trials: list[TrialRecord]) -> list[tuple[str, dict[str, Any], str, str]]:
     return [(t.name, t.assignments, t.phase.value, t.message) for t in trials]
 
@@ -188,7 +176,7 @@ def test_goal_reached_kills_the_running_trials(tmp_path: Path) -> None:
     for slow in ("./slow", "./slow2"):
         assert by[slow].phase.value == "Killed", _phases(trials)
         pid = int(Path(by[slow].trial_dir, "pid").read_text().split()[0])
-        assert not _alive(pid), f"{slow} (pid {pid}) outlived the experiment"
+        assert not pid_running(pid), f"{slow} (pid {pid}) outlived the experiment"
     assert len(trials) == 3
 
 
@@ -364,7 +352,7 @@ def test_medianstop_early_stops_bad_trials(tmp_path: Path) -> None:
         # stopped long before its 40 steps
         assert len([o for o in _observations(t) if o.name == "loss"]) < 20
         pid = int(Path(t.trial_dir, "pid").read_text().split()[0])
-        assert not _alive(pid)
+        assert not pid_running(pid)
 
 
 # -- 10. the demo experiment -------------------------------------------------------------

@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.util import REPO, hyperflow_cmd, run_hyperflow, running, wait_until, write_script
+from tests.util import (
+    REPO,
+    hyperflow_cmd,
+    pid_running,
+    run_hyperflow,
+    running,
+    wait_until,
+    write_script,
+)
 from tuner.settings import TunerSettings
 from tuner.store import Store
 
@@ -136,7 +144,7 @@ def test_sigint_stops_trials_cleanly(tmp_path: Path, hyperflow_home: Path) -> No
         assert proc.stderr is not None
         said = proc.stderr.read().decode()
     for pid in pids:
-        wait_until(lambda pid=pid: not _alive(pid), timeout=10)
+        wait_until(lambda pid=pid: not pid_running(pid), timeout=10)
     trials = _trials(hyperflow_home)
     assert [t.phase.value for t in trials] == ["Killed", "Killed"]
     assert sys.executable  # the trials ran in our interpreter
@@ -147,19 +155,6 @@ def test_sigint_stops_trials_cleanly(tmp_path: Path, hyperflow_home: Path) -> No
     assert row.split()[2] == "Interrupted", listed.stdout  # the STATUS column
     got = run_hyperflow("experiment", "get", "resume-me")
     assert "resume-me: Interrupted (ExperimentRunning) — nothing runs it" in got.stdout
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purpose
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 # Runs `hyperflow experiment run` with a SIGKILL planted in the controller's second group
@@ -293,7 +288,7 @@ def test_deleting_an_experiment_whose_controller_died_stops_its_trials(
         ]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-    assert all(_alive(pid) for pid in pids)  # no controller, the trials go on
+    assert all(pid_running(pid) for pid in pids)  # no controller, the trials go on
     if through == "cli":
         deleted = run_hyperflow("experiment", "delete", "resume-me")
         assert deleted.returncode == 0, deleted.stderr
@@ -304,4 +299,4 @@ def test_deleting_an_experiment_whose_controller_died_stops_its_trials(
             answer = server.http.delete("/apis/v1/namespaces/default/experiments/resume-me")
             assert answer.status_code == 200, answer.text
     for pid in pids:
-        wait_until(lambda pid=pid: not _alive(pid), timeout=10)
+        wait_until(lambda pid=pid: not pid_running(pid), timeout=10)

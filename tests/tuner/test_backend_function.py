@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.tuner import test_backend_function_objectives as objectives
-from tests.util import REPO, wait_until
+from tests.util import REPO, pid_running, wait_until
 from tuner.backends.base import TrialExit, TrialRun
 from tuner.backends.function import FunctionBackend
 from tuner.spec.models import (
@@ -101,15 +101,6 @@ def finish(backend: FunctionBackend, name: str, timeout: float = 20.0) -> TrialE
 
 def values(observations: list[Observation]) -> list[tuple[str, float, int | None]]:
     return [(o.name, o.value, o.step) for o in observations]
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie nobody reaped yet counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def test_returned_dict_keeps_only_the_experiments_metrics(
@@ -331,7 +322,7 @@ def test_kill_ends_the_worker_and_a_new_one_takes_over(
     (old,) = backend.worker_pids()
     backend.kill("long")
     assert backend.poll("long") == TrialExit(succeeded=False, exit_code=None, message="killed")
-    wait_until(lambda: not alive(old), timeout=10)
+    wait_until(lambda: not pid_running(old), timeout=10)
     backend.launch(trial_run(tmp_path, "next", {"seconds": 0}, ("pid",)))
     assert finish(backend, "next").succeeded
     (new,) = [int(o.value) for o in backend.collect("next")]
@@ -501,7 +492,7 @@ def test_close_leaves_no_worker_processes(make_backend: Factory, tmp_path: Path)
     wait_until(lambda: len(backend.worker_pids()) == 2, timeout=10)
     pids = backend.worker_pids()
     backend.close()
-    assert not any(alive(pid) for pid in pids)
+    assert not any(pid_running(pid) for pid in pids)
     assert backend.poll("busy-1") == TrialExit(False, None, "killed")
     with pytest.raises(RuntimeError):
         backend.launch(trial_run(tmp_path, "late"))
@@ -592,14 +583,14 @@ def test_workers_die_with_their_parent(tmp_path: Path) -> None:
         try:
             assert parent.stdout is not None
             worker = int(parent.stdout.readline())
-            assert alive(worker)
+            assert pid_running(worker)
         finally:
             parent.kill()  # no chance to clean up: the kernel must end the worker
             parent.wait()
     try:
-        wait_until(lambda: not alive(worker), timeout=10)
+        wait_until(lambda: not pid_running(worker), timeout=10)
     finally:
-        if alive(worker):  # the test failed: still stop exactly the process it started
+        if pid_running(worker):  # the test failed: still stop exactly the process it started
             os.kill(worker, signal.SIGKILL)
 
 

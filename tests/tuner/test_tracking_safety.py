@@ -21,7 +21,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.tuner.test_tracking import EXPERIMENT, UID, obs, runs_of
-from tests.util import REPO, free_port, wait_until
+from tests.util import REPO, free_port, pid_running, wait_until
 from tuner.tracking import MlflowTracker, mlflow_sql
 from tuner.tracking.lookup import trial_run_id
 from tuner.tracking.mlflow_store import prepare_sqlite_store
@@ -229,14 +229,7 @@ def test_the_writer_dies_with_the_process_that_owns_it(store: tuple[str, Path]) 
             owner.kill()
             owner.wait()
 
-    def gone() -> bool:
-        try:
-            with open(f"/proc/{writer}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-        except FileNotFoundError:
-            return True
-
-    wait_until(gone, timeout=30)
+    wait_until(lambda: not pid_running(writer), timeout=30)
 
 
 def test_an_abort_while_the_writer_process_starts_leaves_no_writer_behind(

@@ -13,7 +13,7 @@ import pytest
 
 from tests.tuner.backends.conftest import HARNESSES, Harness
 from tests.tuner.backends.trials import WAIT_FOR, collect_until, make_run, script, wait_exit
-from tests.util import wait_until
+from tests.util import pid_running, wait_until
 from tuner.backends import BACKENDS, BackendError, TrialExit, TrialRun
 from tuner.metrics.push import PushReceiver
 from tuner.spec.models import (
@@ -29,14 +29,6 @@ from tuner.types import Observation
 
 def test_every_registered_backend_is_in_the_suite() -> None:
     assert set(HARNESSES) == set(BACKENDS)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except OSError:
-        return False
 
 
 def test_launch_streams_output_and_metrics_while_running(harness: Harness, tmp_path: Path) -> None:
@@ -128,7 +120,7 @@ time.sleep(120)
     backend.kill("k")
     exit_ = wait_exit(backend, "k")
     assert (exit_.succeeded, exit_.message) == (False, "killed")
-    wait_until(lambda: not pid_alive(pid), 60)
+    wait_until(lambda: not pid_running(pid), 60)
     backend.kill("k")  # killing a finished trial is a no-op
     backend.kill("unknown")
     assert backend.poll("k") == exit_
@@ -157,7 +149,7 @@ time.sleep(120)
     wait_until(pid_file.exists, 180)
     pid = int(pid_file.read_text())
     backend.release("running")
-    wait_until(lambda: not pid_alive(pid), 60)
+    wait_until(lambda: not pid_running(pid), 60)
     # The name is free again.
     backend.launch(make_run(tmp_path, "running", ["python", "-c", "print('loss=3')"]))
     assert wait_exit(backend, "running").succeeded
