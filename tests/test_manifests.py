@@ -82,6 +82,14 @@ def check_common(objects: list[dict[str, Any]]) -> None:
     server = by_kind(objects, "Deployment")["hyperflow-server"]["spec"]["template"]["spec"]
     assert binding["subjects"][0]["name"] == server["serviceAccountName"]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    # The server's probes ask its own open system routes (/readyz is 503 while it resumes).
+    from hyperflow.api.app import system
+
+    open_paths = {getattr(route, "path", None) for route in system.routes}
+    [container] = server["containers"]
+    probes = {k: container[k]["httpGet"]["path"] for k in ("readinessProbe", "livenessProbe")}
+    assert probes == {"readinessProbe": "/readyz", "livenessProbe": "/healthz"}
+    assert set(probes.values()) <= open_paths
 
 
 def test_local_overlay_sqlite_and_mlflow_on_volumes() -> None:

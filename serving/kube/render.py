@@ -245,8 +245,10 @@ def _raw_deployment(
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": meta,
+        # No ``replicas``: the HorizontalPodAutoscaler below owns the count (from
+        # minReplicas up); a ``replicas`` here would reset it on every ``kubectl apply``
+        # (Kubernetes' HPA documentation: remove it from the manifest).
         "spec": {
-            "replicas": min_replicas,
             "selector": {"matchLabels": {"app": labels["app"]}},
             "template": {
                 "metadata": {"labels": {**labels, **p.labels}, **_annotations(p.annotations)},
