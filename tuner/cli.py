@@ -25,12 +25,36 @@ err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 
+# Where trials run: the same options on `experiment run` and `hyperflow server`.
+BACKEND_OPTION = typer.Option(
+    None,
+    "--backend",
+    envvar="HYPERFLOW_BACKEND",
+    help="Where trials run: local (processes, the default), ray, ...",
+)
+RAY_ADDRESS_OPTION = typer.Option(
+    None,
+    "--ray-address",
+    envvar="HYPERFLOW_RAY_ADDRESS",
+    help="Ray cluster for --backend ray (ray://host:10001, auto, host:port); "
+    "default: start a local one.",
+)
+
+
 @experiment_app.command("validate")
 def validate(
     file: Path = typer.Option(..., "-f", "--file", help="Katib Experiment YAML file."),
+    backend: str | None = BACKEND_OPTION,
+    ray_address: str | None = RAY_ADDRESS_OPTION,
 ) -> None:
-    """Check an Experiment file against Katib's rules; exit 1 with the field errors."""
+    """Check an Experiment file against Katib's rules; exit 1 with the field errors.
+
+    A valid file that the backend (--backend, default local) cannot run gets a note
+    saying why, as `experiment run` would refuse it."""
+    from tuner.settings import TunerSettings
     from tuner.spec import SpecError, load_experiments
+
+    settings = _backend_settings(TunerSettings(), backend, ray_address)
 
     try:
         experiments = load_experiments(file)
@@ -39,15 +63,18 @@ def validate(
         for line in exc.lines():
             err.print(f"  {line}", markup=False, highlight=False)
         raise typer.Exit(1) from None
-    from tuner.runnable import local_notes, local_problems
+    from tuner.backends import backend_problems
+    from tuner.runnable import local_notes
 
+    where = "locally" if settings.backend == "local" else f"on {settings.backend}"
     for experiment in experiments:
         out.print(f"experiment {experiment.metadata.name!r} is valid", highlight=False)
-        # Valid Katib, but refused by `experiment run` here: say so now, not at run time.
-        for problem in local_problems(experiment):
-            out.print(f"  note: cannot run locally: {problem}", highlight=False, markup=False)
-        for note in local_notes(experiment):
-            out.print(f"  note: {note}", highlight=False, markup=False)
+        # Valid Katib, but refused by `experiment run` there: say so now, not at run time.
+        for problem in backend_problems(settings.backend, experiment, settings):
+            out.print(f"  note: cannot run {where}: {problem}", highlight=False, markup=False)
+        if settings.backend == "local":  # what differs from a cluster's run of it
+            for note in local_notes(experiment):
+                out.print(f"  note: {note}", highlight=False, markup=False)
 
 
 @suggestion_app.command("serve")
@@ -64,22 +91,6 @@ def suggestion_serve(
     from tuner.suggestion.http import serve
 
     serve(host=host, port=port, token=token)
-
-
-# Where trials run: the same options on `experiment run` and `hyperflow server`.
-BACKEND_OPTION = typer.Option(
-    None,
-    "--backend",
-    envvar="HYPERFLOW_BACKEND",
-    help="Where trials run: local (processes, the default), ray, ...",
-)
-RAY_ADDRESS_OPTION = typer.Option(
-    None,
-    "--ray-address",
-    envvar="HYPERFLOW_RAY_ADDRESS",
-    help="Ray cluster for --backend ray (ray://host:10001, auto, host:port); "
-    "default: start a local one.",
-)
 
 
 def _fail(message: str) -> typer.Exit:

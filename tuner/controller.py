@@ -426,7 +426,7 @@ class ExperimentController:
                 uid,
                 ExperimentPhase.FAILED,
                 ExperimentReason.FAILED,
-                "Experiment cannot run on this machine: " + "; ".join(problems),
+                "Experiment cannot run on its backend: " + "; ".join(problems),
             )
             return self.store.get_experiment_by_uid(uid)
 

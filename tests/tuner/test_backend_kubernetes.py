@@ -618,7 +618,7 @@ def test_local_and_ray_refuse_a_container_without_command_naming_the_field(
     )
     assert outcome.record.phase.value == "Failed"
     assert ENTRYPOINT_FIELD in outcome.record.message
-    assert outcome.record.message.startswith("Experiment cannot run on this machine")
+    assert outcome.record.message.startswith("Experiment cannot run on its backend")
 
 
 def test_an_api_server_that_does_not_answer_is_said_before_any_trial(tmp_path: Path) -> None:
@@ -654,3 +654,28 @@ def test_deleting_a_controllerless_experiment_deletes_its_trials_objects(
         other.close()
     wait_until(lambda: kube_api.get_object("batch/v1", "Job", "exp-a") is None, timeout=10)
     assert kube_api.get_object("batch/v1", "Job", "exp-b") is None
+
+
+def test_a_name_too_long_for_a_job_label_fails_the_experiment_before_any_trial(
+    kube: KubeClient, tmp_path: Path
+) -> None:
+    """A trial's Job is named <experiment>-<8 characters>, a label value of its pods: an
+    experiment name over 54 characters is refused at start naming metadata.name, not by the
+    API server trial after trial."""
+    from tuner.runner import run_experiment
+    from tuner.settings import TunerSettings
+
+    exp = experiment(SQUARE_JOB)
+    exp.metadata.name = "n" * 55
+    exp.spec.max_trial_count = 1
+    exp.spec.parallel_trial_count = 1
+    backend = KubernetesBackend(exp, client=kube)
+    [problem] = backend.problems(exp)
+    assert problem.startswith("metadata.name: at most 54 characters on kubernetes (got 55)")
+    settings = TunerSettings(home=tmp_path / "home")
+    outcome = run_experiment(exp, settings=settings, backend=backend, track=False)
+    assert outcome.record.phase.value == "Failed"
+    assert "metadata.name: at most 54 characters" in outcome.record.message
+    assert stored_trials(settings, outcome.record.uid) == []
+    exp.metadata.name = "n" * 54
+    assert backend.problems(exp) == []

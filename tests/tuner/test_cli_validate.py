@@ -215,7 +215,57 @@ def test_what_cannot_run_fails_at_start_before_any_trial(tmp_path: Path) -> None
     result = run_hyperflow("experiment", "run", "-f", str(path), "--no-mlflow")
     assert result.returncode == 1, result.stdout + result.stderr
     assert (
-        "quadratic: Failed (ExperimentFailed) — Experiment cannot run on this machine: trial "
+        "quadratic: Failed (ExperimentFailed) — Experiment cannot run on its backend: trial "
         f"command: script quadratc.py does not exist (in {tmp_path})"
     ) in result.stderr
     assert "trials: none" in result.stderr
+
+
+LONG_NAME = "a-rather-long-experiment-name-for-a-tuning-run-on-k8s-x"  # 55 characters
+JOB_EXPERIMENT = f"""
+apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata: {{name: {LONG_NAME}}}
+spec:
+  objective: {{type: minimize, objectiveMetricName: loss}}
+  algorithm: {{algorithmName: random}}
+  maxTrialCount: 4
+  parameters:
+    - {{name: x, parameterType: double, feasibleSpace: {{min: "-5", max: "5"}}}}
+  trialTemplate:
+    primaryContainerName: training
+    trialParameters: [{{name: x, reference: x}}]
+    trialSpec:
+      apiVersion: batch/v1
+      kind: Job
+      spec:
+        template:
+          spec:
+            restartPolicy: Never
+            containers:
+              - name: training
+                image: python:3.11-slim
+                command: [python, -c, "print('loss=${{trialParameters.x}}')"]
+"""
+
+
+def test_a_name_too_long_for_kubernetes_labels_is_noted_for_that_backend(tmp_path: Path) -> None:
+    """A trial Job is named <experiment>-<8 characters> and that name becomes a label value
+    of its pods (at most 63): validate --backend kubernetes says so, naming the field; the
+    same file is fine locally, and the notes name where it cannot run."""
+    assert len(LONG_NAME) == 55
+    path = tmp_path / "long.yaml"
+    path.write_text(JOB_EXPERIMENT)
+    local = validate(path)
+    assert local.returncode == 0, local.stderr
+    assert "cannot run" not in local.stdout
+    on_kube = run_hyperflow("experiment", "validate", "-f", str(path), "--backend", "kubernetes")
+    assert on_kube.returncode == 0, on_kube.stderr  # valid Katib all the same
+    notes = [line.strip() for line in on_kube.stdout.splitlines() if "note:" in line]
+    assert notes == [
+        "note: cannot run on kubernetes: metadata.name: at most 54 characters on kubernetes "
+        "(got 55): a trial's Job is named <name>-<8 characters>, and a Job's name is a label "
+        "value of its pods (at most 63)"
+    ]
+    unknown = run_hyperflow("experiment", "validate", "-f", str(path), "--backend", "nomad")
+    assert unknown.returncode == 1 and "--backend: unknown backend 'nomad'" in unknown.stderr

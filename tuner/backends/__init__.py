@@ -76,6 +76,20 @@ def create_backend(
     return backend
 
 
+def backend_problems(name: str, experiment: Experiment, settings: TunerSettings) -> list[str]:
+    """Why ``experiment``'s command trials cannot run on backend ``name``, one line each,
+    without creating the backend (no cluster is joined): the module's ``problems``
+    function where it has one, else what :meth:`TrialBackend.problems` says by default."""
+    module = importlib.import_module(BACKENDS[check_backend_name(name)])
+    own = getattr(module, "problems", None)
+    if own is not None:
+        found: list[str] = own(experiment, settings)
+        return found
+    from tuner.runnable import local_problems
+
+    return local_problems(experiment)
+
+
 def stop_leftovers(
     name: str, settings: TunerSettings, experiment: Experiment, uid: str, trial_dirs: list[Path]
 ) -> str | None:
@@ -103,6 +117,7 @@ __all__ = [
     "TrialExit",
     "TrialRun",
     "UnknownBackend",
+    "backend_problems",
     "check_backend_name",
     "create_backend",
 ]

@@ -332,10 +332,7 @@ class KubernetesBackend(TrialBackend):
             )
 
     def problems(self, experiment: Experiment) -> list[str]:
-        from tuner.runnable import local_problems
-
-        # The command runs in the trial's image, not here; or the image's entrypoint does.
-        return local_problems(experiment, check_command_here=False, entrypoints=True)
+        return problems(experiment)
 
     def _wake(self) -> None:
         self._changed.set()
@@ -730,6 +727,30 @@ class KubernetesBackend(TrialBackend):
             detail = ": ".join(x for x in (last.get("reason"), last.get("message")) if x)
         head = f"exit code {code}" if code is not None else f"{self.object_kind} failed"
         return TrialExit(False, code, f"{head}: {detail}" if detail else head)
+
+
+# A trial's object is named ``<experiment>-<8 characters>`` and that name is a label
+# value (ours, and the Job's own ``job-name`` on its pods): at most 63 characters.
+_LABEL_VALUE_MAX = 63
+_TRIAL_SUFFIX = 9  # "-" and the suggestion's 8 characters
+
+
+def problems(experiment: Experiment, settings: TunerSettings | None = None) -> list[str]:
+    """Why ``experiment`` cannot run on ``kubernetes`` (``TrialBackend.problems``; also
+    ``experiment validate --backend kubernetes``, which builds no backend)."""
+    from tuner.runnable import local_problems
+
+    # The command runs in the trial's image, not here; or the image's entrypoint does.
+    found = local_problems(experiment, check_command_here=False, entrypoints=True)
+    name = experiment.metadata.name
+    longest = _LABEL_VALUE_MAX - _TRIAL_SUFFIX
+    if len(name) > longest:
+        found.append(
+            f"metadata.name: at most {longest} characters on kubernetes (got {len(name)}): "
+            f"a trial's Job is named <name>-<8 characters>, and a Job's name is a label "
+            f"value of its pods (at most {_LABEL_VALUE_MAX})"
+        )
+    return found
 
 
 def create(

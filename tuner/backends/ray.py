@@ -71,6 +71,19 @@ LOG_NAME = "trial.log"
 _CALLS = 32  # concurrent calls into the supervisor (its followers are threads of its own)
 
 
+def _problems(experiment: Experiment, address: str | None) -> list[str]:
+    from tuner.runnable import local_problems
+
+    # On a cluster given by address, the command may exist only on its nodes.
+    return local_problems(experiment, check_command_here=address is None)
+
+
+def problems(experiment: Experiment, settings: TunerSettings) -> list[str]:
+    """Why ``experiment``'s command trials cannot run on ``ray`` at
+    ``settings.ray_address`` (``experiment validate --backend ray``; no cluster joined)."""
+    return _problems(experiment, settings.ray_address)
+
+
 def create(
     settings: TunerSettings,
     *,
@@ -362,10 +375,7 @@ class RayBackend(TrialBackend):
         ray.kill(actor)
 
     def problems(self, experiment: Experiment) -> list[str]:
-        from tuner.runnable import local_problems
-
-        # On a cluster given by address, the command may exist only on its nodes.
-        return local_problems(experiment, check_command_here=self.address is None)
+        return _problems(experiment, self.address)
 
     def may_have_started(self, run: TrialRun) -> bool:
         supervisor = self._find_supervisor(run)
