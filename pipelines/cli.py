@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -213,7 +212,7 @@ class _LocalRuns:
 
     def delete(self, name: str, namespace: str) -> dict[str, Any]:
         from pipelines.objects import run_object
-        from pipelines.runner import owner_alive
+        from pipelines.runner import owner_alive, remove_run_folder
 
         store = _store()
         try:
@@ -224,9 +223,9 @@ class _LocalRuns:
                 )
             obj = run_object(record, [])
             store.delete_run(record.uid)
+            remove_run_folder(store, record)
         finally:
             store.close()
-        shutil.rmtree(record.pipeline_root, ignore_errors=True)
         return obj
 
 

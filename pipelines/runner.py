@@ -103,6 +103,59 @@ def owner_alive(run: RunRecord) -> bool:
     return run.owner_started is None or abs(started - run.owner_started) < 1.0
 
 
+def remove_run_folder(store: PipelineStore, record: RunRecord) -> None:
+    """Delete a run's folder (``pipeline_root``) after its rows.
+
+    Other runs' cache hits reuse this run's artifacts by path, as KFP's cache does; KFP
+    keeps a deleted run's artifacts in its object store, so those runs stay whole. Here
+    each such run first gets its own hard-linked copy (a copy across file systems) of what
+    it names, under ``<its folder>/from-<run name>-<uid>/``, and its paths are rewritten
+    to the copy in one transaction; only then is the folder removed. A crash before the
+    rewrite leaves the old paths valid; after it, the new ones."""
+    import shutil
+
+    root = Path(record.pipeline_root)
+    prefix = str(root).rstrip(os.sep) + os.sep
+    for run, tasks in store.referencing(prefix, record.uid):
+        base = Path(run.pipeline_root) / f"from-{record.name}-{record.uid[:8]}"
+
+        def moved(value: Any, base: Path = base) -> Any:
+            if isinstance(value, dict):
+                return {k: moved(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [moved(v) for v in value]
+            if isinstance(value, str) and value.startswith(prefix) and os.path.lexists(value):
+                target = base / value[len(prefix) :]
+                if not os.path.lexists(target):
+                    _link_copy(Path(value), target)
+                return str(target)
+            return value
+
+        store.rewrite_paths(
+            run.uid,
+            moved(run.outputs),
+            {t.id: (moved(t.inputs), moved(t.outputs)) for t in tasks},
+        )
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _link_copy(source: Path, target: Path) -> None:
+    """``source`` (a file or a folder) at ``target``: hard links where they can be made."""
+    import shutil
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, target, copy_function=link, symlinks=True)
+    else:
+        link(str(source), str(target))
+
+
 def run_pipeline(
     source: Any,
     arguments: dict[str, Any] | None = None,

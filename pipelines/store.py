@@ -7,13 +7,14 @@ cheap (no kfp, no mlflow): the CLI's read commands use it directly.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Text, cast, delete, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
@@ -178,6 +179,61 @@ class PipelineStore:
                 .values(owner_pid=pid, owner_started=started)
             )
             return bool(getattr(result, "rowcount", 0))
+
+    def referencing(
+        self, prefix: str, exclude_uid: str
+    ) -> list[tuple[RunRecord, list[TaskRecord]]]:
+        """Other runs whose outputs or tasks' inputs/outputs name a path under ``prefix`` (a
+        run folder: their cache hits reuse its artifacts), with those tasks."""
+        # As the JSON columns hold it (escaped, non-ASCII as \\u...), and as given.
+        forms = {prefix, json.dumps(prefix)[1:-1]}
+        patterns = [
+            "%" + f.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            for f in forms
+        ]
+
+        def like(column: Any) -> Any:
+            return or_(*(cast(column, Text).like(p, escape="\\") for p in patterns))
+
+        with self._session() as s:
+            tasks = s.scalars(
+                select(PipelineTaskRow)
+                .where(
+                    PipelineTaskRow.run_uid != exclude_uid,
+                    or_(like(PipelineTaskRow.inputs), like(PipelineTaskRow.outputs)),
+                )
+                .order_by(PipelineTaskRow.id)
+            ).all()
+            runs = s.scalars(
+                select(PipelineRunRow).where(
+                    PipelineRunRow.uid != exclude_uid,
+                    or_(
+                        PipelineRunRow.uid.in_({t.run_uid for t in tasks}),
+                        like(PipelineRunRow.outputs),
+                    ),
+                )
+            ).all()
+            return [(_run(run), [_task(t) for t in tasks if t.run_uid == run.uid]) for run in runs]
+
+    def rewrite_paths(
+        self,
+        run_uid: str,
+        run_outputs: dict[str, Any] | None,
+        tasks: dict[int, tuple[dict[str, Any] | None, dict[str, Any] | None]],
+    ) -> None:
+        """Set a run's outputs and its tasks' (id -> (inputs, outputs)) in one transaction."""
+        with self._session.begin() as s:
+            s.execute(
+                update(PipelineRunRow)
+                .where(PipelineRunRow.uid == run_uid)
+                .values(outputs=run_outputs)
+            )
+            for task_id, (inputs, outputs) in tasks.items():
+                s.execute(
+                    update(PipelineTaskRow)
+                    .where(PipelineTaskRow.id == task_id)
+                    .values(inputs=inputs, outputs=outputs)
+                )
 
     def delete_run(self, uid: str) -> None:
         with self._session.begin() as s:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import builtins
 import os
 import secrets
-import shutil
 import string
 from pathlib import Path
 from typing import Any
@@ -184,7 +183,7 @@ class PipelineRunHandlers:
     def delete(self, caller: Caller, namespace: str, name: str) -> dict[str, Any]:
         """Cancel the run if it runs here (its tasks killed), then delete its rows and
         folder. MLflow runs are kept."""
-        from pipelines.runner import owner_alive
+        from pipelines.runner import owner_alive, remove_run_folder
 
         record = self._record(caller, namespace, name)
         if self.manager.is_running(record.uid):
@@ -198,7 +197,7 @@ class PipelineRunHandlers:
             )
         obj = run_api_object(record, self.store.tasks(record.uid))
         self.store.delete_run(record.uid)
-        shutil.rmtree(record.pipeline_root, ignore_errors=True)
+        remove_run_folder(self.store, record)
         self.events.publish(
             DELETED, KIND, namespace, name, reason="Deleted", status={"state": record.state}
         )

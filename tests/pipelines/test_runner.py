@@ -255,3 +255,43 @@ def test_compiled_yaml_runs_like_the_function(run, tmp_path):
     assert result.state == "SUCCEEDED"
     assert result.run.source == str(path)
     assert sorted(t.outputs["parameters"]["Output"] for t in result.tasks) == list("abcd")
+
+
+@dsl.pipeline
+def cached_producer(text: str, marker: str) -> str:
+    data = write_data(text=text)  # cached: a second run reuses the first's file
+    return count_calls(data=data.outputs["out"], marker=marker).set_caching_options(False).output
+
+
+def test_deleting_a_run_keeps_what_other_runs_cache_hits_reuse(run, tmp_path):
+    """KFP keeps a deleted run's artifacts; here the runs whose cache hits name them get
+    their own copy (paths rewritten) before the deleted run's folder goes."""
+    from pipelines.cli import _LocalRuns
+    from pipelines.store import PipelineStore
+    from tuner.settings import TunerSettings
+
+    first = run(cached_producer, {"text": "reused", "marker": os.devnull})
+    second = run(cached_producer, {"text": "reused", "marker": os.devnull})
+    assert second.task("write-data").state == "CACHED"
+    old_uri = second.task("write-data").outputs["artifacts"]["out"][0]["uri"]
+    first_root = Path(first.run.pipeline_root)
+    assert Path(old_uri).is_relative_to(first_root)
+
+    _LocalRuns().delete(first.name, "default")
+    assert not first_root.exists()
+    store = PipelineStore(TunerSettings().store_url)
+    try:
+        record = store.get_run(second.name)
+        assert record is not None
+        tasks = {t.path: t for t in store.tasks(record.uid)}
+        assert store.get_run(first.name) is None
+    finally:
+        store.close()
+    new_uri = tasks["write-data"].outputs["artifacts"]["out"][0]["uri"]
+    assert Path(new_uri).is_relative_to(Path(record.pipeline_root)), new_uri
+    assert Path(new_uri).read_text() == "reused"
+    assert tasks["count-calls"].inputs["artifacts"]["data"][0]["uri"] == new_uri
+    assert tasks["write-data"].outputs["artifacts"]["out"][0]["metadata"] == {"rows": 1}
+
+    _LocalRuns().delete(second.name, "default")
+    assert not Path(record.pipeline_root).exists()
