@@ -964,6 +964,7 @@ class Orchestrator:
                 state,
                 node.outputs["artifacts"],
                 self._task_dir(node) if node.attempts > 0 else None,
+                node.outputs.get("parameters") or {},
             )
         self._notify(node)
 

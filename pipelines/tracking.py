@@ -5,7 +5,8 @@
   pipeline's arguments as params and the compiled spec as ``pipeline.yaml``;
 * one nested run per executed task (run name = the task's path), with its input
   parameters as params (input artifacts as their URIs), the metrics of its ``Metrics``
-  output artifacts as MLflow metrics, and its ``trial.log`` and output artifact files;
+  output artifacts and its numeric output parameters as MLflow metrics, and its
+  ``trial.log`` and output artifact files;
   a cache hit gets a run too (tag ``hyperflow.cached=true``, the metrics it reused).
 
 All of it goes through :class:`tuner.tracking.MlflowTracker`: queued, written by a
@@ -15,6 +16,7 @@ background thread, off the orchestrator's path. Nothing here imports mlflow.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -143,6 +145,7 @@ class PipelineTracker:
         state: str,
         artifacts: dict[str, list[dict[str, Any]]],
         task_dir: Path | None,
+        parameters: dict[str, Any] | None = None,
     ) -> None:
         now = time.time()
         observations: list[Observation] = []
@@ -159,6 +162,13 @@ class PipelineTracker:
                     if isinstance(value, int | float) and not isinstance(value, bool):
                         key = metric if len(metric_outputs) == 1 else f"{name}.{metric}"
                         observations.append(Observation(key, float(value), 0, now))
+        # A number the task returned (``-> float``, a NamedTuple's fields) is a metric by
+        # its output name, unless a Metrics output already has that name.
+        taken = {o.name for o in observations}
+        for name, value in (parameters or {}).items():
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if number and name not in taken and math.isfinite(value):
+                observations.append(Observation(name, float(value), 0, now))
         if observations:
             self._tracker.log_observations(path, observations)
         phase = _TASK_PHASE.get(state, TrialPhase.FAILED)

@@ -55,7 +55,8 @@ def test_run_and_tasks_are_mlflow_runs(run, mlflow_db: Path):
     assert set(children) == {"make-data", "evaluate"}
     evaluated = children["evaluate"]
     assert evaluated.info.status == "FINISHED"
-    assert evaluated.data.metrics == {"accuracy": 0.9, "rows": 9.0}
+    # the Metrics artifact's metrics, and the number it returned by its output name
+    assert evaluated.data.metrics == {"accuracy": 0.9, "rows": 9.0, "Output": 0.9}
     assert evaluated.data.params["data"].endswith("/make-data/artifacts/data")
     assert children["make-data"].data.params == {"rows": "9"}
     files = [a.path for a in client.list_artifacts(children["make-data"].info.run_id)]
@@ -67,7 +68,7 @@ def test_run_and_tasks_are_mlflow_runs(run, mlflow_db: Path):
         if r.data.tags.get("mlflow.parentRunId") == parents[second.name].info.run_id
     }
     assert cached["evaluate"].data.tags["hyperflow.cached"] == "true"
-    assert cached["evaluate"].data.metrics == {"accuracy": 0.9, "rows": 9.0}
+    assert cached["evaluate"].data.metrics == {"accuracy": 0.9, "rows": 9.0, "Output": 0.9}
 
 
 @dsl.component
