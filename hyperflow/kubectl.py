@@ -405,7 +405,7 @@ def apply(
     """Create what does not exist; change what does.
 
     Of an Experiment, the trial budget (maxTrialCount, parallelTrialCount,
-    maxFailedTrialCount) can change; its other fields are immutable."""
+    maxFailedTrialCount) can change; a change of another field is refused, naming it."""
     from hyperflow.client import ApiError
 
     docs = _documents(filename)
@@ -423,25 +423,16 @@ def apply(
                     client.request("POST", path, json=doc)
                     typer.echo(f"{resource.group}/{name} created")
                     continue
-                if resource.plural != "experiments":
-                    after = client.request("PUT", f"{path}/{name}", json=doc).json()
+                # The server compares the whole object; a change it cannot make (an
+                # Experiment's algorithm, say) is a 422 naming the field, reported below.
+                after = client.request("PUT", f"{path}/{name}", json=doc).json()
+                if resource.plural == "experiments":
+                    same = after.get("spec") == current.get("spec")
+                else:
                     same = after["metadata"].get("generation") == current["metadata"].get(
                         "generation"
                     )
-                    typer.echo(f"{resource.group}/{name} {'unchanged' if same else 'configured'}")
-                    continue
-                wanted = doc.get("spec") or {}
-                have = current.get("spec") or {}
-                patch = {
-                    k: wanted.get(k)
-                    for k in ("maxTrialCount", "parallelTrialCount", "maxFailedTrialCount")
-                    if k in wanted and wanted.get(k) != have.get(k)
-                }
-                if not patch:
-                    typer.echo(f"{resource.group}/{name} unchanged")
-                    continue
-                client.patch_experiment(name, {"spec": patch}, ns)
-                typer.echo(f"{resource.group}/{name} configured")
+                typer.echo(f"{resource.group}/{name} {'unchanged' if same else 'configured'}")
             except Exception as exc:
                 failed = _report(exc, resource, doc) or failed
     if failed:

@@ -101,6 +101,24 @@ async def create_experiment(
     return json_response(created, 200 if dry_run else 201)
 
 
+@router.put(f"{NS}/experiments/{{name}}", openapi_extra=OBJECT_BODY)
+async def replace_experiment(
+    namespace: str, name: str, request: Request, caller: CallerDep, plane: PlaneDep
+) -> Response:
+    """The whole Experiment again (``kubectl apply``): only spec.maxTrialCount,
+    spec.parallelTrialCount and spec.maxFailedTrialCount may differ from the stored one
+    (applied as the PATCH applies them); any other change is a 422 naming the field."""
+    raw, content_type = await request.body(), request.headers.get("content-type")
+    body = bodies.decode(raw, content_type)
+    try:
+        replaced = await run_in_threadpool(plane.experiments.replace, caller, namespace, name, body)
+    except Invalid as exc:
+        if bodies.is_yaml(content_type):
+            raise Invalid(exc.message, bodies.locate(raw, exc.details)) from None
+        raise
+    return json_response(replaced)
+
+
 read_routes(
     router,
     plural="experiments",

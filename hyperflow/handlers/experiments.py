@@ -139,6 +139,69 @@ class ExperimentHandlers:
         """Store and start an Experiment (Katib object as a mapping); 409 if the name is
         taken, 422 with every field error. ``dry_run`` (Kubernetes' ``dryRun=All``):
         every check, nothing stored; the answer is the Experiment with its defaults."""
+        experiment, base_dir = self._parse(caller, namespace, body)
+        md = experiment.metadata
+        if dry_run:
+            if self.store.get_experiment(namespace, md.name) is not None:
+                raise Conflict(f'experiments "{md.name}" already exists in namespace {namespace}')
+            return experiment.to_dict()
+        try:
+            record = self.store.create_experiment(
+                namespace,
+                md.name,
+                experiment.to_dict(),
+                str(base_dir) if base_dir else None,
+                self.settings.backend,
+                owner=OWNER,
+            )
+        except ExperimentExists:
+            raise Conflict(
+                f'experiments "{md.name}" already exists in namespace {namespace}'
+            ) from None
+        self.manager.start(record)
+        return self._object(record)
+
+    def replace(self, caller: Caller, namespace: str, name: str, body: Any) -> dict[str, Any]:
+        """The whole Experiment again (``PUT``, what ``kubectl apply`` sends): validated as
+        a new one, then compared with the stored spec (defaults filled in on both sides).
+        Only Katib's editable budget may differ, and is then applied as :meth:`patch`
+        applies it; any other changed field is a 422 naming it, never silently dropped."""
+        record = self._record(caller, namespace, name)
+        experiment, _ = self._parse(caller, namespace, body)
+        if experiment.metadata.name != name:
+            raise Invalid(
+                "the Experiment is invalid",
+                [
+                    FieldProblem(
+                        "metadata.name",
+                        f"{experiment.metadata.name!r} does not match the name in the URL "
+                        f"({name!r})",
+                    )
+                ],
+            )
+        old, new = record.spec.get("spec") or {}, experiment.to_dict().get("spec") or {}
+        changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+        fixed = [k for k in changed if k not in EDITABLE]
+        if fixed:
+            editable = ", ".join(f"spec.{k}" for k in EDITABLE)
+            raise Invalid(
+                f"experiment {namespace}/{name}: fields that cannot change were changed",
+                [
+                    FieldProblem(
+                        f"spec.{k}",
+                        f"may not change (only {editable} may); delete the experiment and "
+                        "create it again to change it",
+                    )
+                    for k in fixed
+                ],
+            )
+        if not changed:
+            return self._object(record)
+        return self.patch(caller, namespace, name, {"spec": {k: new.get(k) for k in changed}})
+
+    def _parse(self, caller: Caller, namespace: str, body: Any) -> tuple[Experiment, Path | None]:
+        """An Experiment request body checked as :meth:`create` takes it (422 with every
+        field error), with the folder its relative paths resolve against."""
         self._namespace(caller, namespace)
         if not isinstance(body, dict):
             raise Invalid("an Experiment must be a mapping (a YAML or JSON object)")
@@ -163,26 +226,7 @@ class ExperimentHandlers:
             problems += [FieldProblem(e.path, e.message) for e in exc.errors if e.path not in paths]
         if problems:
             raise Invalid("the Experiment is invalid", problems)
-        md = experiment.metadata
-        if dry_run:
-            if self.store.get_experiment(namespace, md.name) is not None:
-                raise Conflict(f'experiments "{md.name}" already exists in namespace {namespace}')
-            return experiment.to_dict()
-        try:
-            record = self.store.create_experiment(
-                namespace,
-                md.name,
-                experiment.to_dict(),
-                str(base_dir) if base_dir else None,
-                self.settings.backend,
-                owner=OWNER,
-            )
-        except ExperimentExists:
-            raise Conflict(
-                f'experiments "{md.name}" already exists in namespace {namespace}'
-            ) from None
-        self.manager.start(record)
-        return self._object(record)
+        return experiment, base_dir
 
     def list(
         self,

@@ -550,3 +550,29 @@ def test_a_replica_takes_over_an_experiment_whose_replica_died(
     done = wait_phase(server, "orphan")
     assert done["status"]["trialsSucceeded"] == 2
     assert not server.plane.manager.is_running("default", "busy")
+
+
+def test_put_of_an_experiment_takes_the_budget_and_refuses_other_changes(
+    server: Running, tmp_path: Path
+) -> None:
+    """PUT (kubectl apply's request): the same object is a no-op, the budget is applied,
+    any other field changed is a 422 naming it, a name other than the URL's too."""
+    body = experiment("put-me", tmp_path, max_trials=2, parallel=1, seconds=30)
+    assert server.http.post(f"{NS}/experiments", json=body).status_code == 201
+    same = server.http.put(f"{NS}/experiments/put-me", json=body)
+    assert same.status_code == 200 and same.json()["spec"]["maxTrialCount"] == 2
+    body["spec"]["parallelTrialCount"] = 2
+    changed = server.http.put(f"{NS}/experiments/put-me", json=body)
+    assert changed.status_code == 200 and changed.json()["spec"]["parallelTrialCount"] == 2
+    body["spec"]["parameters"][0]["feasibleSpace"]["max"] = "9"
+    body["spec"]["objective"]["goal"] = 0.5
+    refused = server.http.put(f"{NS}/experiments/put-me", json=body)
+    assert refused.status_code == 422, refused.text
+    paths = [d["path"] for d in refused.json()["details"]]
+    assert paths == ["spec.objective", "spec.parameters"]
+    other = {**body, "metadata": {**body["metadata"], "name": "someone-else"}}
+    mismatch = server.http.put(f"{NS}/experiments/put-me", json=other)
+    assert mismatch.status_code == 422
+    assert mismatch.json()["details"][0]["path"] == "metadata.name"
+    assert server.http.put(f"{NS}/experiments/nobody", json=body).status_code == 404
+    assert server.http.delete(f"{NS}/experiments/put-me").status_code == 200

@@ -137,6 +137,17 @@ def test_apply_creates_then_changes_the_budget(server: Running, tmp_path: Path) 
     _wait_done(server, "applied")
     got = server.http.get("/apis/v1/namespaces/default/experiments/applied").json()
     assert got["status"]["trials"] == 3
+    # Another field than the budget is refused naming it, never dropped as "unchanged"
+    # (with the budget beside it, nothing of it is applied either).
+    doc["spec"]["algorithm"] = {"algorithmName": "tpe"}
+    doc["spec"]["maxTrialCount"] = 5
+    path.write_text(yaml.safe_dump(doc))
+    refused = cli(server, "apply", "-f", str(path))
+    assert refused.returncode == 1, refused.stdout
+    assert "spec.algorithm: may not change" in refused.stderr, refused.stderr
+    got = server.http.get("/apis/v1/namespaces/default/experiments/applied").json()
+    assert got["spec"]["algorithm"]["algorithmName"] == "random"
+    assert got["spec"]["maxTrialCount"] == 3
 
 
 def test_a_file_with_a_key_given_twice_creates_nothing(server: Running, tmp_path: Path) -> None:
