@@ -232,10 +232,13 @@ class _Errors:
 
 
 def _client(server: str | None, token: str | None, namespace: str = "default") -> Client:
-    from hyperflow.client import Client
+    from hyperflow.client.client import Client, InvalidServer
 
     _check_names(namespace, what="namespace")
-    return Client(server=server, token=token, namespace=namespace)
+    try:
+        return Client(server=server, token=token, namespace=namespace)
+    except InvalidServer as exc:
+        raise _fail([exc.message]) from None
 
 
 def _check_names(*values: str | None, what: str = "resource name") -> None:

@@ -61,11 +61,9 @@ class ServerRuns:
 
 
 def connect(server: str | None, token: str | None) -> ServerRuns | None:
-    import os
+    from hyperflow.client.client import server_url  # httpx: only for the commands that read
 
-    from hyperflow.client.client import DEFAULT_SERVER  # httpx: only for the commands that read
-
-    url = (server or os.environ.get("HYPERFLOW_SERVER") or DEFAULT_SERVER).rstrip("/")
+    url = server_url(server)  # InvalidServer (one line) for an address that is no URL
     if not _answers(url):
         return None
     return ServerRuns(url, token)

@@ -20,8 +20,17 @@ from hyperflow.client.client import (
     ApiError,
     Client,
     InvalidName,
+    InvalidServer,
     ServerUnavailable,
     check_name,
 )
 
-__all__ = ["DEFAULT_SERVER", "ApiError", "Client", "InvalidName", "ServerUnavailable", "check_name"]
+__all__ = [
+    "DEFAULT_SERVER",
+    "ApiError",
+    "Client",
+    "InvalidName",
+    "InvalidServer",
+    "ServerUnavailable",
+    "check_name",
+]

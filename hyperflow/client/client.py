@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -42,6 +43,30 @@ class ApiError(RuntimeError):
 
 class ServerUnavailable(ApiError):
     """No server answers at the address."""
+
+
+class InvalidServer(ApiError, ValueError):
+    """A server address that is not an ``http://`` or ``https://`` URL, refused before
+    anything is sent (httpx would take ``localhost:8080`` as the scheme ``localhost``)."""
+
+
+def server_url(value: str | None = None) -> str:
+    """The server's base URL: ``value``, else ``$HYPERFLOW_SERVER``, else
+    http://127.0.0.1:8080; :class:`InvalidServer` unless it is ``http(s)://host[:port]``."""
+    url = (value or os.environ.get("HYPERFLOW_SERVER") or DEFAULT_SERVER).strip().rstrip("/")
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - a port that is not a number raises here
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InvalidServer(
+            0,
+            "--server / HYPERFLOW_SERVER must be an http:// or https:// URL such as "
+            f"{DEFAULT_SERVER}; got {url!r}",
+        )
+    return url
 
 
 class InvalidName(ApiError):
@@ -102,7 +127,7 @@ class Client(PipelineRunMethods):
         namespace: str = "default",
         timeout: float = 60.0,
     ) -> None:
-        self.server = (server or os.environ.get("HYPERFLOW_SERVER") or DEFAULT_SERVER).rstrip("/")
+        self.server = server_url(server)
         self.token = token if token is not None else os.environ.get("HYPERFLOW_TOKEN")
         self.namespace = namespace
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from hyperflow.client import ApiError, Client
@@ -254,6 +255,21 @@ def test_without_a_server_one_line_says_how_to_start_one(hyperflow_home: Path) -
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert "no hyperflow server answers" in line and "hyperflow server" in line
+
+
+def test_a_server_address_that_is_no_url_is_one_line(hyperflow_home: Path) -> None:
+    """httpx takes ``localhost:8080`` as the scheme ``localhost``: a traceback before."""
+    for args in (("get", "exp"), ("pipeline", "list")):
+        for address in ("localhost:8080", "http://host:port"):
+            result = run_hyperflow(*args, "--server", address)
+            assert result.returncode == 1, result.stdout
+            [line] = result.stderr.strip().splitlines()
+            assert line == (
+                "error: --server / HYPERFLOW_SERVER must be an http:// or https:// URL such as "
+                f"http://127.0.0.1:8080; got {address!r}"
+            )
+    with pytest.raises(ValueError, match="must be an http:// or https:// URL"):
+        Client(server="localhost:8080")
 
 
 def test_every_command_has_a_one_line_summary() -> None:
