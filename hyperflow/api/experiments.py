@@ -108,6 +108,7 @@ async def replace_experiment(
     """The whole Experiment again (``kubectl apply``): only spec.maxTrialCount,
     spec.parallelTrialCount and spec.maxFailedTrialCount may differ from the stored one
     (applied as the PATCH applies them); any other change is a 422 naming the field."""
+    plane.experiments.authorize(caller, namespace)
     raw, content_type = await request.body(), request.headers.get("content-type")
     body = bodies.decode(raw, content_type)
     try:

@@ -89,17 +89,25 @@ def check_name(value: str, what: str = "resource name") -> str:
 
 
 def _object_body(obj: Any, kind: str = "Experiment") -> dict[str, Any]:
-    """A dict, YAML text, or a spec object with ``to_dict()`` (its ``base_dir``, if any,
-    sent as the annotation relative paths resolve from). YAML text is read as spec files
+    """A dict, YAML text, a YAML file's path (its folder sent as the annotation relative
+    paths resolve from, as ``hyperflow create -f`` does), or a spec object with
+    ``to_dict()`` (its ``base_dir``, if any, sent the same way). YAML is read as spec files
     are (``serving.yamlfile``): invalid text raises its ``YamlError``, a ``ValueError``."""
     if isinstance(obj, dict):
         return obj
-    if isinstance(obj, str):
+    if isinstance(obj, str | os.PathLike):
         from serving import yamlfile  # the spec files' loader: safe, strict keys
 
-        data = yamlfile.load(obj)
+        path = Path(obj) if isinstance(obj, os.PathLike) else None
+        data = yamlfile.load(path.read_text() if path is not None else str(obj))
         if not isinstance(data, dict):
             raise ValueError(f"an {kind} must be a mapping")
+        if path is not None:
+            md = data.setdefault("metadata", {})
+            if isinstance(md, dict):
+                annotations = md.setdefault("annotations", {})
+                if isinstance(annotations, dict):
+                    annotations.setdefault(BASE_DIR_ANNOTATION, str(path.resolve().parent))
         return data
     to_dict = getattr(obj, "to_dict", None)
     if callable(to_dict):
@@ -225,7 +233,8 @@ class Client(PipelineRunMethods):
     # -- experiments (KatibClient's names) --------------------------------------------
 
     def create_experiment(self, experiment: Any, namespace: str | None = None) -> dict[str, Any]:
-        """Create an Experiment: a dict, YAML text or a ``tuner.spec`` Experiment."""
+        """Create an Experiment: a dict, YAML text, a YAML file's ``Path`` (relative trial
+        commands then resolve in its folder) or a ``tuner.spec`` Experiment."""
         body = _experiment_body(experiment)
         ns = namespace or (body.get("metadata") or {}).get("namespace") or self.namespace
         return self.request("POST", f"{API}/namespaces/{ns}/experiments", json=body).json()

@@ -28,7 +28,7 @@ from hyperflow.handlers.errors import (
     Unavailable,
 )
 from hyperflow.handlers.events import DELETED, MODIFIED, EventBus
-from hyperflow.handlers.folders import base_dir_of
+from hyperflow.handlers.folders import BASE_DIR_ANNOTATION, base_dir_of
 from hyperflow.handlers.names import check_dns_label
 from hyperflow.manager import OWNER, ExperimentManager
 from tuner.pids import pid_alive
@@ -202,7 +202,7 @@ class ExperimentHandlers:
     def _parse(self, caller: Caller, namespace: str, body: Any) -> tuple[Experiment, Path | None]:
         """An Experiment request body checked as :meth:`create` takes it (422 with every
         field error), with the folder its relative paths resolve against."""
-        self._namespace(caller, namespace)
+        self.authorize(caller, namespace)
         if not isinstance(body, dict):
             raise Invalid("an Experiment must be a mapping (a YAML or JSON object)")
         problems: list[FieldProblem] = []
@@ -224,9 +224,29 @@ class ExperimentHandlers:
         except SpecError as exc:
             paths = {p.path for p in problems}
             problems += [FieldProblem(e.path, e.message) for e in exc.errors if e.path not in paths]
+        if not problems and base_dir is None:
+            problems += self._relative_command(experiment)
         if problems:
             raise Invalid("the Experiment is invalid", problems)
         return experiment, base_dir
+
+    def _relative_command(self, experiment: Experiment) -> list[FieldProblem]:
+        """A trial command that is not found from the server's own folder, sent without the
+        folder it is relative to (a client that read a file sends it): refused now rather
+        than failing at start, saying what to send."""
+        from tuner.backends import backend_problems
+
+        found = backend_problems(self.settings.backend, experiment, self.settings)
+        return [
+            FieldProblem(
+                f"metadata.annotations[{BASE_DIR_ANNOTATION}]",
+                f"required here: {problem.removeprefix('trial command: ')} (the server's "
+                "folder); send the folder the command is relative to (hyperflow create -f "
+                "and Client.create_experiment(Path(...)) do), or use absolute paths",
+            )
+            for problem in found
+            if problem.startswith("trial command: ")
+        ]
 
     def list(
         self,
@@ -239,7 +259,7 @@ class ExperimentHandlers:
     ) -> paging.Page:
         """Experiments of ``namespace`` (None: every namespace the caller may see)."""
         if namespace is not None:
-            self._namespace(caller, namespace)
+            self.authorize(caller, namespace)
             namespaces: frozenset[str] | None = frozenset({namespace})
         else:
             namespaces = caller.visible()
@@ -528,16 +548,17 @@ class ExperimentHandlers:
 
     def check_namespace(self, caller: Caller, namespace: str) -> None:
         """422 for a namespace that is no DNS label, 403 for one the caller may not use."""
-        self._namespace(caller, namespace)
+        self.authorize(caller, namespace)
 
-    def _namespace(self, caller: Caller, namespace: str) -> None:
+    def authorize(self, caller: Caller, namespace: str) -> None:
+        """The namespace is a DNS label the caller may use (before a body is read)."""
         problems = check_dns_label(namespace, "namespace", what="a namespace")
         if problems:
             raise Invalid("invalid namespace", problems)
         caller.check(namespace)
 
     def _record(self, caller: Caller, namespace: str, name: str) -> ExperimentRecord:
-        self._namespace(caller, namespace)
+        self.authorize(caller, namespace)
         record = self.store.get_experiment(namespace, name)
         if record is None:
             raise NotFound(f'experiments "{name}" not found in namespace {namespace}')

@@ -576,3 +576,31 @@ def test_put_of_an_experiment_takes_the_budget_and_refuses_other_changes(
     assert mismatch.json()["details"][0]["path"] == "metadata.name"
     assert server.http.put(f"{NS}/experiments/nobody", json=body).status_code == 404
     assert server.http.delete(f"{NS}/experiments/put-me").status_code == 200
+
+
+def test_a_relative_command_sent_without_its_folder_is_refused_naming_what_to_send(
+    server: Running, tmp_path: Path
+) -> None:
+    """Without hyperflow.io/base-dir, `python trial.py` would run in the server's folder
+    and fail at start; it is a 422 now. A file's Path sent by the Python client carries its
+    folder, as `hyperflow create -f` does."""
+    import yaml
+
+    from hyperflow.client import Client
+
+    body = experiment("relative", tmp_path, max_trials=1, parallel=1)
+    del body["metadata"]["annotations"]
+    refused = server.http.post(f"{NS}/experiments", json=body)
+    assert refused.status_code == 422, refused.text
+    [detail] = refused.json()["details"]
+    assert detail["path"] == "metadata.annotations[hyperflow.io/base-dir]"
+    assert detail["message"].startswith("required here: script trial.py does not exist (in ")
+    assert "Client.create_experiment(Path(...))" in detail["message"]
+    assert server.http.get(f"{NS}/experiments/relative").status_code == 404
+    path = tmp_path / "relative.yaml"
+    path.write_text(yaml.safe_dump(body))
+    with Client(server=server.url) as client:
+        created = client.create_experiment(path)
+        assert created["metadata"]["annotations"]["hyperflow.io/base-dir"] == str(tmp_path)
+        done = client.wait_for_experiment_condition("relative", timeout=60, polling_interval=0.2)
+    assert done["status"]["trials"] == 1
