@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import typer
-from rich.console import Console
 
 from serving import terminal
 
@@ -29,7 +28,7 @@ pipeline_app = typer.Typer(
 )
 
 err = terminal.console(stderr=True, soft_wrap=True)  # the live task table: 160 columns piped
-out = Console(soft_wrap=True)
+out = terminal.console(soft_wrap=True)
 
 NAMESPACE = typer.Option("default", "-n", "--namespace", help="Namespace of the run.")
 

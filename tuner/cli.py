@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
+from serving import terminal
+
 if TYPE_CHECKING:
     pass
 
@@ -21,8 +23,9 @@ suggestion_app = typer.Typer(
 )
 
 # soft_wrap: long lines (field errors, paths) stay whole when output is not a terminal.
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+# 160 columns when piped (serving.terminal), so that tables are not squeezed to 80.
+err = terminal.console(stderr=True, soft_wrap=True)
+out = terminal.console(soft_wrap=True)
 
 
 # Where trials run: the same options on `experiment run` and `hyperflow server`.

@@ -48,8 +48,11 @@ def trials_table(
     objective = experiment.spec.objective.objective_metric_name
     params = [p.name for p in experiment.spec.parameters]
     table = Table(box=None, pad_edge=False, header_style="bold")
-    table.add_column("trial")
-    table.add_column("status")
+    # A trial's name is what `hyperflow logs` takes: never cut or folded.
+    table.add_column(
+        "trial", no_wrap=True, min_width=max((len(t.name) + 2 for t in trials), default=5)
+    )
+    table.add_column("status", no_wrap=True)
     for p in params:
         table.add_column(p, justify="right")
     table.add_column(objective, justify="right")

@@ -186,6 +186,22 @@ def test_piped_output_is_not_cut_at_80_columns(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     [bar] = [line for line in done.stderr.splitlines() if "3/3" in line]
     assert "best loss=" in bar and "…" not in bar, bar
+    # The read commands too: a row is one line with every column, names whole.
+    name = "a-rather-long-experiment-name-to-fill-the-line"
+
+    def piped(*args: str) -> list[str]:
+        result = subprocess.run(
+            hyperflow_cmd("experiment", *args), capture_output=True, text=True, timeout=60, env=env
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()
+
+    [row] = [line for line in piped("list") if name in line]
+    assert row.split()[1:5] == [name, "Succeeded", "ExperimentMaxTrialsReached", "3"], row
+    assert len(row.split()) == 6, row  # and the age
+    trial_rows = [line for line in piped("trials", name) if line.startswith(f"{name}-")]
+    assert len(trial_rows) == 3 and all("Succeeded" in r for r in trial_rows), trial_rows
+    assert sum(r.split()[1] == "*" for r in trial_rows) == 1, trial_rows
 
 
 def test_unknown_names_fail_cleanly(tmp_path: Path) -> None:
