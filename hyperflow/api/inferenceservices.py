@@ -12,8 +12,9 @@ from fastapi.responses import Response
 
 from hyperflow.api import bodies
 from hyperflow.api.deps import CallerDep, PlaneDep
-from hyperflow.api.experiments import OBJECT_BODY
+from hyperflow.api.experiments import OBJECT_BODY, DryRun
 from hyperflow.api.resources import NS, json_response, read_routes
+from hyperflow.handlers.errors import Invalid
 
 router = APIRouter(tags=["inferenceservices"])
 
@@ -40,13 +41,22 @@ _DEPLOY_BODY = {
 
 @router.post(f"{NS}/inferenceservices", status_code=201, openapi_extra=OBJECT_BODY)
 async def create_inferenceservice(
-    namespace: str, request: Request, caller: CallerDep, plane: PlaneDep
+    namespace: str, request: Request, caller: CallerDep, plane: PlaneDep, dry_run: DryRun = None
 ) -> Response:
-    """Create a KServe InferenceService (YAML or JSON): 201, 409 if the name exists."""
+    """Create a KServe InferenceService (YAML or JSON): 201, 409 if the name exists.
+    ``dryRun=All``: every check, nothing stored or started (200 with the object)."""
     plane.inferenceservices.authorize(caller, namespace)
-    body = bodies.decode(await request.body(), request.headers.get("content-type"))
-    created = await run_in_threadpool(plane.inferenceservices.create, caller, namespace, body)
-    return json_response(created, 201)
+    raw, content_type = await request.body(), request.headers.get("content-type")
+    body = bodies.decode(raw, content_type)
+    try:
+        created = await run_in_threadpool(
+            plane.inferenceservices.create, caller, namespace, body, dry_run=dry_run is not None
+        )
+    except Invalid as exc:
+        if bodies.is_yaml(content_type):  # each problem with its line in the YAML sent
+            raise Invalid(exc.message, bodies.locate(raw, exc.details)) from None
+        raise
+    return json_response(created, 200 if dry_run else 201)
 
 
 read_routes(

@@ -61,11 +61,21 @@ class InferenceServiceHandlers:
             raise Invalid("invalid namespace", problems)
         caller.check(namespace)
 
-    def create(self, caller: Caller, namespace: str, body: Any) -> dict[str, Any]:
+    def create(
+        self, caller: Caller, namespace: str, body: Any, *, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Store and deploy an InferenceService; 409 if the name is taken in the
-        namespace, 422 with every field error."""
+        namespace, 422 with every field error. ``dry_run`` (Kubernetes' ``dryRun=All``):
+        every check, nothing stored or started; the answer is the object as it would be
+        stored."""
         self.authorize(caller, namespace)
         obj, base_dir, isvc = _validate(namespace, body)
+        if dry_run:
+            if self.store.get(namespace, isvc.name) is not None:
+                raise Conflict(
+                    f'inferenceservices "{isvc.name}" already exists in namespace {namespace}'
+                )
+            return obj
         with self._lock:
             try:
                 record = self.store.create(namespace, isvc.name, obj, base_dir)

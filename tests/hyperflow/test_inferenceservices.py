@@ -202,6 +202,20 @@ def test_invalid_services_get_422_naming_each_field(server: Running, iris_models
     gone = isvc("iris", iris_models)
     gone["metadata"]["annotations"]["hyperflow.io/base-dir"] = "/no/such/folder"
     assert "no such folder" in problems(gone)["metadata.annotations[hyperflow.io/base-dir]"]
+    # dryRun=All (the UI's Create page, as it types): judged, never stored or started; a
+    # YAML body's problems carry their line.
+    dry = http.post(f"{API}/default/inferenceservices?dryRun=All", json=isvc("iris", iris_models))
+    assert dry.status_code == 200 and dry.json()["metadata"]["name"] == "iris", dry.text
+    text = yaml.safe_dump(isvc("iris", iris_models, minReplicas=-1), sort_keys=False)
+    r = http.post(
+        f"{API}/default/inferenceservices?dryRun=All",
+        content=text.encode(),
+        headers={"content-type": "application/yaml"},
+    )
+    assert r.status_code == 422, r.text
+    [detail] = r.json()["details"]
+    line = text.splitlines().index("    minReplicas: -1") + 1
+    assert (detail["path"], detail.get("line")) == ("spec.predictor.minReplicas", line)
     # Nothing of it was stored.
     assert http.get(f"{API}/default/inferenceservices").json()["items"] == []
     assert (
