@@ -37,13 +37,20 @@ async def _handler_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
     details = [
         {
             "path": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
             "message": str(e.get("msg", "")),
         }
-        for e in exc.errors()
+        for e in errors
     ]
+    if errors and all(e.get("loc", ("",))[0] in ("query", "path", "header") for e in errors):
+        # A bad query is the request's fault, not a field of an object: 400, naming it.
+        first = errors[0]
+        where = " ".join(str(p) for p in first.get("loc", ()))
+        message = f"invalid {where}: {first.get('msg', '')}; got {first.get('input')!r}"
+        return _error(400, {"error": message, "details": details})
     return _error(422, {"error": "invalid request", "details": details})
 
 

@@ -154,7 +154,7 @@ def test_bad_input_is_a_4xx_naming_every_field(server: Running, tmp_path: Path) 
     r = server.http.get(f"{NS}/experiments/nope/trials")
     assert r.status_code == 404 and "nope" in r.json()["error"]
     r = server.http.get(f"{NS}/experiments", params={"limit": -1})
-    assert r.status_code == 422 and r.json()["details"][0]["path"] == "query.limit"
+    assert r.status_code == 400 and r.json()["details"][0]["path"] == "query.limit"
     assert server.http.get("/no/such/path").json()["error"].startswith("no such endpoint")
 
 
@@ -604,3 +604,22 @@ def test_a_relative_command_sent_without_its_folder_is_refused_naming_what_to_se
         assert created["metadata"]["annotations"]["hyperflow.io/base-dir"] == str(tmp_path)
         done = client.wait_for_experiment_condition("relative", timeout=60, polling_interval=0.2)
     assert done["status"]["trials"] == 1
+
+
+def test_a_bad_query_is_a_400_naming_the_parameter(server: Running) -> None:
+    """As README says (400: bad query): the parameter, why, and what was given."""
+    for query, name in (
+        ("limit=abc", "limit"),
+        ("limit=-1", "limit"),
+        ("dryRun=Foo", "dryRun"),
+    ):
+        method = "POST" if name == "dryRun" else "GET"
+        r = server.http.request(method, f"{NS}/experiments?{query}", json={})
+        assert r.status_code == 400, (query, r.status_code, r.text)
+        body = r.json()
+        assert body["error"].startswith(f"invalid query {name}: "), body
+        assert body["error"].endswith(f"got {query.split('=')[1]!r}"), body
+        assert body["details"][0]["path"] == f"query.{name}"
+    # A body that is not an object of the right shape stays a 422 (its fields).
+    r = server.http.post(f"{NS}/experiments", json={"spec": {}})
+    assert r.status_code == 422
