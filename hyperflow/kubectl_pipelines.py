@@ -7,7 +7,6 @@ Like :mod:`hyperflow.kubectl`, a thin client: no kfp, no store, no pipelines pac
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -107,11 +106,9 @@ def _apply_arguments(run: dict[str, Any], pairs: list[str]) -> None:
 
 
 def _duration(status: dict[str, Any]) -> str:
-    started, finished = status.get("startedAt"), status.get("finishedAt")
-    if started is None:
-        return ""
-    seconds = (finished or time.time()) - started
-    return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    from pipelines.live import duration  # rich only: the read commands stay light
+
+    return duration(status.get("startedAt"), status.get("finishedAt"))
 
 
 def _task_counts(status: dict[str, Any]) -> str:

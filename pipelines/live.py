@@ -22,10 +22,24 @@ STYLES = {
 }
 
 
-def duration(started: float | None, finished: float | None) -> str:
-    if started is None:
+def epoch(value: Any) -> float | None:
+    """Seconds since the epoch of a time as stores keep it (a number) or as API objects
+    give it (RFC 3339 text); None for none."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    from datetime import datetime
+
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+def duration(started: Any, finished: Any) -> str:
+    """``1.3s`` / ``2m05s`` from a start and an end (now while running): numbers or RFC 3339."""
+    start, end = epoch(started), epoch(finished)
+    if start is None:
         return ""
-    seconds = (finished or time.time()) - started
+    seconds = (end or time.time()) - start
     return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from pipelines.store import RunRecord, TaskRecord
+
+
+def timestamp(ts: float | None) -> str | None:
+    """RFC 3339 in UTC with microseconds, as KFP's API gives its times (a task of 0.3 s
+    keeps its duration)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def shown_state(status: dict[str, Any]) -> str:
@@ -33,7 +42,7 @@ def _object(record: RunRecord, tasks: list[TaskRecord]) -> dict[str, Any]:
             "name": record.name,
             "namespace": record.namespace,
             "uid": record.uid,
-            "creationTimestamp": record.created_at,
+            "creationTimestamp": timestamp(record.created_at),
         },
         "spec": {
             "pipelineName": record.pipeline_name,
@@ -45,8 +54,8 @@ def _object(record: RunRecord, tasks: list[TaskRecord]) -> dict[str, Any]:
         "status": {
             "state": record.state,
             "message": record.message,
-            "startedAt": record.started_at,
-            "finishedAt": record.finished_at,
+            "startedAt": timestamp(record.started_at),
+            "finishedAt": timestamp(record.finished_at),
             "outputs": record.outputs,
             "pipelineRoot": record.pipeline_root,
             "mlflowRunId": record.mlflow_run_id,
@@ -59,8 +68,8 @@ def _object(record: RunRecord, tasks: list[TaskRecord]) -> dict[str, Any]:
                     "message": t.message,
                     "attempts": t.attempts,
                     "cachedFrom": t.cached_from,
-                    "startedAt": t.started_at,
-                    "finishedAt": t.finished_at,
+                    "startedAt": timestamp(t.started_at),
+                    "finishedAt": timestamp(t.finished_at),
                     "inputs": t.inputs,
                     "outputs": t.outputs,
                     "details": t.details,

@@ -269,13 +269,11 @@ def _task_log(task: TaskRecord, header: bool) -> bytes:
 
 
 def run_api_object(record: RunRecord, tasks: builtins.list[TaskRecord]) -> dict[str, Any]:
-    """The run object (``pipelines.objects.run_object``) with KFP's name for its
-    arguments (``spec.runtimeConfig.parameters``) and RFC 3339 times in metadata."""
+    """The run object (``pipelines.objects.run_object``, RFC 3339 times) with KFP's name
+    for its arguments (``spec.runtimeConfig.parameters``)."""
     from pipelines.objects import run_object
-    from tuner.status import rfc3339
 
     obj = run_object(record, tasks)
     obj["apiVersion"] = API_VERSION
-    obj["metadata"]["creationTimestamp"] = rfc3339(record.created_at)
     obj["spec"]["runtimeConfig"] = {"parameters": record.arguments}
     return obj

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -112,6 +113,19 @@ def test_kill_9_then_the_same_command_resumes(pipeline_file: Path, tmp_path: Pat
     done = json.loads(_cli("pipeline", "get", run["metadata"]["name"]).stdout)
     assert done["status"]["state"] == "SUCCEEDED" and "interrupted" not in done["status"]
     assert done["status"]["outputs"]["parameters"] == {"Output": "first done, slow done"}
+    # Times are RFC 3339 (UTC, microseconds), as KFP's API and every other object give them.
+    import datetime as dt
+
+    for when in (
+        done["metadata"]["creationTimestamp"],
+        done["status"]["startedAt"],
+        done["status"]["finishedAt"],
+        *(t["finishedAt"] for t in done["status"]["tasks"]),
+    ):
+        assert isinstance(when, str) and when.endswith("Z"), when
+        assert dt.datetime.fromisoformat(when.replace("Z", "+00:00")).tzinfo is not None
+    described = _cli("pipeline", "describe", run["metadata"]["name"]).stdout
+    assert re.search(r"slow .*SUCCEEDED .*\d+\.\ds", described), described  # a duration
 
 
 def test_ctrl_c_cancels_the_run_and_its_running_tasks(pipeline_file: Path, tmp_path: Path):
