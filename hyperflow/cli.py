@@ -71,8 +71,11 @@ def server(
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address to bind (non-loopback needs tokens)."
     ),
-    port: int = typer.Option(8080, "--port", help="API port."),
-    serving_port: int = typer.Option(8081, "--serving-port", help="Port of the inference router."),
+    # A fixed port each (not 0): trials are told the API's URL before it is bound.
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="API port."),
+    serving_port: int = typer.Option(
+        8081, "--serving-port", min=1, max=65535, help="Port of the inference router."
+    ),
     serving_url: str | None = typer.Option(
         None,
         "--serving-url",

@@ -323,8 +323,14 @@ class Client(PipelineRunMethods):
             if _has_condition(conditions, expected_condition):
                 return experiment
             if expected_condition != "Failed" and _has_condition(conditions, "Failed"):
+                # KatibClient's words, then the Failed condition's reason and message alone
+                # (it printed every condition as a Python list).
+                failed = [
+                    c for c in conditions if c.get("type") == "Failed" and c.get("status") == "True"
+                ][-1]
                 raise RuntimeError(
-                    f"Experiment: {ns}/{name} is Failed. Experiment conditions: {conditions}"
+                    f"Experiment: {ns}/{name} is Failed. {failed.get('reason', '')}: "
+                    f"{failed.get('message', '')}"
                 )
             left = deadline - time.monotonic()
             if left <= 0:

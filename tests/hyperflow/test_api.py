@@ -623,3 +623,24 @@ def test_a_bad_query_is_a_400_naming_the_parameter(server: Running) -> None:
     # A body that is not an object of the right shape stays a 422 (its fields).
     r = server.http.post(f"{NS}/experiments", json={"spec": {}})
     assert r.status_code == 422
+
+
+def test_waiting_for_a_failed_experiment_says_why_in_one_line(
+    server: Running, tmp_path: Path
+) -> None:
+    from hyperflow.client import Client
+
+    body = experiment("fails", tmp_path, max_trials=3, parallel=1)
+    body["spec"]["trialTemplate"]["command"] = [
+        "python",
+        "-c",
+        "raise SystemExit(3)  # ${trialParameters.x}",
+    ]
+    body["spec"]["maxFailedTrialCount"] = 1
+    with Client(server=server.url) as client:
+        client.create_experiment(body)
+        with pytest.raises(RuntimeError) as raised:
+            client.wait_for_experiment_condition("fails", timeout=60, polling_interval=0.2)
+    message = str(raised.value)
+    assert message.startswith("Experiment: default/fails is Failed. ExperimentFailed: "), message
+    assert "[{" not in message and "\n" not in message, message

@@ -250,3 +250,19 @@ def test_real_service_restart_is_recovered_through_restore() -> None:
                 )
     finally:
         client.shutdown()
+
+
+def test_serve_says_where_it_listens_and_when_it_stopped() -> None:
+    import signal
+    import subprocess
+
+    port = free_port()
+    args = hyperflow_cmd("suggestion", "serve", "--port", str(port))
+    with running(args, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line == f"hyperflow suggestion service on http://127.0.0.1:{port}"
+        wait_http_ok(f"http://127.0.0.1:{port}{PREFIX}/healthz", proc=proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == -signal.SIGTERM  # uvicorn re-raises it, as a server does
+        assert proc.stdout.read().strip() == "hyperflow suggestion service: stopped"

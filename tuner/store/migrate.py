@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import zlib
 from collections.abc import Iterator, Sequence
@@ -119,8 +120,19 @@ def _run_upgrade(connection: Connection, schema: Schema, revision: str | None) -
         # Made before migrations: its tables are the baseline revision's.
         command.stamp(config, schema.baseline)
         connection.commit()
-    command.upgrade(config, "head")
+    # alembic says each step at INFO (a dozen lines on a server's first start); one line
+    # here instead, at DEBUG-quiet INFO of our own logger.
+    steps = logging.getLogger("alembic.runtime.migration")
+    level = steps.level
+    steps.setLevel(logging.WARNING)
+    try:
+        command.upgrade(config, "head")
+    finally:
+        steps.setLevel(level)
     connection.commit()
+    logging.getLogger(__name__).info(
+        "store: %s tables upgraded from %s to %s", schema.name, revision or "nothing", schema.head
+    )
 
 
 @contextlib.contextmanager

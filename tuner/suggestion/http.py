@@ -288,7 +288,23 @@ def serve(host: str, port: int, token: str | None) -> None:
         )
     import uvicorn
 
-    uvicorn.Server(server_config(create_app(token=token), host, port)).run()
+    shown = f"[{host}]" if ":" in host else host
+
+    class Announcing(uvicorn.Server):
+        """uvicorn logs at warning level here: one line once it listens (not when the
+        port is taken: that is uvicorn's error, and it exits 1)."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                print(f"hyperflow suggestion service on http://{shown}:{port}", flush=True)
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            await super().shutdown(sockets=sockets)
+            # Before uvicorn re-raises the signal that stopped it (the exit status says it).
+            print("hyperflow suggestion service: stopped", flush=True)
+
+    Announcing(server_config(create_app(token=token), host, port)).run()
 
 
 def server_config(app: Any, host: str, port: int) -> Any:
