@@ -187,6 +187,13 @@ def run(
     except BackendError as exc:
         raise _fail(f"--backend {settings.backend}: {str(exc).removeprefix('backend: ')}") from None
     except SuggestionError as exc:
+        store = Store(settings.store_url)
+        try:
+            stored = store.get_experiment(experiment.metadata.namespace, experiment.metadata.name)
+        finally:
+            store.close()
+        if stored is None:  # the service did not answer before anything was stored
+            raise _fail(f"{exc}; nothing was run or stored") from None
         raise _fail(f"{exc} (the experiment was not finished: run again to resume)") from None
     if outcome.unwritten is not None:
         # What is missing was logged just above, one line.

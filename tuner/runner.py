@@ -83,7 +83,9 @@ def make_suggestion_client(url: str | None, store: Store, namespace: str) -> Sug
             for t in trials
         ]
 
-    return HttpSuggestionClient(url, history=history)
+    client = HttpSuggestionClient(url, history=history)
+    client.check()  # ServiceError naming the URL when nothing answers there
+    return client
 
 
 def run_experiment(
@@ -172,12 +174,14 @@ def _run(
             # here) boots while the tracker, the suggestion service and the controller are
             # set up; the controller's own prestart call then finds it running.
             backend.prestart(experiment.spec.parallel_trial_count)
+        # Before the tracker and before anything is stored: an unreachable service is
+        # one error, and leaves no experiment behind.
+        suggestion = make_suggestion_client(suggestion_url, store, md.namespace)
         tracker: Tracker = (
             MlflowTracker(uri, artifact_root=settings.home / "mlartifacts")
             if tracking
             else NullTracker()
         )
-        suggestion = make_suggestion_client(suggestion_url, store, md.namespace)
         controller = ExperimentController(
             experiment,
             store=store,

@@ -237,11 +237,14 @@ def test_run_with_suggestion_service(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     path = _write(tmp_path, _spec(name="remote-suggest", max_trials=3))
-    # The service is not up yet: a clean error, and the experiment is not marked Failed.
-    down = _cli("run", "-f", str(path), "--no-mlflow", "--suggestion-url", url)
-    assert down.exit_code == 1 and "unreachable" in down.stderr, down.output
-    stored = json.loads(_cli("get", "remote-suggest", "-o", "json").stdout)["status"]
-    assert not any(c["type"] == "Failed" for c in stored["conditions"]), stored
+    # The service is not up yet: one clean error before anything is stored (it left an
+    # Interrupted experiment of no trials behind).
+    down = _cli("run", "-f", str(path), "--suggestion-url", url)
+    assert down.exit_code == 1, down.output
+    [line] = down.stderr.strip().splitlines()
+    assert line.startswith(f"error: suggestion service unreachable at {url}"), line
+    assert line.endswith("; nothing was run or stored"), line
+    assert _cli("get", "remote-suggest").exit_code == 1  # not found
     with running(
         hyperflow_cmd("suggestion", "serve", "--port", str(port)),
         cwd=REPO,

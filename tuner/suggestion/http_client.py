@@ -70,6 +70,17 @@ class HttpSuggestionClient(SuggestionClient):
         meta = experiment.metadata
         return f"{PREFIX}/experiments/{meta.namespace}/{meta.name}/{action}"
 
+    def check(self, timeout: float = 5.0) -> None:
+        """The service answers its health check; ServiceError naming the URL otherwise."""
+        try:
+            response = self._http.get(f"{PREFIX}/healthz", timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise ServiceError(
+                f"suggestion service unreachable at {self._http.base_url}: {exc}"
+            ) from exc
+        if response.status_code != 200:
+            self._raise(response)
+
     def _post(self, url: str, body: dict[str, Any]) -> httpx.Response:
         try:
             return self._http.post(url, json=body)
