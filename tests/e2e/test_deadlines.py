@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_experiments import _alive, _by, _categorical, _run, _script
+from tests.e2e.test_experiments import _by, _categorical, _run, _script
+from tests.util import pid_running
 from tuner.sdk import search, tune
 from tuner.spec import SpecError, parse_experiment
 
@@ -69,7 +70,7 @@ def test_a_job_past_its_active_deadline_is_killed_and_failed(tmp_path: Path) -> 
         DEADLINE_MESSAGE,
     )
     pid = int(Path(slow.trial_dir, "pid").read_text().split()[0])
-    assert not _alive(pid), "the trial outlived its deadline"
+    assert not pid_running(pid), "the trial outlived its deadline"
     assert fast.phase.value == "Succeeded"
     assert record.phase.value == "Succeeded", record.message
 
