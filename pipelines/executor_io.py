@@ -29,6 +29,15 @@ def typed(value: Any, definition: dict[str, Any] | None) -> Any:
     return value
 
 
+# What viewers (MLflow's artifact pane, a browser) know a file by: an HTML or Markdown
+# output gets its extension (the component writes to ``.path`` whatever it is).
+_SUFFIXES = {"system.HTML": ".html", "system.Markdown": ".md"}
+
+
+def _suffix(definition: dict[str, Any]) -> str:
+    return _SUFFIXES.get(definition.get("artifactType", {}).get("schemaTitle", ""), "")
+
+
 def executor_input(
     component: dict[str, Any], inputs: Outputs, task_dir: Path, where: str
 ) -> dict[str, Any]:
@@ -66,7 +75,7 @@ def executor_input(
                         {
                             "name": name,
                             "type": definition.get("artifactType", {}),
-                            "uri": str(task_dir / "artifacts" / name),
+                            "uri": str(task_dir / "artifacts" / (name + _suffix(definition))),
                             "metadata": {},
                         }
                     ]

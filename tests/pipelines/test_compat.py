@@ -837,6 +837,9 @@ def test_classification_metrics_html_markdown(run):
     ]
     assert Path(outputs["html"][0]["uri"]).read_text() == "<h1>report</h1>"
     assert outputs["markdown"][0]["type"]["schemaTitle"] == "system.Markdown"
+    # Viewers know them by their extension (MLflow's artifact pane renders .html and .md).
+    assert outputs["html"][0]["uri"].endswith("/artifacts/html.html")
+    assert outputs["markdown"][0]["uri"].endswith("/artifacts/markdown.md")
 
 
 # -- pipeline_with_parallelfor_parallelism: at most `parallelism` iterations at once --------------

@@ -4,7 +4,7 @@
 from pathlib import Path
 
 from kfp import dsl
-from kfp.dsl import Dataset, Metrics, Model, Output
+from kfp.dsl import HTML, Dataset, Metrics, Model, Output
 
 
 @dsl.component
@@ -114,3 +114,28 @@ def test_a_run_is_in_mlflow_when_it_returns_written_by_a_thread_of_its_process(
     }
     log = client.download_artifacts(children["fail"].info.run_id, "trial.log")
     assert "ValueError: no" in Path(log).read_text()
+
+
+@dsl.component
+def report(page: Output[HTML]):
+    with open(page.path, "w") as f:
+        f.write("<h1>report</h1>")
+
+
+@dsl.pipeline(name="reported")
+def reported():
+    report()
+
+
+def test_an_html_output_is_an_html_file_in_mlflow(run, mlflow_db: Path):
+    from mlflow import MlflowClient
+
+    done = run(reported, track=True)
+    client = MlflowClient(tracking_uri=f"sqlite:///{mlflow_db}")
+    [task] = client.search_runs(
+        [client.get_experiment_by_name("reported").experiment_id],
+        filter_string="tags.mlflow.runName = 'report'",
+    )
+    files = [a.path for a in client.list_artifacts(task.info.run_id)]
+    assert "page.html" in files, files
+    assert done.task("report").outputs["artifacts"]["page"][0]["uri"].endswith("page.html")
