@@ -703,7 +703,11 @@ class Orchestrator:
         return dict(executor)
 
     def _task_dir(self, node: Node) -> Path:
-        return self.root_dir / node.path
+        # Task names are checked at load (pipelines.spec); here too, before any rmtree.
+        task_dir = self.root_dir / node.path
+        if not task_dir.resolve().is_relative_to(self.root_dir.resolve()):
+            raise PipelineError(f"task {node.path!r} is outside the run's folder")
+        return task_dir
 
     def _run_importer(self, node: Node) -> None:
         node.started_at = time.time()

@@ -124,7 +124,27 @@ def _checked(spec: dict[str, Any], where: str) -> dict[str, Any]:
         json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
     except json_format.ParseError as exc:
         raise PipelineError(f"{where} is not a valid PipelineSpec: {exc}") from None
+    _check_task_names(spec, where)
     return spec
+
+
+# A task's name is a folder of the run (``<pipeline root>/<task path>``): one path segment.
+# kfp's compiler makes them DNS labels (``add``, ``for-loop-2``); a hand-written spec may
+# not name ``..`` or ``a/b`` and reach outside the run's folder.
+_TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
+
+
+def _check_task_names(spec: dict[str, Any], where: str) -> None:
+    dags = [("root", spec.get("root", {}))]
+    dags += [(f"components.{k}", v) for k, v in (spec.get("components") or {}).items()]
+    for owner, component in dags:
+        tasks = ((component or {}).get("dag") or {}).get("tasks") or {}
+        for name in tasks:
+            if not _TASK_NAME.fullmatch(name):
+                raise PipelineError(
+                    f"{where}: task {name!r} of {owner}.dag.tasks is not a valid task name "
+                    "(letters, digits, '-', '_' and '.', starting with a letter or digit)"
+                )
 
 
 def compile_pipeline(function: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ events, and a run that survives ``kill -9`` of the server."""
 
 # No `from __future__ import annotations`: kfp reads the components' annotations.
 
+import copy
 import os
 import signal
 import subprocess
@@ -234,6 +235,18 @@ def test_bad_runs_are_refused_naming_the_field(server: Running, tmp_path: Path) 
     not_a_pipeline = post(run(pipelineSpec={"hello": "world"}))
     assert not_a_pipeline.status_code == 422
     assert not_a_pipeline.json()["details"][0]["path"] == "spec.pipelineSpec"
+    # A task name is a folder of the run: one that climbs out of it is refused (it made
+    # and emptied folders outside the pipeline root, another namespace's too).
+    outside = tmp_path / "outside"
+    escaping = copy.deepcopy(pipeline)
+    tasks = escaping["root"]["dag"]["tasks"]
+    first = next(iter(tasks))
+    tasks[f"../../../../../../../../../..{outside}"] = tasks.pop(first)
+    refused = post(run(pipelineSpec=escaping, runtimeConfig={"parameters": {"a": 1}}))
+    assert refused.status_code == 422, refused.text
+    [detail] = refused.json()["details"]
+    assert detail["path"] == "spec.pipelineSpec" and "not a valid task name" in detail["message"]
+    assert not outside.exists()
     several = post(
         {"kind": "Experiment", "metadata": {"name": "Bad_Name"}, "spec": {"parallelism": 0}}
     )
