@@ -917,7 +917,7 @@ class Orchestrator:
 
     def _reuse(self, node: Node) -> bool:
         assert node.cache_key is not None
-        for run, task in self.store.cached_tasks(node.cache_key):
+        for run, task in self.store.cached_tasks(node.cache_key, self.run_record.namespace):
             outputs = task.outputs or _empty()
             present = all(
                 os.path.exists(a["uri"])

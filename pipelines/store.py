@@ -277,12 +277,21 @@ class PipelineStore:
                 )
             )
 
-    def cached_tasks(self, cache_key: str, limit: int = 5) -> list[tuple[RunRecord, TaskRecord]]:
-        """Executions that SUCCEEDED with this cache key (cache hits excluded), newest first."""
+    def cached_tasks(
+        self, cache_key: str, namespace: str, limit: int = 5
+    ) -> list[tuple[RunRecord, TaskRecord]]:
+        """Executions in ``namespace`` that SUCCEEDED with this cache key (cache hits
+        excluded), newest first. Another namespace's are never reused: they would hand its
+        outputs, run names and folders to a user who may not read them."""
         with self._session() as s:
             rows = s.scalars(
                 select(PipelineTaskRow)
-                .where(PipelineTaskRow.cache_key == cache_key, PipelineTaskRow.state == "SUCCEEDED")
+                .join(PipelineRunRow, PipelineRunRow.uid == PipelineTaskRow.run_uid)
+                .where(
+                    PipelineTaskRow.cache_key == cache_key,
+                    PipelineTaskRow.state == "SUCCEEDED",
+                    PipelineRunRow.namespace == namespace,
+                )
                 .order_by(PipelineTaskRow.finished_at.desc())
                 .limit(limit)
             )

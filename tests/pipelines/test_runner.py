@@ -295,3 +295,17 @@ def test_deleting_a_run_keeps_what_other_runs_cache_hits_reuse(run, tmp_path):
 
     _LocalRuns().delete(second.name, "default")
     assert not Path(record.pipeline_root).exists()
+
+
+def test_the_cache_is_kept_per_namespace(run):
+    """A cache hit hands over the outputs, the run's name and folder of the execution it
+    reuses: never another namespace's (a user of "b" learned what "a" ran, and got it)."""
+    args = {"text": "private", "marker": os.devnull}
+    first = run(cached_producer, args, namespace="team-a")
+    assert first.task("write-data").state == "SUCCEEDED"
+    other = run(cached_producer, args, namespace="team-b")
+    assert other.task("write-data").state == "SUCCEEDED"  # ran again, nothing of team-a's
+    assert other.task("write-data").cached_from is None
+    again = run(cached_producer, args, namespace="team-a")
+    assert again.task("write-data").state == "CACHED"
+    assert again.task("write-data").cached_from == f"{first.name}/write-data"
