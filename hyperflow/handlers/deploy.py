@@ -19,7 +19,7 @@ from hyperflow.handlers.auth import Caller
 from hyperflow.handlers.errors import Conflict, FieldProblem, Invalid, Unavailable
 from hyperflow.handlers.experiments import ExperimentHandlers
 from hyperflow.handlers.inferenceservices import InferenceServiceHandlers
-from hyperflow.handlers.names import check_dns_label
+from hyperflow.handlers.names import check_dns_label, model_name_problem
 from hyperflow.services import KIND
 from serving.spec import API_VERSION, FRAMEWORK_KEYS
 
@@ -108,6 +108,10 @@ class DeployBestHandlers:
     ) -> tuple[dict[str, Any], bool]:
         self.services.authorize(caller, namespace)
         request = deploy_request(body)
+        if request.model_name is not None:
+            problem = model_name_problem(namespace, request.model_name)
+            if problem is not None:
+                raise Invalid("invalid deploy-best request", [FieldProblem("modelName", problem)])
         saved = self.experiments.best_saved(caller, namespace, experiment)
         where = f"experiment {namespace}/{experiment}"
         if saved.trial is None:

@@ -30,7 +30,7 @@ from hyperflow.handlers.errors import (
 )
 from hyperflow.handlers.events import ADDED, DELETED, MODIFIED, EventBus
 from hyperflow.handlers.folders import base_dir_of
-from hyperflow.handlers.names import check_dns_label
+from hyperflow.handlers.names import check_dns_label, model_name_problem
 from hyperflow.services import KIND, ServiceManager, ServiceState, revision_name
 from hyperflow.store.services import ServiceChanged, ServiceExists, ServiceRecord, ServiceStore
 from serving.runtimes import deploy_problems
@@ -368,15 +368,18 @@ def _validate(
         paths = {p.path for p in problems}
         problems += [FieldProblem(e.path, e.message) for e in exc.errors if e.path not in paths]
     if isvc is not None:
-        problems += _deploy_problems(isvc, base_dir)
+        problems += _deploy_problems(isvc, base_dir, namespace)
     if problems or isvc is None:
         raise Invalid("the InferenceService is invalid", problems)
     return obj, str(base_dir) if base_dir is not None else None, isvc
 
 
-def _deploy_problems(isvc: InferenceService, base_dir: Path | None) -> builtins.list[FieldProblem]:
+def _deploy_problems(
+    isvc: InferenceService, base_dir: Path | None, namespace: str
+) -> builtins.list[FieldProblem]:
     """What the server cannot run (a format, protocol or scheme not served locally; a
-    local path it cannot resolve), as field problems: refused now, not failed later."""
+    local path it cannot resolve; another namespace's registered model), as field
+    problems: refused now, not failed later."""
     problems = []
     for text in deploy_problems(isvc.predictor):
         path, sep, message = text.partition(": ")
@@ -384,6 +387,13 @@ def _deploy_problems(isvc: InferenceService, base_dir: Path | None) -> builtins.
             FieldProblem(path, message) if sep else FieldProblem("spec.predictor", text)
         )
     uri = isvc.predictor.storage_uri
+    if not problems and uri is not None and storage_scheme(uri) == "models":
+        rest = uri[len("models:/") :].strip("/")
+        if "/" in rest or "@" in rest:  # a registered model (models:/m-<id> is an id)
+            problem = model_name_problem(namespace, rest.split("@", 1)[0].split("/", 1)[0])
+            if problem is not None:
+                key = isvc.predictor.implementations()[0]
+                return [FieldProblem(f"spec.predictor.{key}.storageUri", problem)]
     if problems or uri is None or storage_scheme(uri) not in ("local", "file"):
         return problems
     key = isvc.predictor.implementations()[0]

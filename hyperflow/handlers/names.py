@@ -19,3 +19,22 @@ def check_dns_label(value: object, path: str, what: str = "a name") -> list[Fiel
             )
         ]
     return []
+
+
+def model_name_problem(namespace: str, model: str) -> str | None:
+    """Whether namespace ``namespace`` may use the MLflow registered model ``model``.
+
+    One Model Registry serves every namespace, so a model's name says whose it is: deploy-
+    best registers ``<namespace>.<experiment>`` outside ``default`` and ``<experiment>`` in
+    it. A namespace may write and serve only its own: ``<namespace>.*``, or, in
+    ``default``, a name without a ``.`` (a dotted one is another namespace's)."""
+    if namespace == "default":
+        if "." not in model:
+            return None
+        return (
+            f"{model!r} is another namespace's model (names with a '.' are "
+            "<namespace>.<name>); in namespace default use a name without '.'"
+        )
+    if model.startswith(f"{namespace}.") and len(model) > len(namespace) + 1:
+        return None
+    return f"must be a model of namespace {namespace}: {namespace}.<name>; got {model!r}"

@@ -202,6 +202,15 @@ def test_invalid_services_get_422_naming_each_field(server: Running, iris_models
     gone = isvc("iris", iris_models)
     gone["metadata"]["annotations"]["hyperflow.io/base-dir"] = "/no/such/folder"
     assert "no such folder" in problems(gone)["metadata.annotations[hyperflow.io/base-dir]"]
+    # One Model Registry serves every namespace: another namespace's model is refused.
+    found = problems(isvc("iris", None, "models:/team-b.secret/1"))
+    assert "another namespace's model" in found["spec.predictor.model.storageUri"]
+    r = http.post(
+        f"{API}/default/experiments/anything/deploy-best",
+        json={"service": "digits", "modelName": "team-b.sklearn-digits"},
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["details"][0]["path"] == "modelName"
     # dryRun=All (the UI's Create page, as it types): judged, never stored or started; a
     # YAML body's problems carry their line.
     dry = http.post(f"{API}/default/inferenceservices?dryRun=All", json=isvc("iris", iris_models))
