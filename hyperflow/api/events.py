@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -59,6 +60,8 @@ async def _respond(
     async def body() -> AsyncIterator[bytes]:
         yield b": watching\n\n"
         async for event in stream:
+            if not await asyncio.to_thread(plane.tokens.still_valid, caller):
+                return  # revoked while watching: nothing more of it is sent
             yield _sse(event)
 
     return StreamingResponse(

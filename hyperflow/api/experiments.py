@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -192,7 +194,14 @@ def trial_log(
 ) -> Response:
     log = plane.experiments.trial_log(caller, namespace, name, trial)
     if follow:
-        return StreamingResponse(log.follow(), media_type="text/plain; charset=utf-8")
+
+        async def followed() -> AsyncIterator[bytes]:
+            async for chunk in log.follow():
+                if not await asyncio.to_thread(plane.tokens.still_valid, caller):
+                    return  # the token was revoked while it followed
+                yield chunk
+
+        return StreamingResponse(followed(), media_type="text/plain; charset=utf-8")
     return Response(log.read(), media_type="text/plain; charset=utf-8")
 
 

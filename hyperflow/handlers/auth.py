@@ -92,6 +92,15 @@ class Tokens:
             raise Unauthorized("invalid or revoked bearer token")
         return Caller(record.id, frozenset(record.namespaces), record.admin)
 
+    def still_valid(self, caller: Caller) -> bool:
+        """Whether ``caller``'s token still holds (a stream checks it as it goes: a token
+        revoked while it watches is cut off at once, as every new request is)."""
+        if caller is LOCAL_ADMIN:
+            return True
+        if caller is ANONYMOUS:
+            return not self.required()  # a first token makes anonymous calls stop
+        return self.store.get(caller.name) is not None
+
     def create(
         self,
         caller: Caller,

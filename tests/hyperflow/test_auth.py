@@ -342,3 +342,28 @@ def test_serving_url_must_be_http(hyperflow_home: Path) -> None:
     )
     assert result.returncode == 2
     assert "--serving-url must start with http:// or https://" in result.stderr
+
+
+def test_a_token_revoked_while_it_watches_gets_nothing_more(
+    secured: tuple[Running, dict[str, str]], tmp_path: Path
+) -> None:
+    """README: revocation takes effect at once. An open event stream of the revoked token
+    ended with the next event, not after sending it (it went on for ever)."""
+    server, tokens = secured
+    _, watcher = server.plane.tokens.create(LOCAL_ADMIN, ["b"])
+    url = f"{server.url}/apis/v1/namespaces/b/events?watch=true"
+    lines: list[str] = []
+    with httpx.stream("GET", url, headers=_auth(watcher), timeout=30) as stream:
+        chunks = stream.iter_lines()
+        assert next(chunks) == ": watching"
+        token_id = watcher.split("_")[1]
+        server.plane.tokens.revoke(LOCAL_ADMIN, token_id)
+        created = server.http.post(
+            "/apis/v1/namespaces/b/experiments",
+            json=experiment("after-revoke", tmp_path, max_trials=1, parallel=1),
+            headers=_auth(tokens["b"]),
+        )
+        assert created.status_code == 201
+        lines.extend(chunks)  # ends: the server closed the stream at that event
+    assert not any("after-revoke" in line for line in lines), lines
+    assert server.http.get(url, headers=_auth(watcher)).status_code == 401
