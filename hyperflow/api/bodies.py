@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import yaml
@@ -72,9 +73,17 @@ def _json(raw: bytes) -> Any:
             _text(raw), parse_constant=_reject_constant, object_pairs_hook=_unique_keys
         )
     except ValueError as exc:
-        raise BadRequest(f"invalid JSON: {exc}") from None
+        raise BadRequest(f"invalid JSON: {_reason(exc)}") from None
     except RecursionError:
         raise BadRequest("invalid JSON: nested too deeply") from None
+
+
+def _reason(exc: ValueError) -> str:
+    """The parser's words, but for Python's cap on integer digits (its message tells the
+    client to call ``sys.set_int_max_str_digits()``)."""
+    if "integer string conversion" in str(exc):
+        return f"a number has more than {sys.get_int_max_str_digits()} digits"
+    return str(exc)
 
 
 def _yaml(raw: bytes) -> Any:
@@ -87,6 +96,8 @@ def _yaml(raw: bytes) -> Any:
         raise BadRequest(str(exc)) from None
     except RecursionError:
         raise BadRequest("invalid YAML: nested too deeply") from None
+    except ValueError as exc:  # a scalar PyYAML cannot convert (a 5,000-digit integer)
+        raise BadRequest(f"invalid YAML: {_reason(exc)}") from None
     if len(documents) != 1:
         raise BadRequest(f"the body must hold one object; it holds {len(documents)}")
     return documents[0]

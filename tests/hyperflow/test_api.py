@@ -644,3 +644,20 @@ def test_waiting_for_a_failed_experiment_says_why_in_one_line(
     message = str(raised.value)
     assert message.startswith("Experiment: default/fails is Failed. ExperimentFailed: "), message
     assert "[{" not in message and "\n" not in message, message
+
+
+def test_a_number_of_thousands_of_digits_is_a_400_in_json_and_yaml(server: Running) -> None:
+    digits = "9" * 5000
+    for content_type, body in (
+        (
+            "application/yaml",
+            f"kind: Experiment\nmetadata: {{name: big}}\nspec:\n  maxTrialCount: {digits}\n",
+        ),
+        ("application/json", f'{{"kind": "Experiment", "spec": {{"maxTrialCount": {digits}}}}}'),
+    ):
+        r = server.http.post(
+            f"{NS}/experiments", content=body.encode(), headers={"content-type": content_type}
+        )
+        assert r.status_code == 400, (content_type, r.status_code, r.text)  # was a 500 for YAML
+        assert "a number has more than 4300 digits" in r.json()["error"], r.text
+        assert "set_int_max_str_digits" not in r.text
