@@ -213,13 +213,29 @@ def session(request: Request, plane: PlaneDep) -> Response:
     return _json(_session(plane, _caller_or_none(request, plane)))
 
 
+def _without_credentials(uri: str | None) -> str | None:
+    """``uri`` without the user and password it may carry (``http://alice:s3cret@host``,
+    ``postgresql://user:pw@db/mlflow``): the UI's config is readable before login, and a
+    link or a hint has no use for them."""
+    if not uri:
+        return uri
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def _config(request: Request, plane: Any) -> dict[str, Any]:
     services = getattr(plane, "inferenceservices", None) is not None
     return {
         "services": services,
         "servicesAllNamespaces": services,
-        "mlflowUi": plane.settings.mlflow_ui(),
-        "trackingUri": plane.settings.tracking_uri if plane.settings.track else None,
+        "mlflowUi": _without_credentials(plane.settings.mlflow_ui()),
+        "trackingUri": (
+            _without_credentials(plane.settings.tracking_uri) if plane.settings.track else None
+        ),
         "servingPort": plane.settings.serving_port,
     }
 

@@ -228,3 +228,16 @@ def test_router_samples_give_rates_and_quantiles() -> None:
     p99 = quantile(0.99, {}, sample.buckets)
     assert p99 is not None and 0.25 < p99 <= 0.5
     assert quantile(0.5, sample.buckets, sample.buckets) is None
+
+
+def test_the_ui_config_carries_no_credentials() -> None:
+    """/ui/config is readable before login: a tracking URI's user and password stay out."""
+    from hyperflow.ui.routes import _without_credentials
+
+    assert _without_credentials("http://alice:s3cret@mlflow:5000/") == "http://mlflow:5000/"
+    assert (
+        _without_credentials("postgresql+psycopg://u:pw@db:5432/mlflow")
+        == "postgresql+psycopg://db:5432/mlflow"
+    )
+    assert _without_credentials("sqlite:////home/me/mlflow.db") == "sqlite:////home/me/mlflow.db"
+    assert _without_credentials(None) is None
