@@ -482,8 +482,11 @@ class ExperimentController:
         for state in self.trials.values():
             r = state.record
             self.tracker.start_trial(state.name, r.assignments, r.started_at or r.created_at)
+            # A running trial's stored observations too: the killed controller may have
+            # stored them and died before its tracker wrote them, and the adopted trial's
+            # collection skips what is stored (they were lost from MLflow for good).
+            self.tracker.log_observations(state.name, state.observations)
             if state.phase.finished:
-                self.tracker.log_observations(state.name, state.observations)
                 summaries = summarize(state.observations)
                 self.tracker.end_trial(
                     state.name,

@@ -300,3 +300,84 @@ def test_deleting_an_experiment_whose_controller_died_stops_its_trials(
             assert answer.status_code == 200, answer.text
     for pid in pids:
         wait_until(lambda pid=pid: not pid_running(pid), timeout=10)
+
+
+# A trial that reports, then waits for a file before it reports again and ends.
+TWO_REPORTS = textwrap.dedent(
+    """
+    import os, sys, time
+    x = float(sys.argv[1])
+    print(f"loss={x:.6f}", flush=True)
+    while not os.path.exists(os.environ["GO"]):
+        time.sleep(0.02)
+    print(f"loss={x / 2:.6f}", flush=True)
+    """
+)
+
+# Runs `hyperflow experiment run` (MLflow on) and SIGKILLs it when its tracker is handed
+# the first observations: they are in the store (committed before they are acted on), not
+# yet in MLflow, and their trial is still running.
+KILLED_BEFORE_MLFLOW = textwrap.dedent(
+    """
+    import os, signal, sys
+    from tuner.tracking.mlflow_tracker import MlflowTracker
+
+    def log_observations(self, trial_name, observations):
+        if observations:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    MlflowTracker.log_observations = log_observations
+    sys.argv = ["hyperflow", "experiment", "run", "-f", sys.argv[1]]
+    from hyperflow.entry import main
+    main()
+    """
+)
+
+
+def test_observations_stored_before_a_sigkill_reach_mlflow_on_resume(
+    tmp_path: Path, hyperflow_home: Path
+) -> None:
+    """The adopted trial's collection skips what is stored; the resumed controller sends
+    the stored observations of running trials to MLflow too (they were lost for good)."""
+    experiment = _write_experiment(tmp_path, max_trials=2)
+    write_script(tmp_path / "trial.py", TWO_REPORTS)
+    go = tmp_path / "go"
+    env = {"GO": str(go)}
+    driver = tmp_path / "killed_before_mlflow.py"
+    driver.write_text(KILLED_BEFORE_MLFLOW)
+    with running(
+        [sys.executable, str(driver), str(experiment)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as proc:
+        assert proc.wait(timeout=120) == -signal.SIGKILL
+    before = _trials(hyperflow_home)
+    assert any(t.phase.value == "Running" and t.observation_count >= 1 for t in before)
+    go.touch()
+    rerun = subprocess.run(
+        [*hyperflow_cmd("experiment", "run", "-f", str(experiment)), "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **env},
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    trials = _trials(hyperflow_home)
+    assert len(trials) == 2 and all(t.phase.value == "Succeeded" for t in trials)
+    assert all(t.observation_count == 2 for t in trials), [
+        (t.name, t.observation_count) for t in trials
+    ]
+
+    import mlflow
+
+    client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name("resume-me")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    children = {r.info.run_name: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert sorted(children) == sorted(t.name for t in trials)
+    for t in trials:
+        history = client.get_metric_history(children[t.name].info.run_id, "loss")
+        assert len(history) == 2, (t.name, [(m.step, m.value) for m in history])
