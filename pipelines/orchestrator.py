@@ -358,6 +358,31 @@ class Orchestrator:
         )
         node.details = dict(previous.details or {})
         node.details["restored"] = True
+        if (
+            self.tracker is not None
+            and node.kind == "container"
+            and (previous.attempts > 0 or node.cached)
+            and previous.state in ("SUCCEEDED", "FAILED", "CANCELED", "CACHED")
+        ):
+            # Sent again, with its own times: the process that ran it may have died before
+            # its tracker wrote the task's run (or its end). The writer finds the run by its
+            # tag and leaves a complete one alone.
+            self.tracker.task_started(
+                node.path,
+                node.component_name,
+                node.inputs["parameters"],
+                node.inputs["artifacts"],
+                cached=node.cached,
+                started_at=previous.started_at,
+            )
+            self.tracker.task_finished(
+                node.path,
+                previous.state,
+                node.outputs["artifacts"],
+                self._task_dir(node) if previous.attempts > 0 else None,
+                node.outputs.get("parameters") or {},
+                ended_at=previous.finished_at,
+            )
         self._notify(node)
 
     # -- inputs ----------------------------------------------------------------------------

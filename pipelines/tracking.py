@@ -130,6 +130,7 @@ class PipelineTracker:
         parameters: dict[str, Any],
         artifacts: dict[str, list[dict[str, Any]]],
         cached: bool,
+        started_at: float | None = None,
     ) -> None:
         tags = {TAG_COMPONENT: component}
         if cached:
@@ -137,7 +138,7 @@ class PipelineTracker:
         params: dict[str, float | int | str] = {k: _param(v) for k, v in parameters.items()}
         for name, items in artifacts.items():
             params[name] = ",".join(str(a.get("uri", "")) for a in items)
-        self._tracker.start_trial(path, params, tags=tags)
+        self._tracker.start_trial(path, params, started_at, tags=tags)
 
     def task_finished(
         self,
@@ -146,8 +147,9 @@ class PipelineTracker:
         artifacts: dict[str, list[dict[str, Any]]],
         task_dir: Path | None,
         parameters: dict[str, Any] | None = None,
+        ended_at: float | None = None,
     ) -> None:
-        now = time.time()
+        now = ended_at or time.time()
         observations: list[Observation] = []
         # A task's one Metrics output logs its metrics by their own names (another output,
         # a Model say, does not rename them); several are told apart by output name.
@@ -172,7 +174,7 @@ class PipelineTracker:
         if observations:
             self._tracker.log_observations(path, observations)
         phase = _TASK_PHASE.get(state, TrialPhase.FAILED)
-        self._tracker.end_trial(path, phase, {}, task_dir)
+        self._tracker.end_trial(path, phase, {}, task_dir, ended_at)
 
     def run_finished(self, state: str, message: str) -> None:
         if state == "SUCCEEDED":

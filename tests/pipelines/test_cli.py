@@ -289,3 +289,56 @@ def test_read_commands_import_no_heavy_packages(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+KILLED_BEFORE_MLFLOW = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pipelines.tracking import PipelineTracker
+
+    def task_finished(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)  # the task's end is stored, not yet in MLflow
+
+    PipelineTracker.task_finished = task_finished
+    sys.argv = ["hyperflow", "pipeline", "run", *sys.argv[1:]]
+    from hyperflow.entry import main
+    main()
+    """
+)
+
+
+def test_a_task_finished_before_a_kill_9_is_in_mlflow_after_the_resume(
+    pipeline_file: Path, tmp_path: Path, mlflow_db: Path
+):
+    """The resumed run sends its restored tasks to MLflow again (a task that ended just
+    before the kill had no MLflow run at all, or one RUNNING for ever)."""
+    from mlflow import MlflowClient
+
+    folder = tmp_path / "work"
+    folder.mkdir()
+    args = ["-f", str(pipeline_file), "--pipeline", "resumable", "--arg", f"folder={folder}"]
+    driver = tmp_path / "killed_before_mlflow.py"
+    driver.write_text(KILLED_BEFORE_MLFLOW)
+    killed = _hyperflow_script(driver, *args)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    (folder / "release").touch()
+    again = _hyperflow("pipeline", "run", *args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resumed run" in again.stderr
+    assert (folder / "first-runs").read_text() == "x"  # not run again
+    client = MlflowClient(tracking_uri=f"sqlite:///{mlflow_db}")
+    experiment = client.get_experiment_by_name("resumable")
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    tasks = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(r.info.run_name for r in tasks) == ["first", "slow"], [
+        (r.info.run_name, r.info.status) for r in tasks
+    ]
+    assert all(r.info.status == "FINISHED" for r in tasks), [
+        (r.info.run_name, r.info.status) for r in tasks
+    ]
+
+
+def _hyperflow_script(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=120
+    )
