@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from pydantic import Field
@@ -45,5 +46,11 @@ class TunerSettings(BaseSettings):
         return self.home / "trials"
 
     def ensure_home(self) -> Path:
-        self.home.mkdir(parents=True, exist_ok=True)
+        """The home folder, made readable by its owner alone when it is created here: it
+        holds every namespace's store, trial logs, models and trials' push tokens. (One
+        that exists keeps its mode: a team may share one on purpose.)"""
+        if not self.home.is_dir():
+            self.home.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                self.home.mkdir(mode=0o700)
         return self.home

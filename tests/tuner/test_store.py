@@ -259,3 +259,17 @@ def test_the_sqlite_batch_writer_refuses_a_column_type_it_does_not_convert() -> 
     table = Table("t", MetaData(), Column("id", Integer), Column("at", DateTime))
     with pytest.raises(ValueError, match=r"t\.at: type DateTime"):
         converters(table)
+
+
+def test_a_new_home_is_its_owners_alone(tmp_path: Path) -> None:
+    """It holds every namespace's store, logs, models and push tokens (0755 before)."""
+    from tuner.settings import TunerSettings
+
+    home = tmp_path / "deep" / "home"
+    TunerSettings(home=home).ensure_home()
+    assert home.stat().st_mode & 0o777 == 0o700
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o750)
+    shared.chmod(0o750)
+    TunerSettings(home=shared).ensure_home()
+    assert shared.stat().st_mode & 0o777 == 0o750  # an existing one keeps its mode
