@@ -228,6 +228,36 @@ def test_the_metadata_of_a_model_of_several_outputs(tmp_path: Path) -> None:
         assert (output["datatype"], output["shape"]) == ("FP64", [-1, 2]), estimator
 
 
+def test_nan_in_a_binary_tensor_is_the_clients_error_unless_the_estimator_takes_it(
+    tmp_path: Path,
+) -> None:
+    """Binary tensors can carry NaN (JSON cannot): scikit-learn's ValueError for it was a
+    500. An estimator that takes NaN as missing (its allow_nan tag) still gets it."""
+    import joblib
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    with_nan = SAMPLE.copy()
+    with_nan[0, 0] = np.nan
+    for estimator, allowed in (
+        (LogisticRegression(max_iter=300), False),
+        (HistGradientBoostingClassifier(max_iter=5), True),
+    ):
+        folder = tmp_path / type(estimator).__name__
+        folder.mkdir()
+        joblib.dump(estimator.fit(FEATURES, LABELS), folder / "model.joblib")
+        model = create_model("m", predictor(model_spec("sklearn", str(folder))), tmp_path)
+        model.load()
+        if allowed:
+            assert model.predict_array(with_nan).shape == (10,)
+            continue
+        with pytest.raises(InvalidInput, match="NaN or infinity"):
+            model.predict_array(with_nan)
+        with_inf = SAMPLE.copy()
+        with_inf[1, 1] = np.inf
+        with pytest.raises(InvalidInput, match="LogisticRegression does not accept"):
+            model.predict_array(with_inf)
+
+
 # --- deploy-time refusals -------------------------------------------------------------
 
 
