@@ -1,4 +1,7 @@
-"""Bearer tokens in front of the serving router on a non-loopback bind.
+"""Bearer tokens in front of the serving router: :class:`TokenGate` on a non-loopback
+bind, :func:`router_authorizer` inside the router's own server on loopback (there, once
+tokens exist, other local users are kept out; without tokens every request passes, as
+the API lets them).
 
 The router knows one static token at most; the control plane's tokens live in the store
 and are scoped to namespaces. A data-plane request carries a token of the namespace of
@@ -10,6 +13,7 @@ own answers (``/v2``, ``/metrics``) need a valid token of any namespace.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -17,6 +21,7 @@ import orjson
 from hyperflow.handlers.auth import Tokens, parse_bearer
 from hyperflow.handlers.errors import HandlerError
 from serving.router import target_namespace
+from serving.router.app import HTTPError
 
 OPEN = frozenset({"/", "/v2/health/live", "/v2/health/ready"})
 
@@ -54,3 +59,20 @@ class TokenGate:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+
+def router_authorizer(tokens: Tokens) -> Callable[[str, bytes | None], None]:
+    """The router's ``authorize`` hook: what :class:`TokenGate` checks, as an HTTPError."""
+
+    def authorize(path: str, authorization: bytes | None) -> None:
+        try:
+            caller = tokens.authenticate(
+                parse_bearer(authorization.decode("latin-1") if authorization else None)
+            )
+            namespace = target_namespace(path)
+            if namespace is not None:
+                caller.check(namespace)
+        except HandlerError as exc:
+            raise HTTPError(exc.status, str(exc.body().get("error", exc))) from None
+
+    return authorize

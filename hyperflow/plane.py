@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from hyperflow.gate import TokenGate
+from hyperflow.gate import TokenGate, router_authorizer
 from hyperflow.handlers.analysis import AnalysisHandlers
 from hyperflow.handlers.auth import Tokens
 from hyperflow.handlers.console import ServiceConsole
@@ -139,6 +139,9 @@ def build(settings: ServerSettings) -> ControlPlane:
         settings,
         events,
         gate=None if settings.loopback else (lambda app: TokenGate(app, tokens)),
+        # On loopback too, in the router's own server: once tokens exist, another local
+        # user may not call a namespace's models (without tokens every request passes).
+        authorize=router_authorizer(tokens) if settings.loopback else None,
     )
     inferenceservices = InferenceServiceHandlers(service_store, services, events)
     register = None

@@ -130,6 +130,7 @@ class ServiceManager:
         events: EventBus,
         *,
         gate: Callable[[Any], Any] | None = None,
+        authorize: Callable[[str, bytes | None], None] | None = None,
         argv: ReplicaArgv = replica_argv,
         tick_interval: float = DEFAULT_TICK_INTERVAL,
         replica_ports: range | None = None,
@@ -141,7 +142,7 @@ class ServiceManager:
         self.argv = argv
         self.tick_interval = tick_interval
         self.replica_ports = replica_ports
-        self.router = Router()
+        self.router = Router(authorize=authorize)
         self.stopped_at_start: list[int] = []
         self._services: dict[tuple[str, str], _Service] = {}
         self._loop: asyncio.AbstractEventLoop | None = None

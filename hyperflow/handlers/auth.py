@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -67,12 +68,23 @@ def _hash(secret: str) -> str:
 class Tokens:
     """Token handlers: create/list/revoke (admins) and authenticate (every request)."""
 
+    # How long "does any token exist" is taken as known on a loopback bind (it is asked on
+    # every request without a token, the serving router's too): a token made by another
+    # process counts within this time; one made here, at once.
+    ANY_TTL = 1.0
+
     def __init__(self, store: TokenStore, *, loopback: bool) -> None:
         self.store = store
         self.loopback = loopback
+        self._any: tuple[float, bool] | None = None  # (when asked, answer)
 
     def required(self) -> bool:
-        return not self.loopback or self.store.any()
+        if not self.loopback:
+            return True
+        now = time.monotonic()
+        if self._any is None or now - self._any[0] > self.ANY_TTL:
+            self._any = (now, self.store.any())
+        return self._any[1]
 
     def authenticate(self, bearer: str | None) -> Caller:
         if bearer is None:
@@ -123,6 +135,7 @@ class Tokens:
             raise Invalid("a token needs at least one namespace, or admin")
         token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
         record = self.store.add(token_id, _hash(secret), names, admin, description)
+        self._any = (time.monotonic(), True)
         return record, f"hf_{token_id}_{secret}"
 
     def list(self, caller: Caller) -> list[TokenRecord]:

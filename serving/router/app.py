@@ -71,6 +71,13 @@ def prefixed_url(base: str, namespace: str, name: str) -> str:
     return f"{base}{PATH_PREFIX}{namespace}/{name}"
 
 
+def _header(headers: Headers, name: bytes) -> bytes | None:
+    for k, v in headers:
+        if k == name:
+            return v
+    return None
+
+
 class HTTPError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -95,12 +102,16 @@ class Router:
         self,
         *,
         token: str | None = None,
+        authorize: Callable[[str, bytes | None], None] | None = None,
         max_body_bytes: int = 64 * 1024 * 1024,
         upstream_timeout: float = 60.0,
     ) -> None:
         self.services: dict[str, RoutedService] = {}
         self.namespaced: dict[tuple[str, str], RoutedService] = {}
         self.token = token.encode() if token else None
+        # ``authorize(path, Authorization header or None)``, for every path but the open
+        # ones: raises HTTPError (401, 403) to refuse (the control plane's scoped tokens).
+        self.authorize = authorize
         self.max_body_bytes = max_body_bytes
         self.upstream_timeout = upstream_timeout
         self.metrics = RouterMetrics(self.pools)
@@ -146,6 +157,8 @@ class Router:
         try:
             if self.token is not None and path not in OPEN_PATHS:
                 self._check_token(headers)
+            if self.authorize is not None and path not in OPEN_PATHS:
+                self.authorize(path, _header(headers, b"authorization"))
             if path.startswith(PATH_PREFIX):
                 found, target = self._prefixed(path, target)
                 return await self._proxy(found, method, target, headers, body)

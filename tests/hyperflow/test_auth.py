@@ -252,14 +252,16 @@ def test_an_api_port_taken_stops_the_start_in_one_line(hyperflow_home: Path) -> 
     assert "Errno" not in result.stderr and "stopped" not in result.stderr
 
 
-def test_the_serving_port_on_a_non_loopback_bind_wants_a_token_of_the_services_namespace(
-    hyperflow_home: Path, iris_models: Path
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1"])
+def test_the_serving_port_wants_a_token_of_the_services_namespace_once_tokens_exist(
+    hyperflow_home: Path, iris_models: Path, host: str
 ) -> None:
-    """A real server bound to every address (tokens made first), a real service ``m`` in
-    namespace a; requests from here reach it on loopback."""
+    """A real server bound to every address, or to loopback (where other local users are
+    kept out too: it answered them without a token), tokens made first, a real service
+    ``m`` in namespace a; requests from here reach it on loopback."""
     from hyperflow.plane import build
 
-    settings = server_settings(hyperflow_home, host="0.0.0.0")
+    settings = server_settings(hyperflow_home, host=host)
     plane = build(settings)
     try:
         _, token_a = plane.tokens.create(LOCAL_ADMIN, ["a"])
@@ -277,7 +279,8 @@ def test_the_serving_port_on_a_non_loopback_bind_wants_a_token_of_the_services_n
         # status.url: where clients elsewhere reach it (this machine's name on a wildcard
         # bind, as KServe's external URL); status.address.url: from this machine.
         status = server.http.get("/apis/v1/namespaces/a/inferenceservices/m").json()["status"]
-        public = f"http://{socket.gethostname()}:{settings.serving_port}/serving/a/m"
+        machine = socket.gethostname() if host == "0.0.0.0" else "127.0.0.1"
+        public = f"http://{machine}:{settings.serving_port}/serving/a/m"
         assert status["url"] == f"{public}/v2/models/m"
         assert status["components"]["predictor"]["url"] == public
         assert status["address"]["url"] == f"http://127.0.0.1:{settings.serving_port}/serving/a/m"
