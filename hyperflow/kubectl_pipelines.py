@@ -162,11 +162,12 @@ def describe(obj: dict[str, Any], table: Any) -> None:
         note = task.get("message") or ""
         if task.get("state") == "CACHED" and task.get("cachedFrom"):
             note = f"cached: {task['cachedFrom']}"
+        stopped = bool(task.get("interrupted"))  # no process runs it: no running clock
         rows.append(
             [
                 "  " + "  " * path.count("/") + path.rsplit("/", 1)[-1],
-                str(task.get("state", "")),
-                _duration(task),
+                "INTERRUPTED" if stopped else str(task.get("state", "")),
+                "" if stopped else _duration(task),
                 note[:120],
             ]
         )

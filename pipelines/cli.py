@@ -353,8 +353,9 @@ def describe(
         {
             "path": t["path"],
             "kind": t.get("kind"),
-            "state": t.get("state"),
-            "started_at": t.get("startedAt"),
+            # A task whose process died with the run's: not running, no running clock.
+            "state": "INTERRUPTED" if t.get("interrupted") else t.get("state"),
+            "started_at": None if t.get("interrupted") else t.get("startedAt"),
             "finished_at": t.get("finishedAt"),
             "message": t.get("message"),
             "cached_from": t.get("cachedFrom"),

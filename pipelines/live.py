@@ -17,6 +17,7 @@ STYLES = {
     "FAILED": "red",
     "SKIPPED": "dim",
     "CANCELED": "yellow",
+    "INTERRUPTED": "yellow",
     "RUNNING": "bold blue",
     "PENDING": "",
 }

@@ -31,6 +31,9 @@ def run_object(record: RunRecord, tasks: list[TaskRecord]) -> dict[str, Any]:
     obj = _object(record, tasks)
     if not record.finished and not owner_alive(record):
         obj["status"]["interrupted"] = True
+        for task in obj["status"]["tasks"]:
+            if task["state"] == "RUNNING":  # its process died with the run's: not running
+                task["interrupted"] = True
     return obj
 
 

@@ -102,7 +102,14 @@ def test_kill_9_then_the_same_command_resumes(pipeline_file: Path, tmp_path: Pat
     # Tables say what it is: no process runs it (it said RUNNING for good).
     listed = _cli("pipeline", "list").stdout
     assert "INTERRUPTED" in listed and "RUNNING" not in listed, listed
-    assert "resumes it" in _cli("pipeline", "describe", run["metadata"]["name"]).stdout
+    described = _cli("pipeline", "describe", run["metadata"]["name"]).stdout
+    assert "resumes it" in described
+    # Its running task died with it: shown so, without a clock that goes on.
+    [slow_row] = [line for line in described.splitlines() if " slow " in f" {line} "]
+    assert "INTERRUPTED" in slow_row and "RUNNING" not in slow_row, slow_row
+    assert not re.search(r"\d+\.\ds", slow_row), slow_row
+    [task] = [t for t in run["status"]["tasks"] if t["path"] == "slow"]
+    assert task["state"] == "RUNNING" and task["interrupted"] is True  # KFP's state kept
 
     (folder / "release").touch()
     again = _hyperflow(*command[3:])
