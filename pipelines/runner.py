@@ -49,7 +49,13 @@ class PipelineRun:
 
     @property
     def output(self) -> Any:
-        """The pipeline's single output (as ``task.output`` in kfp)."""
+        """The pipeline's single output (as ``task.output`` in kfp); a run that did not
+        succeed has none, and says why."""
+        if not self.succeeded and not self.outputs:
+            message = f": {self.run.message}" if self.run.message else ""
+            raise RuntimeError(
+                f"pipeline run {self.run.name} {self.run.state}{message}; it has no outputs"
+            )
         if len(self.outputs) != 1:
             raise AttributeError(
                 f"the pipeline has {len(self.outputs)} outputs ({', '.join(self.outputs)}): "

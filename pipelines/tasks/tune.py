@@ -47,13 +47,27 @@ def call_objective(
     return objective(parameters, **extra)
 
 
+def whole(value: Any) -> Any:
+    """``value`` with every whole float inside a dict or list as an int. A pipeline's
+    constants reach a task as protobuf values, where every number is a double: the
+    literal ``{"type": "int", "min": 5}`` or ``fixed={"max_iter": 200}`` arrives as 5.0
+    and 200.0 (an int space refused them, sklearn's ``max_iter`` too)."""
+    if isinstance(value, dict):
+        return {k: whole(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def search_space(parameters: dict[str, Any]) -> dict[str, Any]:
     """``{"C": {"type": "double", "min": 0.1, "max": 10, "distribution": "logUniform"}}``
     (types double, int, categorical, discrete; ``values`` for the last two)."""
     from tuner.sdk import search
 
     space: dict[str, Any] = {}
-    for name, spec in parameters.items():
+    for name, spec in whole(parameters).items():
         if not isinstance(spec, dict) or "type" not in spec:
             raise ValueError(f"parameters[{name!r}]: expected a dict with 'type' and its range")
         kind = spec["type"]
@@ -134,7 +148,7 @@ def run_tune(
     settings = TunerSettings()
     if dataset_path is not None:
         os.environ[DATASET_ENV] = dataset_path
-    extra = dict(fixed or {})
+    extra = dict(whole(fixed or {}))
     if dataset_path is not None:
         extra["dataset"] = dataset_path
     inputs = {INPUTS_ANNOTATION: inputs_digest(dataset_path, fixed)}

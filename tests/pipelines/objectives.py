@@ -19,3 +19,16 @@ def quadratic(parameters: dict[str, Any], dataset: str, offset: float = 0.0) -> 
 
 def saves_nothing(parameters: dict[str, Any]) -> dict[str, float]:
     return {"loss": parameters["x"] ** 2}
+
+
+def needs_ints(parameters: dict[str, Any], repeat: int) -> dict[str, float]:
+    """As ``max_depth`` / ``max_iter`` do: ints only (a 5.0 is refused)."""
+    for name in ("depth", "degree"):
+        if type(parameters[name]) is not int:
+            raise TypeError(f"{name} must be an int, got {parameters[name]!r}")
+    if type(repeat) is not int:
+        raise TypeError(f"repeat must be an int, got {repeat!r}")
+    folder = Path(os.environ["HYPERFLOW_ARTIFACTS_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.txt").write_text(repr(parameters))
+    return {"loss": float(parameters["depth"] * parameters["degree"] * repeat)}

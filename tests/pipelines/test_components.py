@@ -63,6 +63,33 @@ def test_tune_component_outputs_the_best_trial(run):
     assert optimal["bestTrialName"] == model["metadata"]["trial"]
 
 
+@dsl.pipeline
+def tuned_ints():
+    tune(
+        name="ints-in-pipeline",
+        objective="tests.pipelines.objectives:needs_ints",
+        parameters={
+            "depth": {"type": "int", "min": 2, "max": 4},
+            "degree": {"type": "discrete", "values": [2, 3]},
+        },
+        objective_metric_name="loss",
+        objective_type="minimize",
+        algorithm_name="random",
+        max_trial_count=3,
+        parallel_trial_count=1,
+        fixed={"repeat": 2},
+    )
+
+
+def test_literal_ints_of_a_tune_step_stay_ints(run):
+    """A pipeline's constants are protobuf doubles: {"min": 2} arrived as 2.0 (an int
+    space refused it) and discrete [2, 3] gave trials 2.0 (sklearn's max_depth refuses)."""
+    result = run(tuned_ints, track=False)
+    assert result.state == "SUCCEEDED", [(t.path, t.message) for t in result.tasks]
+    best = result.task("tune").outputs["parameters"]["best_parameters"]
+    assert type(best["depth"]) is int and best["degree"] in (2, 3), best
+
+
 def test_a_tune_step_on_new_data_does_not_hand_back_the_old_model(run):
     # Same experiment name, another dataset: it returned the model tuned on the old data.
     first = run(tuned, {"target": 0.3}, track=False)
@@ -104,6 +131,9 @@ def test_tune_failures_are_task_failures(run):
     result = run(tuned_badly, track=False)
     assert result.state == "FAILED"
     assert "tune" in result.run.message and "ValueError" in result.task("tune").message
+    # Its output: why there is none (it said "the pipeline has 0 outputs").
+    with pytest.raises(RuntimeError, match=r"pipeline run \S+ FAILED: .*tune.*; it has no outputs"):
+        _ = result.output
 
 
 def test_deploy_without_a_server_says_to_start_one(run, tmp_path, monkeypatch):
