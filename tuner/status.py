@@ -113,9 +113,14 @@ _COUNTS = {
 
 
 def conditions(record: ExperimentRecord) -> list[dict[str, Any]]:
-    """Latest condition per type; only the current phase (and Created) is "True", as Katib."""
+    """Latest condition per type; only the current phase (and Created) is "True", as Katib.
+    A restart removes Succeeded and Failed, as Katib's ``MarkExperimentStatusRestarting``
+    does: the one the continued run reaches comes last again."""
     latest: dict[str, dict[str, Any]] = {}
     for c in record.conditions:
+        if c.type == "Restarting":
+            latest.pop("Succeeded", None)
+            latest.pop("Failed", None)
         latest[c.type] = {
             "type": c.type,
             "status": "False",

@@ -301,6 +301,8 @@ def test_raising_max_trial_count_continues_a_finished_experiment(tmp_path: Path)
         conditions["Succeeded"]["lastTransitionTime"]
         >= conditions["Restarting"]["lastTransitionTime"]
     )
+    # A restart removes Succeeded, as Katib's does: the one reached again comes last.
+    assert [c["type"] for c in status["conditions"]][-2:] == ["Restarting", "Succeeded"]
     assert json.loads(again.stdout)["spec"]["maxTrialCount"] == 4
 
     # maxTrialCount at or below the trials it has: one line, exit 1.
