@@ -91,7 +91,10 @@ def _yaml(raw: bytes) -> Any:
     try:
         documents = [d for d in yaml.load_all(text, Loader=_NoAliases) if d is not None]
     except yaml.YAMLError as exc:
-        raise BadRequest(problem(exc)) from None
+        # With the line as a detail too (as a field error has it): the UI's editor marks it.
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        details = [] if mark is None else [FieldProblem("", problem(exc), mark.line + 1)]
+        raise BadRequest(problem(exc), details) from None
     except YamlError as exc:  # a duplicate key
         raise BadRequest(str(exc)) from None
     except RecursionError:

@@ -187,13 +187,18 @@ class ServiceConsole:
 
         obj = self.service(caller, namespace, name)
         protocol = _protocol(obj)
-        url = self.plane.services.base_url(namespace, name) + f"/v2/models/{name}"
-        headers = {"authorization": f"Bearer {token}"} if token else {}
-        try:
-            response = httpx.get(url, headers=headers, timeout=10.0)
-            inputs = response.json().get("inputs") if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError):
-            inputs = None
+        inputs = None
+        # Only a service with a ready replica is asked: a request would wake one scaled to
+        # zero (looking at its page kept it awake, and waited for its cold start).
+        state = self.plane.services.state(namespace, name)
+        if state is not None and any(r.ready for r in state.revisions):
+            url = self.plane.services.base_url(namespace, name) + f"/v2/models/{name}"
+            headers = {"authorization": f"Bearer {token}"} if token else {}
+            try:
+                response = httpx.get(url, headers=headers, timeout=10.0)
+                inputs = response.json().get("inputs") if response.status_code == 200 else None
+            except (httpx.HTTPError, ValueError, AttributeError):
+                inputs = None
         return {"protocol": protocol, "body": example_request(protocol, inputs)}
 
     def try_request(

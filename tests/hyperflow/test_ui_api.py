@@ -131,6 +131,16 @@ def test_a_dry_run_stores_nothing_and_yaml_errors_name_their_line(
     lines = {d["path"]: d.get("line") for d in r.json()["details"]}
     assert lines["spec.maxTrialCount"] == 8
     assert any(p.startswith("spec.parameters[0]") and line in (10, 12) for p, line in lines.items())
+    # A YAML syntax error: its line as a detail too, for the editor to mark.
+    broken = "kind: Experiment\nmetadata:\n  name: x\nspec:\n  a: 1\n b: 2\n"
+    r = server.http.post(
+        f"{NS}/experiments?dryRun=All",
+        content=broken,
+        headers={"content-type": "application/yaml"},
+    )
+    assert r.status_code == 400 and r.json()["error"].startswith("invalid YAML: ")
+    [detail] = r.json()["details"]
+    assert detail["line"] == 6 and detail["message"] == r.json()["error"], detail
 
 
 def test_the_login_cookie_holds_exactly_what_its_token_grants(

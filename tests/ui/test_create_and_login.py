@@ -3,6 +3,7 @@ shows only the token's namespaces, and the cookie is out of the page's reach."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ spec:
 
 def test_create_shows_field_errors_before_submit(page: Any, site: Site, console: Console) -> None:
     console.allow("status of 422")  # the dry runs of the invalid text
+    console.allow("status of 400")  # and of the text that is not YAML
     page.goto(f"{site.url}/create")
     page.fill("#create-yaml", BAD)
     page.wait_for_selector("#create-problems li")
@@ -55,6 +57,20 @@ def test_create_shows_field_errors_before_submit(page: Any, site: Site, console:
     assert (
         site.server.http.get("/apis/v1/namespaces/default/experiments/typed-in").status_code == 404
     )
+    # A misspelt kind: said once, its line marked. A YAML syntax error: its line marked.
+    page.fill("#create-yaml", BAD.replace("kind: Experiment", "kind: Experimnt"))
+    page.wait_for_selector('#create-problems li[data-path="kind"]')
+    kind = page.inner_text('#create-problems li[data-path="kind"]')
+    assert kind.startswith("kind line ") and "Experimnt cannot be created here" in kind, kind
+    assert "kind Experimnt" not in kind
+    page.fill(
+        "#create-yaml", BAD.replace("minimise", "minimize").replace("  objective", " objective", 1)
+    )
+    page.wait_for_function(
+        "() => document.querySelector('#create-result').textContent.includes('invalid YAML')"
+    )
+    said = re.search(r"at line (\d+)", page.inner_text("#create-result"))
+    assert said is not None and page.inner_text(".gutter .bad") == said.group(1)
     page.fill("#create-yaml", BAD.replace("minimise", "minimize"))
     page.wait_for_selector(".ok-line")
     assert "Valid Experiment typed-in in namespace default" in page.inner_text("#create-result")

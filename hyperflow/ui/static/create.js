@@ -87,7 +87,9 @@ export async function render(root) {
     const plural = KINDS[kind];
     if (!kind) return { error: "the YAML needs a kind (Experiment or InferenceService)" };
     if (!plural || (plural === "inferenceservices" && !ctx.config.services)) {
-      return { error: `kind ${kind} cannot be created here; kind must be Experiment${ctx.config.services ? " or InferenceService" : ""}`, path: "kind" };
+      // The path says "kind"; the line of it is marked, as a field error's is.
+      const line = text.split("\n").findIndex((l) => /^kind\s*:/.test(l)) + 1;
+      return { error: `${kind} cannot be created here; it must be Experiment${ctx.config.services ? " or InferenceService" : ""}`, path: "kind", line: line || undefined };
     }
     const ns = namespaceOf(text) || nsInput.value.trim() || "default";
     return { url: `/apis/v1/namespaces/${enc(ns)}/${plural}`, kind, plural, ns };
@@ -114,7 +116,7 @@ export async function render(root) {
     submit.disabled = true;
     if (!text.trim()) { result.replaceChildren(); bad = new Set(); drawGutter(); return; }
     const t = target();
-    if (t.error) { show([{ path: t.path || "", message: t.error }]); return; }
+    if (t.error) { show([{ path: t.path || "", message: t.error, line: t.line }]); return; }
     try {
       const obj = await api(`${t.url}?dryRun=All`, { method: "POST", body: text, type: "application/yaml" });
       if (mine !== seq) return;
