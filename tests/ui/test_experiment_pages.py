@@ -362,6 +362,12 @@ def test_trial_page_shows_curves_status_and_log(page: Any, site: Site) -> None:
     assert log.count("loss=") == 8
     assert "Succeeded" in page.inner_text("h1")
     assert "TrialSucceeded" in page.inner_text(".card >> nth=1")
+    # From whole-second times, no tenths it does not know (it said "0.0 s" for 0.6 s).
+    shown = page.evaluate(
+        "() => [...document.querySelectorAll('dt')].find((d) => d.textContent === 'Duration')"
+        "?.nextElementSibling.textContent"
+    )
+    assert shown == "< 1 s" or (shown.endswith(" s") and "." not in shown), shown
 
 
 def test_a_trial_that_is_not_there_says_so_on_the_page(

@@ -50,6 +50,10 @@ def test_every_page_fits_the_screen_and_reads(
             assert pg.evaluate(
                 "() => document.querySelector('#trials .vt-scroll').scrollWidth > 390"
             )
+        # plotly's toolbar sat on the legends at phone width: there is none there.
+        pg.wait_for_selector(".js-plotly-plot .main-svg")
+        bars = pg.locator(".modebar-container .modebar").count()
+        assert (bars == 0) if width < 500 else (bars > 0), (width, bars)
         # Keyboard: the first Tab reaches "Skip to content", which moves the focus to the view.
         pg.keyboard.press("Tab")
         assert pg.evaluate("() => document.activeElement.textContent") == "Skip to content"

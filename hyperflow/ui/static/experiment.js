@@ -100,7 +100,7 @@ export async function render(root, [ns, name], query) {
       h("dl", { class: "kv" },
         h("dt", {}, "Trials"), h("dd", {}, `${count(st.trials || 0)}: ${count(st.trialsSucceeded)} succeeded, ${count(st.trialsRunning)} running, ${count(st.trialsPending)} pending, ${count(st.trialsFailed)} failed, ${count(st.trialsEarlyStopped)} early-stopped, ${count(st.trialsKilled)} killed`),
         h("dt", {}, "Created"), h("dd", {}, when(created)),
-        h("dt", {}, "Elapsed"), h("dd", {}, start ? duration((end || Date.now() / 1000) - start) : "–"),
+        h("dt", {}, "Elapsed"), h("dd", {}, start ? duration((end || Date.now() / 1000) - start, true) : "–"),
       ),
       h("details", {}, h("summary", {}, "Conditions"),
         h("div", { class: "scroll-x" }, h("table", { class: "plain", id: "conditions" },

@@ -62,7 +62,7 @@ export async function render(root, [ns, name, trial]) {
         h("dt", {}, "Message"), h("dd", {}, cond.message || "–"),
         h("dt", {}, "Exit code"), h("dd", {}, st.exitCode ?? "–"),
         h("dt", {}, "Created"), h("dd", {}, when(parseTime(obj.metadata.creationTimestamp))),
-        h("dt", {}, "Duration"), h("dd", {}, start ? duration((end || Date.now() / 1000) - start) : "–"),
+        h("dt", {}, "Duration"), h("dd", {}, start ? duration((end || Date.now() / 1000) - start, true) : "–"),
       ),
       h("p", {}, mlflowLink(ctx.config, st.mlflowRunId)),
       artifacts && artifacts.storageUri ? h("p", { class: "sub" }, "Model: ", h("code", {}, artifacts.storageUri)) : null,

@@ -86,9 +86,12 @@ export function count(v) {
   return intFmt.format(v || 0);
 }
 
-export function duration(seconds) {
+// `whole`: the times it comes from are whole seconds (a Katib object's startTime and
+// completionTime), so no tenths it does not know ("0.0 s" for a trial of 0.6 s).
+export function duration(seconds, whole = false) {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "–";
   const s = Math.max(0, seconds);
+  if (whole && s < 60) return s < 1 ? "< 1 s" : `${Math.round(s)} s`;
   if (s < 10) return `${s.toFixed(1)} s`;
   if (s < 60) return `${Math.round(s)} s`;
   const m = Math.floor(s / 60);
@@ -239,7 +242,12 @@ export function plotly() {
   return window.Plotly;
 }
 
-export const PLOT_CONFIG = { responsive: true, displaylogo: false };
+// At phone width plotly's toolbar sits on the legends: without it there (pinch zooms).
+export const PLOT_CONFIG = {
+  responsive: true,
+  displaylogo: false,
+  ...(window.matchMedia("(max-width: 600px)").matches ? { displayModeBar: false } : {}),
+};
 
 export function plotLayout(extra = {}) {
   return {
