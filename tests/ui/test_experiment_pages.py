@@ -458,3 +458,20 @@ def test_actions_raise_the_budget_stop_and_download(
     page.click("dialog button[value=ok]")
     page.wait_for_url(f"{site.url}/")
     assert site.server.http.get("/apis/v1/namespaces/default/experiments/budget").status_code == 404
+
+
+def test_the_stop_dialog_counts_its_running_trials_in_words(page: Any, site: Site) -> None:
+    body = experiment("stop-words", site.folder, trials=2, parallel=1, step_seconds=0.4)
+    http = site.server.http
+    assert http.post("/apis/v1/namespaces/default/experiments", json=body).status_code == 201
+    page.goto(f"{site.url}/experiments/default/stop-words")
+    page.wait_for_function(
+        "() => document.querySelector('h1 .badge')?.textContent === 'Running'"
+        " && document.querySelector('#trials .vt-body .vt-row') !== null"
+    )
+    page.get_by_role("button", name="Stop", exact=True).click()
+    text = page.inner_text("dialog p")
+    # One trial runs at a time here: "the 1 running ones finish" before.
+    assert text.endswith(("the running one finishes.", "none is running.")), text
+    page.get_by_role("button", name="Cancel").click()
+    wait_finished(site.server, "default", "stop-words")

@@ -121,7 +121,7 @@ export async function render(root, [ns, name], query) {
     const finished = phase === "Succeeded" || phase === "Failed";
     const stop = h("button", { type: "button", id: "act-stop", disabled: finished,
       title: "No new trials: maxTrialCount becomes the number of trials created; running trials finish",
-      onclick: () => confirmThen(`Stop ${name}? No new trials start; the ${o.status.trialsRunning || 0} running ones finish.`,
+      onclick: () => confirmThen(`Stop ${name}? No new trials start; ${runningPhrase(o.status.trialsRunning || 0)}.`,
         () => patch({ spec: { maxTrialCount: Math.max(1, o.status.trials || 0) } }, "stopped: no new trials")) }, "Stop");
     const raise = h("button", { type: "button", id: "act-raise", onclick: raiseDialog }, "Raise max trials…");
     const csv = h("button", { type: "button", id: "act-csv", onclick: downloadCsv }, "Download CSV");
@@ -585,4 +585,9 @@ export async function render(root, [ns, name], query) {
     destroyParcoords(parcoords);
     purge(root);
   };
+}
+
+function runningPhrase(n) {
+  if (n === 0) return "none is running";
+  return n === 1 ? "the running one finishes" : `the ${n} running ones finish`;
 }

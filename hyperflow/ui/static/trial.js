@@ -41,7 +41,7 @@ export async function render(root, [ns, name, trial]) {
       ? obj.status.observation.metrics
       : summarize((obj.status.observationLog && obj.status.observationLog.metricLogs) || []);
     fill(info, h("h2", { id: "params-h" }, "Parameters"),
-      h("dl", { class: "kv" }, obj.spec.parameterAssignments.map((p) => [h("dt", {}, p.name), h("dd", { class: "mono" }, num(p.value, 8))])),
+      h("dl", { class: "kv" }, obj.spec.parameterAssignments.map((p) => [h("dt", {}, p.name), h("dd", { class: "mono" }, num(p.value, 6))])),
       h("h3", {}, summary.length && !obj.status.observation.metrics.length ? "Metrics so far" : "Metrics"),
       summary.length
         ? h("dl", { class: "kv" }, summary.map((m) => [h("dt", {}, m.name),
