@@ -52,7 +52,6 @@ class SKLearnModel(ArrayModel):
                 self.name, path, f"{type(estimator).__name__} object has no predict()"
             )
         self._estimator = estimator
-        self._allows_nan = _allows_nan(estimator)
         self._method = (
             estimator.predict_proba
             if self.predict_proba and hasattr(estimator, "predict_proba")
@@ -62,29 +61,18 @@ class SKLearnModel(ArrayModel):
         return True
 
     def predict_array(self, inputs: np.ndarray) -> np.ndarray:
-        # JSON cannot carry NaN or infinity, binary tensors can: an estimator that refuses
-        # them (scikit-learn's ValueError, a 500) is the client's input, a 400.
-        if not self._allows_nan and inputs.dtype.kind == "f" and not np.isfinite(inputs).all():
-            raise InvalidInput(
-                f"model {self.name!r}: the input holds NaN or infinity, which "
-                f"{type(self._estimator).__name__} does not accept"
-            )
-        return np.asarray(self._method(inputs))
-
-
-def _allows_nan(estimator: Any) -> bool:
-    """scikit-learn's own tag (``HistGradientBoosting*`` take NaN as missing); True when
-    it cannot tell, so that the estimator decides."""
-    try:
-        from sklearn.utils import get_tags  # type: ignore[import-untyped]
-
-        return bool(get_tags(estimator).input_tags.allow_nan)
-    except Exception:  # an older scikit-learn, or not an estimator of it
-        tags = getattr(estimator, "_get_tags", None)
         try:
-            return bool(tags()["allow_nan"]) if callable(tags) else True
-        except Exception:
-            return True
+            return np.asarray(self._method(inputs))
+        except ValueError as exc:
+            # JSON cannot carry NaN or infinity, binary tensors can: an estimator that
+            # refuses them (scikit-learn's ValueError, a 500) was given bad input, a 400.
+            # Pipelines that impute them, and estimators that take them, never get here.
+            if inputs.dtype.kind == "f" and not np.isfinite(inputs).all():
+                raise InvalidInput(
+                    f"model {self.name!r}: the input holds NaN or infinity, which "
+                    f"{type(self._estimator).__name__} does not accept ({exc})"
+                ) from None
+            raise
 
 
 def build(

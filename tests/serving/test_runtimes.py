@@ -235,12 +235,16 @@ def test_nan_in_a_binary_tensor_is_the_clients_error_unless_the_estimator_takes_
     500. An estimator that takes NaN as missing (its allow_nan tag) still gets it."""
     import joblib
     from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
 
     with_nan = SAMPLE.copy()
     with_nan[0, 0] = np.nan
     for estimator, allowed in (
         (LogisticRegression(max_iter=300), False),
         (HistGradientBoostingClassifier(max_iter=5), True),
+        # A pipeline that imputes them (its own allow_nan tag says False).
+        (make_pipeline(SimpleImputer(), LogisticRegression(max_iter=300)), True),
     ):
         folder = tmp_path / type(estimator).__name__
         folder.mkdir()
