@@ -68,21 +68,34 @@ def _hash(secret: str) -> str:
 class Tokens:
     """Token handlers: create/list/revoke (admins) and authenticate (every request)."""
 
-    # How long "does any token exist" is taken as known on a loopback bind (it is asked on
-    # every request without a token, the serving router's too): a token made by another
-    # process counts within this time; one made here, at once.
-    ANY_TTL = 1.0
+    # How long what the store said is taken as known: whether any token exists (asked on a
+    # loopback bind by every request without one), and a token's record (asked by every
+    # request with one, the serving router's included, on its event loop). A token made
+    # or revoked by this process counts at once; by another (``hyperflow token`` on the
+    # store) within this time.
+    TTL = 1.0
 
     def __init__(self, store: TokenStore, *, loopback: bool) -> None:
         self.store = store
         self.loopback = loopback
         self._any: tuple[float, bool] | None = None  # (when asked, answer)
+        self._records: dict[str, tuple[float, TokenRecord | None]] = {}
+
+    def _record(self, token_id: str) -> TokenRecord | None:
+        now = time.monotonic()
+        known = self._records.get(token_id)
+        if known is None or now - known[0] > self.TTL:
+            if len(self._records) > 10_000:  # bounded: ids of bad tokens are keys too
+                self._records.clear()
+            known = (now, self.store.get(token_id))
+            self._records[token_id] = known
+        return known[1]
 
     def required(self) -> bool:
         if not self.loopback:
             return True
         now = time.monotonic()
-        if self._any is None or now - self._any[0] > self.ANY_TTL:
+        if self._any is None or now - self._any[0] > self.TTL:
             self._any = (now, self.store.any())
         return self._any[1]
 
@@ -95,7 +108,7 @@ class Tokens:
                 )
             return ANONYMOUS
         match = _TOKEN.fullmatch(bearer)
-        record = self.store.get(match.group(1)) if match else None
+        record = self._record(match.group(1)) if match else None
         if (
             match is None
             or record is None
@@ -111,7 +124,7 @@ class Tokens:
             return True
         if caller is ANONYMOUS:
             return not self.required()  # a first token makes anonymous calls stop
-        return self.store.get(caller.name) is not None
+        return self._record(caller.name) is not None
 
     def create(
         self,
@@ -146,7 +159,9 @@ class Tokens:
         self._admin_only(caller)
         if token_id.startswith("hf_"):
             token_id = token_id.split("_")[1]
-        if not self.store.delete(token_id):
+        deleted = self.store.delete(token_id)
+        self._records.pop(token_id, None)  # at once for this process's requests
+        if not deleted:
             raise NotFound(f"no token {token_id}")
 
     @staticmethod
