@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from serving.private import make_private_dirs
 from serving.settings import hyperflow_home, mlflow_tracking_uri
 
 SUPPORTED_SCHEMES = ("local path", "file://", "runs:/", "models:/")
@@ -137,7 +138,7 @@ def _download_mlflow_from(uri: str, cache_dir: Path, tracking_uri: str, registry
     # A run artifact or a model version never changes: fetched once, shared by replicas.
     if target.exists():
         return _only_child(target)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(cache_dir)
     staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=cache_dir))
     try:
         mlflow.artifacts.download_artifacts(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from pydantic import Field
@@ -49,8 +48,6 @@ class TunerSettings(BaseSettings):
         """The home folder, made readable by its owner alone when it is created here: it
         holds every namespace's store, trial logs, models and trials' push tokens. (One
         that exists keeps its mode: a team may share one on purpose.)"""
-        if not self.home.is_dir():
-            self.home.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileExistsError):  # another process made it first
-                self.home.mkdir(mode=0o700)
-        return self.home
+        from serving.private import make_private_dirs
+
+        return make_private_dirs(self.home)

@@ -268,6 +268,11 @@ def test_a_new_home_is_its_owners_alone(tmp_path: Path) -> None:
     home = tmp_path / "deep" / "home"
     TunerSettings(home=home).ensure_home()
     assert home.stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "deep").stat().st_mode & 0o777 == 0o700  # each folder made on the way
+    # Whichever command comes first: the store's engine makes it so too.
+    other = tmp_path / "other"
+    Store(TunerSettings(home=other).store_url).close()
+    assert other.stat().st_mode & 0o777 == 0o700
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o750)
     shared.chmod(0o750)

@@ -20,6 +20,7 @@ import os
 import sqlite3
 from pathlib import Path
 
+from serving.private import make_private_dirs
 from tuner.pids import pid_alive
 from tuner.tracking.probe import sqlite_state
 
@@ -49,7 +50,7 @@ def _remove_stale_builds(path: Path) -> None:
 
 def prepare_sqlite_store(path: Path) -> None:
     """Make ``path`` a complete MLflow store (created atomically if it is not one yet)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     _remove_stale_builds(path)  # left by a creation that was killed
     if path.exists():
         version, runs = _state(path)
