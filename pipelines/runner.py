@@ -114,35 +114,46 @@ def remove_run_folder(store: PipelineStore, record: RunRecord) -> None:
 
     Other runs' cache hits reuse this run's artifacts by path, as KFP's cache does; KFP
     keeps a deleted run's artifacts in its object store, so those runs stay whole. Here
-    each such run first gets its own hard-linked copy (a copy across file systems) of what
-    it names, under ``<its folder>/from-<run name>-<uid>/``, and its paths are rewritten
-    to the copy in one transaction; only then is the folder removed. A crash before the
-    rewrite leaves the old paths valid; after it, the new ones."""
+    each finished such run first gets its own hard-linked copy (a copy across file
+    systems) of the artifacts it names (their ``uri``), under ``<its folder>/from-<run
+    name>-<uid>/``, and its paths are rewritten to the copy in one transaction; only then
+    is the folder removed. A crash before the rewrite leaves the old paths valid; after
+    it, the new ones. While a run that is not finished names them (it holds its paths in
+    memory), the folder is kept."""
     import shutil
 
     root = Path(record.pipeline_root)
     prefix = str(root).rstrip(os.sep) + os.sep
+    in_use = False
     for run, tasks in store.referencing(prefix, record.uid):
+        if not run.finished:
+            in_use = True
+            continue
         base = Path(run.pipeline_root) / f"from-{record.name}-{record.uid[:8]}"
 
         def moved(value: Any, base: Path = base) -> Any:
-            if isinstance(value, dict):
-                return {k: moved(v) for k, v in value.items()}
             if isinstance(value, list):
                 return [moved(v) for v in value]
-            if isinstance(value, str) and value.startswith(prefix) and os.path.lexists(value):
-                target = base / value[len(prefix) :]
-                if not os.path.lexists(target):
-                    _link_copy(Path(value), target)
-                return str(target)
-            return value
+            if not isinstance(value, dict):
+                return value
+            out = {k: moved(v) for k, v in value.items()}
+            uri = value.get("uri")
+            if isinstance(uri, str) and uri.startswith(prefix) and os.path.lexists(uri):
+                target = base / uri[len(prefix) :]
+                # An artifact's own path only, and inside the copy's folder ("..": none).
+                if target.resolve().is_relative_to(base.resolve()):
+                    if not os.path.lexists(target):
+                        _link_copy(Path(uri), target)
+                    out["uri"] = str(target)
+            return out
 
         store.rewrite_paths(
             run.uid,
             moved(run.outputs),
             {t.id: (moved(t.inputs), moved(t.outputs)) for t in tasks},
         )
-    shutil.rmtree(root, ignore_errors=True)
+    if not in_use:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _link_copy(source: Path, target: Path) -> None:

@@ -45,7 +45,10 @@ def test_runs_naming_a_folder_are_found_and_rewritten(database_url: str) -> None
         store.save_task(a.uid, "t", inputs=None, outputs={"o": "/r/a_1/t/o"}, **TASK)
         found = {r.name: [t.path for t in ts] for r, ts in store.referencing("/r/a_1/", a.uid)}
         assert found == {"b": ["t"], "c": ["t"]}  # not a itself, not b's own task "u"
-        assert store.referencing("/r/aX1/", a.uid) == []  # "_" is no wildcard
+        # "_" is no wildcard: the query /r/a_1/ must not find a path of /r/aX1/.
+        x = store.create_run(name="x", pipeline_root="/r/x", outputs={"o": "/r/aX1/o"}, **RUN)
+        assert sorted(r.name for r, _ in store.referencing("/r/a_1/", a.uid)) == ["b", "c"]
+        assert x.name not in [r.name for r, _ in store.referencing("/r/a_1/", a.uid)]
         [(run, [task])] = store.referencing("/r/a_1/é/", a.uid)
         store.rewrite_paths(run.uid, {"x": "/new"}, {task.id: ({"u": "/new"}, None)})
         assert store.get_run_by_uid(c.uid).outputs == {"x": "/new"}
