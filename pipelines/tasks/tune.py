@@ -47,18 +47,28 @@ def call_objective(
     return objective(parameters, **extra)
 
 
-def whole(value: Any) -> Any:
-    """``value`` with every whole float inside a dict or list as an int. A pipeline's
-    constants reach a task as protobuf values, where every number is a double: the
-    literal ``{"type": "int", "min": 5}`` or ``fixed={"max_iter": 200}`` arrives as 5.0
-    and 200.0 (an int space refused them, sklearn's ``max_iter`` too)."""
-    if isinstance(value, dict):
-        return {k: whole(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [whole(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+def _int(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def whole(spec: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's range with the ints it means. A pipeline's constants reach a task as
+    protobuf values, where every number is a double: the literal ``{"type": "int",
+    "min": 5}`` arrives as 5.0 (refused by an int space), discrete ``[2, 3]`` as
+    ``[2.0, 3.0]`` (trials got 2.0, which ``max_depth`` refuses). Only there: a double or
+    categorical range, or ``fixed``, keeps its floats (``max_features=1.0`` means all
+    features, ``1`` one)."""
+    kind = spec.get("type")
+    if kind == "int":
+        return {k: _int(v) if k in ("min", "max", "step") else v for k, v in spec.items()}
+    values = spec.get("values")
+    if (
+        kind == "discrete"
+        and isinstance(values, list)
+        and all(isinstance(v, int | float) and float(v).is_integer() for v in values)
+    ):
+        return {**spec, "values": [_int(v) for v in values]}
+    return spec
 
 
 def search_space(parameters: dict[str, Any]) -> dict[str, Any]:
@@ -67,9 +77,10 @@ def search_space(parameters: dict[str, Any]) -> dict[str, Any]:
     from tuner.sdk import search
 
     space: dict[str, Any] = {}
-    for name, spec in whole(parameters).items():
+    for name, spec in parameters.items():
         if not isinstance(spec, dict) or "type" not in spec:
             raise ValueError(f"parameters[{name!r}]: expected a dict with 'type' and its range")
+        spec = whole(spec)
         kind = spec["type"]
         options = {k: v for k, v in spec.items() if k != "type"}
         makers: dict[str, Callable[..., Any]] = {
@@ -148,7 +159,7 @@ def run_tune(
     settings = TunerSettings()
     if dataset_path is not None:
         os.environ[DATASET_ENV] = dataset_path
-    extra = dict(whole(fixed or {}))
+    extra = dict(fixed or {})
     if dataset_path is not None:
         extra["dataset"] = dataset_path
     inputs = {INPUTS_ANNOTATION: inputs_digest(dataset_path, fixed)}

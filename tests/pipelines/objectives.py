@@ -26,8 +26,8 @@ def needs_ints(parameters: dict[str, Any], repeat: int) -> dict[str, float]:
     for name in ("depth", "degree"):
         if type(parameters[name]) is not int:
             raise TypeError(f"{name} must be an int, got {parameters[name]!r}")
-    if type(repeat) is not int:
-        raise TypeError(f"repeat must be an int, got {repeat!r}")
+    if repeat != 2.0:  # fixed keeps KFP's double (max_features=1.0 means all features)
+        raise ValueError(f"repeat: {repeat!r}")
     folder = Path(os.environ["HYPERFLOW_ARTIFACTS_DIR"])
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.txt").write_text(repr(parameters))
