@@ -167,7 +167,8 @@ class ExperimentHandlers:
         Only Katib's editable budget may differ, and is then applied as :meth:`patch`
         applies it; any other changed field is a 422 naming it, never silently dropped."""
         record = self._record(caller, namespace, name)
-        experiment, _ = self._parse(caller, namespace, body)
+        stored_dir = Path(record.base_dir) if record.base_dir else None
+        experiment, _ = self._parse(caller, namespace, body, fallback_base_dir=stored_dir)
         if experiment.metadata.name != name:
             raise Invalid(
                 "the Experiment is invalid",
@@ -179,29 +180,43 @@ class ExperimentHandlers:
                     )
                 ],
             )
-        old, new = record.spec.get("spec") or {}, experiment.to_dict().get("spec") or {}
+        given = experiment.to_dict()
+        old, new = record.spec.get("spec") or {}, given.get("spec") or {}
         changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
-        fixed = [k for k in changed if k not in EDITABLE]
+        fixed = [f"spec.{k}" for k in changed if k not in EDITABLE]
+        # Labels and annotations are the stored ones too (the base-dir annotation aside:
+        # a client sends it where it read the file); a change is said, not dropped.
+        for key in ("labels", "annotations"):
+            had = _metadata_map(record.spec, key)
+            if had != _metadata_map(given, key):
+                fixed.append(f"metadata.{key}")
         if fixed:
             editable = ", ".join(f"spec.{k}" for k in EDITABLE)
             raise Invalid(
                 f"experiment {namespace}/{name}: fields that cannot change were changed",
                 [
                     FieldProblem(
-                        f"spec.{k}",
+                        path,
                         f"may not change (only {editable} may); delete the experiment and "
                         "create it again to change it",
                     )
-                    for k in fixed
+                    for path in fixed
                 ],
             )
         if not changed:
             return self._object(record)
         return self.patch(caller, namespace, name, {"spec": {k: new.get(k) for k in changed}})
 
-    def _parse(self, caller: Caller, namespace: str, body: Any) -> tuple[Experiment, Path | None]:
+    def _parse(
+        self,
+        caller: Caller,
+        namespace: str,
+        body: Any,
+        fallback_base_dir: Path | None = None,
+    ) -> tuple[Experiment, Path | None]:
         """An Experiment request body checked as :meth:`create` takes it (422 with every
-        field error), with the folder its relative paths resolve against."""
+        field error), with the folder its relative paths resolve against (its annotation,
+        else ``fallback_base_dir``: a stored experiment's, for a replace)."""
         self.authorize(caller, namespace)
         if not isinstance(body, dict):
             raise Invalid("an Experiment must be a mapping (a YAML or JSON object)")
@@ -218,7 +233,7 @@ class ExperimentHandlers:
                 )
             problems += check_dns_label(metadata.get("name"), "metadata.name")
             body = {**body, "metadata": {**metadata, "namespace": namespace}}
-        base_dir = base_dir_of(body, problems)
+        base_dir = base_dir_of(body, problems) or fallback_base_dir
         try:
             experiment = parse_experiment(body, base_dir=base_dir)
         except SpecError as exc:
@@ -660,3 +675,11 @@ def _now() -> float:
     import time
 
     return time.time()
+
+
+def _metadata_map(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    """An object's ``metadata.labels`` / ``metadata.annotations``, without the base-dir
+    annotation (where a client read the file, not part of what it asks for)."""
+    found = dict((obj.get("metadata") or {}).get(key) or {})
+    found.pop(BASE_DIR_ANNOTATION, None)
+    return found

@@ -561,6 +561,12 @@ def test_put_of_an_experiment_takes_the_budget_and_refuses_other_changes(
     assert server.http.post(f"{NS}/experiments", json=body).status_code == 201
     same = server.http.put(f"{NS}/experiments/put-me", json=body)
     assert same.status_code == 200 and same.json()["spec"]["maxTrialCount"] == 2
+    # Without the base-dir annotation: the stored folder still resolves `python trial.py`.
+    bare = {**body, "metadata": {"name": "put-me"}}
+    assert server.http.put(f"{NS}/experiments/put-me", json=bare).status_code == 200
+    labelled = {**body, "metadata": {**body["metadata"], "labels": {"team": "x"}}}
+    r = server.http.put(f"{NS}/experiments/put-me", json=labelled)
+    assert r.status_code == 422 and [d["path"] for d in r.json()["details"]] == ["metadata.labels"]
     body["spec"]["parallelTrialCount"] = 2
     changed = server.http.put(f"{NS}/experiments/put-me", json=body)
     assert changed.status_code == 200 and changed.json()["spec"]["parallelTrialCount"] == 2
