@@ -53,7 +53,8 @@ class PipelineRun:
         succeed has none, and says why."""
         if not self.succeeded and not self.outputs:
             message = f": {self.run.message}" if self.run.message else ""
-            raise RuntimeError(
+            # An AttributeError, as for a property that is not there: hasattr() says False.
+            raise AttributeError(
                 f"pipeline run {self.run.name} {self.run.state}{message}; it has no outputs"
             )
         if len(self.outputs) != 1:

@@ -169,8 +169,13 @@ class PipelineTracker:
         taken = {o.name for o in observations}
         for name, value in (parameters or {}).items():
             number = isinstance(value, int | float) and not isinstance(value, bool)
-            if number and name not in taken and math.isfinite(value):
-                observations.append(Observation(name, float(value), 0, now))
+            if number and name not in taken:
+                try:
+                    as_float = float(value)  # an int past 1e308 does not convert
+                except OverflowError:
+                    continue
+                if math.isfinite(as_float):
+                    observations.append(Observation(name, as_float, 0, now))
         if observations:
             self._tracker.log_observations(path, observations)
         phase = _TASK_PHASE.get(state, TrialPhase.FAILED)

@@ -132,7 +132,9 @@ def test_tune_failures_are_task_failures(run):
     assert result.state == "FAILED"
     assert "tune" in result.run.message and "ValueError" in result.task("tune").message
     # Its output: why there is none (it said "the pipeline has 0 outputs").
-    with pytest.raises(RuntimeError, match=r"pipeline run \S+ FAILED: .*tune.*; it has no outputs"):
+    with pytest.raises(
+        AttributeError, match=r"pipeline run \S+ FAILED: .*tune.*; it has no outputs"
+    ):
         _ = result.output
 
 
