@@ -56,7 +56,9 @@ def _mark_synced(folder: Path, uid: str, uri: str) -> None:
     temporary.replace(folder / _SYNCED)
 
 
-def make_suggestion_client(url: str | None, store: Store, namespace: str) -> SuggestionClient:
+def make_suggestion_client(
+    url: str | None, store: Store, namespace: str, *, check: bool = True
+) -> SuggestionClient:
     if not url:
         return InProcessSuggestionClient()
 
@@ -84,7 +86,8 @@ def make_suggestion_client(url: str | None, store: Store, namespace: str) -> Sug
         ]
 
     client = HttpSuggestionClient(url, history=history)
-    client.check()  # ServiceError naming the URL when nothing answers there
+    if check:
+        client.check()  # ServiceError naming the URL when nothing answers there
     return client
 
 
@@ -176,7 +179,18 @@ def _run(
             backend.prestart(experiment.spec.parallel_trial_count)
         # Before the tracker and before anything is stored: an unreachable service is
         # one error, and leaves no experiment behind.
-        suggestion = make_suggestion_client(suggestion_url, store, md.namespace)
+        suggestion = make_suggestion_client(
+            suggestion_url,
+            store,
+            md.namespace,
+            # A finished experiment run again as it was asks nothing (its stored result
+            # is shown); one continued with a new budget does.
+            check=not (
+                existing is not None
+                and existing.phase.finished
+                and existing.spec.get("spec") == experiment.to_dict().get("spec")
+            ),
+        )
         tracker: Tracker = (
             MlflowTracker(uri, artifact_root=settings.home / "mlartifacts")
             if tracking

@@ -256,6 +256,9 @@ def test_run_with_suggestion_service(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     status = json.loads(done.stdout)["status"]
     assert status["trials"] == 3 == status["trialsSucceeded"]
+    # Finished: the same command shows the stored result; the service, gone, is not asked.
+    shown = _cli("run", "-f", str(path), "--no-mlflow", "--suggestion-url", url)
+    assert shown.exit_code == 0 and "had already finished" in shown.stderr, shown.output
 
 
 def test_failed_trials_show_why_in_the_tables(tmp_path: Path) -> None:
