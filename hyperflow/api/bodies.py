@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
-from hyperflow.handlers.errors import BadRequest, FieldProblem, UnsupportedMediaType
+from hyperflow.handlers.errors import BadRequest, FieldProblem, Invalid, UnsupportedMediaType
 from serving.yamlfile import NoDuplicateKeys, YamlError, problem
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
@@ -150,3 +151,18 @@ def locate(raw: bytes, problems: list[FieldProblem]) -> list[FieldProblem]:
             path = path[:cut] if cut > 0 else ""
         out.append(FieldProblem(p.path, p.message, line))
     return out
+
+
+async def with_body(request: Any, handler: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``handler(*args, body, **kwargs)`` off the event loop, ``body`` the request's (JSON
+    or YAML); a YAML body's field errors come back with their lines in it."""
+    from fastapi.concurrency import run_in_threadpool
+
+    raw, content_type = await request.body(), request.headers.get("content-type")
+    body = decode(raw, content_type)
+    try:
+        return await run_in_threadpool(handler, *args, body, **kwargs)
+    except Invalid as exc:
+        if is_yaml(content_type):
+            raise Invalid(exc.message, locate(raw, exc.details)) from None
+        raise

@@ -14,7 +14,7 @@ from fastapi.responses import Response, StreamingResponse
 from hyperflow.api import bodies
 from hyperflow.api.deps import CallerDep, PlaneDep, bearer
 from hyperflow.api.resources import NS, Continue, Limit, json_response, list_body, read_routes
-from hyperflow.handlers.errors import BadRequest, Invalid
+from hyperflow.handlers.errors import BadRequest
 
 router = APIRouter(tags=["experiments"])
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -90,16 +90,9 @@ DryRun = Annotated[
 async def create_experiment(
     namespace: str, request: Request, caller: CallerDep, plane: PlaneDep, dry_run: DryRun = None
 ) -> Response:
-    raw, content_type = await request.body(), request.headers.get("content-type")
-    body = bodies.decode(raw, content_type)
-    try:
-        created = await run_in_threadpool(
-            plane.experiments.create, caller, namespace, body, dry_run=dry_run is not None
-        )
-    except Invalid as exc:
-        if bodies.is_yaml(content_type):
-            raise Invalid(exc.message, bodies.locate(raw, exc.details)) from None
-        raise
+    created = await bodies.with_body(
+        request, plane.experiments.create, caller, namespace, dry_run=dry_run is not None
+    )
     return json_response(created, 200 if dry_run else 201)
 
 
@@ -111,14 +104,7 @@ async def replace_experiment(
     spec.parallelTrialCount and spec.maxFailedTrialCount may differ from the stored one
     (applied as the PATCH applies them); any other change is a 422 naming the field."""
     plane.experiments.authorize(caller, namespace)
-    raw, content_type = await request.body(), request.headers.get("content-type")
-    body = bodies.decode(raw, content_type)
-    try:
-        replaced = await run_in_threadpool(plane.experiments.replace, caller, namespace, name, body)
-    except Invalid as exc:
-        if bodies.is_yaml(content_type):
-            raise Invalid(exc.message, bodies.locate(raw, exc.details)) from None
-        raise
+    replaced = await bodies.with_body(request, plane.experiments.replace, caller, namespace, name)
     return json_response(replaced)
 
 

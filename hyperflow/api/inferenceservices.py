@@ -14,7 +14,6 @@ from hyperflow.api import bodies
 from hyperflow.api.deps import CallerDep, PlaneDep
 from hyperflow.api.experiments import OBJECT_BODY, DryRun
 from hyperflow.api.resources import NS, json_response, read_routes
-from hyperflow.handlers.errors import Invalid
 
 router = APIRouter(tags=["inferenceservices"])
 
@@ -46,16 +45,9 @@ async def create_inferenceservice(
     """Create a KServe InferenceService (YAML or JSON): 201, 409 if the name exists.
     ``dryRun=All``: every check, nothing stored or started (200 with the object)."""
     plane.inferenceservices.authorize(caller, namespace)
-    raw, content_type = await request.body(), request.headers.get("content-type")
-    body = bodies.decode(raw, content_type)
-    try:
-        created = await run_in_threadpool(
-            plane.inferenceservices.create, caller, namespace, body, dry_run=dry_run is not None
-        )
-    except Invalid as exc:
-        if bodies.is_yaml(content_type):  # each problem with its line in the YAML sent
-            raise Invalid(exc.message, bodies.locate(raw, exc.details)) from None
-        raise
+    created = await bodies.with_body(
+        request, plane.inferenceservices.create, caller, namespace, dry_run=dry_run is not None
+    )
     return json_response(created, 200 if dry_run else 201)
 
 
