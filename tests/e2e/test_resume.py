@@ -69,6 +69,19 @@ def _write_experiment(folder: Path, max_trials: int = 8) -> Path:
     return path
 
 
+def _rerun(experiment: Path, env: dict[str, str], *flags: str) -> None:
+    """The same `experiment run` again (``--json``, ``env`` added), to its successful end."""
+    rerun = subprocess.run(
+        [*hyperflow_cmd("experiment", "run", "-f", str(experiment)), *flags, "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **env},
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+
+
 def _trials(home: Path) -> list:
     store = Store(TunerSettings(home=home).store_url)
     try:
@@ -242,15 +255,7 @@ def test_sigkill_during_a_group_commit_loses_nothing_acknowledged(
         assert any(before[n].phase.value == "Succeeded" for n in in_flight)
         assert [n for n in in_flight if before[n].phase.value == "Created"]
 
-    rerun = subprocess.run(
-        [*hyperflow_cmd("experiment", "run", "-f", str(experiment)), "--no-mlflow", "--json"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, **env},
-    )
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    _rerun(experiment, env, "--no-mlflow")
     trials = _trials(hyperflow_home)
     names = [t.name for t in trials]
     assert len(names) == 8 == len(set(names))
@@ -356,15 +361,7 @@ def test_observations_stored_before_a_sigkill_reach_mlflow_on_resume(
     before = _trials(hyperflow_home)
     assert any(t.phase.value == "Running" and t.observation_count >= 1 for t in before)
     go.touch()
-    rerun = subprocess.run(
-        [*hyperflow_cmd("experiment", "run", "-f", str(experiment)), "--json"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, **env},
-    )
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    _rerun(experiment, env)
     trials = _trials(hyperflow_home)
     assert len(trials) == 2 and all(t.phase.value == "Succeeded" for t in trials)
     assert all(t.observation_count == 2 for t in trials), [

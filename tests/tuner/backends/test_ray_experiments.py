@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from tests.hyperflow.conftest import experiment, serve_plane, server_settings
 from tests.util import REPO, hyperflow_cmd, run_hyperflow, running, wait_until
@@ -36,6 +37,14 @@ def _trials(home: Path, name: str) -> list:
         return [] if record is None else store.trials(record.uid)
     finally:
         store.close()
+
+
+def _ray_run(folder: Path, spec: dict[str, Any], ray_address: str) -> tuple[str, ...]:
+    """`experiment run` arguments of ``spec`` (written to ``folder``) on the session's Ray."""
+    file = folder / "experiment.yaml"
+    file.write_text(json.dumps(spec))
+    args = ("experiment", "run", "-f", str(file), "--no-mlflow", "--backend", "ray")
+    return (*args, "--ray-address", ray_address)
 
 
 def test_a_killed_controller_adopts_its_ray_trials(
@@ -68,10 +77,7 @@ def test_a_killed_controller_adopts_its_ray_trials(
             }
         },
     }
-    file = tmp_path / "experiment.yaml"
-    file.write_text(json.dumps(spec))
-    args = ("experiment", "run", "-f", str(file), "--no-mlflow", "--backend", "ray")
-    args += ("--ray-address", ray_address)
+    args = _ray_run(tmp_path, spec, ray_address)
     output = tmp_path / "first-run.txt"
     with (
         open(output, "wb") as out,
@@ -170,10 +176,7 @@ def test_sigterm_stops_a_ray_run_cleanly(
     env = {"LEDGER": str(tmp_path / "ledger"), "GO": str(tmp_path / "go")}  # no "go": they wait
     spec = experiment("term-ray", tmp_path, max_trials=2, parallel=2, extra_env=env)
     (tmp_path / "trial.py").write_text(TRIAL)  # in place of the one experiment() wrote
-    file = tmp_path / "experiment.yaml"
-    file.write_text(json.dumps(spec))
-    args = ("experiment", "run", "-f", str(file), "--no-mlflow", "--backend", "ray")
-    args += ("--ray-address", ray_address)
+    args = _ray_run(tmp_path, spec, ray_address)
     output = tmp_path / "run.txt"
     with (
         open(output, "wb") as out,
