@@ -26,6 +26,17 @@ from serving.router.app import HTTPError
 OPEN = frozenset({"/", "/v2/health/live", "/v2/health/ready"})
 
 
+def check_request(tokens: Tokens, path: str, authorization: bytes | None) -> None:
+    """A data-plane request to ``path`` with this ``Authorization`` header: HandlerError
+    (401 without a valid token, 403 for another namespace's service) unless it may."""
+    caller = tokens.authenticate(
+        parse_bearer(authorization.decode("latin-1") if authorization is not None else None)
+    )
+    namespace = target_namespace(path)
+    if namespace is not None:
+        caller.check(namespace)
+
+
 class TokenGate:
     """ASGI middleware: 401 without a valid token, 403 for another namespace's service."""
 
@@ -38,12 +49,9 @@ class TokenGate:
             auth = None
             for name, value in scope["headers"]:
                 if name == b"authorization":
-                    auth = value.decode("latin-1")
+                    auth = value
             try:
-                caller = self.tokens.authenticate(parse_bearer(auth))
-                namespace = target_namespace(scope["path"])
-                if namespace is not None:
-                    caller.check(namespace)
+                check_request(self.tokens, scope["path"], auth)
             except HandlerError as exc:
                 body = orjson.dumps(exc.body())
                 await send(
@@ -66,13 +74,8 @@ def router_authorizer(tokens: Tokens) -> Callable[[str, bytes | None], None]:
 
     def authorize(path: str, authorization: bytes | None) -> None:
         try:
-            caller = tokens.authenticate(
-                parse_bearer(authorization.decode("latin-1") if authorization else None)
-            )
-            namespace = target_namespace(path)
-            if namespace is not None:
-                caller.check(namespace)
+            check_request(tokens, path, authorization or None)  # empty: none given
         except HandlerError as exc:
-            raise HTTPError(exc.status, str(exc.body().get("error", exc))) from None
+            raise HTTPError(exc.status, exc.message) from None
 
     return authorize
