@@ -288,12 +288,12 @@ def list_(
 def _created(value: Any) -> str:
     import datetime as dt
 
-    if isinstance(value, int | float):
-        return dt.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, str):
-        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    return ""
+    from pipelines.live import epoch  # numbers or RFC 3339, as durations read them
+
+    seconds = epoch(value) if isinstance(value, int | float | str) else None
+    if seconds is None:
+        return ""
+    return dt.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @pipeline_app.command("get")
