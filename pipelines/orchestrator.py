@@ -367,22 +367,8 @@ class Orchestrator:
             # Sent again, with its own times: the process that ran it may have died before
             # its tracker wrote the task's run (or its end). The writer finds the run by its
             # tag and leaves a complete one alone.
-            self.tracker.task_started(
-                node.path,
-                node.component_name,
-                node.inputs["parameters"],
-                node.inputs["artifacts"],
-                cached=node.cached,
-                started_at=previous.started_at,
-            )
-            self.tracker.task_finished(
-                node.path,
-                previous.state,
-                node.outputs["artifacts"],
-                self._task_dir(node) if previous.attempts > 0 else None,
-                node.outputs.get("parameters") or {},
-                ended_at=previous.finished_at,
-            )
+            self._track_start(node, previous.started_at)
+            self._track_end(node, previous.state, previous.attempts, previous.finished_at)
         self._notify(node)
 
     # -- inputs ----------------------------------------------------------------------------
@@ -840,13 +826,7 @@ class Orchestrator:
         node.state = "RUNNING"
         self._save(node)
         if self.tracker is not None and node.attempts == 1:
-            self.tracker.task_started(
-                node.path,
-                node.component_name,
-                node.inputs["parameters"],
-                node.inputs["artifacts"],
-                cached=False,
-            )
+            self._track_start(node)
         if light is not None:
             env["_KFP_RUNTIME"] = "true"
             run = TrialRun(
@@ -957,13 +937,7 @@ class Orchestrator:
             node.cached_from = f"{run.name}/{task.path}"
             node.started_at = time.time()
             if self.tracker is not None:
-                self.tracker.task_started(
-                    node.path,
-                    node.component_name,
-                    node.inputs["parameters"],
-                    node.inputs["artifacts"],
-                    cached=True,
-                )
+                self._track_start(node)
             self._finish(node, "CACHED", f"outputs of {node.cached_from}")
             return True
         return False
@@ -988,14 +962,34 @@ class Orchestrator:
             and node.kind == "container"
             and (node.attempts > 0 or node.cached)
         ):
-            self.tracker.task_finished(
-                node.path,
-                state,
-                node.outputs["artifacts"],
-                self._task_dir(node) if node.attempts > 0 else None,
-                node.outputs.get("parameters") or {},
-            )
+            self._track_end(node, state, node.attempts)
         self._notify(node)
+
+    def _track_start(self, node: Node, started_at: float | None = None) -> None:
+        """The task's MLflow run (its inputs; a cache hit tagged so)."""
+        assert self.tracker is not None
+        self.tracker.task_started(
+            node.path,
+            node.component_name,
+            node.inputs["parameters"],
+            node.inputs["artifacts"],
+            cached=node.cached,
+            started_at=started_at,
+        )
+
+    def _track_end(
+        self, node: Node, state: str, attempts: int, ended_at: float | None = None
+    ) -> None:
+        """The task's MLflow run ended (its outputs; its log when it ran)."""
+        assert self.tracker is not None
+        self.tracker.task_finished(
+            node.path,
+            state,
+            node.outputs["artifacts"],
+            self._task_dir(node) if attempts > 0 else None,
+            node.outputs.get("parameters") or {},
+            ended_at=ended_at,
+        )
 
     def _save(self, node: Node) -> None:
         self.store.save_task(
