@@ -118,9 +118,9 @@ def _task_counts(status: dict[str, Any]) -> str:
 
 
 def _state(status: dict[str, Any]) -> str:
-    # pipelines.objects.shown_state, without importing the pipelines package (this CLI
-    # path stays light): INTERRUPTED for a run no live process runs.
-    return "INTERRUPTED" if status.get("interrupted") else str(status.get("state", ""))
+    from pipelines.live import shown_state  # rich only: the read commands stay light
+
+    return shown_state(status)
 
 
 def row(obj: dict[str, Any], wide: bool, age: str) -> list[str]:
@@ -140,6 +140,8 @@ def row(obj: dict[str, Any], wide: bool, age: str) -> list[str]:
 
 def describe(obj: dict[str, Any], table: Any) -> None:
     """``table(header, rows)`` prints aligned columns (kubectl's)."""
+    from pipelines.live import duration, shown_task_state  # rich only: stays light
+
     md, spec, status = obj["metadata"], obj.get("spec", {}), obj.get("status", {})
     typer.echo(f"Name:         {md['name']}")
     typer.echo(f"Namespace:    {md.get('namespace', '')}")
@@ -162,12 +164,12 @@ def describe(obj: dict[str, Any], table: Any) -> None:
         note = task.get("message") or ""
         if task.get("state") == "CACHED" and task.get("cachedFrom"):
             note = f"cached: {task['cachedFrom']}"
-        stopped = bool(task.get("interrupted"))  # no process runs it: no running clock
+        state, started = shown_task_state(task)
         rows.append(
             [
                 "  " + "  " * path.count("/") + path.rsplit("/", 1)[-1],
-                "INTERRUPTED" if stopped else str(task.get("state", "")),
-                "" if stopped else _duration(task),
+                state,
+                duration(started, task.get("finishedAt")),
                 note[:120],
             ]
         )

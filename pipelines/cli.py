@@ -326,7 +326,7 @@ def describe(
     token: str | None = TOKEN,
 ) -> None:
     """The run's state, arguments, outputs and task table."""
-    from pipelines.live import task_table, tree_order
+    from pipelines.live import shown_task_state, task_table, tree_order
     from pipelines.objects import shown_state
 
     with _errors():
@@ -349,19 +349,20 @@ def describe(
         lines.append(f"MLflow run: {status['mlflowRunId']}")
     for line in lines:
         out.print(line, highlight=False, markup=False)
-    rows = [
-        {
-            "path": t["path"],
-            "kind": t.get("kind"),
-            # A task whose process died with the run's: not running, no running clock.
-            "state": "INTERRUPTED" if t.get("interrupted") else t.get("state"),
-            "started_at": None if t.get("interrupted") else t.get("startedAt"),
-            "finished_at": t.get("finishedAt"),
-            "message": t.get("message"),
-            "cached_from": t.get("cachedFrom"),
-        }
-        for t in status.get("tasks", [])
-    ]
+    rows = []
+    for t in status.get("tasks", []):
+        state, started = shown_task_state(t)
+        rows.append(
+            {
+                "path": t["path"],
+                "kind": t.get("kind"),
+                "state": state,
+                "started_at": started,
+                "finished_at": t.get("finishedAt"),
+                "message": t.get("message"),
+                "cached_from": t.get("cachedFrom"),
+            }
+        )
     out.print(task_table(tree_order(rows)))
 
 

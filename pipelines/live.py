@@ -23,6 +23,21 @@ STYLES = {
 }
 
 
+def shown_state(status: dict[str, Any]) -> str:
+    """A run's state as tables show it: ``INTERRUPTED`` for an unfinished run that no live
+    process runs (its process was killed; the same command resumes it), as an experiment
+    shows ``Interrupted``; the object's ``state`` stays KFP's."""
+    return "INTERRUPTED" if status.get("interrupted") else str(status.get("state", ""))
+
+
+def shown_task_state(task: dict[str, Any]) -> tuple[str, Any]:
+    """A task object's state and start as tables show them: a task whose process died
+    with its run's (``interrupted``) is INTERRUPTED, with no start (no running clock)."""
+    if task.get("interrupted"):
+        return "INTERRUPTED", None
+    return str(task.get("state", "")), task.get("startedAt")
+
+
 def epoch(value: Any) -> float | None:
     """Seconds since the epoch of a time as stores keep it (a number) or as API objects
     give it (RFC 3339 text); None for none."""

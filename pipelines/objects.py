@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pipelines.live import shown_state
 from pipelines.store import RunRecord, TaskRecord
+
+__all__ = ["run_object", "shown_state", "timestamp"]
 
 
 def timestamp(ts: float | None) -> str | None:
@@ -14,13 +17,6 @@ def timestamp(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def shown_state(status: dict[str, Any]) -> str:
-    """A run's state as tables show it: ``INTERRUPTED`` for an unfinished run that no live
-    process runs (its process was killed; the same command resumes it), as an experiment
-    shows ``Interrupted``; the object's ``state`` stays KFP's."""
-    return "INTERRUPTED" if status.get("interrupted") else str(status.get("state", ""))
 
 
 def run_object(record: RunRecord, tasks: list[TaskRecord]) -> dict[str, Any]:
