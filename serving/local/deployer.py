@@ -32,7 +32,13 @@ from pathlib import Path
 
 import httpx
 
-from serving.local.replica import Listener, ReplicaProcess, ReplicaState, bind_listener
+from serving.local.replica import (
+    Listener,
+    ReplicaProcess,
+    ReplicaState,
+    bind_listener,
+    replica_authorization,
+)
 from serving.router.pool import RevisionPool
 
 ArgvFactory = Callable[[Listener], list[str]]
@@ -81,6 +87,8 @@ class RevisionDeployer:
         ports: range | None = None,
     ) -> None:
         self.pool = pool
+        # The replicas started here want this process's token: the pool sends it.
+        pool.authorization = replica_authorization()
         self.argv_for = argv_for
         self.host = host
         self.ports = ports

@@ -15,6 +15,7 @@ import ctypes.util
 import errno
 import os
 import random
+import secrets
 import signal
 import socket
 import sys
@@ -35,8 +36,20 @@ class ReplicaState(StrEnum):
     EXITED = "exited"
 
 
-def _inherited_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "HYPERFLOW_REPLICA_TOKEN"}
+# The token every replica this process starts wants, and the router of this process sends
+# (in place of the client's ``authorization``). Replicas listen on loopback, where any
+# local user could otherwise call a model past the router's token and namespace checks.
+# One per process: replicas are its children and end with it.
+_REPLICA_TOKEN = secrets.token_urlsafe(32)
+
+
+def replica_authorization() -> bytes:
+    """The ``authorization`` header value of a request to this process's replicas."""
+    return b"Bearer " + _REPLICA_TOKEN.encode()
+
+
+def _replica_env(env: dict[str, str] | None) -> dict[str, str]:
+    return {**os.environ, **(env or {}), "HYPERFLOW_REPLICA_TOKEN": _REPLICA_TOKEN}
 
 
 @dataclass(frozen=True)
@@ -150,9 +163,8 @@ class ReplicaProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
-                # Local replicas sit behind the router on loopback, which does not
-                # forward credentials: a stray replica token would lock it out.
-                env={**_inherited_env(), **(env or {})},
+                # Local replicas want this process's token, which its router sends.
+                env=_replica_env(env),
                 # Its own group: Ctrl-C in the terminal reaches only the runner, which
                 # then stops each replica itself, and a stop reaches the replica's children.
                 start_new_session=True,

@@ -32,9 +32,9 @@ class Endpoint:
 
     __slots__ = ("in_flight", "key", "upstream")
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, authorization: bytes | None = None) -> None:
         self.key = (host, port)
-        self.upstream = UpstreamPool(host, port)
+        self.upstream = UpstreamPool(host, port, authorization=authorization)
         self.in_flight = 0
 
 
@@ -75,6 +75,9 @@ class RevisionPool:
         self.on_unreachable = on_unreachable
         self._clock = clock
         self.endpoints: list[Endpoint] = []
+        # The ``authorization`` header sent to this revision's replicas (set by the
+        # deployer that starts them with that token); None: the client's is passed on.
+        self.authorization: bytes | None = None
         self._rr = 0
         self.held = 0
         self.failure: str | None = None
@@ -96,7 +99,7 @@ class RevisionPool:
         keep = {ep.key: ep for ep in self.endpoints}
         new: list[Endpoint] = []
         for host, port in addrs:
-            ep = keep.pop((host, port), None) or Endpoint(host, port)
+            ep = keep.pop((host, port), None) or Endpoint(host, port, self.authorization)
             new.append(ep)
         for ep in keep.values():
             ep.upstream.close()

@@ -140,12 +140,19 @@ class _Connection(asyncio.Protocol):
 
 
 class UpstreamPool:
-    """Keep-alive connections to one replica (``host:port``); unbounded, idle ones reused."""
+    """Keep-alive connections to one replica (``host:port``); unbounded, idle ones reused.
 
-    def __init__(self, host: str, port: int, max_idle: int = 256) -> None:
+    ``authorization``: the value of the ``authorization`` header every request carries to
+    the replica, in place of the client's (the replica's own token; see
+    :func:`serving.local.replica.replica_authorization`)."""
+
+    def __init__(
+        self, host: str, port: int, max_idle: int = 256, authorization: bytes | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self._host_header = f"{host}:{port}".encode()
+        self._authorization = authorization
         self._idle: deque[_Connection] = deque()
         self._max_idle = max_idle
 
@@ -167,8 +174,11 @@ class UpstreamPool:
     ) -> Response:
         """Send one request; retry once on a fresh connection if a reused one was stale."""
         head = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", self._host_header]
+        own = self._authorization
+        if own is not None:
+            head += (b"\r\nauthorization: ", own)
         for name, value in headers:
-            if name not in HOP_BY_HOP:
+            if name not in HOP_BY_HOP and (own is None or name != b"authorization"):
                 head += (b"\r\n", name, b": ", value)
         head += (b"\r\ncontent-length: ", str(len(body)).encode(), b"\r\n\r\n")
         data = b"".join(head) + body

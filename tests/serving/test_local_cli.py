@@ -258,3 +258,35 @@ def test_console_width_when_piped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COLUMNS")
     assert terminal.console().width == 160
     assert terminal.console(stderr=True).width == 160
+
+
+def test_replicas_answer_only_their_router(tmp_path: Path, model_dir: Path) -> None:
+    # A replica listens on loopback: without its own token any local user could call the
+    # model past the router's --token (or the server's namespace check). The router sends
+    # the replicas' token in place of the client's.
+    args, out, port = _serve_piped(tmp_path, ISVC.format(extra="", uri="./model"))
+    env = {"COLUMNS": "200", "HYPERFLOW_SERVE_TOKEN": "s3cret"}
+    row = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+    with (
+        out.open("wb") as sink,
+        running(args, env=env, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT) as proc,
+    ):
+        url = f"http://127.0.0.1:{port}"
+        client = {"authorization": "Bearer s3cret"}
+        wait_http_ok(f"{url}/v2/health/live", timeout=60, proc=proc)
+        wait_until(
+            lambda: httpx.get(f"{url}/v2/models/iris/ready", headers=client).status_code == 200,
+            timeout=60,
+        )
+        r = httpx.post(f"{url}/v1/models/iris:predict", json=row, headers=client)
+        assert r.status_code == 200, r.text
+        assert httpx.post(f"{url}/v1/models/iris:predict", json=row).status_code == 401
+        started = re.search(r"started replica pid \d+ on :(\d+)", out.read_text())
+        assert started is not None, out.read_text()
+        replica = f"http://127.0.0.1:{started.group(1)}"
+        for headers in ({}, client):
+            r = httpx.post(f"{replica}/v1/models/iris:predict", json=row, headers=headers)
+            assert r.status_code == 401, r.text
+        # The probes stay open, as a kubelet's would.
+        assert httpx.get(f"{replica}/v2/health/ready").status_code == 200
+        _stop(proc)
