@@ -145,6 +145,29 @@ def test_bad_requests_get_4xx_json(
     assert error in r.json()["error"]
 
 
+def test_a_refused_report_changes_nothing(api: TestClient) -> None:
+    # It used to count the refused trial as known: every later call was a 409 "restore".
+    api.post(f"{EXP}/restore", json=restore_body())
+    body = api.post(f"{EXP}/suggest", json={"count": 1, "known": 0, "told": 0}).json()
+    s = body["suggestions"][0]
+    outside = TrialResult("other", {**s["assignments"], "x": 99.0}, TrialPhase.SUCCEEDED, 1.0)
+    r = api.post(f"{EXP}/report", json={"result": result_to_json(outside), "known": 1, "told": 0})
+    assert r.status_code == 400 and "outside the search space" in r.json()["error"]
+    good = TrialResult(s["trialName"], s["assignments"], TrialPhase.SUCCEEDED, 0.5)
+    r = api.post(f"{EXP}/report", json={"result": result_to_json(good), "known": 1, "told": 0})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"known": 1, "told": 1}
+
+
+def test_bodies_must_be_json(api: TestClient) -> None:
+    # A text/plain POST needs no CORS preflight: a web page could send it to loopback.
+    for content_type in ("text/plain", None):
+        headers = {"content-type": content_type} if content_type else {}
+        r = api.post(f"{EXP}/restore", content=b'{"trials": []}', headers=headers)
+        assert r.status_code == 415, r.text
+        assert "application/json" in r.json()["error"]
+
+
 def test_unsupported_and_invalid_algorithms_are_4xx(api: TestClient) -> None:
     body = {
         "experiment": make_experiment(

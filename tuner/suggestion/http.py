@@ -16,7 +16,9 @@ holds no state for the experiment (it restarted) or its counts differ, it answer
 the client re-sends the history through ``restore``. ``count`` is at most
 :data:`MAX_SUGGEST_COUNT`. Errors are ``{"error": ...}`` with a
 4xx status. Requests need ``Authorization: Bearer <token>`` when a token is set (healthz
-excepted); bodies over ``max_body`` bytes are refused with 413.
+excepted); bodies over ``max_body`` bytes are refused with 413, and bodies not sent as
+``application/json`` with 415 (a ``text/plain`` POST is one a web page may send to
+loopback without asking first).
 """
 
 from __future__ import annotations
@@ -126,7 +128,14 @@ class GuardMiddleware:
         await self.app(scope, replay, send)
 
 
+class UnsupportedMediaType(InvalidRequest):
+    status = 415
+
+
 async def _body(request: Request) -> dict[str, Any]:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        raise UnsupportedMediaType(f"the body must be application/json, not {media or 'untyped'}")
     raw = await request.body()
     try:
         data = orjson.loads(raw)

@@ -180,7 +180,6 @@ class InProcessSuggestionClient(SuggestionClient):
     def _frozen(self, state: ExperimentState, result: TrialResult) -> optuna.trial.FrozenTrial:
         if result.trial_name in state.numbers:
             raise InvalidRequest(f"trial {result.trial_name!r} appears twice")
-        state.numbers[result.trial_name] = -1
         params: dict[str, Any] = {}
         by_name = state.space.by_name()
         for name in state.distributions:
@@ -201,7 +200,7 @@ class InProcessSuggestionClient(SuggestionClient):
             trial_state, value = _optuna_state(result)
         else:
             trial_state, value = TrialState.RUNNING, None
-        return optuna.trial.create_trial(
+        frozen = optuna.trial.create_trial(
             state=trial_state,
             value=value,
             params=params,
@@ -209,6 +208,9 @@ class InProcessSuggestionClient(SuggestionClient):
             intermediate_values={int(s): float(v) for s, v in result.intermediate},
             user_attrs={"trial_name": result.trial_name},
         )
+        # Counted (``known``) only now: a refused trial leaves the state as it was.
+        state.numbers[result.trial_name] = -1
+        return frozen
 
     def suggest(self, experiment: Experiment, count: int) -> list[Suggestion]:
         if count < 0:
