@@ -50,6 +50,7 @@ async def try_it(
 ) -> Response:
     """Send one V2 inference request (V1 predict for a v1 service) through the router and
     answer what it said (status, body, seconds)."""
+    caller.authorize(namespace)
     body = bodies.decode(await request.body(), "application/json", yaml_ok=False)
     token = bearer(request.headers.get("authorization")) or request.cookies.get(COOKIE)
     answer = await run_in_threadpool(

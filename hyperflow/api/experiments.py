@@ -90,6 +90,7 @@ DryRun = Annotated[
 async def create_experiment(
     namespace: str, request: Request, caller: CallerDep, plane: PlaneDep, dry_run: DryRun = None
 ) -> Response:
+    caller.authorize(namespace)
     created = await bodies.with_body(
         request, plane.experiments.create, caller, namespace, dry_run=dry_run is not None
     )
@@ -103,7 +104,7 @@ async def replace_experiment(
     """The whole Experiment again (``kubectl apply``): only spec.maxTrialCount,
     spec.parallelTrialCount and spec.maxFailedTrialCount may differ from the stored one
     (applied as the PATCH applies them); any other change is a 422 naming the field."""
-    plane.experiments.authorize(caller, namespace)
+    caller.authorize(namespace)
     replaced = await bodies.with_body(request, plane.experiments.replace, caller, namespace, name)
     return json_response(replaced)
 
@@ -123,6 +124,7 @@ read_routes(
 async def patch_experiment(
     namespace: str, name: str, request: Request, caller: CallerDep, plane: PlaneDep
 ) -> Response:
+    caller.authorize(namespace)
     patch = bodies.decode(await request.body(), request.headers.get("content-type"), yaml_ok=False)
     patched = await run_in_threadpool(plane.experiments.patch, caller, namespace, name, patch)
     return json_response(patched)

@@ -44,7 +44,7 @@ async def create_inferenceservice(
 ) -> Response:
     """Create a KServe InferenceService (YAML or JSON): 201, 409 if the name exists.
     ``dryRun=All``: every check, nothing stored or started (200 with the object)."""
-    plane.inferenceservices.authorize(caller, namespace)
+    caller.authorize(namespace)
     created = await bodies.with_body(
         request, plane.inferenceservices.create, caller, namespace, dry_run=dry_run is not None
     )
@@ -69,7 +69,7 @@ async def replace_inferenceservice(
 ) -> Response:
     """Replace the spec: a new revision (``canaryTrafficPercent`` splits the traffic with
     the previous one), or only a new split."""
-    plane.inferenceservices.authorize(caller, namespace)
+    caller.authorize(namespace)
     body = bodies.decode(await request.body(), request.headers.get("content-type"))
     replaced = await run_in_threadpool(
         plane.inferenceservices.replace, caller, namespace, name, body
@@ -85,7 +85,7 @@ async def deploy_best(
     model named after the experiment, or ``modelName``) and serve it from
     ``models:/MODEL/VERSION`` by the InferenceService ``service``: created (201) or
     replaced (200, a new revision)."""
-    plane.inferenceservices.authorize(caller, namespace)
+    caller.authorize(namespace)
     body = bodies.decode(await request.body(), "application/json", yaml_ok=False)
     result, created = await run_in_threadpool(
         plane.deploy.deploy_best, caller, namespace, name, body

@@ -56,6 +56,7 @@ _RUN_BODY = {
 async def create_pipeline_run(
     namespace: str, request: Request, caller: CallerDep, plane: PlaneDep
 ) -> Response:
+    caller.authorize(namespace)
     body = bodies.decode(await request.body(), request.headers.get("content-type"))
     created = await run_in_threadpool(plane.pipeline_runs.create, caller, namespace, body)
     return json_response(created, 201)

@@ -138,7 +138,7 @@ class AnalysisHandlers:
         """One row per experiment the caller may see (or of ``namespace``): phase and
         reason, algorithm, trial counts by phase, budget, best objective value, times."""
         if namespace is not None:
-            self.experiments.check_namespace(caller, namespace)
+            caller.authorize(namespace)
             namespaces: frozenset[str] | None = frozenset({namespace})
         else:
             namespaces = caller.visible()

@@ -42,6 +42,14 @@ class Caller:
         if not self.can(namespace):
             raise Forbidden(f"token {self.name} may not use namespace {namespace!r}")
 
+    def authorize(self, namespace: str) -> None:
+        """422 for a namespace that is no DNS label, 403 for one this caller may not use:
+        every namespaced handler's first check, and the API's before it reads a body."""
+        problems = check_dns_label(namespace, "namespace", what="a namespace")
+        if problems:
+            raise Invalid("invalid namespace", problems)
+        self.check(namespace)
+
     def visible(self) -> frozenset[str] | None:
         """The namespaces a list across all namespaces shows; None: every one."""
         return None if self.admin else self.namespaces

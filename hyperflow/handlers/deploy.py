@@ -106,7 +106,7 @@ class DeployBestHandlers:
     def deploy_best(
         self, caller: Caller, namespace: str, experiment: str, body: Any
     ) -> tuple[dict[str, Any], bool]:
-        self.services.authorize(caller, namespace)
+        caller.authorize(namespace)
         request = deploy_request(body)
         if request.model_name is not None:
             problem = model_name_problem(namespace, request.model_name)

@@ -217,7 +217,7 @@ class ExperimentHandlers:
         """An Experiment request body checked as :meth:`create` takes it (422 with every
         field error), with the folder its relative paths resolve against (its annotation,
         else ``fallback_base_dir``: a stored experiment's, for a replace)."""
-        self.authorize(caller, namespace)
+        caller.authorize(namespace)
         if not isinstance(body, dict):
             raise Invalid("an Experiment must be a mapping (a YAML or JSON object)")
         problems: list[FieldProblem] = []
@@ -274,7 +274,7 @@ class ExperimentHandlers:
     ) -> paging.Page:
         """Experiments of ``namespace`` (None: every namespace the caller may see)."""
         if namespace is not None:
-            self.authorize(caller, namespace)
+            caller.authorize(namespace)
             namespaces: frozenset[str] | None = frozenset({namespace})
         else:
             namespaces = caller.visible()
@@ -561,19 +561,8 @@ class ExperimentHandlers:
         """The stored experiment, after the caller's namespace check (404 if none)."""
         return self._record(caller, namespace, name)
 
-    def check_namespace(self, caller: Caller, namespace: str) -> None:
-        """422 for a namespace that is no DNS label, 403 for one the caller may not use."""
-        self.authorize(caller, namespace)
-
-    def authorize(self, caller: Caller, namespace: str) -> None:
-        """The namespace is a DNS label the caller may use (before a body is read)."""
-        problems = check_dns_label(namespace, "namespace", what="a namespace")
-        if problems:
-            raise Invalid("invalid namespace", problems)
-        caller.check(namespace)
-
     def _record(self, caller: Caller, namespace: str, name: str) -> ExperimentRecord:
-        self.authorize(caller, namespace)
+        caller.authorize(namespace)
         record = self.store.get_experiment(namespace, name)
         if record is None:
             raise NotFound(f'experiments "{name}" not found in namespace {namespace}')

@@ -54,13 +54,6 @@ class InferenceServiceHandlers:
 
     # -- handlers --------------------------------------------------------------------
 
-    def authorize(self, caller: Caller, namespace: str) -> None:
-        """The namespace is a DNS label the caller may use (before a body is read)."""
-        problems = check_dns_label(namespace, "namespace", what="a namespace")
-        if problems:
-            raise Invalid("invalid namespace", problems)
-        caller.check(namespace)
-
     def create(
         self, caller: Caller, namespace: str, body: Any, *, dry_run: bool = False
     ) -> dict[str, Any]:
@@ -68,7 +61,7 @@ class InferenceServiceHandlers:
         namespace, 422 with every field error. ``dry_run`` (Kubernetes' ``dryRun=All``):
         every check, nothing stored or started; the answer is the object as it would be
         stored."""
-        self.authorize(caller, namespace)
+        caller.authorize(namespace)
         obj, base_dir, isvc = _validate(namespace, body)
         if dry_run:
             if self.store.get(namespace, isvc.name) is not None:
@@ -104,7 +97,7 @@ class InferenceServiceHandlers:
     ) -> paging.Page:
         """Services of ``namespace`` (None: every namespace the caller may see)."""
         if namespace is not None:
-            self.authorize(caller, namespace)
+            caller.authorize(namespace)
             namespaces: frozenset[str] | None = frozenset({namespace})
         else:
             namespaces = caller.visible()
@@ -125,7 +118,7 @@ class InferenceServiceHandlers:
     def replace(self, caller: Caller, namespace: str, name: str, body: Any) -> dict[str, Any]:
         """A new spec: a new revision if the predictor changed (KServe's rollout), else a
         new traffic split between the running revisions."""
-        self.authorize(caller, namespace)
+        caller.authorize(namespace)
         obj, base_dir, _ = _validate(namespace, body, name=name)
         with self._lock:
             record = self._record(caller, namespace, name)
@@ -164,7 +157,7 @@ class InferenceServiceHandlers:
     def apply(self, caller: Caller, namespace: str, body: Any) -> tuple[dict[str, Any], bool]:
         """Create the service, or replace it if it exists; (object, created)."""
         name = ((body or {}).get("metadata") or {}).get("name") if isinstance(body, dict) else None
-        self.authorize(caller, namespace)
+        caller.authorize(namespace)
         if isinstance(name, str) and self.store.get(namespace, name) is not None:
             return self.replace(caller, namespace, name, body), False
         try:
@@ -189,7 +182,7 @@ class InferenceServiceHandlers:
     # -- helpers ---------------------------------------------------------------------
 
     def _record(self, caller: Caller, namespace: str, name: str) -> ServiceRecord:
-        self.authorize(caller, namespace)
+        caller.authorize(namespace)
         record = self.store.get(namespace, name)
         if record is None:
             raise NotFound(f'inferenceservices "{name}" not found in namespace {namespace}')

@@ -55,7 +55,7 @@ class PipelineRunHandlers:
 
     def create(self, caller: Caller, namespace: str, body: Any) -> dict[str, Any]:
         """Store and start a run; 409 if the name is taken, 422 with every field error."""
-        self._namespace(caller, namespace)
+        caller.authorize(namespace)
         if not isinstance(body, dict):
             raise Invalid("a PipelineRun must be a mapping (a YAML or JSON object)")
         problems: list[FieldProblem] = []
@@ -159,7 +159,7 @@ class PipelineRunHandlers:
     ) -> paging.Page:
         """Runs of ``namespace`` (None: every namespace the caller may see), oldest first."""
         if namespace is not None:
-            self._namespace(caller, namespace)
+            caller.authorize(namespace)
         visible = caller.visible() if namespace is None else None
         if state is not None and state not in _STATES:
             raise BadRequest(f"state must be one of {', '.join(sorted(_STATES))}; got {state!r}")
@@ -220,14 +220,8 @@ class PipelineRunHandlers:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _namespace(self, caller: Caller, namespace: str) -> None:
-        problems = check_dns_label(namespace, "namespace", what="a namespace")
-        if problems:
-            raise Invalid("invalid namespace", problems)
-        caller.check(namespace)
-
     def _record(self, caller: Caller, namespace: str, name: str) -> RunRecord:
-        self._namespace(caller, namespace)
+        caller.authorize(namespace)
         record = self.store.get_run(name, namespace)
         if record is None:
             raise NotFound(f'pipelineruns "{name}" not found in namespace {namespace}')
