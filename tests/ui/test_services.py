@@ -107,6 +107,9 @@ def test_a_saved_model_deployed_from_the_page_is_served_and_answers(
         assert version.run_id == best["mlflowRunId"]
         assert version.tags["hyperflow.trial"] == best["currentOptimalTrial"]["bestTrialName"]
         page.wait_for_selector("#svc-events td:text-is('RevisionReady')")
+        # Reasons and messages, not the watch stream's ADDED/MODIFIED.
+        assert page.locator("#svc-events th").all_inner_texts() == ["Time", "Reason", "Message"]
+        assert "MODIFIED" not in page.inner_text("#svc-events")
 
         # Try it: the V2 example (an iris setosa) through the router.
         page.click("#try-send")

@@ -333,7 +333,8 @@ export function timeSeries(gd, series, yTitle) {
     // A few samples (a service just started) show as points, not an invisible line.
     type: "scatter", mode: s.x.length < 3 ? "lines+markers" : "lines", name: s.name,
     x: s.x.map((t) => new Date(t * 1000)), y: s.y,
-    line: { color: PALETTE[k % PALETTE.length], width: 2 },
+    // A dashed series (a target, as replicas desired) stays visible where it meets another.
+    line: { color: PALETTE[k % PALETTE.length], width: 2, dash: s.dash || "solid" },
   }));
   // The last hour, whatever the samples span (one sample spanned a millisecond).
   const last = Math.max(0, ...series.map((s) => (s.x.length ? s.x[s.x.length - 1] : 0))) || Date.now() / 1000;

@@ -126,7 +126,7 @@ async function renderService(root, [ns, name]) {
     title, h("div", { class: "cards" }, summary, tryCard),
     h("h2", {}, "Requests per second"), rate, h("h2", {}, "Latency (seconds)"), latency, h("h2", {}, "Replicas"), reps,
     h("h2", {}, "Events"), h("div", { class: "scroll-x" }, h("table", { class: "plain", id: "svc-events" },
-      h("thead", {}, h("tr", {}, ["Time", "Type", "Reason", "Message"].map((t) => h("th", { scope: "col" }, t)))), eventsBody)),
+      h("thead", {}, h("tr", {}, ["Time", "Reason", "Message"].map((t) => h("th", { scope: "col" }, t)))), eventsBody)),
     h("h2", {}, "YAML"), yaml);
   const plotlyReady = loadPlotly();
   let obj = null;
@@ -184,7 +184,7 @@ async function renderService(root, [ns, name]) {
     await plotlyReady;
     plots.timeSeries(rate, [{ name: "requests/s", x: m.time, y: m.rate }, { name: "errors/s", x: m.time, y: m.errors }], "per second");
     plots.timeSeries(latency, [{ name: "p50", x: m.time, y: m.p50 }, { name: "p99", x: m.time, y: m.p99 }], "seconds");
-    plots.timeSeries(reps, [{ name: "ready", x: m.time, y: m.ready }, { name: "desired", x: m.time, y: m.desired }], "replicas");
+    plots.timeSeries(reps, [{ name: "ready", x: m.time, y: m.ready }, { name: "desired", x: m.time, y: m.desired, dash: "dash" }], "replicas");
   }
 
   let since = null;
@@ -192,8 +192,8 @@ async function renderService(root, [ns, name]) {
     const list = await api(`/apis/v1/namespaces/${enc(ns)}/events?object=inferenceservices/${enc(name)}`);
     since = since || list.metadata.resourceVersion;
     fill(eventsBody, list.items.slice().reverse().map((e) => h("tr", {},
-      h("td", {}, when(e.time)), h("td", {}, e.type), h("td", {}, e.reason), h("td", {}, e.message))));
-    if (!list.items.length) eventsBody.append(h("tr", {}, h("td", { colspan: 4 }, "No events kept for this service.")));
+      h("td", {}, when(e.time)), h("td", {}, e.reason), h("td", {}, e.message))));
+    if (!list.items.length) eventsBody.append(h("tr", {}, h("td", { colspan: 3 }, "No events kept for this service.")));
   }
 
   try {
