@@ -136,14 +136,30 @@ def token_create(
     ),
     admin: bool = typer.Option(False, "--admin", help="Every namespace, and managing tokens."),
     description: str = typer.Option("", "--description", help="What it is for."),
+    duration: str | None = typer.Option(
+        None,
+        "--duration",
+        help="How long it is valid, as kubectl create token's: 30m, 24h, 720h (default: "
+        "until revoked).",
+    ),
 ) -> None:
     """Create a token and print it (once: only its hash is stored)."""
     from hyperflow.handlers.auth import LOCAL_ADMIN
     from hyperflow.handlers.errors import HandlerError
+    from serving.spec.durations import parse_duration
 
+    seconds = None
+    if duration is not None:
+        try:
+            seconds = parse_duration(duration)
+        except ValueError as exc:
+            typer.echo(f"error: --duration: {exc}", err=True)
+            raise typer.Exit(1) from None
     tokens, store = _tokens()
     try:
-        record, secret = tokens.create(LOCAL_ADMIN, namespace, admin=admin, description=description)
+        record, secret = tokens.create(
+            LOCAL_ADMIN, namespace, admin=admin, description=description, duration=seconds
+        )
     except HandlerError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         for d in exc.details:
@@ -154,8 +170,15 @@ def token_create(
     scope = (
         "admin (all namespaces)" if record.admin else "namespaces " + ", ".join(record.namespaces)
     )
+    until = "" if record.expires_at is None else f"; it expires at {_utc(record.expires_at)}"
     typer.echo(secret)
-    typer.echo(f"token {record.id}: {scope}; it is shown only now", err=True)
+    typer.echo(f"token {record.id}: {scope}{until}; it is shown only now", err=True)
+
+
+def _utc(seconds: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 @token_app.command("list")
@@ -164,23 +187,32 @@ def token_list() -> None:
     import time
 
     from hyperflow.handlers.auth import LOCAL_ADMIN
+    from hyperflow.store.tokens import TokenRecord
 
     tokens, store = _tokens()
     try:
         records = tokens.list(LOCAL_ADMIN)
     finally:
         store.close()
+    now = time.time()
+
+    def expires(r: TokenRecord) -> str:
+        if r.expires_at is None:
+            return "never"
+        return _utc(r.expires_at) + (" (expired)" if r.expired(now) else "")
+
     rows = [
         [
             r.id,
             "*" if r.admin else ",".join(r.namespaces),
             "yes" if r.admin else "no",
-            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.created_at)),
+            _utc(r.created_at),
+            expires(r),
             r.description,
         ]
         for r in records
     ]
-    kubectl._print_table(["ID", "NAMESPACES", "ADMIN", "CREATED", "DESCRIPTION"], rows)
+    kubectl._print_table(["ID", "NAMESPACES", "ADMIN", "CREATED", "EXPIRES", "DESCRIPTION"], rows)
 
 
 @token_app.command("revoke")

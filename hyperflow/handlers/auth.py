@@ -7,20 +7,23 @@ namespaces and the admin flag, never the token. Rules (:meth:`Tokens.authenticat
 * without a token: 401 if the server is bound to a non-loopback address or any token
   exists, else the caller is an anonymous admin (a loopback server nobody configured:
   the same trust as today's foreground commands);
-* a caller may use a namespace it holds (else 403); an admin token holds all.
+* a caller may use a namespace it holds (else 403); an admin token holds all;
+* a token created with a duration is refused (401) from its ``expires_at`` on; it still
+  counts as a token that exists.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from hyperflow.handlers.errors import Forbidden, Invalid, NotFound, Unauthorized
+from hyperflow.handlers.errors import FieldProblem, Forbidden, Invalid, NotFound, Unauthorized
 from hyperflow.handlers.names import check_dns_label
 from hyperflow.store.tokens import TokenRecord, TokenStore
 
@@ -83,9 +86,12 @@ class Tokens:
     # store) within this time.
     TTL = 1.0
 
-    def __init__(self, store: TokenStore, *, loopback: bool) -> None:
+    def __init__(
+        self, store: TokenStore, *, loopback: bool, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
         self.loopback = loopback
+        self.clock = clock  # for expiry: seconds since the epoch
         self._any: tuple[float, bool] | None = None  # (when asked, answer)
         self._records: dict[str, tuple[float, TokenRecord | None]] = {}
 
@@ -123,6 +129,8 @@ class Tokens:
             or not hmac.compare_digest(record.secret_hash, _hash(match.group(2)))
         ):
             raise Unauthorized("invalid or revoked bearer token")
+        if record.expired(self.clock()):
+            raise Unauthorized(f"token {record.id} has expired")
         return Caller(record.id, frozenset(record.namespaces), record.admin)
 
     def still_valid(self, caller: Caller) -> bool:
@@ -132,7 +140,8 @@ class Tokens:
             return True
         if caller is ANONYMOUS:
             return not self.required()  # a first token makes anonymous calls stop
-        return self._record(caller.name) is not None
+        record = self._record(caller.name)
+        return record is not None and not record.expired(self.clock())
 
     def create(
         self,
@@ -141,9 +150,17 @@ class Tokens:
         *,
         admin: bool = False,
         description: str = "",
+        duration: float | None = None,
     ) -> tuple[TokenRecord, str]:
-        """A new token; the token itself is returned only here (only its hash is kept)."""
+        """A new token; the token itself is returned only here (only its hash is kept).
+        ``duration``: seconds it is valid for (as ``kubectl create token --duration``);
+        None: until it is revoked."""
         self._admin_only(caller)
+        if duration is not None and not (math.isfinite(duration) and duration > 0):
+            raise Invalid(
+                "invalid duration",
+                [FieldProblem("duration", f"must be a positive duration, got {duration}")],
+            )
         names = sorted(set(namespaces))
         problems = [
             p
@@ -155,7 +172,16 @@ class Tokens:
         if not names and not admin:
             raise Invalid("a token needs at least one namespace, or admin")
         token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-        record = self.store.add(token_id, _hash(secret), names, admin, description)
+        now = self.clock()
+        record = self.store.add(
+            token_id,
+            _hash(secret),
+            names,
+            admin,
+            description,
+            created_at=now,
+            expires_at=None if duration is None else now + duration,
+        )
         self._any = (time.monotonic(), True)
         return record, f"hf_{token_id}_{secret}"
 

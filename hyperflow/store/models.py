@@ -29,6 +29,7 @@ class TokenRow(Base):
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
 
 
 class InferenceServiceRow(Base):

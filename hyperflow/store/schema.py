@@ -19,7 +19,7 @@ HYPERFLOW = Schema(
     script_location=Path(__file__).parent / "migrations",
     version_table="hyperflow_alembic_version",
     metadata=Base.metadata,
-    head="0002",
+    head="0003",
 )
 
 SCHEMAS = [

@@ -20,11 +20,21 @@ class TokenRecord:
     admin: bool
     description: str
     created_at: float
+    expires_at: float | None = None  # seconds since the epoch; None: never
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
 
 def _record(row: TokenRow) -> TokenRecord:
     return TokenRecord(
-        row.id, row.secret_hash, list(row.namespaces), row.admin, row.description, row.created_at
+        row.id,
+        row.secret_hash,
+        list(row.namespaces),
+        row.admin,
+        row.description,
+        row.created_at,
+        row.expires_at,
     )
 
 
@@ -33,7 +43,15 @@ class TokenStore:
         self.engine = engine
 
     def add(
-        self, token_id: str, secret_hash: str, namespaces: list[str], admin: bool, description: str
+        self,
+        token_id: str,
+        secret_hash: str,
+        namespaces: list[str],
+        admin: bool,
+        description: str,
+        *,
+        created_at: float | None = None,
+        expires_at: float | None = None,
     ) -> TokenRecord:
         with Session(self.engine) as s, s.begin():
             row = TokenRow(
@@ -42,7 +60,8 @@ class TokenStore:
                 namespaces=namespaces,
                 admin=admin,
                 description=description,
-                created_at=time.time(),
+                created_at=time.time() if created_at is None else created_at,
+                expires_at=expires_at,
             )
             s.add(row)
             s.flush()

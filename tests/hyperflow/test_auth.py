@@ -225,11 +225,48 @@ def test_token_commands_print_once_and_store_only_a_hash(hyperflow_home: Path) -
     assert token not in listed.stdout
     db = (hyperflow_home / "hyperflow.db").read_bytes()
     assert token.split("_", 2)[2].encode() not in db and token_id.encode() in db
+    day = run_hyperflow("token", "create", "-n", "team-a", "--duration", "24h")
+    assert day.returncode == 0 and "it expires at 20" in day.stderr, day.stderr
+    listed = run_hyperflow("token", "list").stdout
+    assert "EXPIRES" in listed and "never" in listed, listed
+    assert day.stdout.strip().split("_")[1] in listed
+    soon = run_hyperflow("token", "create", "-n", "team-a", "--duration", "soon")
+    assert soon.returncode == 1 and "--duration" in soon.stderr
     bad = run_hyperflow("token", "create", "--namespace", "Bad_NS")
     assert bad.returncode == 1 and "namespaces[0]" in bad.stderr
     assert run_hyperflow("token", "revoke", token_id).returncode == 0
     assert token_id not in run_hyperflow("token", "list").stdout
     assert run_hyperflow("token", "revoke", token_id).returncode == 1
+
+
+def test_a_token_with_a_duration_is_refused_once_it_expires(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    from hyperflow.handlers.auth import Tokens
+    from hyperflow.handlers.errors import Invalid, Unauthorized
+    from hyperflow.store.schema import upgrade_store
+    from hyperflow.store.tokens import TokenStore
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    upgrade_store(engine)
+    now = [1_000_000.0]
+    tokens = Tokens(TokenStore(engine), loopback=True, clock=lambda: now[0])
+    tokens.TTL = 0.0  # the store is asked every time: only the clock moves here
+    record, secret = tokens.create(LOCAL_ADMIN, ["a"], duration=3600)
+    forever, other = tokens.create(LOCAL_ADMIN, ["a"])
+    assert (record.expires_at, forever.expires_at) == (now[0] + 3600, None)
+    caller = tokens.authenticate(secret)
+    assert caller.namespaces == {"a"} and tokens.still_valid(caller)
+    now[0] += 3600
+    with pytest.raises(Unauthorized, match=f"token {record.id} has expired"):
+        tokens.authenticate(secret)
+    assert not tokens.still_valid(caller)  # an open watch ends too
+    assert tokens.authenticate(other).name == forever.id
+    assert tokens.required()  # an expired token still means the server wants tokens
+    for bad in (0.0, -5.0, float("inf")):
+        with pytest.raises(Invalid):
+            tokens.create(LOCAL_ADMIN, ["a"], duration=bad)
+    engine.dispose()
 
 
 def test_a_non_loopback_bind_refuses_to_start_without_tokens(hyperflow_home: Path) -> None:
