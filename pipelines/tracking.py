@@ -5,8 +5,10 @@
   pipeline's arguments as params and the compiled spec as ``pipeline.yaml``;
 * one nested run per executed task (run name = the task's path), with its input
   parameters as params (input artifacts as their URIs), the metrics of its ``Metrics``
-  output artifacts and its numeric output parameters as MLflow metrics, and its
-  ``trial.log`` and output artifact files;
+  output artifacts and its numeric output parameters as MLflow metrics, its
+  ``trial.log`` and output artifact files, each ``ClassificationMetrics`` output's
+  metadata as ``<output>.json`` and, when one is not a number, its output parameters as
+  ``outputs.json``;
   a cache hit gets a run too (tag ``hyperflow.cached=true``, the metrics it reused).
 
 All of it goes through :class:`tuner.tracking.MlflowTracker`: queued, written by a
@@ -34,6 +36,11 @@ TAG_COMPONENT = "hyperflow.component"
 TAG_CACHED = "hyperflow.cached"
 SPEC_ARTIFACT = "pipeline.yaml"
 METRICS_SCHEMAS = frozenset({"system.Metrics"})
+# Metadata-only outputs that are no list of numbers (a confusion matrix, ROC points): a
+# JSON artifact of the task's run.
+JSON_METRICS_SCHEMAS = frozenset(
+    {"system.ClassificationMetrics", "system.SlicedClassificationMetrics"}
+)
 
 _TASK_PHASE = {
     "SUCCEEDED": TrialPhase.SUCCEEDED,
@@ -115,6 +122,30 @@ def _param(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+def _json_texts(
+    artifacts: dict[str, list[dict[str, Any]]], parameters: dict[str, Any]
+) -> dict[str, str]:
+    """Artifact name -> JSON text: each ClassificationMetrics output's metadata
+    (``<output>.json``; ``<output>-<i>.json`` for a list of several), and every output
+    parameter (``outputs.json``) when one of them is no number (numbers are metrics)."""
+    texts: dict[str, str] = {}
+    for name, items in artifacts.items():
+        shown = [
+            i
+            for i in items
+            if i.get("type", {}).get("schemaTitle") in JSON_METRICS_SCHEMAS and i.get("metadata")
+        ]
+        for k, item in enumerate(shown):
+            file = f"{name}.json" if len(shown) == 1 else f"{name}-{k}.json"
+            texts[file] = json.dumps(item["metadata"], indent=2, sort_keys=True)
+    numbers = all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in parameters.values()
+    )
+    if not numbers:
+        texts["outputs.json"] = json.dumps(parameters, indent=2, sort_keys=True, default=str)
+    return texts
+
+
 class PipelineTracker:
     """Records one pipeline run; every method returns at once (see MlflowTracker)."""
 
@@ -179,7 +210,8 @@ class PipelineTracker:
         if observations:
             self._tracker.log_observations(path, observations)
         phase = _TASK_PHASE.get(state, TrialPhase.FAILED)
-        self._tracker.end_trial(path, phase, {}, task_dir, ended_at)
+        texts = _json_texts(artifacts, parameters or {})
+        self._tracker.end_trial(path, phase, {}, task_dir, ended_at, texts=texts)
 
     def run_finished(self, state: str, message: str) -> None:
         if state == "SUCCEEDED":

@@ -2,9 +2,10 @@
 
 # No `from __future__ import annotations`: kfp reads the components' annotations.
 from pathlib import Path
+from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Metrics, Model, Output
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Metrics, Model, Output
 
 
 @dsl.component
@@ -139,3 +140,40 @@ def test_an_html_output_is_an_html_file_in_mlflow(run, mlflow_db: Path):
     files = [a.path for a in client.list_artifacts(task.info.run_id)]
     assert "page.html" in files, files
     assert done.task("report").outputs["artifacts"]["page"][0]["uri"].endswith("page.html")
+
+
+@dsl.component
+def classify(matrix: Output[ClassificationMetrics]) -> NamedTuple("Scored", label=str, score=float):
+    from collections import namedtuple
+
+    matrix.log_confusion_matrix(["cat", "dog"], [[8, 2], [1, 9]])
+    return namedtuple("Scored", ["label", "score"])("dog", 0.85)
+
+
+@dsl.pipeline(name="classified")
+def classified():
+    classify()
+
+
+def test_classification_metrics_and_string_outputs_are_json_artifacts(run, mlflow_db: Path):
+    import json
+
+    from mlflow import MlflowClient
+
+    run(classified, track=True)
+    client = MlflowClient(tracking_uri=f"sqlite:///{mlflow_db}")
+    [task] = client.search_runs(
+        [client.get_experiment_by_name("classified").experiment_id],
+        filter_string="tags.mlflow.runName = 'classify'",
+    )
+    assert task.data.metrics == {"score": 0.85}  # a number stays a metric
+    files = [a.path for a in client.list_artifacts(task.info.run_id)]
+    assert {"matrix.json", "outputs.json"} <= set(files), files
+    matrix = json.loads(
+        Path(client.download_artifacts(task.info.run_id, "matrix.json")).read_text()
+    )
+    assert matrix["confusionMatrix"]["rows"] == [{"row": [8, 2]}, {"row": [1, 9]}]
+    outputs = json.loads(
+        Path(client.download_artifacts(task.info.run_id, "outputs.json")).read_text()
+    )
+    assert outputs == {"label": "dog", "score": 0.85}

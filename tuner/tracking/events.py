@@ -48,6 +48,8 @@ class TrialEnded:
     metrics: dict[str, float]
     trial_dir: Path | None
     time_ms: int
+    # artifact file name -> text, written into the run's artifacts with the trial's files
+    texts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,9 +222,15 @@ class MlflowTracker(Tracker):
         metrics: dict[str, float],
         trial_dir: Path | None,
         ended_at: float | None = None,
+        texts: dict[str, str] | None = None,
     ) -> None:
+        """The trial's run ends: its final metrics, the files of ``trial_dir`` (its log and
+        ``artifacts/``) and ``texts`` (artifact name -> content) into its artifacts."""
         self._put(
-            TrialEnded(trial_name, phase, dict(metrics), trial_dir, _ms(ended_at)), trial_name
+            TrialEnded(
+                trial_name, phase, dict(metrics), trial_dir, _ms(ended_at), dict(texts or {})
+            ),
+            trial_name,
         )
 
     def end_experiment(

@@ -321,6 +321,7 @@ class MlflowWriter:
                 metric = layout.FINAL_METRIC_PREFIX + layout.key(name)
                 run.metrics.append(Metric(metric, float(value), event.time_ms, 0))
             run.tags[layout.TAG_STATUS] = event.phase.value
+            run.texts.update(event.texts)
             run.trial_dir = event.trial_dir
             run.terminal = (layout.trial_status(event.phase), event.time_ms)
         elif isinstance(event, ExperimentEnded):
