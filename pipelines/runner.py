@@ -391,7 +391,9 @@ def _execute(
         mlflow = MlflowTracker(
             settings.tracking_uri, artifact_root=settings.home / "mlartifacts", in_process=True
         )
-        tracker = PipelineTracker(mlflow, subject, record.uid)
+        # A resumed run's parent run (if a kill -9 came before it was written) starts
+        # when the run started, not at the resume.
+        tracker = PipelineTracker(mlflow, subject, record.uid, record.started_at)
     now = time.time()
     store.update_run(
         record.uid,

@@ -149,10 +149,16 @@ def _json_texts(
 class PipelineTracker:
     """Records one pipeline run; every method returns at once (see MlflowTracker)."""
 
-    def __init__(self, tracker: MlflowTracker, subject: PipelineLayout, uid: str) -> None:
+    def __init__(
+        self,
+        tracker: MlflowTracker,
+        subject: PipelineLayout,
+        uid: str,
+        started_at: float | None = None,
+    ) -> None:
         self._tracker = tracker
         self._layout = subject
-        tracker.start(subject, uid)
+        tracker.start(subject, uid, started_at)
 
     def task_started(
         self,

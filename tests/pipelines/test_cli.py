@@ -321,17 +321,7 @@ def test_a_task_finished_before_a_kill_9_is_in_mlflow_after_the_resume(
     before the kill had no MLflow run at all, or one RUNNING for ever)."""
     from mlflow import MlflowClient
 
-    folder = tmp_path / "work"
-    folder.mkdir()
-    args = ["-f", str(pipeline_file), "--pipeline", "resumable", "--arg", f"folder={folder}"]
-    driver = tmp_path / "killed_before_mlflow.py"
-    driver.write_text(KILLED_BEFORE_MLFLOW)
-    killed = _hyperflow_script(driver, *args)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    (folder / "release").touch()
-    again = _hyperflow("pipeline", "run", *args)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "resumed run" in again.stderr
+    folder, _ = _killed_and_resumed(pipeline_file, tmp_path, KILLED_BEFORE_MLFLOW)
     assert (folder / "first-runs").read_text() == "x"  # not run again
     client = MlflowClient(tracking_uri=f"sqlite:///{mlflow_db}")
     experiment = client.get_experiment_by_name("resumable")
@@ -343,6 +333,50 @@ def test_a_task_finished_before_a_kill_9_is_in_mlflow_after_the_resume(
     assert all(r.info.status == "FINISHED" for r in tasks), [
         (r.info.run_name, r.info.status) for r in tasks
     ]
+
+
+KILLED_BEFORE_THE_PARENT_RUN = KILLED_BEFORE_MLFLOW.replace(
+    "PipelineTracker.task_finished = task_finished",
+    "PipelineTracker.task_finished = task_finished\n"
+    "from tuner.tracking.mlflow_tracker import MlflowTracker\n"
+    "MlflowTracker.start = lambda *args, **kwargs: None  # the parent run never written",
+)
+
+
+def test_a_parent_run_first_written_on_resume_starts_when_the_run_started(
+    pipeline_file: Path, tmp_path: Path, mlflow_db: Path
+):
+    from mlflow import MlflowClient
+
+    _, resumed_at = _killed_and_resumed(pipeline_file, tmp_path, KILLED_BEFORE_THE_PARENT_RUN)
+    client = MlflowClient(tracking_uri=f"sqlite:///{mlflow_db}")
+    experiment = client.get_experiment_by_name("resumable")
+    [parent] = [
+        r
+        for r in client.search_runs([experiment.experiment_id], max_results=100)
+        if "mlflow.parentRunId" not in r.data.tags
+    ]
+    # Before the resume: when the run started (it said the resume's time).
+    assert parent.info.start_time / 1000 < resumed_at
+    assert parent.info.status == "FINISHED"
+
+
+def _killed_and_resumed(pipeline_file: Path, tmp_path: Path, driver: str) -> tuple[Path, float]:
+    """``resumable`` run by ``driver`` (which kills itself), then resumed by `pipeline run`:
+    its work folder, and when the resume started."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    args = ["-f", str(pipeline_file), "--pipeline", "resumable", "--arg", f"folder={folder}"]
+    script = tmp_path / "killed.py"
+    script.write_text(driver)
+    killed = _hyperflow_script(script, *args)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    (folder / "release").touch()
+    resumed_at = time.time()
+    again = _hyperflow("pipeline", "run", *args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resumed run" in again.stderr
+    return folder, resumed_at
 
 
 def _hyperflow_script(script: Path, *args: str) -> subprocess.CompletedProcess[str]:

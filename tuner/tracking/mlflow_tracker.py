@@ -193,11 +193,13 @@ class MlflowTracker(Tracker):
         # Plain data: the writer process then never loads the spec's models.
         self._put(ExperimentStarted(layout.PlainLayout.of(experiment, uid), uid, _ms(None)))
 
-    def start(self, subject: RunsLayout, uid: str) -> None:
+    def start(self, subject: RunsLayout, uid: str, started_at: float | None = None) -> None:
         """Like :meth:`start_experiment` for any parent-with-nested-runs object (a pipeline
         run): ``subject`` names the MLflow experiment, runs, tags and params; the nested
-        runs are then recorded with the trial methods, one "trial" per child."""
-        self._put(ExperimentStarted(subject, uid, _ms(None)))
+        runs are then recorded with the trial methods, one "trial" per child. The parent
+        run, when it is created, starts at ``started_at`` (a resumed run's own start), else
+        now."""
+        self._put(ExperimentStarted(subject, uid, _ms(started_at)))
 
     def start_trial(
         self,
