@@ -505,6 +505,18 @@ class ExperimentHandlers:
 
         return TrialLog(Path(t.trial_dir) / "trial.log", running)
 
+    def push_trial(self, namespace: str, name: str, trial: str, token: str | None) -> TrialRecord:
+        """The trial a push is for, after checking its push token (401 otherwise): the
+        API asks this before it reads the body; without the trial's own token nothing
+        (not even whether the experiment exists) is told."""
+        if token is None:
+            raise Unauthorized("the trial's push token is required as the bearer token")
+        record = self.store.get_experiment(namespace, name)
+        t = self.store.get_trial(record.uid, trial) if record is not None else None
+        if t is None or not hmac.compare_digest(t.push_token.encode(), token.encode()):
+            raise Unauthorized("bad push token for this trial")
+        return t
+
     def push(
         self,
         namespace: str,
@@ -520,14 +532,7 @@ class ExperimentHandlers:
         not running here (a restart is under way): ``report()`` retries."""
         from tuner.metrics.push import parse_observations
 
-        if token is None:
-            raise Unauthorized("the trial's push token is required as the bearer token")
-        # The trial's own token first: without it, nothing (not even whether the
-        # experiment exists) is told.
-        record = self.store.get_experiment(namespace, name)
-        t = self.store.get_trial(record.uid, trial) if record is not None else None
-        if t is None or not hmac.compare_digest(t.push_token.encode(), token.encode()):
-            raise Unauthorized("bad push token for this trial")
+        t = self.push_trial(namespace, name, trial, token)
         if t.phase.finished:
             raise NotFound(f"trial {trial!r} has finished")
         controller = self.manager.controller(namespace, name)
@@ -538,7 +543,7 @@ class ExperimentHandlers:
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         try:
-            stored = controller.push(trial, token, observations, key)
+            stored = controller.push(trial, t.push_token, observations, key)
         except KeyError:
             # Stored as not finished, yet not running in this controller: one that has just
             # started and is adopting its trials (a server restart), or a trial whose launch
