@@ -151,6 +151,13 @@ def token_create(
     seconds = None
     if duration is not None:
         try:
+            float(duration)
+        except ValueError:
+            pass
+        else:  # kubectl's (Go's) durations have units: "24" is no duration
+            typer.echo(f"error: --duration: {duration!r} needs a unit: 30m, 24h, 720h", err=True)
+            raise typer.Exit(1)
+        try:
             seconds = parse_duration(duration)
         except ValueError as exc:
             typer.echo(f"error: --duration: {exc}", err=True)
@@ -167,11 +174,11 @@ def token_create(
         raise typer.Exit(1) from None
     finally:
         store.close()
+    typer.echo(secret)  # first: whatever follows, the token is shown
     scope = (
         "admin (all namespaces)" if record.admin else "namespaces " + ", ".join(record.namespaces)
     )
     until = "" if record.expires_at is None else f"; it expires at {_utc(record.expires_at)}"
-    typer.echo(secret)
     typer.echo(f"token {record.id}: {scope}{until}; it is shown only now", err=True)
 
 

@@ -27,6 +27,8 @@ from hyperflow.handlers.errors import FieldProblem, Forbidden, Invalid, NotFound
 from hyperflow.handlers.names import check_dns_label
 from hyperflow.store.tokens import TokenRecord, TokenStore
 
+# The longest a token may be made for: its expiry must stay a date (1e300 s is none).
+MAX_DURATION = 100 * 365.25 * 86400
 _TOKEN = re.compile(r"hf_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})")
 
 
@@ -156,10 +158,16 @@ class Tokens:
         ``duration``: seconds it is valid for (as ``kubectl create token --duration``);
         None: until it is revoked."""
         self._admin_only(caller)
-        if duration is not None and not (math.isfinite(duration) and duration > 0):
+        if duration is not None and not (math.isfinite(duration) and 0 < duration <= MAX_DURATION):
             raise Invalid(
                 "invalid duration",
-                [FieldProblem("duration", f"must be a positive duration, got {duration}")],
+                [
+                    FieldProblem(
+                        "duration",
+                        f"must be more than 0 s and at most {MAX_DURATION / 3600:.0f}h "
+                        f"(100 years), got {duration} s",
+                    )
+                ],
             )
         names = sorted(set(namespaces))
         problems = [

@@ -231,8 +231,10 @@ def test_token_commands_print_once_and_store_only_a_hash(hyperflow_home: Path) -
     listed = run_hyperflow("token", "list").stdout
     assert "EXPIRES" in listed and "never" in listed, listed
     assert day.stdout.strip().split("_")[1] in listed
-    soon = run_hyperflow("token", "create", "-n", "team-a", "--duration", "soon")
-    assert soon.returncode == 1 and "--duration" in soon.stderr
+    for bad in ("soon", "24", "1e300h"):  # no duration, no unit (as kubectl's), past 100 years
+        refused = run_hyperflow("token", "create", "-n", "team-a", "--duration", bad)
+        assert refused.returncode == 1 and "duration" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
     bad = run_hyperflow("token", "create", "--namespace", "Bad_NS")
     assert bad.returncode == 1 and "namespaces[0]" in bad.stderr
     assert run_hyperflow("token", "revoke", token_id).returncode == 0
@@ -264,7 +266,7 @@ def test_a_token_with_a_duration_is_refused_once_it_expires(tmp_path: Path) -> N
     assert not tokens.still_valid(caller)  # an open watch ends too
     assert tokens.authenticate(other).name == forever.id
     assert tokens.required()  # an expired token still means the server wants tokens
-    for bad in (0.0, -5.0, float("inf")):
+    for bad in (0.0, -5.0, float("inf"), 1e300, 101 * 365.25 * 86400):
         with pytest.raises(Invalid):
             tokens.create(LOCAL_ADMIN, ["a"], duration=bad)
     engine.dispose()
