@@ -7,8 +7,8 @@
   parameters as params (input artifacts as their URIs), the metrics of its ``Metrics``
   output artifacts and its numeric output parameters as MLflow metrics, its
   ``trial.log`` and output artifact files, each ``ClassificationMetrics`` output's
-  metadata as ``<output>.json`` and, when one is not a number, its output parameters as
-  ``outputs.json``;
+  metadata as ``<output>.json`` and, when one is no finite number, its output parameters
+  as ``output-parameters.json`` (no output can have that name: outputs are identifiers);
   a cache hit gets a run too (tag ``hyperflow.cached=true``, the metrics it reused).
 
 All of it goes through :class:`tuner.tracking.MlflowTracker`: queued, written by a
@@ -122,12 +122,43 @@ def _param(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+PARAMETERS_ARTIFACT = "output-parameters.json"
+
+
+def _metric_value(value: Any) -> float | None:
+    """``value`` as an MLflow metric: a finite int or float (not a bool), else None."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        as_float = float(value)  # an int past 1e308 does not convert
+    except OverflowError:
+        return None
+    return as_float if math.isfinite(as_float) else None
+
+
+def _strict(value: Any) -> Any:
+    """``value`` for strict JSON (jq, a browser's JSON.parse): NaN and infinities as the
+    strings Python and JavaScript print for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
+
+
+def _json(value: Any) -> str:
+    return json.dumps(_strict(value), indent=2, sort_keys=True, allow_nan=False, default=str)
+
+
 def _json_texts(
     artifacts: dict[str, list[dict[str, Any]]], parameters: dict[str, Any]
 ) -> dict[str, str]:
     """Artifact name -> JSON text: each ClassificationMetrics output's metadata
     (``<output>.json``; ``<output>-<i>.json`` for a list of several), and every output
-    parameter (``outputs.json``) when one of them is no number (numbers are metrics)."""
+    parameter (:data:`PARAMETERS_ARTIFACT`) when one of them is no metric (a string, a
+    list, NaN)."""
     texts: dict[str, str] = {}
     for name, items in artifacts.items():
         shown = [
@@ -137,12 +168,9 @@ def _json_texts(
         ]
         for k, item in enumerate(shown):
             file = f"{name}.json" if len(shown) == 1 else f"{name}-{k}.json"
-            texts[file] = json.dumps(item["metadata"], indent=2, sort_keys=True)
-    numbers = all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in parameters.values()
-    )
-    if not numbers:
-        texts["outputs.json"] = json.dumps(parameters, indent=2, sort_keys=True, default=str)
+            texts[file] = _json(item["metadata"])
+    if any(_metric_value(v) is None for v in parameters.values()):
+        texts[PARAMETERS_ARTIFACT] = _json(parameters)
     return texts
 
 
@@ -205,14 +233,9 @@ class PipelineTracker:
         # its output name, unless a Metrics output already has that name.
         taken = {o.name for o in observations}
         for name, value in (parameters or {}).items():
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if number and name not in taken:
-                try:
-                    as_float = float(value)  # an int past 1e308 does not convert
-                except OverflowError:
-                    continue
-                if math.isfinite(as_float):
-                    observations.append(Observation(name, as_float, 0, now))
+            number = _metric_value(value)
+            if number is not None and name not in taken:
+                observations.append(Observation(name, number, 0, now))
         if observations:
             self._tracker.log_observations(path, observations)
         phase = _TASK_PHASE.get(state, TrialPhase.FAILED)

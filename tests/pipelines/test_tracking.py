@@ -1,6 +1,7 @@
 """A pipeline run in MLflow: parent run, one nested run per task, params, metrics, artifacts."""
 
 # No `from __future__ import annotations`: kfp reads the components' annotations.
+import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -168,12 +169,30 @@ def test_classification_metrics_and_string_outputs_are_json_artifacts(run, mlflo
     )
     assert task.data.metrics == {"score": 0.85}  # a number stays a metric
     files = [a.path for a in client.list_artifacts(task.info.run_id)]
-    assert {"matrix.json", "outputs.json"} <= set(files), files
+    assert {"matrix.json", "output-parameters.json"} <= set(files), files
     matrix = json.loads(
         Path(client.download_artifacts(task.info.run_id, "matrix.json")).read_text()
     )
     assert matrix["confusionMatrix"]["rows"] == [{"row": [8, 2]}, {"row": [1, 9]}]
     outputs = json.loads(
-        Path(client.download_artifacts(task.info.run_id, "outputs.json")).read_text()
+        Path(client.download_artifacts(task.info.run_id, "output-parameters.json")).read_text()
     )
     assert outputs == {"label": "dog", "score": 0.85}
+
+
+def test_output_json_is_strict_and_never_overwrites_an_output():
+    from pipelines.tracking import PARAMETERS_ARTIFACT, _json_texts
+
+    roc = {"confidenceMetrics": [{"confidenceThreshold": float("inf"), "recall": 0.0}]}
+    texts = _json_texts(
+        {"outputs": [{"type": {"schemaTitle": "system.ClassificationMetrics"}, "metadata": roc}]},
+        {"Output": float("nan"), "n": 3},
+    )
+    assert set(texts) == {"outputs.json", PARAMETERS_ARTIFACT}
+    # NaN and infinity are no JSON: jq and JSON.parse refuse the bare words.
+    assert json.loads(texts["outputs.json"])["confidenceMetrics"][0]["confidenceThreshold"] == (
+        "Infinity"
+    )
+    assert json.loads(texts[PARAMETERS_ARTIFACT]) == {"Output": "NaN", "n": 3}
+    assert "NaN" not in texts[PARAMETERS_ARTIFACT].replace('"NaN"', "")
+    assert _json_texts({}, {"a": 1, "b": 0.5}) == {}  # metrics alone: no file
