@@ -76,7 +76,8 @@ class RevisionPool:
         self._clock = clock
         self.endpoints: list[Endpoint] = []
         # The ``authorization`` header sent to this revision's replicas (set by the
-        # deployer that starts them with that token); None: the client's is passed on.
+        # deployer that starts them with that token); None: none is sent (the router never
+        # forwards the client's).
         self.authorization: bytes | None = None
         self._rr = 0
         self.held = 0

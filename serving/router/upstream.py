@@ -143,7 +143,7 @@ class UpstreamPool:
     """Keep-alive connections to one replica (``host:port``); unbounded, idle ones reused.
 
     ``authorization``: the value of the ``authorization`` header every request carries to
-    the replica, in place of the client's (the replica's own token; see
+    the replica, in place of any the caller passes (the replica's own token; see
     :func:`serving.local.replica.replica_authorization`)."""
 
     def __init__(
