@@ -99,6 +99,20 @@ def test_tailer_cuts_long_lines_the_same_way_whenever_read(tmp_path: Path) -> No
     assert whole[:3] == ["x" * 10, "x" * 10, "x" * 5]
 
 
+def test_tailer_reads_a_log_larger_than_its_chunk_in_one_call(tmp_path: Path) -> None:
+    from tuner.metrics.tail import _CHUNK
+
+    path = tmp_path / "trial.log"
+    lines = [f"step={i} loss={i / 7:.6f}" for i in range(_CHUNK // 10)]
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size > 2 * _CHUNK
+    tailer = LineTailer(path)
+    assert tailer.read() == lines
+    with path.open("a") as f:
+        f.write("last=1\n")
+    assert tailer.read() == ["last=1"]
+
+
 def test_stdout_collector_streams_and_skips(tmp_path: Path) -> None:
     log = tmp_path / "trial.log"
     log.write_text("loss=3\nloss=2\n")
