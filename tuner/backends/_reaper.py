@@ -53,14 +53,22 @@ _PID_NAME = "pid"
 # read): the trials' base, which nothing here changes.
 _ENVIRON = dict(os.environ)
 _LAUNCH_ERROR_NAME = "launch_error"
+# A running trial's ``pid`` file stays open here (its exit status is appended through it)
+# while fewer trials than this run; more get it reopened by name at their exit.
+_HELD_FDS = 256
 
 
 def _start_time(pid):
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
     except OSError:
         return "-"
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return "-"
+    finally:
+        os.close(fd)
     fields = data[data.rfind(b")") + 2 :].split()
     return fields[19].decode() if len(fields) > 19 else "-"
 
@@ -75,13 +83,27 @@ def _append(path, text):
 
 def _spawn(path, argv, overrides, cwd, log_path, trial_dir, pid_path, me):
     env = {**_ENVIRON, **overrides}
-    os.makedirs(trial_dir, exist_ok=True)
     try:
-        os.unlink(os.path.join(trial_dir, _LAUNCH_ERROR_NAME))
+        os.mkdir(trial_dir)  # a new folder (the common case) holds no stale launch_error
+    except FileExistsError:
+        try:
+            os.unlink(os.path.join(trial_dir, _LAUNCH_ERROR_NAME))
+        except FileNotFoundError:
+            pass
     except FileNotFoundError:
-        pass
+        os.makedirs(trial_dir, exist_ok=True)
     # Before the command starts: a restarted controller must find the file.
-    os.close(os.open(pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+    # Kept open (O_APPEND) for the start line and the exit status: one open of it per trial.
+    pid_fd = os.open(pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+    try:
+        pid, start = _spawn_into(path, argv, env, cwd, log_path, pid_fd, me)
+    except BaseException:
+        os.close(pid_fd)
+        raise
+    return pid, start, pid_fd
+
+
+def _spawn_into(path, argv, env, cwd, log_path, pid_fd, me):
     os.chdir(cwd)  # posix_spawn has no chdir of its own; the child inherits this one
     log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     actions = [
@@ -108,13 +130,13 @@ def _spawn(path, argv, overrides, cwd, log_path, trial_dir, pid_path, me):
         os.close(log)
     # Our unreaped child: its PID cannot be another process's yet.
     start = _start_time(pid)
-    _append(pid_path, f"{pid} {start}\n{me}")
+    os.write(pid_fd, f"{pid} {start}\n{me}".encode())
     return pid, start
 
 
 class _Reaper:
     def __init__(self):
-        self.children = {}  # pid -> (ident, its pid file)
+        self.children = {}  # pid -> (ident, its pid file: an fd open for appending, or its path)
         self.out_open = True
         self.me = f"reaper {os.getpid()} {_start_time(os.getpid())}\n"
 
@@ -131,7 +153,9 @@ class _Reaper:
         ident, path, argv, overrides, cwd, trial_dir, log_path = request
         pid_path = os.path.join(trial_dir, _PID_NAME)
         try:
-            pid, start = _spawn(path, argv, overrides, cwd, log_path, trial_dir, pid_path, self.me)
+            pid, start, pid_fd = _spawn(
+                path, argv, overrides, cwd, log_path, trial_dir, pid_path, self.me
+            )
         except OSError as exc:
             try:
                 os.unlink(pid_path)  # it never started
@@ -139,7 +163,10 @@ class _Reaper:
                 pass
             self.send(("error", ident, f"cannot start: {exc}"))
             return
-        self.children[pid] = (ident, pid_path)
+        if len(self.children) >= _HELD_FDS:  # many trials at once: stay far from the fd limit
+            os.close(pid_fd)
+            pid_fd = pid_path
+        self.children[pid] = (ident, pid_fd)
         self.send(("pid", ident, pid, start))
 
     def reap(self):
@@ -147,6 +174,9 @@ class _Reaper:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
+                for _, pid_fd in self.children.values():
+                    if not isinstance(pid_fd, str):
+                        os.close(pid_fd)
                 self.children.clear()
                 return
             if pid == 0:
@@ -154,13 +184,19 @@ class _Reaper:
             child = self.children.pop(pid, None)
             if child is None:
                 continue
-            ident, pid_path = child
+            ident, pid_fd = child
             code = os.waitstatus_to_exitcode(status)
             code = 128 - code if code < 0 else code
             try:
-                _append(pid_path, f"exit {code}\n")
+                if isinstance(pid_fd, str):
+                    _append(pid_fd, f"exit {code}\n")
+                else:
+                    os.write(pid_fd, f"exit {code}\n".encode())
             except OSError:  # a removed trial folder: nobody reads it
                 pass
+            finally:
+                if not isinstance(pid_fd, str):
+                    os.close(pid_fd)
             self.send(("exit", ident, code))
 
     def run(self):
