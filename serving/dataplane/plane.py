@@ -149,10 +149,10 @@ class DataPlane:
         e = self._entries.get(name)
         if e is None:
             raise ModelNotFound(name)
-        if version is not None:
-            versions = e.metadata()["versions"]
-            if versions and version not in versions:
-                raise ModelNotFound(name, version)
+        # A version the model's metadata does not list is unknown (none when it lists
+        # none: the OIP's versions are those "that may be explicitly requested").
+        if version is not None and version not in e.metadata()["versions"]:
+            raise ModelNotFound(name, version)
         if need_ready and not e.ready:
             raise ModelNotReady(self._not_ready_reason(e), extra={"name": name, "ready": False})
         return e

@@ -48,11 +48,16 @@ def loads_json_object(raw: bytes | memoryview, what: str = "request") -> dict[st
     return obj
 
 
-def _parameters(obj: Any, where: str) -> dict[str, Any] | None:
+def _parameters(obj: Any, where: str, flag: str | None = None) -> dict[str, Any] | None:
+    """A ``parameters`` object; ``flag``, a boolean of the binary data extension that it
+    may hold (``binary_data_output``, ``binary_data``): true or false, nothing else (the
+    string "false" would otherwise turn binary output on)."""
     if obj is None:
         return None
     if not isinstance(obj, dict):
         raise InvalidInput(f"{where} 'parameters' must be a JSON object")
+    if flag is not None and flag in obj and not isinstance(obj[flag], bool):
+        raise InvalidInput(f"{where} parameter {flag!r} must be true or false, not {obj[flag]!r}")
     return obj
 
 
@@ -123,12 +128,14 @@ def decode_infer_request(
         for j, ro in enumerate(raw_outputs):
             if not isinstance(ro, dict) or not isinstance(ro.get("name"), str):
                 raise InvalidInput(f"outputs[{j}] must be an object with a string 'name'")
-            outputs.append(RequestedOutput(ro["name"], _parameters(ro.get("parameters"), "output")))
+            where = f"output {ro['name']!r}"
+            params = _parameters(ro.get("parameters"), where, "binary_data")
+            outputs.append(RequestedOutput(ro["name"], params))
     return InferRequest(
         model_name=model_name,
         inputs=inputs,
         id=req_id,
-        parameters=_parameters(obj.get("parameters"), "request"),
+        parameters=_parameters(obj.get("parameters"), "request", "binary_data_output"),
         request_outputs=outputs,
         model_version=model_version,
     )

@@ -50,15 +50,17 @@ def test_health_and_server_metadata(iris_app: Any) -> None:
 
 
 def test_model_metadata_derived_from_sklearn(iris_app: Any) -> None:
-    for url in ("/v2/models/iris", "/v2/models/iris/versions/1"):
-        r = _get(iris_app, url)
-        assert r.status_code == 200, r.text
-        m = r.json()
-        assert m["name"] == "iris" and m["platform"] == "sklearn"
-        assert m["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]
-        assert m["outputs"] == [{"name": "output-0", "datatype": "INT64", "shape": [-1]}]
+    r = _get(iris_app, "/v2/models/iris")
+    assert r.status_code == 200, r.text
+    m = r.json()
+    assert m["name"] == "iris" and m["platform"] == "sklearn" and m["versions"] == []
+    assert m["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]
+    assert m["outputs"] == [{"name": "output-0", "datatype": "INT64", "shape": [-1]}]
     assert _get(iris_app, "/v2/models/iris/ready").json() == {"name": "iris", "ready": True}
-    assert _get(iris_app, "/v2/models/iris/versions/3/ready").status_code == 200
+    # No versions listed: none "may be explicitly requested" (the protocol's words).
+    for url in ("/v2/models/iris/versions/1", "/v2/models/iris/versions/3/ready"):
+        r = _get(iris_app, url)
+        assert r.status_code == 404 and "version '" in r.json()["error"], (url, r.text)
 
 
 def test_infer_sklearn_nested_and_flat(iris_app: Any) -> None:
@@ -77,7 +79,9 @@ def test_infer_sklearn_nested_and_flat(iris_app: Any) -> None:
         ]
     # Without an id the server makes one up; an id given is returned, an empty one too.
     body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": rows[0]}]}
-    assert _post(iris_app, "/v2/models/iris/versions/1/infer", json=body).json()["id"]
+    assert _post(iris_app, "/v2/models/iris/infer", json=body).json()["id"]
+    # A version the model does not list is refused, never echoed as "model_version".
+    assert _post(iris_app, "/v2/models/iris/versions/9/infer", json=body).status_code == 404
     assert _post(iris_app, "/v2/models/iris/infer", json={**body, "id": ""}).json()["id"] == ""
 
 
@@ -366,6 +370,23 @@ def test_bad_requests_are_4xx_json_and_server_keeps_serving(
     assert bad.headers["content-type"] == "application/json"
     assert needle in bad.json()["error"]
     assert good.status_code == 200
+
+
+def test_binary_flags_are_booleans(echo_app: Any) -> None:
+    # "false" is no false: it turned binary output on.
+    tensor = {"name": "x", "shape": [2], "datatype": "FP32", "data": [1.0, 2.0]}
+    for extra in (
+        {"parameters": {"binary_data_output": "false"}},
+        {"outputs": [{"name": "x", "parameters": {"binary_data": 1}}]},
+    ):
+        r = _post(echo_app, "/v2/models/echo/infer", json={"inputs": [tensor], **extra})
+        assert r.status_code == 400 and "true or false" in r.json()["error"], r.text
+    r = _post(
+        echo_app,
+        "/v2/models/echo/infer",
+        json={"inputs": [tensor], "parameters": {"binary_data_output": False}},
+    )
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
 
 
 def test_binary_errors(echo_app: Any) -> None:
