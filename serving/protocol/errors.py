@@ -90,6 +90,13 @@ class UnsupportedMediaType(ServingError):
     status = 415
 
 
+class NotSupported(ServingError):
+    """The endpoint exists but this server does not implement it for the model (501, as
+    KServe's answer to ``:explain`` without an explainer)."""
+
+    status = 501
+
+
 class InferenceError(ServingError):
     """The model itself failed on a well-formed request (500, message only, no traceback)."""
 

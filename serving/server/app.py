@@ -24,7 +24,13 @@ import orjson
 
 from serving.dataplane.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serving.dataplane.plane import DataPlane
-from serving.protocol.errors import MethodNotAllowed, NotFound, ServingError, Unauthorized
+from serving.protocol.errors import (
+    MethodNotAllowed,
+    NotFound,
+    NotSupported,
+    ServingError,
+    Unauthorized,
+)
 from serving.server.body import (
     ClientDisconnected,
     check_json_content_type,
@@ -191,6 +197,9 @@ class ModelServerApp:
             if verb == "predict":
                 await self._predict_v1(name, scope, receive, send)
                 return
+            if verb == "explain":
+                self.plane.entry(name, need_ready=False)  # an unknown model is a 404
+                raise NotSupported(f"model {name!r} has no explainer (only predictors are served)")
         if not _is_get_route(parts):
             raise NotFound("no such endpoint")
         raise MethodNotAllowed("this endpoint takes GET", "GET, HEAD")

@@ -50,7 +50,11 @@ def test_v1_errors() -> None:
         assert r.status_code == 404
         assert (await c.get("/v1/models/nope")).status_code == 404
         assert (await c.get("/v1/models/iris:predict")).status_code == 405
-        assert (await c.post("/v1/models/iris:explain", json={})).status_code == 404
+        # No explainer: KServe's 501 (a model that exists), 404 for one that does not.
+        r = await c.post("/v1/models/iris:explain", json={})
+        assert r.status_code == 501 and "explainer" in r.json()["error"]
+        assert (await c.post("/v1/models/nope:explain", json={})).status_code == 404
+        assert (await c.post("/v1/models/iris:train", json={})).status_code == 404
         r = await c.post("/v1/models/iris:predict", json={"instances": ROWS})
         assert r.json() == {"predictions": [0, 2]}
 
