@@ -169,7 +169,7 @@ class Router:
                 if "/" in name:
                     raise HTTPError(404, f"no route for {path}")
             else:
-                return self._local(path)
+                return self._local(method, path)
             svc = self.services.get(name)
             if svc is None:
                 raise HTTPError(404, f"model {name!r} not found")
@@ -199,7 +199,14 @@ class Router:
                 break
         raise HTTPError(401, "missing or invalid bearer token")
 
-    def _local(self, path: str) -> Response:
+    def _local(self, method: str, path: str) -> Response:
+        response = self._answer(path)
+        if method not in ("GET", "HEAD"):  # what the router answers itself takes GET only
+            body = orjson.dumps({"error": f"{path} takes GET, not {method}"})
+            return Response(405, [*JSON, (b"allow", b"GET, HEAD")], body)
+        return response
+
+    def _answer(self, path: str) -> Response:
         if path == "/":
             return json_response(200, {"status": "alive"})  # as KServe's model server
         if path == "/v2/health/live":

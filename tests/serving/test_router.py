@@ -120,6 +120,11 @@ def test_routes_v1_v2_by_name_and_answers_locally(echo_ports: tuple[int, ...]) -
             in metrics
         )
         assert "hyperflow_router_request_duration_seconds_bucket" in metrics
+        # What the router answers itself is GET (and HEAD) only, as the protocol has it.
+        for path in ("/v2", "/v2/health/ready", "/v1/models", "/metrics", "/"):
+            r = c.request("DELETE", path)
+            assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD", (path, r.text)
+        assert c.post("/elsewhere").status_code == 404  # no route is no route, whatever the method
 
 
 def test_namespaces_kserve_path_template_and_plain_paths(echo_ports: tuple[int, ...]) -> None:
