@@ -233,7 +233,7 @@ class ModelServerApp:
     async def _predict_v1(self, name: str, scope: dict[str, Any], receive: Any, send: Any) -> None:
         with _Observed(self.plane, name, "v1"):
             body, headers = await self._read(scope, receive)
-            check_json_content_type(headers.get("content-type"), False)
+            check_json_content_type(headers.get("content-type"), False, v1=True)
             out = await self.plane.predict_v1(name, body, headers)
             await _send(send, 200, out)
 

@@ -86,12 +86,19 @@ def decode_content(body: bytes, encoding: str | None, limit: int) -> bytes:
     return out
 
 
-def check_json_content_type(content_type: str | None, binary: bool) -> None:
+def check_json_content_type(content_type: str | None, binary: bool, *, v1: bool = False) -> None:
+    """415 for a body that is not JSON (nor, in V2, binary tensor data); ``v1``: a V1
+    request, which has no binary extension to suggest."""
     if binary or not content_type:
         return
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
         return
+    if v1:
+        raise UnsupportedMediaType(
+            f"unsupported Content-Type {content_type!r}; V1 :predict takes application/json "
+            "(the binary tensor extension is V2's: /v2/models/NAME/infer)"
+        )
     raise UnsupportedMediaType(
         f"unsupported Content-Type {content_type!r}; send application/json, or the binary "
         "tensor extension with an Inference-Header-Content-Length header"

@@ -46,6 +46,16 @@ def test_v1_errors() -> None:
             r = await c.post("/v1/models/iris:predict", **kw)
             assert r.status_code == status, (kw, r.text)
             assert needle in r.json()["error"]
+        # V1 has no binary extension: the 415 does not send the client to its header.
+        r = await c.post(
+            "/v1/models/iris:predict",
+            content=b"{}",
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Inference-Header-Content-Length": "2",
+            },
+        )
+        assert r.status_code == 415 and "V1 :predict takes application/json" in r.json()["error"]
         r = await c.post("/v1/models/nope:predict", json={"instances": ROWS})
         assert r.status_code == 404
         assert (await c.get("/v1/models/nope")).status_code == 404
