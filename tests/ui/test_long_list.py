@@ -102,6 +102,7 @@ def test_tabbing_down_the_long_list_keeps_the_focus(page: Any, many: Running) ->
     # Space selects the focused row; it stays selected when it scrolls out and back.
     page.keyboard.press("Space")
     key = page.evaluate("() => document.activeElement.closest('tr').dataset.key")
+    page.wait_for_selector(f'tr[data-key="{key}"] input:checked')  # selected before it scrolls
     # Out of view (and out of the drawn rows), then back to where it was focused: a
     # position taken from the page, not a fraction of its height, which put the row
     # just outside the view on some runs.
