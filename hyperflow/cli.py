@@ -178,14 +178,10 @@ def token_create(
     scope = (
         "admin (all namespaces)" if record.admin else "namespaces " + ", ".join(record.namespaces)
     )
-    until = "" if record.expires_at is None else f"; it expires at {_utc(record.expires_at)}"
+    from tuner.status import rfc3339
+
+    until = "" if record.expires_at is None else f"; it expires at {rfc3339(record.expires_at)}"
     typer.echo(f"token {record.id}: {scope}{until}; it is shown only now", err=True)
-
-
-def _utc(seconds: float) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 @token_app.command("list")
@@ -195,6 +191,7 @@ def token_list() -> None:
 
     from hyperflow.handlers.auth import LOCAL_ADMIN
     from hyperflow.store.tokens import TokenRecord
+    from tuner.status import rfc3339
 
     tokens, store = _tokens()
     try:
@@ -206,14 +203,14 @@ def token_list() -> None:
     def expires(r: TokenRecord) -> str:
         if r.expires_at is None:
             return "never"
-        return _utc(r.expires_at) + (" (expired)" if r.expired(now) else "")
+        return f"{rfc3339(r.expires_at)}{' (expired)' if r.expired(now) else ''}"
 
     rows = [
         [
             r.id,
             "*" if r.admin else ",".join(r.namespaces),
             "yes" if r.admin else "no",
-            _utc(r.created_at),
+            rfc3339(r.created_at),
             expires(r),
             r.description,
         ]
