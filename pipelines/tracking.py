@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuner.metrics.lines import finite
 from tuner.tracking import layout
 from tuner.types import ExperimentPhase, ExperimentReason, Observation, TrialPhase
 
@@ -126,14 +127,9 @@ PARAMETERS_ARTIFACT = "output-parameters.json"
 
 
 def _metric_value(value: Any) -> float | None:
-    """``value`` as an MLflow metric: a finite int or float (not a bool), else None."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return None
-    try:
-        as_float = float(value)  # an int past 1e308 does not convert
-    except OverflowError:
-        return None
-    return as_float if math.isfinite(as_float) else None
+    """``value`` as an MLflow metric: a finite int or float (not a bool, not a numeric
+    string: that is a string output), else None."""
+    return finite(value) if isinstance(value, int | float) else None
 
 
 def _strict(value: Any) -> Any:
