@@ -207,16 +207,11 @@ async def push_observations(
     ``Idempotency-Key`` is stored once (a retry answers ``duplicate: true``)."""
     if idempotency_key is not None and not _KEY.fullmatch(idempotency_key):
         raise BadRequest("Idempotency-Key: 1-64 of A-Z a-z 0-9 - _")
-    token = bearer(authorization)
-    await run_in_threadpool(plane.experiments.push_trial, namespace, name, trial, token)
+    checked = await run_in_threadpool(
+        plane.experiments.push_trial, namespace, name, trial, bearer(authorization)
+    )
     payload = bodies.decode(await request.body(), "application/json", yaml_ok=False)
     accepted = await run_in_threadpool(
-        plane.experiments.push,
-        namespace,
-        name,
-        trial,
-        token,
-        payload,
-        idempotency_key,
+        plane.experiments.push, namespace, name, checked, payload, idempotency_key
     )
     return json_response(accepted)

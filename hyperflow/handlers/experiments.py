@@ -518,21 +518,16 @@ class ExperimentHandlers:
         return t
 
     def push(
-        self,
-        namespace: str,
-        name: str,
-        trial: str,
-        token: str | None,
-        payload: Any,
-        key: str | None,
+        self, namespace: str, name: str, t: TrialRecord, payload: Any, key: str | None
     ) -> dict[str, Any]:
-        """A trial's ``report()``: authenticated by the trial's own push token, committed
-        before the answer, stored once per ``Idempotency-Key`` (a retry answers
+        """A trial's ``report()`` for ``t``, the trial :meth:`push_trial` checked the push
+        token of (before the body was read; the controller checks it again as it stores):
+        committed before the answer, stored once per ``Idempotency-Key`` (a retry answers
         ``{"accepted": 0, "duplicate": true}``). 503 while the experiment's controller is
         not running here (a restart is under way): ``report()`` retries."""
         from tuner.metrics.push import parse_observations
 
-        t = self.push_trial(namespace, name, trial, token)
+        trial = t.name
         if t.phase.finished:
             raise NotFound(f"trial {trial!r} has finished")
         controller = self.manager.controller(namespace, name)
