@@ -26,7 +26,9 @@ A trial on deck: for an algorithm whose suggestions ignore results (random, grid
 and while trials are short (under ``_DECK_BELOW``), one trial more than the free slots is
 created and committed; it waits, Created, and starts as soon as a running trial ends, in
 the turn that sees the exit and before that turn's bookkeeping (ending the trial, the
-suggestion, the commit), so no slot waits for the loop. Never more than
+suggestion, the commit), so no slot waits for the loop. Where a trial's result can end the
+experiment (an objective goal, ``maxFailedTrialCount``), it starts once the ended trial
+is settled instead, and only if the experiment goes on. Never more than
 ``parallelTrialCount`` trials run at once. A trial on deck when the experiment ends (goal,
 failures, an interrupt) is withdrawn: it never started, its row is deleted and the tracker
 never heard of it (it is told of a trial on deck when the trial starts). A restarted
@@ -698,6 +700,12 @@ class ExperimentController:
                 self._take_observations(state, kept)
                 changed = True
             if exit_ is not None:
+                # Its slot is free: the trial on deck (committed in an earlier turn) starts
+                # now, before this trial's bookkeeping, when no result of this trial can end
+                # the experiment; otherwise once the trial is settled (below).
+                early = bool(self._deck) and not self._results_may_end() and not self._ending()
+                if early:
+                    self._launch_deck(freed=1)
                 # What the trial pushed (and was acknowledged) before it exited is queued by
                 # now, possibly since the queue was last read at the top of this turn.
                 self._take_pushed()
@@ -710,9 +718,7 @@ class ExperimentController:
                     )
                 self._finish(state, exit_)
                 changed = True
-                if self._deck and not self._ending():
-                    # Its slot is free: the trial on deck (committed in an earlier turn)
-                    # starts now, not after this turn's bookkeeping.
+                if not early and self._deck and not self._ending():
                     self._launch_deck()
         return changed
 
@@ -1011,12 +1017,13 @@ class ExperimentController:
             and self._last_run_time < _DECK_BELOW
         )
 
-    def _launch_deck(self) -> bool:
+    def _launch_deck(self, freed: int = 0) -> bool:
         """Launch trials on deck into the free slots, right away: their creation was
-        committed in an earlier turn (their ``id`` is set then)."""
+        committed in an earlier turn (their ``id`` is set then). ``freed``: slots of trials
+        that have exited but are not settled yet."""
         launched = False
         for state, run in list(self._deck.values()):
-            if self._free_slots() <= 0 or state.record.id == 0:
+            if self._free_slots() + freed <= 0 or state.record.id == 0:
                 break
             del self._deck[state.name]
             self._launch(state, run, now=True)
@@ -1045,6 +1052,12 @@ class ExperimentController:
             or goal_reached(self.spec.objective, self.best_value)
             or self._too_many_failures()
         )
+
+    def _results_may_end(self) -> bool:
+        """Whether a trial's result can end the experiment (an objective goal, or
+        ``maxFailedTrialCount``): then a trial on deck waits until the ended trial is
+        settled."""
+        return self.spec.objective.goal is not None or self.spec.max_failed_trial_count is not None
 
     def _too_many_failures(self) -> bool:
         """``maxFailedTrialCount`` reached; as Katib counts them, a trial that reported no

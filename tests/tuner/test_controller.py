@@ -372,12 +372,28 @@ def test_a_trial_waits_on_deck_for_the_next_free_slot_while_trials_are_short(
     run at once."""
     backend = TimedBackend(store, duration=0.01)
     exp = random_experiment(maxTrialCount=20, parallelTrialCount=2)
-    record = controller(exp, store, backend, tmp_path).run()
+    ctl = controller(exp, store, backend, tmp_path)
+    finish = ctl._finish
+    waiting_at_finish: list[str] = []  # committed trials on deck when an ended trial settles
+    decks_launched_early = 0
+
+    def finishing(state: Any, exit_: TrialExit) -> None:
+        nonlocal decks_launched_early
+        waiting_at_finish.extend(n for n, (s, _) in ctl._deck.items() if s.record.id)
+        decks_launched_early += len(backend.running) == 2
+        finish(state, exit_)
+
+    ctl._finish = finishing  # type: ignore[method-assign]
+    record = ctl.run()
     assert record.reason == "ExperimentMaxTrialsReached"
     trials = store.trials(record.uid)
     assert len(trials) == 20 and all(t.phase is TrialPhase.SUCCEEDED for t in trials)
     assert backend.most_running == 2
     assert backend.most_unfinished == 3  # two running, one on deck
+    # No goal and no maxFailedTrialCount: no result can end the experiment, so the trial
+    # on deck starts before the ended trial is settled (the other slot's trial and it run).
+    assert waiting_at_finish == []
+    assert decks_launched_early > 0
 
 
 @pytest.mark.parametrize(
@@ -403,14 +419,19 @@ def test_no_trial_waits_on_deck_for_an_algorithm_that_learns_or_for_long_trials(
     assert backend.most_running == 2 and backend.most_unfinished == 2
 
 
+@pytest.mark.parametrize("ending", ["goal", "failures"])
 def test_a_trial_on_deck_when_the_goal_is_reached_is_withdrawn(
-    tmp_path: Path, store: Store
+    tmp_path: Path, store: Store, ending: str
 ) -> None:
+    """The 8th trial reaches the goal (or is the failure ``maxFailedTrialCount`` allows no
+    more of): the trial on deck then waits for the ended trial's result, and never starts."""
     launched: list[str] = []
 
-    def loss(run: TrialRun) -> float:
+    def loss(run: TrialRun) -> float | None:
         launched.append(run.trial_name)
-        return 0.0 if len(launched) == 8 else 5.0
+        if len(launched) == 8:
+            return 0.0 if ending == "goal" else None  # None: no objective value, failed
+        return 5.0
 
     def duration(i: int) -> float:
         # Staggered short trials; the 8th reaches the goal and ends at once; from the 7th
@@ -421,11 +442,14 @@ def test_a_trial_on_deck_when_the_goal_is_reached_is_withdrawn(
         return 0.03 + 0.017 * (i % 4) if i < 6 else 3600.0
 
     backend = TimedBackend(store, duration=duration, loss=loss)
-    exp = random_experiment(
-        maxTrialCount=30,
-        parallelTrialCount=2,
-        objective={"type": "minimize", "objectiveMetricName": "loss", "goal": 0.5},
-    )
+    if ending == "goal":
+        exp = random_experiment(
+            maxTrialCount=30,
+            parallelTrialCount=2,
+            objective={"type": "minimize", "objectiveMetricName": "loss", "goal": 0.5},
+        )
+    else:
+        exp = random_experiment(maxTrialCount=30, parallelTrialCount=2, maxFailedTrialCount=1)
     started: list[str] = []
     tracker = NullTracker()
     tracker.start_trial = lambda name, *args, **kwargs: started.append(name)  # type: ignore[method-assign]
@@ -440,8 +464,8 @@ def test_a_trial_on_deck_when_the_goal_is_reached_is_withdrawn(
 
     ctl._drop_deck = dropping  # type: ignore[method-assign]
     record = ctl.run()
-    assert record.reason == "ExperimentGoalReached"
-    assert len(deck) == 1, "a trial was on deck when the goal was reached"
+    assert record.reason == ("ExperimentGoalReached" if ending == "goal" else "ExperimentFailed")
+    assert len(deck) == 1, "a trial was on deck when the experiment ended"
     trials = store.trials(record.uid)
     # The trial on deck never started: gone from the store, never shown to the tracker.
     assert {t.name for t in trials} == set(backend.runs) == set(started)
