@@ -28,7 +28,11 @@ created and committed; it waits, Created, and starts as soon as a running trial 
 the turn that sees the exit and before that turn's bookkeeping (ending the trial, the
 suggestion, the commit), so no slot waits for the loop. Where a trial's result can end the
 experiment (an objective goal, ``maxFailedTrialCount``), it starts once the ended trial
-is settled instead, and only if the experiment goes on. Never more than
+is settled instead, and only if the experiment goes on. Elsewhere, once its row is
+committed, it is also handed to the backend's ``launch_next`` (if it takes it), which
+starts it as a running trial ends, with no turn of the loop in between; the turn that sees
+the exit then finds it started. A handed trial is withdrawn from the backend where one on
+deck is withdrawn; one the backend had started by then is killed with the running ones. Never more than
 ``parallelTrialCount`` trials run at once. A trial on deck when the experiment ends (goal,
 failures, an interrupt) is withdrawn: it never started, its row is deleted and the tracker
 never heard of it (it is told of a trial on deck when the trial starts). A restarted
@@ -127,6 +131,8 @@ class TrialState:
     kill_reason: str | None = None  # the trial's condition reason, when not the phase's own
     # The tracker knows it (False for a trial on deck: it is told when the trial starts).
     tracked: bool = True
+    # On deck and given to the backend's ``launch_next`` (see ``_hand_over``).
+    handed: bool = False
 
     @property
     def name(self) -> str:
@@ -595,6 +601,10 @@ class ExperimentController:
             if done is not None:
                 return done
             if self._stop.is_set() and self._detach:
+                # One the backend started meanwhile is Running (the controller taking over
+                # adopts it); one that never started stays Created (it launches it).
+                for state, run in list(self._deck.values()):
+                    self._withdraw(state, run)
                 self._commit(force=True)
                 return self.store.get_experiment_by_uid(uid)
             if self._stop.is_set():
@@ -993,6 +1003,7 @@ class ExperimentController:
                 continue
             if on_deck:
                 self._deck[state.name] = (state, run)
+                self._then(functools.partial(self._hand_over, state, run))
             else:
                 self._launch(state, run)
         return deck or bool(suggestions)
@@ -1030,13 +1041,39 @@ class ExperimentController:
             launched = True
         return launched
 
+    def _hand_over(self, state: TrialState, run: TrialRun) -> None:
+        """Once its creation is committed, a trial on deck goes to the backend's
+        ``launch_next`` (if it has one): it starts the moment a running trial ends, before
+        the controller hears of that end. Not where a trial's result can end the
+        experiment: there, the next trial waits for it (``_reconcile_trials``)."""
+        if state.name not in self._deck or self._results_may_end() or self._ending():
+            return
+        if self._push_receiver is not None:  # before it can start (and push)
+            self._push_receiver.register(state.name, state.record.push_token)
+        state.handed = self.backend.launch_next(run)
+
+    def _withdraw(self, state: TrialState, run: TrialRun) -> bool:
+        """Take back a trial on deck from the backend: whether it never started."""
+        if not state.handed:
+            return True
+        state.handed = False
+        if self.backend.withdraw(state.name):
+            return True
+        # It started before the withdrawal came: a running trial from now on.
+        del self._deck[state.name]
+        self._start(state, run, now=True)
+        return False
+
     def _drop_deck(self) -> None:
         """The experiment ends (or stops): trials on deck that this run created never
         started, and go as if never created (no row, no MLflow run). One a restarted
-        controller found waiting was told to the tracker already: it is killed instead."""
-        for state, _ in list(self._deck.values()):
-            if state.tracked or state.launched:
+        controller found waiting was told to the tracker already: it is killed instead;
+        so is one that the backend had started (``_withdraw``)."""
+        for state, run in list(self._deck.values()):
+            if state.tracked or state.launched or not self._withdraw(state, run):
                 continue
+            if self._push_receiver is not None:
+                self._push_receiver.unregister(state.name)
             del self._deck[state.name]
             del self.trials[state.name]
             self._running.pop(state.name, None)

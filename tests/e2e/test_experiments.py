@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.util import REPO, pid_running, run_hyperflow
+from tests.util import REPO, pid_running, run_hyperflow, wait_until
 from tuner.runner import run_experiment
 from tuner.settings import TunerSettings
 from tuner.spec import parse_experiment
@@ -214,6 +214,93 @@ def test_grid_without_max_trials_ends_when_exhausted(tmp_path: Path) -> None:
     assert record.reason == "ExperimentSuggestionEndReached", record.message
     combos = {(str(t.assignments["a"]), t.assignments["b"]) for t in trials}
     assert len(trials) == 6 == len(combos)
+
+
+_TIMED_TRIAL = """
+import os, sys, time
+def mark(what):
+    line = f"{what} {os.environ['HYPERFLOW_TRIAL_NAME']} {time.monotonic_ns()}\\n"
+    fd = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, line.encode())
+    os.close(fd)
+mark("start")
+time.sleep(float(sys.argv[1]) * 0.02)
+print("loss=" + sys.argv[1])
+mark("end")
+"""
+
+
+def _timed_experiment(folder: Path, name: str, trials: int) -> tuple[Path, dict[str, Any]]:
+    """Random search of trials that sleep 0-20 ms and log their start and end times."""
+    log = folder / "times.log"
+    _script(folder, "t.py", _TIMED_TRIAL)
+    data = _experiment(
+        name,
+        [sys.executable, "t.py", "${trialParameters.x}", str(log)],
+        [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}],
+        algorithm="random",
+        maxTrialCount=trials,
+    )
+    return log, data
+
+
+def _starts_and_most_at_once(log: Path) -> tuple[dict[str, int], int]:
+    """How often each trial started, and the most that ran at the same moment."""
+    starts: dict[str, int] = {}
+    events = []
+    for line in log.read_text().splitlines():
+        what, name, at = line.split()
+        if what == "start":
+            starts[name] = starts.get(name, 0) + 1
+        events.append((int(at), 1 if what == "start" else -1))
+    running = most = 0
+    for _, change in sorted(events, key=lambda e: (e[0], e[1])):  # ends first on a tie
+        running += change
+        most = max(most, running)
+    return starts, most
+
+
+def test_short_trials_start_one_after_another_never_more_than_parallel(tmp_path: Path) -> None:
+    """Random search of short trials: the next trial is handed to the backend ahead
+    (``launch_next``) and starts as a running one ends. Each starts once, and never more
+    than parallelTrialCount run at once, by the trials' own clocks."""
+    log, data = _timed_experiment(tmp_path, "short", 30)
+    record, trials = _run(data, tmp_path)
+    assert record.reason == "ExperimentMaxTrialsReached", record.message
+    assert len(trials) == 30 and all(t.phase.value == "Succeeded" for t in trials)
+    starts, most = _starts_and_most_at_once(log)
+    assert starts == {t.name: 1 for t in trials}
+    assert most == 2
+
+
+def test_an_interrupt_withdraws_the_trial_handed_ahead_or_kills_it(tmp_path: Path) -> None:
+    """Stopped mid-run: the trial on deck, handed to the backend, never starts (no row) or,
+    if it had started, is Killed as the running ones are; no trial runs without a row."""
+    import threading
+
+    from tuner.controller import ExperimentController
+
+    log, data = _timed_experiment(tmp_path, "stopped", 1000)
+    controllers: list[ExperimentController] = []
+    outcome: list[ExperimentRecord] = []
+    thread = threading.Thread(
+        target=lambda: outcome.extend(_run(data, tmp_path, on_controller=controllers.append)[:1])
+    )
+    thread.start()
+    try:
+        wait_until(lambda: log.exists() and log.read_text().count("end ") >= 12, timeout=60)
+    finally:
+        wait_until(lambda: bool(controllers), timeout=30)
+        controllers[0].stop()
+        thread.join(60)
+    assert not thread.is_alive() and outcome
+    trials = _trials(outcome[0].uid)
+    assert {t.phase.value for t in trials} <= {"Succeeded", "Killed"}
+    starts, most = _starts_and_most_at_once(log)
+    assert set(starts) <= {t.name for t in trials}  # every trial that ran has its row
+    assert all(count == 1 for count in starts.values()) and most <= 2
+    started_dirs = {p.parent.name for p in tmp_path.glob("**/pid")}
+    assert started_dirs and started_dirs <= {t.name for t in trials}
 
 
 # -- 4. push -------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 
 from tests.tuner.backends.trials import WAIT_FOR, make_run, script, wait_exit
 from tests.util import wait_until
-from tuner.backends.base import TrialExit
+from tuner.backends.base import TrialExit, TrialRun
 from tuner.backends.local import LocalBackend, group_has_live_members
 
 REPO = Path(__file__).resolve().parents[2]
@@ -506,3 +506,176 @@ def test_a_run_whose_set_up_fails_stops_the_reaper_it_started(tmp_path: Path) ->
         )
     assert len(reapers) == 1
     assert not os.path.exists(f"/proc/{reapers[0]}")  # stopped and reaped by the close
+
+
+def _pid_lines(trial_dir: Path) -> list[str]:
+    try:
+        return (trial_dir / "pid").read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def _starts(trial_dir: Path) -> int:
+    """How many times the trial's command was started (``<pid> <start time>`` lines)."""
+    return sum(1 for line in _pid_lines(trial_dir) if line and line.split()[0].isdigit())
+
+
+def _hold_one(tmp_path: Path, backend: LocalBackend) -> tuple[Path, TrialRun]:
+    """Trial "a" runs until ``go`` exists; trial "b" (prints loss=2) is held for it."""
+    go = tmp_path / "go"
+    trial = script(tmp_path, "t.py", WAIT_FOR + "wait_for(sys.argv[1])\n")
+    backend.launch(make_run(tmp_path, "a", ["python", trial, str(go)]))
+    assert backend.pid("a") is not None
+    held = make_run(tmp_path, "b", ["python", "-c", "print('loss=2')"])
+    assert backend.launch_next(held)
+    return go, held
+
+
+def test_the_next_trial_starts_when_a_running_one_ends_without_the_controller(
+    tmp_path: Path, backend: LocalBackend
+) -> None:
+    """``launch_next``: the reaper starts the held trial the moment one of the trials it
+    ran at the hand-over has ended (its status written first), with no call of this
+    process in between; ``launch`` afterwards starts nothing twice."""
+    go, next_run = _hold_one(tmp_path, backend)
+    time.sleep(0.3)  # no start before a slot frees (a negative check: nothing to wait for)
+    assert _starts(next_run.trial_dir) == 0
+    go.touch()
+    # Started by the reaper alone: this process takes no frame meanwhile.
+    wait_until(lambda: "exit 0" in _pid_lines(next_run.trial_dir))
+    a_end = (tmp_path / "trials" / "a" / "pid").stat().st_mtime
+    assert (next_run.trial_dir / "pid").stat().st_mtime >= a_end
+    backend.launch(next_run)
+    assert wait_exit(backend, "b") == TrialExit(True, 0, "exit code 0")
+    assert wait_exit(backend, "a").succeeded
+    assert _starts(next_run.trial_dir) == 1
+    assert [o.value for o in backend.collect("b")] == [2.0]
+
+
+def test_launch_starts_a_held_trial_at_once_and_withdraw_takes_it_back(
+    tmp_path: Path, backend: LocalBackend
+) -> None:
+    go, held = _hold_one(tmp_path, backend)
+    backend.launch(held)  # a slot is free now (the controller's word): no waiting for "a"
+    assert wait_exit(backend, "b") == TrialExit(True, 0, "exit code 0")
+    assert backend.poll("a") is None
+
+    withdrawn = make_run(tmp_path, "c", ["python", "-c", "print('loss=3')"])
+    assert backend.launch_next(withdrawn)
+    assert backend.withdraw("c")
+    go.touch()
+    assert wait_exit(backend, "a").succeeded
+    assert not withdrawn.trial_dir.exists()  # never started, and forgotten
+    with pytest.raises(KeyError):
+        backend.poll("c")
+    backend.launch(withdrawn)  # as any new trial
+    assert wait_exit(backend, "c") == TrialExit(True, 0, "exit code 0")
+    assert _starts(withdrawn.trial_dir) == 1
+
+
+def test_a_held_trial_that_started_before_its_withdrawal_runs_as_launched(
+    tmp_path: Path, backend: LocalBackend
+) -> None:
+    go, held = _hold_one(tmp_path, backend)
+    go.touch()
+    wait_until(lambda: _starts(held.trial_dir) == 1)
+    assert not backend.withdraw("b")  # too late: it runs, and is watched as launched
+    backend.launch(held)
+    assert wait_exit(backend, "b") == TrialExit(True, 0, "exit code 0")
+    assert _starts(held.trial_dir) == 1
+
+
+def test_a_trial_held_for_one_that_had_ended_already_starts_at_once(
+    tmp_path: Path, backend: LocalBackend
+) -> None:
+    """The trial it was held for ended before the hand-over reached the reaper (its exit
+    not taken here yet): that slot is free, so the held trial starts at once."""
+    first = make_run(tmp_path, "a", ["/bin/true"])
+    backend.launch(first)
+    wait_until(lambda: "exit 0" in _pid_lines(first.trial_dir))  # its exit frame unread
+    held = make_run(tmp_path, "b", ["python", "-c", "print('loss=2')"])
+    assert backend.launch_next(held)
+    wait_until(lambda: "exit 0" in _pid_lines(held.trial_dir))
+    backend.launch(held)
+    assert wait_exit(backend, "b") == TrialExit(True, 0, "exit code 0")
+    assert wait_exit(backend, "a").succeeded
+    assert _starts(held.trial_dir) == 1
+
+
+def test_launch_next_declines_without_a_running_trial_of_its_own(
+    tmp_path: Path, backend: LocalBackend
+) -> None:
+    """Only trials this backend's reaper runs end where it sees them: with none running
+    (or only adopted ones), the next trial is left to ``launch``; so is one that cannot
+    start, whose failure ``launch`` then records."""
+    assert not backend.launch_next(make_run(tmp_path, "x", ["/bin/true"]))
+    go = tmp_path / "go"
+    trial = script(tmp_path, "t.py", WAIT_FOR + "wait_for(sys.argv[1])\n")
+    backend.launch(make_run(tmp_path, "a", ["python", trial, str(go)]))
+    missing = make_run(tmp_path, "m", ["no-such-command-here"])
+    assert not backend.launch_next(missing)
+    assert not missing.trial_dir.exists()
+    go.touch()
+    assert wait_exit(backend, "a").succeeded
+
+
+def test_a_held_trial_never_starts_once_its_controller_is_gone(tmp_path: Path) -> None:
+    """The controller dies (its pipes to the reaper close) while a trial is held: the
+    reaper goes on reaping, and the held trial never starts: a restarted controller finds
+    it Created, without a ``pid`` file, and launches it itself (once)."""
+    go = tmp_path / "go"
+    trial = script(tmp_path, "t.py", WAIT_FOR + "wait_for(sys.argv[1])\n")
+    run = make_run(tmp_path, "a", ["python", trial, str(go)])
+    held = make_run(tmp_path, "b", ["python", "-c", "print('loss=2')"])
+    first = LocalBackend(kill_grace=0.5)
+    first.launch(run)
+    assert first.pid("a") is not None
+    assert first.launch_next(held)
+    reaper = first._reaper
+    assert reaper is not None and reaper.stdin is not None and reaper.stdout is not None
+    reaper.stdin.close()
+    reaper.stdout.close()
+    go.touch()
+    reaper.wait(timeout=20)  # it ends with its last trial: "a"
+    assert "exit 0" in (run.trial_dir / "pid").read_text()
+    second = LocalBackend(kill_grace=0.5)
+    try:
+        assert not second.may_have_started(held)
+        second.launch(held)
+        assert wait_exit(second, "b") == TrialExit(True, 0, "exit code 0")
+        assert _starts(held.trial_dir) == 1
+    finally:
+        second.close()
+
+
+def test_the_reaper_takes_a_start_request_of_the_version_before(tmp_path: Path) -> None:
+    """A server upgraded under its running process starts the new reaper file with the
+    old request (7 fields, no ``after``): the trial starts as before."""
+    import marshal
+    import struct
+
+    from tuner.backends.local import _REAPER
+
+    header = struct.Struct(">I")
+    reaper = subprocess.Popen(
+        [sys.executable, "-I", "-S", str(_REAPER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert reaper.stdin is not None and reaper.stdout is not None
+        trial_dir = tmp_path / "t"
+        data = marshal.dumps(
+            (1, "/bin/true", ["true"], {}, str(tmp_path), str(trial_dir), str(trial_dir / "log"))
+        )
+        reaper.stdin.write(header.pack(len(data)) + data)
+        reaper.stdin.close()
+        out = reaper.stdout.read()
+        frames = []
+        while out:
+            (size,) = header.unpack_from(out)
+            frames.append(marshal.loads(out[header.size : header.size + size]))
+            out = out[header.size + size :]
+        assert [f[0] for f in frames] == ["pid", "exit"] and frames[-1][2] == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            reaper.kill()
+        reaper.wait(timeout=10)

@@ -20,13 +20,19 @@ killed by signal N, as a shell reports it) when this process has reaped it. A st
 ``launch_error`` of an earlier attempt is removed first.
 
 Frames both ways: a 4-byte big-endian length, then :mod:`marshal` data.
-In: ``(ident, path, argv, env, cwd, trial_dir, log_path)``, where ``env`` is what the
-trial's environment sets over this process's (the controller's, when it started this
-one); out: ``("pid", ident, pid, start time)`` or ``("error", ident, message)`` for each
-request, and ``("exit", ident, status)`` whenever a trial has ended and its status is in
-its ``pid`` file (by the request's ``ident``, not its PID: a PID may be reused as soon as
-it has been reaped). The controller does not wait for the answer to a request: it goes
-on with its loop, and takes the answers with the exits.
+In: ``(ident, path, argv, env, cwd, trial_dir, log_path, after)``, where ``env`` is what
+the trial's environment sets over this process's (the controller's, when it started this
+one) and ``after`` is None (start it now) or the idents of running trials: it starts as
+soon as one of those has ended and its status is written (the next trial of a full set
+of slots, see ``LocalBackend.launch_next``), or at ``("now", ident)``; ``("cancel",
+ident)`` withdraws a request that waits so. Out: ``("pid", ident, pid, start time)`` or
+``("error", ident, message)`` for each request that starts, ``("cancelled", ident)`` for
+one withdrawn, and ``("exit", ident, status)`` whenever a trial has ended and its status
+is in its ``pid`` file (by the request's ``ident``, not its PID: a PID may be reused as
+soon as it has been reaped). The controller does not wait for the answer to a request:
+it goes on with its loop, and takes the answers with the exits. Requests still waiting
+when the input closes (the controller is gone) never start: a restarted controller finds
+them Created, without a ``pid`` file, and starts them itself.
 """
 
 # Only modules cheap to import (C modules): this process's start delays an experiment's
@@ -137,6 +143,7 @@ def _spawn_into(path, argv, env, cwd, log_path, pid_fd, me):
 class _Reaper:
     def __init__(self):
         self.children = {}  # pid -> (ident, its pid file: an fd open for appending, or its path)
+        self.waiting = {}  # ident -> (request, idents of the trials whose end starts it)
         self.out_open = True
         self.me = f"reaper {os.getpid()} {_start_time(os.getpid())}\n"
 
@@ -150,7 +157,27 @@ class _Reaper:
             self.out_open = False
 
     def handle(self, request):
-        ident, path, argv, overrides, cwd, trial_dir, log_path = request
+        if isinstance(request[0], str):  # ("now" | "cancel", ident) for a waiting request
+            kind, ident = request
+            entry = self.waiting.pop(ident, None)
+            if entry is None:  # started already (its answer is sent): nothing to do
+                return
+            if kind == "now":
+                self.start(entry[0])
+            else:
+                self.send(("cancelled", ident))
+            return
+        # (A controller of an earlier version, upgraded under it, sends no ``after``.)
+        if len(request) > 7 and request[7] is not None:
+            after = frozenset(request[7])
+            if after <= {ident for ident, _ in self.children.values()}:
+                self.waiting[request[0]] = (request, after)
+                return
+            # One of them has ended already (before this request came): its slot is free.
+        self.start(request)
+
+    def start(self, request):
+        ident, path, argv, overrides, cwd, trial_dir, log_path = request[:7]
         pid_path = os.path.join(trial_dir, _PID_NAME)
         try:
             pid, start, pid_fd = _spawn(
@@ -198,6 +225,12 @@ class _Reaper:
                 if not isinstance(pid_fd, str):
                     os.close(pid_fd)
             self.send(("exit", ident, code))
+            # Its slot is free: a request waiting for it starts now.
+            for waiting, (request, after) in self.waiting.items():
+                if ident in after:
+                    del self.waiting[waiting]
+                    self.start(request)
+                    break
 
     def run(self):
         wake_r, wake_w = os.pipe()
@@ -221,6 +254,7 @@ class _Reaper:
                 chunk = os.read(0, 65536)
                 if not chunk:
                     reading = False
+                    self.waiting.clear()  # no controller to start them for
                 inbox += chunk
                 while len(inbox) >= _HEADER.size:
                     (size,) = _HEADER.unpack_from(inbox)

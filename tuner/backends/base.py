@@ -126,6 +126,21 @@ class TrialBackend(ABC):
         the trials to come, at most. A no-op if it runs already, and by default (nothing
         to boot)."""
 
+    def launch_next(self, run: TrialRun) -> bool:
+        """Take ``run`` (its row committed) to start the moment one of the trials this
+        backend is running now ends, or at ``launch(run)``, whichever comes first: the
+        next trial of a full set of slots, started with no turn of the controller's loop
+        in between. ``launch(run)`` must still be called when the controller sees the
+        slot free (it starts the trial if it has not started). True if taken; False (the
+        default) leaves it to ``launch`` alone."""
+        return False
+
+    def withdraw(self, trial_name: str) -> bool:
+        """Take back a trial given to ``launch_next``: True if it never started (the
+        backend forgets it); False if it had started, or failed to, before the withdrawal
+        came (``launch`` then takes it as started, and it is watched as any other)."""
+        return True
+
     def delete_leftovers(self, experiment_uid: str, trial_dirs: list[Path]) -> None:  # noqa: B027
         """Stop what an experiment being deleted may still have running with no controller
         watching (its controller died): trial processes, Jobs, a Ray actor. Nothing by

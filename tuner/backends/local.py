@@ -23,7 +23,9 @@ issue 12 a ``/bin/sh`` wrapper around each command did this: one exec per trial 
 The reaper creates the trial's folder and ``pid`` file, and ``launch`` does not wait for
 its answer (the PID): the controller's loop goes on while the command starts, and the
 answer is taken with the exits (whatever needs the PID — ``kill``, ``pid`` — waits for
-it).
+it). ``launch_next`` gives the reaper the next trial of a full set of slots ahead: it
+starts it as it reaps one of the trials running at the hand-over, and drops it if the
+controller goes (its input closes) first.
 
 Environment: ``os.environ`` + ``run.env`` + ``HYPERFLOW_TRIAL_DIR``,
 ``HYPERFLOW_TRIAL_NAME``, ``HYPERFLOW_EXPERIMENT_NAME``, ``HYPERFLOW_ARTIFACTS_DIR``;
@@ -82,6 +84,10 @@ class _Trial:
     reaper: tuple[int, str | None] | None = None  # adopted: the reaper that started it
     ident: int = 0  # ours: the reaper's name for it (its exit is reported by this)
     starting: bool = False  # ours: asked the reaper to start it, no answer yet
+    # ``launch_next``: given to the reaper to start after a running trial ends, and
+    waiting: bool = False  # not started (nor withdrawn) yet, as far as this process knows
+    next_up: bool = False  # ``launch`` (or ``withdraw``) has not been called for it
+    withdrawn: bool = False
     pidfd: int | None = None
     exit: TrialExit | None = None
     reported: bool = False  # ``poll`` has returned the exit
@@ -130,8 +136,59 @@ class LocalBackend(TrialBackend):
         return (Path(run.trial_dir) / PID_NAME).exists()
 
     def launch(self, run: TrialRun) -> None:
-        if run.trial_name in self._trials:
+        trial = self._trials.get(run.trial_name)
+        if trial is not None and trial.next_up:
+            # Given to ``launch_next`` already: started now, unless its reaper has already
+            # started it (an answer is on its way either way).
+            trial.next_up = False
+            if trial.waiting:
+                self._send_to_reaper(("now", trial.ident))
+            if self._trials.get(run.trial_name) is trial:
+                return
+            trial = None  # forgotten with a reaper that went before starting it: anew
+        if trial is not None:
             raise ValueError(f"trial {run.trial_name} is already known to this backend")
+        self._submit(run, None)
+
+    def launch_next(self, run: TrialRun) -> bool:
+        """``TrialBackend.launch_next``: the reaper holds the trial and starts it as soon as
+        one of the trials it runs now has ended (and its status is written), with no turn
+        of the controller's loop in between; or at ``launch``. Declined (False) when this
+        backend runs none of its trials itself (adopted ones end unseen by the reaper),
+        or when the trial could not start (``launch`` then says why)."""
+        if run.trial_name in self._trials or not self._reaper_alive():
+            return False
+        after = [
+            t.ident
+            for t in self._trials.values()
+            if t.ours and not t.waiting and t.exit is None and t.ident not in self._exits
+        ]
+        if not after:
+            return False
+        try:
+            return self._submit(run, after)
+        except ValueError:
+            return False
+
+    def withdraw(self, trial_name: str) -> bool:
+        """``TrialBackend.withdraw``: True if the trial given to ``launch_next`` never
+        started (forgotten here), False if the reaper started it (or tried) before the
+        withdrawal reached it: ``launch`` then takes it as started."""
+        trial = self._trials.get(trial_name)
+        if trial is None or not trial.next_up:
+            return trial is None
+        if trial.waiting:
+            self._send_to_reaper(("cancel", trial.ident))
+            while trial.waiting and self._reaper is not None:
+                self._receive(1.0)
+        if trial.withdrawn or trial_name not in self._trials:
+            self._trials.pop(trial_name, None)
+            return True
+        return False
+
+    def _submit(self, run: TrialRun, after: list[int] | None) -> bool:
+        """Ask the reaper to start ``run`` (now, or after one of the trials ``after``); False
+        if it cannot start (with ``after``: nothing is recorded, else its failure is)."""
         command = check_command_trial(run, "LocalBackend")
         trial_dir = Path(os.path.abspath(run.trial_dir))
         # Only what differs from this process's environment goes to the reaper, which
@@ -139,7 +196,8 @@ class LocalBackend(TrialBackend):
         overrides = trial_env_overrides(run, trial_dir)
         env = collections.ChainMap(overrides, os.environ, _BASE_ENV)
         trial = _Trial(run=run, collector=NullCollector())
-        self._trials[run.trial_name] = trial
+        if after is None:
+            self._trials[run.trial_name] = trial
         try:
             trial.collector = make_collector(
                 run.collector,
@@ -149,14 +207,16 @@ class LocalBackend(TrialBackend):
                 env=env,
             )
         except ValueError as exc:
-            self._fail_launch(trial, trial_dir, str(exc))
-            return
+            if after is None:
+                self._fail_launch(trial, trial_dir, str(exc))
+            return False
         argv = trial_argv(command)
         path, problem = locate_command(argv, Path(run.cwd), env.get("PATH", os.defpath))
         if path is None:
             assert problem is not None
-            self._fail_launch(trial, trial_dir, problem)
-            return
+            if after is None:
+                self._fail_launch(trial, trial_dir, problem)
+            return False
         self._idents += 1
         trial.ident = self._idents
         request = (
@@ -167,24 +227,36 @@ class LocalBackend(TrialBackend):
             str(run.cwd),
             str(trial_dir),
             str(trial_dir / LOG_NAME),
+            after,
         )
-        data = marshal.dumps(request)
-        for attempt in (1, 2):
-            reaper = self._ensure_reaper()
-            assert reaper.stdin is not None
+        if not self._send_to_reaper(request, start=after is None):
+            if after is None:
+                self._fail_launch(trial, trial_dir, "cannot start: the trial reaper is not running")
+            return False
+        trial.ours = trial.starting = True
+        trial.waiting = trial.next_up = after is not None
+        self._trials[run.trial_name] = trial
+        self._starting[trial.ident] = trial
+        return True
+
+    def _send_to_reaper(self, message: tuple[Any, ...], start: bool = False) -> bool:
+        """Send one frame to the reaper (``start``: start a new one if it is gone, once).
+        False if there is none to take it."""
+        data = marshal.dumps(message)
+        for _ in (1, 2):
+            reaper = self._ensure_reaper() if start else self._reaper
+            if reaper is None or reaper.stdin is None:
+                return False
             try:
                 reaper.stdin.write(_HEADER.pack(len(data)) + data)
                 reaper.stdin.flush()
             except (BrokenPipeError, ValueError):
                 self._forget_reaper()
-                if attempt == 2:
-                    self._fail_launch(
-                        trial, trial_dir, "cannot start: the trial reaper is not running"
-                    )
+                if not start:
+                    return False
                 continue
-            trial.ours = trial.starting = True
-            self._starting[trial.ident] = trial
-            return
+            return True
+        return False
 
     def poll(self, trial_name: str) -> TrialExit | None:
         trial = self._trials[trial_name]
@@ -204,6 +276,8 @@ class LocalBackend(TrialBackend):
         trial = self._trials.get(trial_name)
         if trial is None or trial.exit is not None or trial.killed_at is not None:
             return
+        if trial.next_up and self.withdraw(trial_name):
+            return  # it never started
         self._await_start(trial)
         if trial.exit is not None:
             return
@@ -426,8 +500,10 @@ class LocalBackend(TrialBackend):
         trial = self._starting.pop(ident, None)
         if trial is None:
             return
-        trial.starting = False
-        if kind == "pid":
+        trial.starting = trial.waiting = False
+        if kind == "cancelled":
+            trial.withdrawn = True
+        elif kind == "pid":
             trial.pid, trial.start_time = int(frame[2]), None if frame[3] == "-" else frame[3]
         else:
             trial.ours = False
@@ -444,7 +520,11 @@ class LocalBackend(TrialBackend):
             trial.starting = False
             trial_dir = Path(os.path.abspath(trial.run.trial_dir))
             started, start_time, _ = _read_pid_file(trial_dir)
-            if started is None:
+            if started is None and trial.waiting:
+                # Held for ``launch_next``, never started: forgotten (``launch`` starts it).
+                trial.waiting = False
+                del self._trials[trial.run.trial_name]
+            elif started is None:
                 trial.ours = False
                 self._fail_launch(trial, trial_dir, "cannot start: the trial reaper exited")
             else:
@@ -469,6 +549,8 @@ class LocalBackend(TrialBackend):
         if reaper is None:
             return
         for trial in list(self._starting.values()):
+            if trial.next_up:
+                self.withdraw(trial.run.trial_name)
             self._await_start(trial)
         self._reaper = None
         self._from_reaper = b""
