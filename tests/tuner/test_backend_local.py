@@ -679,3 +679,29 @@ def test_the_reaper_takes_a_start_request_of_the_version_before(tmp_path: Path) 
         with contextlib.suppress(ProcessLookupError):
             reaper.kill()
         reaper.wait(timeout=10)
+
+
+def test_a_held_trial_waits_also_for_one_launched_whose_start_is_unanswered(
+    tmp_path: Path, backend: LocalBackend
+) -> None:
+    """A trial given to ``launch_next`` and then to ``launch`` ("c"), its PID not read
+    yet, counts as running: the next held trial ("d") starts when "c" ends too."""
+    trial = script(tmp_path, "t.py", WAIT_FOR + "wait_for(sys.argv[1])\n")
+    go = {name: tmp_path / f"go-{name}" for name in "abc"}
+    runs = {name: make_run(tmp_path, name, ["python", trial, str(go[name])]) for name in "abc"}
+    backend.launch(runs["a"])
+    backend.launch(runs["b"])
+    assert backend.pid("a") is not None and backend.pid("b") is not None
+    assert backend.launch_next(runs["c"])
+    backend.launch(runs["c"])  # a slot came free elsewhere: "c" starts now
+    held = make_run(tmp_path, "d", ["python", "-c", "print('loss=4')"])
+    assert backend.launch_next(held)  # no frame read since: the PID of "c" is unanswered
+    wait_until(lambda: _starts(runs["c"].trial_dir) == 1)
+    go["c"].touch()
+    wait_until(lambda: "exit 0" in _pid_lines(held.trial_dir))  # "a" and "b" still run
+    assert backend.poll("a") is None and backend.poll("b") is None
+    go["a"].touch()
+    go["b"].touch()
+    backend.launch(held)
+    assert wait_exit(backend, "d") == TrialExit(True, 0, "exit code 0")
+    assert all(wait_exit(backend, name).succeeded for name in "abc")

@@ -158,10 +158,13 @@ class LocalBackend(TrialBackend):
         or when the trial could not start (``launch`` then says why)."""
         if run.trial_name in self._trials or not self._reaper_alive():
             return False
+        # The trials launched here (by ``launch``: one started for ``launch_next`` that has
+        # not been answered yet counts too) and not seen to end. One not started yet at the
+        # reaper was asked to start before this request, so it has when the request comes.
         after = [
             t.ident
             for t in self._trials.values()
-            if t.ours and not t.waiting and t.exit is None and t.ident not in self._exits
+            if t.ours and not t.next_up and t.exit is None and t.ident not in self._exits
         ]
         if not after:
             return False
