@@ -249,7 +249,12 @@ def test_sys_exit_ends_the_trial_like_a_process_exit(
     assert finish(backend, "ok") == TrialExit(succeeded=True, exit_code=0, message="exited")
     assert values(backend.collect("ok")) == [("loss", 0.5, 0)]
     backend.launch(shared_run("exits", tmp_path, "bad", {"code": 2}))
-    assert finish(backend, "bad") == TrialExit(False, 2, "SystemExit: 2")
+    assert finish(backend, "bad") == TrialExit(False, 2, "exit code 2")
+    assert "Traceback" not in backend.log_path("bad").read_text()  # as a process's exit
+    # sys.exit("why"): status 1, and the text printed to the log, as the interpreter does.
+    backend.launch(shared_run("exits_saying_why", tmp_path, "why", {"code": 0}))
+    assert finish(backend, "why") == TrialExit(False, 1, "exit code 1: out of cheese")
+    assert backend.log_path("why").read_text().splitlines()[-1] == "out of cheese"
     assert len(backend.worker_pids()) == 1
 
 

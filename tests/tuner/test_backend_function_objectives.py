@@ -92,6 +92,10 @@ def exits(parameters: dict[str, float]) -> None:
     sys.exit(int(parameters["code"]))
 
 
+def exits_saying_why(parameters: dict[str, float]) -> None:
+    sys.exit("out of cheese")
+
+
 def returns_junk(parameters: dict[str, float]) -> object:
     return {"loss": "not a number", "accuracy": 0.5} if parameters["x"] else ("a", "tuple")
 

@@ -184,12 +184,15 @@ def _call(fn: Callable[..., Any], order: proto.TrialOrder) -> tuple[proto.TrialO
             result = fn(**order.assignments)
     except SystemExit as exc:
         # sys.exit() inside an objective ends the trial like it would end a trial process.
+        # The same status and message as a process's: ``exit code N``, and what
+        # ``sys.exit("why")`` prints (to the log, as the interpreter does; no traceback).
         code = exc.code
         if code is None or code == 0:
             return proto.TrialOutcome(True, 0, "exited"), None
-        traceback.print_exc()
-        exit_code = code if isinstance(code, int) else 1
-        return proto.TrialOutcome(False, exit_code, f"SystemExit: {code}"), None
+        if isinstance(code, int):
+            return proto.TrialOutcome(False, code, f"exit code {code}"), None
+        print(code, file=sys.stderr, flush=True)
+        return proto.TrialOutcome(False, 1, f"exit code 1: {_describe_text(str(code))}"), None
     except BaseException as exc:
         traceback.print_exc()
         return proto.TrialOutcome(False, 1, _describe(exc)), None
@@ -201,11 +204,17 @@ _MAX_MESSAGE = 300
 
 def _describe(exc: BaseException) -> str:
     """``"ValueError: bad lr"``: a trial message is one short line; the log has the rest."""
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else ""
-    if len(text) > _MAX_MESSAGE or len(lines) > 1:
-        text = text[:_MAX_MESSAGE].rstrip() + " ..."
+    text = _describe_text(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _describe_text(text: str) -> str:
+    """The first line of ``text``, at most ``_MAX_MESSAGE`` characters (" ..." if cut)."""
+    lines = text.strip().splitlines()
+    first = lines[0] if lines else ""
+    if len(first) > _MAX_MESSAGE or len(lines) > 1:
+        first = first[:_MAX_MESSAGE].rstrip() + " ..."
+    return first
 
 
 def _returned_observations(result: Any, metric_names: list[str]) -> list[Observation]:
