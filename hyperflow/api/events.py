@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from hyperflow.api.deps import CallerDep, PlaneDep
+from hyperflow.api.resources import dumps
 from hyperflow.handlers.auth import Caller
 from hyperflow.handlers.errors import BadRequest
 from hyperflow.handlers.events import Event
@@ -26,7 +26,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 def _sse(event: Event | None) -> bytes:
     if event is None:
         return b": keep-alive\n\n"
-    data = orjson.dumps(event.to_dict())
+    data = dumps(event.to_dict())
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.resource_version, event.type.encode(), data)
 
 

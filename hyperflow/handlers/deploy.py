@@ -19,7 +19,7 @@ from hyperflow.handlers.auth import Caller
 from hyperflow.handlers.errors import Conflict, FieldProblem, Invalid, Unavailable
 from hyperflow.handlers.experiments import ExperimentHandlers
 from hyperflow.handlers.inferenceservices import InferenceServiceHandlers
-from hyperflow.handlers.names import check_dns_label, model_name_problem
+from hyperflow.handlers.names import check_dns_label, model_name_problem, shown
 from hyperflow.services import KIND
 from serving.spec import API_VERSION, FRAMEWORK_KEYS
 
@@ -49,20 +49,20 @@ def deploy_request(body: Any) -> DeployRequest:
     problems += check_dns_label(body.get("service"), "service", what="a service name")
     fmt = body.get("modelFormat")
     if fmt is not None and not isinstance(fmt, str):
-        problems.append(FieldProblem("modelFormat", f"must be a string; got {fmt!r}"))
+        problems.append(FieldProblem("modelFormat", f"must be a string; got {shown(fmt)}"))
     model = body.get("modelName")
     if model is not None and (
         not isinstance(model, str) or not model or "/" in model or ":" in model
     ):
         problems.append(
-            FieldProblem("modelName", f"must be a name without '/' or ':'; got {model!r}")
+            FieldProblem("modelName", f"must be a name without '/' or ':'; got {shown(model)}")
         )
     percent = body.get("canaryTrafficPercent")
     if percent is not None and (
         isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100
     ):
         problems.append(
-            FieldProblem("canaryTrafficPercent", f"must be an integer 0..100; got {percent!r}")
+            FieldProblem("canaryTrafficPercent", f"must be an integer 0..100; got {shown(percent)}")
         )
     if problems:
         raise Invalid("invalid deploy-best request", problems)

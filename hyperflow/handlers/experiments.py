@@ -29,7 +29,7 @@ from hyperflow.handlers.errors import (
 )
 from hyperflow.handlers.events import DELETED, MODIFIED, EventBus
 from hyperflow.handlers.folders import BASE_DIR_ANNOTATION, base_dir_of
-from hyperflow.handlers.names import check_dns_label
+from hyperflow.handlers.names import check_dns_label, shown
 from hyperflow.manager import OWNER, ExperimentManager
 from tuner.pids import pid_alive
 from tuner.settings import TunerSettings
@@ -228,7 +228,7 @@ class ExperimentHandlers:
                 problems.append(
                     FieldProblem(
                         "metadata.namespace",
-                        f"{given!r} does not match the namespace of the request ({namespace!r})",
+                        f"{shown(given)} does not match the namespace of the request ({namespace!r})",
                     )
                 )
             problems += check_dns_label(metadata.get("name"), "metadata.name")
@@ -633,7 +633,7 @@ def _budget_patch(patch: Any) -> dict[str, int | None]:
             )
         elif value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             problems.append(
-                FieldProblem(f"spec.{key}", f"must be an integer or null; got {value!r}")
+                FieldProblem(f"spec.{key}", f"must be an integer or null; got {shown(value)}")
             )
         elif value is None and key == "parallelTrialCount":
             problems.append(FieldProblem("spec.parallelTrialCount", "cannot be removed"))

@@ -30,7 +30,7 @@ from hyperflow.handlers.errors import (
 )
 from hyperflow.handlers.events import ADDED, DELETED, MODIFIED, EventBus
 from hyperflow.handlers.folders import base_dir_of
-from hyperflow.handlers.names import check_dns_label, model_name_problem
+from hyperflow.handlers.names import check_dns_label, model_name_problem, shown
 from hyperflow.services import KIND, ServiceManager, ServiceState, revision_name
 from hyperflow.store.services import ServiceChanged, ServiceExists, ServiceRecord, ServiceStore
 from serving.runtimes import deploy_problems
@@ -324,7 +324,7 @@ def _validate(
     if kind != KIND:  # said first: the rest would be judged as the wrong kind of object
         raise Invalid(
             "the InferenceService is invalid",
-            [FieldProblem("kind", f"must be {KIND!r}, got {kind!r}")],
+            [FieldProblem("kind", f"must be {KIND!r}, got {shown(kind)}")],
         )
     problems: builtins.list[FieldProblem] = []
     metadata = body.get("metadata")
@@ -337,7 +337,7 @@ def _validate(
         problems.append(
             FieldProblem(
                 "metadata.namespace",
-                f"{given!r} does not match the namespace of the request ({namespace!r})",
+                f"{shown(given)} does not match the namespace of the request ({namespace!r})",
             )
         )
     problems += check_dns_label(metadata.get("name"), "metadata.name")
@@ -345,7 +345,7 @@ def _validate(
         problems.append(
             FieldProblem(
                 "metadata.name",
-                f"{metadata.get('name')!r} does not match the name in the URL ({name!r})",
+                f"{shown(metadata.get('name'))} does not match the name in the URL ({name!r})",
             )
         )
     clean = {k: v for k, v in metadata.items() if k not in SERVER_METADATA}

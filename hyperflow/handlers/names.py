@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from hyperflow.handlers.errors import FieldProblem
+from serving.spec.errors import shown
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
@@ -15,7 +16,7 @@ def check_dns_label(value: object, path: str, what: str = "a name") -> list[Fiel
             FieldProblem(
                 path,
                 f"{what} must be a DNS label: at most 63 lower case letters, digits and '-', "
-                f"starting and ending with a letter or digit; got {value!r}",
+                f"starting and ending with a letter or digit; got {shown(value)}",
             )
         ]
     return []

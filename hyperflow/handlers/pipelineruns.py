@@ -37,7 +37,7 @@ from hyperflow.handlers.errors import (
     Unavailable,
 )
 from hyperflow.handlers.events import DELETED, EventBus
-from hyperflow.handlers.names import check_dns_label
+from hyperflow.handlers.names import check_dns_label, shown
 from hyperflow.pipelineruns import KIND, SOURCE, PipelineRunManager
 from pipelines.store import RUN_FINISHED, PipelineStore, RunRecord, TaskRecord
 
@@ -45,6 +45,7 @@ API_VERSION = "hyperflow.io/v1"
 SOURCE_ANNOTATION = "hyperflow.io/pipeline-file"  # where the client read the pipeline
 _STATES = {"PENDING", "RUNNING", *RUN_FINISHED}
 _SUFFIX = string.ascii_lowercase + string.digits
+INT32_MAX = 2**31 - 1
 
 
 class PipelineRunHandlers:
@@ -61,7 +62,7 @@ class PipelineRunHandlers:
         problems: list[FieldProblem] = []
         kind = body.get("kind", KIND)
         if kind != KIND:
-            problems.append(FieldProblem("kind", f"must be {KIND}, got {kind!r}"))
+            problems.append(FieldProblem("kind", f"must be {KIND}, got {shown(kind)}"))
         metadata = body.get("metadata", {})
         if not isinstance(metadata, dict):
             problems.append(FieldProblem("metadata", "must be a mapping"))
@@ -71,7 +72,7 @@ class PipelineRunHandlers:
             problems.append(
                 FieldProblem(
                     "metadata.namespace",
-                    f"{given_ns!r} does not match the namespace of the request ({namespace!r})",
+                    f"{shown(given_ns)} does not match the namespace of the request ({namespace!r})",
                 )
             )
         name = metadata.get("name")
@@ -100,8 +101,14 @@ class PipelineRunHandlers:
                 FieldProblem("spec.runtimeConfig.parameters", "must be a mapping of arguments")
             )
         parallelism = spec.get("parallelism", os.cpu_count() or 1)
-        if not isinstance(parallelism, int) or isinstance(parallelism, bool) or parallelism < 1:
-            problems.append(FieldProblem("spec.parallelism", "must be an integer >= 1"))
+        if (
+            not isinstance(parallelism, int)
+            or isinstance(parallelism, bool)
+            or not 1 <= parallelism <= INT32_MAX  # an INTEGER column (int32 on PostgreSQL)
+        ):
+            problems.append(
+                FieldProblem("spec.parallelism", f"must be an integer from 1 to {INT32_MAX}")
+            )
         cache = spec.get("cache", True)
         if not isinstance(cache, bool):
             problems.append(FieldProblem("spec.cache", "must be true or false"))

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 KNATIVE = "autoscaling.knative.dev/"
 KSERVE = "serving.kserve.io/"
+# Knative reads durations as Go's time.Duration (int64 nanoseconds) and scales as int32:
+# a larger annotation is refused there too (and would overflow a timer here).
+_DURATION_MAX = (2**63 - 1) / 1e9
+_INT32_MAX = 2**31 - 1
 
 # Knative's defaults (config-autoscaler), except the scale-to-zero grace: Knative's
 # cluster-wide scale-to-zero-grace-period (30s) is the retention default here.
@@ -143,13 +147,15 @@ def _integer(text: str) -> int:
 
 def _between(low: float, high: float) -> Callable[[float], str | None]:
     def check(value: float) -> str | None:
-        return None if low <= value <= high else f"must be between {low:g} and {high:g}"
+        # Not 'value < low or value > high': NaN is in no range.
+        return None if low <= value <= high else f"must be between {low:g} and {_exact(high)}"
 
     return check
 
 
-def _at_least(low: float) -> Callable[[float], str | None]:
-    return lambda value: None if value >= low else f"must be >= {low:g}"
+def _exact(value: float) -> str:
+    """An int32 bound in full (``:g`` would say 2.14748e+09)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def _above(low: float) -> Callable[[float], str | None]:
@@ -188,12 +194,19 @@ def _read(isvc: InferenceService) -> tuple[AutoscalingConfig, list[FieldError]]:
     window = r.get((f"{k}window",), parse_duration, _between(6, 3600))
     panic_window_pct = r.get((f"{k}panic-window-percentage",), _number, _between(1, 100))
     panic_threshold_pct = r.get((f"{k}panic-threshold-percentage",), _number, _between(110, 1000))
-    retention = r.get((f"{k}scale-to-zero-pod-retention-period",), parse_duration, _at_least(0))
+    retention = r.get(
+        (f"{k}scale-to-zero-pod-retention-period",), parse_duration, _between(0, _DURATION_MAX)
+    )
     scale_down_delay = r.get((f"{k}scale-down-delay",), parse_duration, _between(0, 3600))
-    progress_deadline = r.get(("serving.knative.dev/progress-deadline",), parse_duration, _above(0))
-    initial = r.get((f"{k}initial-scale", f"{k}initialScale"), _integer, _at_least(0))
-    min_scale = r.get((f"{k}min-scale", f"{k}minScale"), _integer, _at_least(0))
-    max_scale = r.get((f"{k}max-scale", f"{k}maxScale"), _integer, _at_least(0))
+    progress_deadline = r.get(
+        ("serving.knative.dev/progress-deadline",),
+        parse_duration,
+        lambda value: _above(0)(value) or _between(0, _DURATION_MAX)(value),
+    )
+    scale = _between(0, _INT32_MAX)
+    initial = r.get((f"{k}initial-scale", f"{k}initialScale"), _integer, scale)
+    min_scale = r.get((f"{k}min-scale", f"{k}minScale"), _integer, scale)
+    max_scale = r.get((f"{k}max-scale", f"{k}maxScale"), _integer, scale)
     up_rate = r.get((f"{k}max-scale-up-rate",), _number, _above(1))
     down_rate = r.get((f"{k}max-scale-down-rate",), _number, _above(1))
 

@@ -34,6 +34,16 @@ class SpecError(ValueError):
         return [str(e) for e in self.errors]
 
 
+def shown(value: object) -> str:
+    """``repr(value)`` for a message, but for an integer too long to write in decimal
+    (Python refuses past 4,300 digits: YAML's ``0xfff...`` gives one from a short line)."""
+    try:
+        return repr(value)
+    except ValueError:
+        bits = value.bit_length() if isinstance(value, int) else 0
+        return f"an integer of {bits} bits" if bits else f"a {type(value).__name__}"
+
+
 def join_path(parts: Iterable[str | int]) -> str:
     """``("spec", "containers", 0, "name")`` -> ``spec.containers[0].name``."""
     out = ""

@@ -8,7 +8,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 
 from serving import yamlfile
-from serving.spec.errors import FieldError, SpecError, join_path, unknown_field
+from serving.spec.errors import FieldError, SpecError, join_path, shown, unknown_field
 from serving.spec.models import API_VERSION, KIND, MODEL_CLASS_ANNOTATION, InferenceService
 from serving.spec.validation import unknown_component_fields, validate
 
@@ -75,7 +75,7 @@ def parse_inference_service(
         )
     kind = data.get("kind", KIND)
     if kind != KIND:
-        raise SpecError([FieldError("kind", f"must be {KIND!r}, got {kind!r}")])
+        raise SpecError([FieldError("kind", f"must be {KIND!r}, got {shown(kind)}")])
     api_version = data.get("apiVersion", data.get("api_version", API_VERSION))
     if api_version != API_VERSION:
         # Said first and alone: another version's fields would only add confusing errors.
@@ -97,7 +97,7 @@ def parse_inference_service(
 
 
 def _api_version_problem(api_version: object) -> str:
-    problem = f"must be {API_VERSION!r}, got {api_version!r}"
+    problem = f"must be {API_VERSION!r}, got {shown(api_version)}"
     if not isinstance(api_version, str):
         return problem
     group, _, version = api_version.rpartition("/")
@@ -122,13 +122,15 @@ def _field_error(error: Any) -> FieldError:
         loc = error["loc"]
         message = unknown_field(str(loc[-1]), _field_names(loc[:-1]))
     elif kind == "enum":
-        message = f"must be one of {error['ctx']['expected']}, got {given!r}"
+        message = f"must be one of {error['ctx']['expected']}, got {shown(given)}"
     elif kind in ("int_parsing", "int_type", "int_from_float"):
-        message = f"must be an integer, got {given!r}"
+        message = f"must be an integer, got {shown(given)}"
+    elif kind == "less_than_equal":  # the int32 bound of every integer field
+        message = f"must be <= {error['ctx']['le']}, got {shown(given)}"
     elif kind in ("bool_parsing", "bool_type"):
-        message = f"must be true or false, got {given!r}"
+        message = f"must be true or false, got {shown(given)}"
     elif kind in ("string_type",):
-        message = f"must be a string, got {given!r}"
+        message = f"must be a string, got {shown(given)}"
     elif kind in ("list_type",):
         message = f"must be a list, got {type(given).__name__}"
     elif kind in ("dict_type", "model_type", "model_attributes_type"):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from pydantic.alias_generators import to_camel
@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from serving.spec.autoscaling import AutoscalingConfig
 
 API_VERSION = "serving.kserve.io/v1beta1"
+# KServe's CRD has replicas and scale targets as int32; every integer field is held to it,
+# so no value is too large to store, to encode as JSON or to turn into a float.
+INT32_MAX = 2**31 - 1
+Int32 = Annotated[int, Field(le=INT32_MAX)]
 KIND = "InferenceService"
 
 # KServe counts only the container with this name as a predictor implementation beside
@@ -232,9 +236,9 @@ class ModelSpec(PredictorExtensionSpec):
 class Batcher(KServeModel):
     """KServe's batcher; defaults are KServe's agent defaults. ``max_latency`` is in ms."""
 
-    max_batch_size: int = 32
-    max_latency: int = 5000
-    timeout: int = 60
+    max_batch_size: Int32 = 32
+    max_latency: Int32 = 5000
+    timeout: Int32 = 60
 
 
 class LoggerSpec(KServeModel):
@@ -253,14 +257,14 @@ class ComponentSpec(KServeModel):
         alias_generator=to_camel, populate_by_name=True, extra="allow", validate_assignment=False
     )
 
-    min_replicas: int | None = None
-    max_replicas: int = 0
-    scale_target: int | None = None
+    min_replicas: Int32 | None = None
+    max_replicas: Int32 = 0
+    scale_target: Int32 | None = None
     scale_metric: ScaleMetric | None = None
     scale_metric_type: str | None = None
-    container_concurrency: int | None = None
-    timeout: int | None = None
-    canary_traffic_percent: int | None = None
+    container_concurrency: Int32 | None = None
+    timeout: Int32 | None = None
+    canary_traffic_percent: Int32 | None = None
     logger: LoggerSpec | None = None
     batcher: Batcher | None = None
     labels: dict[str, str] = Field(default_factory=dict)

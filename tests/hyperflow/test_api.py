@@ -667,3 +667,18 @@ def test_a_number_of_thousands_of_digits_is_a_400_in_json_and_yaml(server: Runni
         assert r.status_code == 400, (content_type, r.status_code, r.text)  # was a 500 for YAML
         assert "a number has more than 4300 digits" in r.json()["error"], r.text
         assert "set_int_max_str_digits" not in r.text
+
+
+def test_a_yaml_integer_too_long_to_print_is_a_422_naming_the_field(server: Running) -> None:
+    """``0xfff...`` (5,000 digits) is a short hex line but no decimal Python may write: the
+    check of the name formatted it and answered 500 on every create route."""
+    body = "metadata: {name: 0x%s}\n" % ("f" * 5000)
+    for plural in ("experiments", "inferenceservices", "pipelineruns"):
+        r = server.http.post(
+            f"{NS}/{plural}", content=body.encode(), headers={"content-type": "application/yaml"}
+        )
+        assert r.status_code == 422, (plural, r.status_code, r.text)
+        [detail] = r.json()["details"]
+        assert detail["path"] == "metadata.name" and detail["line"] == 1, detail
+        assert "a 20000-bit integer" in detail["message"], detail
+

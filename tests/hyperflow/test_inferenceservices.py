@@ -249,6 +249,52 @@ def test_invalid_services_get_422_naming_each_field(server: Running, iris_models
     assert r.status_code == 415
 
 
+def test_an_integer_out_of_range_is_a_422_naming_it_and_nothing_is_stored(
+    server: Running, iris_models: Path
+) -> None:
+    """A 2**64 was stored (the create a 500: orjson writes 64 bits at most), and then every
+    read of the namespace was a 500 too. Now: int64 for any integer of a body, KServe's
+    int32 for the component's fields, Go's durations and int32 scales for annotations."""
+    http = server.http
+    services = f"{API}/team-a/inferenceservices"
+    retention = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
+    fields = ("minReplicas", "maxReplicas", "scaleTarget", "containerConcurrency", "timeout")
+    # The second retention is an int64 but, in seconds, past Go's time.Duration.
+    for value, message, seconds in (
+        (2**64, "(int64)", 2**64),
+        (2**31, "must be <= 2147483647", 2**40),
+    ):
+        for field in fields:
+            r = http.post(services, json=isvc("iris", iris_models, **{field: value}))
+            assert r.status_code == 422, (field, value, r.status_code, r.text)
+            [detail] = r.json()["details"]
+            assert detail["path"] == f"spec.predictor.{field}", detail
+            assert message in detail["message"], detail
+        noted = isvc("iris", iris_models)
+        noted["metadata"]["annotations"][retention] = seconds
+        r = http.post(services, json=noted)
+        assert r.status_code == 422, (value, r.status_code, r.text)
+        [detail] = r.json()["details"]
+        assert detail["path"] == f"metadata.annotations.{retention}", detail
+    for path in (services, "/apis/v1/inferenceservices", f"{services}/iris"):
+        assert http.get(path).status_code in (200, 404), path
+    assert http.get(services).json()["items"] == []
+
+
+def test_a_stored_integer_beyond_64_bits_fails_no_read(server: Running, iris_models: Path) -> None:
+    """A row written before the bound (orjson cannot write it) is still read, in full."""
+    obj = isvc("legacy", iris_models, namespace="team-a", maxReplicas=2**64)
+    server.plane.inferenceservices.store.create("team-a", "legacy", obj, str(iris_models))
+    for path in (
+        f"{API}/team-a/inferenceservices",
+        "/apis/v1/inferenceservices",
+        f"{API}/team-a/inferenceservices/legacy",
+    ):
+        r = server.http.get(path)
+        assert r.status_code == 200, (path, r.status_code, r.text)
+        assert '"maxReplicas":18446744073709551616' in r.text, r.text
+
+
 def test_canary_rollout_traffic_changes_promotion_and_a_failed_revision(
     server: Running, iris_models: Path
 ) -> None:

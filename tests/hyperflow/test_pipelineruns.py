@@ -268,6 +268,49 @@ def test_bad_runs_are_refused_naming_the_field(server: Running, tmp_path: Path) 
     assert "spec.runtimeConfig.parameters" in cli.stderr and "argument a" in cli.stderr
 
 
+def test_an_integer_out_of_range_is_refused_naming_it_and_nothing_is_stored(
+    server: Running, tmp_path: Path
+) -> None:
+    """A 2**64 anywhere in a run was stored (201), and then the run and every list of it
+    were 500s (orjson writes 64 bits at most); in spec.parallelism it was a 500 at once
+    (an OverflowError of the store's INTEGER column)."""
+    pipeline = yaml.safe_load(add_pipeline(tmp_path / "add.yaml").read_text())
+    executor = "deploymentSpec.executors.exec-add.container.image"
+    default = "root.inputDefinitions.parameters.b.defaultValue"
+    for where in (
+        "spec.parallelism",
+        f"spec.pipelineSpec.{executor}",
+        f"spec.pipelineSpec.{default}",
+    ):
+        body: dict[str, Any] = {
+            "kind": "PipelineRun",
+            "metadata": {"name": "huge"},
+            "spec": {
+                "pipelineSpec": copy.deepcopy(pipeline),
+                "runtimeConfig": {"parameters": {"a": 1}},
+            },
+        }
+        *parents, last = where.split(".")
+        node = body
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = 2**64
+        r = server.http.post(RUNS, json=body)
+        assert r.status_code == 422, (where, r.status_code, r.text)
+        [detail] = r.json()["details"]
+        assert detail["path"] == where and "int64" in detail["message"], detail
+    # Within int64 but not the column's int32: named too.
+    body["spec"]["pipelineSpec"], body["spec"]["parallelism"] = pipeline, 2**31
+    r = server.http.post(RUNS, json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["details"] == [
+        {"path": "spec.parallelism", "message": "must be an integer from 1 to 2147483647"}
+    ]
+    listed = server.http.get(RUNS)
+    assert listed.status_code == 200 and listed.json()["items"] == []
+    assert server.http.get("/apis/v1/pipelineruns").status_code == 200
+
+
 def test_delete_cancels_a_running_run(server: Running, tmp_path: Path) -> None:
     compiled = waiting_pipeline(tmp_path / "waits.yaml")
     ledger, go = tmp_path / "ledger.txt", tmp_path / "go"

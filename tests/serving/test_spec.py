@@ -428,6 +428,34 @@ MALFORMED: list[tuple[str, Any, str]] = [
         {"minReplicas": -2, "containers": [{"image": "x"}]},
         "spec.transformer.minReplicas: must be >= 0",
     ),
+    # KServe's int32 (a float() of this one overflowed in the autoscaling rules: a crash).
+    (
+        "spec/predictor",
+        {"scaleTarget": 10**400},
+        "spec.predictor.scaleTarget: must be <= 2147483647, got 1000",
+    ),
+    (
+        "spec/predictor",
+        {"batcher": {"maxLatency": 2**31}},
+        "spec.predictor.batcher.maxLatency: must be <= 2147483647, got 2147483648",
+    ),
+    (
+        "metadata/annotations",
+        {"autoscaling.knative.dev/max-scale": 2**31},
+        "metadata.annotations.autoscaling.knative.dev/max-scale: must be between 0 and 2147483647",
+    ),
+    (
+        "metadata/annotations",
+        {"autoscaling.knative.dev/scale-to-zero-pod-retention-period": "inf"},
+        "metadata.annotations.autoscaling.knative.dev/scale-to-zero-pod-retention-period: "
+        "must be between 0 and 9.22337e+09",
+    ),
+    # YAML's 0xfff... (5,000 digits) is an integer Python cannot write in decimal.
+    (
+        "metadata",
+        {"name": 16**5000 - 1},
+        "metadata.name: must be a string, got an integer of 20000 bits",
+    ),
 ]
 
 
