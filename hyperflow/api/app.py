@@ -6,7 +6,6 @@ a new resource (inference services, pipeline runs) is one more router here.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -17,13 +16,11 @@ from starlette.exceptions import HTTPException
 
 from hyperflow.api import analysis, console, events, experiments, inferenceservices, pipelineruns
 from hyperflow.api.deps import CallerDep, PlaneDep
-from hyperflow.api.middleware import BodyLimit, RequestMetrics
+from hyperflow.api.middleware import BodyLimit, InternalErrors, RequestMetrics
 from hyperflow.handlers.errors import HandlerError
 from hyperflow.plane import ControlPlane
 from hyperflow.ui import routes as ui
 from tuner.metrics.push import MAX_BODY as PUSH_MAX_BODY
-
-log = logging.getLogger(__name__)
 
 
 def _error(status: int, body: dict[str, Any]) -> JSONResponse:
@@ -62,11 +59,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _error(exc.status_code, {"error": message})
 
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    log.exception("internal error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _error(500, {"error": f"internal server error: {type(exc).__name__}"})
-
-
 system = APIRouter(tags=["system"])
 
 
@@ -98,7 +90,6 @@ def create_app(plane: ControlPlane) -> FastAPI:
             HandlerError: _handler_error,
             RequestValidationError: _validation_error,
             HTTPException: _http_error,
-            Exception: _internal_error,
         },
     )
     app.state.plane = plane
@@ -115,6 +106,8 @@ def create_app(plane: ControlPlane) -> FastAPI:
     def limit(path: str) -> int:
         return PUSH_MAX_BODY if path.endswith("/observations") else max_body
 
+    # Innermost: a 500 it answers is timed and counted as one.
+    app.add_middleware(InternalErrors)
     app.add_middleware(RequestMetrics, histogram=plane.metrics.api_seconds)
     app.add_middleware(BodyLimit, limit=limit)
     return app

@@ -1,7 +1,9 @@
-"""Plain ASGI middleware: request body limits (413) and API latency metrics."""
+"""Plain ASGI middleware: request body limits (413), API latency metrics, and the JSON 500
+of an unexpected error."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -14,6 +16,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+log = logging.getLogger(__name__)
 
 
 class _TooLarge(Exception):
@@ -112,3 +117,48 @@ class RequestMetrics:
             await send(message)
 
         await self.app(scope, receive, timed_send)
+
+
+class InternalErrors:
+    """An exception out of a route is answered ``{"error": "internal server error: T"}``
+    (500) and logged here, and the connection stays usable. Not an exception handler for
+    ``Exception``: Starlette's ServerErrorMiddleware sends that handler's answer and then
+    raises again, so uvicorn logs "Exception in ASGI application" and drops the
+    keep-alive connection the client goes on to use. Once the answer has started there
+    is nothing to send: the exception goes on (the connection cannot be reused)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except _TooLarge:  # BodyLimit's, outside this one: its 413
+            raise
+        except Exception as exc:
+            if started:
+                raise
+            log.exception("internal error on %s %s", scope["method"], scope["path"])
+            body = orjson.dumps({"error": f"internal server error: {type(exc).__name__}"})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})

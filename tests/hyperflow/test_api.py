@@ -682,3 +682,34 @@ def test_a_yaml_integer_too_long_to_print_is_a_422_naming_the_field(server: Runn
         assert detail["path"] == "metadata.name" and detail["line"] == 1, detail
         assert "a 20000-bit integer" in detail["message"], detail
 
+
+def test_a_500_is_json_and_the_keep_alive_connection_stays_usable(
+    server: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 500 handler for Exception ran inside Starlette's ServerErrorMiddleware, which
+    raises again after the answer: uvicorn then dropped the connection, and a keep-alive
+    client's next request failed (ConnectionResetError)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(server.plane.experiments, "list", broken)
+    url = urlsplit(server.url)
+    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=30)
+    try:
+        connection.request("GET", f"{NS}/experiments")
+        answer = connection.getresponse()
+        assert answer.status == 500
+        assert json.loads(answer.read()) == {"error": "internal server error: RuntimeError"}
+        sock = connection.sock
+        assert sock is not None  # not closed: no "Connection: close"
+        connection.request("GET", "/healthz")
+        again = connection.getresponse()
+        assert (again.status, json.loads(again.read())) == (200, {"status": "ok"})
+        assert connection.sock is sock  # the same connection, not a new one
+    finally:
+        connection.close()
+    metrics = server.http.get("/metrics").text
+    assert 'code="500",method="GET",route="/apis/v1/namespaces/{namespace}/experiments"' in metrics
