@@ -303,7 +303,10 @@ def _documents(
     out: list[tuple[Resource, dict[str, Any]]] = []
     for file in files:
         try:
-            text = sys.stdin.read() if str(file) == "-" else yamlfile.read_text(file)
+            if str(file) == "-":  # bounded as a file is: `cat /dev/zero |` must not fill memory
+                text = yamlfile.read_bounded(sys.stdin.buffer).decode("utf-8")
+            else:
+                text = yamlfile.read_text(file)
             docs = yamlfile.load_all(text)
         except OSError as exc:
             raise _fail([f"{file}: {exc.strerror or exc}"]) from None

@@ -16,7 +16,7 @@ people; the spec loaders turn it into their own field errors.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -119,6 +119,15 @@ def load(text: str, *, max_bytes: int = MAX_BYTES) -> Any:
         raise YamlError("invalid YAML: nested too deeply") from None
 
 
+def read_bounded(stream: BinaryIO, max_bytes: int = MAX_BYTES) -> bytes:
+    """At most ``max_bytes`` of ``stream``: :class:`YamlError` if it holds more, found by
+    reading one byte more, not all of it (standard input may never end)."""
+    raw = stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise YamlError(f"too large: more than {max_bytes} bytes")
+    return raw
+
+
 def read_text(path: Path, *, max_bytes: int = MAX_BYTES) -> str:
     """``path``'s UTF-8 text, its size checked first.
 
@@ -129,7 +138,10 @@ def read_text(path: Path, *, max_bytes: int = MAX_BYTES) -> str:
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory, not a file")
     _check_size(path.stat().st_size, max_bytes)
-    raw = path.read_bytes()
+    # A device or a pipe has no size (0): read one byte past the cap, never to the end
+    # (``/dev/zero`` has none).
+    with path.open("rb") as stream:
+        raw = read_bounded(stream, max_bytes)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -11,6 +11,7 @@ import yaml
 from serving import yamlfile
 from serving.spec import SpecError as ServingSpecError
 from serving.spec import load_inference_services
+from tests.util import feeding_fifo
 from tuner.spec import SpecError, load_experiments, parse_experiment
 
 EXPERIMENT = textwrap.dedent(
@@ -102,6 +103,17 @@ def test_files_over_the_cap_are_refused_before_parsing(tmp_path: Path) -> None:
     ]
     with pytest.raises(ServingSpecError, match="too large"):
         load_inference_services(huge)
+
+
+def test_a_pipe_or_a_device_is_read_only_to_the_cap(tmp_path: Path) -> None:
+    """A FIFO's or a device's size is 0: the size check passed and the whole stream was
+    read (``/dev/zero``: until memory ran out). Now one byte past the cap is read."""
+    too_large = pytest.raises(yamlfile.YamlError, match=r"^too large: more than 1000 bytes$")
+    with feeding_fifo(tmp_path / "spec.yaml", 1024 * 1024) as feed, too_large:
+        yamlfile.read_text(feed.path, max_bytes=1000)
+    assert feed.written < 1024 * 1024  # the reader left: at most a pipe's buffer more
+    with feeding_fifo(tmp_path / "small.yaml", 1000) as feed:
+        assert len(yamlfile.read_text(feed.path, max_bytes=1000)) == 1000
 
 
 def test_only_plain_data_is_built() -> None:

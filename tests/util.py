@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -146,3 +147,42 @@ def run_hyperflow(
         timeout=timeout,
         env={**os.environ, "COLUMNS": str(columns)},
     )
+
+
+class Feed:
+    """A FIFO being filled: ``path``, and how many bytes the reader took (``written``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.written = 0
+
+
+@contextlib.contextmanager
+def feeding_fifo(path: Path, size: int) -> Iterator[Feed]:
+    """A FIFO at ``path`` that a thread fills with ``size`` bytes of YAML comment lines: a
+    file whose size (0) says nothing, as a device's. A finite one, so code that reads to
+    the end (unlike ``/dev/zero``) still ends. Whatever the reader did, the writer ends."""
+    os.mkfifo(path)
+    feed = Feed(path)
+    line = b"#" + b"x" * 1022 + b"\n"
+
+    def fill() -> None:
+        try:
+            with path.open("wb", buffering=0) as f:
+                while feed.written < size:
+                    feed.written += f.write(line[: size - feed.written])
+        except BrokenPipeError:  # the reader stopped reading: what a cap does
+            pass
+
+    writer = threading.Thread(target=fill, daemon=True)
+    writer.start()
+    try:
+        yield feed
+    finally:
+        deadline = time.monotonic() + 30
+        while writer.is_alive() and time.monotonic() < deadline:
+            # Not read to the end (or never opened): a reader that leaves at once lets the
+            # writer's open return and its next write fail.
+            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+            writer.join(0.05)
+        assert not writer.is_alive()

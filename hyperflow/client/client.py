@@ -99,7 +99,7 @@ def _object_body(obj: Any, kind: str = "Experiment") -> dict[str, Any]:
         from serving import yamlfile  # the spec files' loader: safe, strict keys
 
         path = Path(obj) if isinstance(obj, os.PathLike) else None
-        data = yamlfile.load(path.read_text() if path is not None else str(obj))
+        data = yamlfile.load(yamlfile.read_text(path) if path is not None else str(obj))
         if not isinstance(data, dict):
             raise ValueError(f"an {kind} must be a mapping")
         if path is not None:

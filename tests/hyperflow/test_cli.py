@@ -13,7 +13,7 @@ import yaml
 
 from hyperflow.client import ApiError, Client
 from tests.hyperflow.conftest import Running, experiment
-from tests.util import REPO, free_port, hyperflow_cmd, run_hyperflow, wait_until
+from tests.util import REPO, feeding_fifo, free_port, hyperflow_cmd, run_hyperflow, wait_until
 
 
 def cli(server: Running, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -395,3 +395,49 @@ def test_tables_reduce_metrics_by_their_strategy() -> None:
         },
     }
     assert _trial_row(trial, False)[2] == "accuracy=0.85 loss=0.3"
+
+
+def test_a_file_without_an_end_is_read_only_to_its_cap(
+    hyperflow_home: Path, tmp_path: Path
+) -> None:
+    """A FIFO's or a device's size is 0, so the size check passed and the whole stream was
+    read: `spec.pipelineFile: /dev/zero` took 23 GB before the OOM killer came. A finite
+    FIFO of twice the cap stands in for /dev/zero (the code before read it to the end)."""
+    from serving.yamlfile import MAX_BYTES
+
+    size = 2 * MAX_BYTES
+    nowhere = f"http://127.0.0.1:{free_port()}"  # refused before anything is sent
+    too_large = f"too large: more than {MAX_BYTES} bytes"
+    with feeding_fifo(tmp_path / "spec.yaml", size) as feed:
+        result = run_hyperflow("create", "-f", str(feed.path), "--server", nowhere)
+    assert result.returncode == 1 and f"error: {feed.path}: {too_large}" in result.stderr, result
+    assert feed.written < size
+    with feeding_fifo(tmp_path / "pipeline.yaml", size) as feed:
+        run = tmp_path / "pr.yaml"
+        run.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "hyperflow.io/v1",
+                    "kind": "PipelineRun",
+                    "metadata": {"name": "endless"},
+                    "spec": {"pipelineFile": str(feed.path)},
+                }
+            )
+        )
+        result = run_hyperflow("create", "-f", str(run), "-n", "default", "--server", nowhere)
+    assert result.returncode == 1, result
+    assert f"spec.pipelineFile: {feed.path}: {too_large}" in result.stderr, result.stderr
+    assert feed.written < size
+    with feeding_fifo(tmp_path / "experiment.yaml", size) as feed:
+        result = run_hyperflow("experiment", "run", "-f", str(feed.path))
+    assert result.returncode != 0 and too_large in result.stderr, result
+    assert feed.written < size
+    piped = subprocess.run(
+        hyperflow_cmd("create", "-f", "-", "--server", nowhere),
+        cwd=REPO,
+        input="#" * (MAX_BYTES + 1),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert piped.returncode == 1 and f"error: -: {too_large}" in piped.stderr, piped
