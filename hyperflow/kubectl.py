@@ -293,10 +293,11 @@ def _resource(kind: str) -> Resource:
 
 
 def _documents(
-    files: list[Path], arguments: list[str] | None = None
+    files: list[Path], verb: str, arguments: list[str] | None = None
 ) -> list[tuple[Resource, dict[str, Any]]]:
     """The resources of the files; a compiled pipeline (kfp IR) is a PipelineRun of it
-    with ``arguments`` (``--arg NAME=VALUE``)."""
+    with ``arguments`` (``--arg NAME=VALUE``). None at all is an error, as kubectl's
+    ``no objects passed to create``: an empty file is a mistake, not nothing to do."""
     from hyperflow import kubectl_pipelines
     from serving import yamlfile  # the spec files' loader: safe, bounded, strict keys
 
@@ -334,6 +335,8 @@ def _documents(
                     if isinstance(annotations, dict):
                         annotations.setdefault(BASE_DIR_ANNOTATION, str(folder))
             out.append((resource, doc))
+    if not out:
+        raise _fail([f"no objects passed to {verb}"])
     return out
 
 
@@ -371,7 +374,7 @@ def create(
 
     The kind picks the resource; a compiled pipeline (kfp IR YAML) is run as a
     PipelineRun with the --arg values."""
-    docs = _documents(filename, arg)
+    docs = _documents(filename, "create", arg)
     failed = False
     with _client(server, token, namespace) as client:
         for resource, doc in docs:
@@ -414,7 +417,7 @@ def apply(
     maxFailedTrialCount) can change; a change of another field is refused, naming it."""
     from hyperflow.client import ApiError
 
-    docs = _documents(filename)
+    docs = _documents(filename, "apply")
     failed = False
     with _client(server, token, namespace) as client:
         for resource, doc in docs:
@@ -802,7 +805,9 @@ def delete(
     if filename:
         if kind is not None:
             raise _fail(["give either -f FILE or KIND NAME, not both"])
-        targets = [(r, _namespace_of(d, namespace), _name_of(d)) for r, d in _documents(filename)]
+        targets = [
+            (r, _namespace_of(d, namespace), _name_of(d)) for r, d in _documents(filename, "delete")
+        ]
     else:
         if kind is None or not names:
             raise _fail(["usage: hyperflow delete KIND NAME... | hyperflow delete -f FILE"])

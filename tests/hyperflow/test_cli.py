@@ -441,3 +441,15 @@ def test_a_file_without_an_end_is_read_only_to_its_cap(
         timeout=60,
     )
     assert piped.returncode == 1 and f"error: -: {too_large}" in piped.stderr, piped
+
+
+def test_a_file_with_no_objects_is_an_error(hyperflow_home: Path, tmp_path: Path) -> None:
+    """As kubectl's "error: no objects passed to create": it exited 0, printing nothing."""
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    for name, text in (("empty.yaml", ""), ("docs.yaml", "---\n---\n")):
+        path = tmp_path / name
+        path.write_text(text)
+        for verb in ("create", "apply", "delete"):
+            result = run_hyperflow(verb, "-f", str(path), "--server", nowhere)
+            assert (result.returncode, result.stdout) == (1, ""), (name, verb, result)
+            assert result.stderr == f"error: no objects passed to {verb}\n", (name, verb, result)
