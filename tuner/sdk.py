@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,33 @@ def _validated(model: type[Any], data: dict[str, Any], prefix: str) -> Any:
         return model.model_validate(data)
     except ValidationError as exc:
         raise SpecError(prefixed(prefix, field_errors(exc, model))) from None
+
+
+def _checked(model: type[Any], **fields: Any) -> Any:
+    """``model(**fields)`` (built models as they are), a SpecError naming the field
+    (``spec.maxTrialCount``) instead of pydantic's error."""
+    from pydantic import ValidationError
+
+    from tuner.spec.errors import prefixed
+    from tuner.spec.pydantic_errors import field_errors
+
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise SpecError(prefixed("spec", field_errors(exc, model))) from None
+
+
+def _plain(value: Any) -> Any:
+    """A numpy (or other ``numbers``) scalar as the Python int or float it stands for: the
+    counts and the goal are strict, as the Experiment CRD's types are (no ``True``, no
+    ``"5"``), and ``np.int64(20)`` is a count all the same."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
 
 
 def _space(kind: ParameterType, **values: Any) -> SearchSpace:
@@ -170,7 +198,12 @@ def build_experiment(
                 feasible_space=space.feasible_space.model_copy(),
             )
         )
-    spec = ExperimentSpec(
+    max_trial_count, parallel_trial_count, max_failed_trial_count, objective_goal = (
+        _plain(v)
+        for v in (max_trial_count, parallel_trial_count, max_failed_trial_count, objective_goal)
+    )
+    spec = _checked(
+        ExperimentSpec,
         parameters=params,
         objective=_validated(
             ObjectiveSpec,
@@ -205,7 +238,11 @@ def build_experiment(
         trial_template=TrialTemplate(command=["<python function>"]),
         # Katib's default of 3, never above the budget (Katib's webhook refuses that).
         parallel_trial_count=(
-            min(3, max_trial_count or 3) if parallel_trial_count is None else parallel_trial_count
+            parallel_trial_count
+            if parallel_trial_count is not None
+            else min(3, max_trial_count)
+            if type(max_trial_count) is int and max_trial_count > 0
+            else 3
         ),
         max_trial_count=max_trial_count,
         max_failed_trial_count=max_failed_trial_count,

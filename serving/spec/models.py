@@ -30,7 +30,7 @@ API_VERSION = "serving.kserve.io/v1beta1"
 # KServe's CRD has replicas and scale targets as int32; every integer field is held to it,
 # so no value is too large to store, to encode as JSON or to turn into a float.
 INT32_MAX = 2**31 - 1
-Int32 = Annotated[int, Field(le=INT32_MAX)]
+Int32 = Annotated[int, Field(le=INT32_MAX, strict=True)]  # strict: not ``true`` nor ``"3"``
 KIND = "InferenceService"
 
 # KServe counts only the container with this name as a predictor implementation beside

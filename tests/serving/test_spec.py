@@ -434,6 +434,17 @@ MALFORMED: list[tuple[str, Any, str]] = [
         {"scaleTarget": 10**400},
         "spec.predictor.scaleTarget: must be <= 2147483647, got 1000",
     ),
+    # As KServe's CRD types: an integer, not true (1) nor a string.
+    (
+        "spec/predictor",
+        {"minReplicas": True},
+        "spec.predictor.minReplicas: must be an integer",
+    ),
+    (
+        "spec/predictor",
+        {"maxReplicas": "3"},
+        "spec.predictor.maxReplicas: must be an integer",
+    ),
     (
         "spec/predictor",
         {"batcher": {"maxLatency": 2**31}},

@@ -207,6 +207,9 @@ def test_a_nan_or_infinite_result_is_no_observation_and_the_experiment_goes_on()
         ({"algorithm_name": "nope"}, "spec.algorithm.algorithmName"),
         # a 0 given is a 0 refused, not Katib's default of 3 in its place
         ({"parallel_trial_count": 0}, "spec.parallelTrialCount"),
+        ({"max_trial_count": "5"}, "spec.max_trial_count: must be an integer"),
+        ({"max_trial_count": True}, "spec.max_trial_count: must be an integer"),
+        ({"objective_goal": True}, "spec.objective.goal: must be a number"),
     ],
 )
 def test_bad_arguments_raise_spec_errors(kwargs: dict[str, Any], field: str) -> None:
@@ -231,6 +234,12 @@ def test_the_default_parallel_trial_count_stays_within_a_small_budget() -> None:
     assert build_experiment(**args, max_trial_count=2).spec.parallel_trial_count == 2
     assert build_experiment(**args, max_trial_count=9).spec.parallel_trial_count == 3
     assert build_experiment(**args).spec.parallel_trial_count == 3
+    # numpy's scalars are counts and goals all the same.
+    import numpy as np
+
+    built = build_experiment(**args, max_trial_count=np.int64(2), objective_goal=np.float32(0.5))
+    assert (built.spec.max_trial_count, built.spec.parallel_trial_count) == (2, 2)
+    assert type(built.spec.max_trial_count) is int and built.spec.objective.goal == 0.5
 
 
 def test_bad_search_spaces_raise_spec_errors() -> None:

@@ -369,6 +369,23 @@ def test_pydantic_errors_use_camel_case_paths() -> None:
     ]
 
 
+def test_counts_and_the_goal_take_numbers_only_as_the_crd_types_do() -> None:
+    """``true`` is no count nor goal, ``"5"`` no count (they read as 1 and 5 before);
+    a goal without a dot, which PyYAML reads as a string (``1e-3``), stays a number."""
+    data = base()
+    data["spec"].update(maxTrialCount="5", parallelTrialCount=True, maxFailedTrialCount=2.0)
+    data["spec"]["objective"]["goal"] = True
+    assert errors_of(data) == [
+        "spec.objective.goal: must be a number; got True",
+        "spec.parallelTrialCount: must be an integer; got True",
+        "spec.maxTrialCount: must be an integer; got '5'",
+        "spec.maxFailedTrialCount: must be an integer; got 2.0",
+    ]
+    data = base()
+    data["spec"]["objective"]["goal"] = "1e-3"
+    assert parse_experiment(data).spec.objective.goal == 0.001
+
+
 def test_spec_error_lines_and_str() -> None:
     from tuner.spec import FieldError
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 API_VERSION = "kubeflow.org/v1beta1"
 KIND = "Experiment"
@@ -69,6 +70,15 @@ class ObjectiveSpec(KatibModel):
     objective_metric_name: str
     additional_metric_names: list[str] = Field(default_factory=list)
     metric_strategies: list[MetricStrategy] = Field(default_factory=list)
+
+    @field_validator("goal", mode="before")
+    @classmethod
+    def _goal_not_a_bool(cls, value: Any) -> Any:
+        # ``true`` is no goal (it read as 1.0). A string stays accepted: PyYAML reads
+        # ``goal: 1e-3`` (no dot) as one, where Kubernetes' YAML reads a number.
+        if isinstance(value, bool):
+            raise PydanticCustomError("float_type", "must be a number")
+        return value
 
     def strategy_for(self, metric_name: str) -> MetricStrategyType:
         """The strategy used to reduce a metric's observations to one value."""
@@ -234,9 +244,10 @@ class ExperimentSpec(KatibModel):
     algorithm: AlgorithmSpec
     early_stopping: EarlyStoppingSpec | None = None
     trial_template: TrialTemplate | None = None
-    parallel_trial_count: int = 3
-    max_trial_count: int | None = None
-    max_failed_trial_count: int | None = None
+    # Strict, as the Experiment CRD's OpenAPI types are: not ``true`` (1) nor ``"5"``.
+    parallel_trial_count: int = Field(default=3, strict=True)
+    max_trial_count: int | None = Field(default=None, strict=True)
+    max_failed_trial_count: int | None = Field(default=None, strict=True)
     metrics_collector_spec: MetricsCollectorSpec = Field(default_factory=MetricsCollectorSpec)
     nas_config: dict[str, Any] | None = None
     resume_policy: ResumePolicy = ResumePolicy.NEVER
