@@ -582,3 +582,29 @@ def test_resume_after_sigkill_keeps_flushed_data_and_the_runs(store: tuple[str, 
     assert steps[0] == 0 and steps.count(0) == 1
     assert steps == sorted(set(steps))  # whatever was written before the kill, once
     assert runs["digits-a"].info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("name", ["../../etc", "a\0b", "x" * 300, ".."])
+def test_an_experiment_folder_stays_inside_the_artifact_root_whatever_the_name(
+    tracker: MlflowTracker, store: tuple[str, Path], tmp_path: Path, name: str
+) -> None:
+    """A pipeline's name names its MLflow experiment (``pipelineInfo.name``, from users):
+    a ``..`` wrote artifacts outside the root, a NUL byte or an over-long name made the
+    writer retry forever ("embedded null byte", "File name too long")."""
+    uri, artifact_root = store
+    experiment = Experiment.model_validate({**SPEC, "metadata": {"name": name}})
+    tracker.start_experiment(experiment, UID)
+    tracker.start_trial("digits-a", {"lr": 0.01, "optimizer": "adam"})
+    trial_dir = make_trial_dir(tmp_path, "digits-a", with_model=True)
+    tracker.end_trial("digits-a", TrialPhase.SUCCEEDED, {"accuracy": 0.8}, trial_dir)
+    tracker.end_experiment(
+        ExperimentPhase.SUCCEEDED, ExperimentReason.MAX_TRIALS_REACHED, "digits-a", {}
+    )
+    assert tracker.flush(timeout=20)
+    found = MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
+    assert found is not None
+    assert found.artifact_location.startswith(artifact_root.as_uri() + "/")
+    written = sorted(p for p in tmp_path.rglob("*") if p.name == "trial.log")
+    assert len(written) == 2  # the trial's own and its MLflow copy
+    assert all(p == trial_dir / "trial.log" or artifact_root in p.parents for p in written)
+    assert all(len(p.name.encode()) <= 255 for p in artifact_root.rglob("*"))

@@ -21,7 +21,9 @@ logged and the offending data is dropped, so one bad value cannot stall all trac
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +135,38 @@ def default_artifact_root(tracking_uri: str) -> Path | None:
         return None
     db_path = Path(tracking_uri[len(prefix) :].split("?", 1)[0])
     return db_path.resolve().parent / "mlartifacts"
+
+
+# A folder name's bytes: most file systems take 255; room left for what MLflow adds.
+_FOLDER_BYTES = 200
+
+
+def experiment_folder(root: Path, name: str) -> Path:
+    """Where a new MLflow experiment named ``name`` keeps its artifacts: ``root/<name>``
+    with spaces as ``_`` (``<namespace>/<name>`` nests), inside ``root`` whatever the name.
+
+    Names come from users (a pipeline's ``pipelineInfo.name``): a ``..`` segment, a
+    control character or an over-long segment is made a plain folder name, and a folder
+    that would still be outside ``root`` is refused (``TrackingRejected``: tracking off,
+    never retried).
+    """
+    parts = [_folder_name(part) for part in name.replace(" ", "_").split("/")]
+    folder = root.joinpath(*parts)
+    base = os.path.normpath(os.path.abspath(root))
+    if os.path.commonpath([base, os.path.normpath(os.path.abspath(folder))]) != base:
+        raise TrackingRejected(f"experiment {name!r}: artifact folder {folder} is outside {root}")
+    return folder
+
+
+def _folder_name(part: str) -> str:
+    text = "".join(c if c.isprintable() and c != "\\" else "_" for c in part)
+    if text in ("", ".", ".."):
+        text = "_" * max(len(text), 1)
+    if len(text.encode()) > _FOLDER_BYTES:
+        tail = "-" + hashlib.sha256(part.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        head = text.encode()[: _FOLDER_BYTES - len(tail)].decode(errors="ignore")
+        text = head + tail
+    return text
 
 
 def switch_to_wal(engine: Any) -> None:
@@ -425,7 +459,7 @@ class MlflowWriter:
         if found is None:
             location: str | None = None
             if self._artifact_root is not None:
-                location = (self._artifact_root / name.replace(" ", "_")).as_uri()
+                location = experiment_folder(self._artifact_root, name).as_uri()
             try:
                 experiment_id = store.create_experiment(
                     name,
