@@ -26,6 +26,17 @@ class PipelineError(ValueError):
     """Bad input: a pipeline that does not load, a bad argument, a task that cannot run."""
 
 
+class SpecProblems(PipelineError):
+    """A PipelineSpec with bad fields: ``problems`` pairs each field's path in the spec
+    (``deploymentSpec.executors.exec-add.container.command``) with what is wrong with it,
+    so that the API can name each field under ``spec.pipelineSpec``."""
+
+    def __init__(self, where: str, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        listed = "; ".join(f"{path}: {message}" for path, message in problems)
+        super().__init__(f"{where} is not a valid PipelineSpec: {listed}")
+
+
 def digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -116,6 +127,12 @@ def _checked(spec: dict[str, Any], where: str) -> dict[str, Any]:
     for key in ("pipelineInfo", "root", "components", "deploymentSpec"):
         if key not in spec and not (key == "components" and "root" in spec):
             raise PipelineError(f"{where} is not a compiled KFP pipeline: no {key!r}")
+    _check_task_names(spec, where)
+    # Before the proto: ParseDict takes null for any message (an unset field) and does not
+    # look inside deploymentSpec (a Struct), and the run reads both.
+    problems = spec_problems(spec)
+    if problems:
+        raise SpecProblems(where, problems)
     # Validate with kfp's own proto: unknown fields or wrong types are errors here.
     from google.protobuf import json_format
     from kfp.pipeline_spec import pipeline_spec_pb2
@@ -124,8 +141,219 @@ def _checked(spec: dict[str, Any], where: str) -> dict[str, Any]:
         json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
     except json_format.ParseError as exc:
         raise PipelineError(f"{where} is not a valid PipelineSpec: {exc}") from None
-    _check_task_names(spec, where)
     return spec
+
+
+# The pipeline's name names its MLflow experiment, whose artifact folder is named after it,
+# and the default name of a local run (``<name>-<hex>``), a folder too. kfp's compiler
+# writes lowercase DNS labels of up to 128 characters; a hand-written spec may use a display
+# name ("Add twice"), but not a path: no separators or control characters, not "." or "..".
+PIPELINE_NAME_MAX = 128
+_PARAMETER_TYPES = frozenset(
+    {
+        "NUMBER_DOUBLE",
+        "NUMBER_INTEGER",
+        "STRING",
+        "BOOLEAN",
+        "LIST",
+        "STRUCT",
+        "TASK_FINAL_STATUS",
+        "TASK_CONFIG",
+    }
+)
+
+
+def pipeline_name_problem(name: Any) -> str | None:
+    """What is wrong with ``name`` as a pipeline's name, or None."""
+    if not isinstance(name, str) or not name.strip():
+        return "must be a non-empty string"
+    if len(name) > PIPELINE_NAME_MAX:
+        return f"must be at most {PIPELINE_NAME_MAX} characters, got {len(name)}"
+    if name in (".", "..") or "/" in name or "\\" in name or not name.isprintable():
+        return "must not be '.' or '..' nor contain '/', '\\' or control characters"
+    return None
+
+
+def spec_problems(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every field of a PipelineSpec (JSON form) the run would trip on, with its path:
+    the parts the proto does not check (executors, parameter values) and the nulls it
+    takes for unset fields; references between components, executors and tasks."""
+    problems: list[tuple[str, str]] = []
+    info = spec.get("pipelineInfo")
+    if not isinstance(info, dict):
+        problems.append(("pipelineInfo", "must be an object"))
+    else:
+        wrong = pipeline_name_problem(info.get("name"))
+        if wrong is not None:
+            problems.append(("pipelineInfo.name", wrong))
+    executors: dict[str, Any] | None = None  # None: unreadable, references not checked
+    deployment = spec.get("deploymentSpec", {})
+    if not isinstance(deployment, dict):
+        problems.append(("deploymentSpec", "must be an object"))
+    elif not isinstance(deployment.get("executors", {}), dict):
+        problems.append(("deploymentSpec.executors", "must be an object"))
+    else:
+        executors = deployment.get("executors", {})
+        for label, executor in executors.items():
+            problems += _executor_problems(f"deploymentSpec.executors.{label}", executor)
+    components = spec.get("components", {})
+    if not isinstance(components, dict):
+        problems.append(("components", "must be an object"))
+        components = None
+    root = spec.get("root")
+    if isinstance(root, dict) and "dag" not in root:
+        problems.append(("root.dag", "must be an object (the pipeline's tasks)"))
+    else:
+        problems += _component_problems("root", root, components, executors)
+    for name, component in (components or {}).items():
+        problems += _component_problems(f"components.{name}", component, components, executors)
+    problems += _null_problems(spec, "")
+    first: dict[str, str] = {}
+    for path, message in problems:  # a null is named once, by the specific check if any
+        first.setdefault(path, message)
+    return list(first.items())
+
+
+# Fields of the proto that hold any JSON (google.protobuf.Value or Struct): null is a value
+# there. Everywhere else it is what ParseDict takes for "unset", and what the run cannot read.
+_ANY_JSON = frozenset(
+    {"config", "constant", "defaultValue", "deploymentSpec", "literals", "metadata", "pvcSpecPatch"}
+)
+
+
+def _null_problems(spec: dict[str, Any], path: str) -> list[tuple[str, str]]:
+    """Nulls outside ``_ANY_JSON`` fields, by path (a loop, not recursion: any depth)."""
+    problems: list[tuple[str, str]] = []
+    stack: list[tuple[str, Any]] = [(path, spec)]
+    while stack:
+        where, value = stack.pop()
+        if value is None:
+            problems.append((where, "must not be null"))
+        elif isinstance(value, dict):
+            stack += [
+                (f"{where}.{k}" if where else str(k), v)
+                for k, v in value.items()
+                if k not in _ANY_JSON
+            ]
+        elif isinstance(value, list):
+            stack += [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    return sorted(problems)
+
+
+def _component_problems(
+    path: str,
+    component: Any,
+    components: dict[str, Any] | None,
+    executors: dict[str, Any] | None,
+) -> list[tuple[str, str]]:
+    if not isinstance(component, dict):
+        return [(path, "must be an object")]
+    problems: list[tuple[str, str]] = []
+    for side in ("inputDefinitions", "outputDefinitions"):
+        problems += _definitions_problems(f"{path}.{side}", component.get(side, {}))
+    if "dag" not in component:
+        label = component.get("executorLabel")
+        if executors is not None and (not isinstance(label, str) or label not in executors):
+            problems.append(
+                (
+                    f"{path}.executorLabel",
+                    f"must name an executor of deploymentSpec.executors, got {label!r}",
+                )
+            )
+        return problems
+    dag = component["dag"]
+    if not isinstance(dag, dict):
+        return [*problems, (f"{path}.dag", "must be an object")]
+    tasks = dag.get("tasks", {})
+    if not isinstance(tasks, dict):
+        return [*problems, (f"{path}.dag.tasks", "must be an object")]
+    for name, task in tasks.items():
+        where = f"{path}.dag.tasks.{name}"
+        if not isinstance(task, dict):
+            problems.append((where, "must be an object"))
+            continue
+        ref = task.get("componentRef")
+        ref_name = ref.get("name") if isinstance(ref, dict) else None
+        if components is not None and (not isinstance(ref_name, str) or ref_name not in components):
+            problems.append(
+                (f"{where}.componentRef.name", f"must name a component, got {ref_name!r}")
+            )
+        after = task.get("dependentTasks", [])
+        if not isinstance(after, list) or not all(isinstance(t, str) and t in tasks for t in after):
+            problems.append((f"{where}.dependentTasks", "must be a list of tasks of its dag"))
+    return problems
+
+
+def _definitions_problems(path: str, definitions: Any) -> list[tuple[str, str]]:
+    if not isinstance(definitions, dict):
+        return [(path, "must be an object")]
+    problems: list[tuple[str, str]] = []
+    artifacts = definitions.get("artifacts", {})
+    if not isinstance(artifacts, dict) or not all(isinstance(a, dict) for a in artifacts.values()):
+        problems.append((f"{path}.artifacts", "must be an object of objects"))
+    parameters = definitions.get("parameters", {})
+    if not isinstance(parameters, dict):
+        return [*problems, (f"{path}.parameters", "must be an object")]
+    for name, definition in parameters.items():
+        where = f"{path}.parameters.{name}"
+        if not isinstance(definition, dict):
+            problems.append((where, "must be an object"))
+            continue
+        kind = definition.get("parameterType", "STRING")
+        if not isinstance(kind, str) or kind not in _PARAMETER_TYPES:  # the proto takes numbers
+            choices = ", ".join(sorted(_PARAMETER_TYPES))
+            problems.append((f"{where}.parameterType", f"must be one of {choices}, got {kind!r}"))
+            continue
+        if "defaultValue" in definition:
+            value = definition["defaultValue"]
+            if kind == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
+                value = int(value)  # JSON and the proto carry every number as a double
+            optional_none = value is None and definition.get("isOptional") is True
+            if not optional_none and not check_type(value, kind):
+                problems.append(
+                    (
+                        f"{where}.defaultValue",
+                        f"must be {_TYPE_NAMES.get(kind, kind)} (parameterType {kind}), "
+                        f"got {value!r}",
+                    )
+                )
+    return problems
+
+
+def _executor_problems(path: str, executor: Any) -> list[tuple[str, str]]:
+    """KFP's schema for what hyperflow runs: ``{container: {image, command, args, env,
+    resources}}`` or ``{importer: {artifactUri, typeSchema, metadata}}``."""
+    if not isinstance(executor, dict):
+        return [(path, "must be an object")]
+    if "importer" in executor:
+        importer = executor["importer"]
+        if not isinstance(importer, dict):
+            return [(f"{path}.importer", "must be an object")]
+        return [
+            (f"{path}.importer.{key}", "must be an object")
+            for key in ("artifactUri", "typeSchema", "metadata")
+            if not isinstance(importer.get(key, {}), dict)
+        ]
+    if "container" not in executor:
+        return [(path, "must have a container or an importer (what hyperflow runs)")]
+    container = executor["container"]
+    if not isinstance(container, dict):
+        return [(f"{path}.container", "must be an object")]
+    problems: list[tuple[str, str]] = []
+    if not isinstance(container.get("image", ""), str):
+        problems.append((f"{path}.container.image", "must be a string"))
+    for key in ("command", "args"):
+        value = container.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            problems.append((f"{path}.container.{key}", "must be a list of strings"))
+    env = container.get("env", [])
+    if not isinstance(env, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("name"), str) for e in env
+    ):
+        problems.append((f"{path}.container.env", "must be a list of {name, value} objects"))
+    if not isinstance(container.get("resources", {}), dict):
+        problems.append((f"{path}.container.resources", "must be an object"))
+    return problems
 
 
 # A task's name is a folder of the run (``<pipeline root>/<task path>``): one path segment.
@@ -135,11 +363,15 @@ _TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
 
 
 def _check_task_names(spec: dict[str, Any], where: str) -> None:
-    dags = [("root", spec.get("root", {}))]
-    dags += [(f"components.{k}", v) for k, v in (spec.get("components") or {}).items()]
+    """First, before any other check: a name that climbs out is the error to tell."""
+    components = spec.get("components")
+    dags = [("root", spec.get("root"))]
+    if isinstance(components, dict):
+        dags += [(f"components.{k}", v) for k, v in components.items()]
     for owner, component in dags:
-        tasks = ((component or {}).get("dag") or {}).get("tasks") or {}
-        for name in tasks:
+        dag = component.get("dag") if isinstance(component, dict) else None
+        tasks = dag.get("tasks") if isinstance(dag, dict) else None
+        for name in tasks if isinstance(tasks, dict) else {}:
             if not _TASK_NAME.fullmatch(name):
                 raise PipelineError(
                     f"{where}: task {name!r} of {owner}.dag.tasks is not a valid task name "

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.util import REPO
+
 PIPELINE = textwrap.dedent(
     """
     from kfp import dsl
@@ -276,6 +278,28 @@ def test_run_failures_and_read_commands(tmp_path: Path):
     gone = _cli("pipeline", "get", "boom")
     assert gone.exit_code == 1
     assert gone.stderr.strip() == "error: pipeline run default/boom not found"
+
+
+def test_a_compiled_pipeline_with_bad_fields_is_bad_input_naming_them(
+    tmp_path: Path, hyperflow_home: Path
+):
+    """Exit 2 before anything runs (a ``../../etc`` name wrote MLflow artifacts outside
+    ``$HYPERFLOW_HOME``; ``command: true`` failed the task with a TypeError)."""
+    import yaml
+
+    spec = yaml.safe_load((REPO / "examples" / "pipelines" / "add.yaml").read_text())
+    spec["pipelineInfo"]["name"] = "../../etc"
+    spec["deploymentSpec"]["executors"]["exec-add"]["container"]["command"] = True
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result = _cli("pipeline", "run", "-f", str(path), "--arg", "a=1")
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {path} is not a valid PipelineSpec: ")
+    assert "pipelineInfo.name: must not be '.' or '..' nor contain '/'" in line
+    assert "deploymentSpec.executors.exec-add.container.command: must be a list of strings" in line
+    assert not (hyperflow_home.parent / "etc").exists()
+    assert not (hyperflow_home / "pipelines").exists()
 
 
 def test_read_commands_import_no_heavy_packages(tmp_path: Path):

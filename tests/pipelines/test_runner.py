@@ -9,7 +9,7 @@ import yaml
 from kfp import dsl
 from kfp.dsl import Dataset, Output
 
-from pipelines.spec import PipelineError, compile_pipeline
+from pipelines.spec import PipelineError, SpecProblems, compile_pipeline, load_pipeline
 from tests.pipelines.conftest import log_of, states
 
 
@@ -102,6 +102,139 @@ def test_pipeline_file_that_does_not_compile(run, tmp_path):
     bad_yaml.write_text("pipelineInfo: [unclosed\n")
     with pytest.raises(PipelineError, match=r"bad\.yaml is not valid YAML"):
         run(bad_yaml)
+
+
+@pytest.mark.parametrize("name", ["../../etc", "..", ".", "a/b", "a\\b", "a\0b", "x" * 129, " ", 5])
+def test_a_pipeline_name_is_a_name_not_a_path(run, tmp_path, hyperflow_home, name):
+    """``pipelineInfo.name`` names the MLflow experiment's artifact folder and a local run's
+    folder (``<name>-<hex>``): ``../../etc`` wrote outside ``$HYPERFLOW_HOME``."""
+    spec = compile_pipeline(four_naps)
+    spec["pipelineInfo"]["name"] = name
+    path = tmp_path / "named.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(SpecProblems, match=r"named\.yaml is not a valid PipelineSpec") as caught:
+        run(path, {"seconds": 0.0})
+    [(field, _)] = caught.value.problems
+    assert field == "pipelineInfo.name"
+    assert not (hyperflow_home.parent / "etc").exists()
+    assert [p.name for p in hyperflow_home.rglob("*-*") if p.parent.name == "default"] == []
+
+
+def test_a_display_name_is_a_pipeline_name(run, tmp_path):
+    spec = compile_pipeline(four_naps)
+    spec["pipelineInfo"]["name"] = "Four naps (v2), by Zoë"
+    result = run(spec, {"seconds": 0.0})
+    assert result.state == "SUCCEEDED" and result.name.startswith("Four naps (v2), by Zoë-")
+
+
+def _broken(change):
+    spec = compile_pipeline(four_naps)
+    change(spec)
+    return spec
+
+
+def _container(spec):
+    return spec["deploymentSpec"]["executors"]["exec-nap"]["container"]
+
+
+def _seconds(spec):
+    return spec["root"]["inputDefinitions"]["parameters"]["seconds"]
+
+
+_NAP = "deploymentSpec.executors.exec-nap"
+BROKEN = [
+    (lambda s: s.update(pipelineInfo=None), "pipelineInfo", "must be an object"),
+    (lambda s: s.update(pipelineInfo=""), "pipelineInfo", "must be an object"),
+    (lambda s: s.update(pipelineInfo=[]), "pipelineInfo", "must be an object"),
+    (lambda s: s.update(pipelineInfo={}), "pipelineInfo.name", "must be a non-empty string"),
+    (lambda s: s["pipelineInfo"].update(name=None), "pipelineInfo.name", "non-empty string"),
+    (lambda s: s.update(root=None), "root", "must be an object"),
+    (lambda s: s.update(root=""), "root", "must be an object"),
+    (lambda s: s.update(root=[]), "root", "must be an object"),
+    (lambda s: s.update(root="x" * 300), "root", "must be an object"),
+    (lambda s: s.update(root={}), "root.dag", "must be an object"),
+    (lambda s: s.update(deploymentSpec=None), "deploymentSpec", "must be an object"),
+    (lambda s: s["deploymentSpec"].update(executors=[]), "deploymentSpec.executors", "object"),
+    (lambda s: s.update(components=None), "components", "must be an object"),
+    (lambda s: _container(s).update(command=True), f"{_NAP}.container.command", "list of str"),
+    (lambda s: _container(s).update(args=[1]), f"{_NAP}.container.args", "list of strings"),
+    (lambda s: _container(s).update(image=None), f"{_NAP}.container.image", "must be a string"),
+    (lambda s: _container(s).update(env=[{"value": "1"}]), f"{_NAP}.container.env", "name"),
+    (lambda s: s["deploymentSpec"]["executors"].update({"exec-nap": {}}), _NAP, "container"),
+    (
+        lambda s: s["components"]["comp-nap"].update(executorLabel=""),
+        "components.comp-nap.executorLabel",
+        "must name an executor of deploymentSpec.executors, got ''",
+    ),
+    (
+        lambda s: s["root"]["dag"]["tasks"]["nap"]["componentRef"].update(name="comp-nope"),
+        "root.dag.tasks.nap.componentRef.name",
+        "must name a component, got 'comp-nope'",
+    ),
+    (
+        lambda s: s["root"]["dag"]["tasks"]["nap"].update(dependentTasks=["nope"]),
+        "root.dag.tasks.nap.dependentTasks",
+        "must be a list of tasks of its dag",
+    ),
+    (
+        lambda s: _seconds(s).update(defaultValue="xxx"),
+        "root.inputDefinitions.parameters.seconds.defaultValue",
+        "must be a number (parameterType NUMBER_DOUBLE), got 'xxx'",
+    ),
+    (
+        lambda s: _seconds(s).update(parameterType=True),
+        "root.inputDefinitions.parameters.seconds.parameterType",
+        "must be one of",
+    ),
+    (
+        lambda s: _seconds(s).update(parameterType=-1),
+        "root.inputDefinitions.parameters.seconds.parameterType",
+        "got -1",
+    ),
+    (
+        lambda s: _seconds(s).update(parameterType=1.5),
+        "root.inputDefinitions.parameters.seconds.parameterType",
+        "got 1.5",
+    ),
+    (
+        lambda s: s["root"]["dag"]["tasks"]["nap"].update(cachingOptions=None),
+        "root.dag.tasks.nap.cachingOptions",
+        "must not be null",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "field", "message"), BROKEN)
+def test_a_broken_spec_is_refused_naming_the_field(change, field, message):
+    """Refused when loaded (``pipeline run``, ``validate``, the API), not failed at run time
+    with a Python error (AttributeError, TypeError) or a run message."""
+    with pytest.raises(SpecProblems) as caught:
+        load_pipeline(_broken(change))
+    problems = dict(caught.value.problems)
+    assert field in problems, caught.value.problems
+    assert message in problems[field]
+    assert f"{field}: {problems[field]}" in str(caught.value)
+
+
+def test_what_kfp_writes_is_a_valid_spec():
+    """Values the checks must take: an integer default written as a double (KFP's API
+    carries numbers so), no default for an optional input, any JSON in a Value field."""
+
+    def change(spec):
+        spec["root"]["inputDefinitions"]["parameters"]["n"] = {
+            "parameterType": "NUMBER_INTEGER",
+            "defaultValue": 3.0,
+        }
+        spec["root"]["inputDefinitions"]["parameters"]["maybe"] = {
+            "parameterType": "STRING",
+            "isOptional": True,
+        }
+        spec["root"]["dag"]["tasks"]["nap"]["inputs"]["parameters"]["tag"] = {
+            "runtimeValue": {"constant": None}
+        }
+
+    loaded, _ = load_pipeline(_broken(change))
+    assert loaded["root"]["inputDefinitions"]["parameters"]["n"]["defaultValue"] == 3.0
 
 
 def test_a_cycle_is_an_error_naming_the_tasks(run, tmp_path):
