@@ -63,10 +63,21 @@ class PipelineRunHandlers:
         kind = body.get("kind", KIND)
         if kind != KIND:
             problems.append(FieldProblem("kind", f"must be {KIND}, got {shown(kind)}"))
+        api_version = body.get("apiVersion", API_VERSION)
+        if api_version != API_VERSION:
+            problems.append(
+                FieldProblem("apiVersion", f"must be {API_VERSION}, got {shown(api_version)}")
+            )
         metadata = body.get("metadata", {})
         if not isinstance(metadata, dict):
             problems.append(FieldProblem("metadata", "must be a mapping"))
             metadata = {}
+        for key in ("labels", "annotations"):
+            value = metadata.get(key, {})
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
+                problems.append(FieldProblem(f"metadata.{key}", "must be a map of strings"))
         given_ns = metadata.get("namespace")
         if given_ns is not None and given_ns != namespace:
             problems.append(
@@ -112,6 +123,9 @@ class PipelineRunHandlers:
         cache = spec.get("cache", True)
         if not isinstance(cache, bool):
             problems.append(FieldProblem("spec.cache", "must be true or false"))
+        # Read-only (the run object's, from pipelineInfo.name): taken back, never used.
+        if not isinstance(spec.get("pipelineName", ""), str):
+            problems.append(FieldProblem("spec.pipelineName", "must be a string"))
         unknown = sorted(
             set(spec) - {"pipelineSpec", "runtimeConfig", "parallelism", "cache", "pipelineName"}
         )
@@ -238,7 +252,13 @@ class PipelineRunHandlers:
 def _checked(
     pipeline: dict[str, Any], parameters: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    from pipelines.spec import PipelineError, import_kfp_runtime, load_pipeline, pipeline_arguments
+    from pipelines.spec import (
+        PipelineError,
+        SpecProblems,
+        import_kfp_runtime,
+        load_pipeline,
+        pipeline_arguments,
+    )
 
     if not import_kfp_runtime():
         raise Unavailable(
@@ -246,6 +266,9 @@ def _checked(
         )
     try:
         checked, _ = load_pipeline(pipeline)
+    except SpecProblems as exc:
+        named = [FieldProblem(f"spec.pipelineSpec.{p}", m) for p, m in exc.problems]
+        raise Invalid("the PipelineRun is invalid", named) from None
     except PipelineError as exc:
         raise Invalid(
             "the PipelineRun is invalid", [FieldProblem("spec.pipelineSpec", str(exc))]

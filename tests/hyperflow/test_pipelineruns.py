@@ -311,6 +311,95 @@ def test_an_integer_out_of_range_is_refused_naming_it_and_nothing_is_stored(
     assert server.http.get("/apis/v1/pipelineruns").status_code == 200
 
 
+def test_a_broken_pipeline_spec_is_a_422_naming_the_field_not_a_500_or_a_failed_run(
+    server: Running, tmp_path: Path, hyperflow_home: Path
+) -> None:
+    """Each body is a valid run with one field changed: they were 500s (TypeError,
+    KeyError, AttributeError, IntegrityError), or 201s whose run FAILED with a Python
+    error, or (a pipeline named ``../../etc``) a run whose MLflow artifacts were written
+    outside ``$HYPERFLOW_HOME/mlartifacts``."""
+    pipeline = yaml.safe_load(add_pipeline(tmp_path / "add.yaml").read_text())
+    executor = next(iter(pipeline["deploymentSpec"]["executors"]))
+    component = next(iter(pipeline["components"]))
+
+    def body(change: Any = None, **top: Any) -> dict[str, Any]:
+        spec = copy.deepcopy(pipeline)
+        if change is not None:
+            change(spec)
+        run = {
+            "apiVersion": "hyperflow.io/v1",
+            "kind": "PipelineRun",
+            "metadata": {"name": "broken"},
+            "spec": {"pipelineSpec": spec, "runtimeConfig": {"parameters": {"a": 1}}},
+        }
+        for key, value in top.items():
+            where = run["spec"] if key == "pipelineName" else run
+            where[key] = value
+        return run
+
+    def info(value: Any) -> Any:
+        return lambda s: s.update(pipelineInfo=value)
+
+    def name(value: Any) -> Any:
+        return lambda s: s["pipelineInfo"].update(name=value)
+
+    def root(value: Any) -> Any:
+        return lambda s: s.update(root=value)
+
+    def container(**fields: Any) -> Any:
+        return lambda s: s["deploymentSpec"]["executors"][executor]["container"].update(fields)
+
+    def default_b(value: Any, key: str = "defaultValue") -> Any:
+        return lambda s: s["root"]["inputDefinitions"]["parameters"]["b"].update({key: value})
+
+    pipeline_spec = "spec.pipelineSpec"
+    b = f"{pipeline_spec}.root.inputDefinitions.parameters.b"
+    cases = [
+        (body(name("../../etc")), f"{pipeline_spec}.pipelineInfo.name"),
+        (body(name("a\0b")), f"{pipeline_spec}.pipelineInfo.name"),
+        (body(name("x" * 300)), f"{pipeline_spec}.pipelineInfo.name"),
+        (body(name(None)), f"{pipeline_spec}.pipelineInfo.name"),
+        (body(info(None)), f"{pipeline_spec}.pipelineInfo"),
+        (body(info("")), f"{pipeline_spec}.pipelineInfo"),
+        (body(info([])), f"{pipeline_spec}.pipelineInfo"),
+        (body(info({})), f"{pipeline_spec}.pipelineInfo.name"),
+        (body(root(None)), f"{pipeline_spec}.root"),
+        (body(root("")), f"{pipeline_spec}.root"),
+        (body(root([])), f"{pipeline_spec}.root"),
+        (body(root("x" * 300)), f"{pipeline_spec}.root"),
+        (body(lambda s: s.update(deploymentSpec=None)), f"{pipeline_spec}.deploymentSpec"),
+        (body(lambda s: s.update(components=None)), f"{pipeline_spec}.components"),
+        (
+            body(container(command=True)),
+            f"{pipeline_spec}.deploymentSpec.executors.{executor}.container.command",
+        ),
+        (
+            body(lambda s: s["components"][component].update(executorLabel="")),
+            f"{pipeline_spec}.components.{component}.executorLabel",
+        ),
+        (body(default_b("xxx")), f"{b}.defaultValue"),
+        (body(default_b(True, "parameterType")), f"{b}.parameterType"),
+        (body(apiVersion=5), "apiVersion"),
+        (body(apiVersion="kubeflow.org/v1beta1"), "apiVersion"),
+        (body(metadata={"name": "broken", "labels": {"a": 1}}), "metadata.labels"),
+        (body(metadata={"name": "broken", "annotations": "x"}), "metadata.annotations"),
+        (body(pipelineName=[]), "spec.pipelineName"),
+    ]
+    for sent, field in cases:
+        answer = server.http.post(RUNS, json=sent)
+        assert answer.status_code == 422, (field, answer.text)
+        assert field in [d["path"] for d in answer.json()["details"]], (field, answer.text)
+    assert server.http.get(RUNS).json()["items"] == []
+    assert not (hyperflow_home.parent / "etc").exists()
+    assert post_ok(server, body())["status"]["state"] == "SUCCEEDED"
+
+
+def post_ok(server: Running, body: dict[str, Any]) -> dict[str, Any]:
+    created = server.http.post(RUNS, json=body)
+    assert created.status_code == 201, created.text
+    return _finished(server, body["metadata"]["name"])
+
+
 def test_delete_cancels_a_running_run(server: Running, tmp_path: Path) -> None:
     compiled = waiting_pipeline(tmp_path / "waits.yaml")
     ledger, go = tmp_path / "ledger.txt", tmp_path / "go"
