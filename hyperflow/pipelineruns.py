@@ -155,7 +155,15 @@ class PipelineRunManager:
         except BaseException as exc:  # a bug or a broken store: never a silent success
             log.exception("pipeline run %s/%s crashed", record.namespace, record.name)
             if not active.detach_requested:
-                message = f"the server could not run it: {type(exc).__name__}: {exc}"
+                from pipelines.spec import PipelineError
+
+                # Bad input (a run stored before a check existed): what is wrong, not
+                # which Python exception said so.
+                message = (
+                    str(exc)
+                    if isinstance(exc, PipelineError)
+                    else f"the server could not run it: {type(exc).__name__}: {exc}"
+                )
                 try:
                     self.store.update_run(
                         record.uid, state="FAILED", message=message, finished_at=time.time()

@@ -394,6 +394,40 @@ def test_a_broken_pipeline_spec_is_a_422_naming_the_field_not_a_500_or_a_failed_
     assert post_ok(server, body())["status"]["state"] == "SUCCEEDED"
 
 
+def test_a_stored_run_the_checks_now_refuse_fails_saying_what_is_wrong(
+    server: Running, tmp_path: Path
+) -> None:
+    """A run stored before a check existed (resumed at a start) fails with the field, not
+    with "the server could not run it: SpecProblems: ..." (Python's name for it)."""
+    pipeline = yaml.safe_load(add_pipeline(tmp_path / "add.yaml").read_text())
+    component = next(iter(pipeline["components"]))
+    pipeline["components"][component]["executorLabel"] = ""
+    manager = server.plane.pipeline_manager
+    record = manager.store.create_run(
+        namespace="default",
+        name="stored",
+        pipeline_name="add-twice",
+        spec=pipeline,
+        arguments={"a": 1, "b": 2},
+        resume_key="stored",
+        source="api",
+        parallelism=1,
+        cache=False,
+        pipeline_root=str(server.plane.settings.home / "pipelines" / "default" / "stored"),
+        state="PENDING",
+        owner_pid=None,
+        owner_started=None,
+    )
+    manager.created(record)
+    manager.start(record)
+    status = _finished(server, "stored")["status"]
+    assert status["state"] == "FAILED"
+    assert status["message"] == (
+        "the given spec is not a valid PipelineSpec: components."
+        f"{component}.executorLabel: must name an executor of deploymentSpec.executors, got ''"
+    )
+
+
 def post_ok(server: Running, body: dict[str, Any]) -> dict[str, Any]:
     created = server.http.post(RUNS, json=body)
     assert created.status_code == 201, created.text
