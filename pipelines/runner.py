@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.spec import PipelineError, digest, load_pipeline, pipeline_arguments
+from pipelines.spec import (
+    PipelineError,
+    digest,
+    load_pipeline,
+    pipeline_arguments,
+    pipeline_name_problem,
+)
 from pipelines.store import PipelineStore, RunRecord, TaskRecord
 from tuner.pids import pid_alive
 from tuner.settings import TunerSettings
@@ -267,6 +273,12 @@ def _run(
     on_start: Callable[[RunRecord, Any], None] | None,
     functions: Any,
 ) -> PipelineRun:
+    # Both are folders of the run (``pipelines/<namespace>/<name>``, which delete removes):
+    # "--name ../.." named $HYPERFLOW_HOME itself.
+    for what, value in (("run name", run_name), ("namespace", namespace)):
+        problem = None if value is None else pipeline_name_problem(value)
+        if problem is not None:
+            raise PipelineError(f"{what} {value!r}: {problem}")
     spec, where = load_pipeline(source, pipeline)
     args = pipeline_arguments(spec, dict(arguments or {}), from_cli=from_cli)
     settings = settings or TunerSettings()

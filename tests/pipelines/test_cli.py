@@ -302,6 +302,24 @@ def test_a_compiled_pipeline_with_bad_fields_is_bad_input_naming_them(
     assert not (hyperflow_home / "pipelines").exists()
 
 
+@pytest.mark.parametrize(("option", "value"), [("--name", "../.."), ("-n", "../../x")])
+def test_a_run_name_or_namespace_that_is_a_path_is_bad_input(
+    tmp_path: Path, hyperflow_home: Path, option: str, value: str
+):
+    """The run's folder is ``pipelines/<namespace>/<name>``: ``--name ../..`` was
+    ``$HYPERFLOW_HOME`` itself, which ``pipeline delete`` removes."""
+    add = str(REPO / "examples" / "pipelines" / "add.yaml")
+    result = _cli("pipeline", "run", "-f", add, "--arg", "a=1", "--no-track", option, value)
+    assert result.exit_code == 2, result.output
+    what = "run name" if option == "--name" else "namespace"
+    assert result.stderr.strip() == (
+        f"error: {what} {value!r}: must not be '.' or '..' nor contain '/', '\\' or control "
+        "characters"
+    )
+    assert not (hyperflow_home / "pipelines").exists()
+    assert not (hyperflow_home.parent / "x").exists()
+
+
 def test_read_commands_import_no_heavy_packages(tmp_path: Path):
     script = textwrap.dedent(
         """
