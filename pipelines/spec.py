@@ -141,6 +141,8 @@ def _checked(spec: dict[str, Any], where: str) -> dict[str, Any]:
         json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
     except json_format.ParseError as exc:
         raise PipelineError(f"{where} is not a valid PipelineSpec: {exc}") from None
+    except RecursionError:  # ParseDict recurses into Value fields (a default of lists of ...)
+        raise PipelineError(f"{where} is not a valid PipelineSpec: nested too deeply") from None
     return spec
 
 

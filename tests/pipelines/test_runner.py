@@ -216,6 +216,20 @@ def test_a_broken_spec_is_refused_naming_the_field(change, field, message):
     assert f"{field}: {problems[field]}" in str(caught.value)
 
 
+def test_a_spec_nested_too_deeply_is_bad_input_not_a_recursion_error():
+    deep: list = []
+    inner = deep
+    for _ in range(5000):
+        inner.append([])
+        inner = inner[0]
+
+    def change(spec):
+        _seconds(spec).update(parameterType="LIST", defaultValue=deep)
+
+    with pytest.raises(PipelineError, match="is not a valid PipelineSpec: nested too deeply"):
+        load_pipeline(_broken(change))
+
+
 def test_what_kfp_writes_is_a_valid_spec():
     """Values the checks must take: an integer default written as a double (KFP's API
     carries numbers so), no default for an optional input, any JSON in a Value field."""
