@@ -50,6 +50,17 @@ def check_storage_uri(uri: str) -> None:
             f"storageUri {uri!r}: scheme '{scheme}://' is not supported locally; "
             f"supported: {', '.join(SUPPORTED_SCHEMES)}"
         )
+    if scheme in ("runs", "models"):
+        # runs:/<run id>/<path>, models:/<name>/<version>: names and a path inside the
+        # run's artifacts, never "." or ".." (models:/ns.a/../../other.b/1 would name one
+        # model to the namespace check and another to MLflow).
+        segments = uri.split(":", 1)[1].strip("/").split("/")
+        if not segments[0] or any(s in (".", "..") for s in segments):
+            what = "a run id" if scheme == "runs" else "a model"
+            raise StorageError(
+                f"storageUri {uri!r}: {scheme}:/ takes {what} and a path inside it, "
+                "without '.' or '..' segments"
+            )
 
 
 def resolve_storage_uri(uri: str, base_dir: Path | None, cache_dir: Path | None = None) -> Path:

@@ -65,6 +65,16 @@ def test_unsupported_schemes_name_the_supported_ones(uri: str) -> None:
     assert "supported: local path, file://, runs:/, models:/" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "uri",
+    ["runs:/../../x", "runs:/abc/../../x", "runs:/", "models:/a.x/../../b.y/1", "models:/./1"],
+)
+def test_mlflow_uris_name_a_run_or_a_model_not_a_path_out_of_it(uri: str) -> None:
+    with pytest.raises(StorageError) as info:
+        check_storage_uri(uri)
+    assert "without '.' or '..' segments" in str(info.value)
+
+
 def test_mlflow_runs_and_models_uris(tmp_path: Path, hyperflow_home: Path) -> None:
     """runs:/, models:/name/version and models:/name@alias from the per-test sqlite store."""
     import mlflow
