@@ -32,7 +32,10 @@ is settled instead, and only if the experiment goes on. Elsewhere, once its row 
 committed, it is also handed to the backend's ``launch_next`` (if it takes it), which
 starts it as a running trial ends, with no turn of the loop in between; the turn that sees
 the exit then finds it started. A handed trial is withdrawn from the backend where one on
-deck is withdrawn; one the backend had started by then is killed with the running ones. Never more than
+deck is withdrawn, and when the budget is edited (fewer slots, a new maxFailedTrialCount);
+one the backend had started by then is killed with the running ones (or, on an edit, runs
+as launched). The local backend also takes it back itself when a trial it waits for is
+killed (that trial's group may outlive the process the reaper reaps). Never more than
 ``parallelTrialCount`` trials run at once. A trial on deck when the experiment ends (goal,
 failures, an interrupt) is withdrawn: it never started, its row is deleted and the tracker
 never heard of it (it is told of a trial on deck when the trial starts). A restarted
@@ -198,6 +201,8 @@ class ExperimentController:
         self.best_value: float | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
+        # Set by ``set_trial_counts`` (any thread): the loop takes back trials handed ahead.
+        self._budget_changed = threading.Event()
         self._pushed: queue.SimpleQueue[tuple[str, list[Observation]]] = queue.SimpleQueue()
         self._push_receiver: Any = None
         self._median_stop = (
@@ -273,6 +278,7 @@ class ExperimentController:
         self.spec.max_trial_count = max_trial_count
         self.spec.parallel_trial_count = parallel_trial_count
         self.spec.max_failed_trial_count = max_failed_trial_count
+        self._budget_changed.set()
         self._wake.set()
 
     def push(
@@ -596,6 +602,12 @@ class ExperimentController:
             if time.monotonic() >= renew_at:
                 renew_at = time.monotonic() + self.store.claim_lease / 3
                 self._keep_claim(uid)
+            if self._budget_changed.is_set():
+                # A trial handed ahead was handed for the slots and rules of then (fewer
+                # slots now, or a maxFailedTrialCount whose failure must stop it).
+                self._budget_changed.clear()
+                for state, run in list(self._deck.values()):
+                    self._withdraw(state, run)
             changed = self._reconcile_trials()
             done = self._check_completion(uid)
             if done is not None:

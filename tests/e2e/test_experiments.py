@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -301,6 +302,75 @@ def test_an_interrupt_withdraws_the_trial_handed_ahead_or_kills_it(tmp_path: Pat
     assert all(count == 1 for count in starts.values()) and most <= 2
     started_dirs = {p.parent.name for p in tmp_path.glob("**/pid")}
     assert started_dirs and started_dirs <= {t.name for t in trials}
+
+
+_INDEXED_TRIAL = """
+import os, sys, time
+folder, k = sys.argv[2], 1
+while True:  # the trial's number, in start order
+    try:
+        os.close(os.open(os.path.join(folder, f"n-{k}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        break
+    except FileExistsError:
+        k += 1
+def mark(what):
+    fd = os.open(os.path.join(folder, "times.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, f"{what} {k} {time.monotonic_ns()}\\n".encode())
+    os.close(fd)
+mark("start")
+time.sleep(3.0 if k in (13, 14) else 0.6 if k == 15 else 0.05)
+print("loss=" + sys.argv[1])
+mark("end")
+"""
+
+
+def test_a_lower_parallel_trial_count_takes_back_the_trial_handed_ahead(tmp_path: Path) -> None:
+    """parallelTrialCount 3 lowered to 1 while trials 13-15 run and the next is handed to
+    the reaper for their end: when 15 ends, nothing starts beside 13 and 14 (it did, and
+    the controller then spun on the exit of a trial it had not launched)."""
+    import resource
+    import threading
+
+    from tuner.controller import ExperimentController
+
+    _script(tmp_path, "t.py", _INDEXED_TRIAL)
+    data = _experiment(
+        "lowered",
+        [sys.executable, "t.py", "${trialParameters.x}", str(tmp_path)],
+        [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}],
+        algorithm="random",
+        maxTrialCount=20,
+        parallelTrialCount=3,
+    )
+    controllers: list[ExperimentController] = []
+    thread = threading.Thread(target=lambda: _run(data, tmp_path, on_controller=controllers.append))
+    thread.start()
+    try:
+        wait_until(lambda: (tmp_path / "n-15").exists(), timeout=60)
+        wait_until(lambda: any(s.handed for s, _ in controllers[0]._deck.values()), timeout=10)
+        controllers[0].set_trial_counts(
+            max_trial_count=20, parallel_trial_count=1, max_failed_trial_count=None
+        )
+        lowered = time.monotonic_ns()
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        time.sleep(2.0)  # 15 ends meanwhile; 13 and 14 run on
+        after = resource.getrusage(resource.RUSAGE_SELF)
+    finally:
+        thread.join(120)
+    assert not thread.is_alive()
+    busy = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    assert busy < 1.0, f"the controller spun: {busy:.2f} s of CPU in 2 s"
+    running: set[int] = set()
+    for line in sorted(
+        (tmp_path / "times.log").read_text().splitlines(), key=lambda entry: int(entry.split()[2])
+    ):
+        what, k, at = line.split()
+        if what == "end":
+            running.discard(int(k))
+            continue
+        if int(at) > lowered:
+            assert not running, f"trial {k} started beside {sorted(running)} at parallel 1"
+        running.add(int(k))
 
 
 # -- 4. push -------------------------------------------------------------------------

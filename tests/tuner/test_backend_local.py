@@ -705,3 +705,60 @@ def test_a_held_trial_waits_also_for_one_launched_whose_start_is_unanswered(
     backend.launch(held)
     assert wait_exit(backend, "d") == TrialExit(True, 0, "exit code 0")
     assert all(wait_exit(backend, name).succeeded for name in "abc")
+
+
+def test_killing_the_trial_a_held_one_waits_for_takes_the_held_one_back(
+    tmp_path: Path, backend: LocalBackend
+) -> None:
+    """Reaping a killed trial's main process is not its slot coming free (the rest of its
+    group may still be stopping): the held trial is taken back, and ``launch`` starts it."""
+    _, held = _hold_one(tmp_path, backend)
+    backend.kill("a")
+    assert wait_exit(backend, "a").message == "killed"
+    # Taken back already (had the reaper started it on reaping "a", it would be started
+    # by the time this "cancel" comes: the reaper starts it before it reads again).
+    assert backend.withdraw("b")
+    assert _starts(held.trial_dir) == 0
+    backend.launch(held)
+    assert wait_exit(backend, "b") == TrialExit(True, 0, "exit code 0")
+    assert _starts(held.trial_dir) == 1
+
+
+def test_close_takes_a_held_trial_back_before_it_kills_the_running_ones(
+    tmp_path: Path,
+) -> None:
+    for i in range(3):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        backend = LocalBackend(kill_grace=0.5)
+        go = folder / "go"
+        trial = script(folder, "t.py", WAIT_FOR + "wait_for(sys.argv[1])\n")
+        for name in ("a", "c"):
+            backend.launch(make_run(folder, name, ["python", trial, str(go)]))
+            assert backend.pid(name) is not None
+        held = make_run(folder, "b", ["python", "-c", "print('loss=2')"])
+        assert backend.launch_next(held)
+        backend.close()
+        assert _starts(held.trial_dir) == 0
+
+
+def test_withdraw_does_not_wait_for_a_reaper_that_was_replaced(tmp_path: Path) -> None:
+    """The reaper started the held trial and died before its answer was read; a launch
+    then started a new reaper: taking the held trial back must not wait for an answer
+    the new reaper will never send (the trial had started)."""
+    backend = LocalBackend(kill_grace=0.5)
+    try:
+        go, held = _hold_one(tmp_path, backend)
+        go.touch()  # "a" ends: the reaper starts "b"
+        wait_until(lambda: _starts(held.trial_dir) == 1)
+        old = backend._reaper
+        assert old is not None
+        os.kill(old.pid, signal.SIGKILL)
+        old.wait(timeout=10)
+        backend.launch(make_run(tmp_path, "c", ["python", "-c", "print('loss=3')"]))
+        assert backend._reaper is not None and backend._reaper is not old
+        start = time.monotonic()
+        assert not backend.withdraw("b")  # it had started
+        assert time.monotonic() - start < 5
+    finally:
+        backend.close()

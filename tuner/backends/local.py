@@ -88,6 +88,7 @@ class _Trial:
     waiting: bool = False  # not started (nor withdrawn) yet, as far as this process knows
     next_up: bool = False  # ``launch`` (or ``withdraw``) has not been called for it
     withdrawn: bool = False
+    after: frozenset[int] = frozenset()  # the idents whose end starts it
     pidfd: int | None = None
     exit: TrialExit | None = None
     reported: bool = False  # ``poll`` has returned the exit
@@ -182,7 +183,8 @@ class LocalBackend(TrialBackend):
             return trial is None
         if trial.waiting:
             self._send_to_reaper(("cancel", trial.ident))
-            while trial.waiting and self._reaper is not None:
+            # (Until the answer, or the reaper is gone: ``_forget_reaper`` settles it.)
+            while trial.waiting and trial.ident in self._starting and self._reaper is not None:
                 self._receive(1.0)
         if trial.withdrawn or trial_name not in self._trials:
             self._trials.pop(trial_name, None)
@@ -238,6 +240,7 @@ class LocalBackend(TrialBackend):
             return False
         trial.ours = trial.starting = True
         trial.waiting = trial.next_up = after is not None
+        trial.after = frozenset(after or ())
         self._trials[run.trial_name] = trial
         self._starting[trial.ident] = trial
         return True
@@ -281,6 +284,12 @@ class LocalBackend(TrialBackend):
             return
         if trial.next_up and self.withdraw(trial_name):
             return  # it never started
+        # A trial held for this one's end would start when its main process is reaped,
+        # while the rest of its group may still be stopping (its slot is taken until
+        # then): taken back here; ``launch`` then starts it anew.
+        for held in list(self._trials.values()):
+            if held.next_up and held.waiting and trial.ident in held.after:
+                self.withdraw(held.run.trial_name)
         self._await_start(trial)
         if trial.exit is not None:
             return
@@ -366,6 +375,9 @@ class LocalBackend(TrialBackend):
 
     def close(self) -> None:
         """Kill every running trial: SIGTERM, then SIGKILL after ``kill_grace`` seconds."""
+        for name, trial in list(self._trials.items()):
+            if trial.next_up:  # first: a kill below would free the slot it waits for
+                self.withdraw(name)
         for name in list(self._trials):
             self.kill(name)
         deadline = time.monotonic() + self.kill_grace + 5.0
@@ -409,7 +421,8 @@ class LocalBackend(TrialBackend):
                 if trial.exit is not None:
                     if not trial.reported:
                         return
-                elif trial.ours and trial.killed_at is None:
+                elif trial.ours and trial.killed_at is None and not trial.next_up:
+                    # (A held trial is not the controller's to poll until it launches it.)
                     running.add(trial.ident)
                 elif trial.pidfd is not None and trial.killed_at is None:
                     watched.append(trial.pidfd)
@@ -523,9 +536,9 @@ class LocalBackend(TrialBackend):
             trial.starting = False
             trial_dir = Path(os.path.abspath(trial.run.trial_dir))
             started, start_time, _ = _read_pid_file(trial_dir)
-            if started is None and trial.waiting:
+            was_waiting, trial.waiting = trial.waiting, False
+            if was_waiting and not (trial_dir / PID_NAME).exists():
                 # Held for ``launch_next``, never started: forgotten (``launch`` starts it).
-                trial.waiting = False
                 del self._trials[trial.run.trial_name]
             elif started is None:
                 trial.ours = False
