@@ -204,15 +204,16 @@ class ServiceConsole:
     def try_request(
         self, caller: Caller, namespace: str, name: str, body: Any, token: str | None
     ) -> dict[str, Any]:
-        """Send ``body`` to the service through the router: V2 ``/v2/models/NAME/infer``,
-        or V1 ``/v1/models/NAME:predict`` when the service's protocolVersion is v1.
-        Answers the router's status and body, whatever they are."""
+        """Send ``body`` to the service through the router: V1 ``/v1/models/NAME:predict``
+        or V2 ``/v2/models/NAME/infer``, as the body is shaped (``instances``, or
+        ``inputs`` as a list of tensors: every local model serves both), else in the
+        service's protocol. Answers the router's status and body, whatever they are."""
         import httpx
 
         obj = self.service(caller, namespace, name)
         if not isinstance(body, dict):
             raise BadRequest("the request must be a JSON object")
-        protocol = _protocol(obj)
+        protocol = _body_protocol(body) or _protocol(obj)
         path = f"/v1/models/{name}:predict" if protocol == "v1" else f"/v2/models/{name}/infer"
         url = self.plane.services.base_url(namespace, name) + path
         headers = {"authorization": f"Bearer {token}"} if token else {}
@@ -239,12 +240,25 @@ class ServiceConsole:
         }
 
 
+def _body_protocol(body: dict[str, Any]) -> str | None:
+    """``v1`` for a V1 request (``instances``), ``v2`` for a V2 one (``inputs``: a list of
+    tensor objects; V1's own ``inputs`` is columnar data), else None."""
+    inputs = body.get("inputs")
+    if isinstance(inputs, list) and inputs and all(isinstance(t, dict) for t in inputs):
+        return "v2"
+    if "instances" in body:
+        return "v1"
+    return None
+
+
 def _protocol(obj: dict[str, Any]) -> str:
     """``v1`` or ``v2``: spec.predictor.model.protocolVersion, or in the legacy
-    per-framework form (``spec.predictor.sklearn.protocolVersion``)."""
+    per-framework form (``spec.predictor.sklearn.protocolVersion``); unset, KServe's
+    default v1 (what ``serve validate`` says too). ``grpc-v2`` is tried over V2's REST."""
     predictor = ((obj.get("spec") or {}).get("predictor")) or {}
     given = [v.get("protocolVersion") for v in predictor.values() if isinstance(v, dict)]
-    return str(next((p for p in given if p), "v2")).lower()
+    protocol = str(next((p for p in given if p), "v1")).lower()
+    return "v1" if protocol == "v1" else "v2"
 
 
 # An iris flower (setosa): what the examples' models take, and the example when a model

@@ -136,31 +136,26 @@ def test_try_it_starts_from_a_request_shaped_as_the_model_says(
     joblib.dump(six, tmp_path / "six" / "model.joblib")
     http = server.http
     assert http.post(f"{API}/default/inferenceservices", json=isvc("iris", iris_models)).is_success
-    assert http.post(
-        f"{API}/default/inferenceservices", json=isvc("six", tmp_path, "./six")
-    ).is_success
+    six_v2 = isvc("six", tmp_path, "./six", model={"protocolVersion": "v2"})
+    assert http.post(f"{API}/default/inferenceservices", json=six_v2).is_success
     wait_ready(http, "iris")
     wait_ready(http, "six")
+    # No protocolVersion: KServe's default, v1 (as `serve validate` says).
     iris = http.get(f"{API}/default/inferenceservices/iris/try").json()
-    assert iris == {
-        "protocol": "v2",
-        "body": {
-            "inputs": [
-                {
-                    "name": "input-0",
-                    "shape": [1, 4],
-                    "datatype": "FP64",
-                    "data": [5.1, 3.5, 1.4, 0.2],
-                }
-            ]
-        },
-    }
+    assert iris == {"protocol": "v1", "body": {"instances": [[5.1, 3.5, 1.4, 0.2]]}}
+    answer = http.post(f"{API}/default/inferenceservices/iris/try", json=iris["body"]).json()
+    assert answer["status"] == 200 and answer["path"] == "/v1/models/iris:predict"
+    assert answer["body"] == {"predictions": [0]}
     example = http.get(f"{API}/default/inferenceservices/six/try").json()
     assert example["body"] == {
         "inputs": [{"name": "input-0", "shape": [1, 6], "datatype": "FP64", "data": [0.0] * 6}]
     }
     answer = http.post(f"{API}/default/inferenceservices/six/try", json=example["body"]).json()
     assert answer["status"] == 200 and answer["body"]["outputs"][0]["shape"] == [1]
+    # A request is sent as it is shaped, whatever the service's protocol (both are served).
+    v1 = {"instances": [[0.0] * 6]}
+    answer = http.post(f"{API}/default/inferenceservices/six/try", json=v1).json()
+    assert (answer["status"], answer["path"]) == (200, "/v1/models/six:predict")
     assert http.get(f"{API}/default/inferenceservices/nope/try").status_code == 404
 
 

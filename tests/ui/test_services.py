@@ -111,11 +111,13 @@ def test_a_saved_model_deployed_from_the_page_is_served_and_answers(
         assert page.locator("#svc-events th").all_inner_texts() == ["Time", "Reason", "Message"]
         assert "MODIFIED" not in page.inner_text("#svc-events")
 
-        # Try it: the V2 example (an iris setosa) through the router.
+        # Try it: the example (an iris setosa) through the router, in the service's
+        # protocol: none given, so KServe's default V1.
+        assert page.inner_text("label[for=try-body]") == "V1 predict request (JSON)"
         page.click("#try-send")
         page.wait_for_selector("#try-answer[data-status='200']")
         answer = page.inner_text("#try-answer")
-        assert "/v2/models/iris/infer" in answer and '"outputs"' in answer
+        assert "/v1/models/iris:predict" in answer and '"predictions"' in answer
         direct = httpx.post(
             f"{url}/infer",
             json={
@@ -127,10 +129,10 @@ def test_a_saved_model_deployed_from_the_page_is_served_and_answers(
         ).json()
         assert direct["outputs"][0]["data"] == [0]
         assert page.evaluate(
-            "() => JSON.parse(document.querySelector('#try-answer').dataset.body).outputs[0].data"
+            "() => JSON.parse(document.querySelector('#try-answer').dataset.body).predictions"
         ) == [0]
         # A bad request is the router's 4xx, shown as such (not a failure of the page).
-        page.fill("#try-body", '{"inputs": []}')
+        page.fill("#try-body", '{"instances": "none"}')
         page.click("#try-send")
         page.wait_for_selector("#try-answer[data-status^='4']")
 

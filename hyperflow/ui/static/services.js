@@ -155,7 +155,7 @@ async function renderService(root, [ns, name]) {
     if (tryDrawn) return;
     tryDrawn = true;
     // Shaped as the model says its inputs are (its V2 metadata), in the service's protocol.
-    let example = { protocol: "v2", body: {} };
+    let example = { protocol: "v1", body: {} };
     try { example = await api(`${base}/try`); } catch (err) { /* an empty request to edit */ }
     const v1 = example.protocol === "v1";
     const input = h("textarea", { id: "try-body", rows: 8, spellcheck: "false", style: "width:100%" }, JSON.stringify(example.body, null, 2));
