@@ -35,6 +35,12 @@ async def _handler_error(request: Request, exc: Exception) -> Response:
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
+    malformed = next((e for e in errors if e.get("type") == "json_invalid"), None)
+    if malformed is not None:
+        # A body FastAPI parses itself (the UI's login): malformed JSON is the 400 every
+        # other body gets (bodies.decode), not a field at "0".
+        reason = (malformed.get("ctx") or {}).get("error") or malformed.get("msg", "")
+        return _error(400, {"error": f"invalid JSON: {reason}"})
     details = [
         {
             "path": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),

@@ -152,6 +152,11 @@ def test_the_login_cookie_holds_exactly_what_its_token_grants(
         assert session == {"authenticated": False, "required": True}
         r = browser.post("/ui/login", json={"token": "hf_000000000000_wrongwrongwrongwrongwrong"})
         assert r.status_code == 401 and COOKIE not in browser.cookies
+        # Malformed JSON is a 400, as to every other route with a body.
+        r = browser.post(
+            "/ui/login", content=b'{"token": ', headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 400 and r.json()["error"].startswith("invalid JSON"), r.text
         r = browser.post("/ui/login", json={"token": tokens["a"]})
         assert r.status_code == 200 and r.json()["namespaces"] == ["a"]
         cookie = r.headers["set-cookie"].lower()
