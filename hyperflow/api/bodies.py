@@ -34,10 +34,24 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+def _charset(content_type: str | None) -> str | None:
+    """The ``charset`` parameter of a Content-Type, lower case and unquoted, if given."""
+    for param in (content_type or "").split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
+
+
 def decode(raw: bytes, content_type: str | None, *, yaml_ok: bool = True) -> Any:
     """The body as data; 415 for a media type other than JSON (or YAML), 400 if malformed,
     422 if it holds an integer beyond int64."""
     media = _media_type(content_type)
+    charset = _charset(content_type)
+    if charset not in (None, "utf-8", "utf8") and media in JSON_TYPES + YAML_TYPES:
+        # JSON is UTF-8 (RFC 8259 8.1), and so is what the YAML loader reads: a body
+        # said to be latin-1 would be read as something else than what was meant.
+        raise UnsupportedMediaType(f"bodies are UTF-8; got charset={charset}")
     if media in JSON_TYPES:
         return _in_range(_json(raw), raw, lines=False)
     if yaml_ok and media in YAML_TYPES:

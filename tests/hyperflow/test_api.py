@@ -135,6 +135,12 @@ def test_bad_input_is_a_4xx_naming_every_field(server: Running, tmp_path: Path) 
     assert r.status_code == 400 and "invalid JSON" in r.json()["error"]
     r = server.http.post(f"{NS}/experiments", content=b"x", headers={"content-type": "text/plain"})
     assert r.status_code == 415
+    # JSON is UTF-8: a body said to be in another charset is not read as if it were.
+    latin1 = {"content-type": "application/json; charset=ISO-8859-1"}
+    r = server.http.post(f"{NS}/experiments", content=b"{}", headers=latin1)
+    assert r.status_code == 415 and "charset=iso-8859-1" in r.json()["error"], r.text
+    utf8 = {"content-type": 'application/json; charset="UTF-8"'}
+    assert server.http.post(f"{NS}/experiments", content=b"{", headers=utf8).status_code == 400
     laughs = b"a: &a [1, 2]\nb: [*a, *a]\n"
     r = server.http.post(
         f"{NS}/experiments", content=laughs, headers={"content-type": "application/yaml"}
