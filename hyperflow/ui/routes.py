@@ -140,7 +140,10 @@ def page(request: Request) -> HTMLResponse:
         _version.append(_assets.fingerprint())
     plane = request.app.state.plane
     caller = _caller_or_none(request, plane)
-    boot: dict[str, Any] = {"session": _session(plane, caller), "config": _config(request, plane)}
+    boot: dict[str, Any] = {
+        "session": _session(plane, caller),
+        "config": _config(request, plane, caller),
+    }
     summaries = None
     if caller is not None and request.url.path == "/":
         # The experiments list's data, read as GET /apis/v1/experimentsummaries would.
@@ -227,14 +230,19 @@ def _without_credentials(uri: str | None) -> str | None:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
-def _config(request: Request, plane: Any) -> dict[str, Any]:
+def _config(request: Request, plane: Any, caller: Caller | None) -> dict[str, Any]:
+    """Where MLflow is (its UI, its store: a file path on this host, say) only for a
+    caller the server would answer: nobody before login, where tokens are required."""
     services = getattr(plane, "inferenceservices", None) is not None
+    shown = caller is not None or not plane.tokens.required()
     return {
         "services": services,
         "servicesAllNamespaces": services,
-        "mlflowUi": _without_credentials(plane.settings.mlflow_ui()),
+        "mlflowUi": _without_credentials(plane.settings.mlflow_ui()) if shown else None,
         "trackingUri": (
-            _without_credentials(plane.settings.tracking_uri) if plane.settings.track else None
+            _without_credentials(plane.settings.tracking_uri)
+            if plane.settings.track and shown
+            else None
         ),
         "servingPort": plane.settings.serving_port,
     }
@@ -243,7 +251,7 @@ def _config(request: Request, plane: Any) -> dict[str, Any]:
 @router.get("/ui/config")
 def config(request: Request, plane: PlaneDep) -> Response:
     """What this server offers the UI: which resources exist, where MLflow's UI is."""
-    return _json(_config(request, plane))
+    return _json(_config(request, plane, _caller_or_none(request, plane)))
 
 
 @router.post("/ui/login")

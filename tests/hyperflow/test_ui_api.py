@@ -245,6 +245,22 @@ def test_router_samples_give_rates_and_quantiles() -> None:
     assert quantile(0.5, sample.buckets, sample.buckets) is None
 
 
+def test_where_mlflow_is_is_told_only_after_login(hyperflow_home: Path) -> None:
+    """With tokens required, the UI's config before login leaves out the tracking URI (a
+    file path on the server's host, say) and MLflow's UI; a logged-in caller gets them."""
+    from hyperflow.handlers.auth import LOCAL_ADMIN
+    from tests.hyperflow.conftest import serve_plane, server_settings
+
+    with serve_plane(server_settings(hyperflow_home, track=True)) as server:
+        _, token = server.plane.tokens.create(LOCAL_ADMIN, ["a"], admin=False)
+        with httpx.Client(base_url=server.url, timeout=30) as browser:
+            before = browser.get("/ui/config").json()
+            assert before["trackingUri"] is None and before["mlflowUi"] is None
+            assert "mlflow.db" not in browser.get("/").text
+            after = browser.get("/ui/config", headers={"authorization": f"Bearer {token}"})
+            assert after.json()["trackingUri"].endswith("mlflow.db")
+
+
 def test_the_ui_config_carries_no_credentials() -> None:
     """/ui/config is readable before login: a tracking URI's user and password stay out."""
     from hyperflow.ui.routes import _without_credentials
