@@ -25,20 +25,30 @@ class _TooLarge(Exception):
     pass
 
 
-async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def _json(send: Send, status: int, body: dict[str, Any], *, close: bool = True) -> None:
+    """Answer ``body``; ``close``: and end the connection (a body left unread)."""
     data = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(data)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(data)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
+
+
+class _Watched:
+    """``send``, noting whether the response has started (nothing can be sent after)."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
 
 
 class BodyLimit:
@@ -65,7 +75,6 @@ class BodyLimit:
                     await _json(send, 413, {"error": f"request body over {limit} bytes"})
                     return
         seen = 0
-        started = False
 
         async def limited_receive() -> Message:
             nonlocal seen
@@ -76,16 +85,11 @@ class BodyLimit:
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        watched = _Watched(send)
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, watched)
         except _TooLarge:
-            if not started:
+            if not watched.started:
                 await _json(send, 413, {"error": f"request body over {limit} bytes"})
 
 
@@ -134,31 +138,14 @@ class InternalErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        watched = _Watched(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, watched)
         except _TooLarge:  # BodyLimit's, outside this one: its 413
             raise
         except Exception as exc:
-            if started:
+            if watched.started:
                 raise
             log.exception("internal error on %s %s", scope["method"], scope["path"])
-            body = orjson.dumps({"error": f"internal server error: {type(exc).__name__}"})
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            error = {"error": f"internal server error: {type(exc).__name__}"}
+            await _json(send, 500, error, close=False)
