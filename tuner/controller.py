@@ -606,8 +606,7 @@ class ExperimentController:
                 # A trial handed ahead was handed for the slots and rules of then (fewer
                 # slots now, or a maxFailedTrialCount whose failure must stop it).
                 self._budget_changed.clear()
-                for state, run in list(self._deck.values()):
-                    self._withdraw(state, run)
+                self._withdraw_deck()
             changed = self._reconcile_trials()
             done = self._check_completion(uid)
             if done is not None:
@@ -615,8 +614,7 @@ class ExperimentController:
             if self._stop.is_set() and self._detach:
                 # One the backend started meanwhile is Running (the controller taking over
                 # adopts it); one that never started stays Created (it launches it).
-                for state, run in list(self._deck.values()):
-                    self._withdraw(state, run)
+                self._withdraw_deck()
                 self._commit(force=True)
                 return self.store.get_experiment_by_uid(uid)
             if self._stop.is_set():
@@ -1075,6 +1073,11 @@ class ExperimentController:
         del self._deck[state.name]
         self._start(state, run, now=True)
         return False
+
+    def _withdraw_deck(self) -> None:
+        """Take every trial on deck back from the backend (see ``_withdraw``)."""
+        for state, run in list(self._deck.values()):
+            self._withdraw(state, run)
 
     def _drop_deck(self) -> None:
         """The experiment ends (or stops): trials on deck that this run created never

@@ -84,16 +84,21 @@ class _Trial:
     reaper: tuple[int, str | None] | None = None  # adopted: the reaper that started it
     ident: int = 0  # ours: the reaper's name for it (its exit is reported by this)
     starting: bool = False  # ours: asked the reaper to start it, no answer yet
-    # ``launch_next``: given to the reaper to start after a running trial ends, and
-    waiting: bool = False  # not started (nor withdrawn) yet, as far as this process knows
+    # ``launch_next``: given to the reaper to start after one of the trials ``after`` ends
+    after: frozenset[int] = frozenset()  # (empty: launched)
     next_up: bool = False  # ``launch`` (or ``withdraw``) has not been called for it
     withdrawn: bool = False
-    after: frozenset[int] = frozenset()  # the idents whose end starts it
     pidfd: int | None = None
     exit: TrialExit | None = None
     reported: bool = False  # ``poll`` has returned the exit
     killed_at: float | None = None
     sigkilled: bool = False
+
+    @property
+    def waiting(self) -> bool:
+        """Held (``launch_next``) and not started nor withdrawn yet, as far as this process
+        knows: no answer of the reaper's has come."""
+        return self.starting and bool(self.after)
 
     def close_pidfd(self) -> None:
         if self.pidfd is not None:
@@ -184,7 +189,7 @@ class LocalBackend(TrialBackend):
         if trial.waiting:
             self._send_to_reaper(("cancel", trial.ident))
             # (Until the answer, or the reaper is gone: ``_forget_reaper`` settles it.)
-            while trial.waiting and trial.ident in self._starting and self._reaper is not None:
+            while trial.waiting and self._reaper is not None:
                 self._receive(1.0)
         if trial.withdrawn or trial_name not in self._trials:
             self._trials.pop(trial_name, None)
@@ -239,7 +244,7 @@ class LocalBackend(TrialBackend):
                 self._fail_launch(trial, trial_dir, "cannot start: the trial reaper is not running")
             return False
         trial.ours = trial.starting = True
-        trial.waiting = trial.next_up = after is not None
+        trial.next_up = after is not None
         trial.after = frozenset(after or ())
         self._trials[run.trial_name] = trial
         self._starting[trial.ident] = trial
@@ -516,7 +521,7 @@ class LocalBackend(TrialBackend):
         trial = self._starting.pop(ident, None)
         if trial is None:
             return
-        trial.starting = trial.waiting = False
+        trial.starting = False
         if kind == "cancelled":
             trial.withdrawn = True
         elif kind == "pid":
@@ -533,10 +538,9 @@ class LocalBackend(TrialBackend):
         starting, self._starting = self._starting, {}
         for trial in starting.values():
             # It may have started the command before it went: watched through its files.
-            trial.starting = False
+            was_waiting, trial.starting = trial.waiting, False
             trial_dir = Path(os.path.abspath(trial.run.trial_dir))
             started, start_time, _ = _read_pid_file(trial_dir)
-            was_waiting, trial.waiting = trial.waiting, False
             if was_waiting and not (trial_dir / PID_NAME).exists():
                 # Held for ``launch_next``, never started: forgotten (``launch`` starts it).
                 del self._trials[trial.run.trial_name]
@@ -564,9 +568,7 @@ class LocalBackend(TrialBackend):
         reaper = self._reaper
         if reaper is None:
             return
-        for trial in list(self._starting.values()):
-            if trial.next_up:
-                self.withdraw(trial.run.trial_name)
+        for trial in list(self._starting.values()):  # (``close`` withdrew the held ones)
             self._await_start(trial)
         self._reaper = None
         self._from_reaper = b""
