@@ -77,20 +77,6 @@ def _validated(model: type[Any], data: dict[str, Any], prefix: str) -> Any:
         raise SpecError(prefixed(prefix, field_errors(exc, model))) from None
 
 
-def _checked(model: type[Any], **fields: Any) -> Any:
-    """``model(**fields)`` (built models as they are), a SpecError naming the field
-    (``spec.maxTrialCount``) instead of pydantic's error."""
-    from pydantic import ValidationError
-
-    from tuner.spec.errors import prefixed
-    from tuner.spec.pydantic_errors import field_errors
-
-    try:
-        return model(**fields)
-    except ValidationError as exc:
-        raise SpecError(prefixed("spec", field_errors(exc, model))) from None
-
-
 def _plain(value: Any) -> Any:
     """A numpy (or other ``numbers``) scalar as the Python int or float it stands for: the
     counts and the goal are strict, as the Experiment CRD's types are (no ``True``, no
@@ -202,51 +188,54 @@ def build_experiment(
         _plain(v)
         for v in (max_trial_count, parallel_trial_count, max_failed_trial_count, objective_goal)
     )
-    spec = _checked(
+    spec = _validated(
         ExperimentSpec,
-        parameters=params,
-        objective=_validated(
-            ObjectiveSpec,
-            {
-                "type": objective_type,
-                "goal": objective_goal,
-                "objectiveMetricName": objective_metric_name,
-                "additionalMetricNames": list(additional_metric_names),
-                "metricStrategies": [
-                    {"name": k, "value": v} for k, v in (metric_strategies or {}).items()
+        dict(
+            parameters=params,
+            objective=_validated(
+                ObjectiveSpec,
+                {
+                    "type": objective_type,
+                    "goal": objective_goal,
+                    "objectiveMetricName": objective_metric_name,
+                    "additionalMetricNames": list(additional_metric_names),
+                    "metricStrategies": [
+                        {"name": k, "value": v} for k, v in (metric_strategies or {}).items()
+                    ],
+                },
+                "spec.objective",
+            ),
+            algorithm=AlgorithmSpec(
+                algorithm_name=algorithm_name,
+                algorithm_settings=[
+                    AlgorithmSetting(name=k, value=str(v))
+                    for k, v in (algorithm_settings or {}).items()
                 ],
-            },
-            "spec.objective",
+            ),
+            early_stopping=EarlyStoppingSpec(
+                algorithm_name=early_stopping,
+                algorithm_settings=[
+                    AlgorithmSetting(name=k, value=str(v))
+                    for k, v in (early_stopping_settings or {}).items()
+                ],
+            )
+            if early_stopping
+            else None,
+            # Function trials have no container: a command stands in so the template is valid.
+            trial_template=TrialTemplate(command=["<python function>"]),
+            # Katib's default of 3, never above the budget (Katib's webhook refuses that).
+            parallel_trial_count=(
+                parallel_trial_count
+                if parallel_trial_count is not None
+                else min(3, max_trial_count)
+                if type(max_trial_count) is int and max_trial_count > 0
+                else 3
+            ),
+            max_trial_count=max_trial_count,
+            max_failed_trial_count=max_failed_trial_count,
+            metrics_collector_spec=MetricsCollectorSpec(),
         ),
-        algorithm=AlgorithmSpec(
-            algorithm_name=algorithm_name,
-            algorithm_settings=[
-                AlgorithmSetting(name=k, value=str(v))
-                for k, v in (algorithm_settings or {}).items()
-            ],
-        ),
-        early_stopping=EarlyStoppingSpec(
-            algorithm_name=early_stopping,
-            algorithm_settings=[
-                AlgorithmSetting(name=k, value=str(v))
-                for k, v in (early_stopping_settings or {}).items()
-            ],
-        )
-        if early_stopping
-        else None,
-        # Function trials have no container: a command stands in so the template is valid.
-        trial_template=TrialTemplate(command=["<python function>"]),
-        # Katib's default of 3, never above the budget (Katib's webhook refuses that).
-        parallel_trial_count=(
-            parallel_trial_count
-            if parallel_trial_count is not None
-            else min(3, max_trial_count)
-            if type(max_trial_count) is int and max_trial_count > 0
-            else 3
-        ),
-        max_trial_count=max_trial_count,
-        max_failed_trial_count=max_failed_trial_count,
-        metrics_collector_spec=MetricsCollectorSpec(),
+        "spec",
     )
     metadata = ObjectMeta(name=name, namespace=namespace, annotations=dict(annotations or {}))
     experiment = Experiment(metadata=metadata, spec=spec)
